@@ -1,0 +1,50 @@
+# Top-level Makefile: delegates to each component's Makefile (see docs/CONTRACTS.md).
+#   make            build everything (real CUDA backend included, against /usr/local/cuda/include)
+#   make stub       the stub-mode binaries: gpu-proxy/gpu_proxy_stub, libvgpu, bin/vgpu-run
+#   make test       every test (unit, integration, fuzz replay, Xen under QEMU, kernel check)
+#   make test SANITIZE=address,undefined   the same with ASan/UBSan builds
+#   make demo       builds and runs the stub-mode demo end to end
+#   make bench      the benchmarks (never part of pass/fail)
+# Missing Debian build dependencies (mk/deps.txt) are installed when running as root.
+TOP := $(CURDIR)
+export SANITIZE V
+
+COMPONENTS := idm-protocol gpu-proxy/ptx gpu-proxy libvgpu k8s
+
+.PHONY: all stub test test-xen test-kernel demo bench deps clean regen kernel
+
+all: deps
+	@for c in $(COMPONENTS); do $(MAKE) --no-print-directory -C $$c all || exit 1; done
+
+deps:
+	@$(TOP)/mk/deps.sh
+
+stub: deps
+	@$(MAKE) --no-print-directory -C gpu-proxy all
+	@$(MAKE) --no-print-directory -C libvgpu all
+
+# Every suite runs even when an earlier one fails; the summary's last line counts them.
+test: deps
+	@$(TOP)/tests/run-all.sh
+
+test-xen: deps
+	@$(MAKE) --no-print-directory -C tests/xen test
+
+test-kernel: deps
+	@$(MAKE) --no-print-directory -C kernel check
+
+kernel: deps
+	@$(MAKE) --no-print-directory -C kernel
+
+demo: deps stub
+	@$(MAKE) --no-print-directory -C tests/demo run
+
+bench: deps stub
+	@$(MAKE) --no-print-directory -C bench bench
+
+regen:
+	@$(MAKE) --no-print-directory -C libvgpu regen
+
+clean:
+	@for c in $(COMPONENTS) bench tests/demo; do \
+	    [ -f $$c/Makefile ] && $(MAKE) --no-print-directory -C $$c clean; done; true

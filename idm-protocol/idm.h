@@ -1,0 +1,106 @@
+/* idm.h - the IDM wire format: message header, size limits, flags and the op numbering.
+ * Every message (request or reply) is one ring slot: a struct idm_hdr followed by `len` payload
+ * bytes. The payload of op X is `struct idm_req_X` (requests) or `struct idm_rep_X` (replies),
+ * optionally followed by a variable-length tail. Both structs come from idm_ops.def. */
+#ifndef IDM_H
+#define IDM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define IDM_MAGIC 0x4D444956u /* "VIDM" little-endian */
+#define IDM_PROTOCOL_VERSION 1u
+
+/* Geometry limits (both sides check the peer's geometry against these). */
+#define IDM_SLOT_SIZE_MIN 128u
+#define IDM_SLOT_SIZE_MAX 65536u
+#define IDM_SLOT_SIZE_DEFAULT 4096u
+#define IDM_RING_SLOTS_MIN 2u
+#define IDM_RING_SLOTS_MAX 4096u
+#define IDM_RING_SLOTS_DEFAULT 256u
+#define IDM_WINDOW_SIZE_DEFAULT (8u << 20)
+#define IDM_WINDOW_SIZE_MAX (1024ull << 20)
+#define IDM_NAME_MAX 256u /* symbol names, device names (incl. NUL) */
+#define IDM_ATTR_COUNT 160u /* >= CU_DEVICE_ATTRIBUTE_MAX of CUDA 13.0 (148) */
+#define IDM_PARAMS_MAX 256u /* kernel parameters per function */
+
+/* Header flags. */
+#define IDM_F_REPLY 0x1u /* set on every reply */
+#define IDM_F_ASYNC 0x2u /* the sender does not wait for the reply; an error in it is reported
+                          * by the next synchronising call */
+
+/* Wire header: 32 bytes, little-endian, naturally aligned. */
+struct idm_hdr {
+    uint32_t magic;   /* IDM_MAGIC */
+    uint16_t version; /* IDM_PROTOCOL_VERSION */
+    uint16_t op;      /* enum idm_op */
+    uint32_t flags;   /* IDM_F_* */
+    uint32_t zone;    /* informational: the server always uses the connection's zone */
+    uint64_t seq;     /* chosen by the requester; a reply carries its request's seq */
+    uint32_t len;     /* payload bytes after the header */
+    int32_t status;   /* replies: a CUresult; requests: 0 */
+};
+_Static_assert(sizeof(struct idm_hdr) == 32, "idm_hdr is 32 bytes on the wire");
+
+/* Field types usable in idm_ops.def. */
+typedef uint64_t idm_handle; /* opaque per-zone handle: type tag, generation, index */
+typedef uint64_t idm_dptr;   /* opaque per-zone device address */
+
+/* One kernel parameter as LIBRARY_GET_KERNEL reports it (its reply tail is an array of these). */
+struct idm_param {
+    uint32_t offset; /* byte offset in the packed parameter buffer */
+    uint32_t size;   /* bytes */
+};
+
+/* ---- the op table expansions ---- */
+
+/* Op numbers. */
+enum idm_op {
+    IDM_OP_INVALID = 0,
+#define IDM_OP(name, num, kind, req, rep) IDM_OP_##name = num,
+#include "idm_ops.def"
+#undef IDM_OP
+    IDM_OP_COUNT
+};
+
+/* Op kinds: SYNC (caller waits), ASYNC (enqueued, reply drained later), LOCAL never travels. */
+enum idm_op_kind { IDM_KIND_SYNC = 0, IDM_KIND_ASYNC = 1 };
+
+/* Request and reply payload structs: struct idm_req_NAME / struct idm_rep_NAME. */
+#define IDM_FIELDS(...) __VA_ARGS__
+#define IDM_NONE
+#define IDM_F(type, name) type name;
+#define IDM_A(type, name, n) type name[n];
+#define IDM_OP(name, num, kind, req, rep)                                                       \
+    struct idm_req_##name {                                                                     \
+        uint8_t idm_empty_[0];                                                                  \
+        req                                                                                     \
+    };                                                                                          \
+    struct idm_rep_##name {                                                                     \
+        uint8_t idm_empty_[0];                                                                  \
+        rep                                                                                     \
+    };
+#include "idm_ops.def"
+#undef IDM_OP
+#undef IDM_F
+#undef IDM_A
+
+/* Static description of every op, indexed by op number (idm_ops.c). */
+struct idm_op_info {
+    const char *name;  /* "MEM_ALLOC" */
+    uint16_t op;
+    uint8_t kind;      /* enum idm_op_kind */
+    uint32_t req_size; /* sizeof(struct idm_req_X): the minimum request payload */
+    uint32_t rep_size; /* sizeof(struct idm_rep_X): the minimum reply payload */
+};
+extern const struct idm_op_info idm_op_table[IDM_OP_COUNT];
+
+/* Returns the op's info, or NULL for an unknown op number. */
+const struct idm_op_info *idm_op_lookup(uint32_t op);
+const char *idm_op_name(uint32_t op);
+
+/* Writes a one-line description of a message (op name, seq, flags, then every fixed field of the
+ * request or reply as name=value) into buf; used by tracing. Returns buf. */
+char *idm_trace_format(const struct idm_hdr *h, const void *payload, char *buf, size_t buflen);
+
+#endif /* IDM_H */

@@ -1,0 +1,111 @@
+/* idm_transport.h - connections between a guest (client) and the driver domain (server).
+ * A connection is a request ring, a reply ring and a bulk window in memory shared with the
+ * peer. The rings and message validation are common code (idm_conn.c over idm_ring.h); a
+ * transport (POSIX shared memory, Xen grants) only sets the memory up, rings the peer's doorbell
+ * and tells when the peer is gone. Transports are `const struct idm_transport` tables. */
+#ifndef IDM_TRANSPORT_H
+#define IDM_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "idm.h"
+
+struct idm_conn;     /* one connection, either side */
+struct idm_listener; /* server side: where new connections arrive */
+
+/* Geometry of a connection; the server (POSIX) or guest (Xen) chooses it, the peer checks it
+ * against the IDM_* limits in idm.h and keeps a private copy. */
+struct idm_conn_config {
+    uint32_t ring_slots;  /* power of two, default IDM_RING_SLOTS_DEFAULT */
+    uint32_t slot_size;   /* power of two, default IDM_SLOT_SIZE_DEFAULT */
+    uint64_t window_size; /* multiple of 4096, default IDM_WINDOW_SIZE_DEFAULT */
+};
+
+/* Who is on the other side, as the transport (not the peer) establishes it. */
+struct idm_peer {
+    int32_t pid;   /* POSIX: SO_PEERCRED pid; Xen: -1 */
+    int32_t uid;   /* POSIX: SO_PEERCRED uid; Xen: -1 */
+    int32_t domid; /* Xen: the guest's domain id as Xen reports it; POSIX: -1 */
+};
+
+/* A received message, copied out of shared memory and validated (magic, version, len). */
+struct idm_msg {
+    struct idm_hdr hdr;
+    uint8_t *payload; /* hdr.len bytes, private memory owned by the idm_msg */
+    size_t cap;
+};
+
+struct idm_transport {
+    const char *name; /* "posix", "xen" */
+    /* Server side. `address`: POSIX: a Unix socket path; Xen: a xenstore base path. */
+    int (*listen)(const char *address, const struct idm_conn_config *cfg,
+                  struct idm_listener **out);
+    int (*listener_fd)(struct idm_listener *l); /* pollable: readable when accept may proceed */
+    /* Accepts one connection (-EAGAIN if none is pending). */
+    int (*accept)(struct idm_listener *l, struct idm_conn **out);
+    void (*listener_close)(struct idm_listener *l);
+    /* Client side. */
+    int (*connect)(const char *address, struct idm_conn **out);
+};
+
+extern const struct idm_transport idm_transport_posix;
+extern const struct idm_transport idm_transport_xen;
+
+/* Returns the transport by name, or NULL. */
+const struct idm_transport *idm_transport_by_name(const char *name);
+
+/* ---- connection calls, the same for every transport; all return 0 or -errno ---- */
+
+/* Sends one message: hdr (its magic, version and len are filled in here) then `len` payload
+ * bytes gathered from up to two pieces (b may be NULL). Waits (adaptive) while the ring is full.
+ * Thread-safe: several threads may send on one connection.
+ * -EPIPE: the peer is gone; -EPROTO: the peer corrupted the ring (the connection is dead);
+ * -EMSGSIZE: the message does not fit a slot. */
+int idm_send(struct idm_conn *c, struct idm_hdr *hdr, const void *a, size_t alen, const void *b,
+             size_t blen);
+
+/* idm_send with a limit on how long it waits for a free slot (timeout_ms: -1 no limit, 0 do not
+ * wait). -EAGAIN when the ring stayed full; nothing was sent then. A server replying to a client
+ * that does not drain its reply ring uses this so it is never blocked by that client. */
+int idm_send_timed(struct idm_conn *c, struct idm_hdr *hdr, const void *a, size_t alen,
+                   const void *b, size_t blen, int timeout_ms);
+
+/* Receives the next message into *m (copied out before it is validated; the slot is released
+ * at once). timeout_ms: -1 waits for ever, 0 polls. -EAGAIN on timeout, -EPIPE when the peer is
+ * gone, -EPROTO when the peer wrote something invalid (the connection is then dead and the
+ * reason is logged). Thread-safe against concurrent idm_send; one receiving thread at a time. */
+int idm_recv(struct idm_conn *c, struct idm_msg *m, int timeout_ms);
+
+void idm_msg_init(struct idm_msg *m);
+void idm_msg_free(struct idm_msg *m);
+
+/* The bulk window as mapped locally, and its size (private copy, never re-read from shared
+ * memory). */
+void *idm_window(struct idm_conn *c, uint64_t *size);
+
+/* Checks that [off, off+len) lies inside the window (overflow-safe). */
+int idm_window_check(const struct idm_conn *c, uint64_t off, uint64_t len);
+
+/* The geometry in force and the peer's identity. */
+const struct idm_conn_config *idm_conn_geometry(const struct idm_conn *c);
+const struct idm_peer *idm_conn_peer(const struct idm_conn *c);
+
+/* Pollable descriptor that becomes readable when a message may have arrived or the peer has
+ * gone (use idm_recv with timeout 0 after it fires). */
+int idm_conn_fd(struct idm_conn *c);
+
+/* Why the connection died (empty string while it is alive). */
+const char *idm_conn_error(const struct idm_conn *c);
+
+/* Spin budget before sleeping, in microseconds (default: IDM_SPIN_US from the environment, else
+ * 50 when more than one CPU is online, else 0). */
+void idm_conn_set_spin(struct idm_conn *c, uint32_t spin_us);
+
+/* Names the connection in the library's log lines (e.g. "zone a"); the transport's own label
+ * (peer pid/uid or domid) follows it. Call before sharing the connection between threads. */
+void idm_conn_set_name(struct idm_conn *c, const char *name);
+
+void idm_close(struct idm_conn *c);
+
+#endif /* IDM_TRANSPORT_H */
