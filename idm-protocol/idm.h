@@ -20,7 +20,9 @@
 #define IDM_RING_SLOTS_DEFAULT 256u
 #define IDM_WINDOW_SIZE_DEFAULT (8u << 20)
 #define IDM_WINDOW_SIZE_MAX (1024ull << 20)
-#define IDM_NAME_MAX 256u /* symbol names, device names (incl. NUL) */
+#define IDM_NAME_MAX 256u /* device names and FUNC_GET_NAME replies (incl. NUL) */
+#define IDM_SYMBOL_MAX 4096u /* kernel and global names in request tails (incl. NUL): C++
+                             * template names (Thrust, CUB) are often longer than 256 bytes */
 #define IDM_ATTR_COUNT 160u /* >= CU_DEVICE_ATTRIBUTE_MAX of CUDA 13.0 (148) */
 #define IDM_PARAMS_MAX 256u /* kernel parameters per function */
 

@@ -36,12 +36,15 @@
  *          maps it with an unmap notification on `driver_live`. When either side's process lets
  *          go of the page (close, exit, crash) its kernel zeroes that side's byte and signals the
  *          event channel, so the peer learns it at once.
- * and writes under /local/domain/<guest>/<rel>/ (permissions: the guest owns them, the backend
- * may read; backend-state: the backend may also write):
+ * and writes, in a directory of its own per connection, /local/domain/<guest>/<rel>/<nonce>/
+ * (<nonce>: 16 random hex digits; the guest owns the keys, the backend may read them and may
+ * also write backend-state):
  *   version, nonce, ring-slots, slot-size, window-size, pages, dir-refs ("r,r,..."), meta-ref,
- *   event-channel, backend-id, backend-state, and last `state` = "offered".
- * The backend answers in backend-state: "connected <nonce>", "refused <nonce> <reason>" or
- * "closed <nonce>". The guest sets state = "closing" when it lets go. */
+ *   event-channel, backend-id, backend-state (""), and last `state` = "offered".
+ * The backend examines an offer whose backend-state is still empty and answers there:
+ * "connected <nonce>", "refused <nonce> <reason>" or, when it lets go, "closed <nonce>". The guest
+ * removes the directory when it lets go (and, at its next connect, directories its crashed
+ * processes left with a "closed" or "refused" answer). */
 
 #define XEN_META_MAGIC 0x4E455856u /* "VXEN" */
 #define XEN_META_VERSION 1u
@@ -75,7 +78,7 @@ struct xen_conn {
     int port_bound;
     int epfd;
     uint32_t peer_domid; /* guest: the backend; driver: the guest (from the xenstore path) */
-    char base[XEN_PATH_MAX]; /* /local/domain/<guest>/<rel> */
+    char base[XEN_PATH_MAX]; /* the offer: /local/domain/<guest>/<rel>/<nonce> */
     char nonce[XEN_NONCE_LEN + 1];
     uint8_t *data;
     uint32_t npages;
@@ -92,13 +95,11 @@ struct xen_listener {
     uint32_t self;
     char rel[IDM_XEN_REL_MAX + 1];
     char token[32];
-    uint32_t *queue; /* domids whose state key changed, not yet examined */
-    size_t nqueue, capqueue;
-    struct seen {
+    struct offer_ref {
         uint32_t domid;
         char nonce[XEN_NONCE_LEN + 1];
-    } *seen; /* last offer examined per domain, so each offer is handled once */
-    size_t nseen, capseen;
+    } *queue; /* offers whose state key changed, not yet examined */
+    size_t nqueue, capqueue;
 };
 
 /* ---- small helpers ---- */
@@ -254,13 +255,16 @@ static int peer_gone_xs(struct idm_conn *c, struct xen_conn *x)
             return -EPIPE;
         }
         if (xs_get_key(x->xs, x->base, "state", v, sizeof(v)) < 0 || strcmp(v, "offered") != 0) {
-            idm_conn_fail(c, -EPIPE, "guest domain %u withdrew its offer (%s/state)",
-                          x->peer_domid, x->base);
-            return -EPIPE;
-        }
-        if (xs_get_key(x->xs, x->base, "nonce", v, sizeof(v)) < 0 || strcmp(v, x->nonce) != 0) {
-            idm_conn_fail(c, -EPIPE, "guest domain %u replaced its offer (it reconnected)",
-                          x->peer_domid);
+            char dom[32];
+            unsigned int n = 0;
+            snprintf(dom, sizeof(dom), "/local/domain/%u", x->peer_domid);
+            char **ents = xs_directory(x->xs, XBT_NULL, dom, &n);
+            free(ents);
+            if (!ents) /* the toolstack removes a domain's directory when it destroys it */
+                idm_conn_fail(c, -EPIPE, "guest domain %u was destroyed", x->peer_domid);
+            else
+                idm_conn_fail(c, -EPIPE, "guest domain %u withdrew its offer (%s)",
+                              x->peer_domid, x->base);
             return -EPIPE;
         }
         return 0;
@@ -340,6 +344,31 @@ static int xen_fd(struct idm_conn *c)
     return x->epfd;
 }
 
+/* Driver side: replaces "connected <nonce>" by "closed <nonce>" in one transaction, so that
+ * nothing is written when the guest has already removed its directory. */
+static void answer_closed(struct xen_conn *x)
+{
+    char path[XEN_PATH_MAX + 16], want[64], val[64];
+    snprintf(path, sizeof(path), "%s/backend-state", x->base);
+    snprintf(want, sizeof(want), "connected %s", x->nonce);
+    int n = snprintf(val, sizeof(val), "closed %s", x->nonce);
+    for (int tries = 0; tries < 5; tries++) {
+        xs_transaction_t t = xs_transaction_start(x->xs);
+        if (t == XBT_NULL)
+            return;
+        unsigned int len = 0;
+        char *cur = xs_read(x->xs, t, path, &len);
+        int ours = cur && strcmp(cur, want) == 0;
+        free(cur);
+        if (ours && !xs_write(x->xs, t, path, val, (unsigned)n)) {
+            xs_transaction_end(x->xs, t, true);
+            return;
+        }
+        if (xs_transaction_end(x->xs, t, false) || errno != EAGAIN)
+            return;
+    }
+}
+
 /* Releases everything in x (either side); safe on a partly set-up x. */
 static void xen_conn_release(struct xen_conn *x)
 {
@@ -348,11 +377,9 @@ static void xen_conn_release(struct xen_conn *x)
     if (x->epfd >= 0)
         close(x->epfd);
     if (x->role == IDM_ROLE_CLIENT) {
-        if (x->xs && x->base[0]) {
-            char path[XEN_PATH_MAX + 16];
-            snprintf(path, sizeof(path), "%s/state", x->base);
-            xs_write(x->xs, XBT_NULL, path, "closing", 7);
-        }
+        /* Withdraws the offer: the driver's watch on its state key fires. */
+        if (x->xs && x->base[0])
+            xs_rm(x->xs, XBT_NULL, x->base);
         /* The meta page first: its notification tells the driver at once. */
         if (x->meta && xengntshr_unshare(x->xgs, x->meta, 1) < 0)
             IDM_WARN("xen client: unsharing the meta page failed: %s", strerror(errno));
@@ -362,12 +389,8 @@ static void xen_conn_release(struct xen_conn *x)
             IDM_WARN("xen client: unsharing %u data pages failed: %s", x->npages,
                      strerror(errno));
     } else {
-        if (x->xs && x->base[0] && x->nonce[0]) {
-            char path[XEN_PATH_MAX + 16], val[64];
-            snprintf(path, sizeof(path), "%s/backend-state", x->base);
-            int n = snprintf(val, sizeof(val), "closed %s", x->nonce);
-            xs_write(x->xs, XBT_NULL, path, val, (unsigned)n); /* best effort: may be gone */
-        }
+        if (x->xs && x->base[0] && x->nonce[0])
+            answer_closed(x); /* best effort: the guest may be gone */
         if (x->meta && xengnttab_unmap(x->xgt, x->meta, 1) < 0)
             IDM_WARN("xen server: unmapping the meta page of domain %u failed: %s",
                      x->peer_domid, strerror(errno));
@@ -466,13 +489,30 @@ static int connect_timeout_ms(void)
     return IDM_XEN_CONNECT_TIMEOUT_MS;
 }
 
+/* Removes the directories that earlier connections of this domain left behind with a final
+ * answer (their process died before it could remove them). Live offers are left alone. */
+static void remove_dead_offers(struct xs_handle *xs, const char *dir)
+{
+    unsigned int n = 0;
+    char **ents = xs_directory(xs, XBT_NULL, dir, &n);
+    if (!ents)
+        return;
+    for (unsigned int i = 0; i < n; i++) {
+        char base[XEN_PATH_MAX + XEN_NONCE_LEN + 2], v[XEN_VALUE_MAX];
+        snprintf(base, sizeof(base), "%s/%s", dir, ents[i]);
+        if (xs_get_key(xs, base, "backend-state", v, sizeof(v)) == 0 &&
+            (strncmp(v, "closed ", 7) == 0 || strncmp(v, "refused ", 8) == 0))
+            xs_rm(xs, XBT_NULL, base);
+    }
+    free(ents);
+}
+
 /* Writes the offer's keys under x->base; `state` last. */
 static int publish_offer(struct xen_conn *x, uint32_t self, const struct idm_conn_config *cfg,
                          const uint32_t *dirrefs, uint32_t metaref)
 {
     struct xs_handle *xs = x->xs;
     char path[XEN_PATH_MAX + 32];
-    xs_rm(xs, XBT_NULL, x->base); /* an earlier offer of ours; absent is fine */
     if (!xs_mkdir(xs, XBT_NULL, x->base))
         return neg_errno(EIO);
     struct xs_permissions perms[2] = {
@@ -587,7 +627,17 @@ static int xen_connect(const char *address, struct idm_conn **out)
                 strerror(-rc));
         goto release;
     }
-    snprintf(x->base, sizeof(x->base), "/local/domain/%" PRIu32 "/%s", self, rel);
+    uint64_t rnd;
+    if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+        rc = neg_errno(EIO);
+        IDM_ERR("xen connect %s: getrandom: %s", address, strerror(-rc));
+        goto release;
+    }
+    snprintf(x->nonce, sizeof(x->nonce), "%016" PRIx64, rnd);
+    char dir[XEN_PATH_MAX - XEN_NONCE_LEN - 1]; /* 20 + IDM_XEN_REL_MAX bytes at most */
+    snprintf(dir, sizeof(dir), "/local/domain/%" PRIu32 "/%s", self, rel);
+    snprintf(x->base, sizeof(x->base), "%s/%s", dir, x->nonce);
+    remove_dead_offers(x->xs, dir);
 
     x->xce = xenevtchn_open(NULL, 0);
     if (!x->xce) {
@@ -656,13 +706,6 @@ static int xen_connect(const char *address, struct idm_conn **out)
     x->meta->version = XEN_META_VERSION;
     x->meta->guest_live = 1;
 
-    uint64_t rnd;
-    if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd)) {
-        rc = neg_errno(EIO);
-        IDM_ERR("xen connect %s: getrandom: %s", address, strerror(-rc));
-        goto release;
-    }
-    snprintf(x->nonce, sizeof(x->nonce), "%016" PRIx64, rnd);
     /* Release: the pages' contents are written before xenstore (a system call) announces them;
      * the driver reads them only after it has seen the announcement. */
     atomic_thread_fence(memory_order_release);
@@ -728,92 +771,7 @@ static void xen_listener_close(struct idm_listener *base)
     if (l->evfd >= 0)
         close(l->evfd);
     free(l->queue);
-    free(l->seen);
     free(l);
-}
-
-static int queue_push(struct xen_listener *l, uint32_t domid)
-{
-    for (size_t i = 0; i < l->nqueue; i++)
-        if (l->queue[i] == domid)
-            return 0;
-    if (l->nqueue == l->capqueue) {
-        size_t cap = l->capqueue ? l->capqueue * 2 : 16;
-        uint32_t *q = realloc(l->queue, cap * sizeof(*q));
-        if (!q)
-            return -ENOMEM;
-        l->queue = q;
-        l->capqueue = cap;
-    }
-    l->queue[l->nqueue++] = domid;
-    return 0;
-}
-
-/* Queues every domain that has our key (the first watch event, and after an overflow). */
-static void queue_all(struct xen_listener *l)
-{
-    unsigned int n = 0;
-    char **ents = xs_directory(l->xs, XBT_NULL, "/local/domain", &n);
-    if (!ents)
-        return;
-    for (unsigned int i = 0; i < n; i++) {
-        uint64_t d;
-        if (parse_u64(ents[i], XEN_DOMID_FIRST_RESERVED - 1, &d) == 0 && d != l->self)
-            queue_push(l, (uint32_t)d);
-    }
-    free(ents);
-}
-
-/* Turns watch events into queued domain ids: only "/local/domain/<id>/<rel>/state". */
-static void listener_collect(struct xen_listener *l)
-{
-    char **ev;
-    while ((ev = xs_check_watch(l->xs)) != NULL) {
-        const char *p = ev[XS_WATCH_PATH];
-        const char *prefix = "/local/domain/";
-        size_t plen = strlen(prefix);
-        if (strcmp(p, "/local/domain") == 0) {
-            queue_all(l);
-        } else if (strncmp(p, prefix, plen) == 0) {
-            const char *d = p + plen, *slash = strchr(d, '/');
-            char num[16];
-            uint64_t id;
-            size_t rl = strlen(l->rel);
-            if (slash && (size_t)(slash - d) < sizeof(num)) {
-                memcpy(num, d, (size_t)(slash - d));
-                num[slash - d] = '\0';
-                if (parse_u64(num, XEN_DOMID_FIRST_RESERVED - 1, &id) == 0 && id != l->self &&
-                    strncmp(slash + 1, l->rel, rl) == 0 && strcmp(slash + 1 + rl, "/state") == 0)
-                    queue_push(l, (uint32_t)id);
-            }
-        }
-        free(ev);
-    }
-}
-
-/* Records the offer (domid, nonce) as examined; returns 1 if it had been examined already. */
-static int offer_seen(struct xen_listener *l, uint32_t domid, const char *nonce)
-{
-    for (size_t i = 0; i < l->nseen; i++) {
-        if (l->seen[i].domid == domid) {
-            if (strcmp(l->seen[i].nonce, nonce) == 0)
-                return 1;
-            strcpy(l->seen[i].nonce, nonce);
-            return 0;
-        }
-    }
-    if (l->nseen == l->capseen) {
-        size_t cap = l->capseen ? l->capseen * 2 : 16;
-        struct seen *s = realloc(l->seen, cap * sizeof(*s));
-        if (!s)
-            return 0; /* examined again next time: harmless */
-        l->seen = s;
-        l->capseen = cap;
-    }
-    l->seen[l->nseen].domid = domid;
-    strcpy(l->seen[l->nseen].nonce, nonce);
-    l->nseen++;
-    return 0;
 }
 
 static int valid_nonce(const char *s)
@@ -824,6 +782,81 @@ static int valid_nonce(const char *s)
         if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
             return 0;
     return 1;
+}
+
+static int queue_push(struct xen_listener *l, uint32_t domid, const char *nonce)
+{
+    if (!valid_nonce(nonce))
+        return 0; /* not an offer directory of ours */
+    for (size_t i = 0; i < l->nqueue; i++)
+        if (l->queue[i].domid == domid && strcmp(l->queue[i].nonce, nonce) == 0)
+            return 0;
+    if (l->nqueue == l->capqueue) {
+        size_t cap = l->capqueue ? l->capqueue * 2 : 16;
+        struct offer_ref *q = realloc(l->queue, cap * sizeof(*q));
+        if (!q)
+            return -ENOMEM;
+        l->queue = q;
+        l->capqueue = cap;
+    }
+    l->queue[l->nqueue].domid = domid;
+    strcpy(l->queue[l->nqueue].nonce, nonce);
+    l->nqueue++;
+    return 0;
+}
+
+/* Queues every offer present (on the first watch event, which xenstored sends at once). */
+static void queue_all(struct xen_listener *l)
+{
+    unsigned int n = 0;
+    char **doms = xs_directory(l->xs, XBT_NULL, "/local/domain", &n);
+    if (!doms)
+        return;
+    for (unsigned int i = 0; i < n; i++) {
+        uint64_t d;
+        if (parse_u64(doms[i], XEN_DOMID_FIRST_RESERVED - 1, &d) < 0 || d == l->self)
+            continue;
+        char dir[XEN_PATH_MAX];
+        unsigned int m = 0;
+        snprintf(dir, sizeof(dir), "/local/domain/%" PRIu64 "/%s", d, l->rel);
+        char **offers = xs_directory(l->xs, XBT_NULL, dir, &m);
+        for (unsigned int k = 0; offers && k < m; k++)
+            queue_push(l, (uint32_t)d, offers[k]);
+        free(offers);
+    }
+    free(doms);
+}
+
+/* Turns watch events into queued offers: "/local/domain/<id>/<rel>/<nonce>/state" only. */
+static void listener_collect(struct xen_listener *l)
+{
+    char **ev;
+    const char *prefix = "/local/domain/";
+    size_t plen = strlen(prefix), rl = strlen(l->rel);
+    while ((ev = xs_check_watch(l->xs)) != NULL) {
+        const char *p = ev[XS_WATCH_PATH];
+        if (strcmp(p, "/local/domain") == 0) {
+            queue_all(l);
+        } else if (strncmp(p, prefix, plen) == 0) {
+            const char *d = p + plen, *slash = strchr(d, '/');
+            char num[16], nonce[XEN_NONCE_LEN + 1];
+            uint64_t id;
+            if (slash && (size_t)(slash - d) < sizeof(num)) {
+                memcpy(num, d, (size_t)(slash - d));
+                num[slash - d] = '\0';
+                const char *rest = slash + 1; /* "<rel>/<nonce>/state" */
+                if (parse_u64(num, XEN_DOMID_FIRST_RESERVED - 1, &id) == 0 && id != l->self &&
+                    strncmp(rest, l->rel, rl) == 0 && rest[rl] == '/' &&
+                    strlen(rest + rl + 1) == XEN_NONCE_LEN + strlen("/state") &&
+                    strcmp(rest + rl + 1 + XEN_NONCE_LEN, "/state") == 0) {
+                    memcpy(nonce, rest + rl + 1, XEN_NONCE_LEN);
+                    nonce[XEN_NONCE_LEN] = '\0';
+                    queue_push(l, (uint32_t)id, nonce);
+                }
+            }
+        }
+        free(ev);
+    }
 }
 
 /* Reads one numeric key of an offer. */
@@ -858,21 +891,18 @@ static int parse_refs(const char *s, uint32_t *refs, uint32_t n)
     return i == n ? 0 : -EINVAL;
 }
 
-/* Examines domain `domid`'s offer; on success returns a connection. -EAGAIN: nothing to take
- * (no offer, or one already examined); -EPROTO: refused (logged, and told to the guest). */
-static int try_offer(struct xen_listener *l, uint32_t domid, struct idm_conn **out)
+/* Examines the offer in domain `domid`'s directory <rel>/<nonce>; on success returns a
+ * connection. -EAGAIN: nothing to take (no offer there, or one already answered); -EPROTO:
+ * refused (logged, and told to the guest). */
+static int try_offer(struct xen_listener *l, uint32_t domid, const char *nonce,
+                     struct idm_conn **out)
 {
     char base[XEN_PATH_MAX], v[XEN_VALUE_MAX], why[200] = "";
-    char nonce[XEN_NONCE_LEN + 1];
-    snprintf(base, sizeof(base), "/local/domain/%" PRIu32 "/%s", domid, l->rel);
+    snprintf(base, sizeof(base), "/local/domain/%" PRIu32 "/%s/%s", domid, l->rel, nonce);
     if (xs_get_key(l->xs, base, "state", v, sizeof(v)) < 0 || strcmp(v, "offered") != 0)
         return -EAGAIN;
-    if (xs_get_key(l->xs, base, "nonce", v, sizeof(v)) < 0 || !valid_nonce(v)) {
-        IDM_ERR("xen accept: domain %u: offer at %s has no valid nonce; ignored", domid, base);
-        return -EAGAIN;
-    }
-    strcpy(nonce, v);
-    if (offer_seen(l, domid, nonce))
+    /* An answered offer (by us, or by an earlier driver) is never examined again. */
+    if (xs_get_key(l->xs, base, "backend-state", v, sizeof(v)) < 0 || v[0] != '\0')
         return -EAGAIN;
 
     /* The node must belong to the domain its path names (the guest, not a third party it let
@@ -889,6 +919,10 @@ static int try_offer(struct xen_listener *l, uint32_t domid, struct idm_conn **o
     struct idm_conn *c = NULL;
     uint64_t version, slots, slot_size, window, pages, metaref, rport;
     int rc = -EPROTO;
+    if (xs_get_key(l->xs, base, "nonce", v, sizeof(v)) < 0 || strcmp(v, nonce) != 0) {
+        snprintf(why, sizeof(why), "its nonce key does not name its directory");
+        goto refuse;
+    }
     if (owner != domid) {
         snprintf(why, sizeof(why), "its state key is owned by domain %d, not %u",
                  owner == UINT32_MAX ? -1 : (int)owner, domid);
@@ -1055,10 +1089,10 @@ static int xen_accept(struct idm_listener *base, struct idm_conn **out)
     listener_collect(l);
     int rc = -EAGAIN;
     while (l->nqueue > 0) {
-        uint32_t domid = l->queue[0];
+        struct offer_ref o = l->queue[0];
         memmove(l->queue, l->queue + 1, (l->nqueue - 1) * sizeof(*l->queue));
         l->nqueue--;
-        if (try_offer(l, domid, out) == 0) {
+        if (try_offer(l, o.domid, o.nonce, out) == 0) {
             rc = 0;
             break;
         }

@@ -11,9 +11,15 @@ mkdir -p "$logdir"
 # name | command. Suites that cannot run under sanitizers say so via SANITIZE_SKIP below.
 suites=(
     "idm-protocol|make --no-print-directory -C idm-protocol test"
+    "ptx|make --no-print-directory -C gpu-proxy/ptx test"
+    "gpu-proxy|make --no-print-directory -C gpu-proxy test"
+    "libvgpu|make --no-print-directory -C libvgpu test"
+    "kernels|make --no-print-directory -C tests/kernels test"
+    "k8s|make --no-print-directory -C k8s test"
+    "kernel-config|make --no-print-directory -C kernel check"
 )
 # Suites that are not part of the sanitizer pass (they run in the plain `make test`).
-sanitize_skip=""
+sanitize_skip="kernel-config"
 
 pass=0; fail=0; skip=0; summary=()
 for entry in "${suites[@]}"; do

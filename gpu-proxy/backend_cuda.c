@@ -1,0 +1,776 @@
+/* backend_cuda.c - the real GPU: NVIDIA's libcuda.so.1 loaded with dlopen at start-up (never
+ * linked) and every entry point resolved through cuGetProcAddress. Each client gets its own
+ * CUcontext; zone addresses are translated to real ones by the zone layer, and in kernel
+ * parameter buffers every 8-byte-aligned word that falls inside one of the zone's allocations
+ * is replaced by the real address. Every CUDA call is checked. */
+#include <cuda.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "log.h"
+
+/* The driver entry points we use: field, name asked of cuGetProcAddress, prototype. Each is asked
+ * at CU_VERSION (13.0), which selects the variant whose prototype cuda.h declares under that
+ * name, except cuCtxSynchronize: at 13.0 the driver hands out cuCtxSynchronize_v2(CUcontext), so
+ * we ask for the 12.x form, cuCtxSynchronize(void), whose prototype we call (CU_FUNC_VERSION). */
+#define CU_VERSION 13000
+#define CU_FUNC_VERSION(name) (strcmp((name), "cuCtxSynchronize") == 0 ? 12080 : CU_VERSION)
+#define CU_FUNCS(X)                                                                             \
+    X(Init, "cuInit", cuInit)                                                                   \
+    X(DriverGetVersion, "cuDriverGetVersion", cuDriverGetVersion)                               \
+    X(DeviceGet, "cuDeviceGet", cuDeviceGet)                                                    \
+    X(DeviceGetCount, "cuDeviceGetCount", cuDeviceGetCount)                                     \
+    X(DeviceGetName, "cuDeviceGetName", cuDeviceGetName)                                        \
+    X(DeviceTotalMem, "cuDeviceTotalMem", cuDeviceTotalMem)                                     \
+    X(DeviceGetUuid, "cuDeviceGetUuid", cuDeviceGetUuid)                                        \
+    X(DeviceGetAttribute, "cuDeviceGetAttribute", cuDeviceGetAttribute)                         \
+    X(DevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain", cuDevicePrimaryCtxRetain)             \
+    X(DevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease", cuDevicePrimaryCtxRelease)          \
+    X(CtxCreate, "cuCtxCreate", cuCtxCreate)                                                    \
+    X(CtxDestroy, "cuCtxDestroy", cuCtxDestroy)                                                 \
+    X(CtxSetCurrent, "cuCtxSetCurrent", cuCtxSetCurrent)                                        \
+    X(CtxSynchronize, "cuCtxSynchronize", cuCtxSynchronize)                                     \
+    X(MemGetInfo, "cuMemGetInfo", cuMemGetInfo)                                                 \
+    X(MemAlloc, "cuMemAlloc", cuMemAlloc)                                                       \
+    X(MemFree, "cuMemFree", cuMemFree)                                                          \
+    X(MemsetD8, "cuMemsetD8", cuMemsetD8)                                                       \
+    X(MemcpyHtoDAsync, "cuMemcpyHtoDAsync", cuMemcpyHtoDAsync)                                  \
+    X(MemcpyDtoHAsync, "cuMemcpyDtoHAsync", cuMemcpyDtoHAsync)                                  \
+    X(MemcpyDtoDAsync, "cuMemcpyDtoDAsync", cuMemcpyDtoDAsync)                                  \
+    X(MemsetD2D8Async, "cuMemsetD2D8Async", cuMemsetD2D8Async)                                  \
+    X(MemsetD2D16Async, "cuMemsetD2D16Async", cuMemsetD2D16Async)                               \
+    X(MemsetD2D32Async, "cuMemsetD2D32Async", cuMemsetD2D32Async)                               \
+    X(StreamCreateWithPriority, "cuStreamCreateWithPriority", cuStreamCreateWithPriority)       \
+    X(StreamDestroy, "cuStreamDestroy", cuStreamDestroy)                                        \
+    X(StreamSynchronize, "cuStreamSynchronize", cuStreamSynchronize)                            \
+    X(StreamQuery, "cuStreamQuery", cuStreamQuery)                                              \
+    X(StreamWaitEvent, "cuStreamWaitEvent", cuStreamWaitEvent)                                  \
+    X(EventCreate, "cuEventCreate", cuEventCreate)                                              \
+    X(EventDestroy, "cuEventDestroy", cuEventDestroy)                                           \
+    X(EventRecord, "cuEventRecord", cuEventRecord)                                              \
+    X(EventSynchronize, "cuEventSynchronize", cuEventSynchronize)                               \
+    X(EventQuery, "cuEventQuery", cuEventQuery)                                                 \
+    X(EventElapsedTime, "cuEventElapsedTime", cuEventElapsedTime)                               \
+    X(LibraryLoadData, "cuLibraryLoadData", cuLibraryLoadData)                                  \
+    X(LibraryUnload, "cuLibraryUnload", cuLibraryUnload)                                        \
+    X(LibraryGetKernel, "cuLibraryGetKernel", cuLibraryGetKernel)                               \
+    X(LibraryGetKernelCount, "cuLibraryGetKernelCount", cuLibraryGetKernelCount)                \
+    X(LibraryGetGlobal, "cuLibraryGetGlobal", cuLibraryGetGlobal)                               \
+    X(KernelGetParamInfo, "cuKernelGetParamInfo", cuKernelGetParamInfo)                         \
+    X(KernelGetAttribute, "cuKernelGetAttribute", cuKernelGetAttribute)                         \
+    X(KernelSetAttribute, "cuKernelSetAttribute", cuKernelSetAttribute)                         \
+    X(KernelGetFunction, "cuKernelGetFunction", cuKernelGetFunction)                            \
+    X(OccupancyMaxActiveBlocks, "cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags",         \
+      cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags)                                     \
+    X(OccupancyAvailableDynamicSMem, "cuOccupancyAvailableDynamicSMemPerBlock",                 \
+      cuOccupancyAvailableDynamicSMemPerBlock)                                                  \
+    X(OccupancyMaxActiveClusters, "cuOccupancyMaxActiveClusters", cuOccupancyMaxActiveClusters) \
+    X(LaunchKernel, "cuLaunchKernel", cuLaunchKernel)                                           \
+    X(LaunchKernelEx, "cuLaunchKernelEx", cuLaunchKernelEx)                                     \
+    X(GetErrorString, "cuGetErrorString", cuGetErrorString)
+
+static struct {
+    void *lib;
+    CUdevice dev;
+    CUcontext admin_ctx; /* the primary context, used for device-wide queries */
+    int driver_version;
+    struct backend_device_props props;
+#define X(field, name, proto) __typeof__(proto) *field;
+    CU_FUNCS(X)
+#undef X
+} cu;
+
+struct backend_zone {
+    char name[64];
+    CUcontext ctx;
+};
+struct backend_stream {
+    CUstream s;
+};
+struct backend_event {
+    CUevent e;
+};
+struct backend_library {
+    CUlibrary lib;
+    struct backend_kernel *kernels;
+};
+struct backend_kernel {
+    CUkernel k;
+    struct backend_kernel *next;
+};
+
+static const char *cu_errstr(CUresult rc)
+{
+    const char *s = NULL;
+
+    if (cu.GetErrorString == NULL || cu.GetErrorString(rc, &s) != CUDA_SUCCESS || s == NULL)
+        return "unknown CUDA error";
+    return s;
+}
+
+/* Logs a failed driver call with the zone it served. */
+#define CU_CHECK(zone_name, call)                                                               \
+    ({                                                                                          \
+        CUresult rc_ = (call);                                                                  \
+        if (rc_ != CUDA_SUCCESS)                                                                \
+            log_debug("zone=%s cuda backend: %s failed: %s (%d)", (zone_name), #call,          \
+                      cu_errstr(rc_), (int)rc_);                                                \
+        (int)rc_;                                                                               \
+    })
+
+static int use_zone(struct backend_zone *z)
+{
+    return CU_CHECK(z->name, cu.CtxSetCurrent(z->ctx));
+}
+
+static int cuda_init(char *err, size_t errlen)
+{
+    CUresult (*gpa)(const char *, void **, int, cuuint64_t, CUdriverProcAddressQueryResult *);
+    CUresult rc;
+    int n = 0;
+
+    cu.lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (cu.lib == NULL) {
+        snprintf(err, errlen, "no NVIDIA driver/GPU: dlopen(libcuda.so.1) failed: %s", dlerror());
+        return CUDA_ERROR_NO_DEVICE;
+    }
+    *(void **)&gpa = dlsym(cu.lib, "cuGetProcAddress_v2");
+    if (gpa == NULL) {
+        snprintf(err, errlen, "libcuda.so.1 has no cuGetProcAddress_v2: driver older than CUDA 12.5?");
+        goto close_lib;
+    }
+#define X(field, name, proto)                                                                   \
+    {                                                                                           \
+        CUdriverProcAddressQueryResult st = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;               \
+        void *p = NULL;                                                                         \
+        rc = gpa(name, &p, CU_FUNC_VERSION(name), CU_GET_PROC_ADDRESS_DEFAULT, &st);        \
+        if (rc != CUDA_SUCCESS || p == NULL) {                                                  \
+            snprintf(err, errlen, "the NVIDIA driver lacks %s (CUresult %d, status %d)", name,  \
+                     (int)rc, (int)st);                                                         \
+            goto close_lib;                                                                     \
+        }                                                                                       \
+        *(void **)&cu.field = p;                                                                \
+    }
+    CU_FUNCS(X)
+#undef X
+    rc = cu.Init(0);
+    if (rc != CUDA_SUCCESS) {
+        snprintf(err, errlen, "no NVIDIA driver/GPU: cuInit failed: %s (%d)", cu_errstr(rc), rc);
+        goto close_lib;
+    }
+    if ((rc = cu.DeviceGetCount(&n)) != CUDA_SUCCESS || n < 1) {
+        snprintf(err, errlen, "no NVIDIA GPU: cuDeviceGetCount gives %d (%s)", n, cu_errstr(rc));
+        goto close_lib;
+    }
+    if ((rc = cu.DeviceGet(&cu.dev, 0)) != CUDA_SUCCESS ||
+        (rc = cu.DriverGetVersion(&cu.driver_version)) != CUDA_SUCCESS ||
+        (rc = cu.DevicePrimaryCtxRetain(&cu.admin_ctx, cu.dev)) != CUDA_SUCCESS) {
+        snprintf(err, errlen, "setting up device 0 failed: %s (%d)", cu_errstr(rc), rc);
+        goto close_lib;
+    }
+    /* Device properties never change: read them once. */
+    {
+        size_t total = 0;
+        CUuuid uuid;
+        if ((rc = cu.DeviceGetName(cu.props.name, sizeof(cu.props.name), cu.dev)) != CUDA_SUCCESS ||
+            (rc = cu.DeviceTotalMem(&total, cu.dev)) != CUDA_SUCCESS ||
+            (rc = cu.DeviceGetUuid(&uuid, cu.dev)) != CUDA_SUCCESS) {
+            snprintf(err, errlen, "reading device 0's identity failed: %s (%d)", cu_errstr(rc), rc);
+            goto release_ctx;
+        }
+        cu.props.total_mem = total;
+        memcpy(cu.props.uuid, uuid.bytes, sizeof(cu.props.uuid));
+        for (int a = 1; a < (int)IDM_ATTR_COUNT && a < CU_DEVICE_ATTRIBUTE_MAX; a++) {
+            int v = 0;
+            /* Attributes this driver does not know stay 0. */
+            if (cu.DeviceGetAttribute(&v, (CUdevice_attribute)a, cu.dev) == CUDA_SUCCESS)
+                cu.props.attrs[a] = v;
+        }
+    }
+    {
+        Dl_info info;
+        /* Name the library we got: a libvgpu libcuda.so.1 found first would be a loop. */
+        if (dladdr(*(void **)&cu.Init, &info) != 0 && info.dli_fname)
+            log_info("cuda backend: %s, driver %d, device 0 \"%s\"", info.dli_fname,
+                     cu.driver_version, cu.props.name);
+    }
+    return CUDA_SUCCESS;
+
+release_ctx:
+    cu.DevicePrimaryCtxRelease(cu.dev);
+close_lib:
+    dlclose(cu.lib);
+    cu.lib = NULL;
+    return CUDA_ERROR_NO_DEVICE;
+}
+
+static void cuda_shutdown(void)
+{
+    if (cu.lib == NULL)
+        return;
+    CU_CHECK("-", cu.DevicePrimaryCtxRelease(cu.dev));
+    /* libcuda is left loaded: unloading the driver library at exit is known to be unsafe. */
+}
+
+static int cuda_device_count(void)
+{
+    return 1;
+}
+
+static int cuda_driver_version(void)
+{
+    return cu.driver_version;
+}
+
+static int cuda_device_props(int device, struct backend_device_props *out)
+{
+    if (device != 0)
+        return CUDA_ERROR_INVALID_DEVICE;
+    *out = cu.props;
+    return CUDA_SUCCESS;
+}
+
+static int cuda_mem_info(uint64_t *free_bytes, uint64_t *total_bytes)
+{
+    size_t f = 0, t = 0;
+    int rc;
+
+    if ((rc = CU_CHECK("-", cu.CtxSetCurrent(cu.admin_ctx))) != CUDA_SUCCESS)
+        return rc;
+    if ((rc = CU_CHECK("-", cu.MemGetInfo(&f, &t))) != CUDA_SUCCESS)
+        return rc;
+    *free_bytes = f;
+    *total_bytes = t;
+    return CUDA_SUCCESS;
+}
+
+static int cuda_zone_open(const char *zone_name, struct backend_zone **out)
+{
+    struct backend_zone *z = calloc(1, sizeof(*z));
+    int rc;
+
+    if (z == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    snprintf(z->name, sizeof(z->name), "%s", zone_name);
+    rc = CU_CHECK(z->name, cu.CtxCreate(&z->ctx, NULL, CU_CTX_SCHED_AUTO, cu.dev));
+    if (rc != CUDA_SUCCESS) {
+        log_error("zone=%s cuda backend: cuCtxCreate failed: %s (%d)", zone_name, cu_errstr(rc),
+                  rc);
+        free(z);
+        return rc;
+    }
+    *out = z;
+    return CUDA_SUCCESS;
+}
+
+static void cuda_zone_close(struct backend_zone *z)
+{
+    int rc = CU_CHECK(z->name, cu.CtxDestroy(z->ctx));
+
+    if (rc != CUDA_SUCCESS)
+        log_error("zone=%s cuda backend: cuCtxDestroy failed: %s (%d)", z->name, cu_errstr(rc),
+                  rc);
+    free(z);
+}
+
+static int cuda_zone_sync(struct backend_zone *z)
+{
+    int rc = use_zone(z);
+
+    return rc ? rc : CU_CHECK(z->name, cu.CtxSynchronize());
+}
+
+static int cuda_mem_alloc(struct backend_zone *z, uint64_t size, uint64_t *baddr)
+{
+    CUdeviceptr p = 0;
+    int rc = use_zone(z);
+
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(z->name, cu.MemAlloc(&p, size));
+    if (rc == CUDA_SUCCESS)
+        *baddr = p;
+    return rc;
+}
+
+static int cuda_mem_free(struct backend_zone *z, uint64_t baddr, uint64_t size)
+{
+    int rc = use_zone(z);
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    /* Scrub before the memory goes back to the driver (and maybe to another zone). */
+    rc = CU_CHECK(z->name, cu.MemsetD8(baddr, 0, size));
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(z->name, cu.CtxSynchronize());
+    if (rc != CUDA_SUCCESS) {
+        log_error("zone=%s cuda backend: scrubbing %llu bytes failed (%s); memory not freed",
+                  z->name, (unsigned long long)size, cu_errstr(rc));
+        return rc;
+    }
+    return CU_CHECK(z->name, cu.MemFree(baddr));
+}
+
+static CUstream cs(struct backend_stream *s)
+{
+    return s ? s->s : NULL;
+}
+
+static int cuda_memcpy_htod(struct backend_zone *z, struct backend_stream *s, uint64_t dst,
+                            const void *src, uint64_t len)
+{
+    int rc = use_zone(z);
+
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(z->name, cu.MemcpyHtoDAsync(dst, src, len, cs(s)));
+    /* The source is the guest's window: it must not be used after we reply. */
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(z->name, cu.StreamSynchronize(cs(s)));
+    return rc;
+}
+
+static int cuda_memcpy_dtoh(struct backend_zone *z, struct backend_stream *s, void *dst,
+                            uint64_t src, uint64_t len)
+{
+    int rc = use_zone(z);
+
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(z->name, cu.MemcpyDtoHAsync(dst, src, len, cs(s)));
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(z->name, cu.StreamSynchronize(cs(s)));
+    return rc;
+}
+
+static int cuda_memcpy_dtod(struct backend_zone *z, struct backend_stream *s, uint64_t dst,
+                            uint64_t src, uint64_t len)
+{
+    int rc = use_zone(z);
+
+    return rc ? rc : CU_CHECK(z->name, cu.MemcpyDtoDAsync(dst, src, len, cs(s)));
+}
+
+static int cuda_memset(struct backend_zone *z, struct backend_stream *s, uint64_t dst,
+                       uint32_t value, uint32_t elem_size, uint64_t width, uint64_t pitch,
+                       uint64_t height)
+{
+    int rc = use_zone(z);
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    switch (elem_size) {
+    case 1:
+        return CU_CHECK(z->name, cu.MemsetD2D8Async(dst, pitch, (unsigned char)value, width,
+                                                    height, cs(s)));
+    case 2:
+        return CU_CHECK(z->name, cu.MemsetD2D16Async(dst, pitch, (unsigned short)value, width,
+                                                     height, cs(s)));
+    default:
+        return CU_CHECK(z->name, cu.MemsetD2D32Async(dst, pitch, value, width, height, cs(s)));
+    }
+}
+
+static int cuda_stream_create(struct backend_zone *z, uint32_t flags, int32_t priority,
+                              struct backend_stream **out)
+{
+    struct backend_stream *s = calloc(1, sizeof(*s));
+    int rc;
+
+    if (s == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    rc = use_zone(z);
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(z->name, cu.StreamCreateWithPriority(&s->s, flags, priority));
+    if (rc != CUDA_SUCCESS) {
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return CUDA_SUCCESS;
+}
+
+static int cuda_stream_destroy(struct backend_zone *z, struct backend_stream *s)
+{
+    int rc = use_zone(z);
+
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(z->name, cu.StreamDestroy(s->s));
+    free(s);
+    return rc;
+}
+
+static int cuda_stream_sync(struct backend_zone *z, struct backend_stream *s)
+{
+    int rc = use_zone(z);
+
+    return rc ? rc : CU_CHECK(z->name, cu.StreamSynchronize(cs(s)));
+}
+
+static int cuda_stream_query(struct backend_zone *z, struct backend_stream *s)
+{
+    int rc = use_zone(z);
+
+    return rc ? rc : (int)cu.StreamQuery(cs(s)); /* NOT_READY is an answer, not a failure */
+}
+
+static int cuda_stream_wait_event(struct backend_zone *z, struct backend_stream *s,
+                                  struct backend_event *e)
+{
+    int rc = use_zone(z);
+
+    return rc ? rc : CU_CHECK(z->name, cu.StreamWaitEvent(cs(s), e->e, 0));
+}
+
+static int cuda_event_create(struct backend_zone *z, uint32_t flags, struct backend_event **out)
+{
+    struct backend_event *e = calloc(1, sizeof(*e));
+    int rc;
+
+    if (e == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    rc = use_zone(z);
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(z->name, cu.EventCreate(&e->e, flags));
+    if (rc != CUDA_SUCCESS) {
+        free(e);
+        return rc;
+    }
+    *out = e;
+    return CUDA_SUCCESS;
+}
+
+static int cuda_event_destroy(struct backend_zone *z, struct backend_event *e)
+{
+    int rc = use_zone(z);
+
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(z->name, cu.EventDestroy(e->e));
+    free(e);
+    return rc;
+}
+
+static int cuda_event_record(struct backend_zone *z, struct backend_event *e,
+                             struct backend_stream *s)
+{
+    int rc = use_zone(z);
+
+    return rc ? rc : CU_CHECK(z->name, cu.EventRecord(e->e, cs(s)));
+}
+
+static int cuda_event_sync(struct backend_zone *z, struct backend_event *e)
+{
+    int rc = use_zone(z);
+
+    return rc ? rc : CU_CHECK(z->name, cu.EventSynchronize(e->e));
+}
+
+static int cuda_event_query(struct backend_zone *z, struct backend_event *e)
+{
+    int rc = use_zone(z);
+
+    return rc ? rc : (int)cu.EventQuery(e->e);
+}
+
+static int cuda_event_elapsed(struct backend_zone *z, struct backend_event *a,
+                              struct backend_event *b, float *ms)
+{
+    int rc = use_zone(z);
+
+    return rc ? rc : CU_CHECK(z->name, cu.EventElapsedTime(ms, a->e, b->e));
+}
+
+static int cuda_library_load(struct backend_zone *z, const void *image, size_t size,
+                             const struct backend_allocator *alloc,
+                             struct backend_library **out, char *err, size_t errlen)
+{
+    struct backend_library *l = calloc(1, sizeof(*l));
+    int rc;
+
+    (void)size;
+    (void)alloc; /* the driver allocates module globals itself */
+    if (l == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    rc = use_zone(z);
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(z->name, cu.LibraryLoadData(&l->lib, image, NULL, NULL, 0, NULL, NULL, 0));
+    if (rc != CUDA_SUCCESS) {
+        snprintf(err, errlen, "cuLibraryLoadData: %s", cu_errstr(rc));
+        free(l);
+        return rc;
+    }
+    *out = l;
+    return CUDA_SUCCESS;
+}
+
+static void cuda_library_unload(struct backend_zone *z, struct backend_library *l)
+{
+    if (use_zone(z) == CUDA_SUCCESS) {
+        int rc = CU_CHECK(z->name, cu.LibraryUnload(l->lib));
+        if (rc != CUDA_SUCCESS)
+            log_error("zone=%s cuda backend: cuLibraryUnload failed: %s", z->name, cu_errstr(rc));
+    }
+    while (l->kernels) {
+        struct backend_kernel *k = l->kernels;
+        l->kernels = k->next;
+        free(k);
+    }
+    free(l);
+}
+
+static int cuda_library_kernel_count(struct backend_zone *z, struct backend_library *l,
+                                     uint32_t *count)
+{
+    unsigned n = 0;
+    int rc = use_zone(z);
+
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(z->name, cu.LibraryGetKernelCount(&n, l->lib));
+    if (rc == CUDA_SUCCESS)
+        *count = n;
+    return rc;
+}
+
+static int cuda_library_get_kernel(struct backend_zone *z, struct backend_library *l,
+                                   const char *name, struct backend_kernel **out,
+                                   struct idm_param *params, uint32_t *param_count,
+                                   uint32_t *param_bytes)
+{
+    struct backend_kernel *k;
+    CUkernel ck;
+    uint32_t n = 0, bytes = 0;
+    int rc = use_zone(z);
+
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(z->name, cu.LibraryGetKernel(&ck, l->lib, name));
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    /* The layout: ask for parameters until the driver says there are no more. */
+    for (;;) {
+        size_t off = 0, sz = 0;
+        if (cu.KernelGetParamInfo(ck, n, &off, &sz) != CUDA_SUCCESS)
+            break;
+        if (n == IDM_PARAMS_MAX)
+            return CUDA_ERROR_NOT_SUPPORTED;
+        params[n].offset = (uint32_t)off;
+        params[n].size = (uint32_t)sz;
+        if (off + sz > bytes)
+            bytes = (uint32_t)(off + sz);
+        n++;
+    }
+    k = calloc(1, sizeof(*k));
+    if (k == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    k->k = ck;
+    k->next = l->kernels;
+    l->kernels = k;
+    *out = k;
+    *param_count = n;
+    *param_bytes = bytes;
+    return CUDA_SUCCESS;
+}
+
+static int cuda_library_get_global(struct backend_zone *z, struct backend_library *l,
+                                   const char *name, uint64_t *zone_addr, uint64_t *baddr,
+                                   uint64_t *size)
+{
+    CUdeviceptr p = 0;
+    size_t sz = 0;
+    int rc = use_zone(z);
+
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(z->name, cu.LibraryGetGlobal(&p, &sz, l->lib, name));
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    *zone_addr = 0; /* the zone layer maps it */
+    *baddr = p;
+    *size = sz;
+    return CUDA_SUCCESS;
+}
+
+static int cuda_func_get_attribute(struct backend_zone *z, struct backend_kernel *k, int32_t attr,
+                                   int32_t *value)
+{
+    int v = 0;
+    int rc = use_zone(z);
+
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(z->name, cu.KernelGetAttribute(&v, (CUfunction_attribute)attr, k->k, cu.dev));
+    if (rc == CUDA_SUCCESS)
+        *value = v;
+    return rc;
+}
+
+static int cuda_func_set_attribute(struct backend_zone *z, struct backend_kernel *k, int32_t attr,
+                                   int32_t value)
+{
+    int rc = use_zone(z);
+
+    return rc ? rc
+              : CU_CHECK(z->name,
+                         cu.KernelSetAttribute((CUfunction_attribute)attr, value, k->k, cu.dev));
+}
+
+static int cuda_occupancy(struct backend_zone *z, struct backend_kernel *k, uint32_t which,
+                          uint32_t block_size, uint64_t dynamic_smem, uint32_t num_blocks,
+                          const uint32_t cluster_dim[3], const uint32_t grid_dim[3],
+                          uint32_t flags, uint64_t *value)
+{
+    CUfunction f;
+    int rc = use_zone(z);
+
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(z->name, cu.KernelGetFunction(&f, k->k));
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    switch (which) {
+    case 0: {
+        int n = 0;
+        rc = CU_CHECK(z->name, cu.OccupancyMaxActiveBlocks(&n, f, (int)block_size, dynamic_smem,
+                                                           flags));
+        *value = (uint64_t)n;
+        return rc;
+    }
+    case 1: {
+        size_t n = 0;
+        rc = CU_CHECK(z->name, cu.OccupancyAvailableDynamicSMem(&n, f, (int)num_blocks,
+                                                                (int)block_size));
+        *value = n;
+        return rc;
+    }
+    case 2: {
+        CUlaunchAttribute attr;
+        CUlaunchConfig lc;
+        int n = 0;
+        memset(&lc, 0, sizeof(lc));
+        memset(&attr, 0, sizeof(attr));
+        lc.gridDimX = grid_dim[0];
+        lc.gridDimY = grid_dim[1];
+        lc.gridDimZ = grid_dim[2];
+        lc.blockDimX = block_size;
+        lc.blockDimY = 1;
+        lc.blockDimZ = 1;
+        lc.sharedMemBytes = (unsigned)dynamic_smem;
+        attr.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+        attr.value.clusterDim.x = cluster_dim[0];
+        attr.value.clusterDim.y = cluster_dim[1];
+        attr.value.clusterDim.z = cluster_dim[2];
+        lc.attrs = &attr;
+        lc.numAttrs = 1;
+        rc = CU_CHECK(z->name, cu.OccupancyMaxActiveClusters(&n, f, &lc));
+        *value = (uint64_t)n;
+        return rc;
+    }
+    default:
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+}
+
+static int cuda_launch(struct backend_zone *z, struct backend_kernel *k, struct backend_stream *s,
+                       const struct backend_launch *l, char *err, size_t errlen)
+{
+    uint8_t *buf;
+    void **argv;
+    int rc;
+
+    buf = malloc(l->params_size ? l->params_size : 1);
+    argv = calloc(l->param_count ? l->param_count : 1, sizeof(*argv));
+    if (buf == NULL || argv == NULL) {
+        rc = CUDA_ERROR_OUT_OF_MEMORY;
+        goto free_bufs;
+    }
+    memcpy(buf, l->params, l->params_size);
+    /* Zone addresses inside the parameters become real ones: every 8-byte-aligned word that
+     * lies inside one of the zone's allocations is translated (pointers, also in structs). */
+    for (uint32_t off = 0; off + 8 <= l->params_size; off += 8) {
+        uint64_t v, real, base, size;
+        memcpy(&v, buf + off, 8);
+        if (v != 0 && l->mem->translate(l->mem->ctx, v, 1, &real, &base, &size) == 0)
+            memcpy(buf + off, &real, 8);
+    }
+    for (uint32_t i = 0; i < l->param_count; i++) {
+        if ((uint64_t)l->layout[i].offset + l->layout[i].size > l->params_size) {
+            snprintf(err, errlen, "parameter %u lies outside the %u-byte buffer", i,
+                     l->params_size);
+            rc = CUDA_ERROR_INVALID_VALUE;
+            goto free_bufs;
+        }
+        argv[i] = buf + l->layout[i].offset;
+    }
+    rc = use_zone(z);
+    if (rc != CUDA_SUCCESS)
+        goto free_bufs;
+    if (l->cluster[0] > 1 || l->cluster[1] > 1 || l->cluster[2] > 1) {
+        CUlaunchAttribute attr;
+        CUlaunchConfig lc;
+        memset(&lc, 0, sizeof(lc));
+        memset(&attr, 0, sizeof(attr));
+        lc.gridDimX = l->grid[0];
+        lc.gridDimY = l->grid[1];
+        lc.gridDimZ = l->grid[2];
+        lc.blockDimX = l->block[0];
+        lc.blockDimY = l->block[1];
+        lc.blockDimZ = l->block[2];
+        lc.sharedMemBytes = l->shared_bytes;
+        lc.hStream = cs(s);
+        attr.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+        attr.value.clusterDim.x = l->cluster[0] ? l->cluster[0] : 1;
+        attr.value.clusterDim.y = l->cluster[1] ? l->cluster[1] : 1;
+        attr.value.clusterDim.z = l->cluster[2] ? l->cluster[2] : 1;
+        lc.attrs = &attr;
+        lc.numAttrs = 1;
+        rc = CU_CHECK(z->name, cu.LaunchKernelEx(&lc, (CUfunction)(void *)k->k, argv, NULL));
+    } else {
+        rc = CU_CHECK(z->name, cu.LaunchKernel((CUfunction)(void *)k->k, l->grid[0], l->grid[1],
+                                               l->grid[2], l->block[0], l->block[1], l->block[2],
+                                               l->shared_bytes, cs(s), argv, NULL));
+    }
+    if (rc != CUDA_SUCCESS)
+        snprintf(err, errlen, "cuLaunchKernel: %s", cu_errstr(rc));
+    /* The driver copied the parameters at launch: the buffers can go. */
+free_bufs:
+    free(argv);
+    free(buf);
+    return rc;
+}
+
+const struct backend_ops backend_cuda = {
+    .name = "cuda",
+    .init = cuda_init,
+    .shutdown = cuda_shutdown,
+    .device_count = cuda_device_count,
+    .device_props = cuda_device_props,
+    .driver_version = cuda_driver_version,
+    .mem_info = cuda_mem_info,
+    .zone_open = cuda_zone_open,
+    .zone_close = cuda_zone_close,
+    .zone_sync = cuda_zone_sync,
+    .mem_alloc = cuda_mem_alloc,
+    .mem_free = cuda_mem_free,
+    .memcpy_htod = cuda_memcpy_htod,
+    .memcpy_dtoh = cuda_memcpy_dtoh,
+    .memcpy_dtod = cuda_memcpy_dtod,
+    .memset = cuda_memset,
+    .stream_create = cuda_stream_create,
+    .stream_destroy = cuda_stream_destroy,
+    .stream_sync = cuda_stream_sync,
+    .stream_query = cuda_stream_query,
+    .stream_wait_event = cuda_stream_wait_event,
+    .event_create = cuda_event_create,
+    .event_destroy = cuda_event_destroy,
+    .event_record = cuda_event_record,
+    .event_sync = cuda_event_sync,
+    .event_query = cuda_event_query,
+    .event_elapsed = cuda_event_elapsed,
+    .library_load = cuda_library_load,
+    .library_unload = cuda_library_unload,
+    .library_kernel_count = cuda_library_kernel_count,
+    .library_get_kernel = cuda_library_get_kernel,
+    .library_get_global = cuda_library_get_global,
+    .func_get_attribute = cuda_func_get_attribute,
+    .func_set_attribute = cuda_func_set_attribute,
+    .occupancy = cuda_occupancy,
+    .launch = cuda_launch,
+};

@@ -1,0 +1,811 @@
+/* backend_stub.c - the simulated GPU: device memory is host memory (anonymous mappings, scrubbed
+ * on free and recycled through a small cache), work runs in submission order when it is
+ * submitted, events carry real CLOCK_MONOTONIC timestamps, and kernels run on the PTX engine
+ * (gpu-proxy/ptx) with every global access checked against the launching zone's allocations. */
+#include <cuda.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "backend.h"
+#include "log.h"
+#include "ptx/ptx.h"
+
+#define STUB_TOTAL_MEM (80ull << 30)
+#define STUB_PAGE 4096ull
+#define STUB_CACHE_SLOTS 32
+#define STUB_CACHE_MAX_BYTES (1ull << 30)
+
+struct backend_zone {
+    char name[64];
+};
+struct backend_stream {
+    uint32_t flags;
+    int32_t priority;
+};
+struct backend_event {
+    uint32_t flags;
+    int recorded;
+    struct timespec t;
+};
+struct backend_kernel {
+    const struct ptx_kernel *k;
+    struct backend_library *lib;
+    int32_t max_dynamic_smem;
+    int32_t carveout;
+    int32_t cluster_attrs[6]; /* CU_FUNC_ATTRIBUTE_CLUSTER_SIZE_MUST_BE_SET .. +5 */
+};
+struct stub_global {
+    char *name;
+    uint64_t zone_addr;
+    uint64_t size;
+};
+struct backend_library {
+    void *image;
+    size_t image_size;
+    struct ptx_program *prog;
+    unsigned nkernels;
+    struct backend_kernel *kernels;
+    unsigned nglobals;
+    struct stub_global *globals;
+};
+
+/* Freed, already scrubbed mappings kept for reuse by any zone. */
+static struct {
+    pthread_mutex_t lock;
+    uint64_t allocated; /* bytes of simulated device memory handed out */
+    void *cache_ptr[STUB_CACHE_SLOTS];
+    uint64_t cache_len[STUB_CACHE_SLOTS];
+    uint64_t cache_bytes;
+} stub = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static uint64_t round_page(uint64_t n)
+{
+    return (n + STUB_PAGE - 1) & ~(STUB_PAGE - 1);
+}
+
+static int stub_init(char *err, size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    return CUDA_SUCCESS;
+}
+
+static void stub_shutdown(void)
+{
+    pthread_mutex_lock(&stub.lock);
+    for (int i = 0; i < STUB_CACHE_SLOTS; i++) {
+        if (stub.cache_ptr[i] && munmap(stub.cache_ptr[i], stub.cache_len[i]) != 0)
+            log_error("stub backend: munmap of cached device memory failed: %s",
+                      strerror(errno));
+        stub.cache_ptr[i] = NULL;
+    }
+    stub.cache_bytes = 0;
+    pthread_mutex_unlock(&stub.lock);
+}
+
+static int stub_device_count(void)
+{
+    return 1;
+}
+
+static int stub_driver_version(void)
+{
+    return 13000;
+}
+
+/* Attribute values of the simulated device (an H100 SXM5-like part, compute capability 9.0). */
+static const struct { int attr; int value; } stub_attrs[] = {
+    {CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK, 1024},
+    {CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X, 1024},
+    {CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Y, 1024},
+    {CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Z, 64},
+    {CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X, 2147483647},
+    {CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y, 65535},
+    {CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z, 65535},
+    {CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK, 49152},
+    {CU_DEVICE_ATTRIBUTE_TOTAL_CONSTANT_MEMORY, 65536},
+    {CU_DEVICE_ATTRIBUTE_WARP_SIZE, 32},
+    {CU_DEVICE_ATTRIBUTE_MAX_PITCH, 2147483647},
+    {CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_BLOCK, 65536},
+    {CU_DEVICE_ATTRIBUTE_CLOCK_RATE, 1980000},
+    {CU_DEVICE_ATTRIBUTE_TEXTURE_ALIGNMENT, 512},
+    {CU_DEVICE_ATTRIBUTE_GPU_OVERLAP, 1},
+    {CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, 132},
+    {CU_DEVICE_ATTRIBUTE_KERNEL_EXEC_TIMEOUT, 0},
+    {CU_DEVICE_ATTRIBUTE_INTEGRATED, 0},
+    {CU_DEVICE_ATTRIBUTE_CAN_MAP_HOST_MEMORY, 1},
+    {CU_DEVICE_ATTRIBUTE_COMPUTE_MODE, 0},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE1D_WIDTH, 131072},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE2D_WIDTH, 131072},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE2D_HEIGHT, 65536},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE3D_WIDTH, 16384},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE3D_HEIGHT, 16384},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE3D_DEPTH, 16384},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE2D_LAYERED_WIDTH, 32768},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE2D_LAYERED_HEIGHT, 32768},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE2D_LAYERED_LAYERS, 2048},
+    {CU_DEVICE_ATTRIBUTE_SURFACE_ALIGNMENT, 512},
+    {CU_DEVICE_ATTRIBUTE_CONCURRENT_KERNELS, 1},
+    {CU_DEVICE_ATTRIBUTE_ECC_ENABLED, 1},
+    {CU_DEVICE_ATTRIBUTE_PCI_BUS_ID, 0x1b},
+    {CU_DEVICE_ATTRIBUTE_PCI_DEVICE_ID, 0},
+    {CU_DEVICE_ATTRIBUTE_TCC_DRIVER, 0},
+    {CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE, 2619000},
+    {CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH, 5120},
+    {CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE, 52428800},
+    {CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_MULTIPROCESSOR, 2048},
+    {CU_DEVICE_ATTRIBUTE_ASYNC_ENGINE_COUNT, 3},
+    {CU_DEVICE_ATTRIBUTE_UNIFIED_ADDRESSING, 1},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE1D_LAYERED_WIDTH, 32768},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE1D_LAYERED_LAYERS, 2048},
+    {CU_DEVICE_ATTRIBUTE_CAN_TEX2D_GATHER, 1},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE2D_GATHER_WIDTH, 32768},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE2D_GATHER_HEIGHT, 32768},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE3D_WIDTH_ALTERNATE, 8192},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE3D_HEIGHT_ALTERNATE, 8192},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE3D_DEPTH_ALTERNATE, 32768},
+    {CU_DEVICE_ATTRIBUTE_PCI_DOMAIN_ID, 0},
+    {CU_DEVICE_ATTRIBUTE_TEXTURE_PITCH_ALIGNMENT, 32},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURECUBEMAP_WIDTH, 32768},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURECUBEMAP_LAYERED_WIDTH, 32768},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURECUBEMAP_LAYERED_LAYERS, 32766},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_SURFACE1D_WIDTH, 32768},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_SURFACE2D_WIDTH, 131072},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_SURFACE2D_HEIGHT, 65536},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_SURFACE3D_WIDTH, 16384},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_SURFACE3D_HEIGHT, 16384},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_SURFACE3D_DEPTH, 16384},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_SURFACE1D_LAYERED_WIDTH, 32768},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_SURFACE1D_LAYERED_LAYERS, 2048},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_SURFACE2D_LAYERED_WIDTH, 32768},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_SURFACE2D_LAYERED_HEIGHT, 32768},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_SURFACE2D_LAYERED_LAYERS, 2048},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_SURFACECUBEMAP_WIDTH, 32768},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_SURFACECUBEMAP_LAYERED_WIDTH, 32768},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_SURFACECUBEMAP_LAYERED_LAYERS, 32766},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE1D_LINEAR_WIDTH, 268435456},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE2D_LINEAR_WIDTH, 131072},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE2D_LINEAR_HEIGHT, 65000},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE2D_LINEAR_PITCH, 2097120},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE2D_MIPMAPPED_WIDTH, 32768},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE2D_MIPMAPPED_HEIGHT, 32768},
+    {CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, 9},
+    {CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, 0},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE1D_MIPMAPPED_WIDTH, 32768},
+    {CU_DEVICE_ATTRIBUTE_STREAM_PRIORITIES_SUPPORTED, 1},
+    {CU_DEVICE_ATTRIBUTE_GLOBAL_L1_CACHE_SUPPORTED, 1},
+    {CU_DEVICE_ATTRIBUTE_LOCAL_L1_CACHE_SUPPORTED, 1},
+    {CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR, 233472},
+    {CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_MULTIPROCESSOR, 65536},
+    {CU_DEVICE_ATTRIBUTE_MANAGED_MEMORY, 0},
+    {CU_DEVICE_ATTRIBUTE_MULTI_GPU_BOARD, 0},
+    {CU_DEVICE_ATTRIBUTE_MULTI_GPU_BOARD_GROUP_ID, 0},
+    {CU_DEVICE_ATTRIBUTE_HOST_NATIVE_ATOMIC_SUPPORTED, 0},
+    {CU_DEVICE_ATTRIBUTE_SINGLE_TO_DOUBLE_PRECISION_PERF_RATIO, 2},
+    {CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS, 0},
+    {CU_DEVICE_ATTRIBUTE_CONCURRENT_MANAGED_ACCESS, 0},
+    {CU_DEVICE_ATTRIBUTE_COMPUTE_PREEMPTION_SUPPORTED, 1},
+    {CU_DEVICE_ATTRIBUTE_CAN_USE_HOST_POINTER_FOR_REGISTERED_MEM, 0},
+    {CU_DEVICE_ATTRIBUTE_COOPERATIVE_LAUNCH, 1},
+    {CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, 232448},
+    {CU_DEVICE_ATTRIBUTE_CAN_FLUSH_REMOTE_WRITES, 0},
+    {CU_DEVICE_ATTRIBUTE_HOST_REGISTER_SUPPORTED, 1},
+    {CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS_USES_HOST_PAGE_TABLES, 0},
+    {CU_DEVICE_ATTRIBUTE_DIRECT_MANAGED_MEM_ACCESS_FROM_HOST, 0},
+    {CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, 0},
+    {CU_DEVICE_ATTRIBUTE_MAX_BLOCKS_PER_MULTIPROCESSOR, 32},
+    {CU_DEVICE_ATTRIBUTE_GENERIC_COMPRESSION_SUPPORTED, 0},
+    {CU_DEVICE_ATTRIBUTE_MAX_PERSISTING_L2_CACHE_SIZE, 32505856},
+    {CU_DEVICE_ATTRIBUTE_MAX_ACCESS_POLICY_WINDOW_SIZE, 134213632},
+    {CU_DEVICE_ATTRIBUTE_RESERVED_SHARED_MEMORY_PER_BLOCK, 1024},
+    {CU_DEVICE_ATTRIBUTE_SPARSE_CUDA_ARRAY_SUPPORTED, 0},
+    {CU_DEVICE_ATTRIBUTE_READ_ONLY_HOST_REGISTER_SUPPORTED, 0},
+    {CU_DEVICE_ATTRIBUTE_MEMORY_POOLS_SUPPORTED, 0},
+    {CU_DEVICE_ATTRIBUTE_CLUSTER_LAUNCH, 1},
+    {CU_DEVICE_ATTRIBUTE_DEFERRED_MAPPING_CUDA_ARRAY_SUPPORTED, 0},
+    {CU_DEVICE_ATTRIBUTE_MEM_SYNC_DOMAIN_COUNT, 4},
+    {CU_DEVICE_ATTRIBUTE_TENSOR_MAP_ACCESS_SUPPORTED, 1},
+    {CU_DEVICE_ATTRIBUTE_UNIFIED_FUNCTION_POINTERS, 0},
+    {CU_DEVICE_ATTRIBUTE_NUMA_CONFIG, 0},
+    {CU_DEVICE_ATTRIBUTE_NUMA_ID, -1},
+    {CU_DEVICE_ATTRIBUTE_HOST_NUMA_ID, -1},
+    {CU_DEVICE_ATTRIBUTE_GPU_PCI_DEVICE_ID, 0x233010DE},
+    {CU_DEVICE_ATTRIBUTE_GPU_PCI_SUBSYSTEM_ID, 0x16C110DE},
+};
+
+static const uint8_t stub_uuid[16] = {0x5a, 0x6e, 0x47, 0x50, 0x55, 0x2d, 0x53, 0x49,
+                                      0x4d, 0x2d, 0x48, 0x31, 0x30, 0x30, 0x00, 0x01};
+
+static int stub_device_props(int device, struct backend_device_props *out)
+{
+    if (device != 0)
+        return CUDA_ERROR_INVALID_DEVICE;
+    memset(out, 0, sizeof(*out));
+    snprintf(out->name, sizeof(out->name), "vGPU Simulated H100 80GB HBM3");
+    memcpy(out->uuid, stub_uuid, sizeof(out->uuid));
+    out->total_mem = STUB_TOTAL_MEM;
+    for (size_t i = 0; i < sizeof(stub_attrs) / sizeof(stub_attrs[0]); i++)
+        if (stub_attrs[i].attr >= 0 && stub_attrs[i].attr < (int)IDM_ATTR_COUNT)
+            out->attrs[stub_attrs[i].attr] = stub_attrs[i].value;
+    return CUDA_SUCCESS;
+}
+
+static int stub_mem_info(uint64_t *free_bytes, uint64_t *total_bytes)
+{
+    pthread_mutex_lock(&stub.lock);
+    *free_bytes = STUB_TOTAL_MEM - stub.allocated;
+    pthread_mutex_unlock(&stub.lock);
+    *total_bytes = STUB_TOTAL_MEM;
+    return CUDA_SUCCESS;
+}
+
+static int stub_zone_open(const char *zone_name, struct backend_zone **out)
+{
+    struct backend_zone *z = calloc(1, sizeof(*z));
+
+    if (z == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    snprintf(z->name, sizeof(z->name), "%s", zone_name);
+    *out = z;
+    return CUDA_SUCCESS;
+}
+
+static void stub_zone_close(struct backend_zone *z)
+{
+    free(z);
+}
+
+static int stub_zone_sync(struct backend_zone *z)
+{
+    (void)z; /* work runs when it is submitted: nothing is ever pending */
+    return CUDA_SUCCESS;
+}
+
+static int stub_mem_alloc(struct backend_zone *z, uint64_t size, uint64_t *baddr)
+{
+    uint64_t len = round_page(size ? size : 1);
+    void *p = NULL;
+
+    (void)z;
+    if (len < size)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    pthread_mutex_lock(&stub.lock);
+    if (len > STUB_TOTAL_MEM - stub.allocated) {
+        pthread_mutex_unlock(&stub.lock);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    for (int i = 0; i < STUB_CACHE_SLOTS; i++) {
+        if (stub.cache_ptr[i] && stub.cache_len[i] == len) {
+            p = stub.cache_ptr[i];
+            stub.cache_ptr[i] = NULL;
+            stub.cache_bytes -= len;
+            break;
+        }
+    }
+    stub.allocated += len;
+    pthread_mutex_unlock(&stub.lock);
+    if (p == NULL) {
+        p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
+        if (p == MAP_FAILED) {
+            log_warn("zone=%s stub backend: mmap of %llu bytes failed: %s", z->name,
+                     (unsigned long long)len, strerror(errno));
+            pthread_mutex_lock(&stub.lock);
+            stub.allocated -= len;
+            pthread_mutex_unlock(&stub.lock);
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+    }
+    *baddr = (uint64_t)(uintptr_t)p;
+    return CUDA_SUCCESS;
+}
+
+static int stub_mem_free(struct backend_zone *z, uint64_t baddr, uint64_t size)
+{
+    uint64_t len = round_page(size ? size : 1);
+    void *p = (void *)(uintptr_t)baddr;
+    int cached = 0;
+
+    /* Scrub: small ranges are zeroed in place; larger ones are handed back to the kernel with
+     * MADV_DONTNEED, after which a private anonymous mapping reads as zeros. */
+    if (len <= (64u << 10)) {
+        memset(p, 0, len);
+    } else if (madvise(p, len, MADV_DONTNEED) != 0) {
+        log_error("zone=%s stub backend: madvise(DONTNEED) failed (%s); zeroing by hand",
+                  z->name, strerror(errno));
+        memset(p, 0, len);
+    }
+    pthread_mutex_lock(&stub.lock);
+    stub.allocated -= len;
+    if (stub.cache_bytes + len <= STUB_CACHE_MAX_BYTES) {
+        for (int i = 0; i < STUB_CACHE_SLOTS; i++) {
+            if (stub.cache_ptr[i] == NULL) {
+                stub.cache_ptr[i] = p;
+                stub.cache_len[i] = len;
+                stub.cache_bytes += len;
+                cached = 1;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&stub.lock);
+    if (!cached && munmap(p, len) != 0) {
+        log_error("zone=%s stub backend: munmap failed: %s", z->name, strerror(errno));
+        return CUDA_ERROR_UNKNOWN;
+    }
+    return CUDA_SUCCESS;
+}
+
+static int stub_memcpy_htod(struct backend_zone *z, struct backend_stream *s, uint64_t dst,
+                            const void *src, uint64_t len)
+{
+    (void)z;
+    (void)s;
+    memcpy((void *)(uintptr_t)dst, src, len);
+    return CUDA_SUCCESS;
+}
+
+static int stub_memcpy_dtoh(struct backend_zone *z, struct backend_stream *s, void *dst,
+                            uint64_t src, uint64_t len)
+{
+    (void)z;
+    (void)s;
+    memcpy(dst, (const void *)(uintptr_t)src, len);
+    return CUDA_SUCCESS;
+}
+
+static int stub_memcpy_dtod(struct backend_zone *z, struct backend_stream *s, uint64_t dst,
+                            uint64_t src, uint64_t len)
+{
+    (void)z;
+    (void)s;
+    memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, len);
+    return CUDA_SUCCESS;
+}
+
+static int stub_memset(struct backend_zone *z, struct backend_stream *s, uint64_t dst,
+                       uint32_t value, uint32_t elem_size, uint64_t width, uint64_t pitch,
+                       uint64_t height)
+{
+    (void)z;
+    (void)s;
+    for (uint64_t row = 0; row < height; row++) {
+        uint8_t *p = (uint8_t *)(uintptr_t)(dst + row * pitch);
+        if (elem_size == 1) {
+            memset(p, (int)(value & 0xFF), width);
+        } else if (elem_size == 2) {
+            uint16_t v = (uint16_t)value;
+            for (uint64_t i = 0; i < width; i++)
+                memcpy(p + 2 * i, &v, 2);
+        } else {
+            for (uint64_t i = 0; i < width; i++)
+                memcpy(p + 4 * i, &value, 4);
+        }
+    }
+    return CUDA_SUCCESS;
+}
+
+static int stub_stream_create(struct backend_zone *z, uint32_t flags, int32_t priority,
+                              struct backend_stream **out)
+{
+    struct backend_stream *s = calloc(1, sizeof(*s));
+
+    (void)z;
+    if (s == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    s->flags = flags;
+    s->priority = priority;
+    *out = s;
+    return CUDA_SUCCESS;
+}
+
+static int stub_stream_destroy(struct backend_zone *z, struct backend_stream *s)
+{
+    (void)z;
+    free(s);
+    return CUDA_SUCCESS;
+}
+
+static int stub_stream_sync(struct backend_zone *z, struct backend_stream *s)
+{
+    (void)z;
+    (void)s;
+    return CUDA_SUCCESS;
+}
+
+static int stub_stream_wait_event(struct backend_zone *z, struct backend_stream *s,
+                                  struct backend_event *e)
+{
+    (void)z;
+    (void)s;
+    (void)e; /* the recorded work is complete when the record is processed */
+    return CUDA_SUCCESS;
+}
+
+static int stub_event_create(struct backend_zone *z, uint32_t flags,
+                             struct backend_event **out)
+{
+    struct backend_event *e = calloc(1, sizeof(*e));
+
+    (void)z;
+    if (e == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    e->flags = flags;
+    *out = e;
+    return CUDA_SUCCESS;
+}
+
+static int stub_event_destroy(struct backend_zone *z, struct backend_event *e)
+{
+    (void)z;
+    free(e);
+    return CUDA_SUCCESS;
+}
+
+static int stub_event_record(struct backend_zone *z, struct backend_event *e,
+                             struct backend_stream *s)
+{
+    (void)z;
+    (void)s;
+    if (clock_gettime(CLOCK_MONOTONIC, &e->t) != 0)
+        return CUDA_ERROR_UNKNOWN;
+    e->recorded = 1;
+    return CUDA_SUCCESS;
+}
+
+static int stub_event_sync(struct backend_zone *z, struct backend_event *e)
+{
+    (void)z;
+    (void)e;
+    return CUDA_SUCCESS;
+}
+
+static int stub_event_elapsed(struct backend_zone *z, struct backend_event *a,
+                              struct backend_event *b, float *ms)
+{
+    double d;
+
+    (void)z;
+    if ((a->flags & CU_EVENT_DISABLE_TIMING) || (b->flags & CU_EVENT_DISABLE_TIMING))
+        return CUDA_ERROR_INVALID_HANDLE;
+    if (!a->recorded || !b->recorded)
+        return CUDA_ERROR_INVALID_HANDLE;
+    d = (double)(b->t.tv_sec - a->t.tv_sec) * 1e3 + (double)(b->t.tv_nsec - a->t.tv_nsec) / 1e6;
+    *ms = (float)d;
+    return CUDA_SUCCESS;
+}
+
+/* ---- libraries and kernels ---- */
+
+static void free_library(struct backend_library *l)
+{
+    for (unsigned i = 0; i < l->nglobals; i++)
+        free(l->globals[i].name);
+    free(l->globals);
+    free(l->kernels);
+    if (l->prog)
+        ptx_program_free(l->prog);
+    free(l->image);
+    free(l);
+}
+
+static int stub_library_load(struct backend_zone *z, const void *image, size_t size,
+                             const struct backend_allocator *alloc,
+                             struct backend_library **out, char *err, size_t errlen)
+{
+    struct backend_library *l;
+    int rc;
+
+    l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    /* Keep our own copy of the image: the PTX engine may refer into it. */
+    l->image = malloc(size ? size : 1);
+    if (l->image == NULL) {
+        rc = CUDA_ERROR_OUT_OF_MEMORY;
+        goto free_lib;
+    }
+    memcpy(l->image, image, size);
+    l->image_size = size;
+    rc = ptx_program_load(l->image, size, &l->prog, err, errlen);
+    if (rc != PTX_OK) {
+        l->prog = NULL;
+        goto free_lib;
+    }
+    l->nkernels = ptx_program_kernel_count(l->prog);
+    l->kernels = calloc(l->nkernels ? l->nkernels : 1, sizeof(*l->kernels));
+    l->nglobals = ptx_program_global_count(l->prog);
+    l->globals = calloc(l->nglobals ? l->nglobals : 1, sizeof(*l->globals));
+    if (l->kernels == NULL || l->globals == NULL) {
+        rc = CUDA_ERROR_OUT_OF_MEMORY;
+        goto free_lib;
+    }
+    for (unsigned i = 0; i < l->nkernels; i++) {
+        l->kernels[i].k = ptx_program_kernel_at(l->prog, i);
+        l->kernels[i].lib = l;
+        l->kernels[i].max_dynamic_smem = 49152 - (int32_t)ptx_kernel_static_shared(l->kernels[i].k);
+        l->kernels[i].carveout = -1;
+    }
+    /* Module globals live in the loading zone's memory, charged to its quota. */
+    for (unsigned i = 0; i < l->nglobals; i++) {
+        struct ptx_global_info gi;
+        uint64_t zaddr, baddr;
+
+        rc = ptx_program_global(l->prog, i, &gi);
+        if (rc != PTX_OK) {
+            snprintf(err, errlen, "global %u of the image is unreadable", i);
+            goto free_lib;
+        }
+        l->globals[i].name = strdup(gi.name ? gi.name : "");
+        l->globals[i].size = gi.size;
+        if (l->globals[i].name == NULL) {
+            rc = CUDA_ERROR_OUT_OF_MEMORY;
+            goto free_lib;
+        }
+        rc = alloc->alloc(alloc->ctx, gi.size ? gi.size : 1, &zaddr, &baddr);
+        if (rc != CUDA_SUCCESS) {
+            snprintf(err, errlen, "no zone memory for global %s (%llu bytes)", gi.name,
+                     (unsigned long long)gi.size);
+            goto free_lib;
+        }
+        if (gi.init && gi.init_size)
+            memcpy((void *)(uintptr_t)baddr, gi.init,
+                   gi.init_size < gi.size ? gi.init_size : gi.size);
+        l->globals[i].zone_addr = zaddr;
+        rc = ptx_program_bind_global(l->prog, i, zaddr);
+        if (rc != PTX_OK) {
+            snprintf(err, errlen, "binding global %s failed", gi.name);
+            goto free_lib;
+        }
+    }
+    (void)z;
+    *out = l;
+    return CUDA_SUCCESS;
+
+free_lib:
+    /* Globals already allocated are owned by the library handle the zone layer frees. */
+    free_library(l);
+    return rc;
+}
+
+static void stub_library_unload(struct backend_zone *z, struct backend_library *l)
+{
+    (void)z;
+    free_library(l);
+}
+
+static int stub_library_kernel_count(struct backend_zone *z, struct backend_library *l,
+                                     uint32_t *count)
+{
+    (void)z;
+    *count = l->nkernels;
+    return CUDA_SUCCESS;
+}
+
+static int stub_library_get_kernel(struct backend_zone *z, struct backend_library *l,
+                                   const char *name, struct backend_kernel **out,
+                                   struct idm_param *params, uint32_t *param_count,
+                                   uint32_t *param_bytes)
+{
+    const struct ptx_param *pp;
+    unsigned n;
+
+    (void)z;
+    for (unsigned i = 0; i < l->nkernels; i++) {
+        if (strcmp(ptx_kernel_name(l->kernels[i].k), name) != 0)
+            continue;
+        n = ptx_kernel_param_count(l->kernels[i].k);
+        if (n > IDM_PARAMS_MAX)
+            return CUDA_ERROR_NOT_SUPPORTED;
+        pp = ptx_kernel_params(l->kernels[i].k);
+        for (unsigned j = 0; j < n; j++) {
+            params[j].offset = pp[j].offset;
+            params[j].size = pp[j].size;
+        }
+        *param_count = n;
+        *param_bytes = ptx_kernel_param_bytes(l->kernels[i].k);
+        *out = &l->kernels[i];
+        return CUDA_SUCCESS;
+    }
+    return CUDA_ERROR_NOT_FOUND;
+}
+
+static int stub_library_get_global(struct backend_zone *z, struct backend_library *l,
+                                   const char *name, uint64_t *zone_addr, uint64_t *baddr,
+                                   uint64_t *size)
+{
+    (void)z;
+    for (unsigned i = 0; i < l->nglobals; i++) {
+        if (strcmp(l->globals[i].name, name) == 0) {
+            *zone_addr = l->globals[i].zone_addr;
+            *baddr = 0;
+            *size = l->globals[i].size;
+            return CUDA_SUCCESS;
+        }
+    }
+    return CUDA_ERROR_NOT_FOUND;
+}
+
+static int stub_func_get_attribute(struct backend_zone *z, struct backend_kernel *k,
+                                   int32_t attr, int32_t *value)
+{
+    (void)z;
+    switch (attr) {
+    case CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK: *value = 1024; break;
+    case CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES: *value = (int32_t)ptx_kernel_static_shared(k->k); break;
+    case CU_FUNC_ATTRIBUTE_CONST_SIZE_BYTES: *value = 0; break;
+    case CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES: *value = (int32_t)ptx_kernel_local_bytes(k->k); break;
+    case CU_FUNC_ATTRIBUTE_NUM_REGS: *value = 32; break;
+    case CU_FUNC_ATTRIBUTE_PTX_VERSION: *value = 90; break;
+    case CU_FUNC_ATTRIBUTE_BINARY_VERSION: *value = 90; break;
+    case CU_FUNC_ATTRIBUTE_CACHE_MODE_CA: *value = 0; break;
+    case CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES: *value = k->max_dynamic_smem; break;
+    case CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT: *value = k->carveout; break;
+    case CU_FUNC_ATTRIBUTE_CLUSTER_SIZE_MUST_BE_SET:
+    case CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_WIDTH:
+    case CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_HEIGHT:
+    case CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_DEPTH:
+    case CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED:
+    case CU_FUNC_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE:
+        *value = k->cluster_attrs[attr - CU_FUNC_ATTRIBUTE_CLUSTER_SIZE_MUST_BE_SET];
+        break;
+    default: return CUDA_ERROR_INVALID_VALUE;
+    }
+    return CUDA_SUCCESS;
+}
+
+static int stub_func_set_attribute(struct backend_zone *z, struct backend_kernel *k,
+                                   int32_t attr, int32_t value)
+{
+    (void)z;
+    switch (attr) {
+    case CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES:
+        if (value < 0 || value > 232448 - (int32_t)ptx_kernel_static_shared(k->k))
+            return CUDA_ERROR_INVALID_VALUE;
+        k->max_dynamic_smem = value;
+        return CUDA_SUCCESS;
+    case CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT:
+        if (value < -1 || value > 100)
+            return CUDA_ERROR_INVALID_VALUE;
+        k->carveout = value;
+        return CUDA_SUCCESS;
+    case CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_WIDTH:
+    case CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_HEIGHT:
+    case CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_DEPTH:
+    case CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED:
+    case CU_FUNC_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE:
+        k->cluster_attrs[attr - CU_FUNC_ATTRIBUTE_CLUSTER_SIZE_MUST_BE_SET] = value;
+        return CUDA_SUCCESS;
+    default:
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+}
+
+static int stub_occupancy(struct backend_zone *z, struct backend_kernel *k, uint32_t which,
+                          uint32_t block_size, uint64_t dynamic_smem, uint32_t num_blocks,
+                          const uint32_t cluster_dim[3], const uint32_t grid_dim[3],
+                          uint32_t flags, uint64_t *value)
+{
+    uint64_t smem_block = ptx_kernel_static_shared(k->k) + dynamic_smem;
+    uint64_t by_threads, by_smem, blocks;
+
+    (void)z;
+    (void)grid_dim;
+    (void)flags;
+    switch (which) {
+    case 0:
+        if (block_size == 0 || block_size > 1024)
+            return CUDA_ERROR_INVALID_VALUE;
+        by_threads = 2048 / (((block_size + 31) / 32) * 32);
+        by_smem = smem_block ? 233472 / (smem_block + 1024) : 32;
+        blocks = by_threads < by_smem ? by_threads : by_smem;
+        *value = blocks < 32 ? blocks : 32;
+        return CUDA_SUCCESS;
+    case 1:
+        if (block_size == 0 || num_blocks == 0)
+            return CUDA_ERROR_INVALID_VALUE;
+        blocks = 233472 / num_blocks;
+        blocks = blocks > 1024 + ptx_kernel_static_shared(k->k)
+                     ? blocks - 1024 - ptx_kernel_static_shared(k->k) : 0;
+        *value = blocks < 232448 ? blocks : 232448;
+        return CUDA_SUCCESS;
+    case 2: {
+        uint64_t csize = 1;
+        /* Each dimension is bounded before multiplying, so the product cannot wrap to 0. */
+        for (int i = 0; i < 3; i++) {
+            if (cluster_dim[i] > 16)
+                return CUDA_ERROR_INVALID_CLUSTER_SIZE;
+            csize *= cluster_dim[i] ? cluster_dim[i] : 1;
+        }
+        if (csize > 16)
+            return CUDA_ERROR_INVALID_CLUSTER_SIZE;
+        *value = 132 / csize;
+        return CUDA_SUCCESS;
+    }
+    default:
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+}
+
+static void *stub_resolve(void *ctx, uint64_t addr, uint64_t len, uint64_t *alloc_base,
+                          uint64_t *alloc_size)
+{
+    const struct backend_memview *mem = ctx;
+    uint64_t baddr;
+
+    if (mem->translate(mem->ctx, addr, len, &baddr, alloc_base, alloc_size) != 0)
+        return NULL;
+    return (void *)(uintptr_t)baddr;
+}
+
+static int stub_launch(struct backend_zone *z, struct backend_kernel *k, struct backend_stream *s,
+                       const struct backend_launch *l, char *err, size_t errlen)
+{
+    struct ptx_memory mem = {.ctx = (void *)l->mem, .resolve = stub_resolve};
+    struct ptx_launch pl;
+
+    (void)z;
+    (void)s;
+    if (!ptx_kernel_executable(k->k)) {
+        snprintf(err, errlen, "kernel %s has no PTX the simulated GPU can run",
+                 ptx_kernel_name(k->k));
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    if (l->shared_bytes > (uint32_t)k->max_dynamic_smem) {
+        snprintf(err, errlen, "kernel %s: %u bytes of dynamic shared memory exceed its limit %d",
+                 ptx_kernel_name(k->k), l->shared_bytes, k->max_dynamic_smem);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    memset(&pl, 0, sizeof(pl));
+    memcpy(pl.grid, l->grid, sizeof(pl.grid));
+    memcpy(pl.block, l->block, sizeof(pl.block));
+    pl.dynamic_shared = l->shared_bytes;
+    pl.params = l->params;
+    pl.params_size = l->params_size;
+    pl.mem = &mem;
+    return ptx_launch(k->k, &pl, err, errlen);
+}
+
+const struct backend_ops backend_stub = {
+    .name = "stub",
+    .init = stub_init,
+    .shutdown = stub_shutdown,
+    .device_count = stub_device_count,
+    .device_props = stub_device_props,
+    .driver_version = stub_driver_version,
+    .mem_info = stub_mem_info,
+    .zone_open = stub_zone_open,
+    .zone_close = stub_zone_close,
+    .zone_sync = stub_zone_sync,
+    .mem_alloc = stub_mem_alloc,
+    .mem_free = stub_mem_free,
+    .memcpy_htod = stub_memcpy_htod,
+    .memcpy_dtoh = stub_memcpy_dtoh,
+    .memcpy_dtod = stub_memcpy_dtod,
+    .memset = stub_memset,
+    .stream_create = stub_stream_create,
+    .stream_destroy = stub_stream_destroy,
+    .stream_sync = stub_stream_sync,
+    .stream_query = stub_stream_sync,
+    .stream_wait_event = stub_stream_wait_event,
+    .event_create = stub_event_create,
+    .event_destroy = stub_event_destroy,
+    .event_record = stub_event_record,
+    .event_sync = stub_event_sync,
+    .event_query = stub_event_sync,
+    .event_elapsed = stub_event_elapsed,
+    .library_load = stub_library_load,
+    .library_unload = stub_library_unload,
+    .library_kernel_count = stub_library_kernel_count,
+    .library_get_kernel = stub_library_get_kernel,
+    .library_get_global = stub_library_get_global,
+    .func_get_attribute = stub_func_get_attribute,
+    .func_set_attribute = stub_func_set_attribute,
+    .occupancy = stub_occupancy,
+    .launch = stub_launch,
+};

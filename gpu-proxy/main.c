@@ -1,0 +1,266 @@
+/* main.c - gpu_proxy's command line and configuration file: picks the backend, the listen
+ * directory, the zones and their quotas, the Xen settings and the log level, then runs the
+ * server in the foreground. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "backend.h"
+#include "idm_log.h"
+#include "log.h"
+#include "server.h"
+#include "zone.h"
+
+#ifndef GPU_PROXY_DEFAULT_BACKEND
+#define GPU_PROXY_DEFAULT_BACKEND "cuda"
+#endif
+
+const struct backend_ops *backend_by_name(const char *name)
+{
+    if (strcmp(name, "stub") == 0)
+        return &backend_stub;
+    if (strcmp(name, "cuda") == 0)
+        return &backend_cuda;
+    return NULL;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: gpu_proxy [options]\n"
+            "Serves isolated GPU zones to libvgpu clients over IDM.\n\n"
+            "  --backend stub|cuda      GPU backend (default " GPU_PROXY_DEFAULT_BACKEND ")\n"
+            "  --listen DIR             socket directory: DIR/NAME.sock per zone, DIR/admin.sock\n"
+            "                           (default /run/gpu-proxy)\n"
+            "  --zone NAME[:QUOTA]      add a zone; QUOTA like 512M, 2G (default: no quota);\n"
+            "                           repeatable. Without any zone, a zone \"default\" is made.\n"
+            "  --config FILE            read options from FILE, one \"key = value\" per line\n"
+            "                           (keys are the option names without dashes; # comments)\n"
+            "  --log-level LEVEL        error|warn|info|debug|trace (default info)\n"
+            "  --xen                    also serve Xen guests (grant tables, event channels)\n"
+            "  --xen-path PATH          xenstore base path the Xen transport watches\n"
+            "                           (default data/vgpu)\n"
+            "  --xen-zone DOMID:NAME[:QUOTA]  serve domain DOMID as zone NAME; repeatable;\n"
+            "                           guests of other domains are refused\n"
+            "  --help                   this text\n");
+}
+
+/* "NAME[:QUOTA]" -> name (64 bytes) and quota. */
+static int parse_zone_spec(const char *spec, char name[64], uint64_t *quota)
+{
+    const char *colon = strchr(spec, ':');
+    size_t n = colon ? (size_t)(colon - spec) : strlen(spec);
+
+    *quota = 0;
+    if (n >= 64) {
+        fprintf(stderr, "gpu_proxy: zone name in \"%s\" is too long\n", spec);
+        return -EINVAL;
+    }
+    memcpy(name, spec, n);
+    name[n] = 0;
+    if (!zone_name_valid(name)) {
+        fprintf(stderr, "gpu_proxy: invalid zone name \"%s\" (letters, digits, _ . -)\n", name);
+        return -EINVAL;
+    }
+    if (colon && parse_size(colon + 1, quota) != 0) {
+        fprintf(stderr, "gpu_proxy: invalid quota \"%s\" for zone %s\n", colon + 1, name);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int add_zone(struct server_config *cfg, const char *spec)
+{
+    if (cfg->nzones == SERVER_MAX_ZONES_CFG) {
+        fprintf(stderr, "gpu_proxy: too many zones\n");
+        return -E2BIG;
+    }
+    if (parse_zone_spec(spec, cfg->zones[cfg->nzones].name, &cfg->zones[cfg->nzones].quota))
+        return -EINVAL;
+    cfg->nzones++;
+    return 0;
+}
+
+static int add_xen_zone(struct server_config *cfg, const char *spec)
+{
+    struct xen_zone_cfg *x;
+    char *end;
+    long domid;
+
+    errno = 0;
+    domid = strtol(spec, &end, 10);
+    if (errno || end == spec || *end != ':' || domid < 0 || domid > 0x7FEF) {
+        fprintf(stderr, "gpu_proxy: --xen-zone wants DOMID:NAME[:QUOTA], got \"%s\"\n", spec);
+        return -EINVAL;
+    }
+    if (cfg->nxen_zones == SERVER_MAX_ZONES_CFG) {
+        fprintf(stderr, "gpu_proxy: too many Xen zones\n");
+        return -E2BIG;
+    }
+    x = &cfg->xen_zones[cfg->nxen_zones];
+    if (parse_zone_spec(end + 1, x->name, &x->quota))
+        return -EINVAL;
+    x->domid = (int32_t)domid;
+    cfg->nxen_zones++;
+    return 0;
+}
+
+static int read_config(struct server_config *cfg, const char *path, int depth);
+
+/* Applies one option (key without dashes). value is NULL for flags. */
+static int apply_option(struct server_config *cfg, const char *key, const char *value,
+                        int depth)
+{
+    if (strcmp(key, "xen") == 0) {
+        if (value && strcmp(value, "true") != 0 && strcmp(value, "yes") != 0 &&
+            strcmp(value, "1") != 0) {
+            cfg->xen = 0;
+            return 0;
+        }
+        cfg->xen = 1;
+        return 0;
+    }
+    if (value == NULL) {
+        fprintf(stderr, "gpu_proxy: option %s needs a value\n", key);
+        return -EINVAL;
+    }
+    if (strcmp(key, "backend") == 0) {
+        cfg->be = backend_by_name(value);
+        if (cfg->be == NULL) {
+            fprintf(stderr, "gpu_proxy: unknown backend \"%s\" (stub or cuda)\n", value);
+            return -EINVAL;
+        }
+    } else if (strcmp(key, "listen") == 0) {
+        if (strlen(value) >= 100) {
+            fprintf(stderr, "gpu_proxy: listen directory path is too long\n");
+            return -EINVAL;
+        }
+        snprintf(cfg->listen_dir, sizeof(cfg->listen_dir), "%s", value);
+    } else if (strcmp(key, "zone") == 0) {
+        return add_zone(cfg, value);
+    } else if (strcmp(key, "xen-zone") == 0) {
+        return add_xen_zone(cfg, value);
+    } else if (strcmp(key, "xen-path") == 0) {
+        snprintf(cfg->xen_path, sizeof(cfg->xen_path), "%s", value);
+    } else if (strcmp(key, "log-level") == 0) {
+        int l = log_level_parse(value);
+        if (l < 0) {
+            fprintf(stderr, "gpu_proxy: unknown log level \"%s\"\n", value);
+            return -EINVAL;
+        }
+        log_set_level(l);
+    } else if (strcmp(key, "config") == 0) {
+        return read_config(cfg, value, depth + 1);
+    } else {
+        fprintf(stderr, "gpu_proxy: unknown option \"%s\"\n", key);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static char *trim(char *s)
+{
+    char *e;
+
+    while (*s == ' ' || *s == '\t')
+        s++;
+    e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+        *--e = 0;
+    return s;
+}
+
+static int read_config(struct server_config *cfg, const char *path, int depth)
+{
+    char line[1024];
+    unsigned lineno = 0;
+    FILE *f;
+    int rc = 0;
+
+    if (depth > 4) {
+        fprintf(stderr, "gpu_proxy: config files nest too deeply at %s\n", path);
+        return -ELOOP;
+    }
+    f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "gpu_proxy: cannot read config file %s: %s\n", path, strerror(errno));
+        return -errno;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        char *s = trim(line), *eq, *key, *value = NULL;
+        lineno++;
+        if (*s == 0 || *s == '#')
+            continue;
+        eq = strchr(s, '=');
+        if (eq) {
+            *eq = 0;
+            value = trim(eq + 1);
+        }
+        key = trim(s);
+        rc = apply_option(cfg, key, value, depth);
+        if (rc != 0) {
+            fprintf(stderr, "gpu_proxy: %s:%u: invalid line\n", path, lineno);
+            break;
+        }
+    }
+    if (rc == 0 && ferror(f)) {
+        fprintf(stderr, "gpu_proxy: reading %s failed\n", path);
+        rc = -EIO;
+    }
+    fclose(f);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static struct server_config cfg;
+
+    cfg.be = backend_by_name(GPU_PROXY_DEFAULT_BACKEND);
+    snprintf(cfg.listen_dir, sizeof(cfg.listen_dir), "/run/gpu-proxy");
+    snprintf(cfg.xen_path, sizeof(cfg.xen_path), "data/vgpu");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        char key[64];
+        const char *value = NULL;
+        const char *eq;
+
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "gpu_proxy: unexpected argument \"%s\"\n", a);
+            usage(stderr);
+            return 2;
+        }
+        a += 2;
+        eq = strchr(a, '=');
+        if (eq) {
+            snprintf(key, sizeof(key), "%.*s", (int)(eq - a), a);
+            value = eq + 1;
+        } else {
+            snprintf(key, sizeof(key), "%s", a);
+            if (strcmp(key, "xen") != 0) {
+                if (i + 1 >= argc) {
+                    fprintf(stderr, "gpu_proxy: --%s needs a value\n", key);
+                    return 2;
+                }
+                value = argv[++i];
+            }
+        }
+        if (apply_option(&cfg, key, value, 0) != 0) {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (cfg.nzones == 0 && cfg.nxen_zones == 0)
+        add_zone(&cfg, "default");
+    idm_log_set_level(log_level_current == LOG_TRACE ? IDM_LOG_TRACE
+                      : log_level_current == LOG_DEBUG ? IDM_LOG_DEBUG
+                      : log_level_current == LOG_INFO ? IDM_LOG_INFO
+                      : log_level_current == LOG_WARN ? IDM_LOG_WARN : IDM_LOG_ERROR);
+    umask(0077); /* sockets and anything else we create are private to the proxy's user */
+    return server_run(&cfg);
+}

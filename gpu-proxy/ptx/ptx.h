@@ -1,0 +1,114 @@
+/* ptx.h - the simulated GPU's kernel engine: finds the PTX inside a CUDA code image (fatbin
+ * wrapper, fatbin, or PTX text), parses it once, reports each kernel's parameter layout, and
+ * executes a grid on the host with every global access checked by the caller's resolver.
+ * Used by the stub backend only; it knows nothing of zones, handles or transports. */
+#ifndef PTX_H
+#define PTX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ptx_program; /* one loaded image: kernels and module-scope variables */
+struct ptx_kernel;  /* one .entry */
+
+/* Result codes use CUresult values so the backend can pass them through. */
+enum {
+    PTX_OK = 0,                  /* CUDA_SUCCESS */
+    PTX_ERR_INVALID_VALUE = 1,   /* CUDA_ERROR_INVALID_VALUE */
+    PTX_ERR_OUT_OF_MEMORY = 2,   /* CUDA_ERROR_OUT_OF_MEMORY */
+    PTX_ERR_INVALID_IMAGE = 200, /* CUDA_ERROR_INVALID_IMAGE */
+    PTX_ERR_NO_BINARY = 209,     /* CUDA_ERROR_NO_BINARY_FOR_GPU: no PTX in the image */
+    PTX_ERR_INVALID_PTX = 218,   /* CUDA_ERROR_INVALID_PTX */
+    PTX_ERR_NOT_FOUND = 500,     /* CUDA_ERROR_NOT_FOUND */
+    PTX_ERR_ILLEGAL_ADDRESS = 700,  /* CUDA_ERROR_ILLEGAL_ADDRESS */
+    PTX_ERR_LAUNCH_OUT_OF_RESOURCES = 701,
+    PTX_ERR_ASSERT = 710,        /* CUDA_ERROR_ASSERT: a device-side assert() failed */
+    PTX_ERR_LAUNCH_FAILED = 719, /* CUDA_ERROR_LAUNCH_FAILED (trap, misaligned access) */
+    PTX_ERR_NOT_SUPPORTED = 801, /* CUDA_ERROR_NOT_SUPPORTED: an instruction not implemented */
+};
+
+struct ptx_param {
+    uint32_t offset; /* in the packed parameter buffer (natural alignment, as CUDA packs it) */
+    uint32_t size;
+    uint32_t align;
+};
+
+enum ptx_space { PTX_SPACE_GLOBAL = 1, PTX_SPACE_CONST = 2 };
+
+struct ptx_global_info {
+    const char *name;
+    uint64_t size;
+    uint32_t align;
+    enum ptx_space space;
+    const void *init;   /* initial bytes (init_size of them; the rest is zero), or NULL */
+    uint64_t init_size;
+};
+
+/* Loads an image: a fatbin wrapper (magic 0x466243B1), a fatbin (0xBA55ED50; the PTX entry with
+ * the highest sm, zstd-decompressed when flagged), or NUL-terminated PTX text. An image with
+ * only ELF cubins loads with kernels known by name and parameter layout (from .nv.info) but not
+ * executable (ptx_launch then fails with PTX_ERR_NOT_SUPPORTED naming the kernel).
+ * err receives a one-line reason on failure. */
+int ptx_program_load(const void *image, size_t size, struct ptx_program **out, char *err,
+                     size_t errlen);
+void ptx_program_free(struct ptx_program *p);
+
+unsigned ptx_program_kernel_count(const struct ptx_program *p);
+const struct ptx_kernel *ptx_program_kernel_at(const struct ptx_program *p, unsigned i);
+/* By (mangled) name; NULL if absent. */
+const struct ptx_kernel *ptx_program_kernel(const struct ptx_program *p, const char *name);
+
+const char *ptx_kernel_name(const struct ptx_kernel *k);
+unsigned ptx_kernel_param_count(const struct ptx_kernel *k);
+const struct ptx_param *ptx_kernel_params(const struct ptx_kernel *k);
+uint32_t ptx_kernel_param_bytes(const struct ptx_kernel *k); /* size of the packed buffer */
+uint32_t ptx_kernel_static_shared(const struct ptx_kernel *k);
+uint32_t ptx_kernel_local_bytes(const struct ptx_kernel *k);
+int ptx_kernel_executable(const struct ptx_kernel *k); /* 1 if PTX was found for it */
+
+/* Module-scope variables (.global / .const). The backend allocates device memory for each one
+ * (in the loading zone), copies init data in, and binds the address before any launch. */
+unsigned ptx_program_global_count(const struct ptx_program *p);
+int ptx_program_global(const struct ptx_program *p, unsigned i, struct ptx_global_info *out);
+/* By name; returns the index or -1. */
+int ptx_program_global_find(const struct ptx_program *p, const char *name);
+int ptx_program_bind_global(struct ptx_program *p, unsigned i, uint64_t device_address);
+
+/* The zone's memory as the interpreter sees it. resolve() returns the host address of device
+ * address `addr` if [addr, addr+len) lies inside one allocation of the zone, and that
+ * allocation's bounds (so the caller may cache them); NULL otherwise, which ends the launch
+ * with PTX_ERR_ILLEGAL_ADDRESS. Called from several host threads at once. */
+struct ptx_memory {
+    void *ctx;
+    void *(*resolve)(void *ctx, uint64_t addr, uint64_t len, uint64_t *alloc_base,
+                     uint64_t *alloc_size);
+};
+
+struct ptx_launch {
+    uint32_t grid[3];
+    uint32_t block[3];
+    uint32_t dynamic_shared;
+    const void *params; /* packed as ptx_kernel_params() says */
+    size_t params_size;
+    const struct ptx_memory *mem;
+    unsigned host_threads; /* blocks run on up to this many host threads; 0: default */
+};
+
+/* Runs the whole grid and returns when it is done. Returns PTX_OK or an error code, with a
+ * one-line reason naming the kernel (and the instruction, for PTX_ERR_NOT_SUPPORTED) in err. */
+int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err, size_t errlen);
+
+/* Instructions executed since start-up, all launches together (for benchmarks). */
+uint64_t ptx_instructions_executed(void);
+
+/* Device printf: the text of each vprintf call goes to sink (called from the launch's host
+ * threads); NULL restores the default, which writes "[kernel NAME] text" to stderr. */
+void ptx_set_printf_sink(void (*sink)(void *ctx, const char *kernel, const char *text),
+                         void *ctx);
+
+/* Watchdog for later launches: a launch in which one host thread executes more than
+ * max_instructions ends with PTX_ERR_LAUNCH_FAILED ("watchdog"), as a GPU's watchdog ends a
+ * kernel that runs too long. 0 (the default) disables it. */
+void ptx_set_watchdog(uint64_t max_instructions);
+
+#endif /* PTX_H */

@@ -1,0 +1,622 @@
+/* zone.c - zones and their sessions: typed handle tables with generations, sorted allocation
+ * tables of zone-virtual ranges, quota accounting, and the one teardown path that releases a
+ * session's objects in dependency order (work drained, events, streams, kernels, libraries,
+ * images, memory, contexts). */
+#include "zone.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "stream.h"
+
+/* ---- handle table ---- */
+
+#define H_TYPE(h) ((uint8_t)((h) >> 56))
+#define H_GEN(h) ((uint32_t)(((h) >> 32) & 0xFFFFFFu))
+#define H_IDX(h) ((uint32_t)(h))
+
+void htab_init(struct handle_table *t, uint32_t gen_seed)
+{
+    memset(t, 0, sizeof(*t));
+    t->free_head = UINT32_MAX;
+    t->gen_seed = (gen_seed & 0xFFFFFFu) ? (gen_seed & 0xFFFFFFu) : 1;
+}
+
+void htab_destroy(struct handle_table *t)
+{
+    free(t->slots);
+    memset(t, 0, sizeof(*t));
+    t->free_head = UINT32_MAX;
+}
+
+int htab_insert(struct handle_table *t, uint8_t type, void *obj, idm_handle *out)
+{
+    uint32_t i;
+
+    if (obj == NULL || type == HT_NONE)
+        return -EINVAL;
+    if (t->free_head != UINT32_MAX) {
+        i = t->free_head;
+        t->free_head = t->slots[i].next_free;
+    } else {
+        if (t->used == t->cap) {
+            uint32_t ncap = t->cap ? t->cap * 2 : 64;
+            struct handle_slot *ns;
+            if (t->cap >= HTAB_MAX_OBJECTS)
+                return -ENOMEM;
+            if (ncap > HTAB_MAX_OBJECTS)
+                ncap = HTAB_MAX_OBJECTS;
+            ns = realloc(t->slots, (size_t)ncap * sizeof(*ns));
+            if (ns == NULL)
+                return -ENOMEM;
+            t->slots = ns;
+            t->cap = ncap;
+        }
+        i = t->used++;
+        /* Each table starts its generations at its own seed, so equal slot numbers in two
+         * sessions still give different handle values. */
+        t->slots[i].gen = (t->gen_seed + i * 7919u) & 0xFFFFFFu;
+        if (t->slots[i].gen == 0)
+            t->slots[i].gen = 1;
+    }
+    t->slots[i].obj = obj;
+    t->slots[i].type = type;
+    t->slots[i].next_free = UINT32_MAX;
+    t->live++;
+    *out = ((uint64_t)type << 56) | ((uint64_t)t->slots[i].gen << 32) | i;
+    return 0;
+}
+
+void *htab_lookup(const struct handle_table *t, idm_handle h, uint8_t type)
+{
+    uint32_t i = H_IDX(h);
+
+    if (type == HT_NONE || H_TYPE(h) != type || i >= t->used)
+        return NULL;
+    if (t->slots[i].obj == NULL || t->slots[i].type != type || t->slots[i].gen != H_GEN(h))
+        return NULL;
+    return t->slots[i].obj;
+}
+
+int htab_remove(struct handle_table *t, idm_handle h, uint8_t type)
+{
+    uint32_t i = H_IDX(h);
+
+    if (htab_lookup(t, h, type) == NULL)
+        return -ENOENT;
+    t->slots[i].obj = NULL;
+    t->slots[i].type = HT_NONE;
+    /* A freed value must never name a live object again: bump the generation. */
+    t->slots[i].gen = (t->slots[i].gen + 1) & 0xFFFFFFu;
+    if (t->slots[i].gen == 0)
+        t->slots[i].gen = 1;
+    t->slots[i].next_free = t->free_head;
+    t->free_head = i;
+    t->live--;
+    return 0;
+}
+
+void *htab_slot(const struct handle_table *t, uint32_t i, uint8_t type, idm_handle *h)
+{
+    const struct handle_slot *s;
+
+    if (i >= t->used)
+        return NULL;
+    s = &t->slots[i];
+    if (s->obj == NULL || (type != HT_NONE && s->type != type))
+        return NULL;
+    if (h)
+        *h = ((uint64_t)s->type << 56) | ((uint64_t)s->gen << 32) | i;
+    return s->obj;
+}
+
+/* ---- allocation table ---- */
+
+void atab_init(struct alloc_table *t)
+{
+    memset(t, 0, sizeof(*t));
+}
+
+void atab_destroy(struct alloc_table *t)
+{
+    free(t->v);
+    memset(t, 0, sizeof(*t));
+}
+
+/* First index whose va is > key. */
+static uint32_t atab_upper(const struct alloc_table *t, uint64_t key)
+{
+    uint32_t lo = 0, hi = t->n;
+
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (t->v[mid].va <= key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+int atab_insert(struct alloc_table *t, const struct alloc *a)
+{
+    uint32_t pos;
+
+    if (a->size == 0 || a->va + a->size < a->va)
+        return -EINVAL;
+    pos = atab_upper(t, a->va);
+    /* Refuse overlaps with the neighbours. */
+    if (pos > 0 && t->v[pos - 1].va + t->v[pos - 1].size > a->va)
+        return -EEXIST;
+    if (pos < t->n && a->va + a->size > t->v[pos].va)
+        return -EEXIST;
+    if (t->n == t->cap) {
+        uint32_t ncap = t->cap ? t->cap * 2 : 64;
+        struct alloc *nv = realloc(t->v, (size_t)ncap * sizeof(*nv));
+        if (nv == NULL)
+            return -ENOMEM;
+        t->v = nv;
+        t->cap = ncap;
+    }
+    memmove(&t->v[pos + 1], &t->v[pos], (size_t)(t->n - pos) * sizeof(*t->v));
+    t->v[pos] = *a;
+    t->n++;
+    return 0;
+}
+
+long atab_find(const struct alloc_table *t, uint64_t va, uint64_t len)
+{
+    uint32_t pos;
+    const struct alloc *a;
+
+    if (len == 0)
+        len = 1;
+    if (va + len < va)
+        return -1;
+    pos = atab_upper(t, va);
+    if (pos == 0)
+        return -1;
+    a = &t->v[pos - 1];
+    /* va >= a->va here; check the end without overflow. */
+    if (va - a->va >= a->size || len > a->size - (va - a->va))
+        return -1;
+    return (long)(pos - 1);
+}
+
+long atab_find_base(const struct alloc_table *t, uint64_t va)
+{
+    long i = atab_find(t, va, 1);
+
+    if (i < 0 || t->v[i].va != va)
+        return -1;
+    return i;
+}
+
+void atab_remove(struct alloc_table *t, long i)
+{
+    if (i < 0 || (uint64_t)i >= t->n)
+        return;
+    memmove(&t->v[i], &t->v[i + 1], (size_t)(t->n - (uint32_t)i - 1) * sizeof(*t->v));
+    t->n--;
+}
+
+/* ---- sizes and names ---- */
+
+int parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+    unsigned shift = 0;
+
+    if (s == NULL || !isdigit((unsigned char)s[0]))
+        return -EINVAL;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0)
+        return -EINVAL;
+    switch (toupper((unsigned char)*end)) {
+    case 0: break;
+    case 'K': shift = 10; end++; break;
+    case 'M': shift = 20; end++; break;
+    case 'G': shift = 30; end++; break;
+    case 'T': shift = 40; end++; break;
+    default: return -EINVAL;
+    }
+    if (*end == 'i' || *end == 'B')
+        end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
+    if (*end != 0)
+        return -EINVAL;
+    if (shift && v > (UINT64_MAX >> shift))
+        return -EINVAL;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+int zone_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > 63 || !isalnum((unsigned char)name[0]))
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (!isalnum(c) && c != '_' && c != '.' && c != '-')
+            return 0;
+    }
+    return 1;
+}
+
+/* ---- registry ---- */
+
+/* Each zone owns 1 TiB of zone-virtual address space; bases differ between zones. */
+#define ZONE_VA_FIRST 0x200000000000ull
+#define ZONE_VA_SPAN (1ull << 40)
+#define ZONE_VA_SLOTS 64u
+#define ZONE_VA_ALIGN 512ull
+
+void zreg_init(struct zone_registry *r, const struct backend_ops *be)
+{
+    memset(r, 0, sizeof(*r));
+    pthread_mutex_init(&r->lock, NULL);
+    r->be = be;
+    r->next_id = 1;
+    r->next_seed = 0x5a17u;
+}
+
+int zreg_add(struct zone_registry *r, const char *name, uint64_t quota, struct zone **out)
+{
+    struct zone *z;
+
+    if (!zone_name_valid(name))
+        return -EINVAL;
+    z = calloc(1, sizeof(*z));
+    if (z == NULL)
+        return -ENOMEM;
+    strcpy(z->name, name);
+    z->reg = r;
+    z->quota = quota;
+    z->refs = 2; /* the registry's and the caller's */
+    pthread_mutex_init(&z->lock, NULL);
+    pthread_cond_init(&z->cond, NULL);
+
+    pthread_mutex_lock(&r->lock);
+    for (struct zone *o = r->zones; o; o = o->next) {
+        if (strcmp(o->name, name) == 0) {
+            pthread_mutex_unlock(&r->lock);
+            pthread_mutex_destroy(&z->lock);
+            pthread_cond_destroy(&z->cond);
+            free(z);
+            return -EEXIST;
+        }
+    }
+    z->id = r->next_id++;
+    z->va_next = ZONE_VA_FIRST + (uint64_t)(z->id % ZONE_VA_SLOTS) * ZONE_VA_SPAN +
+                 (uint64_t)(z->id & 0xFF) * 0x100000ull;
+    z->va_end = ZONE_VA_FIRST + (uint64_t)(z->id % ZONE_VA_SLOTS + 1) * ZONE_VA_SPAN;
+    z->next = r->zones;
+    r->zones = z;
+    pthread_mutex_unlock(&r->lock);
+    *out = z;
+    return 0;
+}
+
+struct zone *zreg_get(struct zone_registry *r, const char *name)
+{
+    struct zone *found = NULL;
+
+    pthread_mutex_lock(&r->lock);
+    for (struct zone *z = r->zones; z; z = z->next) {
+        if (strcmp(z->name, name) == 0) {
+            found = z;
+            zone_ref(z);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+    return found;
+}
+
+int zreg_unlink(struct zone_registry *r, struct zone *z)
+{
+    int rc = -ENOENT;
+
+    pthread_mutex_lock(&r->lock);
+    for (struct zone **pp = &r->zones; *pp; pp = &(*pp)->next) {
+        if (*pp == z) {
+            *pp = z->next;
+            rc = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (rc == 0) {
+        pthread_mutex_lock(&z->lock);
+        z->removed = 1;
+        pthread_mutex_unlock(&z->lock);
+        zone_unref(z);
+    }
+    return rc;
+}
+
+void zone_ref(struct zone *z)
+{
+    pthread_mutex_lock(&z->lock);
+    z->refs++;
+    pthread_mutex_unlock(&z->lock);
+}
+
+void zone_unref(struct zone *z)
+{
+    int last;
+
+    pthread_mutex_lock(&z->lock);
+    last = --z->refs == 0;
+    pthread_mutex_unlock(&z->lock);
+    if (last) {
+        pthread_mutex_destroy(&z->lock);
+        pthread_cond_destroy(&z->cond);
+        free(z);
+    }
+}
+
+int zone_charge(struct zone *z, uint64_t bytes, uint64_t *va)
+{
+    uint64_t span = (bytes + ZONE_VA_ALIGN - 1) & ~(ZONE_VA_ALIGN - 1);
+    int rc = 0;
+
+    if (span < bytes)
+        return -ENOMEM;
+    pthread_mutex_lock(&z->lock);
+    if (z->quota && (bytes > z->quota || z->used > z->quota - bytes)) {
+        rc = -ENOMEM;
+    } else if (span > z->va_end - z->va_next) {
+        rc = -ENOSPC;
+    } else {
+        z->used += bytes;
+        *va = z->va_next;
+        /* Leave a one-alignment gap so one allocation's end is never another's start. */
+        z->va_next += span + ZONE_VA_ALIGN;
+        if (z->va_next > z->va_end)
+            z->va_next = z->va_end;
+    }
+    pthread_mutex_unlock(&z->lock);
+    if (rc == 0)
+        __atomic_add_fetch(&z->reg->allocated_bytes, bytes, __ATOMIC_RELAXED);
+    return rc;
+}
+
+void zone_uncharge(struct zone *z, uint64_t bytes)
+{
+    pthread_mutex_lock(&z->lock);
+    z->used = bytes > z->used ? 0 : z->used - bytes;
+    pthread_mutex_unlock(&z->lock);
+    __atomic_sub_fetch(&z->reg->allocated_bytes, bytes, __ATOMIC_RELAXED);
+}
+
+/* ---- sessions ---- */
+
+int session_open(struct zone *z, struct idm_conn *conn, void *window, uint64_t window_size,
+                 uint32_t slot_size, const char *peer, struct session **out)
+{
+    struct session *s;
+    int rc;
+
+    if (slot_size < IDM_SLOT_SIZE_MIN || slot_size > IDM_SLOT_SIZE_MAX)
+        return -EINVAL;
+    s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return -ENOMEM;
+    s->max_reply = slot_size - (uint32_t)sizeof(struct idm_hdr);
+    s->rbuf = calloc(1, s->max_reply);
+    if (s->rbuf == NULL) {
+        rc = -ENOMEM;
+        goto free_session;
+    }
+    s->zone = z;
+    s->be = z->reg->be;
+    s->conn = conn;
+    s->window = window;
+    s->window_size = window ? window_size : 0;
+    s->next_buffer_id = 1;
+    snprintf(s->peer, sizeof(s->peer), "%s", peer ? peer : "-");
+    pthread_mutex_lock(&z->reg->lock);
+    htab_init(&s->ht, z->reg->next_seed);
+    z->reg->next_seed = (z->reg->next_seed * 1103515245u + 12345u) & 0xFFFFFFu;
+    pthread_mutex_unlock(&z->reg->lock);
+    atab_init(&s->at);
+    rc = -pthread_rwlock_init(&s->at_lock, NULL);
+    if (rc != 0)
+        goto free_rbuf;
+    rc = s->be->zone_open(z->name, &s->bz);
+    if (rc != 0) {
+        log_error("zone=%s %s: the %s backend refused a new client context (CUresult %d)",
+                  z->name, s->peer, s->be->name, rc);
+        rc = -EIO;
+        goto destroy_lock;
+    }
+    pthread_mutex_lock(&z->lock);
+    if (z->clients >= ZONE_MAX_CLIENTS || z->removed) {
+        pthread_mutex_unlock(&z->lock);
+        log_warn("zone=%s %s: client refused: %s", z->name, s->peer,
+                 z->removed ? "the zone is being removed" : "too many clients in the zone");
+        rc = -EBUSY;
+        goto close_backend;
+    }
+    z->refs++;
+    z->clients++;
+    pthread_mutex_unlock(&z->lock);
+    *out = s;
+    return 0;
+
+close_backend:
+    s->be->zone_close(s->bz);
+
+destroy_lock:
+    pthread_rwlock_destroy(&s->at_lock);
+free_rbuf:
+    free(s->rbuf);
+free_session:
+    free(s);
+    return rc;
+}
+
+void session_free_alloc(struct session *s, long i)
+{
+    struct alloc a = s->at.v[i];
+    int rc;
+
+    pthread_rwlock_wrlock(&s->at_lock);
+    atab_remove(&s->at, i);
+    pthread_rwlock_unlock(&s->at_lock);
+    if (a.kind == ALLOC_GLOBAL_MAPPED) {
+        /* The backend's library owns the memory; only the zone's mapping goes. */
+        zone_uncharge(s->zone, a.charged);
+        return;
+    }
+    rc = s->be->mem_free(s->bz, a.baddr, a.size);
+    if (rc != 0) {
+        log_error("zone=%s %s: backend failed to scrub/free %llu bytes at 0x%llx (CUresult %d)",
+                  s->zone->name, s->peer, (unsigned long long)a.size,
+                  (unsigned long long)a.va, rc);
+    } else {
+        __atomic_add_fetch(&s->zone->reg->scrubbed_bytes, a.size, __ATOMIC_RELAXED);
+    }
+    zone_uncharge(s->zone, a.charged);
+}
+
+void session_free_library(struct session *s, idm_handle h, struct library_obj *lib)
+{
+    /* Kernels first (they point into the library), then the library's own globals. */
+    while (lib->kernels) {
+        struct kernel_obj *k = lib->kernels;
+        lib->kernels = k->next;
+        htab_remove(&s->ht, k->self, HT_KERNEL);
+        free(k->params);
+        free(k->name);
+        free(k);
+    }
+    for (long i = (long)s->at.n - 1; i >= 0; i--)
+        if (s->at.v[i].owner == h &&
+            (s->at.v[i].kind == ALLOC_GLOBAL_OWNED || s->at.v[i].kind == ALLOC_GLOBAL_MAPPED))
+            session_free_alloc(s, i);
+    s->be->library_unload(s->bz, lib->bl);
+    htab_remove(&s->ht, h, HT_LIBRARY);
+    free(lib);
+}
+
+void session_release(struct session *s, idm_handle ctx)
+{
+    idm_handle h;
+    void *o;
+    int rc;
+    int clears_sticky = ctx == 0 || ctx == s->primary_ctx;
+
+    /* 1. Drain the work still queued (stream workers, then the backend). */
+    session_drain(s);
+    rc = s->be->zone_sync(s->bz);
+    if (rc != 0)
+        log_debug("zone=%s %s: pending work ended with CUresult %d during release",
+                  s->zone->name, s->peer, rc);
+    /* 2. events, 3. streams */
+    for (uint32_t i = 0; i < s->ht.used; i++) {
+        if ((o = htab_slot(&s->ht, i, HT_EVENT, &h)) != NULL) {
+            struct event_obj *e = o;
+            if (ctx && e->ctx != ctx)
+                continue;
+            s->be->event_destroy(s->bz, e->be);
+            htab_remove(&s->ht, h, HT_EVENT);
+            free(e);
+        }
+    }
+    for (uint32_t i = 0; i < s->ht.used; i++) {
+        if ((o = htab_slot(&s->ht, i, HT_STREAM, &h)) != NULL) {
+            struct stream_obj *st = o;
+            if (ctx && st->ctx != ctx)
+                continue;
+            session_forget_stream(s, st);
+            stream_stop(st);
+            s->be->stream_destroy(s->bz, st->bs);
+            htab_remove(&s->ht, h, HT_STREAM);
+            free(st);
+            s->nstreams--;
+        }
+    }
+    /* 4. libraries (with their kernels and globals) */
+    for (uint32_t i = 0; i < s->ht.used; i++) {
+        if ((o = htab_slot(&s->ht, i, HT_LIBRARY, &h)) != NULL) {
+            struct library_obj *lib = o;
+            if (ctx && lib->ctx != ctx)
+                continue;
+            session_free_library(s, h, lib);
+        }
+    }
+    /* 5. staging images (not bound to a context) */
+    if (ctx == 0) {
+        for (uint32_t i = 0; i < s->ht.used; i++) {
+            if ((o = htab_slot(&s->ht, i, HT_IMAGE, &h)) != NULL) {
+                struct image_obj *im = o;
+                s->staging_bytes -= im->size;
+                free(im->data);
+                htab_remove(&s->ht, h, HT_IMAGE);
+                free(im);
+            }
+        }
+    }
+    /* 6. memory */
+    for (long i = (long)s->at.n - 1; i >= 0; i--)
+        if (ctx == 0 || s->at.v[i].owner == ctx)
+            session_free_alloc(s, i);
+    /* 7. contexts */
+    for (uint32_t i = 0; i < s->ht.used; i++) {
+        if ((o = htab_slot(&s->ht, i, HT_CTX, &h)) != NULL) {
+            if (ctx && h != ctx)
+                continue;
+            if (h == s->primary_ctx) {
+                s->primary_ctx = 0;
+                s->primary_refs = 0;
+            }
+            htab_remove(&s->ht, h, HT_CTX);
+            free(o);
+        }
+    }
+    if (clears_sticky)
+        s->sticky = 0;
+}
+
+void session_forget_stream(struct session *s, struct stream_obj *st)
+{
+    struct event_obj *e;
+
+    /* Events recorded there have happened (the stream is drained): forget the stream. */
+    for (uint32_t i = 0; i < s->ht.used; i++)
+        if ((e = htab_slot(&s->ht, i, HT_EVENT, NULL)) != NULL && e->rec_stream == st)
+            e->rec_stream = NULL;
+}
+
+void session_close(struct session *s)
+{
+    struct zone *z = s->zone;
+    uint64_t bytes = 0;
+    uint32_t allocs = s->at.n, objects = s->ht.live;
+
+    for (uint32_t i = 0; i < s->at.n; i++)
+        bytes += s->at.v[i].size;
+    session_release(s, 0);
+    log_info("zone=%s %s: released %u objects and %u allocations (%llu bytes, scrubbed)",
+             z->name, s->peer, objects, allocs, (unsigned long long)bytes);
+    s->be->zone_close(s->bz);
+    htab_destroy(&s->ht);
+    atab_destroy(&s->at);
+    pthread_rwlock_destroy(&s->at_lock);
+    free(s->rbuf);
+    free(s);
+    pthread_mutex_lock(&z->lock);
+    z->clients--;
+    pthread_cond_broadcast(&z->cond);
+    pthread_mutex_unlock(&z->lock);
+    zone_unref(z);
+}

@@ -1,0 +1,217 @@
+/* zone.h - tenants: zones (name, quota, usage, address range), the sessions of their clients,
+ * per-session handle tables (typed 64-bit handles with generations) and allocation tables
+ * (zone-virtual address ranges mapped to backend addresses, sorted for O(log n) lookup). */
+#ifndef GPU_PROXY_ZONE_H
+#define GPU_PROXY_ZONE_H
+
+#include <cuda.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "idm.h"
+
+#define ZONE_NAME_MAX 64
+
+/* ---- handles: bits 63..56 type, 55..32 generation, 31..0 slot index ---- */
+enum htype { HT_NONE = 0, HT_CTX = 0x11, HT_STREAM = 0x22, HT_EVENT = 0x33, HT_LIBRARY = 0x44,
+             HT_KERNEL = 0x55, HT_IMAGE = 0x66 };
+
+#define HTAB_MAX_OBJECTS (1u << 20)
+#define SESSION_MAX_STREAMS 256 /* each stream has a worker thread */
+#define ZONE_MAX_CLIENTS 64
+
+struct handle_slot {
+    void *obj;     /* NULL when free */
+    uint32_t gen;  /* 24 bits, never 0 */
+    uint8_t type;
+    uint32_t next_free;
+};
+
+struct handle_table {
+    struct handle_slot *slots;
+    uint32_t used;  /* slots ever handed out */
+    uint32_t cap;
+    uint32_t free_head; /* UINT32_MAX: none */
+    uint32_t live;
+    uint32_t gen_seed;
+};
+
+void htab_init(struct handle_table *t, uint32_t gen_seed);
+void htab_destroy(struct handle_table *t);
+/* 0 or -ENOMEM (also when HTAB_MAX_OBJECTS is reached). */
+int htab_insert(struct handle_table *t, uint8_t type, void *obj, idm_handle *out);
+/* The object, or NULL for a handle that is not a live handle of this table and type. */
+void *htab_lookup(const struct handle_table *t, idm_handle h, uint8_t type);
+/* Removes a live handle; 0 or -ENOENT. */
+int htab_remove(struct handle_table *t, idm_handle h, uint8_t type);
+/* Iteration helper: the object at slot i if it has the given type (type 0: any), else NULL. */
+void *htab_slot(const struct handle_table *t, uint32_t i, uint8_t type, idm_handle *h);
+
+/* ---- allocations ---- */
+enum alloc_kind { ALLOC_MEM = 1, ALLOC_GLOBAL_OWNED = 2, ALLOC_GLOBAL_MAPPED = 3 };
+
+struct alloc {
+    uint64_t va;    /* zone-virtual base */
+    uint64_t size;  /* bytes the guest asked for */
+    uint64_t charged; /* bytes charged to the quota */
+    uint64_t baddr; /* backend address */
+    idm_handle owner; /* context (memory) or library (globals) */
+    uint64_t buffer_id;
+    uint8_t kind;
+};
+
+struct alloc_table {
+    struct alloc *v; /* sorted by va, non-overlapping */
+    uint32_t n, cap;
+};
+
+void atab_init(struct alloc_table *t);
+void atab_destroy(struct alloc_table *t);
+int atab_insert(struct alloc_table *t, const struct alloc *a);
+/* Index of the allocation containing [va, va+len) (len 0 counts as 1), or -1. */
+long atab_find(const struct alloc_table *t, uint64_t va, uint64_t len);
+/* Index of the allocation whose base is exactly va, or -1. */
+long atab_find_base(const struct alloc_table *t, uint64_t va);
+void atab_remove(struct alloc_table *t, long i);
+
+/* ---- zones ---- */
+struct zone_registry;
+struct session;
+
+struct zone {
+    struct zone_registry *reg;
+    char name[ZONE_NAME_MAX];
+    uint32_t id;
+    uint64_t quota;   /* bytes; 0: the whole device */
+    uint64_t used;    /* bytes charged, all sessions (under lock) */
+    uint64_t va_next, va_end;
+    int clients;
+    int removed;
+    int refs;
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* signalled when clients drops */
+    struct zone *next;
+    void *listener;      /* server.c's listener state */
+};
+
+struct zone_registry {
+    pthread_mutex_t lock;
+    struct zone *zones;
+    uint32_t next_id;
+    uint32_t next_seed;
+    const struct backend_ops *be;
+    uint64_t scrubbed_bytes;  /* atomics */
+    uint64_t allocated_bytes;
+};
+
+void zreg_init(struct zone_registry *r, const struct backend_ops *be);
+/* Adds a zone; -EEXIST if the name is taken, -EINVAL for a bad name. *out holds a reference. */
+int zreg_add(struct zone_registry *r, const char *name, uint64_t quota, struct zone **out);
+/* Finds a zone by name and takes a reference, or NULL. */
+struct zone *zreg_get(struct zone_registry *r, const char *name);
+/* Unlinks a zone from the registry (its sessions must be stopped by the caller). */
+int zreg_unlink(struct zone_registry *r, struct zone *z);
+void zone_ref(struct zone *z);
+void zone_unref(struct zone *z);
+int zone_name_valid(const char *name);
+/* "512M", "2G", "1048576" -> bytes; 0 or -EINVAL. */
+int parse_size(const char *s, uint64_t *out);
+
+/* Charges/uncharges the zone's quota; -ENOMEM (quota) or -ENOSPC (address space). */
+int zone_charge(struct zone *z, uint64_t bytes, uint64_t *va);
+void zone_uncharge(struct zone *z, uint64_t bytes);
+
+/* ---- sessions: one connected client of a zone ---- */
+struct ctx_obj {
+    int primary;
+    uint32_t flags;
+    uint64_t limits[CU_LIMIT_MAX];
+};
+struct stream_op;
+/* A stream: its backend stream and the worker thread that runs its queue in order (stream.c). */
+struct stream_obj {
+    idm_handle ctx;
+    struct backend_stream *bs;
+    struct session *s;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;  /* queue grew, an op finished, or stop */
+    struct stream_op *head, *tail;
+    uint64_t enq_seq;     /* tickets handed out (dispatch thread, under lock) */
+    uint64_t done_seq;    /* last ticket finished (worker, under lock) */
+    int stop;
+    uint8_t *rbuf;        /* the worker's reply buffer (session max_reply bytes) */
+};
+/* An event remembers where its last record was queued, to tell when it has happened. */
+struct event_obj {
+    idm_handle ctx;
+    struct backend_event *be;
+    uint32_t flags;
+    int recorded;
+    struct stream_obj *rec_stream; /* NULL: the record ran inline (complete) */
+    uint64_t rec_seq;
+};
+struct image_obj { uint8_t *data; uint64_t size; };
+struct kernel_obj;
+struct library_obj {
+    idm_handle ctx;
+    struct backend_library *bl;
+    uint32_t as_module;
+    struct kernel_obj *kernels; /* looked-up kernels, freed with the library */
+};
+struct kernel_obj {
+    idm_handle library;
+    idm_handle self;
+    struct backend_kernel *bk;
+    char *name; /* owned, up to IDM_SYMBOL_MAX bytes */
+    uint32_t param_count, param_bytes;
+    struct idm_param *params;
+    struct kernel_obj *next;
+};
+
+struct session {
+    struct zone *zone;
+    const struct backend_ops *be;
+    struct backend_zone *bz;
+    struct handle_table ht;
+    struct alloc_table at;
+    idm_handle primary_ctx;
+    int primary_refs;
+    uint32_t primary_flags;
+    int sticky;          /* CUresult of a failed execution (atomic: stream workers set it) */
+    pthread_rwlock_t at_lock; /* the allocation table: written by the dispatch thread only
+                               * (under the write lock), read by stream workers (read lock) */
+    /* Sends the reply of a request whose answer was deferred to a stream worker (NULL: replies
+     * of deferred requests are dropped, as in the in-process tests). */
+    int (*send_reply)(void *ctx, const struct idm_hdr *req, int32_t status, const void *payload,
+                      uint32_t len);
+    void *reply_ctx;
+    uint64_t staging_bytes;
+    uint64_t next_buffer_id;
+    uint32_t nstreams;
+    /* the connection's bulk window (private copy of its geometry) */
+    struct idm_conn *conn;
+    uint8_t *window;
+    uint64_t window_size;
+    uint32_t max_reply; /* payload bytes that fit one reply slot */
+    uint8_t *rbuf;      /* reply payload buffer, max_reply bytes */
+    char peer[64];      /* "pid=123" / "domid=5" for logs */
+};
+
+/* Creates a session of zone z (takes a zone reference and counts a client). window may be NULL. */
+int session_open(struct zone *z, struct idm_conn *conn, void *window, uint64_t window_size,
+                 uint32_t slot_size, const char *peer, struct session **out);
+/* Releases every object of the session in dependency order, then the session. */
+void session_close(struct session *s);
+/* Releases the objects that belong to context ctx (0: all objects). */
+void session_release(struct session *s, idm_handle ctx);
+
+/* Frees one allocation (scrub + uncharge); the index is into s->at. */
+void session_free_alloc(struct session *s, long i);
+/* Clears every event's reference to a stream that is about to be destroyed (drained). */
+void session_forget_stream(struct session *s, struct stream_obj *st);
+/* Unloads a library: its kernels, its globals, then the backend library and the handle. */
+void session_free_library(struct session *s, idm_handle h, struct library_obj *lib);
+
+#endif /* GPU_PROXY_ZONE_H */

@@ -1,0 +1,500 @@
+/* api_stream.c - streams and events. CUstream and CUevent are the proxy's opaque handles; the
+ * legacy and per-thread default streams travel as handle 0. Records and waits are posted without
+ * waiting; synchronize drains every reply first, so errors of earlier async work surface there. */
+#include "vgpu_calls.h"
+
+#include <stdlib.h>
+
+static CUresult enter(struct vgpu *v, idm_handle *ctx)
+{
+    CUresult r = vgpu_ready(v);
+    if (r != CUDA_SUCCESS)
+        return r;
+    return vgpu_cur_ctx_handle(ctx);
+}
+
+/* ---- streams: what cuStreamCreate was told is remembered locally for the queries ---- */
+
+struct stream_rec {
+    idm_handle h;
+    unsigned flags;
+    int priority;
+    struct vgpu_ctx *ctx;
+    unsigned long long id;
+};
+
+static struct stream_rec *streams;
+static size_t nstreams, cap_streams;
+static unsigned long long next_stream_id = 3; /* 1 and 2: the legacy and per-thread defaults */
+static pthread_mutex_t streams_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void stream_remember(idm_handle h, unsigned flags, int priority)
+{
+    pthread_mutex_lock(&streams_lock);
+    if (nstreams == cap_streams) {
+        size_t cap = cap_streams ? cap_streams * 2 : 16;
+        struct stream_rec *n = realloc(streams, cap * sizeof *n);
+        if (n == NULL) { /* the stream works; only its queries will say INVALID_HANDLE */
+            pthread_mutex_unlock(&streams_lock);
+            VLOG(VGPU_LOG_WARN, "out of memory recording stream %#llx", (unsigned long long)h);
+            return;
+        }
+        streams = n;
+        cap_streams = cap;
+    }
+    streams[nstreams++] = (struct stream_rec){.h = h, .flags = flags, .priority = priority,
+                                              .ctx = vgpu_ctx_current(),
+                                              .id = next_stream_id++};
+    pthread_mutex_unlock(&streams_lock);
+}
+
+static void stream_forget(idm_handle h)
+{
+    pthread_mutex_lock(&streams_lock);
+    for (size_t i = 0; i < nstreams; i++)
+        if (streams[i].h == h) {
+            streams[i] = streams[--nstreams];
+            break;
+        }
+    pthread_mutex_unlock(&streams_lock);
+}
+
+/* The record of a stream (the defaults: flags 0, priority 0, the current context). */
+static CUresult stream_lookup(CUstream s, struct stream_rec *out)
+{
+    idm_handle h = vgpu_stream_handle(s);
+    if (h == 0) {
+        *out = (struct stream_rec){.ctx = vgpu_ctx_current(),
+                                   .id = s == CU_STREAM_PER_THREAD ? 2 : 1};
+        return out->ctx ? CUDA_SUCCESS : CUDA_ERROR_INVALID_CONTEXT;
+    }
+    CUresult r = CUDA_ERROR_INVALID_HANDLE;
+    pthread_mutex_lock(&streams_lock);
+    for (size_t i = 0; i < nstreams; i++)
+        if (streams[i].h == h) {
+            *out = streams[i];
+            r = CUDA_SUCCESS;
+            break;
+        }
+    pthread_mutex_unlock(&streams_lock);
+    return r;
+}
+
+
+CUresult cuStreamCreateWithPriority(CUstream *phStream, unsigned int flags, int priority)
+{
+    struct vgpu *v = vgpu_get();
+    idm_handle ctx;
+    CUresult r = enter(v, &ctx);
+    if (r != CUDA_SUCCESS)
+        return r;
+    if (phStream == NULL || (flags & ~(unsigned)CU_STREAM_NON_BLOCKING))
+        return CUDA_ERROR_INVALID_VALUE;
+    struct idm_req_STREAM_CREATE rq = {.ctx = ctx, .flags = flags, .priority = priority};
+    struct idm_rep_STREAM_CREATE rp;
+    r = VGPU_CALL(v, STREAM_CREATE, &rq, &rp);
+    if (r == CUDA_SUCCESS) {
+        stream_remember(rp.stream, flags, priority);
+        *phStream = (CUstream)(uintptr_t)rp.stream;
+    }
+    return r;
+}
+
+CUresult cuStreamCreate(CUstream *phStream, unsigned int Flags)
+{
+    return cuStreamCreateWithPriority(phStream, Flags, 0);
+}
+
+CUresult cuStreamDestroy_v2(CUstream hStream)
+{
+    struct vgpu *v = vgpu_get();
+    CUresult r = vgpu_ready(v);
+    if (r != CUDA_SUCCESS)
+        return r;
+    idm_handle h = vgpu_stream_handle(hStream);
+    if (h == 0)
+        return CUDA_ERROR_INVALID_HANDLE;
+    struct idm_req_STREAM_DESTROY rq = {.stream = h};
+    struct idm_rep_STREAM_DESTROY rp;
+    r = VGPU_CALL(v, STREAM_DESTROY, &rq, &rp);
+    if (r == CUDA_SUCCESS)
+        stream_forget(h);
+    return r;
+}
+
+CUresult cuStreamDestroy(CUstream hStream)
+{
+    return cuStreamDestroy_v2(hStream);
+}
+
+#define STREAM_QUERY_FN(fn, type, arg, expr)                                                    \
+    CUresult fn(CUstream hStream, type *arg)                                                    \
+    {                                                                                           \
+        struct stream_rec rec;                                                                  \
+        if (arg == NULL)                                                                        \
+            return CUDA_ERROR_INVALID_VALUE;                                                    \
+        CUresult r = stream_lookup(hStream, &rec);                                              \
+        if (r == CUDA_SUCCESS)                                                                  \
+            *arg = (expr);                                                                      \
+        return r;                                                                               \
+    }
+STREAM_QUERY_FN(cuStreamGetFlags, unsigned int, flags, rec.flags)
+STREAM_QUERY_FN(cuStreamGetFlags_ptsz, unsigned int, flags, rec.flags)
+STREAM_QUERY_FN(cuStreamGetPriority, int, priority, rec.priority)
+STREAM_QUERY_FN(cuStreamGetPriority_ptsz, int, priority, rec.priority)
+STREAM_QUERY_FN(cuStreamGetId, unsigned long long, streamId, rec.id)
+STREAM_QUERY_FN(cuStreamGetId_ptsz, unsigned long long, streamId, rec.id)
+STREAM_QUERY_FN(cuStreamGetCtx, CUcontext, pctx, (CUcontext)rec.ctx)
+STREAM_QUERY_FN(cuStreamGetCtx_ptsz, CUcontext, pctx, (CUcontext)rec.ctx)
+STREAM_QUERY_FN(cuStreamGetDevice, CUdevice, device, rec.ctx ? rec.ctx->dev : 0)
+STREAM_QUERY_FN(cuStreamGetDevice_ptsz, CUdevice, device, rec.ctx ? rec.ctx->dev : 0)
+#undef STREAM_QUERY_FN
+
+CUresult cuStreamGetCtx_v2(CUstream hStream, CUcontext *pCtx, CUgreenCtx *pGreenCtx)
+{
+    if (pGreenCtx)
+        *pGreenCtx = NULL; /* green contexts are not supported */
+    return cuStreamGetCtx(hStream, pCtx);
+}
+
+CUresult cuStreamGetCtx_v2_ptsz(CUstream hStream, CUcontext *pCtx, CUgreenCtx *pGreenCtx)
+{
+    return cuStreamGetCtx_v2(hStream, pCtx, pGreenCtx);
+}
+
+static CUresult stream_sync(CUstream s)
+{
+    struct vgpu *v = vgpu_get();
+    CUresult r = vgpu_ready(v);
+    if (r != CUDA_SUCCESS)
+        return r;
+    pthread_mutex_lock(&v->lock);
+    CUresult a = vgpu_drain_locked(v);
+    struct idm_req_STREAM_SYNCHRONIZE rq = {.stream = vgpu_stream_handle(s)};
+    struct idm_rep_STREAM_SYNCHRONIZE rp;
+    r = vgpu_call_STREAM_SYNCHRONIZE_locked(v, &rq, NULL, 0, &rp, NULL, 0, NULL);
+    pthread_mutex_unlock(&v->lock);
+    return a != CUDA_SUCCESS ? a : r;
+}
+
+CUresult cuStreamSynchronize(CUstream hStream)
+{
+    return stream_sync(hStream);
+}
+
+CUresult cuStreamSynchronize_ptsz(CUstream hStream)
+{
+    return stream_sync(hStream);
+}
+
+static CUresult stream_query(CUstream s)
+{
+    struct vgpu *v = vgpu_get();
+    CUresult r = vgpu_ready(v);
+    if (r != CUDA_SUCCESS)
+        return r;
+    pthread_mutex_lock(&v->lock);
+    vgpu_poll_locked(v);
+    if (v->npending > 0) {
+        pthread_mutex_unlock(&v->lock);
+        return CUDA_ERROR_NOT_READY;
+    }
+    CUresult a = vgpu_take_async_error_locked(v);
+    struct idm_req_STREAM_QUERY rq = {.stream = vgpu_stream_handle(s)};
+    struct idm_rep_STREAM_QUERY rp;
+    r = vgpu_call_STREAM_QUERY_locked(v, &rq, NULL, 0, &rp, NULL, 0, NULL);
+    pthread_mutex_unlock(&v->lock);
+    return a != CUDA_SUCCESS ? a : r;
+}
+
+CUresult cuStreamQuery(CUstream hStream)
+{
+    return stream_query(hStream);
+}
+
+CUresult cuStreamQuery_ptsz(CUstream hStream)
+{
+    return stream_query(hStream);
+}
+
+static CUresult stream_wait_event(CUstream s, CUevent e, unsigned flags)
+{
+    struct vgpu *v = vgpu_get();
+    CUresult r = vgpu_ready(v);
+    if (r != CUDA_SUCCESS)
+        return r;
+    if (e == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    struct idm_req_STREAM_WAIT_EVENT rq = {.stream = vgpu_stream_handle(s),
+                                           .event = (idm_handle)(uintptr_t)e, .flags = flags};
+    pthread_mutex_lock(&v->lock);
+    r = vgpu_post_STREAM_WAIT_EVENT_locked(v, &rq, NULL, 0, -1, NULL, 0);
+    pthread_mutex_unlock(&v->lock);
+    return r;
+}
+
+CUresult cuStreamWaitEvent(CUstream hStream, CUevent hEvent, unsigned int Flags)
+{
+    return stream_wait_event(hStream, hEvent, Flags);
+}
+
+CUresult cuStreamWaitEvent_ptsz(CUstream hStream, CUevent hEvent, unsigned int Flags)
+{
+    return stream_wait_event(hStream, hEvent, Flags);
+}
+
+/* ---- stream capture: never capturing (graphs are not supported) ---- */
+
+CUresult cuStreamIsCapturing(CUstream hStream, CUstreamCaptureStatus *captureStatus)
+{
+    (void)hStream;
+    if (captureStatus == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    *captureStatus = CU_STREAM_CAPTURE_STATUS_NONE;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuStreamIsCapturing_ptsz(CUstream hStream, CUstreamCaptureStatus *captureStatus)
+{
+    return cuStreamIsCapturing(hStream, captureStatus);
+}
+
+CUresult cuStreamGetCaptureInfo(CUstream hStream, CUstreamCaptureStatus *status,
+                                cuuint64_t *id)
+{
+    (void)hStream;
+    if (status == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    *status = CU_STREAM_CAPTURE_STATUS_NONE;
+    if (id)
+        *id = 0;
+    return CUDA_SUCCESS;
+}
+
+CUresult cuStreamGetCaptureInfo_ptsz(CUstream hStream, CUstreamCaptureStatus *status,
+                                     cuuint64_t *id)
+{
+    return cuStreamGetCaptureInfo(hStream, status, id);
+}
+
+CUresult cuStreamGetCaptureInfo_v2(CUstream hStream, CUstreamCaptureStatus *status,
+                                   cuuint64_t *id, CUgraph *graph,
+                                   const CUgraphNode **deps, size_t *ndeps)
+{
+    CUresult r = cuStreamGetCaptureInfo(hStream, status, id);
+    if (graph)
+        *graph = NULL;
+    if (deps)
+        *deps = NULL;
+    if (ndeps)
+        *ndeps = 0;
+    return r;
+}
+
+CUresult cuStreamGetCaptureInfo_v2_ptsz(CUstream hStream, CUstreamCaptureStatus *status,
+                                        cuuint64_t *id, CUgraph *graph,
+                                        const CUgraphNode **deps, size_t *ndeps)
+{
+    return cuStreamGetCaptureInfo_v2(hStream, status, id, graph, deps, ndeps);
+}
+
+CUresult cuStreamGetCaptureInfo_v3(CUstream hStream, CUstreamCaptureStatus *status,
+                                   cuuint64_t *id, CUgraph *graph, const CUgraphNode **deps,
+                                   const CUgraphEdgeData **edges, size_t *ndeps)
+{
+    if (edges)
+        *edges = NULL;
+    return cuStreamGetCaptureInfo_v2(hStream, status, id, graph, deps, ndeps);
+}
+
+CUresult cuStreamGetCaptureInfo_v3_ptsz(CUstream hStream, CUstreamCaptureStatus *status,
+                                        cuuint64_t *id, CUgraph *graph,
+                                        const CUgraphNode **deps,
+                                        const CUgraphEdgeData **edges, size_t *ndeps)
+{
+    return cuStreamGetCaptureInfo_v3(hStream, status, id, graph, deps, edges, ndeps);
+}
+
+CUresult cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode *mode)
+{
+    static __thread CUstreamCaptureMode current = CU_STREAM_CAPTURE_MODE_GLOBAL;
+    if (mode == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUstreamCaptureMode old = current;
+    current = *mode;
+    *mode = old;
+    return CUDA_SUCCESS;
+}
+
+/* ---- events ---- */
+
+CUresult cuEventCreate(CUevent *phEvent, unsigned int Flags)
+{
+    struct vgpu *v = vgpu_get();
+    idm_handle ctx;
+    CUresult r = enter(v, &ctx);
+    if (r != CUDA_SUCCESS)
+        return r;
+    if (phEvent == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct idm_req_EVENT_CREATE rq = {.ctx = ctx, .flags = Flags};
+    struct idm_rep_EVENT_CREATE rp;
+    r = VGPU_CALL(v, EVENT_CREATE, &rq, &rp);
+    if (r == CUDA_SUCCESS)
+        *phEvent = (CUevent)(uintptr_t)rp.event;
+    return r;
+}
+
+CUresult cuEventDestroy_v2(CUevent hEvent)
+{
+    struct vgpu *v = vgpu_get();
+    CUresult r = vgpu_ready(v);
+    if (r != CUDA_SUCCESS)
+        return r;
+    struct idm_req_EVENT_DESTROY rq = {.event = (idm_handle)(uintptr_t)hEvent};
+    struct idm_rep_EVENT_DESTROY rp;
+    return VGPU_CALL(v, EVENT_DESTROY, &rq, &rp);
+}
+
+CUresult cuEventDestroy(CUevent hEvent)
+{
+    return cuEventDestroy_v2(hEvent);
+}
+
+static CUresult event_record(CUevent e, CUstream s, unsigned flags)
+{
+    struct vgpu *v = vgpu_get();
+    CUresult r = vgpu_ready(v);
+    if (r != CUDA_SUCCESS)
+        return r;
+    if (e == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    struct idm_req_EVENT_RECORD rq = {.event = (idm_handle)(uintptr_t)e,
+                                      .stream = vgpu_stream_handle(s), .flags = flags};
+    pthread_mutex_lock(&v->lock);
+    r = vgpu_post_EVENT_RECORD_locked(v, &rq, NULL, 0, -1, NULL, 0);
+    pthread_mutex_unlock(&v->lock);
+    return r;
+}
+
+CUresult cuEventRecord(CUevent hEvent, CUstream hStream)
+{
+    return event_record(hEvent, hStream, 0);
+}
+
+CUresult cuEventRecord_ptsz(CUevent hEvent, CUstream hStream)
+{
+    return event_record(hEvent, hStream, 0);
+}
+
+CUresult cuEventRecordWithFlags(CUevent hEvent, CUstream hStream, unsigned int flags)
+{
+    return event_record(hEvent, hStream, flags);
+}
+
+CUresult cuEventRecordWithFlags_ptsz(CUevent hEvent, CUstream hStream, unsigned int flags)
+{
+    return event_record(hEvent, hStream, flags);
+}
+
+CUresult cuEventSynchronize(CUevent hEvent)
+{
+    struct vgpu *v = vgpu_get();
+    CUresult r = vgpu_ready(v);
+    if (r != CUDA_SUCCESS)
+        return r;
+    pthread_mutex_lock(&v->lock);
+    CUresult a = vgpu_drain_locked(v);
+    struct idm_req_EVENT_SYNCHRONIZE rq = {.event = (idm_handle)(uintptr_t)hEvent};
+    struct idm_rep_EVENT_SYNCHRONIZE rp;
+    r = vgpu_call_EVENT_SYNCHRONIZE_locked(v, &rq, NULL, 0, &rp, NULL, 0, NULL);
+    pthread_mutex_unlock(&v->lock);
+    return a != CUDA_SUCCESS ? a : r;
+}
+
+CUresult cuEventQuery(CUevent hEvent)
+{
+    struct vgpu *v = vgpu_get();
+    CUresult r = vgpu_ready(v);
+    if (r != CUDA_SUCCESS)
+        return r;
+    pthread_mutex_lock(&v->lock);
+    vgpu_poll_locked(v);
+    if (v->npending > 0) {
+        pthread_mutex_unlock(&v->lock);
+        return CUDA_ERROR_NOT_READY;
+    }
+    struct idm_req_EVENT_QUERY rq = {.event = (idm_handle)(uintptr_t)hEvent};
+    struct idm_rep_EVENT_QUERY rp;
+    r = vgpu_call_EVENT_QUERY_locked(v, &rq, NULL, 0, &rp, NULL, 0, NULL);
+    pthread_mutex_unlock(&v->lock);
+    return r;
+}
+
+CUresult cuEventElapsedTime_v2(float *pMilliseconds, CUevent hStart, CUevent hEnd)
+{
+    struct vgpu *v = vgpu_get();
+    CUresult r = vgpu_ready(v);
+    if (r != CUDA_SUCCESS)
+        return r;
+    if (pMilliseconds == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct idm_req_EVENT_ELAPSED_TIME rq = {.start = (idm_handle)(uintptr_t)hStart,
+                                            .end = (idm_handle)(uintptr_t)hEnd};
+    struct idm_rep_EVENT_ELAPSED_TIME rp;
+    pthread_mutex_lock(&v->lock);
+    vgpu_poll_locked(v);
+    r = vgpu_call_EVENT_ELAPSED_TIME_locked(v, &rq, NULL, 0, &rp, NULL, 0, NULL);
+    pthread_mutex_unlock(&v->lock);
+    if (r == CUDA_SUCCESS)
+        *pMilliseconds = rp.ms;
+    return r;
+}
+
+CUresult cuEventElapsedTime(float *pMilliseconds, CUevent hStart, CUevent hEnd)
+{
+    return cuEventElapsedTime_v2(pMilliseconds, hStart, hEnd);
+}
+
+/* ---- host functions: run on the calling thread once the stream's earlier work is done (the
+ * order CUDA guarantees; the caller waits for it, which CUDA permits but does not require) ---- */
+
+static CUresult host_call(CUstream s, void (*fn)(CUstream, CUresult, void *), CUhostFn hfn,
+                          void *user)
+{
+    if (fn == NULL && hfn == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = stream_sync(s);
+    if (hfn != NULL) {
+        if (r != CUDA_SUCCESS)
+            return r; /* the work before it failed: the function is not run */
+        hfn(user);
+        return CUDA_SUCCESS;
+    }
+    fn(s, r, user);
+    return CUDA_SUCCESS;
+}
+
+CUresult cuLaunchHostFunc(CUstream hStream, CUhostFn fn, void *userData)
+{
+    return host_call(hStream, NULL, fn, userData);
+}
+
+CUresult cuLaunchHostFunc_ptsz(CUstream hStream, CUhostFn fn, void *userData)
+{
+    return host_call(hStream, NULL, fn, userData);
+}
+
+CUresult cuStreamAddCallback(CUstream hStream, CUstreamCallback callback, void *userData,
+                             unsigned int flags)
+{
+    if (flags != 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    return host_call(hStream, callback, NULL, userData);
+}
+
+CUresult cuStreamAddCallback_ptsz(CUstream hStream, CUstreamCallback callback, void *userData,
+                                  unsigned int flags)
+{
+    return cuStreamAddCallback(hStream, callback, userData, flags);
+}

@@ -1,0 +1,235 @@
+/* vgpu.h - libvgpu's internal interface: the one connection context (struct vgpu), local object
+ * records (contexts, libraries, functions, allocations), logging and the helpers the Driver API
+ * entry points share. Never installed; the library exports only the Driver API (libcuda.map). */
+#ifndef VGPU_H
+#define VGPU_H
+
+#define __CUDA_API_VERSION_INTERNAL 1 /* declare every exported name as itself (cuMemAlloc,
+                                       * cuMemAlloc_v2, cuMemcpyHtoD_v2_ptds, ...) */
+#include <cuda.h>
+#include <cudaProfiler.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "idm.h"
+#include "idm_transport.h"
+
+#define VGPU_DRIVER_VERSION 13000
+#define VGPU_MAX_DEVICES 16
+#define VGPU_CTX_STACK 32
+#define VGPU_MAX_INFLIGHT 96   /* posted requests without a reply (< ring slots / 2) */
+#define VGPU_MAX_CHUNKS 16     /* window chunks */
+#define VGPU_CLS_MAX 64        /* context-local storage entries per context */
+#define VGPU_SYMBOL_MAX 4096   /* longest kernel or global name sent (incl. NUL); the request
+                                * tail must also fit one ring slot */
+
+/* ---- logging (VGPU_LOG=error|warn|info|debug|trace; default warn) ---- */
+enum vgpu_log_level { VGPU_LOG_ERROR = 0, VGPU_LOG_WARN, VGPU_LOG_INFO, VGPU_LOG_DEBUG,
+                      VGPU_LOG_TRACE };
+extern int vgpu_log_level_; /* read through vgpu_log_on(); set once by vgpu_log_init() */
+void vgpu_log_init(void);
+void vgpu_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define vgpu_log_on(lvl) ((lvl) <= vgpu_log_level_)
+#define VLOG(lvl, ...)                                                                         \
+    do {                                                                                       \
+        if (vgpu_log_on(lvl))                                                                  \
+            vgpu_log(lvl, __VA_ARGS__);                                                        \
+    } while (0)
+
+/* ---- local object records ---- */
+#define VGPU_CTX_MAGIC 0x56435458u  /* "VCTX" */
+#define VGPU_LIB_MAGIC 0x564c4942u  /* "VLIB" */
+#define VGPU_FUNC_MAGIC 0x5646554eu /* "VFUN" */
+
+struct vgpu_cls_entry {
+    void *key;
+    void *value;
+    void (*dtor)(CUcontext, void *, void *);
+};
+
+struct vgpu_ctx {
+    uint32_t magic;
+    int primary;        /* 1: the device's primary context (lives in struct vgpu) */
+    CUdevice dev;
+    unsigned flags;
+    idm_handle h;       /* proxy handle; 0 while a primary context is inactive */
+    unsigned refs;      /* primary: retain count */
+    unsigned long long id; /* cuCtxGetId */
+    pthread_mutex_t cls_lock;
+    unsigned cls_n;
+    struct vgpu_cls_entry cls[VGPU_CLS_MAX];
+};
+
+struct vgpu_func {
+    uint32_t magic;
+    idm_handle h;
+    struct vgpu_lib *lib;
+    struct vgpu_func *next;   /* in lib->funcs */
+    char *name;               /* mangled; C++ template names often exceed IDM_NAME_MAX */
+    uint32_t param_count;
+    uint32_t param_bytes;
+    struct idm_param *params;
+};
+
+struct vgpu_lib {
+    uint32_t magic;
+    idm_handle h;
+    int as_module;
+    struct vgpu_func *funcs;  /* kernels looked up so far (owned) */
+};
+
+/* A device allocation as MEM_ALLOC (or a global lookup) reported it. */
+struct vgpu_alloc {
+    uint64_t base;
+    uint64_t size;
+    int global;              /* module global: not freeable */
+    idm_handle ctx;          /* the context it belongs to */
+};
+
+/* Pinned host memory allocated locally. */
+struct vgpu_host {
+    void *base;
+    size_t size;             /* as requested */
+    size_t map_size;         /* page-rounded, 0 for registered memory */
+    unsigned flags;
+};
+
+struct vgpu_device {
+    uint64_t total_mem;
+    uint8_t uuid[16];
+    char name[256];
+    int32_t attrs[IDM_ATTR_COUNT];
+};
+
+/* One request waiting for its reply. */
+struct vgpu_pending {
+    uint64_t seq;        /* 0: free slot */
+    uint16_t op;
+    int chunk;           /* window chunk it owns, -1 none */
+    void *dst;           /* MEMCPY_DTOH: where the bytes go */
+    uint64_t len;
+};
+
+/* The connection context: everything libvgpu knows, one instance per process. */
+struct vgpu {
+    pthread_mutex_t lock;        /* connection, pending table, window, allocation tables */
+    int state;                   /* 0 not initialised, 1 ready, -1 no proxy */
+    CUresult init_error;
+    const struct idm_transport *transport;
+    struct idm_conn *conn;
+    char address[256];
+    uint64_t seq;
+    struct idm_msg msg;          /* the message being received (under lock) */
+    size_t max_tail_req;         /* bytes a request tail may carry */
+    size_t max_tail_rep;
+    int dead;                    /* the connection failed */
+    CUresult async_error;        /* first error of an async op, reported at the next sync */
+
+    uint8_t *window;
+    uint64_t window_size;
+    uint64_t chunk_size;
+    unsigned nchunks;
+    uint32_t chunk_busy;         /* bit i: chunk i owned by a pending request */
+    struct vgpu_pending pending[VGPU_MAX_INFLIGHT];
+    unsigned npending;
+    unsigned max_inflight;       /* <= VGPU_MAX_INFLIGHT and half the ring: replies always fit */
+
+    /* from HELLO */
+    uint64_t quota;
+    uint32_t zone_id;
+    char zone_name[64];
+    int device_count;
+    struct vgpu_device dev[VGPU_MAX_DEVICES];
+    struct vgpu_ctx primary[VGPU_MAX_DEVICES];
+
+    struct vgpu_alloc *allocs;   /* sorted by base */
+    size_t nallocs, cap_allocs;
+    struct vgpu_host *hosts;
+    size_t nhosts, cap_hosts;
+};
+
+struct vgpu *vgpu_get(void);
+
+/* ---- connection and call layer (vgpu_conn.c) ---- */
+/* cuInit's work: connect, HELLO, cache device properties. Idempotent. */
+CUresult vgpu_init(struct vgpu *v);
+/* CUDA_SUCCESS when initialised and connected, else the error every call returns. */
+CUresult vgpu_ready(struct vgpu *v);
+
+/* One synchronous request: sends req (+ tail), waits for its reply and copies its fixed part
+ * (rep_size bytes, zero-filled when shorter) and tail. Replies to posted requests met on the way
+ * are processed. Caller must NOT hold v->lock. */
+CUresult vgpu_rpc(struct vgpu *v, uint16_t op, const void *req, size_t req_size,
+                  const void *tail, size_t tail_len, void *rep, size_t rep_size, void *rep_tail,
+                  size_t rep_tail_cap, size_t *rep_tail_len);
+/* The locked forms; caller holds v->lock. */
+CUresult vgpu_rpc_locked(struct vgpu *v, uint16_t op, const void *req, size_t req_size,
+                         const void *tail, size_t tail_len, void *rep, size_t rep_size,
+                         void *rep_tail, size_t rep_tail_cap, size_t *rep_tail_len);
+/* Sends a request without waiting; its reply is processed later (chunk released, DTOH data
+ * copied to dst, a failure remembered in async_error). Caller holds v->lock. */
+CUresult vgpu_post_locked(struct vgpu *v, uint16_t op, const void *req, size_t req_size,
+                          const void *tail, size_t tail_len, int chunk, void *dst, uint64_t len);
+/* Waits for a free window chunk (processing replies); returns its index or -1 with *err set. */
+int vgpu_chunk_get_locked(struct vgpu *v, CUresult *err);
+void *vgpu_chunk_ptr(struct vgpu *v, int chunk);
+void vgpu_chunk_put_locked(struct vgpu *v, int chunk);
+/* Processes replies until nothing is pending; returns and clears async_error. */
+CUresult vgpu_drain_locked(struct vgpu *v);
+/* Processes the replies already there without waiting. */
+void vgpu_poll_locked(struct vgpu *v);
+CUresult vgpu_take_async_error_locked(struct vgpu *v);
+
+/* Errors of the internals (-errno) as a CUresult. */
+CUresult vgpu_errno_to_cu(int err);
+
+/* ---- contexts (api_ctx.c) ---- */
+struct vgpu_ctx *vgpu_ctx_current(void);
+/* The current context's proxy handle; CUDA_ERROR_INVALID_CONTEXT if none. */
+CUresult vgpu_cur_ctx_handle(idm_handle *out);
+struct vgpu_ctx *vgpu_ctx_check(CUcontext c); /* NULL unless a live context of ours */
+/* Runs and clears every context-local-storage destructor of ctx. */
+void vgpu_cls_destroy_all(struct vgpu_ctx *ctx);
+
+/* ---- export tables (vgpu_export.c) ---- */
+CUresult vgpu_cls_put(CUcontext ctx, void *key, void *value,
+                      void (*dtor)(CUcontext, void *, void *));
+/* The message M of the integrity check (for the unit test): writes at most cap bytes, returns
+ * the length. */
+size_t vgpu_integrity_message(uint8_t *buf, size_t cap, uint32_t version, uint64_t unix_seconds,
+                              const void *rt_table, const void *ic_table, const void *ic_fn,
+                              uint32_t pid, uint32_t tid);
+
+/* ---- memory bookkeeping (api_mem.c) ---- */
+int vgpu_alloc_add_locked(struct vgpu *v, uint64_t base, uint64_t size, int global,
+                          idm_handle ctx);
+/* Forgets every allocation of a context (destroyed or reset). */
+void vgpu_alloc_forget_ctx_locked(struct vgpu *v, idm_handle ctx);
+/* The allocation containing [p, p+1), or NULL. */
+const struct vgpu_alloc *vgpu_alloc_find_locked(struct vgpu *v, uint64_t p);
+const struct vgpu_host *vgpu_host_find_locked(struct vgpu *v, const void *p);
+
+/* ---- streams ---- */
+static inline idm_handle vgpu_stream_handle(CUstream s)
+{
+    uintptr_t u = (uintptr_t)s;
+    return (u == (uintptr_t)CU_STREAM_LEGACY || u == (uintptr_t)CU_STREAM_PER_THREAD) ? 0 : u;
+}
+
+/* ---- images and parameters (vgpu_image.c, vgpu_params.c; pure, unit-tested) ---- */
+/* Finds the bytes to upload for a code image: a fatbin wrapper (its fatbin), a fatbin, an ELF
+ * or NUL-terminated PTX text. Returns 0 with *start and *size set, or -EINVAL. */
+int vgpu_image_extent(const void *image, const void **start, size_t *size);
+/* Packs kernelParams (one pointer per parameter) into buf[param_bytes] by the layout. */
+int vgpu_params_pack(const struct idm_param *layout, uint32_t count, uint32_t param_bytes,
+                     void **kernel_params, uint8_t *buf);
+/* Packs the `extra` form (CU_LAUNCH_PARAM_BUFFER_POINTER/SIZE/END). */
+int vgpu_params_pack_extra(uint32_t param_bytes, void **extra, uint8_t *buf);
+
+/* ---- cuGetProcAddress (vgpu_gpa.c) ---- */
+CUresult vgpu_gpa_lookup(const char *symbol, int version, cuuint64_t flags, void **pfn,
+                         CUdriverProcAddressQueryResult *status);
+
+#endif /* VGPU_H */

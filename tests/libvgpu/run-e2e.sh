@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# tests/libvgpu/run-e2e.sh - end-to-end tests of libvgpu: CUDA programs (tests/libvgpu/cuda),
+# each built with -cudart static and -cudart shared, run through the real libcudart 13 ->
+# libvgpu -> gpu_proxy_stub via bin/vgpu-run. Prints one line per run and "N passed, N failed".
+# Exit 77 (skipped) only when nvcc is missing.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+src="$top/tests/libvgpu/cuda"
+build="$top/libvgpu/build/e2e"
+nvcc="${NVCC:-/usr/local/cuda/bin/nvcc}"
+run="$top/bin/vgpu-run"
+mkdir -p "$build"
+
+if [[ ! -x "$nvcc" ]]; then
+    echo "libvgpu e2e: skipped: nvcc not found at $nvcc"
+    exit 77
+fi
+# the proxy is only the test fixture here: always its plain build; when building it fails (its
+# tree may be mid-rebuild by someone else) an existing binary is used, with a warning
+if ! env -u SANITIZE make --no-print-directory -C "$top/gpu-proxy" gpu_proxy_stub >"$build/proxy-build.log" 2>&1; then
+    if [[ -x "$top/gpu-proxy/gpu_proxy_stub" ]]; then
+        echo "libvgpu e2e: warning: building gpu_proxy_stub failed (see $build/proxy-build.log); using the existing binary"
+    else
+        echo "libvgpu e2e: building gpu-proxy/gpu_proxy_stub failed:"; tail -20 "$build/proxy-build.log"
+        echo "libvgpu e2e: 0 passed, 1 failed"; exit 1
+    fi
+fi
+
+# A SANITIZE= build of libcuda.so.1 needs the sanitizer runtimes loaded first into programs that
+# were not built with them (gcc's runtimes; other compilers' builds are not run end to end).
+if [[ -n "${SANITIZE:-}" ]]; then
+    pre=""
+    for rt in asan ubsan; do
+        [[ $rt == asan && $SANITIZE != *address* ]] && continue
+        [[ $rt == ubsan && $SANITIZE != *undefined* ]] && continue
+        f=$(${CC:-cc} -print-file-name=lib$rt.so 2>/dev/null)
+        if [[ "$f" != /* || ! -e "$f" ]]; then
+            echo "libvgpu e2e: skipped: no lib$rt.so from ${CC:-cc} to preload for SANITIZE=$SANITIZE"
+            exit 77
+        fi
+        pre="$pre $f"
+    done
+    san_preload="${pre# }"
+    san_asan_options="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+fi
+
+pass=0; fail=0
+ok() { pass=$((pass + 1)); echo "PASS  $1"; }
+ko() { fail=$((fail + 1)); echo "FAIL  $1: $2"; [[ -n "${3:-}" && -f "$3" ]] && tail -30 "$3" | sed 's/^/      | /'; }
+
+# build: t_NAME.cu -> $build/t_NAME-{static,shared}
+progs=()
+for f in "$src"/t_*.cu; do
+    p=$(basename "$f" .cu)
+    libs=""
+    [[ $p == t_cublas ]] && libs="-lcublas"
+    [[ $p == t_driver ]] && libs="-L/usr/local/cuda/lib64/stubs -lcuda"
+    for rt in static shared; do
+        out="$build/$p-$rt"
+        if [[ ! -x "$out" || "$f" -nt "$out" || "$src/check.h" -nt "$out" ]]; then
+            if ! "$nvcc" -O1 -cudart "$rt" -o "$out" "$f" $libs >"$out.build.log" 2>&1; then
+                ko "$p-$rt" "nvcc failed" "$out.build.log"; continue
+            fi
+        fi
+        progs+=("$p-$rt")
+    done
+done
+
+# only the programs run with the sanitizer runtimes, never nvcc
+if [[ -n "${san_preload:-}" ]]; then
+    export LD_PRELOAD="$san_preload" ASAN_OPTIONS="$san_asan_options"
+fi
+for t in "${progs[@]}"; do
+    bin="$build/$t"; log="$build/$t.log"; plog="$build/$t.proxy.log"
+    rm -f "$plog"
+    case "$t" in
+    t_noproxy-*)
+        # no socket at all, then a socket nobody listens on (connection refused)
+        sock="$build/no-such-proxy.sock"; stale="$build/stale-proxy.sock"
+        rm -f "$sock" "$stale"
+        python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$stale"
+        if LD_LIBRARY_PATH="$top/libvgpu" VGPU_SOCKET="$sock" timeout 300 "$bin" >"$log" 2>&1 &&
+           grep -q "libvgpu: cannot connect to gpu proxy at $sock .*No such file" "$log" &&
+           LD_LIBRARY_PATH="$top/libvgpu" VGPU_SOCKET="$stale" timeout 300 "$bin" >>"$log" 2>&1 &&
+           grep -q "libvgpu: cannot connect to gpu proxy at $stale .*Connection refused" "$log"
+        then ok "$t"
+        else ko "$t" "no clear 'cannot connect' message or wrong error" "$log"; fi
+        rm -f "$stale"
+        ;;
+    t_errors-*)
+        if timeout 600 "$run" --quota 64M --keep-log "$plog" -- "$bin" >"$log" 2>&1; then ok "$t"
+        else ko "$t" "program failed" "$log"; fi
+        ;;
+    t_props-*)
+        if ! timeout 600 "$run" --keep-log "$plog" -- "$bin" >"$log" 2>&1; then
+            ko "$t" "program failed" "$log"; continue
+        fi
+        # the proxy says: device 0 is "NAME", N MiB, compute capability X.Y
+        adv=$(sed -n 's/.*device 0 is "\(.*\)", \([0-9]*\) MiB, compute capability \([0-9.]*\).*/name=\1 mem_mib=\2 cc=\3/p' "$plog" | head -1)
+        got=$(sed -n 's/^PROPS \(name=.* mem_mib=[0-9]* cc=[0-9.]*\) .*/\1/p' "$log")
+        if [[ -n "$adv" && "$adv" == "$got" ]]; then ok "$t ($got)"
+        else ko "$t" "program saw '$got', proxy advertises '$adv'" "$log"; fi
+        ;;
+    t_cublas-*)
+        if ! timeout 600 "$run" --keep-log "$plog" -- "$bin" >"$log" 2>&1; then
+            ko "$t" "program failed" "$log"; continue
+        fi
+        if grep -q '^SGEMM-RAN' "$log"; then ok "$t (sgemm ran, results checked)"
+        elif grep -q '^SGEMM-LAUNCH-ERROR' "$log" &&
+             grep -Eq 'launch of kernel .* refused|kernel .* failed' "$plog" &&
+             { ! grep -q 'has no PTX' "$plog" ||
+               grep -q '^SGEMM-LAUNCH-ERROR cudaErrorNotSupported$' "$log"; }; then
+            ok "$t ($(grep '^SGEMM-LAUNCH-ERROR' "$log"); proxy: $(grep -Eo 'launch of kernel [^ ]* refused|kernel [^ ]* failed' "$plog" | head -1 | cut -c1-80))"
+        else ko "$t" "sgemm neither ran nor failed at the proxy's launch (a kernel without PTX must give cudaErrorNotSupported)" "$log"; fi
+        ;;
+    *)
+        if timeout 900 "$run" --keep-log "$plog" -- "$bin" >"$log" 2>&1; then ok "$t"
+        else ko "$t" "program failed" "$log"; fi
+        ;;
+    esac
+done
+echo "libvgpu e2e: $pass passed, $fail failed"
+[[ $fail -eq 0 ]]

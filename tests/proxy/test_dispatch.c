@@ -1,0 +1,479 @@
+/* test_dispatch.c - unit tests of gpu-proxy/dispatch.c driven in-process with the stub backend
+ * and the PTX engine (real modules, no transport): length checks, kernel load and launch, a
+ * launch that touches another zone's memory (ILLEGAL_ADDRESS, sticky, the other zone
+ * untouched), module globals charged to the zone, context teardown. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+#include <cuda.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dispatch.h"
+#include "log.h"
+#include "zone.h"
+
+#define WIN (1u << 20)
+
+static const char ptx_src[] =
+    ".version 8.0\n.target sm_90\n.address_size 64\n"
+    ".global .align 4 .u32 counter = 5;\n"
+    ".visible .entry store7(.param .u64 p)\n{\n"
+    ".reg .b64 %rd<3>;\n.reg .b32 %r<2>;\n"
+    "ld.param.u64 %rd1, [p];\ncvta.to.global.u64 %rd2, %rd1;\n"
+    "mov.u32 %r1, 7;\nst.global.u32 [%rd2], %r1;\nret;\n}\n";
+
+struct fixture {
+    struct zone_registry reg;
+    struct zone *za, *zb;
+    struct session *a, *b;
+    uint8_t *win;
+};
+
+static int32_t call(struct session *s, uint16_t op, const void *req, size_t len, const void *tail,
+                    size_t tail_len)
+{
+    uint8_t buf[4096];
+    struct idm_hdr h;
+    uint32_t rep_len;
+    int32_t status = -1;
+
+    memset(&h, 0, sizeof(h));
+    h.op = op;
+    h.len = (uint32_t)(len + tail_len);
+    memcpy(buf, req, len);
+    if (tail_len)
+        memcpy(buf + len, tail, tail_len);
+    int rc = dispatch_request(s, &h, buf, &rep_len, &status);
+    assert_true(rc == 0 || rc == 1);
+    return rc == 1 ? -1000 : status; /* -1000: answered later by a stream worker */
+}
+
+#define REP(s, op) ((struct idm_rep_##op *)(s)->rbuf)
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+
+    if (f == NULL)
+        return -1;
+    log_set_level(LOG_ERR);
+    zreg_init(&f->reg, &backend_stub);
+    f->win = calloc(1, WIN);
+    if (f->win == NULL || zreg_add(&f->reg, "A", 1u << 20, &f->za) != 0 ||
+        zreg_add(&f->reg, "B", 1u << 20, &f->zb) != 0 ||
+        session_open(f->za, NULL, f->win, WIN, 4096, "a", &f->a) != 0 ||
+        session_open(f->zb, NULL, f->win, WIN, 4096, "b", &f->b) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+
+    session_close(f->a);
+    session_close(f->b);
+    zreg_unlink(&f->reg, f->za);
+    zreg_unlink(&f->reg, f->zb);
+    zone_unref(f->za);
+    zone_unref(f->zb);
+    free(f->win);
+    free(f);
+    return 0;
+}
+
+static idm_handle ctx_of(struct session *s)
+{
+    struct idm_req_PRIMARY_CTX_RETAIN q = {.device = 0};
+
+    assert_int_equal(call(s, IDM_OP_PRIMARY_CTX_RETAIN, &q, sizeof(q), NULL, 0), 0);
+    return REP(s, PRIMARY_CTX_RETAIN)->ctx;
+}
+
+static idm_dptr alloc_in(struct session *s, idm_handle ctx, uint64_t size)
+{
+    struct idm_req_MEM_ALLOC q = {.ctx = ctx, .size = size};
+
+    assert_int_equal(call(s, IDM_OP_MEM_ALLOC, &q, sizeof(q), NULL, 0), 0);
+    return REP(s, MEM_ALLOC)->dptr;
+}
+
+static idm_handle load_ptx_text(struct fixture *f, struct session *s, idm_handle ctx,
+                                const char *src, size_t size)
+{
+    struct idm_req_IMAGE_BEGIN ib = {.size = size};
+    struct idm_req_IMAGE_CHUNK ic;
+    struct idm_req_LIBRARY_LOAD ll;
+
+    assert_int_equal(call(s, IDM_OP_IMAGE_BEGIN, &ib, sizeof(ib), NULL, 0), 0);
+    memset(&ic, 0, sizeof(ic));
+    ic.image = REP(s, IMAGE_BEGIN)->image;
+    ic.len = size;
+    memcpy(f->win, src, size);
+    assert_int_equal(call(s, IDM_OP_IMAGE_CHUNK, &ic, sizeof(ic), NULL, 0), 0);
+    memset(&ll, 0, sizeof(ll));
+    ll.ctx = ctx;
+    ll.image = ic.image;
+    assert_int_equal(call(s, IDM_OP_LIBRARY_LOAD, &ll, sizeof(ll), NULL, 0), 0);
+    return REP(s, LIBRARY_LOAD)->library;
+}
+
+static idm_handle load_ptx(struct fixture *f, struct session *s, idm_handle ctx)
+{
+    return load_ptx_text(f, s, ctx, ptx_src, sizeof(ptx_src));
+}
+
+static int32_t launch(struct session *s, idm_handle k, idm_dptr arg)
+{
+    struct idm_req_LAUNCH q;
+
+    memset(&q, 0, sizeof(q));
+    q.func = k;
+    q.grid[0] = q.grid[1] = q.grid[2] = 1;
+    q.block[0] = q.block[1] = q.block[2] = 1;
+    q.param_bytes = 8;
+    return call(s, IDM_OP_LAUNCH, &q, sizeof(q), &arg, 8);
+}
+
+static void test_dispatch_short_and_unknown(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t z[64] = {0};
+
+    assert_int_equal(dispatch_selfcheck(), 0);
+    for (uint16_t op = 1; op < IDM_OP_COUNT; op++) {
+        const struct idm_op_info *info = idm_op_lookup(op);
+        if (info == NULL || info->req_size == 0)
+            continue;
+        assert_int_equal(call(f->a, op, z, info->req_size - 1, NULL, 0), CUDA_ERROR_INVALID_VALUE);
+    }
+    assert_int_equal(call(f->a, 999, z, 8, NULL, 0), CUDA_ERROR_NOT_SUPPORTED);
+    assert_int_equal(call(f->a, 0, z, 8, NULL, 0), CUDA_ERROR_NOT_SUPPORTED);
+}
+
+static void test_dispatch_kernel_launch(void **state)
+{
+    struct fixture *f = *state;
+    idm_handle ctx = ctx_of(f->a), lib, k;
+    idm_dptr d = alloc_in(f->a, ctx, 64);
+    struct idm_req_LIBRARY_GET_KERNEL gk = {.library = 0};
+    struct idm_req_LIBRARY_GET_GLOBAL gg = {.library = 0};
+    struct idm_req_MEMCPY_DTOH rd = {.src = d, .win_len = 0, .len = 4};
+    uint32_t v = 0;
+    uint64_t used_before;
+
+    used_before = f->za->used;
+    lib = load_ptx(f, f->a, ctx);
+    /* The module global lives in zone A and is charged to it. */
+    assert_true(f->za->used > used_before);
+    gg.library = lib;
+    assert_int_equal(call(f->a, IDM_OP_LIBRARY_GET_GLOBAL, &gg, sizeof(gg), "counter", 8), 0);
+    rd.src = REP(f->a, LIBRARY_GET_GLOBAL)->dptr;
+    assert_int_equal(REP(f->a, LIBRARY_GET_GLOBAL)->size, 4);
+    assert_int_equal(call(f->a, IDM_OP_MEMCPY_DTOH, &rd, sizeof(rd), NULL, 0), 0);
+    memcpy(&v, f->a->rbuf + sizeof(struct idm_rep_MEMCPY_DTOH), 4);
+    assert_int_equal(v, 5);
+
+    gk.library = lib;
+    assert_int_equal(call(f->a, IDM_OP_LIBRARY_GET_KERNEL, &gk, sizeof(gk), "nope", 5),
+                     CUDA_ERROR_NOT_FOUND);
+    assert_int_equal(call(f->a, IDM_OP_LIBRARY_GET_KERNEL, &gk, sizeof(gk), "store7", 7), 0);
+    k = REP(f->a, LIBRARY_GET_KERNEL)->kernel;
+    assert_int_equal(REP(f->a, LIBRARY_GET_KERNEL)->param_count, 1);
+    assert_int_equal(REP(f->a, LIBRARY_GET_KERNEL)->param_bytes, 8);
+    assert_int_equal(launch(f->a, k, d + 8), 0);
+    rd.src = d + 8;
+    assert_int_equal(call(f->a, IDM_OP_MEMCPY_DTOH, &rd, sizeof(rd), NULL, 0), 0);
+    memcpy(&v, f->a->rbuf + sizeof(struct idm_rep_MEMCPY_DTOH), 4);
+    assert_int_equal(v, 7);
+    /* wrong parameter size */
+    {
+        struct idm_req_LAUNCH q;
+        memset(&q, 0, sizeof(q));
+        q.func = k;
+        q.grid[0] = q.grid[1] = q.grid[2] = q.block[0] = q.block[1] = q.block[2] = 1;
+        q.param_bytes = 4;
+        assert_int_equal(call(f->a, IDM_OP_LAUNCH, &q, sizeof(q), &d, 4), CUDA_ERROR_INVALID_VALUE);
+    }
+    /* unloading gives the global's memory back */
+    {
+        struct idm_req_LIBRARY_UNLOAD q = {.library = lib};
+        assert_int_equal(call(f->a, IDM_OP_LIBRARY_UNLOAD, &q, sizeof(q), NULL, 0), 0);
+        assert_int_equal(f->za->used, used_before);
+        assert_int_equal(launch(f->a, k, d), CUDA_ERROR_INVALID_HANDLE);
+    }
+}
+
+/* A kernel of zone A given zone B's pointer: ILLEGAL_ADDRESS, sticky in A; B unchanged. */
+static void test_dispatch_launch_foreign_pointer(void **state)
+{
+    struct fixture *f = *state;
+    idm_handle actx = ctx_of(f->a), bctx = ctx_of(f->b), lib, k;
+    idm_dptr bd = alloc_in(f->b, bctx, 64);
+    struct idm_req_MEMSET ms = {.dst = bd, .count = 64, .height = 1, .value = 0x33, .elem_size = 1};
+    struct idm_req_MEMCPY_DTOH rd = {.src = bd, .win_len = 0, .len = 64};
+    struct idm_req_CTX_SYNCHRONIZE cs = {.ctx = 0};
+    struct idm_req_LIBRARY_GET_KERNEL gk;
+
+    assert_int_equal(call(f->b, IDM_OP_MEMSET, &ms, sizeof(ms), NULL, 0), 0);
+    lib = load_ptx(f, f->a, actx);
+    gk.library = lib;
+    assert_int_equal(call(f->a, IDM_OP_LIBRARY_GET_KERNEL, &gk, sizeof(gk), "store7", 7), 0);
+    k = REP(f->a, LIBRARY_GET_KERNEL)->kernel;
+    assert_int_equal(launch(f->a, k, bd), CUDA_ERROR_ILLEGAL_ADDRESS);
+    /* sticky: the next synchronisation and launch report it too */
+    assert_int_equal(call(f->a, IDM_OP_CTX_SYNCHRONIZE, &cs, sizeof(cs), NULL, 0),
+                     CUDA_ERROR_ILLEGAL_ADDRESS);
+    assert_int_equal(launch(f->a, k, bd), CUDA_ERROR_ILLEGAL_ADDRESS);
+    /* zone B is unaffected */
+    assert_int_equal(call(f->b, IDM_OP_CTX_SYNCHRONIZE, &cs, sizeof(cs), NULL, 0), 0);
+    assert_int_equal(call(f->b, IDM_OP_MEMCPY_DTOH, &rd, sizeof(rd), NULL, 0), 0);
+    for (int i = 0; i < 64; i++)
+        assert_int_equal(f->b->rbuf[sizeof(struct idm_rep_MEMCPY_DTOH) + i], 0x33);
+    /* resetting the primary context clears the error and frees its objects */
+    {
+        struct idm_req_PRIMARY_CTX_RESET q = {.device = 0};
+        assert_int_equal(call(f->a, IDM_OP_PRIMARY_CTX_RESET, &q, sizeof(q), NULL, 0), 0);
+        assert_int_equal(f->za->used, 0);
+        assert_int_equal(call(f->a, IDM_OP_CTX_SYNCHRONIZE, &cs, sizeof(cs), NULL, 0),
+                         CUDA_ERROR_INVALID_CONTEXT);
+    }
+    (void)actx;
+}
+
+static void test_dispatch_ctx_destroy_releases(void **state)
+{
+    struct fixture *f = *state;
+    struct idm_req_CTX_CREATE cc = {.flags = 0, .device = 0};
+    struct idm_req_CTX_DESTROY cd;
+    struct idm_req_STREAM_CREATE sc;
+    struct idm_req_STREAM_SYNCHRONIZE ss;
+    idm_handle ctx, stream;
+    uint32_t live;
+
+    live = f->a->ht.live;
+    assert_int_equal(call(f->a, IDM_OP_CTX_CREATE, &cc, sizeof(cc), NULL, 0), 0);
+    ctx = REP(f->a, CTX_CREATE)->ctx;
+    alloc_in(f->a, ctx, 4096);
+    memset(&sc, 0, sizeof(sc));
+    sc.ctx = ctx;
+    assert_int_equal(call(f->a, IDM_OP_STREAM_CREATE, &sc, sizeof(sc), NULL, 0), 0);
+    stream = REP(f->a, STREAM_CREATE)->stream;
+    assert_int_equal(f->za->used, 4096);
+    cd.ctx = ctx;
+    assert_int_equal(call(f->a, IDM_OP_CTX_DESTROY, &cd, sizeof(cd), NULL, 0), 0);
+    assert_int_equal(f->za->used, 0);
+    assert_int_equal(f->a->ht.live, live);
+    ss.stream = stream;
+    assert_int_equal(call(f->a, IDM_OP_STREAM_SYNCHRONIZE, &ss, sizeof(ss), NULL, 0),
+                     CUDA_ERROR_INVALID_HANDLE);
+    assert_int_equal(call(f->a, IDM_OP_CTX_DESTROY, &cd, sizeof(cd), NULL, 0),
+                     CUDA_ERROR_INVALID_CONTEXT);
+}
+
+/* A faulting kernel queued on a stream: the fault is sticky and reported by the stream's
+ * synchronisation; work queued behind it does not run. */
+static void test_dispatch_stream_fault(void **state)
+{
+    struct fixture *f = *state;
+    idm_handle ctx = ctx_of(f->a), lib, k, st;
+    idm_dptr d = alloc_in(f->a, ctx, 64);
+    struct idm_req_STREAM_CREATE sc;
+    struct idm_req_STREAM_SYNCHRONIZE ss;
+    struct idm_req_LIBRARY_GET_KERNEL gk;
+    struct idm_req_LAUNCH q;
+    struct idm_req_MEMSET ms;
+    struct idm_req_MEMCPY_DTOH rd = {.src = d, .win_len = 0, .len = 4};
+
+    lib = load_ptx(f, f->a, ctx);
+    gk.library = lib;
+    assert_int_equal(call(f->a, IDM_OP_LIBRARY_GET_KERNEL, &gk, sizeof(gk), "store7", 7), 0);
+    k = REP(f->a, LIBRARY_GET_KERNEL)->kernel;
+    memset(&sc, 0, sizeof(sc));
+    sc.ctx = ctx;
+    assert_int_equal(call(f->a, IDM_OP_STREAM_CREATE, &sc, sizeof(sc), NULL, 0), 0);
+    st = REP(f->a, STREAM_CREATE)->stream;
+    memset(&q, 0, sizeof(q));
+    q.func = k;
+    q.stream = st;
+    q.grid[0] = q.grid[1] = q.grid[2] = q.block[0] = q.block[1] = q.block[2] = 1;
+    q.param_bytes = 8;
+    {
+        idm_dptr bad = d + 4096; /* outside every allocation */
+        assert_int_equal(call(f->a, IDM_OP_LAUNCH, &q, sizeof(q), &bad, 8), -1000);
+    }
+    memset(&ms, 0, sizeof(ms));
+    ms.dst = d;
+    ms.stream = st;
+    ms.count = 4;
+    ms.height = 1;
+    ms.value = 0x99;
+    ms.elem_size = 1;
+    assert_int_equal(call(f->a, IDM_OP_MEMSET, &ms, sizeof(ms), NULL, 0), -1000);
+    ss.stream = st;
+    assert_int_equal(call(f->a, IDM_OP_STREAM_SYNCHRONIZE, &ss, sizeof(ss), NULL, 0),
+                     CUDA_ERROR_ILLEGAL_ADDRESS);
+    /* the memset behind the fault did not run */
+    assert_int_equal(call(f->a, IDM_OP_MEMCPY_DTOH, &rd, sizeof(rd), NULL, 0),
+                     CUDA_ERROR_ILLEGAL_ADDRESS);
+    {
+        uint8_t buf[4];
+        long i = atab_find(&f->a->at, d, 4);
+        assert_true(i >= 0);
+        assert_int_equal(backend_stub.memcpy_dtoh(f->a->bz, NULL, buf, f->a->at.v[i].baddr, 4), 0);
+        assert_int_equal(buf[0], 0);
+    }
+    /* zone B knows nothing of it */
+    {
+        struct idm_req_CTX_SYNCHRONIZE cs = {.ctx = 0};
+        ctx_of(f->b);
+        assert_int_equal(call(f->b, IDM_OP_CTX_SYNCHRONIZE, &cs, sizeof(cs), NULL, 0), 0);
+    }
+}
+
+/* Streams cost a thread each: a client gets at most SESSION_MAX_STREAMS of them. */
+static void test_dispatch_stream_limit(void **state)
+{
+    struct fixture *f = *state;
+    struct idm_req_STREAM_CREATE sc;
+    struct idm_req_STREAM_DESTROY sd;
+
+    memset(&sc, 0, sizeof(sc));
+    sc.ctx = ctx_of(f->a);
+    for (int i = 0; i < SESSION_MAX_STREAMS; i++)
+        assert_int_equal(call(f->a, IDM_OP_STREAM_CREATE, &sc, sizeof(sc), NULL, 0), 0);
+    sd.stream = REP(f->a, STREAM_CREATE)->stream;
+    assert_int_equal(call(f->a, IDM_OP_STREAM_CREATE, &sc, sizeof(sc), NULL, 0),
+                     CUDA_ERROR_OUT_OF_MEMORY);
+    assert_int_equal(call(f->a, IDM_OP_STREAM_DESTROY, &sd, sizeof(sd), NULL, 0), 0);
+    assert_int_equal(call(f->a, IDM_OP_STREAM_CREATE, &sc, sizeof(sc), NULL, 0), 0);
+    /* zone B is not limited by A's streams */
+    sc.ctx = ctx_of(f->b);
+    assert_int_equal(call(f->b, IDM_OP_STREAM_CREATE, &sc, sizeof(sc), NULL, 0), 0);
+}
+
+/* Regression: cluster dimensions whose product wraps to 0 in 64 bits once divided by zero. */
+static void test_dispatch_occupancy_cluster_overflow(void **state)
+{
+    struct fixture *f = *state;
+    idm_handle ctx = ctx_of(f->a), lib, k;
+    struct idm_req_LIBRARY_GET_KERNEL gk;
+    struct idm_req_OCCUPANCY q;
+
+    lib = load_ptx(f, f->a, ctx);
+    gk.library = lib;
+    assert_int_equal(call(f->a, IDM_OP_LIBRARY_GET_KERNEL, &gk, sizeof(gk), "store7", 7), 0);
+    k = REP(f->a, LIBRARY_GET_KERNEL)->kernel;
+    memset(&q, 0, sizeof(q));
+    q.func = k;
+    q.which = 2;
+    q.block_size = 32;
+    q.cluster_dim[0] = 1u << 31;
+    q.cluster_dim[1] = 1u << 31;
+    q.cluster_dim[2] = 4;
+    assert_int_equal(call(f->a, IDM_OP_OCCUPANCY, &q, sizeof(q), NULL, 0),
+                     CUDA_ERROR_INVALID_CLUSTER_SIZE);
+    q.cluster_dim[0] = 2;
+    q.cluster_dim[1] = 2;
+    q.cluster_dim[2] = 1;
+    assert_int_equal(call(f->a, IDM_OP_OCCUPANCY, &q, sizeof(q), NULL, 0), 0);
+    assert_int_equal(REP(f->a, OCCUPANCY)->value, 33);
+    q.which = 0;
+    assert_int_equal(call(f->a, IDM_OP_OCCUPANCY, &q, sizeof(q), NULL, 0), 0);
+    assert_true(REP(f->a, OCCUPANCY)->value >= 1);
+    q.block_size = 0;
+    assert_int_equal(call(f->a, IDM_OP_OCCUPANCY, &q, sizeof(q), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    q.which = 1;
+    q.block_size = 32;
+    q.num_blocks = 0;
+    assert_int_equal(call(f->a, IDM_OP_OCCUPANCY, &q, sizeof(q), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+}
+
+/* Regression: C++ template kernels (Thrust, CUB) have mangled names longer than 256 bytes;
+ * the proxy refused them with NOT_FOUND. */
+static void test_dispatch_long_kernel_name(void **state)
+{
+    struct fixture *f = *state;
+    idm_handle ctx = ctx_of(f->a), lib;
+    idm_dptr d = alloc_in(f->a, ctx, 64);
+    struct idm_req_LIBRARY_GET_KERNEL gk;
+    struct idm_req_MEMCPY_DTOH rd = {.src = d, .win_len = 0, .len = 4};
+    char name[301], src[1024];
+    uint32_t v = 0;
+    int n;
+
+    memset(name, 'k', sizeof(name) - 1);
+    name[sizeof(name) - 1] = 0;
+    n = snprintf(src, sizeof(src),
+                 ".version 8.0\n.target sm_90\n.address_size 64\n"
+                 ".visible .entry %s(.param .u64 p)\n{\n.reg .b64 %%rd<3>;\n.reg .b32 %%r<2>;\n"
+                 "ld.param.u64 %%rd1, [p];\ncvta.to.global.u64 %%rd2, %%rd1;\n"
+                 "mov.u32 %%r1, 9;\nst.global.u32 [%%rd2], %%r1;\nret;\n}\n",
+                 name);
+    assert_true(n > 0 && (size_t)n < sizeof(src));
+    lib = load_ptx_text(f, f->a, ctx, src, (size_t)n + 1);
+    memset(&gk, 0, sizeof(gk));
+    gk.library = lib;
+    assert_int_equal(call(f->a, IDM_OP_LIBRARY_GET_KERNEL, &gk, sizeof(gk), name, sizeof(name)),
+                     0);
+    assert_int_equal(launch(f->a, REP(f->a, LIBRARY_GET_KERNEL)->kernel, d), 0);
+    assert_int_equal(call(f->a, IDM_OP_MEMCPY_DTOH, &rd, sizeof(rd), NULL, 0), 0);
+    memcpy(&v, f->a->rbuf + sizeof(struct idm_rep_MEMCPY_DTOH), 4);
+    assert_int_equal(v, 9);
+}
+
+/* Every CUlimit of CUDA 13 can be queried (cuBLAS asks for CU_LIMIT_CIG_ENABLED); the
+ * query-only ones cannot be set. */
+static void test_dispatch_ctx_limits(void **state)
+{
+    struct fixture *f = *state;
+    idm_handle ctx = ctx_of(f->a);
+    struct idm_req_CTX_GET_LIMIT g = {.ctx = ctx};
+    struct idm_req_CTX_SET_LIMIT st = {.ctx = ctx, .value = 1};
+
+    for (uint32_t l = 0; l < CU_LIMIT_MAX; l++) {
+        g.limit = l;
+        assert_int_equal(call(f->a, IDM_OP_CTX_GET_LIMIT, &g, sizeof(g), NULL, 0), 0);
+    }
+    g.limit = CU_LIMIT_CIG_ENABLED;
+    assert_int_equal(call(f->a, IDM_OP_CTX_GET_LIMIT, &g, sizeof(g), NULL, 0), 0);
+    assert_int_equal(REP(f->a, CTX_GET_LIMIT)->value, 0);
+    g.limit = CU_LIMIT_MAX;
+    assert_int_equal(call(f->a, IDM_OP_CTX_GET_LIMIT, &g, sizeof(g), NULL, 0),
+                     CUDA_ERROR_UNSUPPORTED_LIMIT);
+    st.limit = CU_LIMIT_CIG_ENABLED;
+    assert_int_equal(call(f->a, IDM_OP_CTX_SET_LIMIT, &st, sizeof(st), NULL, 0),
+                     CUDA_ERROR_UNSUPPORTED_LIMIT);
+    st.limit = CU_LIMIT_STACK_SIZE;
+    st.value = 4096;
+    assert_int_equal(call(f->a, IDM_OP_CTX_SET_LIMIT, &st, sizeof(st), NULL, 0), 0);
+    g.limit = CU_LIMIT_STACK_SIZE;
+    assert_int_equal(call(f->a, IDM_OP_CTX_GET_LIMIT, &g, sizeof(g), NULL, 0), 0);
+    assert_int_equal(REP(f->a, CTX_GET_LIMIT)->value, 4096);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_dispatch_short_and_unknown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_kernel_launch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_long_kernel_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_ctx_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_launch_foreign_pointer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_ctx_destroy_releases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_stream_fault, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_stream_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_occupancy_cluster_overflow, setup,
+                                        teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    backend_stub.shutdown();
+    return rc;
+}

@@ -1,0 +1,232 @@
+// kernels.cu - device code for the PTX engine's unit tests (test_ptx.c): compiled by nvcc at
+// build time into PTX text and a fatbin, loaded and run by the interpreter, checked on the CPU.
+#include <cstdint>
+
+extern "C" __global__ void vec_add(const float *a, const float *b, float *c, int n)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n)
+        c[i] = a[i] + b[i];
+}
+
+extern "C" __global__ void saxpy(int n, float alpha, const float *x, float *y)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n)
+        y[i] = alpha * x[i] + y[i];
+}
+
+#define TILE 16
+extern "C" __global__ void matmul_tiled(const float *A, const float *B, float *C, int n)
+{
+    __shared__ float As[TILE][TILE];
+    __shared__ float Bs[TILE][TILE];
+    int row = blockIdx.y * TILE + threadIdx.y;
+    int col = blockIdx.x * TILE + threadIdx.x;
+    float acc = 0.0f;
+    for (int t = 0; t < (n + TILE - 1) / TILE; t++) {
+        int ac = t * TILE + threadIdx.x, br = t * TILE + threadIdx.y;
+        As[threadIdx.y][threadIdx.x] = (row < n && ac < n) ? A[row * n + ac] : 0.0f;
+        Bs[threadIdx.y][threadIdx.x] = (br < n && col < n) ? B[br * n + col] : 0.0f;
+        __syncthreads();
+        for (int k = 0; k < TILE; k++)
+            acc += As[threadIdx.y][k] * Bs[k][threadIdx.x];
+        __syncthreads();
+    }
+    if (row < n && col < n)
+        C[row * n + col] = acc;
+}
+
+extern "C" __global__ void block_reduce(const int *in, long long *out, int n)
+{
+    __shared__ long long s[256];
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    s[threadIdx.x] = i < n ? in[i] : 0;
+    __syncthreads();
+    for (unsigned st = blockDim.x / 2; st > 0; st >>= 1) {
+        if (threadIdx.x < st)
+            s[threadIdx.x] += s[threadIdx.x + st];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0)
+        out[blockIdx.x] = s[0];
+}
+
+extern "C" __global__ void histogram(const unsigned char *data, int n, unsigned *bins)
+{
+    __shared__ unsigned local[64];
+    for (int b = threadIdx.x; b < 64; b += blockDim.x)
+        local[b] = 0;
+    __syncthreads();
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x)
+        atomicAdd(&local[data[i] % 64], 1u);
+    __syncthreads();
+    for (int b = threadIdx.x; b < 64; b += blockDim.x)
+        atomicAdd(&bins[b], local[b]);
+}
+
+extern "C" __global__ void warp_reduce(const float *in, float *out, int n)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    float v = i < n ? in[i] : 0.0f;
+    for (int off = 16; off > 0; off >>= 1)
+        v += __shfl_down_sync(0xffffffffu, v, off);
+    if ((threadIdx.x & 31) == 0)
+        atomicAdd(out, v);
+}
+
+extern "C" __global__ void warp_ops(const int *in, int *out)
+{
+    int lane = threadIdx.x & 31;
+    int v = in[blockIdx.x * blockDim.x + threadIdx.x];
+    int base = (blockIdx.x * blockDim.x + threadIdx.x) * 8;
+    out[base + 0] = __shfl_sync(0xffffffffu, v, (lane * 7) & 31);
+    out[base + 1] = __shfl_up_sync(0xffffffffu, v, 3);
+    out[base + 2] = __shfl_xor_sync(0xffffffffu, v, 5);
+    out[base + 3] = __shfl_down_sync(0xffffffffu, v, 2, 8);
+    out[base + 4] = __ballot_sync(0xffffffffu, v & 1);
+    out[base + 5] = __all_sync(0xffffffffu, v >= 0);
+    out[base + 6] = __any_sync(0xffffffffu, v == 17);
+    int s = v;
+    for (int o = 1; o < 32; o <<= 1) {
+        int t = __shfl_up_sync(0xffffffffu, s, o);
+        if (lane >= o)
+            s += t;
+    }
+    out[base + 7] = s;
+}
+
+extern "C" __global__ void dmath(const double *x, double *y, int n)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n)
+        y[i] = sqrt(x[i]) + exp(fmod(x[i], 600.0) * 0.25) + sin(x[i]) * cos(x[i] * 0.5) + log(x[i] + 1.0) + x[i] / 3.0;
+}
+
+extern "C" __global__ void fmath(const float *x, float *y, int n)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) {
+        float v = x[i];
+        y[i] = sqrtf(v) + expf(v * 0.25f) + sinf(v) * cosf(v * 0.5f) + logf(v + 1.0f) + v / 3.0f
+             + rsqrtf(v + 1.0f) + powf(v + 0.5f, 1.5f) + tanhf(v - 4.0f);
+    }
+}
+
+extern "C" __global__ void grid_stride(const unsigned *in, unsigned *out, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)blockDim.x * gridDim.x)
+        out[i] = in[i] * 2654435761u + (unsigned)(i >> 3);
+}
+
+__constant__ float coeffs[16];
+__constant__ int table[8] = {3, 1, 4, 1, 5, 9, 2, 6};
+__device__ int counter = 42;
+
+extern "C" __global__ void const_poly(const float *x, float *y, int n)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) {
+        float acc = 0.0f;
+        for (int k = 15; k >= 0; k--)
+            acc = acc * x[i] + coeffs[k];
+        y[i] = acc + table[i & 7] + counter;
+    }
+}
+
+extern "C" __global__ void dyn_shared(const int *in, int *out, int n)
+{
+    extern __shared__ int buf[];
+    int t = threadIdx.x;
+    int i = blockIdx.x * blockDim.x + t;
+    buf[t] = i < n ? in[i] : 0;
+    __syncthreads();
+    int r = buf[blockDim.x - 1 - t];
+    if (i < n)
+        out[i] = r;
+}
+
+extern "C" __global__ void oob_write(int *p, int n)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    p[i + n] = i;
+}
+
+struct S3 {
+    char c;
+    double d;
+    int i;
+};
+
+extern "C" __global__ void params_mix(char c, short s, int i, double d, long long *p,
+                                      struct S3 st, float f, unsigned char u8, long long *out)
+{
+    out[0] = c;
+    out[1] = s;
+    out[2] = i;
+    out[3] = (long long)(d * 1000.0);
+    out[4] = (long long)p;
+    out[5] = st.c;
+    out[6] = (long long)(st.d * 1000.0);
+    out[7] = st.i;
+    out[8] = (long long)(f * 1000.0f);
+    out[9] = u8;
+}
+
+__device__ __noinline__ int collatz_steps(unsigned long long v, int limit)
+{
+    int s = 0;
+    while (v != 1 && s < limit) {
+        v = (v & 1) ? 3 * v + 1 : v / 2;
+        s++;
+    }
+    return s;
+}
+
+__device__ __noinline__ float2 swap_scale(float2 a, float k)
+{
+    return make_float2(a.y * k, a.x * k);
+}
+
+extern "C" __global__ void calls_local(const int *in, int *out, float *fo, int n)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n)
+        return;
+    int arr[12];
+    for (int k = 0; k < 12; k++)
+        arr[k] = in[i] * k + (k ^ i);
+    int idx = in[i] % 12;
+    if (idx < 0) idx += 12;
+    out[i] = arr[idx] + collatz_steps((unsigned long long)(in[i] & 0xffff) + 1, 500);
+    float2 r = swap_scale(make_float2((float)i, (float)(i + 1)), 0.5f);
+    fo[2 * i] = r.x;
+    fo[2 * i + 1] = r.y;
+}
+
+extern "C" __global__ void int_ops(const unsigned *a, const unsigned *b, unsigned *out, int n)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n)
+        return;
+    unsigned x = a[i], y = b[i];
+    int sx = (int)x, sy = (int)y;
+    unsigned *o = out + i * 16;
+    o[0] = __popc(x);
+    o[1] = __clz(x);
+    o[2] = __brev(x);
+    o[3] = __umulhi(x, y);
+    o[4] = (unsigned)__mulhi(sx, sy);
+    o[5] = y ? x / y : 0;
+    o[6] = sy ? (unsigned)(sx / sy) : 0;
+    o[7] = sy ? (unsigned)(sx % sy) : 0;
+    o[8] = __funnelshift_l(x, y, i & 31);
+    o[9] = __byte_perm(x, y, 0x5140 + i);
+    o[10] = (x >> (i & 31)) | (y << ((i + 3) & 31));
+    o[11] = (unsigned)max(sx, sy) ^ min(x, y);
+    o[12] = (unsigned)(sx >> (i & 31));
+    o[13] = (unsigned)__ffs(x) + (unsigned)__popcll(((unsigned long long)x << 32) | y);
+    o[14] = (unsigned)(((unsigned long long)x * y) >> 7);
+    o[15] = (unsigned)abs(sx) + (unsigned)(float)sx + (unsigned)(int)((float)y * 0.5f);
+}

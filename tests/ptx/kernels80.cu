@@ -1,0 +1,37 @@
+// kernels80.cu - device code for test_ptx.c built for compute_80: cp.async copies into shared
+// memory (cuda_pipeline.h) and bfloat16 arithmetic.
+#include <cuda_bf16.h>
+#include <cuda_pipeline.h>
+
+extern "C" __global__ void async_copy_bf16(const float *in, const float *w, float *out, int n)
+{
+    __shared__ float tile[256];
+    int t = threadIdx.x, i = blockIdx.x * blockDim.x + t;
+    if (i < n)
+        __pipeline_memcpy_async(&tile[t], &in[i], sizeof(float));
+    __pipeline_commit();
+    __pipeline_wait_prior(0);
+    __syncthreads();
+    if (i < n) {
+        float v = tile[blockDim.x - 1 - t < blockDim.x ? blockDim.x - 1 - t : 0];
+        __nv_bfloat16 a = __float2bfloat16(v), b = __float2bfloat16(w[i]);
+        __nv_bfloat16 c = __hfma(a, b, __hadd(a, b));
+        __nv_bfloat162 p = __floats2bfloat162_rn(v, w[i]);
+        __nv_bfloat162 q = __hmul2(p, p);
+        out[i] = __bfloat162float(c) + __low2float(q) + __high2float(q);
+    }
+}
+
+extern "C" __global__ void redux_lop3(const unsigned *in, unsigned *out)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    unsigned v = in[i];
+    unsigned *o = out + i * 5;
+    o[0] = __reduce_add_sync(0xffffffffu, v);
+    o[1] = __reduce_max_sync(0xffffffffu, v);
+    o[2] = (unsigned)__reduce_min_sync(0xffffffffu, (int)v);
+    o[3] = __reduce_xor_sync(0xffffffffu, v);
+    unsigned r;
+    asm("lop3.b32 %0, %1, %2, %3, 0xE8;" : "=r"(r) : "r"(v), "r"(v * 3u), "r"(v >> 5));
+    o[4] = r;
+}

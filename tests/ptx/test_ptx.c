@@ -1,0 +1,2023 @@
+/* test_ptx.c - unit tests of the PTX engine (gpu-proxy/ptx): loads images that nvcc built from
+ * kernels.cu at build time (PTX text, fatbin, cubin), runs kernels through ptx_launch with a
+ * small table of malloc'd buffers as device memory, and checks every output element against a
+ * CPU reference. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fenv.h>
+#include <math.h>
+#include <cmocka.h>
+
+#include "ptx.h"
+
+#ifndef KERNELS_DIR
+#error "KERNELS_DIR must name the directory holding the nvcc outputs"
+#endif
+
+/* ---- test memory: a table of host buffers at distinctive device addresses ---- */
+
+#define TM_MAX 256
+#define TM_BASE 0x700000000000ull
+#define TM_STRIDE 0x100000000ull
+
+struct tbuf {
+    uint64_t dev;
+    size_t size;
+    uint8_t *host;
+};
+
+struct tmem {
+    struct tbuf b[TM_MAX];
+    int n;
+    struct ptx_memory mem;
+};
+
+static void *tm_resolve(void *ctx, uint64_t addr, uint64_t len, uint64_t *base, uint64_t *size)
+{
+    struct tmem *m = ctx;
+    for (int i = 0; i < m->n; i++) {
+        const struct tbuf *b = &m->b[i];
+        if (addr >= b->dev && addr - b->dev <= b->size && len <= b->size - (addr - b->dev)) {
+            *base = b->dev;
+            *size = b->size;
+            return b->host + (addr - b->dev);
+        }
+    }
+    return NULL;
+}
+
+static void tm_init(struct tmem *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->mem.ctx = m;
+    m->mem.resolve = tm_resolve;
+}
+
+static uint64_t tm_alloc(struct tmem *m, size_t size)
+{
+    assert_true(m->n < TM_MAX);
+    struct tbuf *b = &m->b[m->n];
+    b->dev = TM_BASE + (uint64_t)m->n * TM_STRIDE;
+    b->size = size;
+    b->host = malloc(size ? size : 1);
+    assert_non_null(b->host);
+    memset(b->host, 0xA5, size); /* poison */
+    m->n++;
+    return b->dev;
+}
+
+static void *tm_host(struct tmem *m, uint64_t dev)
+{
+    for (int i = 0; i < m->n; i++)
+        if (dev >= m->b[i].dev && dev - m->b[i].dev < m->b[i].size)
+            return m->b[i].host + (dev - m->b[i].dev);
+    fail_msg("no buffer at 0x%llx", (unsigned long long)dev);
+    return NULL;
+}
+
+static void tm_free(struct tmem *m)
+{
+    for (int i = 0; i < m->n; i++)
+        free(m->b[i].host);
+    m->n = 0;
+}
+
+/* ---- images ---- */
+
+static void *read_file(const char *name, size_t *size)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", KERNELS_DIR, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot open %s", path);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    assert_true(n > 0);
+    assert_int_equal(fseek(f, 0, SEEK_SET), 0);
+    char *b = malloc((size_t)n + 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    b[n] = 0;
+    fclose(f);
+    *size = (size_t)n;
+    return b;
+}
+
+static struct ptx_program *load(const char *name)
+{
+    size_t n;
+    void *img = read_file(name, &n);
+    struct ptx_program *p = NULL;
+    char err[256];
+    int rc = ptx_program_load(img, n, &p, err, sizeof(err));
+    if (rc)
+        fail_msg("loading %s: %d %s", name, rc, err);
+    free(img);
+    return p;
+}
+
+/* Allocates and binds every module variable, copying its initial bytes. */
+static void bind_globals(struct ptx_program *p, struct tmem *m)
+{
+    for (unsigned i = 0; i < ptx_program_global_count(p); i++) {
+        struct ptx_global_info g;
+        assert_int_equal(ptx_program_global(p, i, &g), PTX_OK);
+        uint64_t dev = tm_alloc(m, g.size);
+        uint8_t *h = tm_host(m, dev);
+        memset(h, 0, g.size);
+        if (g.init)
+            memcpy(h, g.init, g.init_size);
+        assert_int_equal(ptx_program_bind_global(p, i, dev), PTX_OK);
+    }
+}
+
+struct pbuf {
+    uint8_t b[256];
+    const struct ptx_kernel *k;
+    unsigned next;
+};
+
+static void pb_init(struct pbuf *pb, const struct ptx_kernel *k)
+{
+    memset(pb, 0, sizeof(*pb));
+    pb->k = k;
+    assert_true(ptx_kernel_param_bytes(k) <= sizeof(pb->b));
+}
+
+static void pb_put(struct pbuf *pb, const void *v, size_t size)
+{
+    assert_true(pb->next < ptx_kernel_param_count(pb->k));
+    const struct ptx_param *pp = &ptx_kernel_params(pb->k)[pb->next++];
+    assert_int_equal(pp->size, size);
+    memcpy(pb->b + pp->offset, v, size);
+}
+#define PB(pb, v) do { __typeof__(v) _v = (v); pb_put((pb), &_v, sizeof(_v)); } while (0)
+
+static int run(const struct ptx_kernel *k, uint32_t gx, uint32_t gy, uint32_t bx, uint32_t by,
+               uint32_t dyn, const struct pbuf *pb, struct tmem *m, unsigned threads,
+               char *err, size_t errlen)
+{
+    struct ptx_launch l = {
+        .grid = {gx, gy, 1},
+        .block = {bx, by, 1},
+        .dynamic_shared = dyn,
+        .params = pb->b,
+        .params_size = ptx_kernel_param_bytes(k),
+        .mem = &m->mem,
+        .host_threads = threads,
+    };
+    return ptx_launch(k, &l, err, errlen);
+}
+
+#define RUN_OK(...) do { char _e[320]; int _rc = run(__VA_ARGS__, _e, sizeof(_e)); \
+                         if (_rc) fail_msg("launch failed: %d %s", _rc, _e); } while (0)
+
+static const struct ptx_kernel *kern(const struct ptx_program *p, const char *name)
+{
+    const struct ptx_kernel *k = ptx_program_kernel(p, name);
+    if (!k)
+        fail_msg("kernel %s not found", name);
+    assert_true(ptx_kernel_executable(k));
+    return k;
+}
+
+static uint32_t rnd_state = 12345;
+static uint32_t rnd(void)
+{
+    rnd_state = rnd_state * 1103515245u + 12345u;
+    return (rnd_state >> 8) ^ (rnd_state << 13);
+}
+
+static int close_f(double got, double want, double rel)
+{
+    if (isnan(want))
+        return isnan(got);
+    if (got == want)
+        return 1;
+    return fabs(got - want) <= rel * (fabs(want) + 1e-30) || fabs(got - want) <= rel;
+}
+
+/* ---- tests ---- */
+
+static void test_ptx_vector_add_fatbin(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels.fatbin");
+    const struct ptx_kernel *k = kern(p, "vec_add");
+    struct tmem m;
+    tm_init(&m);
+    int n = 10007;
+    uint64_t a = tm_alloc(&m, n * 4), b = tm_alloc(&m, n * 4), c = tm_alloc(&m, n * 4);
+    float *ha = tm_host(&m, a), *hb = tm_host(&m, b), *hc = tm_host(&m, c);
+    for (int i = 0; i < n; i++) {
+        ha[i] = (float)(rnd() % 10000) / 7.0f;
+        hb[i] = (float)(rnd() % 10000) / 3.0f;
+    }
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, a);
+    PB(&pb, b);
+    PB(&pb, c);
+    PB(&pb, n);
+    RUN_OK(k, (n + 255) / 256, 1, 256, 1, 0, &pb, &m, 2);
+    for (int i = 0; i < n; i++)
+        if (hc[i] != ha[i] + hb[i])
+            fail_msg("c[%d] = %g, want %g", i, hc[i], ha[i] + hb[i]);
+    assert_true(ptx_instructions_executed() > (uint64_t)n * 10);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_saxpy_ptx_text(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels.ptx");
+    const struct ptx_kernel *k = kern(p, "saxpy");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    int n = 5000;
+    float alpha = 2.5f;
+    uint64_t x = tm_alloc(&m, n * 4), y = tm_alloc(&m, n * 4);
+    float *hx = tm_host(&m, x), *hy = tm_host(&m, y);
+    float *want = malloc(n * sizeof(float));
+    assert_non_null(want);
+    for (int i = 0; i < n; i++) {
+        hx[i] = (float)(rnd() % 1000) / 10.0f;
+        hy[i] = (float)(rnd() % 1000) / 100.0f;
+        want[i] = fmaf(alpha, hx[i], hy[i]);
+    }
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, n);
+    PB(&pb, alpha);
+    PB(&pb, x);
+    PB(&pb, y);
+    RUN_OK(k, (n + 127) / 128, 1, 128, 1, 0, &pb, &m, 1);
+    for (int i = 0; i < n; i++)
+        if (!close_f(hy[i], want[i], 1e-6))
+            fail_msg("y[%d] = %g, want %g", i, hy[i], want[i]);
+    free(want);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_matmul_shared(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels.fatbin");
+    const struct ptx_kernel *k = kern(p, "matmul_tiled");
+    assert_int_equal(ptx_kernel_static_shared(k), 2 * 16 * 16 * 4);
+    assert_int_equal(ptx_kernel_static_shared(kern(p, "block_reduce")), 256 * 8);
+    assert_int_equal(ptx_kernel_static_shared(kern(p, "vec_add")), 0);
+    struct tmem m;
+    tm_init(&m);
+    int n = 70;
+    uint64_t A = tm_alloc(&m, n * n * 4), B = tm_alloc(&m, n * n * 4), C = tm_alloc(&m, n * n * 4);
+    float *ha = tm_host(&m, A), *hb = tm_host(&m, B), *hc = tm_host(&m, C);
+    for (int i = 0; i < n * n; i++) {
+        ha[i] = (float)((int)(rnd() % 200) - 100) / 16.0f;
+        hb[i] = (float)((int)(rnd() % 200) - 100) / 32.0f;
+    }
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, A);
+    PB(&pb, B);
+    PB(&pb, C);
+    PB(&pb, n);
+    RUN_OK(k, (n + 15) / 16, (n + 15) / 16, 16, 16, 0, &pb, &m, 2);
+    for (int r = 0; r < n; r++)
+        for (int c = 0; c < n; c++) {
+            double want = 0;
+            for (int i = 0; i < n; i++)
+                want += (double)ha[r * n + i] * hb[i * n + c];
+            if (!close_f(hc[r * n + c], want, 1e-5))
+                fail_msg("C[%d][%d] = %g, want %g", r, c, hc[r * n + c], want);
+        }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_block_reduce(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels.fatbin");
+    const struct ptx_kernel *k = kern(p, "block_reduce");
+    struct tmem m;
+    tm_init(&m);
+    int n = 256 * 9 + 17, blocks = (n + 255) / 256;
+    uint64_t in = tm_alloc(&m, n * 4), out = tm_alloc(&m, blocks * 8);
+    int *hi = tm_host(&m, in);
+    long long *ho = tm_host(&m, out);
+    for (int i = 0; i < n; i++)
+        hi[i] = (int)(rnd() % 2000001) - 1000000;
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, in);
+    PB(&pb, out);
+    PB(&pb, n);
+    RUN_OK(k, blocks, 1, 256, 1, 0, &pb, &m, 3);
+    for (int b = 0; b < blocks; b++) {
+        long long want = 0;
+        for (int i = b * 256; i < (b + 1) * 256 && i < n; i++)
+            want += hi[i];
+        if (ho[b] != want)
+            fail_msg("block %d sum %lld, want %lld", b, ho[b], want);
+    }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_histogram_atomics(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels.fatbin");
+    const struct ptx_kernel *k = kern(p, "histogram");
+    struct tmem m;
+    tm_init(&m);
+    int n = 100003;
+    uint64_t data = tm_alloc(&m, n), bins = tm_alloc(&m, 64 * 4);
+    unsigned char *hd = tm_host(&m, data);
+    unsigned *hb = tm_host(&m, bins);
+    unsigned want[64] = {0};
+    for (int i = 0; i < n; i++) {
+        hd[i] = (unsigned char)rnd();
+        want[hd[i] % 64]++;
+    }
+    memset(hb, 0, 64 * 4);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, data);
+    PB(&pb, n);
+    PB(&pb, bins);
+    RUN_OK(k, 13, 1, 96, 1, 0, &pb, &m, 4);
+    for (int i = 0; i < 64; i++)
+        if (hb[i] != want[i])
+            fail_msg("bin %d = %u, want %u", i, hb[i], want[i]);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_warp_shuffle_reduce(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels.fatbin");
+    const struct ptx_kernel *k = kern(p, "warp_reduce");
+    struct tmem m;
+    tm_init(&m);
+    int n = 4000;
+    uint64_t in = tm_alloc(&m, n * 4), out = tm_alloc(&m, 4);
+    float *hi = tm_host(&m, in), *ho = tm_host(&m, out);
+    double want = 0;
+    for (int i = 0; i < n; i++) {
+        hi[i] = (float)(rnd() % 100);
+        want += hi[i];
+    }
+    *ho = 0.0f;
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, in);
+    PB(&pb, out);
+    PB(&pb, n);
+    RUN_OK(k, (n + 127) / 128, 1, 128, 1, 0, &pb, &m, 2);
+    if (*ho != (float)want)
+        fail_msg("sum %g, want %g", *ho, want);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_warp_shfl_vote(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels.ptx");
+    const struct ptx_kernel *k = kern(p, "warp_ops");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    int nthreads = 2 * 96;
+    uint64_t in = tm_alloc(&m, nthreads * 4), out = tm_alloc(&m, nthreads * 8 * 4);
+    int *hi = tm_host(&m, in), *ho = tm_host(&m, out);
+    for (int i = 0; i < nthreads; i++)
+        hi[i] = (int)(rnd() % 1000);
+    hi[40] = -5; /* warp 1 is not all non-negative */
+    hi[70] = 17; /* warp 2 has a 17 */
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, in);
+    PB(&pb, out);
+    RUN_OK(k, 2, 1, 96, 1, 0, &pb, &m, 2);
+    for (int g = 0; g < nthreads; g++) {
+        int w0 = g / 32 * 32, lane = g % 32;
+        int *o = ho + g * 8;
+        unsigned ballot = 0;
+        int all = 1, any = 0, pre = 0;
+        for (int l = 0; l < 32; l++) {
+            ballot |= (unsigned)(hi[w0 + l] & 1) << l;
+            all &= hi[w0 + l] >= 0;
+            any |= hi[w0 + l] == 17;
+            if (l <= lane)
+                pre += hi[w0 + l];
+        }
+        int want[8] = {
+            hi[w0 + ((lane * 7) & 31)],
+            lane >= 3 ? hi[g - 3] : hi[g],
+            hi[w0 + (lane ^ 5)],
+            (lane % 8) + 2 < 8 ? hi[g + 2] : hi[g],
+            (int)ballot, all, any, pre,
+        };
+        for (int j = 0; j < 8; j++)
+            if (o[j] != want[j])
+                fail_msg("thread %d result %d = %d, want %d", g, j, o[j], want[j]);
+    }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_double_math(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels.fatbin");
+    const struct ptx_kernel *k = kern(p, "dmath");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    int n = 3000;
+    uint64_t x = tm_alloc(&m, n * 8), y = tm_alloc(&m, n * 8);
+    double *hx = tm_host(&m, x), *hy = tm_host(&m, y);
+    for (int i = 0; i < n; i++)
+        hx[i] = i < 2000 ? (double)(rnd() % 100000) / 997.0
+              : i < 2500 ? (double)(rnd() % 1000000) * 3.7 : (double)rnd() * (double)rnd();
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, x);
+    PB(&pb, y);
+    PB(&pb, n);
+    RUN_OK(k, (n + 255) / 256, 1, 256, 1, 0, &pb, &m, 2);
+    for (int i = 0; i < n; i++) {
+        double v = hx[i];
+        double want = sqrt(v) + exp(fmod(v, 600.0) * 0.25) + sin(v) * cos(v * 0.5) + log(v + 1.0) + v / 3.0;
+        if (!close_f(hy[i], want, 1e-12))
+            fail_msg("y[%d] = %.17g, want %.17g (x = %.17g)", i, hy[i], want, v);
+    }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_float_math(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels.fatbin");
+    const struct ptx_kernel *k = kern(p, "fmath");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    int n = 3000;
+    uint64_t x = tm_alloc(&m, n * 4), y = tm_alloc(&m, n * 4);
+    float *hx = tm_host(&m, x), *hy = tm_host(&m, y);
+    for (int i = 0; i < n; i++)
+        hx[i] = i < 2000 ? (float)(rnd() % 100000) / 9970.0f : (float)(rnd() % 100000) * 0.37f;
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, x);
+    PB(&pb, y);
+    PB(&pb, n);
+    RUN_OK(k, (n + 255) / 256, 1, 256, 1, 0, &pb, &m, 2);
+    for (int i = 0; i < n; i++) {
+        double v = hx[i];
+        if (v * 0.25 > 80)
+            continue; /* expf overflows to inf in both; compared below separately */
+        double want = sqrt(v) + exp(fmod(v, 600.0) * 0.25) + sin(v) * cos(v * 0.5) + log(v + 1.0) + v / 3.0
+                    + 1.0 / sqrt(v + 1.0) + pow(v + 0.5, 1.5) + tanh(v - 4.0);
+        if (!close_f(hy[i], want, 2e-5))
+            fail_msg("y[%d] = %.9g, want %.9g (x = %.9g)", i, hy[i], want, v);
+    }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_grid_stride(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels.fatbin");
+    const struct ptx_kernel *k = kern(p, "grid_stride");
+    struct tmem m;
+    tm_init(&m);
+    size_t n = (1u << 20) + 333;
+    uint64_t in = tm_alloc(&m, n * 4), out = tm_alloc(&m, n * 4);
+    unsigned *hi = tm_host(&m, in), *ho = tm_host(&m, out);
+    for (size_t i = 0; i < n; i++)
+        hi[i] = rnd();
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, in);
+    PB(&pb, out);
+    PB(&pb, n);
+    RUN_OK(k, 24, 1, 256, 1, 0, &pb, &m, 0);
+    for (size_t i = 0; i < n; i++)
+        if (ho[i] != hi[i] * 2654435761u + (unsigned)(i >> 3))
+            fail_msg("out[%zu] = %u, want %u", i, ho[i], hi[i] * 2654435761u + (unsigned)(i >> 3));
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_constant_data(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels.fatbin");
+    const struct ptx_kernel *k = kern(p, "const_poly");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    int ci = ptx_program_global_find(p, "coeffs");
+    assert_true(ci >= 0);
+    struct ptx_global_info g;
+    assert_int_equal(ptx_program_global(p, (unsigned)ci, &g), PTX_OK);
+    assert_int_equal(g.space, PTX_SPACE_CONST);
+    assert_int_equal(g.size, 64);
+    int ti = ptx_program_global_find(p, "table");
+    assert_true(ti >= 0);
+    assert_int_equal(ptx_program_global(p, (unsigned)ti, &g), PTX_OK);
+    assert_non_null(g.init);
+    assert_int_equal(((const int *)g.init)[5], 9);
+    int cnt = ptx_program_global_find(p, "counter");
+    assert_true(cnt >= 0);
+    assert_int_equal(ptx_program_global(p, (unsigned)cnt, &g), PTX_OK);
+    assert_int_equal(g.space, PTX_SPACE_GLOBAL);
+    assert_int_equal(*(const int *)g.init, 42);
+    /* fill the coefficients as cudaMemcpyToSymbol would */
+    float coeffs[16];
+    for (int i = 0; i < 16; i++)
+        coeffs[i] = 1.0f / (float)(i + 1);
+    struct tbuf *cb = &m.b[ci];
+    memcpy(cb->host, coeffs, sizeof(coeffs));
+    int n = 1000;
+    uint64_t x = tm_alloc(&m, n * 4), y = tm_alloc(&m, n * 4);
+    float *hx = tm_host(&m, x), *hy = tm_host(&m, y);
+    static const int table[8] = {3, 1, 4, 1, 5, 9, 2, 6};
+    for (int i = 0; i < n; i++)
+        hx[i] = (float)(rnd() % 1000) / 1000.0f;
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, x);
+    PB(&pb, y);
+    PB(&pb, n);
+    RUN_OK(k, (n + 127) / 128, 1, 128, 1, 0, &pb, &m, 2);
+    for (int i = 0; i < n; i++) {
+        float acc = 0.0f;
+        for (int j = 15; j >= 0; j--)
+            acc = fmaf(acc, hx[i], coeffs[j]);
+        float want = acc + (float)table[i & 7] + 42.0f;
+        if (!close_f(hy[i], want, 1e-6))
+            fail_msg("y[%d] = %g, want %g", i, hy[i], want);
+    }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_dynamic_shared(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels.fatbin");
+    const struct ptx_kernel *k = kern(p, "dyn_shared");
+    struct tmem m;
+    tm_init(&m);
+    int n = 1000, bs = 200;
+    uint64_t in = tm_alloc(&m, n * 4), out = tm_alloc(&m, n * 4);
+    int *hi = tm_host(&m, in), *ho = tm_host(&m, out);
+    for (int i = 0; i < n; i++)
+        hi[i] = (int)rnd();
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, in);
+    PB(&pb, out);
+    PB(&pb, n);
+    RUN_OK(k, (n + bs - 1) / bs, 1, bs, 1, bs * 4, &pb, &m, 2);
+    for (int i = 0; i < n; i++) {
+        int b = i / bs, t = i % bs;
+        int src = b * bs + (bs - 1 - t);
+        int want = src < n ? hi[src] : 0;
+        if (ho[i] != want)
+            fail_msg("out[%d] = %d, want %d", i, ho[i], want);
+    }
+    /* too little dynamic shared memory: the access past it is refused */
+    char err[320];
+    int rc = run(k, 1, 1, bs, 1, 16, &pb, &m, 1, err, sizeof(err));
+    assert_int_equal(rc, PTX_ERR_ILLEGAL_ADDRESS);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_out_of_bounds(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels.fatbin");
+    const struct ptx_kernel *k = kern(p, "oob_write");
+    struct tmem m;
+    tm_init(&m);
+    int n = 256;
+    uint64_t a = tm_alloc(&m, n * 4);
+    uint64_t guard = tm_alloc(&m, 64); /* a neighbour that must stay untouched */
+    uint8_t *hg = tm_host(&m, guard);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, a);
+    PB(&pb, n / 2); /* threads n/2.. write past the end */
+    char err[320];
+    int rc = run(k, 1, 1, n, 1, 0, &pb, &m, 1, err, sizeof(err));
+    assert_int_equal(rc, PTX_ERR_ILLEGAL_ADDRESS);
+    assert_non_null(strstr(err, "oob_write"));
+    assert_non_null(strstr(err, "illegal address"));
+    for (int i = 0; i < 64; i++)
+        assert_int_equal(hg[i], 0xA5);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+/* Mirror of how CUDA packs params_mix's arguments (natural alignment). */
+struct S3 {
+    char c;
+    double d;
+    int i;
+};
+struct mix_pack {
+    char c;
+    short s;
+    int i;
+    double d;
+    long long *p;
+    struct S3 st;
+    float f;
+    unsigned char u8;
+    long long *out;
+};
+
+static void test_ptx_param_layout(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels.fatbin");
+    const struct ptx_kernel *k = kern(p, "params_mix");
+    assert_int_equal(ptx_kernel_param_count(k), 9);
+    static const size_t offs[9] = {
+        offsetof(struct mix_pack, c), offsetof(struct mix_pack, s), offsetof(struct mix_pack, i),
+        offsetof(struct mix_pack, d), offsetof(struct mix_pack, p), offsetof(struct mix_pack, st),
+        offsetof(struct mix_pack, f), offsetof(struct mix_pack, u8),
+        offsetof(struct mix_pack, out),
+    };
+    static const size_t sizes[9] = {1, 2, 4, 8, 8, sizeof(struct S3), 4, 1, 8};
+    const struct ptx_param *pp = ptx_kernel_params(k);
+    for (int i = 0; i < 9; i++) {
+        assert_int_equal(pp[i].offset, offs[i]);
+        assert_int_equal(pp[i].size, sizes[i]);
+    }
+    assert_int_equal(ptx_kernel_param_bytes(k), offsetof(struct mix_pack, out) + 8);
+    /* the SASS in the same fatbin, read through .nv.info, agrees */
+    struct ptx_program *pc = load("kernels.cubin");
+    const struct ptx_kernel *kc = ptx_program_kernel(pc, "params_mix");
+    assert_non_null(kc);
+    assert_false(ptx_kernel_executable(kc));
+    assert_int_equal(ptx_kernel_param_count(kc), 9);
+    for (int i = 0; i < 9; i++) {
+        assert_int_equal(ptx_kernel_params(kc)[i].offset, offs[i]);
+        assert_int_equal(ptx_kernel_params(kc)[i].size, sizes[i]);
+    }
+    ptx_program_free(pc);
+
+    struct tmem m;
+    tm_init(&m);
+    uint64_t out = tm_alloc(&m, 10 * 8);
+    long long *ho = tm_host(&m, out);
+    struct mix_pack v;
+    memset(&v, 0, sizeof(v));
+    v.c = -7;
+    v.s = -1234;
+    v.i = 99999;
+    v.d = 3.25;
+    v.p = (long long *)(uintptr_t)0x123456789abcull;
+    v.st.c = 'A';
+    v.st.d = -2.5;
+    v.st.i = 31337;
+    v.f = 1.5f;
+    v.u8 = 200;
+    v.out = (long long *)(uintptr_t)out;
+    struct pbuf pb;
+    pb_init(&pb, k);
+    memcpy(pb.b, &v, sizeof(v));
+    RUN_OK(k, 1, 1, 1, 1, 0, &pb, &m, 1);
+    long long want[10] = {-7, -1234, 99999, 3250, 0x123456789abcll, 'A', -2500, 31337, 1500, 200};
+    for (int i = 0; i < 10; i++)
+        if (ho[i] != want[i])
+            fail_msg("out[%d] = %lld, want %lld", i, ho[i], want[i]);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static int collatz(unsigned long long v, int limit)
+{
+    int s = 0;
+    while (v != 1 && s < limit) {
+        v = (v & 1) ? 3 * v + 1 : v / 2;
+        s++;
+    }
+    return s;
+}
+
+static void test_ptx_calls_and_local(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels.ptx");
+    const struct ptx_kernel *k = kern(p, "calls_local");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    int n = 700;
+    uint64_t in = tm_alloc(&m, n * 4), out = tm_alloc(&m, n * 4), fo = tm_alloc(&m, n * 8);
+    int *hi = tm_host(&m, in), *ho = tm_host(&m, out);
+    float *hf = tm_host(&m, fo);
+    for (int i = 0; i < n; i++)
+        hi[i] = (int)(rnd() % 100000) - 50000;
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, in);
+    PB(&pb, out);
+    PB(&pb, fo);
+    PB(&pb, n);
+    RUN_OK(k, (n + 63) / 64, 1, 64, 1, 0, &pb, &m, 2);
+    for (int i = 0; i < n; i++) {
+        int arr[12];
+        for (int j = 0; j < 12; j++)
+            arr[j] = hi[i] * j + (j ^ i);
+        int idx = hi[i] % 12;
+        if (idx < 0)
+            idx += 12;
+        int want = arr[idx] + collatz((unsigned long long)(hi[i] & 0xffff) + 1, 500);
+        if (ho[i] != want)
+            fail_msg("out[%d] = %d, want %d", i, ho[i], want);
+        if (hf[2 * i] != (float)(i + 1) * 0.5f || hf[2 * i + 1] != (float)i * 0.5f)
+            fail_msg("fo[%d] = %g,%g", i, hf[2 * i], hf[2 * i + 1]);
+    }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static unsigned f2u_sat(float f)
+{
+    if (isnan(f) || f <= 0.0f)
+        return 0;
+    if (f >= 4294967296.0f)
+        return 0xffffffffu;
+    return (unsigned)f;
+}
+
+static int f2i_sat(float f)
+{
+    if (isnan(f))
+        return 0;
+    if (f >= 2147483648.0f)
+        return 0x7fffffff;
+    if (f < -2147483648.0f)
+        return (int)0x80000000u;
+    return (int)f;
+}
+
+static void test_ptx_integer_ops(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels.fatbin");
+    const struct ptx_kernel *k = kern(p, "int_ops");
+    struct tmem m;
+    tm_init(&m);
+    int n = 512;
+    uint64_t a = tm_alloc(&m, n * 4), b = tm_alloc(&m, n * 4), out = tm_alloc(&m, n * 64);
+    unsigned *ha = tm_host(&m, a), *hb = tm_host(&m, b), *ho = tm_host(&m, out);
+    for (int i = 0; i < n; i++) {
+        ha[i] = rnd();
+        hb[i] = i % 7 == 0 ? 0 : i % 5 == 0 ? (rnd() & 0xff) : rnd();
+        if (ha[i] == 0x80000000u)
+            ha[i] = 1;
+        if (hb[i] == 0x80000000u || hb[i] == 0xffffffffu)
+            hb[i] = 3;
+    }
+    ha[1] = 0;
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, a);
+    PB(&pb, b);
+    PB(&pb, out);
+    PB(&pb, n);
+    RUN_OK(k, n / 128, 1, 128, 1, 0, &pb, &m, 2);
+    for (int i = 0; i < n; i++) {
+        unsigned x = ha[i], y = hb[i];
+        int sx = (int)x, sy = (int)y;
+        unsigned w[16];
+        w[0] = (unsigned)__builtin_popcount(x);
+        w[1] = x ? (unsigned)__builtin_clz(x) : 32;
+        unsigned r = 0;
+        for (int j = 0; j < 32; j++)
+            r |= ((x >> j) & 1u) << (31 - j);
+        w[2] = r;
+        w[3] = (unsigned)(((unsigned long long)x * y) >> 32);
+        w[4] = (unsigned)(((long long)sx * sy) >> 32);
+        w[5] = y ? x / y : 0;
+        w[6] = sy ? (unsigned)(sx / sy) : 0;
+        w[7] = sy ? (unsigned)(sx % sy) : 0;
+        w[8] = (unsigned)(((((unsigned long long)y << 32) | x) << (i & 31)) >> 32);
+        unsigned long long bytes = ((unsigned long long)y << 32) | x;
+        unsigned s = (unsigned)(0x5140 + i), bp = 0;
+        for (int j = 0; j < 4; j++)
+            bp |= (unsigned)((bytes >> (8 * ((s >> (4 * j)) & 7))) & 0xff) << (8 * j);
+        w[9] = bp;
+        w[10] = (x >> (i & 31)) | (y << ((i + 3) & 31));
+        w[11] = (unsigned)(sx > sy ? sx : sy) ^ (x < y ? x : y);
+        w[12] = (unsigned)(sx >> (i & 31));
+        w[13] = (unsigned)__builtin_ffs((int)x) +
+                (unsigned)__builtin_popcountll(((unsigned long long)x << 32) | y);
+        w[14] = (unsigned)(((unsigned long long)x * y) >> 7);
+        w[15] = (sx < 0 ? 0u - (unsigned)sx : (unsigned)sx) + f2u_sat((float)sx) +
+                (unsigned)f2i_sat((float)y * 0.5f);
+        for (int j = 0; j < 16; j++)
+            if (ho[i * 16 + j] != w[j])
+                fail_msg("i=%d op %d: got 0x%x want 0x%x (x=0x%x y=0x%x)", i, j,
+                         ho[i * 16 + j], w[j], x, y);
+    }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_elf_only_not_executable(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels.cubin");
+    const struct ptx_kernel *k = ptx_program_kernel(p, "vec_add");
+    assert_non_null(k);
+    assert_false(ptx_kernel_executable(k));
+    assert_int_equal(ptx_kernel_param_count(k), 4);
+    assert_int_equal(ptx_kernel_param_bytes(k), 28);
+    struct tmem m;
+    tm_init(&m);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    char err[320];
+    int rc = run(k, 1, 1, 32, 1, 0, &pb, &m, 1, err, sizeof(err));
+    assert_int_equal(rc, PTX_ERR_NOT_SUPPORTED);
+    assert_non_null(strstr(err, "no PTX for kernel vec_add"));
+    ptx_program_free(p);
+}
+
+static void test_ptx_fatbin_wrapper(void **state)
+{
+    (void)state;
+    size_t n;
+    uint8_t *fb = read_file("kernels.fatbin", &n);
+    uint8_t *img = malloc(n + 24);
+    assert_non_null(img);
+    uint32_t magic = 0x466243B1u, ver = 1;
+    uint64_t ptr = 0xdeadbeef, zero = 0;
+    memcpy(img, &magic, 4);
+    memcpy(img + 4, &ver, 4);
+    memcpy(img + 8, &ptr, 8);
+    memcpy(img + 16, &zero, 8);
+    memcpy(img + 24, fb, n);
+    struct ptx_program *p = NULL;
+    char err[256];
+    assert_int_equal(ptx_program_load(img, n + 24, &p, err, sizeof(err)), PTX_OK);
+    assert_non_null(ptx_program_kernel(p, "matmul_tiled"));
+    ptx_program_free(p);
+    /* a wrapper alone cannot be followed */
+    assert_int_equal(ptx_program_load(img, 24, &p, err, sizeof(err)), PTX_ERR_INVALID_IMAGE);
+    assert_null(p);
+    /* truncated fatbins are refused, never read past the end */
+    for (size_t cut = 1; cut < n; cut += n / 37 + 1) {
+        int rc = ptx_program_load(fb, cut, &p, err, sizeof(err));
+        if (rc == PTX_OK)
+            ptx_program_free(p);
+        else
+            assert_null(p);
+    }
+    free(img);
+    free(fb);
+}
+
+static void test_ptx_unsupported_instruction(void **state)
+{
+    (void)state;
+    static const char src[] =
+        ".version 9.0\n.target sm_75\n.address_size 64\n"
+        ".visible .entry weird(.param .u64 p)\n{\n"
+        "  .reg .b32 %r<4>;\n  .reg .b64 %rd<3>;\n"
+        "  ld.param.u64 %rd1, [p];\n"
+        "  mov.u32 %r1, %tid.x;\n"
+        "  setp.gt.u32 %p1, %r1, 1000;\n"
+        "  mul24.lo.u32 %r2, %r1, %r1;\n"
+        "  ret;\n}\n";
+    /* %p1 is undeclared: a parse error naming the line */
+    struct ptx_program *p = NULL;
+    char err[256];
+    assert_int_equal(ptx_program_load(src, sizeof(src), &p, err, sizeof(err)),
+                     PTX_ERR_INVALID_PTX);
+    assert_non_null(strstr(err, "line 10"));
+    static const char src2[] =
+        ".version 9.0\n.target sm_75\n.address_size 64\n"
+        ".visible .entry weird(.param .u64 p)\n{\n"
+        "  .reg .b32 %r<4>;\n  .reg .b64 %rd<3>;\n  .reg .pred %p<2>;\n"
+        "  ld.param.u64 %rd1, [p];\n"
+        "  mov.u32 %r1, %tid.x;\n"
+        "  setp.gt.u32 %p1, %r1, 1000;\n"
+        "  @%p1 bra DONE;\n"
+        "  frobnicate.u32 %r2, %r1, %r1;\n"
+        "DONE:\n  ret;\n}\n";
+    assert_int_equal(ptx_program_load(src2, sizeof(src2), &p, err, sizeof(err)), PTX_OK);
+    const struct ptx_kernel *k = ptx_program_kernel(p, "weird");
+    assert_non_null(k);
+    struct tmem m;
+    tm_init(&m);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    int rc = run(k, 1, 1, 4, 1, 0, &pb, &m, 1, err, sizeof(err));
+    assert_int_equal(rc, PTX_ERR_NOT_SUPPORTED);
+    assert_non_null(strstr(err, "frobnicate"));
+    assert_non_null(strstr(err, "weird"));
+    ptx_program_free(p);
+}
+
+
+/* ---- kernels2.cu ---- */
+
+static void test_ptx_atomics_all(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels2.fatbin");
+    const struct ptx_kernel *k = kern(p, "atomics_all");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    int nb = 4, bs = 64, nt = nb * bs;
+    uint64_t ib = tm_alloc(&m, 6 * 4), ub = tm_alloc(&m, 6 * 4), lb = tm_alloc(&m, 3 * 8);
+    uint64_t fb = tm_alloc(&m, 2 * 4), db = tm_alloc(&m, 8), co = tm_alloc(&m, nt * 4);
+    int *hi = tm_host(&m, ib), *hco = tm_host(&m, co);
+    unsigned *hu = tm_host(&m, ub);
+    unsigned long long *hl = tm_host(&m, lb);
+    float *hf = tm_host(&m, fb);
+    double *hd = tm_host(&m, db);
+    int i0[6] = {0, 0, -1000000, 1000000, -1, 0};
+    unsigned u0[6] = {0xffffffffu, 0, 0, 0, 500, 0};
+    memcpy(hi, i0, sizeof(i0));
+    memcpy(hu, u0, sizeof(u0));
+    memset(hl, 0, 24);
+    memset(hf, 0, 8);
+    *hd = 0;
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, ib);
+    PB(&pb, ub);
+    PB(&pb, lb);
+    PB(&pb, fb);
+    PB(&pb, db);
+    PB(&pb, co);
+    RUN_OK(k, nb, 1, bs, 1, 0, &pb, &m, 3);
+    int sum = 0, mx = -1000000, mn = 1000000;
+    unsigned x = 0, umx = 0;
+    unsigned long long lsum = 0, lmx = 0;
+    for (int t = 0; t < nt; t++) {
+        sum += t;
+        mx = t * 7 % 1001 > mx ? t * 7 % 1001 : mx;
+        mn = -(t * 13 % 997) < mn ? -(t * 13 % 997) : mn;
+        x ^= (unsigned)t * 2654435761u;
+        umx = (unsigned)t * 3u > umx ? (unsigned)t * 3u : umx;
+        lsum += (unsigned long long)t << 33;
+        lmx = (unsigned long long)t * 1000000007ull > lmx ? (unsigned long long)t * 1000000007ull
+                                                          : lmx;
+    }
+    assert_int_equal(hi[0], sum);
+    assert_int_equal(hi[1], -sum);
+    assert_int_equal(hi[2], mx);
+    assert_int_equal(hi[3], mn);
+    assert_true(hi[4] >= 0 && hi[4] < nt);
+    assert_int_equal(hi[5], nt);
+    assert_int_equal(hu[0], 0);
+    assert_int_equal(hu[1], 0x1fffffffu);
+    assert_int_equal(hu[2], x);
+    assert_int_equal(hu[3], nt % 101);
+    assert_int_equal(hu[4], 500 - nt);
+    assert_int_equal(hu[5], umx);
+    assert_true(hl[0] == lsum);
+    assert_true(hl[1] == lmx);
+    assert_true(hl[2] == (unsigned long long)nb * (bs * (bs - 1) / 2));
+    assert_true(hf[0] == 0.5f * nt);
+    assert_true(hf[1] == (float)nt);
+    assert_true(*hd == 0.25 * nt);
+    /* the CAS tickets are a permutation */
+    char *seen = calloc(nt, 1);
+    assert_non_null(seen);
+    for (int t = 0; t < nt; t++) {
+        assert_true(hco[t] >= 0 && hco[t] < nt);
+        assert_false(seen[hco[t]]);
+        seen[hco[t]] = 1;
+    }
+    free(seen);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_barrier_reductions(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels2.fatbin");
+    const struct ptx_kernel *k = kern(p, "barrier_reduce");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    int nb = 6, bs = 128;
+    uint64_t in = tm_alloc(&m, nb * bs * 4), out = tm_alloc(&m, nb * 3 * 4);
+    int *hi = tm_host(&m, in), *ho = tm_host(&m, out);
+    for (int i = 0; i < nb * bs; i++) {
+        hi[i] = (int)(rnd() % 160) - 60;
+        if (hi[i] == 42)
+            hi[i] = 43;
+    }
+    hi[2 * bs + 5] = 42;
+    for (int i = 0; i < bs; i++)
+        hi[3 * bs + i] = (int)(rnd() % 100); /* block 3: all > -50 */
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, in);
+    PB(&pb, out);
+    RUN_OK(k, nb, 1, bs, 1, 0, &pb, &m, 2);
+    for (int b = 0; b < nb; b++) {
+        int c = 0, a = 1, o = 0;
+        for (int i = b * bs; i < (b + 1) * bs; i++) {
+            c += hi[i] > 0;
+            a &= hi[i] > -50;
+            o |= hi[i] == 42;
+        }
+        assert_int_equal(ho[b * 3], c);
+        assert_int_equal(ho[b * 3 + 1] != 0, a);
+        assert_int_equal(ho[b * 3 + 2] != 0, o);
+    }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_warp_match_activemask(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels2.fatbin");
+    const struct ptx_kernel *k = kern(p, "warp_match");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    int n = 128;
+    uint64_t in = tm_alloc(&m, n * 4), out = tm_alloc(&m, n * 8);
+    int *hi = tm_host(&m, in);
+    unsigned *ho = tm_host(&m, out);
+    for (int i = 0; i < n; i++)
+        hi[i] = (int)(rnd() % 5);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, in);
+    PB(&pb, out);
+    RUN_OK(k, 2, 1, 64, 1, 0, &pb, &m, 1);
+    for (int i = 0; i < n; i++) {
+        int w0 = i / 32 * 32;
+        unsigned match = 0, odd = 0;
+        for (int l = 0; l < 32; l++) {
+            if (hi[w0 + l] == hi[i])
+                match |= 1u << l;
+            if (hi[w0 + l] & 1)
+                odd |= 1u << l;
+        }
+        assert_int_equal(ho[2 * i], match);
+        assert_int_equal(ho[2 * i + 1], (hi[i] & 1) ? odd : 0);
+    }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+/* Rounds a float to the nearest half-precision value (normal range only, as the test uses). */
+static float to_half(float x)
+{
+    if (x == 0.0f)
+        return x;
+    int e;
+    frexpf(x, &e); /* |x| = f * 2^e, f in [0.5, 1) */
+    float q = ldexpf(1.0f, e - 11);
+    return nearbyintf(x / q) * q;
+}
+
+static void test_ptx_half_precision(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels2.fatbin");
+    const struct ptx_kernel *k = kern(p, "halfs");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    int n = 600;
+    uint64_t x = tm_alloc(&m, n * 4), y = tm_alloc(&m, n * 4);
+    float *hx = tm_host(&m, x), *hy = tm_host(&m, y);
+    for (int i = 0; i < n; i++)
+        hx[i] = 0.5f + (float)(rnd() % 95000) / 10000.0f;
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, x);
+    PB(&pb, y);
+    PB(&pb, n);
+    RUN_OK(k, (n + 127) / 128, 1, 128, 1, 0, &pb, &m, 2);
+    for (int i = 0; i < n; i++) {
+        float a = to_half(hx[i]), b = to_half(to_half(0.5f * hx[i] + 1.0f));
+        float c = to_half(to_half(a * b) + to_half(b - a));
+        float want = c + to_half(a * a) + to_half(b * b);
+        if (hy[i] != want)
+            fail_msg("y[%d] = %.9g, want %.9g (x = %.9g)", i, hy[i], want, hx[i]);
+    }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static float rnd_op(int mode, float a, float b, char op)
+{
+    fesetround(mode);
+    volatile float x = a, y = b, r;
+    switch (op) {
+    case '+': r = x + y; break;
+    case '*': r = x * y; break;
+    case '/': r = x / y; break;
+    case 's': r = sqrtf(x); break;
+    default: r = fmaf(x, y, 1.0f); break;
+    }
+    fesetround(FE_TONEAREST);
+    return r;
+}
+
+static void test_ptx_rounding_modes(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels2.fatbin");
+    const struct ptx_kernel *k = kern(p, "rounding");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    int n = 128;
+    uint64_t x = tm_alloc(&m, n * 4), xd = tm_alloc(&m, n * 8), y = tm_alloc(&m, n * 48);
+    uint64_t yi = tm_alloc(&m, n * 24), yd = tm_alloc(&m, n * 32);
+    float *hx = tm_host(&m, x), *hy = tm_host(&m, y);
+    double *hxd = tm_host(&m, xd), *hyd = tm_host(&m, yd);
+    int *hyi = tm_host(&m, yi);
+    for (int i = 0; i < n; i++) {
+        hx[i] = i % 4 == 0 ? (float)((int)(rnd() % 4000) - 2000) / 2.0f /* ties */
+                           : (float)((int)(rnd() % 2000000) - 1000000) / 997.0f;
+        if (hx[i] == 0.0f)
+            hx[i] = 1.5f;
+        hxd[i] = (double)((int)(rnd() % 2000000) - 1000000) / 1013.0 + (i % 3 ? 0.5 : 0.0);
+    }
+    hx[5] = 3e9f; /* saturating conversions */
+    hx[6] = -2.5f;
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, x);
+    PB(&pb, xd);
+    PB(&pb, y);
+    PB(&pb, yi);
+    PB(&pb, yd);
+    PB(&pb, n);
+    RUN_OK(k, 1, 1, 128, 1, 0, &pb, &m, 1);
+    for (int i = 0; i < n; i++) {
+        float v = hx[i], w = hx[(i + 1) % n];
+        double d = hxd[i];
+        float wf[12];
+        wf[0] = rnd_op(FE_TOWARDZERO, v, w, '+');
+        wf[1] = rnd_op(FE_DOWNWARD, v, w, '*');
+        wf[2] = rnd_op(FE_UPWARD, v, w, '/');
+        wf[3] = rnd_op(FE_DOWNWARD, fabsf(v), 0, 's');
+        wf[4] = rintf(v);
+        wf[5] = roundf(v);
+        wf[6] = truncf(v) + floorf(w) + ceilf(v);
+        wf[7] = fminf(v, w) - fmaxf(v, w) + fabsf(v);
+        wf[8] = v < 0 ? 0.0f : v > 1 ? 1.0f : v;
+        fesetround(FE_TOWARDZERO);
+        volatile double vd = d;
+        volatile float dz = (float)vd;
+        volatile int iv = (int)((unsigned)i * 16777219u);
+        fesetround(FE_DOWNWARD);
+        volatile float idn = (float)iv;
+        fesetround(FE_TONEAREST);
+        wf[9] = dz;
+        wf[10] = idn;
+        wf[11] = rnd_op(FE_TOWARDZERO, v, w, 'f');
+        for (int j = 0; j < 12; j++)
+            if (memcmp(&hy[i * 12 + j], &wf[j], 4) != 0)
+                fail_msg("i=%d float op %d: got %.9g want %.9g (v=%.9g w=%.9g d=%.17g)", i, j,
+                         hy[i * 12 + j], wf[j], v, w, d);
+        int wi[6];
+        float v1000 = v * 1000.0f, v1e9 = v * 1e9f;
+        wi[0] = f2i_sat(nearbyintf(v1000));
+        wi[1] = (int)(v1e9 <= 0 ? 0u : v1e9 >= 4294967296.0f ? 0xffffffffu : (unsigned)v1e9);
+        wi[2] = (int)floor(d);
+        wi[3] = (int)(long long)(d * 1e12);
+        wi[4] = (int)(signed char)(unsigned char)(i * 37);
+        wi[5] = (int)(short)(unsigned short)(i * 4099);
+        for (int j = 0; j < 6; j++)
+            if (hyi[i * 6 + j] != wi[j])
+                fail_msg("i=%d int op %d: got %d want %d (v=%.9g d=%.17g)", i, j, hyi[i * 6 + j],
+                         wi[j], v, d);
+        double wd[4];
+        fesetround(FE_TOWARDZERO);
+        volatile double s1 = vd + (double)v;
+        fesetround(FE_TONEAREST);
+        wd[0] = s1;
+        wd[1] = fma(d, d, -1.0);
+        wd[2] = (double)(unsigned long long)(d * d * 1e6);
+        wd[3] = rint(d) + trunc(d) + floor(d) + ceil(d);
+        for (int j = 0; j < 4; j++)
+            if (memcmp(&hyd[i * 4 + j], &wd[j], 8) != 0)
+                fail_msg("i=%d double op %d: got %.17g want %.17g (d=%.17g)", i, j,
+                         hyd[i * 4 + j], wd[j], d);
+    }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static unsigned long long fib(int n)
+{
+    return n < 2 ? (unsigned long long)n : fib(n - 1) + fib(n - 2);
+}
+
+static void test_ptx_recursion_3d_grid(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels2.fatbin");
+    const struct ptx_kernel *k = kern(p, "recursion3d");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    uint32_t g[3] = {2, 3, 2}, b[3] = {4, 3, 2};
+    int total = 2 * 3 * 2 * 4 * 3 * 2;
+    uint64_t out = tm_alloc(&m, total * 8);
+    unsigned long long *ho = tm_host(&m, out);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, out);
+    struct ptx_launch l = {
+        .grid = {g[0], g[1], g[2]}, .block = {b[0], b[1], b[2]}, .params = pb.b,
+        .params_size = ptx_kernel_param_bytes(k), .mem = &m.mem, .host_threads = 2,
+    };
+    char err[320];
+    int rc = ptx_launch(k, &l, err, sizeof(err));
+    if (rc)
+        fail_msg("launch: %s", err);
+    for (uint32_t bz = 0; bz < g[2]; bz++)
+        for (uint32_t by = 0; by < g[1]; by++)
+            for (uint32_t bx = 0; bx < g[0]; bx++)
+                for (uint32_t tz = 0; tz < b[2]; tz++)
+                    for (uint32_t ty = 0; ty < b[1]; ty++)
+                        for (uint32_t tx = 0; tx < b[0]; tx++) {
+                            uint32_t blk = bx + g[0] * (by + g[1] * bz);
+                            uint32_t th = tx + b[0] * (ty + b[1] * tz);
+                            uint32_t gi = blk * 24 + th;
+                            unsigned long long want = fib((int)(th % 15)) * 1000000ull +
+                                (unsigned long long)(bz * 10000 + by * 100 + bx) * 1000 +
+                                tz * 100 + ty * 10 + tx;
+                            assert_true(ho[gi] == want);
+                        }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_int64_ops(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels2.fatbin");
+    const struct ptx_kernel *k = kern(p, "int64_ops");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    int n = 256;
+    uint64_t a = tm_alloc(&m, n * 8), b = tm_alloc(&m, n * 8), out = tm_alloc(&m, n * 64);
+    long long *ha = tm_host(&m, a), *hb = tm_host(&m, b), *ho = tm_host(&m, out);
+    for (int i = 0; i < n; i++) {
+        ha[i] = (long long)(((unsigned long long)rnd() << 40) ^ ((unsigned long long)rnd() << 12) ^ rnd());
+        hb[i] = i % 9 == 0 ? 0 : i % 4 == 0 ? (long long)(rnd() % 1000) - 500
+                                            : (long long)(((unsigned long long)rnd() << 32) | rnd());
+        if (hb[i] == -1)
+            hb[i] = 7;
+    }
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, a);
+    PB(&pb, b);
+    PB(&pb, out);
+    PB(&pb, n);
+    RUN_OK(k, 2, 1, 128, 1, 0, &pb, &m, 2);
+    for (int i = 0; i < n; i++) {
+        long long x = ha[i], y = hb[i];
+        unsigned long long ux = (unsigned long long)x, uy = (unsigned long long)y;
+        unsigned long long br = 0;
+        for (int j = 0; j < 64; j++)
+            br |= ((ux >> j) & 1ull) << (63 - j);
+        long long w[8] = {
+            y ? x / y : 0,
+            y ? x % y : 0,
+            uy ? (long long)(ux / uy) : 0,
+            (long long)(unsigned long long)(((unsigned __int128)ux * uy) >> 64),
+            (long long)(((__int128)x * y) >> 64),
+            (long long)br ^ (long long)(ux ? __builtin_clzll(ux) : 64) ^
+                ((long long)__builtin_ffsll(y) << 40),
+            x >> (i & 63),
+            (long long)((ux >> (i & 63)) + (unsigned long long)((unsigned long long)x << (i & 31))),
+        };
+        for (int j = 0; j < 8; j++)
+            if (ho[i * 8 + j] != w[j])
+                fail_msg("i=%d op %d: got %lld want %lld", i, j, ho[i * 8 + j], w[j]);
+    }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+struct sink {
+    char text[1024];
+    size_t len;
+    int calls;
+};
+
+static void sink_fn(void *ctx, const char *kernel, const char *text)
+{
+    struct sink *s = ctx;
+    assert_string_equal(kernel, "printf_mix");
+    size_t n = strlen(text);
+    if (s->len + n < sizeof(s->text)) {
+        memcpy(s->text + s->len, text, n + 1);
+        s->len += n;
+    }
+    s->calls++;
+}
+
+static void test_ptx_printf_and_assert(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels2.fatbin");
+    const struct ptx_kernel *k = kern(p, "printf_mix");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    uint64_t str = tm_alloc(&m, 8);
+    memcpy(tm_host(&m, str), "zone", 5);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, -3);
+    PB(&pb, 0.5);
+    PB(&pb, str);
+    struct sink sk = {{0}, 0, 0};
+    ptx_set_printf_sink(sink_fn, &sk);
+    char err[320];
+    int rc = run(k, 1, 1, 2, 1, 0, &pb, &m, 1, err, sizeof(err));
+    ptx_set_printf_sink(NULL, NULL);
+    if (rc)
+        fail_msg("printf_mix: %s", err);
+    assert_int_equal(sk.calls, 2);
+    assert_string_equal(sk.text,
+                        "t0 v=-3 d=0.000 s=zone c=A ll=-25769803776 x=000000ff%\n"
+                        "t1 v=-3 d=0.500 s=zone c=B ll=-25769803776 x=000000ff%\n");
+    /* assert(): the failing thread ends the launch with PTX_ERR_ASSERT */
+    const struct ptx_kernel *kc = kern(p, "checked");
+    uint64_t vals = tm_alloc(&m, 32 * 4);
+    int *hv = tm_host(&m, vals);
+    for (int i = 0; i < 32; i++)
+        hv[i] = i;
+    struct pbuf pc;
+    pb_init(&pc, kc);
+    PB(&pc, vals);
+    PB(&pc, 40);
+    RUN_OK(kc, 1, 1, 32, 1, 0, &pc, &m, 1);
+    pb_init(&pc, kc);
+    PB(&pc, vals);
+    PB(&pc, 20);
+    rc = run(kc, 1, 1, 32, 1, 0, &pc, &m, 1, err, sizeof(err));
+    assert_int_equal(rc, PTX_ERR_ASSERT);
+    assert_non_null(strstr(err, "p[threadIdx.x] < limit"));
+    assert_non_null(strstr(err, "kernels2.cu"));
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static int switchy(int kk, int v)
+{
+    switch (kk) {
+    case 0: return v + 1;
+    case 1: return v * 3;
+    case 2: return v ^ 0x55;
+    case 3: return v - 100;
+    case 4: return (int)((unsigned)v << 2);
+    case 5: return v / 7;
+    case 6: return -v;
+    case 7: return v & 0xf0;
+    default: return 0;
+    }
+}
+
+static void test_ptx_switch(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels2.ptx");
+    const struct ptx_kernel *k = kern(p, "switch_kernel");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    int n = 1000;
+    uint64_t in = tm_alloc(&m, n * 4), out = tm_alloc(&m, n * 4);
+    int *hi = tm_host(&m, in), *ho = tm_host(&m, out);
+    for (int i = 0; i < n; i++)
+        hi[i] = (int)(rnd() % 100000) - 50000;
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, in);
+    PB(&pb, out);
+    PB(&pb, n);
+    RUN_OK(k, 4, 1, 256, 1, 0, &pb, &m, 2);
+    for (int i = 0; i < n; i++) {
+        int want = switchy(hi[i] & 7, hi[i]) + switchy((hi[i] >> 3) & 15, i);
+        if (ho[i] != want)
+            fail_msg("out[%d] = %d, want %d", i, ho[i], want);
+    }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_texture_not_supported(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels2.ptx");
+    const struct ptx_kernel *k = kern(p, "tex_fetch");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    uint64_t o = tm_alloc(&m, 32 * 4);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, o);
+    PB(&pb, (unsigned long long)1);
+    char err[320];
+    int rc = run(k, 1, 1, 32, 1, 0, &pb, &m, 1, err, sizeof(err));
+    assert_int_equal(rc, PTX_ERR_NOT_SUPPORTED);
+    assert_non_null(strstr(err, "tex.1d"));
+    assert_non_null(strstr(err, "tex_fetch"));
+    /* nothing was written: the launch stopped at the instruction */
+    const uint8_t *h = tm_host(&m, o);
+    for (int i = 0; i < 32 * 4; i++)
+        assert_int_equal(h[i], 0xA5);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+/* Rounds a float to the nearest bfloat16 value (normal range only, as the test uses). */
+static float to_bf16(float x)
+{
+    if (x == 0.0f)
+        return x;
+    int e;
+    frexpf(x, &e);
+    float q = ldexpf(1.0f, e - 8);
+    return nearbyintf(x / q) * q;
+}
+
+static void test_ptx_cp_async_bf16_sm80(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels80.ptx");
+    const struct ptx_kernel *k = kern(p, "async_copy_bf16");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    int n = 512, bs = 128;
+    uint64_t in = tm_alloc(&m, n * 4), wt = tm_alloc(&m, n * 4), out = tm_alloc(&m, n * 4);
+    float *hi = tm_host(&m, in), *hw = tm_host(&m, wt), *ho = tm_host(&m, out);
+    for (int i = 0; i < n; i++) {
+        hi[i] = 1.0f + (float)(rnd() % 120) / 8.0f;
+        hw[i] = 1.0f + (float)(rnd() % 120) / 8.0f;
+    }
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, in);
+    PB(&pb, wt);
+    PB(&pb, out);
+    PB(&pb, n);
+    RUN_OK(k, n / bs, 1, bs, 1, 0, &pb, &m, 2);
+    for (int i = 0; i < n; i++) {
+        int b = i / bs, t = i % bs;
+        float v = hi[b * bs + bs - 1 - t], w = hw[i];
+        float a = to_bf16(v), bb = to_bf16(w);
+        float c = to_bf16(a * bb + to_bf16(a + bb));
+        float want = c + to_bf16(v * v) + to_bf16(w * w);
+        if (ho[i] != want)
+            fail_msg("out[%d] = %.9g, want %.9g (v=%g w=%g)", i, ho[i], want, v, w);
+    }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_generic_spaces(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels2.fatbin");
+    const struct ptx_kernel *k = kern(p, "spaces");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    uint64_t out = tm_alloc(&m, 4 * 6 * 4);
+    int *ho = tm_host(&m, out);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, out);
+    PB(&pb, 3);
+    RUN_OK(k, 1, 1, 4, 1, 0, &pb, &m, 1);
+    for (int t = 0; t < 4; t++) {
+        int *o = ho + t * 6;
+        assert_int_equal(o[0], 1);
+        assert_int_equal(o[1], 2);
+        assert_int_equal(o[2], 4);
+        assert_int_equal(o[3], 3 * 28 + 8 * t);
+        assert_int_equal(o[4], 28 + 8 * 3);
+        if (t == 0) /* its own o[1], written just before through a global pointer */
+            assert_int_equal(o[5], 2);
+    }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+static void test_ptx_cub_block_sort(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels_cub.fatbin");
+    const struct ptx_kernel *k = kern(p, "cub_block_sort");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    int nb = 3, per = 128 * 4, n = nb * per;
+    uint64_t in = tm_alloc(&m, n * 4), out = tm_alloc(&m, n * 4);
+    int *hi = tm_host(&m, in), *ho = tm_host(&m, out);
+    for (int i = 0; i < n; i++)
+        hi[i] = (int)(rnd() ^ (rnd() << 16));
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, in);
+    PB(&pb, out);
+    RUN_OK(k, nb, 1, 128, 1, 0, &pb, &m, 2);
+    int *want = malloc(n * sizeof(int));
+    assert_non_null(want);
+    memcpy(want, hi, n * sizeof(int));
+    for (int b = 0; b < nb; b++)
+        qsort(want + b * per, per, sizeof(int), cmp_int);
+    for (int i = 0; i < n; i++)
+        if (ho[i] != want[i])
+            fail_msg("out[%d] = %d, want %d", i, ho[i], want[i]);
+    free(want);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_cub_scan_reduce(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels_cub.fatbin");
+    const struct ptx_kernel *k = kern(p, "cub_block_scan_reduce");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    int nb = 4, n = nb * 128;
+    uint64_t in = tm_alloc(&m, n * 4), scan = tm_alloc(&m, n * 4), sums = tm_alloc(&m, nb * 40);
+    int *hi = tm_host(&m, in), *hs = tm_host(&m, scan);
+    long long *hr = tm_host(&m, sums);
+    for (int i = 0; i < n; i++)
+        hi[i] = (int)(rnd() % 20001) - 10000;
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, in);
+    PB(&pb, scan);
+    PB(&pb, sums);
+    RUN_OK(k, nb, 1, 128, 1, 0, &pb, &m, 2);
+    for (int b = 0; b < nb; b++) {
+        long long tot = 0;
+        int acc = 0, ws[4] = {0};
+        for (int t = 0; t < 128; t++) {
+            int i = b * 128 + t;
+            acc += hi[i];
+            tot += hi[i];
+            ws[t / 32] += hi[i];
+            if (hs[i] != acc)
+                fail_msg("scan[%d] = %d, want %d", i, hs[i], acc);
+        }
+        assert_true(hr[b * 5] == tot);
+        for (int w = 0; w < 4; w++)
+            assert_int_equal((int)hr[b * 5 + 1 + w], ws[w]);
+    }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_legacy_warp_synchronous(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels2.fatbin");
+    const struct ptx_kernel *k = kern(p, "legacy_reduce");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    int nb = 5;
+    uint64_t in = tm_alloc(&m, nb * 128 * 4), out = tm_alloc(&m, nb * 4);
+    int *hi = tm_host(&m, in), *ho = tm_host(&m, out);
+    for (int i = 0; i < nb * 128; i++)
+        hi[i] = (int)(rnd() % 1000);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, in);
+    PB(&pb, out);
+    RUN_OK(k, nb, 1, 128, 1, 0, &pb, &m, 2);
+    for (int b = 0; b < nb; b++) {
+        int want = 0;
+        for (int i = 0; i < 128; i++)
+            want += hi[b * 128 + i];
+        assert_int_equal(ho[b], want);
+    }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_spin_wait_in_block(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels2.fatbin");
+    const struct ptx_kernel *k = kern(p, "flag_wait");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    uint64_t flag = tm_alloc(&m, 4), out = tm_alloc(&m, 8);
+    int *hf = tm_host(&m, flag), *ho = tm_host(&m, out);
+    *hf = 0;
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, flag);
+    PB(&pb, out);
+    ptx_set_watchdog(200000000); /* a scheduling bug must fail, not hang */
+    char err[320];
+    int rc = run(k, 1, 1, 64, 1, 0, &pb, &m, 1, err, sizeof(err));
+    ptx_set_watchdog(0);
+    if (rc)
+        fail_msg("flag_wait: %s", err);
+    assert_int_equal(ho[0], 42);
+    assert_int_equal(ho[1], 1);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_dp4a_mul24(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels2.fatbin");
+    const struct ptx_kernel *k = kern(p, "int_misc");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    int n = 256;
+    uint64_t a = tm_alloc(&m, n * 4), b = tm_alloc(&m, n * 4), out = tm_alloc(&m, n * 24);
+    int *ha = tm_host(&m, a), *hb = tm_host(&m, b), *ho = tm_host(&m, out);
+    for (int i = 0; i < n; i++) {
+        ha[i] = (int)(rnd() ^ (rnd() << 16));
+        hb[i] = (int)(rnd() ^ (rnd() << 16));
+    }
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, a);
+    PB(&pb, b);
+    PB(&pb, out);
+    RUN_OK(k, 2, 1, 128, 1, 0, &pb, &m, 2);
+    for (int i = 0; i < n; i++) {
+        unsigned x = (unsigned)ha[i], y = (unsigned)hb[i];
+        long long s4 = i, u4 = i, lo = 7, hi = -7;
+        for (int j = 0; j < 4; j++) {
+            s4 += (long long)(signed char)(x >> (8 * j)) * (signed char)(y >> (8 * j));
+            u4 += (long long)(unsigned char)(x >> (8 * j)) * (unsigned char)(y >> (8 * j));
+        }
+        for (int j = 0; j < 2; j++) {
+            lo += (long long)(short)(x >> (16 * j)) * (signed char)(y >> (8 * j));
+            hi += (long long)(short)(x >> (16 * j)) * (signed char)(y >> (8 * (2 + j)));
+        }
+        long long m24 = (long long)((int)(x << 8) >> 8) * ((int)(y << 8) >> 8);
+        unsigned long long u24 = (unsigned long long)(x & 0xffffff) * (y & 0xffffff);
+        unsigned w[6] = {(unsigned)s4, (unsigned)u4, (unsigned)lo, (unsigned)hi, (unsigned)m24,
+                         (unsigned)u24};
+        for (int j = 0; j < 6; j++)
+            if ((unsigned)ho[i * 6 + j] != w[j])
+                fail_msg("i=%d op %d: got 0x%x want 0x%x", i, j, (unsigned)ho[i * 6 + j], w[j]);
+    }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_redux_lop3_sm80(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels80.ptx");
+    const struct ptx_kernel *k = kern(p, "redux_lop3");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    int n = 128;
+    uint64_t in = tm_alloc(&m, n * 4), out = tm_alloc(&m, n * 20);
+    unsigned *hi = tm_host(&m, in), *ho = tm_host(&m, out);
+    for (int i = 0; i < n; i++)
+        hi[i] = rnd() ^ (rnd() << 20);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, in);
+    PB(&pb, out);
+    RUN_OK(k, 2, 1, 64, 1, 0, &pb, &m, 1);
+    for (int i = 0; i < n; i++) {
+        int w0 = i / 32 * 32;
+        unsigned sum = 0, mx = 0, x = 0;
+        int mn = 0x7fffffff;
+        for (int l = 0; l < 32; l++) {
+            unsigned v = hi[w0 + l];
+            sum += v;
+            mx = v > mx ? v : mx;
+            mn = (int)v < mn ? (int)v : mn;
+            x ^= v;
+        }
+        unsigned a = hi[i], b = hi[i] * 3u, c = hi[i] >> 5;
+        unsigned maj = (a & b) | (a & c) | (b & c); /* 0xE8 is the majority function */
+        unsigned w[5] = {sum, mx, (unsigned)mn, x, maj};
+        for (int j = 0; j < 5; j++)
+            if (ho[i * 5 + j] != w[j])
+                fail_msg("i=%d op %d: got 0x%x want 0x%x", i, j, ho[i * 5 + j], w[j]);
+    }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_mul24_ptx_text(void **state)
+{
+    (void)state;
+    static const char src[] =
+        ".version 9.0\n.target sm_75\n.address_size 64\n"
+        ".visible .entry m24(.param .u64 out, .param .u32 a, .param .u32 b)\n{\n"
+        "  .reg .b32 %r<8>;\n  .reg .b64 %rd<2>;\n"
+        "  ld.param.u64 %rd1, [out];\n  ld.param.u32 %r1, [a];\n  ld.param.u32 %r2, [b];\n"
+        "  mul24.lo.s32 %r3, %r1, %r2;\n  st.global.u32 [%rd1], %r3;\n"
+        "  mul24.hi.s32 %r4, %r1, %r2;\n  st.global.u32 [%rd1+4], %r4;\n"
+        "  mul24.lo.u32 %r5, %r1, %r2;\n  st.global.u32 [%rd1+8], %r5;\n"
+        "  mad24.lo.u32 %r6, %r1, %r2, 5;\n  st.global.u32 [%rd1+12], %r6;\n"
+        "  ret;\n}\n";
+    struct ptx_program *p = NULL;
+    char err[320];
+    assert_int_equal(ptx_program_load(src, sizeof(src), &p, err, sizeof(err)), PTX_OK);
+    const struct ptx_kernel *k = kern(p, "m24");
+    assert_int_equal(ptx_kernel_param_bytes(k), 16);
+    struct tmem m;
+    tm_init(&m);
+    uint64_t out = tm_alloc(&m, 16);
+    unsigned *ho = tm_host(&m, out);
+    unsigned a = 0x7f812345u, b = 0x01ff0010u;
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, out);
+    PB(&pb, a);
+    PB(&pb, b);
+    RUN_OK(k, 1, 1, 1, 1, 0, &pb, &m, 1);
+    long long sa = 0x812345 - 0x1000000, sb = 0xff0010 - 0x1000000;
+    unsigned long long ua = 0x812345, ub = 0xff0010;
+    assert_int_equal(ho[0], (unsigned)(sa * sb));
+    assert_int_equal(ho[1], (unsigned)((unsigned long long)(sa * sb) >> 16));
+    assert_int_equal(ho[2], (unsigned)(ua * ub));
+    assert_int_equal(ho[3], (unsigned)(ua * ub + 5));
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+/* ops.ptx: instruction forms nvcc rarely emits, checked one by one. */
+static void test_ptx_instruction_forms(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("ops.ptx");
+    const struct ptx_kernel *k = kern(p, "ops");
+    struct tmem m;
+    tm_init(&m);
+    uint64_t out = tm_alloc(&m, 184);
+    uint8_t *o = tm_host(&m, out);
+    uint32_t a = 0xF1234567u, b = 0x0FEDCBA9u;
+    uint64_t c = 0xF00000000000ABCDull;
+    float f = 3.7f;
+    double d = NAN;
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, out);
+    PB(&pb, a);
+    PB(&pb, b);
+    PB(&pb, c);
+    PB(&pb, f);
+    PB(&pb, d);
+    RUN_OK(k, 1, 1, 1, 1, 0, &pb, &m, 1);
+#define U32(off) (*(uint32_t *)(o + (off)))
+#define U64(off) (*(uint64_t *)(o + (off)))
+#define F32(off) (*(float *)(o + (off)))
+    uint64_t s = (uint64_t)a + b;
+    assert_int_equal(U32(0), (uint32_t)s);
+    assert_int_equal(U32(4), (uint32_t)(a + b + (uint32_t)(s >> 32)));
+    uint32_t borrow = a < b;
+    assert_int_equal(U32(8), a - b);
+    assert_int_equal(U32(12), b - a - borrow);
+    uint64_t prod = (uint64_t)a * b;
+    uint64_t lo = (uint64_t)(uint32_t)prod + a;
+    assert_int_equal(U32(16), (uint32_t)lo);
+    assert_int_equal(U32(20), (uint32_t)(prod >> 32) + (uint32_t)(lo >> 32));
+    assert_int_equal(U32(24), 0xFFFFFFFFu);
+    assert_true(F32(28) == 1.0f);
+    assert_int_equal(U32(32), b);
+    assert_int_equal(U32(36), 3);
+    assert_int_equal(U32(40), 31);
+    assert_int_equal(U32(44), 27);
+    assert_int_equal(U32(48), 0);
+    assert_int_equal(U32(52), (a > b ? a - b : b - a) + 3);
+    assert_true(F32(56) == 3.0f);
+    assert_int_equal(U32(60), (a >> 4) & 0xFFF);
+    assert_int_equal(U32(64), (b >> 20) & 0xFFF);
+    assert_int_equal(U32(68), (b & ~0x000FFF00u) | ((a & 0xFFF) << 8));
+    uint64_t r = 0;
+    for (int i = 0; i < 64; i++)
+        r |= ((c >> i) & 1) << (63 - i);
+    assert_true(U64(72) == r);
+    assert_int_equal(U32(80), 0);
+    assert_int_equal(U32(84), (uint32_t)__builtin_popcountll(c));
+    assert_int_equal(U32(88), 0);
+    assert_int_equal(U32(92), 1);
+    assert_true(U64(96) == 12345);
+    assert_true((int64_t)U64(104) == -5);
+    assert_true(U64(112) == (uint64_t)(-(int64_t)c));
+    assert_true(U64(120) == c % 1000003);
+    assert_true((int64_t)U64(128) == (int64_t)c / -77);
+    assert_int_equal(U32(136), 0x67);
+    assert_int_equal(U32(140), 255);
+    assert_int_equal(U32(144), 0);
+    assert_int_equal(U32(148), 4);
+    assert_true(F32(152) == 3.69921875f);
+    assert_int_equal(U32(156), (uint32_t)(int32_t)((int16_t)(b & 0xffff) >> 3));
+    assert_true(U64(160) == (uint64_t)(((unsigned __int128)c * c) >> 64));
+    assert_int_equal(U32(168), 16);
+    assert_true(U64(176) == 0x7ff8000000000000ull);
+#undef U32
+#undef U64
+#undef F32
+    /* a misaligned access faults as on a GPU */
+    const struct ptx_kernel *km = kern(p, "misaligned");
+    pb_init(&pb, km);
+    PB(&pb, out);
+    char err[320];
+    int rc = run(km, 1, 1, 1, 1, 0, &pb, &m, 1, err, sizeof(err));
+    assert_int_equal(rc, PTX_ERR_LAUNCH_FAILED);
+    assert_non_null(strstr(err, "misaligned"));
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_address_initialisers(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels2.fatbin");
+    int gi = ptx_program_global_find(p, "reloc_p");
+    assert_true(gi >= 0);
+    struct ptx_global_info g;
+    assert_int_equal(ptx_program_global(p, (unsigned)gi, &g), PTX_OK);
+    assert_int_equal(g.size, 8);
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    const struct ptx_kernel *k = kern(p, "reloc_read");
+    uint64_t out = tm_alloc(&m, 8);
+    int *ho = tm_host(&m, out);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, out);
+    RUN_OK(k, 1, 1, 1, 1, 0, &pb, &m, 1);
+    assert_int_equal(ho[0], 30);
+    assert_int_equal(ho[1], 40);
+    /* a variable holding a function's address cannot be honoured: refused by name */
+    const struct ptx_kernel *kf = kern(p, "fptr_call");
+    struct pbuf pf;
+    pb_init(&pf, kf);
+    PB(&pf, out);
+    PB(&pf, 4);
+    char err[320];
+    int rc = run(kf, 1, 1, 1, 1, 0, &pf, &m, 1, err, sizeof(err));
+    assert_int_equal(rc, PTX_ERR_NOT_SUPPORTED);
+    assert_non_null(strstr(err, "reloc_fp"));
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_named_barriers(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("barriers.ptx");
+    const struct ptx_kernel *k = kern(p, "prodcons");
+    struct tmem m;
+    tm_init(&m);
+    uint64_t out = tm_alloc(&m, 32 * 4);
+    unsigned *ho = tm_host(&m, out);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, out);
+    RUN_OK(k, 3, 1, 64, 1, 0, &pb, &m, 1);
+    for (unsigned l = 0; l < 32; l++)
+        assert_int_equal(ho[l], l * 7);
+    /* 32 threads wait for 64 that never come: an error, not a hang or a release */
+    const struct ptx_kernel *kn = kern(p, "never");
+    pb_init(&pb, kn);
+    PB(&pb, out);
+    char err[320];
+    int rc = run(kn, 1, 1, 32, 1, 0, &pb, &m, 1, err, sizeof(err));
+    assert_int_equal(rc, PTX_ERR_LAUNCH_FAILED);
+    assert_non_null(strstr(err, "barrier deadlock"));
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_watchdog(void **state)
+{
+    (void)state;
+    static const char src[] =
+        ".version 9.0\n.target sm_75\n.address_size 64\n"
+        ".visible .entry spin()\n{\nLOOP:\n  bra.uni LOOP;\n}\n";
+    struct ptx_program *p = NULL;
+    char err[320];
+    assert_int_equal(ptx_program_load(src, sizeof(src), &p, err, sizeof(err)), PTX_OK);
+    const struct ptx_kernel *k = ptx_program_kernel(p, "spin");
+    assert_non_null(k);
+    assert_int_equal(ptx_kernel_param_bytes(k), 0);
+    struct tmem m;
+    tm_init(&m);
+    struct ptx_launch l = {.grid = {2, 1, 1}, .block = {32, 1, 1}, .mem = &m.mem,
+                           .host_threads = 2};
+    ptx_set_watchdog(1000000);
+    int rc = ptx_launch(k, &l, err, sizeof(err));
+    ptx_set_watchdog(0);
+    assert_int_equal(rc, PTX_ERR_LAUNCH_FAILED);
+    assert_non_null(strstr(err, "watchdog"));
+    ptx_program_free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ptx_vector_add_fatbin),
+        cmocka_unit_test(test_ptx_saxpy_ptx_text),
+        cmocka_unit_test(test_ptx_matmul_shared),
+        cmocka_unit_test(test_ptx_block_reduce),
+        cmocka_unit_test(test_ptx_histogram_atomics),
+        cmocka_unit_test(test_ptx_warp_shuffle_reduce),
+        cmocka_unit_test(test_ptx_warp_shfl_vote),
+        cmocka_unit_test(test_ptx_double_math),
+        cmocka_unit_test(test_ptx_float_math),
+        cmocka_unit_test(test_ptx_grid_stride),
+        cmocka_unit_test(test_ptx_constant_data),
+        cmocka_unit_test(test_ptx_dynamic_shared),
+        cmocka_unit_test(test_ptx_out_of_bounds),
+        cmocka_unit_test(test_ptx_param_layout),
+        cmocka_unit_test(test_ptx_calls_and_local),
+        cmocka_unit_test(test_ptx_integer_ops),
+        cmocka_unit_test(test_ptx_elf_only_not_executable),
+        cmocka_unit_test(test_ptx_fatbin_wrapper),
+        cmocka_unit_test(test_ptx_unsupported_instruction),
+        cmocka_unit_test(test_ptx_atomics_all),
+        cmocka_unit_test(test_ptx_barrier_reductions),
+        cmocka_unit_test(test_ptx_warp_match_activemask),
+        cmocka_unit_test(test_ptx_half_precision),
+        cmocka_unit_test(test_ptx_rounding_modes),
+        cmocka_unit_test(test_ptx_recursion_3d_grid),
+        cmocka_unit_test(test_ptx_int64_ops),
+        cmocka_unit_test(test_ptx_printf_and_assert),
+        cmocka_unit_test(test_ptx_switch),
+        cmocka_unit_test(test_ptx_texture_not_supported),
+        cmocka_unit_test(test_ptx_cp_async_bf16_sm80),
+        cmocka_unit_test(test_ptx_generic_spaces),
+        cmocka_unit_test(test_ptx_cub_block_sort),
+        cmocka_unit_test(test_ptx_cub_scan_reduce),
+        cmocka_unit_test(test_ptx_legacy_warp_synchronous),
+        cmocka_unit_test(test_ptx_spin_wait_in_block),
+        cmocka_unit_test(test_ptx_dp4a_mul24),
+        cmocka_unit_test(test_ptx_redux_lop3_sm80),
+        cmocka_unit_test(test_ptx_mul24_ptx_text),
+        cmocka_unit_test(test_ptx_instruction_forms),
+        cmocka_unit_test(test_ptx_address_initialisers),
+        cmocka_unit_test(test_ptx_named_barriers),
+        cmocka_unit_test(test_ptx_watchdog),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
