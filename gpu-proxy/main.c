@@ -10,6 +10,7 @@
 #include "backend.h"
 #include "idm_log.h"
 #include "log.h"
+#include "ptx/ptx.h"
 #include "server.h"
 #include "zone.h"
 
@@ -26,6 +27,8 @@ const struct backend_ops *backend_by_name(const char *name)
     return NULL;
 }
 
+#define GPU_PROXY_KERNEL_WATCHDOG_DEFAULT 100000000000ull
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -39,6 +42,10 @@ static void usage(FILE *f)
             "  --config FILE            read options from FILE, one \"key = value\" per line\n"
             "                           (keys are the option names without dashes; # comments)\n"
             "  --log-level LEVEL        error|warn|info|debug|trace (default info)\n"
+            "  --kernel-watchdog N      stub backend: a kernel launch in which one host thread\n"
+            "                           interprets more than N instructions fails with\n"
+            "                           CUDA_ERROR_LAUNCH_FAILED (default 100000000000, about\n"
+            "                           8 minutes; 0 disables it)\n"
             "  --xen                    also serve Xen guests (grant tables, event channels)\n"
             "  --xen-path PATH          xenstore base path the Xen transport watches\n"
             "                           (default data/vgpu)\n"
@@ -151,6 +158,17 @@ static int apply_option(struct server_config *cfg, const char *key, const char *
             return -EINVAL;
         }
         log_set_level(l);
+    } else if (strcmp(key, "kernel-watchdog") == 0) {
+        char *end;
+        unsigned long long n;
+        errno = 0;
+        n = strtoull(value, &end, 10);
+        if (errno != 0 || end == value || *end != 0 || value[0] == '-') {
+            fprintf(stderr, "gpu_proxy: kernel-watchdog needs an instruction count, not \"%s\"\n",
+                    value);
+            return -EINVAL;
+        }
+        ptx_set_watchdog(n);
     } else if (strcmp(key, "config") == 0) {
         return read_config(cfg, value, depth + 1);
     } else {
@@ -218,6 +236,8 @@ int main(int argc, char **argv)
     static struct server_config cfg;
 
     cfg.be = backend_by_name(GPU_PROXY_DEFAULT_BACKEND);
+    /* A kernel that never ends must not hold a proxy thread for ever (the stub backend). */
+    ptx_set_watchdog(GPU_PROXY_KERNEL_WATCHDOG_DEFAULT);
     snprintf(cfg.listen_dir, sizeof(cfg.listen_dir), "/run/gpu-proxy");
     snprintf(cfg.xen_path, sizeof(cfg.xen_path), "data/vgpu");
     for (int i = 1; i < argc; i++) {

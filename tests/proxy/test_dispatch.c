@@ -14,6 +14,7 @@
 
 #include "dispatch.h"
 #include "log.h"
+#include "ptx/ptx.h"
 #include "zone.h"
 
 #define WIN (1u << 20)
@@ -459,6 +460,34 @@ static void test_dispatch_ctx_limits(void **state)
     assert_int_equal(REP(f->a, CTX_GET_LIMIT)->value, 4096);
 }
 
+/* A kernel that never ends fails with LAUNCH_FAILED once the watchdog fires, in its own zone
+ * only (gpu_proxy sets the watchdog at start-up; --kernel-watchdog). */
+static void test_dispatch_watchdog_ends_endless_kernel(void **state)
+{
+    static const char spin_src[] = ".version 8.0\n.target sm_90\n.address_size 64\n"
+                                   ".visible .entry spin(.param .u64 p)\n{\n"
+                                   "$L_top:\nbra.uni $L_top;\n}\n";
+    struct fixture *f = *state;
+    idm_handle ctx = ctx_of(f->a), bctx = ctx_of(f->b), lib;
+    idm_dptr d = alloc_in(f->a, ctx, 64);
+    struct idm_req_LIBRARY_GET_KERNEL gk;
+    struct idm_req_CTX_SYNCHRONIZE cs = {.ctx = 0};
+    int32_t rc;
+
+    (void)bctx;
+    ptx_set_watchdog(1000000);
+    lib = load_ptx_text(f, f->a, ctx, spin_src, sizeof(spin_src));
+    memset(&gk, 0, sizeof(gk));
+    gk.library = lib;
+    assert_int_equal(call(f->a, IDM_OP_LIBRARY_GET_KERNEL, &gk, sizeof(gk), "spin", 5), 0);
+    rc = launch(f->a, REP(f->a, LIBRARY_GET_KERNEL)->kernel, d);
+    assert_true(rc == CUDA_ERROR_LAUNCH_FAILED || rc == 0);
+    assert_int_equal(call(f->a, IDM_OP_CTX_SYNCHRONIZE, &cs, sizeof(cs), NULL, 0),
+                     CUDA_ERROR_LAUNCH_FAILED);
+    assert_int_equal(call(f->b, IDM_OP_CTX_SYNCHRONIZE, &cs, sizeof(cs), NULL, 0), 0);
+    ptx_set_watchdog(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -466,6 +495,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_kernel_launch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_long_kernel_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_ctx_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_watchdog_ends_endless_kernel, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_launch_foreign_pointer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_ctx_destroy_releases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_stream_fault, setup, teardown),
