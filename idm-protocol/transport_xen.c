@@ -344,29 +344,45 @@ static int xen_fd(struct idm_conn *c)
     return x->epfd;
 }
 
-/* Driver side: replaces "connected <nonce>" by "closed <nonce>" in one transaction, so that
- * nothing is written when the guest has already removed its directory. */
+/* Driver side: writes the answer `val` into an offer's backend-state, in one transaction, only
+ * while it still reads `expect`: nothing is written into a directory the guest has removed
+ * (which would recreate it), nor over a newer answer. 0 when written, -ESTALE when backend-state
+ * no longer reads `expect`, else -errno. */
+static int answer_if(struct xs_handle *xs, const char *base, const char *expect, const char *val)
+{
+    char path[XEN_PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/backend-state", base);
+    for (int tries = 0; tries < 5; tries++) {
+        xs_transaction_t t = xs_transaction_start(xs);
+        if (t == XBT_NULL)
+            return neg_errno(EIO);
+        unsigned int len = 0;
+        char *cur = xs_read(xs, t, path, &len);
+        int match = cur && strlen(cur) == len && strcmp(cur, expect) == 0;
+        free(cur);
+        if (!match) {
+            xs_transaction_end(xs, t, true);
+            return -ESTALE;
+        }
+        if (!xs_write(xs, t, path, val, (unsigned)strlen(val))) {
+            int rc = neg_errno(EIO);
+            xs_transaction_end(xs, t, true);
+            return rc;
+        }
+        if (xs_transaction_end(xs, t, false))
+            return 0;
+        if (errno != EAGAIN)
+            return neg_errno(EIO);
+    }
+    return -EAGAIN;
+}
+
 static void answer_closed(struct xen_conn *x)
 {
-    char path[XEN_PATH_MAX + 16], want[64], val[64];
-    snprintf(path, sizeof(path), "%s/backend-state", x->base);
+    char want[64], val[64];
     snprintf(want, sizeof(want), "connected %s", x->nonce);
-    int n = snprintf(val, sizeof(val), "closed %s", x->nonce);
-    for (int tries = 0; tries < 5; tries++) {
-        xs_transaction_t t = xs_transaction_start(x->xs);
-        if (t == XBT_NULL)
-            return;
-        unsigned int len = 0;
-        char *cur = xs_read(x->xs, t, path, &len);
-        int ours = cur && strcmp(cur, want) == 0;
-        free(cur);
-        if (ours && !xs_write(x->xs, t, path, val, (unsigned)n)) {
-            xs_transaction_end(x->xs, t, true);
-            return;
-        }
-        if (xs_transaction_end(x->xs, t, false) || errno != EAGAIN)
-            return;
-    }
+    snprintf(val, sizeof(val), "closed %s", x->nonce);
+    answer_if(x->xs, x->base, want, val);
 }
 
 /* Releases everything in x (either side); safe on a partly set-up x. */
@@ -1056,8 +1072,13 @@ static int try_offer(struct xen_listener *l, uint32_t domid, const char *nonce,
     snprintf(c->label, sizeof(c->label), "xen server domid %" PRIu32, domid);
     /* Release: the flag is visible to the guest before the xenstore answer it waits for. */
     __atomic_store_n(&x->meta->driver_live, 1, __ATOMIC_RELEASE);
-    if (xs_put_key(l->xs, base, "backend-state", "connected %s", nonce) < 0) {
-        snprintf(why, sizeof(why), "writing backend-state: %s", strerror(errno));
+    char answer[64];
+    snprintf(answer, sizeof(answer), "connected %s", nonce);
+    rc = answer_if(l->xs, base, "", answer);
+    if (rc < 0) {
+        snprintf(why, sizeof(why), "answering in backend-state: %s",
+                 rc == -ESTALE ? "the guest withdrew the offer meanwhile" : strerror(-rc));
+        rc = -EPROTO;
         goto refuse;
     }
     IDM_INFO("xen accept: domain %u connected (%llu pages, event channel %u)", domid,
@@ -1068,7 +1089,9 @@ static int try_offer(struct xen_listener *l, uint32_t domid, const char *nonce,
 
 refuse:
     IDM_ERR("xen accept: refusing the offer of domain %u at %s: %s", domid, base, why);
-    xs_put_key(l->xs, base, "backend-state", "refused %s %s", nonce, why);
+    char refusal[XEN_VALUE_MAX];
+    snprintf(refusal, sizeof(refusal), "refused %s %s", nonce, why);
+    answer_if(l->xs, base, "", refusal);
     if (c) {
         c->tp = NULL;
         idm_conn_free(c);

@@ -17,9 +17,10 @@ suites=(
     "kernels|make --no-print-directory -C tests/kernels test"
     "k8s|make --no-print-directory -C k8s test"
     "kernel-config|make --no-print-directory -C kernel check"
+    "xen|make --no-print-directory -C tests/xen test"
 )
 # Suites that are not part of the sanitizer pass (they run in the plain `make test`).
-sanitize_skip="kernel-config"
+sanitize_skip="kernel-config xen"
 
 pass=0; fail=0; skip=0; summary=()
 for entry in "${suites[@]}"; do
