@@ -6,6 +6,7 @@
 #include "idm_log.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -413,6 +414,18 @@ static void pass_doorbell_on(struct idm_conn *c)
         c->ops->kick_self(c);
 }
 
+/* Every 64 spins: has the spin budget run out? If not, yield the CPU once, so that a peer
+ * that shares this CPU (more runnable threads than CPUs: many zones on few cores) gets to run
+ * and answer instead of waiting for the spin budget to expire; with a free CPU the yield
+ * returns at once. */
+static int spin_slice_over(int64_t spin_end)
+{
+    if (now_ns() >= spin_end)
+        return 1;
+    sched_yield();
+    return 0;
+}
+
 /* Waits (spin, then sleep) until tx has a free slot. Called with send_mu held. */
 static int wait_tx_space(struct idm_conn *c, int timeout_ms)
 {
@@ -428,7 +441,7 @@ static int wait_tx_space(struct idm_conn *c, int timeout_ms)
             if (space != 0)
                 goto checked;
             cpu_relax();
-            if ((i & 63) == 0 && now_ns() >= spin_end)
+            if ((i & 63) == 0 && spin_slice_over(spin_end))
                 break;
         }
     }
@@ -564,7 +577,7 @@ static int64_t wait_rx(struct idm_conn *c, int timeout_ms)
             if (avail != 0)
                 return avail;
             cpu_relax();
-            if ((i & 63) == 0 && now_ns() >= spin_end)
+            if ((i & 63) == 0 && spin_slice_over(spin_end))
                 break;
         }
     }
