@@ -317,7 +317,14 @@ static CUresult init_locked(struct vgpu *v)
     if (addr == NULL || addr[0] == '\0')
         addr = strcmp(tname, "xen") == 0 ? IDM_XEN_DEFAULT_ADDRESS : VGPU_DEFAULT_SOCKET;
     snprintf(v->address, sizeof v->address, "%s", addr);
+    /* xen: the transport comes from the plugin libvgpu-xen.so.1 next to this library (libidm
+     * logs why when it cannot be loaded), so that libcuda.so.1 itself needs no Xen library. */
     v->transport = idm_transport_by_name(tname);
+    if (v->transport == NULL && strcmp(tname, "xen") == 0) {
+        fprintf(stderr, "libvgpu: VGPU_TRANSPORT=xen but the Xen transport plugin "
+                        "libvgpu-xen.so.1 could not be loaded (see above): no device\n");
+        return CUDA_ERROR_NO_DEVICE;
+    }
     if (v->transport == NULL) {
         fprintf(stderr, "libvgpu: unknown VGPU_TRANSPORT '%s' (use posix or xen): no device\n",
                 tname);

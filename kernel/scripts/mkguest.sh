@@ -76,6 +76,12 @@ put "$program" "/opt/vgpu/bin/$(basename "$program")"
 put "$libcuda" /opt/vgpu/lib/libcuda.so.1
 ln -s libcuda.so.1 "$root/opt/vgpu/lib/libcuda.so"
 add_libs "$program" "$libcuda"
+# The Xen transport is a plugin libcuda.so.1 loads from its own directory when
+# VGPU_TRANSPORT=xen (so libcuda.so.1 itself needs no Xen library): ship it with its libraries.
+xen_plugin="$(dirname "$libcuda")/libvgpu-xen.so.1"
+[[ -f "$xen_plugin" ]] || die "$xen_plugin not found (build it: make -C $top/libvgpu)"
+put "$xen_plugin" /opt/vgpu/lib/libvgpu-xen.so.1
+add_libs "$xen_plugin"
 # glibc dlopen()s libgcc_s.so.1 for pthread_cancel and C++ unwinding; ldd cannot see that.
 libgcc=$(ldconfig -p | awk '/libgcc_s.so.1 .*x86-64/ && !f { f = $NF } END { print f }')
 [[ -n "$libgcc" ]] || die "libgcc_s.so.1 not found on the host (ldconfig -p)"

@@ -50,8 +50,11 @@ def ldd_libs(binary):
 
 
 def build_rootfs(root, cuda_prog):
-    """busybox-static, the CUDA program, the C libraries it and our libcuda.so.1 need, and a
-    static ldconfig for the hook to run. No libcuda.so.1 of its own: the device brings it."""
+    """busybox-static, the CUDA program, the C libraries it needs, and a static ldconfig for the
+    hook to run. No libcuda.so.1 of its own: the device brings it. libcuda.so.1's own
+    dependencies are deliberately not copied: the mounted library must load in an image that has
+    only what an ordinary CUDA program needs (libc; no Xen libraries: the Xen transport is the
+    plugin libvgpu-xen.so.1, which this image lacks)."""
     for d in ["bin", "sbin", "etc", "proc", "sys", "dev", "tmp", "run",
               "usr/lib/x86_64-linux-gnu", "lib64"]:
         os.makedirs(os.path.join(root, d), exist_ok=True)
@@ -60,7 +63,7 @@ def build_rootfs(root, cuda_prog):
         os.symlink("busybox", os.path.join(root, "bin", applet))
     shutil.copy2("/sbin/ldconfig", os.path.join(root, "sbin", "ldconfig"))
     shutil.copy2(cuda_prog, os.path.join(root, "bin", "cuda_quota"))
-    libs = set(ldd_libs(cuda_prog)) | set(ldd_libs(LIBCUDA))
+    libs = set(ldd_libs(cuda_prog))
     for lib in sorted(libs):
         if os.path.basename(lib).startswith("libcuda.so"):
             continue
@@ -84,6 +87,7 @@ cmp -s /usr/lib/x86_64-linux-gnu/libcuda.so.1 /host-libcuda-copy && say ok libcu
 ( echo x > /run/vgpu/new-file ) 2>/dev/null && say bad zone-dir-writable || say ok zone-dir-read-only
 grep -q libcuda.so.1 /etc/ld.so.cache 2>/dev/null && say ok ldcache-hook || say bad ldcache-hook
 ls /dev/nvidia* >/dev/null 2>&1 && say bad dev-nvidia-present || say ok no-dev-nvidia
+ls /usr/lib/x86_64-linux-gnu | grep -q '^libxen' && say bad xen-libs-present || say ok no-xen-libs
 timeout 120 /bin/cuda_quota "$1" "$2"
 echo "CUDA_EXIT $?"
 """
