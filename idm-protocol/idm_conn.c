@@ -426,25 +426,34 @@ static int spin_slice_over(int64_t spin_end)
     return 0;
 }
 
+/* The spin phase of a wait: polls probe(r) until it is non-zero or the connection's spin
+ * budget (cut at the deadline) runs out. Returns the last probe value (0: nothing yet). */
+static int64_t spin_phase(struct idm_conn *c, int timeout_ms, int64_t deadline,
+                          int64_t (*probe)(struct idm_ring *), struct idm_ring *r)
+{
+    uint32_t spin = atomic_load_explicit(&c->spin_us, memory_order_relaxed);
+    if (spin == 0 || timeout_ms == 0)
+        return 0;
+    int64_t spin_end = now_ns() + (int64_t)spin * 1000;
+    if (spin_end > deadline)
+        spin_end = deadline;
+    for (unsigned i = 1;; i++) {
+        int64_t v = probe(r);
+        if (v != 0)
+            return v;
+        cpu_relax();
+        if ((i & 63) == 0 && spin_slice_over(spin_end))
+            return 0;
+    }
+}
+
 /* Waits (spin, then sleep) until tx has a free slot. Called with send_mu held. */
 static int wait_tx_space(struct idm_conn *c, int timeout_ms)
 {
     int64_t deadline = deadline_of(timeout_ms);
-    int64_t space;
-    uint32_t spin = atomic_load_explicit(&c->spin_us, memory_order_relaxed);
-    if (spin > 0 && timeout_ms != 0) {
-        int64_t spin_end = now_ns() + (int64_t)spin * 1000;
-        if (spin_end > deadline)
-            spin_end = deadline;
-        for (unsigned i = 1;; i++) {
-            space = idm_ring_prod_space(&c->tx);
-            if (space != 0)
-                goto checked;
-            cpu_relax();
-            if ((i & 63) == 0 && spin_slice_over(spin_end))
-                break;
-        }
-    }
+    int64_t space = spin_phase(c, timeout_ms, deadline, idm_ring_prod_space, &c->tx);
+    if (space != 0)
+        goto checked;
     for (;;) {
         uint64_t gen = wake_gen_snapshot(c);
         idm_ring_arm(&c->tx.sh->prod_sleeping);
@@ -566,21 +575,9 @@ static int rx_fault(struct idm_conn *c, const char *what, unsigned long long v)
 static int64_t wait_rx(struct idm_conn *c, int timeout_ms)
 {
     int64_t deadline = deadline_of(timeout_ms);
-    int64_t avail;
-    uint32_t spin = atomic_load_explicit(&c->spin_us, memory_order_relaxed);
-    if (spin > 0 && timeout_ms != 0) {
-        int64_t spin_end = now_ns() + (int64_t)spin * 1000;
-        if (spin_end > deadline)
-            spin_end = deadline;
-        for (unsigned i = 1;; i++) {
-            avail = idm_ring_cons_avail(&c->rx);
-            if (avail != 0)
-                return avail;
-            cpu_relax();
-            if ((i & 63) == 0 && spin_slice_over(spin_end))
-                break;
-        }
-    }
+    int64_t avail = spin_phase(c, timeout_ms, deadline, idm_ring_cons_avail, &c->rx);
+    if (avail != 0)
+        return avail;
     for (;;) {
         uint64_t gen = wake_gen_snapshot(c);
         /* Armed even if rx_armed says so already: the peer clears the flag when it rings. */
