@@ -324,6 +324,17 @@ CUresult cuMemHostUnregister(void *p)
 
 /* ---- copies ---- */
 
+/* How much of a window chunk each step of a len-byte copy uses: a copy of a few chunk sizes or
+ * less is split in about four steps (at least 64 KiB), so that the proxy copies one step while
+ * the next is filled, instead of the whole copy waiting on one round trip. */
+static size_t copy_step(const struct vgpu *v, size_t len)
+{
+    size_t step = (len / 4 + 4095) & ~(size_t)4095;
+    if (step < 65536)
+        step = 65536;
+    return step < v->chunk_size ? step : v->chunk_size;
+}
+
 /* Host to device: inline when small, else window chunks (the next chunk is filled while the
  * proxy works on the previous ones). */
 static CUresult htod_locked(struct vgpu *v, uint64_t dst, const void *src, size_t len,
@@ -337,8 +348,9 @@ static CUresult htod_locked(struct vgpu *v, uint64_t dst, const void *src, size_
         struct idm_req_MEMCPY_HTOD rq = {.dst = dst, .stream = stream, .len = len};
         return vgpu_post_MEMCPY_HTOD_locked(v, &rq, src, len, -1, NULL, 0);
     }
+    size_t step = copy_step(v, len);
     for (size_t off = 0; off < len && r == CUDA_SUCCESS;) {
-        size_t n = len - off < v->chunk_size ? len - off : v->chunk_size;
+        size_t n = len - off < step ? len - off : step;
         int c = vgpu_chunk_get_locked(v, &r);
         if (c < 0)
             break;
@@ -364,8 +376,9 @@ static CUresult dtoh_locked(struct vgpu *v, void *dst, uint64_t src, size_t len,
         struct idm_req_MEMCPY_DTOH rq = {.src = src, .stream = stream, .len = len};
         return vgpu_post_MEMCPY_DTOH_locked(v, &rq, NULL, 0, -1, dst, len);
     }
+    size_t step = copy_step(v, len);
     for (size_t off = 0; off < len && r == CUDA_SUCCESS;) {
-        size_t n = len - off < v->chunk_size ? len - off : v->chunk_size;
+        size_t n = len - off < step ? len - off : step;
         int c = vgpu_chunk_get_locked(v, &r);
         if (c < 0)
             break;
