@@ -1188,6 +1188,41 @@ static uint64_t fbin(int fop, const struct pins *in, uint64_t a, uint64_t b, uin
 }
 
 /* Runs thread t until it exits, blocks at a barrier/collective, or the launch fails. */
+/* What every ld and st does before touching memory. Returns the host address of the access
+ * (*eb_out: the element size in bytes), or NULL with *rc = 0 when the thread parks for a
+ * lockstep (volatile shared) access, or NULL with *rc = the launch error when the address is
+ * misaligned or outside the memory the launch may touch. */
+static inline uint8_t *ldst_begin(struct worker *w, struct thr *t, const struct pins *in,
+                                  uint32_t pc, unsigned *eb_out, int *rc)
+{
+    if ((in->flags & F_LOCKSTEP) && !t->released) {
+        t->state = TS_COLL;
+        t->pc = pc;
+        *rc = 0;
+        return NULL;
+    }
+    t->released = 0;
+    uint64_t a = addr_of(t, in);
+    unsigned eb = TBITS[in->type] / 8;
+    if (eb == 0)
+        eb = 1;
+    *eb_out = eb;
+    if (a & ((uint64_t)eb * in->vec - 1)) { /* sizes are powers of two */
+        t->pc = pc;
+        *rc = launch_fail(w, t, PTX_ERR_LAUNCH_FAILED, "misaligned address 0x%llx for a "
+                          "%u-byte access", (unsigned long long)a, eb * in->vec);
+        return NULL;
+    }
+    uint8_t *p = fast_ptr(w, t, in->space, a, (uint64_t)eb * in->vec);
+    if (!p) {
+        t->pc = pc;
+        p = mem_ptr(w, t, in->space, a, (uint64_t)eb * in->vec);
+        if (!p)
+            *rc = w->L->code;
+    }
+    return p;
+}
+
 static int run_thread(struct worker *w, struct thr *t)
 {
     const struct pins *code = t->fn->code;
@@ -1237,31 +1272,10 @@ static int run_thread(struct worker *w, struct thr *t)
             }
             break;
         case OP_ld: {
-            if ((in->flags & F_LOCKSTEP) && !t->released) {
-                t->state = TS_COLL;
-                t->pc = pc;
+            unsigned eb;
+            uint8_t *p = ldst_begin(w, t, in, pc, &eb, &rc);
+            if (!p)
                 goto out;
-            }
-            t->released = 0;
-            uint64_t a = addr_of(t, in);
-            unsigned eb = TBITS[ty] / 8;
-            if (eb == 0)
-                eb = 1;
-            if (a & ((uint64_t)eb * in->vec - 1)) { /* sizes are powers of two */
-                t->pc = pc;
-                rc = launch_fail(w, t, PTX_ERR_LAUNCH_FAILED, "misaligned address 0x%llx for a "
-                                 "%u-byte access", (unsigned long long)a, eb * in->vec);
-                goto out;
-            }
-            uint8_t *p = fast_ptr(w, t, in->space, a, (uint64_t)eb * in->vec);
-            if (!p) {
-                t->pc = pc;
-                p = mem_ptr(w, t, in->space, a, (uint64_t)eb * in->vec);
-                if (!p) {
-                    rc = w->L->code;
-                    goto out;
-                }
-            }
             if (in->vec == 1 && eb == 4) {
                 uint32_t v;
                 memcpy(&v, p, 4);
@@ -1284,31 +1298,10 @@ static int run_thread(struct worker *w, struct thr *t)
             break;
         }
         case OP_st: {
-            if ((in->flags & F_LOCKSTEP) && !t->released) {
-                t->state = TS_COLL;
-                t->pc = pc;
+            unsigned eb;
+            uint8_t *p = ldst_begin(w, t, in, pc, &eb, &rc);
+            if (!p)
                 goto out;
-            }
-            t->released = 0;
-            uint64_t a = addr_of(t, in);
-            unsigned eb = TBITS[ty] / 8;
-            if (eb == 0)
-                eb = 1;
-            if (a & ((uint64_t)eb * in->vec - 1)) { /* sizes are powers of two */
-                t->pc = pc;
-                rc = launch_fail(w, t, PTX_ERR_LAUNCH_FAILED, "misaligned address 0x%llx for a "
-                                 "%u-byte access", (unsigned long long)a, eb * in->vec);
-                goto out;
-            }
-            uint8_t *p = fast_ptr(w, t, in->space, a, (uint64_t)eb * in->vec);
-            if (!p) {
-                t->pc = pc;
-                p = mem_ptr(w, t, in->space, a, (uint64_t)eb * in->vec);
-                if (!p) {
-                    rc = w->L->code;
-                    goto out;
-                }
-            }
             if (in->vec == 1 && eb == 4) {
                 uint32_t v = (uint32_t)S(0);
                 memcpy(p, &v, 4);
