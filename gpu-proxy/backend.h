@@ -53,6 +53,10 @@ struct backend_launch {
 
 struct backend_ops {
     const char *name; /* "stub", "cuda" */
+    /* 1: after a sticky execution fault the backend instance is unusable (a real GPU's context
+     * is lost, and a worker has one), so the zone's worker retires; 0: the fault stays the
+     * faulting session's sticky error (the simulated GPU gives each session its own context). */
+    int fault_loses_context;
     /* Process-wide set-up; err gets a one-line reason on failure. */
     int (*init)(char *err, size_t errlen);
     void (*shutdown)(void);

@@ -738,6 +738,7 @@ free_bufs:
 
 const struct backend_ops backend_cuda = {
     .name = "cuda",
+    .fault_loses_context = 1,
     .init = cuda_init,
     .shutdown = cuda_shutdown,
     .device_count = cuda_device_count,

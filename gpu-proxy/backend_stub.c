@@ -773,6 +773,7 @@ static int stub_launch(struct backend_zone *z, struct backend_kernel *k, struct 
 
 const struct backend_ops backend_stub = {
     .name = "stub",
+    .fault_loses_context = 0,
     .init = stub_init,
     .shutdown = stub_shutdown,
     .device_count = stub_device_count,

@@ -11,7 +11,7 @@
 #include "idm_log.h"
 #include "log.h"
 #include "ptx/ptx.h"
-#include "server.h"
+#include "supervisor.h"
 #include "zone.h"
 
 #ifndef GPU_PROXY_DEFAULT_BACKEND
@@ -51,6 +51,11 @@ static void usage(FILE *f)
             "                           (default data/vgpu)\n"
             "  --xen-zone DOMID:NAME[:QUOTA]  serve domain DOMID as zone NAME; repeatable;\n"
             "                           guests of other domains are refused\n"
+            "  --worker-user USER       started as root: each zone's worker runs as USER\n"
+            "                           (default nobody; \"\" keeps root)\n"
+            "  --sandbox on|off         the workers' seccomp allow-list (default on)\n"
+            "  --worker-memory SIZE     RLIMIT_DATA of each worker, e.g. 4G (default: none)\n"
+            "  --worker-files N         RLIMIT_NOFILE of each worker (default 1024)\n"
             "  --help                   this text\n");
 }
 
@@ -169,6 +174,30 @@ static int apply_option(struct server_config *cfg, const char *key, const char *
             return -EINVAL;
         }
         ptx_set_watchdog(n);
+    } else if (strcmp(key, "worker-user") == 0) {
+        if (strlen(value) >= sizeof(cfg->sandbox.user)) {
+            fprintf(stderr, "gpu_proxy: worker user name is too long\n");
+            return -EINVAL;
+        }
+        snprintf(cfg->sandbox.user, sizeof(cfg->sandbox.user), "%s", value);
+    } else if (strcmp(key, "sandbox") == 0) {
+        if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0) {
+            fprintf(stderr, "gpu_proxy: --sandbox wants on or off, not \"%s\"\n", value);
+            return -EINVAL;
+        }
+        cfg->sandbox.seccomp = strcmp(value, "on") == 0;
+    } else if (strcmp(key, "worker-memory") == 0) {
+        if (parse_size(value, &cfg->sandbox.memory_max) != 0) {
+            fprintf(stderr, "gpu_proxy: invalid --worker-memory \"%s\"\n", value);
+            return -EINVAL;
+        }
+    } else if (strcmp(key, "worker-files") == 0) {
+        uint64_t n;
+        if (parse_size(value, &n) != 0 || n < 64 || n > 1048576) {
+            fprintf(stderr, "gpu_proxy: --worker-files wants 64..1048576, not \"%s\"\n", value);
+            return -EINVAL;
+        }
+        cfg->sandbox.max_files = (unsigned)n;
     } else if (strcmp(key, "config") == 0) {
         return read_config(cfg, value, depth + 1);
     } else {
@@ -240,6 +269,9 @@ int main(int argc, char **argv)
     ptx_set_watchdog(GPU_PROXY_KERNEL_WATCHDOG_DEFAULT);
     snprintf(cfg.listen_dir, sizeof(cfg.listen_dir), "/run/gpu-proxy");
     snprintf(cfg.xen_path, sizeof(cfg.xen_path), "data/vgpu");
+    snprintf(cfg.sandbox.user, sizeof(cfg.sandbox.user), "%s", SANDBOX_DEFAULT_USER);
+    cfg.sandbox.seccomp = 1;
+    cfg.sandbox.max_files = SANDBOX_DEFAULT_MAX_FILES;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         char key[64];
@@ -282,5 +314,5 @@ int main(int argc, char **argv)
                       : log_level_current == LOG_INFO ? IDM_LOG_INFO
                       : log_level_current == LOG_WARN ? IDM_LOG_WARN : IDM_LOG_ERROR);
     umask(0077); /* sockets and anything else we create are private to the proxy's user */
-    return server_run(&cfg);
+    return supervisor_run(&cfg);
 }

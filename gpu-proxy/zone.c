@@ -349,6 +349,22 @@ void zone_ref(struct zone *z)
     pthread_mutex_unlock(&z->lock);
 }
 
+void zone_publish(struct zone *z)
+{
+    struct worker_stats *p = z->pub;
+
+    if (p == NULL)
+        return;
+    pthread_mutex_lock(&z->lock);
+    __atomic_store_n(&p->used, z->used, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->clients, z->clients, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&z->lock);
+    __atomic_store_n(&p->allocated_bytes,
+                     __atomic_load_n(&z->reg->allocated_bytes, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+    __atomic_store_n(&p->scrubbed_bytes,
+                     __atomic_load_n(&z->reg->scrubbed_bytes, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+}
+
 void zone_unref(struct zone *z)
 {
     int last;
@@ -384,8 +400,10 @@ int zone_charge(struct zone *z, uint64_t bytes, uint64_t *va)
             z->va_next = z->va_end;
     }
     pthread_mutex_unlock(&z->lock);
-    if (rc == 0)
+    if (rc == 0) {
         __atomic_add_fetch(&z->reg->allocated_bytes, bytes, __ATOMIC_RELAXED);
+        zone_publish(z);
+    }
     return rc;
 }
 
@@ -395,6 +413,7 @@ void zone_uncharge(struct zone *z, uint64_t bytes)
     z->used = bytes > z->used ? 0 : z->used - bytes;
     pthread_mutex_unlock(&z->lock);
     __atomic_sub_fetch(&z->reg->allocated_bytes, bytes, __ATOMIC_RELAXED);
+    zone_publish(z);
 }
 
 /* ---- sessions ---- */
@@ -449,6 +468,7 @@ int session_open(struct zone *z, struct idm_conn *conn, void *window, uint64_t w
     z->refs++;
     z->clients++;
     pthread_mutex_unlock(&z->lock);
+    zone_publish(z);
     *out = s;
     return 0;
 
@@ -618,5 +638,6 @@ void session_close(struct session *s)
     z->clients--;
     pthread_cond_broadcast(&z->cond);
     pthread_mutex_unlock(&z->lock);
+    zone_publish(z);
     zone_unref(z);
 }

@@ -10,6 +10,7 @@
 
 #include "backend.h"
 #include "idm.h"
+#include "worker_ipc.h"
 
 #define ZONE_NAME_MAX 64
 
@@ -92,7 +93,7 @@ struct zone {
     pthread_mutex_t lock;
     pthread_cond_t cond; /* signalled when clients drops */
     struct zone *next;
-    void *listener;      /* server.c's listener state */
+    struct worker_stats *pub; /* figures published to the supervisor (worker_ipc.h), or NULL */
 };
 
 struct zone_registry {
@@ -113,6 +114,8 @@ struct zone *zreg_get(struct zone_registry *r, const char *name);
 /* Unlinks a zone from the registry (its sessions must be stopped by the caller). */
 int zreg_unlink(struct zone_registry *r, struct zone *z);
 void zone_ref(struct zone *z);
+/* Copies the zone's usage and client count to z->pub (if set), for the supervisor to read. */
+void zone_publish(struct zone *z);
 void zone_unref(struct zone *z);
 int zone_name_valid(const char *name);
 /* "512M", "2G", "1048576" -> bytes; 0 or -EINVAL. */

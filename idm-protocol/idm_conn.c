@@ -134,7 +134,9 @@ static uint32_t spin_default(void)
         }
     }
     if (v < 0) {
-        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        /* The CPUs this process may run on (no file is read: sandboxed servers call this). */
+        cpu_set_t set;
+        int ncpu = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
         v = ncpu > 1 ? IDM_SPIN_US_DEFAULT : 0;
     }
     atomic_store_explicit(&cached, v, memory_order_relaxed);

@@ -38,7 +38,8 @@ struct idm_msg {
 
 struct idm_transport {
     const char *name; /* "posix", "xen" */
-    /* Server side. `address`: POSIX: a Unix socket path; Xen: a xenstore base path. */
+    /* Server side. `address`: POSIX: a Unix socket path; Xen: a xenstore path relative to each
+     * guest's home, optionally "<guest-domid>:<path>" to take that one guest's offers only. */
     int (*listen)(const char *address, const struct idm_conn_config *cfg,
                   struct idm_listener **out);
     int (*listener_fd)(struct idm_listener *l); /* pollable: readable when accept may proceed */

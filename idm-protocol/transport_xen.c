@@ -51,6 +51,7 @@
 #define XEN_REFS_PER_PAGE (IDM_PAGE_SIZE / sizeof(uint32_t))
 #define XEN_MAX_DIR ((IDM_XEN_MAX_PAGES + XEN_REFS_PER_PAGE - 1) / XEN_REFS_PER_PAGE)
 #define XEN_DOMID_FIRST_RESERVED 0x7FF0u
+#define XEN_ANY_DOMAIN UINT32_MAX /* a listener that takes every guest's offers */
 #define XEN_NONCE_LEN 16
 #define XEN_VALUE_MAX 256 /* longest xenstore value we accept (dir-refs: 16 * 11 bytes) */
 #define XEN_PATH_MAX 160
@@ -93,6 +94,7 @@ struct xen_listener {
     int epfd;
     int evfd; /* readable while offers are queued */
     uint32_t self;
+    uint32_t only;  /* the one guest domain whose offers are taken, or XEN_ANY_DOMAIN */
     char rel[IDM_XEN_REL_MAX + 1];
     char token[32];
     struct offer_ref {
@@ -804,6 +806,8 @@ static int queue_push(struct xen_listener *l, uint32_t domid, const char *nonce)
 {
     if (!valid_nonce(nonce))
         return 0; /* not an offer directory of ours */
+    if (l->only != XEN_ANY_DOMAIN && domid != l->only)
+        return 0; /* another zone's guest: its own listener takes it */
     for (size_t i = 0; i < l->nqueue; i++)
         if (l->queue[i].domid == domid && strcmp(l->queue[i].nonce, nonce) == 0)
             return 0;
@@ -1136,18 +1140,25 @@ static int xen_listen(const char *address, const struct idm_conn_config *cfg,
         return -EINVAL;
     if (!address || !*address)
         address = IDM_XEN_DEFAULT_PATH;
-    if (!valid_rel(address)) {
-        IDM_ERR("xen listen: address \"%s\" is not a relative xenstore path such as %s", address,
-                IDM_XEN_DEFAULT_PATH);
+    /* "<guest-domid>:<rel>" takes that guest's offers only (a zone's worker); "<rel>" all. */
+    uint32_t only = XEN_ANY_DOMAIN;
+    char rel[IDM_XEN_REL_MAX + 1];
+    if (strchr(address, ':') ? parse_client_address(address, &only, rel, sizeof(rel)) < 0
+                             : (!valid_rel(address) || strlen(address) >= sizeof(rel))) {
+        IDM_ERR("xen listen: address \"%s\" is not [<guest-domid>:]<relative xenstore path> "
+                "such as %s", address, IDM_XEN_DEFAULT_PATH);
         return -EINVAL;
     }
+    if (!strchr(address, ':'))
+        strcpy(rel, address);
     struct xen_listener *l = calloc(1, sizeof(*l));
     if (!l)
         return -ENOMEM;
     l->base.transport = &idm_transport_xen;
     l->epfd = -1;
     l->evfd = -1;
-    strcpy(l->rel, address);
+    l->only = only;
+    strcpy(l->rel, rel);
     int rc;
     l->xs = xs_open(0);
     if (!l->xs) {
@@ -1176,7 +1187,12 @@ static int xen_listen(const char *address, const struct idm_conn_config *cfg,
         IDM_ERR("xen listen %s: epoll set-up: %s", address, strerror(-rc));
         goto close_listener;
     }
-    IDM_INFO("xen listen: watching /local/domain/*/%s for offers (domain %u)", address, l->self);
+    if (l->only == XEN_ANY_DOMAIN)
+        IDM_INFO("xen listen: watching /local/domain/*/%s for offers (domain %u)", l->rel,
+                 l->self);
+    else
+        IDM_INFO("xen listen: watching /local/domain/%u/%s for offers (domain %u)", l->only,
+                 l->rel, l->self);
     *out = &l->base;
     return 0;
 

@@ -15,12 +15,13 @@ suites=(
     "gpu-proxy|make --no-print-directory -C gpu-proxy test"
     "libvgpu|make --no-print-directory -C libvgpu test"
     "kernels|make --no-print-directory -C tests/kernels test"
+    "chain|tests/chain/run.sh"
     "k8s|make --no-print-directory -C k8s test"
     "kernel-config|make --no-print-directory -C kernel check"
     "xen|make --no-print-directory -C tests/xen test"
 )
 # Suites that are not part of the sanitizer pass (they run in the plain `make test`).
-sanitize_skip="kernel-config xen"
+sanitize_skip="kernel-config xen chain"
 
 pass=0; fail=0; skip=0; summary=()
 for entry in "${suites[@]}"; do

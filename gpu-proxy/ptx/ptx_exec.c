@@ -4,6 +4,7 @@
 #include "ptx_internal.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <fenv.h>
 #include <math.h>
 #include <pthread.h>
@@ -2618,13 +2619,11 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
     }
     unsigned nw = l->host_threads;
     if (nw == 0) {
-        static _Atomic unsigned ncpu; /* sysconf reads /sys: once is enough */
-        nw = atomic_load(&ncpu);
-        if (nw == 0) {
-            long c = sysconf(_SC_NPROCESSORS_ONLN);
-            nw = c > 0 ? (unsigned)c : 1;
-            atomic_store(&ncpu, nw);
-        }
+        /* The CPUs this process may run on: no file is read, as the sandboxed worker that
+         * runs the engine may not open any. */
+        cpu_set_t set;
+        int c = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+        nw = c > 0 ? (unsigned)c : 1;
     }
     if (nw > 256)
         nw = 256;

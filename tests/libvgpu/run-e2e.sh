@@ -9,6 +9,8 @@ src="$top/tests/libvgpu/cuda"
 build="$top/libvgpu/build/e2e"
 nvcc="${NVCC:-/usr/local/cuda/bin/nvcc}"
 run="$top/bin/vgpu-run"
+# VGPU_RUN_FLAGS (e.g. "--proxy PATH") go to every vgpu-run, as in tests/kernels.
+read -r -a run_flags <<<"${VGPU_RUN_FLAGS:-}"
 mkdir -p "$build"
 
 if [[ ! -x "$nvcc" ]]; then
@@ -85,11 +87,11 @@ for t in "${progs[@]}"; do
         rm -f "$stale"
         ;;
     t_errors-*)
-        if timeout 600 "$run" --quota 64M --keep-log "$plog" -- "$bin" >"$log" 2>&1; then ok "$t"
+        if timeout 600 "$run" "${run_flags[@]}" --quota 64M --keep-log "$plog" -- "$bin" >"$log" 2>&1; then ok "$t"
         else ko "$t" "program failed" "$log"; fi
         ;;
     t_props-*)
-        if ! timeout 600 "$run" --keep-log "$plog" -- "$bin" >"$log" 2>&1; then
+        if ! timeout 600 "$run" "${run_flags[@]}" --keep-log "$plog" -- "$bin" >"$log" 2>&1; then
             ko "$t" "program failed" "$log"; continue
         fi
         # the proxy says: device 0 is "NAME", N MiB, compute capability X.Y
@@ -99,7 +101,7 @@ for t in "${progs[@]}"; do
         else ko "$t" "program saw '$got', proxy advertises '$adv'" "$log"; fi
         ;;
     t_cublas-*)
-        if ! timeout 600 "$run" --keep-log "$plog" -- "$bin" >"$log" 2>&1; then
+        if ! timeout 600 "$run" "${run_flags[@]}" --keep-log "$plog" -- "$bin" >"$log" 2>&1; then
             ko "$t" "program failed" "$log"; continue
         fi
         if grep -q '^SGEMM-RAN' "$log"; then ok "$t (sgemm ran, results checked)"
@@ -111,7 +113,7 @@ for t in "${progs[@]}"; do
         else ko "$t" "sgemm neither ran nor failed at the proxy's launch (a kernel without PTX must give cudaErrorNotSupported)" "$log"; fi
         ;;
     *)
-        if timeout 900 "$run" --keep-log "$plog" -- "$bin" >"$log" 2>&1; then ok "$t"
+        if timeout 900 "$run" "${run_flags[@]}" --keep-log "$plog" -- "$bin" >"$log" 2>&1; then ok "$t"
         else ko "$t" "program failed" "$log"; fi
         ;;
     esac

@@ -125,6 +125,64 @@ int pc_dtoh(struct pc *p, void *dst, idm_dptr src, uint64_t len)
     return rc;
 }
 
+int pc_load_ptx(struct pc *p, idm_handle ctx, const char *ptx, idm_handle *library)
+{
+    size_t len = strlen(ptx) + 1;
+    struct idm_req_IMAGE_BEGIN ib = {.size = len};
+    struct idm_rep_IMAGE_BEGIN ibr = {.idm_empty_ = {}};
+    struct idm_req_IMAGE_CHUNK ic = {.len = len};
+    struct idm_req_LIBRARY_LOAD ll = {.ctx = ctx};
+    struct idm_rep_LIBRARY_LOAD llr = {.idm_empty_ = {}};
+    int rc;
+
+    if (len > p->wsize)
+        return -E2BIG;
+    rc = pc_call(p, IDM_OP_IMAGE_BEGIN, &ib, sizeof(ib), NULL, 0, &ibr, sizeof(ibr), NULL);
+    if (rc != 0)
+        return rc;
+    memcpy(p->win, ptx, len);
+    ic.image = ibr.image;
+    rc = pc_call(p, IDM_OP_IMAGE_CHUNK, &ic, sizeof(ic), NULL, 0, NULL, 0, NULL);
+    if (rc != 0)
+        return rc;
+    ll.image = ibr.image;
+    rc = pc_call(p, IDM_OP_LIBRARY_LOAD, &ll, sizeof(ll), NULL, 0, &llr, sizeof(llr), NULL);
+    *library = llr.library;
+    return rc;
+}
+
+int pc_get_kernel(struct pc *p, idm_handle library, const char *name, idm_handle *kernel)
+{
+    struct idm_req_LIBRARY_GET_KERNEL q = {.library = library};
+    uint8_t rep[4096];
+    struct idm_rep_LIBRARY_GET_KERNEL r;
+    int rc = pc_call(p, IDM_OP_LIBRARY_GET_KERNEL, &q, sizeof(q), name, strlen(name) + 1, rep,
+                     sizeof(rep), NULL);
+
+    memcpy(&r, rep, sizeof(r));
+    *kernel = r.kernel;
+    return rc;
+}
+
+int pc_launch1(struct pc *p, idm_handle kernel, idm_handle st, uint64_t arg)
+{
+    struct idm_req_LAUNCH q;
+
+    memset(&q, 0, sizeof(q));
+    q.func = kernel;
+    q.stream = st;
+    q.grid[0] = q.grid[1] = q.grid[2] = q.block[0] = q.block[1] = q.block[2] = 1;
+    q.param_bytes = 8;
+    return pc_call(p, IDM_OP_LAUNCH, &q, sizeof(q), &arg, 8, NULL, 0, NULL);
+}
+
+int pc_sync(struct pc *p)
+{
+    struct idm_req_CTX_SYNCHRONIZE q = {.ctx = 0};
+
+    return pc_call(p, IDM_OP_CTX_SYNCHRONIZE, &q, sizeof(q), NULL, 0, NULL, 0, NULL);
+}
+
 int admin_cmd(const char *dir, const char *cmd, char *out, size_t outlen)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};

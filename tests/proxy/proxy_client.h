@@ -38,6 +38,15 @@ int pc_free(struct pc *p, idm_dptr d);
 int pc_htod(struct pc *p, idm_dptr dst, const void *src, uint64_t len);
 int pc_dtoh(struct pc *p, void *dst, idm_dptr src, uint64_t len);
 
+/* Kernels: uploads NUL-terminated PTX text through the window and loads it as a library of
+ * context ctx; looks a kernel up by name; launches it on a 1x1x1 grid with one 8-byte
+ * parameter on stream st (0: the default stream); synchronises the current context. Each
+ * returns the CUresult (or a negative errno when the connection failed). */
+int pc_load_ptx(struct pc *p, idm_handle ctx, const char *ptx, idm_handle *library);
+int pc_get_kernel(struct pc *p, idm_handle library, const char *name, idm_handle *kernel);
+int pc_launch1(struct pc *p, idm_handle kernel, idm_handle st, uint64_t arg);
+int pc_sync(struct pc *p);
+
 /* Starts `bin --backend B --listen dir --log-level L extra...` (B: $PROXY_BACKEND or stub; L:
  * $PROXY_LOG_LEVEL or warn), waits until its admin socket answers PING. Returns the pid, or -1. */
 pid_t proxy_start(const char *bin, const char *dir, const char *const *extra);

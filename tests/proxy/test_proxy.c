@@ -734,23 +734,7 @@ static void test_proxy_kernel(void **state)
     assert_int_equal(pc_alloc(&a, ctx, 64, &d), 0);
     assert_int_equal(pc_alloc(&b, bctx, 64, &bd), 0);
     assert_int_equal(pc_htod(&b, bd, "BBBB", 4), 0);
-    {
-        struct idm_req_IMAGE_BEGIN ib = {.size = sizeof(ptx_store7)};
-        struct idm_rep_IMAGE_BEGIN ibr;
-        struct idm_req_IMAGE_CHUNK ic = {.len = sizeof(ptx_store7)};
-        struct idm_req_LIBRARY_LOAD ll = {.ctx = ctx};
-        struct idm_rep_LIBRARY_LOAD llr;
-        assert_int_equal(pc_call(&a, IDM_OP_IMAGE_BEGIN, &ib, sizeof(ib), NULL, 0, &ibr,
-                                 sizeof(ibr), NULL), 0);
-        memcpy(a.win, ptx_store7, sizeof(ptx_store7));
-        ic.image = ibr.image;
-        assert_int_equal(pc_call(&a, IDM_OP_IMAGE_CHUNK, &ic, sizeof(ic), NULL, 0, NULL, 0,
-                                 NULL), 0);
-        ll.image = ibr.image;
-        assert_int_equal(pc_call(&a, IDM_OP_LIBRARY_LOAD, &ll, sizeof(ll), NULL, 0, &llr,
-                                 sizeof(llr), NULL), 0);
-        lib = llr.library;
-    }
+    assert_int_equal(pc_load_ptx(&a, ctx, ptx_store7, &lib), 0);
     {
         struct idm_req_LIBRARY_GET_KERNEL q = {.library = lib};
         struct idm_rep_LIBRARY_GET_KERNEL *r = (void *)rep;

@@ -57,8 +57,10 @@ static void test_transport_xen_connect_bad_address(void **state)
 static void test_transport_xen_listen_bad_address(void **state)
 {
     (void)state;
-    static const char *bad[] = {"/local/domain", "0:data/vgpu", "data//vgpu", "data/vgpu/",
-                                "../vgpu", "data/vgpu*"};
+    /* "<guest-domid>:<path>" is valid (one guest's offers only); a bad domid is not. */
+    static const char *bad[] = {"/local/domain", "x:data/vgpu", ":data/vgpu",  "99999:data/vgpu",
+                                "data//vgpu",    "data/vgpu/",  "../vgpu",     "data/vgpu*",
+                                "3:data//vgpu"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct idm_listener *l = NULL;
         assert_int_equal(idm_transport_xen.listen(bad[i], NULL, &l), -EINVAL);

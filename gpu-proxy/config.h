@@ -1,15 +1,15 @@
-/* server.h - gpu_proxy's serving side: one listener per zone (POSIX sockets DIR/NAME.sock, and
- * optionally the Xen transport with domid -> zone mapping), one thread per connected client,
- * the admin socket, signals and sd_notify. */
-#ifndef GPU_PROXY_SERVER_H
-#define GPU_PROXY_SERVER_H
+/* config.h - gpu_proxy's configuration as main.c parses it: the backend, the listen directory,
+ * the zones with their quotas, the Xen domid -> zone mapping and the workers' sandbox. The
+ * supervisor (supervisor.h) runs it; each zone's worker (worker.h) gets a read-only copy. */
+#ifndef GPU_PROXY_CONFIG_H
+#define GPU_PROXY_CONFIG_H
 
 #include <stdint.h>
 
 #include "backend.h"
+#include "sandbox.h"
 
 #define SERVER_MAX_ZONES_CFG 256
-#define GPU_PROXY_VERSION "0.1.0"
 
 struct zone_cfg {
     char name[64];
@@ -31,9 +31,8 @@ struct server_config {
     char xen_path[256];
     struct xen_zone_cfg xen_zones[SERVER_MAX_ZONES_CFG];
     unsigned nxen_zones;
+    struct sandbox_config sandbox; /* applied by each worker before it serves */
 };
 
-/* Runs until SIGTERM/SIGINT; returns the process exit status. */
-int server_run(const struct server_config *cfg);
 
-#endif /* GPU_PROXY_SERVER_H */
+#endif /* GPU_PROXY_CONFIG_H */

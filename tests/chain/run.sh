@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# tests/chain/run.sh - gpu_proxy's real CUDA backend (the worker that forwards to NVIDIA's
+# driver) tested without a GPU: tests/chain/chain-proxy puts this repository's libcuda.so.1 in
+# the driver's place, in front of a gpu_proxy_stub. Runs (1) the kernels suite and (2) the
+# libvgpu end-to-end suite through the chain, (3) every kernel program in two zones at once,
+# and (4) fault containment: an out-of-bounds kernel in zone a while zone b computes; a's
+# worker (whose context is lost) is replaced, b finishes correctly, a's next program works.
+# Prints "N passed, N failed" last.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+chain="$top/tests/chain/chain-proxy"
+kbuild="$top/tests/kernels/build"
+work=$(mktemp -d "${TMPDIR:-/tmp}/chain-test.XXXXXX") || exit 1
+pass=0; fail=0; proxy=""
+ok() { pass=$((pass + 1)); echo "PASS  $1"; }
+ko() { fail=$((fail + 1)); echo "FAIL  $1: $2"; [[ -n "${3:-}" && -f "$3" ]] && tail -30 "$3" | sed 's/^/      | /'; }
+cleanup() {
+    [[ -n "$proxy" ]] && kill -TERM "$proxy" 2>/dev/null && wait "$proxy" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Fixtures: always the plain builds (a SANITIZE from the top-level make is overridden).
+for c in gpu-proxy libvgpu tests/kernels; do
+    if ! make --no-print-directory -C "$top/$c" SANITIZE= all >"$work/build.log" 2>&1; then
+        echo "chain: building $c failed:"; tail -20 "$work/build.log"
+        echo "chain: 0 passed, 1 failed"; exit 1
+    fi
+done
+
+# (1) and (2): the suites, each program with a chain of its own through bin/vgpu-run.
+if make --no-print-directory -C "$top/tests/kernels" SANITIZE= test \
+        VGPU_RUN_FLAGS="--proxy $chain" >"$work/kernels.log" 2>&1; then
+    ok "kernels suite through the chain ($(tail -1 "$work/kernels.log"))"
+else
+    ko "kernels suite through the chain" "$(tail -1 "$work/kernels.log")" "$work/kernels.log"
+fi
+if SANITIZE= VGPU_RUN_FLAGS="--proxy $chain" "$top/tests/libvgpu/run-e2e.sh" >"$work/e2e.log" 2>&1; then
+    ok "libvgpu e2e suite through the chain ($(tail -1 "$work/e2e.log"))"
+else
+    ko "libvgpu e2e suite through the chain" "$(tail -1 "$work/e2e.log")" "$work/e2e.log"
+fi
+
+# One chain with two zones for (3) and (4).
+dir="$work/proxy"
+mkdir -p "$dir"
+"$chain" --backend stub --listen "$dir" --zone a:1G --zone b:1G --log-level info \
+    >"$work/proxy.log" 2>&1 &
+proxy=$!
+for _ in $(seq 1 200); do
+    printf 'PING\n' | python3 -c 'import socket,sys
+s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read())
+print(s.recv(4096).decode(), end="")' "$dir/admin.sock" 2>/dev/null | grep -q '^OK' && break
+    sleep 0.05
+done
+admin() {
+    printf '%s\n' "$1" | python3 -c 'import socket,sys
+s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read())
+out=b""
+while True:
+    d=s.recv(65536)
+    if not d: break
+    out+=d
+print(out.decode(), end="")' "$dir/admin.sock"
+}
+in_zone() { # zone program log
+    LD_LIBRARY_PATH="$top/libvgpu" VGPU_SOCKET="$dir/$1.sock" VGPU_TRANSPORT=posix \
+        timeout 300 "$2" >"$3" 2>&1
+}
+field() { # zone key -> value from LIST
+    admin LIST | awk -v z="$1" -v k="$2" '$1 == z { for (i = 5; i <= NF; i++) { split($i, kv, "=");
+        if (kv[1] == k) print kv[2] } }'
+}
+
+# (3) every kernel program in zones a and b at the same time
+for p in "$kbuild"/*; do
+    [[ -x "$p" && "$p" != *.log ]] || continue
+    n=$(basename "$p")
+    [[ $n == out_of_bounds* ]] && continue # (4) runs it
+    in_zone a "$p" "$work/$n.a.log" & ia=$!
+    in_zone b "$p" "$work/$n.b.log"; rb=$?
+    wait $ia; ra=$?
+    if [[ $ra -eq 0 && $rb -eq 0 ]]; then ok "$n in zones a and b at once"
+    else ko "$n in zones a and b at once" "zone a exit $ra, zone b exit $rb" \
+        "$work/$n.$([[ $ra -ne 0 ]] && echo a || echo b).log"; fi
+done
+
+# (4) fault containment
+restarts0=$(field a restarts); pid0=$(field a pid)
+in_zone a "$kbuild/out_of_bounds" "$work/oob.a.log" & ia=$!
+in_zone b "$kbuild/matmul_shared" "$work/mm.b.log"; rb=$?
+wait $ia; ra=$?
+if [[ $ra -eq 0 ]] && grep -q cudaErrorIllegalAddress "$work/oob.a.log"; then
+    ok "zone a's out-of-bounds kernel gets cudaErrorIllegalAddress"
+else ko "zone a's out-of-bounds kernel" "exit $ra" "$work/oob.a.log"; fi
+if [[ $rb -eq 0 ]]; then ok "zone b's matmul meanwhile: correct results"
+else ko "zone b's matmul meanwhile" "exit $rb" "$work/mm.b.log"; fi
+for _ in $(seq 1 100); do
+    [[ "$(field a state)" == ready && "$(field a pid)" != "$pid0" ]] && break
+    sleep 0.1
+done
+if [[ "$(field a restarts)" == $((restarts0 + 1)) && "$(field a pid)" != "$pid0" ]]; then
+    ok "zone a's worker retired and was replaced (LIST: pid $pid0 -> $(field a pid), restarts=$(field a restarts))"
+else ko "zone a's worker replaced" "LIST: $(admin LIST | grep '^a ')" "$work/proxy.log"; fi
+if in_zone a "$kbuild/vector_add" "$work/va.a.log"; then ok "zone a's next program works"
+else ko "zone a's next program" "failed" "$work/va.a.log"; fi
+if grep -q "seccomp denied" "$work/proxy.log"; then
+    ko "no system call denied to the cuda workers" "$(grep -m1 'seccomp denied' "$work/proxy.log")"
+else ok "no system call denied to the cuda workers' sandbox"; fi
+
+echo "chain: $pass passed, $fail failed"
+[[ $fail -eq 0 ]]
