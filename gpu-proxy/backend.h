@@ -1,7 +1,7 @@
 /* backend.h - the interface between gpu_proxy's zone layer and a GPU: a const table of function
  * pointers (backend_stub.c: a simulated GPU in host memory; backend_cuda.c: NVIDIA's driver).
  * Backends see backend addresses and backend objects only; zones, handles and the translation of
- * zone-virtual addresses live in zone.c/dispatch.c. Every call returns a CUresult value. */
+ * zone-virtual addresses live in zone.c and dispatch*.c. Every call returns a CUresult value. */
 #ifndef GPU_PROXY_BACKEND_H
 #define GPU_PROXY_BACKEND_H
 

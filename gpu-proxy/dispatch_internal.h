@@ -1,0 +1,89 @@
+/* dispatch_internal.h - what the handler families of the dispatch (dispatch_*.c) share: the
+ * request context a handler gets, the lookups and range checks every handler uses, and one
+ * prototype per op of idm_ops.def (the table in dispatch.c indexes them). Private to gpu-proxy. */
+#ifndef GPU_PROXY_DISPATCH_INTERNAL_H
+#define GPU_PROXY_DISPATCH_INTERNAL_H
+
+#include <cuda.h>
+#include <stdint.h>
+
+#include "idm.h"
+#include "stream.h"
+#include "zone.h"
+
+#define DEFAULT_STREAM(h) ((h) == 0 || (h) == (idm_handle)CU_STREAM_LEGACY || \
+                           (h) == (idm_handle)CU_STREAM_PER_THREAD)
+
+/* What a handler gets besides its request and reply structs. */
+struct rq {
+    struct session *s;
+    const struct idm_hdr *h;
+    const uint8_t *tail;   /* request bytes after the fixed struct */
+    uint32_t tail_len;
+    uint8_t *rtail;        /* reply bytes after the fixed struct */
+    uint32_t rtail_max;
+    uint32_t rtail_len;
+    int deferred;          /* a stream worker will send the reply */
+};
+
+#define ZN(r) ((r)->s->zone->name)
+#define PEER(r) ((r)->s->peer)
+
+/* One handler per op: h_NAME(r, typed request, typed reply) returns the CUresult. */
+#define IDM_OP(name, num, kind, req, rep)                                                       \
+    int h_##name(struct rq *r, const struct idm_req_##name *q, struct idm_rep_##name *p);
+#include "idm_ops.def"
+#undef IDM_OP
+
+/* ---- lookups and checks (dispatch_check.c) ---- */
+
+/* A context of the session (0: the primary context, when retained). */
+int rq_ctx(struct rq *r, idm_handle h, idm_handle *out);
+/* A stream of the session; *st is NULL for the default stream. */
+int rq_stream(struct rq *r, idm_handle h, struct stream_obj **st);
+/* [va, va+len) must lie inside one allocation of this session: its backend address. */
+int rq_dev_range(struct rq *r, uint64_t va, uint64_t len, uint64_t *baddr);
+/* [off, off+len) of the connection's window. */
+int rq_win_range(struct rq *r, uint64_t off, uint64_t len, uint8_t **p);
+/* A NUL-terminated name in the request tail. */
+int rq_tail_name(struct rq *r, const char **name);
+/* Queues op on stream st; its worker sends the reply. */
+int rq_defer(struct rq *r, struct stream_obj *st, struct stream_op *op);
+struct stream_op *rq_new_op(int kind);
+
+static inline struct event_obj *rq_event(struct rq *r, idm_handle h)
+{
+    return htab_lookup(&r->s->ht, h, HT_EVENT);
+}
+
+static inline struct kernel_obj *rq_kernel(struct rq *r, idm_handle h)
+{
+    return htab_lookup(&r->s->ht, h, HT_KERNEL);
+}
+
+/* The session's sticky error (0: none); stream workers set it. */
+static inline int rq_sticky(struct rq *r)
+{
+    return __atomic_load_n(&r->s->sticky, __ATOMIC_ACQUIRE);
+}
+
+/* What a synchronising call returns: the sticky error if there is one, else rc. */
+static inline int rq_sync_status(struct rq *r, int rc)
+{
+    return rq_sticky(r) ? rq_sticky(r) : rc;
+}
+
+/* Work on the default stream runs inline, after every stream of the session has drained
+ * (the legacy default stream waits for the others). */
+static inline void rq_default_stream_enter(struct rq *r)
+{
+    session_drain(r->s);
+}
+
+/* ---- shared by families (dispatch_mem.c) ---- */
+
+/* Allocates zone memory: quota, zone address, backend memory, allocation-table entry. */
+int dispatch_alloc(struct session *s, uint64_t size, uint8_t kind, idm_handle owner,
+                   uint64_t *va, uint64_t *baddr_out);
+
+#endif /* GPU_PROXY_DISPATCH_INTERNAL_H */

@@ -1,0 +1,320 @@
+/* dispatch_module.c - code handlers: staging images uploaded through the window, libraries and
+ * modules (globals allocated in the loading zone), kernels with their parameter layouts, function
+ * attributes and occupancy. */
+#include "dispatch_internal.h"
+
+#include <cuda.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define IMAGE_MAX_BYTES (512ull << 20)     /* one code image */
+#define STAGING_MAX_BYTES (1024ull << 20)  /* all staging images of one session */
+
+int h_IMAGE_BEGIN(struct rq *r, const struct idm_req_IMAGE_BEGIN *q,
+                  struct idm_rep_IMAGE_BEGIN *p)
+{
+    struct session *s = r->s;
+    struct image_obj *im;
+
+    if (q->size == 0 || q->size > IMAGE_MAX_BYTES)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (s->staging_bytes + q->size > STAGING_MAX_BYTES) {
+        log_warn("zone=%s %s: image of %llu bytes refused: %llu bytes already staged", ZN(r),
+                 PEER(r), (unsigned long long)q->size, (unsigned long long)s->staging_bytes);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    im = calloc(1, sizeof(*im));
+    if (im == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    im->data = calloc(1, q->size);
+    if (im->data == NULL)
+        goto free_obj;
+    im->size = q->size;
+    if (htab_insert(&s->ht, HT_IMAGE, im, &p->image) != 0)
+        goto free_data;
+    s->staging_bytes += q->size;
+    return CUDA_SUCCESS;
+
+free_data:
+    free(im->data);
+free_obj:
+    free(im);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+int h_IMAGE_CHUNK(struct rq *r, const struct idm_req_IMAGE_CHUNK *q,
+                  struct idm_rep_IMAGE_CHUNK *p)
+{
+    struct image_obj *im = htab_lookup(&r->s->ht, q->image, HT_IMAGE);
+    uint8_t *w;
+    int rc;
+
+    (void)p;
+    if (im == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    if (q->offset > im->size || q->len > im->size - q->offset)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (q->len == 0)
+        return CUDA_SUCCESS;
+    if ((rc = rq_win_range(r, q->win_off, q->len, &w)) != CUDA_SUCCESS)
+        return rc;
+    memcpy(im->data + q->offset, w, q->len);
+    return CUDA_SUCCESS;
+}
+
+struct lib_alloc_ctx {
+    struct session *s;
+    idm_handle lib;
+};
+
+static int lib_alloc(void *ctx, uint64_t size, uint64_t *zone_addr, uint64_t *baddr)
+{
+    struct lib_alloc_ctx *c = ctx;
+
+    return dispatch_alloc(c->s, size, ALLOC_GLOBAL_OWNED, c->lib, zone_addr, baddr);
+}
+
+int h_LIBRARY_LOAD(struct rq *r, const struct idm_req_LIBRARY_LOAD *q,
+                   struct idm_rep_LIBRARY_LOAD *p)
+{
+    struct session *s = r->s;
+    struct image_obj *im;
+    struct library_obj *lib;
+    struct lib_alloc_ctx ac;
+    struct backend_allocator alloc = {.ctx = &ac, .alloc = lib_alloc};
+    char err[256] = "";
+    idm_handle ctx, h;
+    int rc;
+
+    if ((rc = rq_ctx(r, q->ctx, &ctx)) != CUDA_SUCCESS)
+        return rc;
+    im = htab_lookup(&s->ht, q->image, HT_IMAGE);
+    if (im == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    /* The staging image is consumed either way. */
+    htab_remove(&s->ht, q->image, HT_IMAGE);
+    s->staging_bytes -= im->size;
+
+    lib = calloc(1, sizeof(*lib));
+    if (lib == NULL) {
+        rc = CUDA_ERROR_OUT_OF_MEMORY;
+        goto free_image;
+    }
+    lib->ctx = ctx;
+    lib->as_module = q->as_module;
+    if (htab_insert(&s->ht, HT_LIBRARY, lib, &h) != 0) {
+        free(lib);
+        rc = CUDA_ERROR_OUT_OF_MEMORY;
+        goto free_image;
+    }
+    ac.s = s;
+    ac.lib = h;
+    rc = s->be->library_load(s->bz, im->data, im->size, &alloc, &lib->bl, err, sizeof(err));
+    if (rc != CUDA_SUCCESS) {
+        log_warn("zone=%s %s: loading a %llu-byte image failed (CUresult %d): %s", ZN(r),
+                 PEER(r), (unsigned long long)im->size, rc, err[0] ? err : "no reason given");
+        /* Globals allocated before the failure belong to h. */
+        for (long i = (long)s->at.n - 1; i >= 0; i--)
+            if (s->at.v[i].owner == h)
+                session_free_alloc(s, i);
+        htab_remove(&s->ht, h, HT_LIBRARY);
+        free(lib);
+        goto free_image;
+    }
+    log_debug("zone=%s %s: loaded a %llu-byte image as %s", ZN(r), PEER(r),
+              (unsigned long long)im->size, q->as_module ? "module" : "library");
+    p->library = h;
+
+free_image:
+    free(im->data);
+    free(im);
+    return rc;
+}
+
+int h_LIBRARY_UNLOAD(struct rq *r, const struct idm_req_LIBRARY_UNLOAD *q,
+                     struct idm_rep_LIBRARY_UNLOAD *p)
+{
+    struct library_obj *lib = htab_lookup(&r->s->ht, q->library, HT_LIBRARY);
+
+    (void)p;
+    if (lib == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    session_drain(r->s);
+    r->s->be->zone_sync(r->s->bz);
+    session_free_library(r->s, q->library, lib);
+    return CUDA_SUCCESS;
+}
+
+int h_LIBRARY_GET_KERNEL(struct rq *r, const struct idm_req_LIBRARY_GET_KERNEL *q,
+                         struct idm_rep_LIBRARY_GET_KERNEL *p)
+{
+    struct library_obj *lib = htab_lookup(&r->s->ht, q->library, HT_LIBRARY);
+    struct idm_param params[IDM_PARAMS_MAX];
+    struct kernel_obj *k;
+    const char *name;
+    uint32_t count = 0, bytes = 0;
+    struct backend_kernel *bk;
+    int rc;
+
+    if (lib == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    if ((rc = rq_tail_name(r, &name)) != CUDA_SUCCESS)
+        return rc;
+    for (k = lib->kernels; k; k = k->next)
+        if (strcmp(k->name, name) == 0)
+            break;
+    if (k == NULL) {
+        rc = r->s->be->library_get_kernel(r->s->bz, lib->bl, name, &bk, params, &count, &bytes);
+        if (rc != CUDA_SUCCESS)
+            return rc;
+        if (count > IDM_PARAMS_MAX)
+            return CUDA_ERROR_NOT_SUPPORTED;
+        k = calloc(1, sizeof(*k));
+        if (k == NULL)
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        k->params = calloc(count ? count : 1, sizeof(*k->params));
+        k->name = strdup(name);
+        if (k->params == NULL || k->name == NULL) {
+            free(k->params);
+            free(k->name);
+            free(k);
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        memcpy(k->params, params, count * sizeof(*params));
+        k->library = q->library;
+        k->bk = bk;
+        k->param_count = count;
+        k->param_bytes = bytes;
+        if (htab_insert(&r->s->ht, HT_KERNEL, k, &k->self) != 0) {
+            free(k->params);
+            free(k->name);
+            free(k);
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        k->next = lib->kernels;
+        lib->kernels = k;
+    }
+    if ((uint64_t)k->param_count * sizeof(struct idm_param) > r->rtail_max) {
+        log_warn("zone=%s %s: the layout of kernel %s does not fit a reply slot", ZN(r),
+                 PEER(r), k->name);
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    memcpy(r->rtail, k->params, k->param_count * sizeof(struct idm_param));
+    r->rtail_len = k->param_count * (uint32_t)sizeof(struct idm_param);
+    p->kernel = k->self;
+    p->param_count = k->param_count;
+    p->param_bytes = k->param_bytes;
+    return CUDA_SUCCESS;
+}
+
+int h_LIBRARY_GET_GLOBAL(struct rq *r, const struct idm_req_LIBRARY_GET_GLOBAL *q,
+                         struct idm_rep_LIBRARY_GET_GLOBAL *p)
+{
+    struct session *s = r->s;
+    struct library_obj *lib = htab_lookup(&s->ht, q->library, HT_LIBRARY);
+    uint64_t zaddr = 0, baddr = 0, size = 0, va;
+    const char *name;
+    struct alloc a;
+    int rc;
+
+    if (lib == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    if ((rc = rq_tail_name(r, &name)) != CUDA_SUCCESS)
+        return rc;
+    rc = s->be->library_get_global(s->bz, lib->bl, name, &zaddr, &baddr, &size);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (zaddr == 0) {
+        /* A backend-owned global: map it into the zone once. */
+        for (uint32_t i = 0; i < s->at.n; i++) {
+            if (s->at.v[i].owner == q->library && s->at.v[i].baddr == baddr &&
+                s->at.v[i].kind == ALLOC_GLOBAL_MAPPED) {
+                zaddr = s->at.v[i].va;
+                break;
+            }
+        }
+    }
+    if (zaddr == 0) {
+        if (size == 0)
+            return CUDA_ERROR_NOT_FOUND;
+        if (zone_charge(s->zone, size, &va) != 0)
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        memset(&a, 0, sizeof(a));
+        a.va = va;
+        a.size = size;
+        a.charged = size;
+        a.baddr = baddr;
+        a.owner = q->library;
+        a.kind = ALLOC_GLOBAL_MAPPED;
+        a.buffer_id = s->next_buffer_id++;
+        pthread_rwlock_wrlock(&s->at_lock);
+        rc = atab_insert(&s->at, &a);
+        pthread_rwlock_unlock(&s->at_lock);
+        if (rc != 0) {
+            zone_uncharge(s->zone, size);
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        zaddr = va;
+    }
+    p->dptr = zaddr;
+    p->size = size;
+    return CUDA_SUCCESS;
+}
+
+int h_LIBRARY_GET_KERNEL_COUNT(struct rq *r,
+                               const struct idm_req_LIBRARY_GET_KERNEL_COUNT *q,
+                               struct idm_rep_LIBRARY_GET_KERNEL_COUNT *p)
+{
+    struct library_obj *lib = htab_lookup(&r->s->ht, q->library, HT_LIBRARY);
+
+    if (lib == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    return r->s->be->library_kernel_count(r->s->bz, lib->bl, &p->count);
+}
+
+int h_FUNC_GET_ATTRIBUTE(struct rq *r, const struct idm_req_FUNC_GET_ATTRIBUTE *q,
+                         struct idm_rep_FUNC_GET_ATTRIBUTE *p)
+{
+    struct kernel_obj *k = rq_kernel(r, q->func);
+
+    if (k == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    return r->s->be->func_get_attribute(r->s->bz, k->bk, q->attr, &p->value);
+}
+
+int h_FUNC_SET_ATTRIBUTE(struct rq *r, const struct idm_req_FUNC_SET_ATTRIBUTE *q,
+                         struct idm_rep_FUNC_SET_ATTRIBUTE *p)
+{
+    struct kernel_obj *k = rq_kernel(r, q->func);
+
+    (void)p;
+    if (k == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    return r->s->be->func_set_attribute(r->s->bz, k->bk, q->attr, q->value);
+}
+
+int h_FUNC_GET_NAME(struct rq *r, const struct idm_req_FUNC_GET_NAME *q,
+                    struct idm_rep_FUNC_GET_NAME *p)
+{
+    struct kernel_obj *k = rq_kernel(r, q->func);
+
+    if (k == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    snprintf(p->name, sizeof(p->name), "%s", k->name);
+    return CUDA_SUCCESS;
+}
+
+int h_OCCUPANCY(struct rq *r, const struct idm_req_OCCUPANCY *q,
+                struct idm_rep_OCCUPANCY *p)
+{
+    struct kernel_obj *k = rq_kernel(r, q->func);
+
+    if (k == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    return r->s->be->occupancy(r->s->bz, k->bk, q->which, q->block_size, q->dynamic_smem,
+                               q->num_blocks, q->cluster_dim, q->grid_dim, q->flags, &p->value);
+}
