@@ -1,6 +1,6 @@
 /* dispatch_check.c - the lookups and checks every handler family uses: a request's context and
  * stream handles, device ranges against the session's allocation table, window ranges against
- * the connection's window, names in the request tail; and handing an op to a stream's worker. */
+ * the connection's window, names in the request tail; and running a prepared asynchronous op. */
 #include "dispatch_internal.h"
 
 #include <cuda.h>
@@ -39,21 +39,14 @@ int rq_stream(struct rq *r, idm_handle h, struct stream_obj **st)
     return CUDA_SUCCESS;
 }
 
-int rq_defer(struct rq *r, struct stream_obj *st, struct stream_op *op)
+int rq_run(struct rq *r, struct stream_obj *st, struct stream_op *op)
 {
-    op->req = *r->h;
-    stream_submit(st, op);
-    r->deferred = 1;
-    return CUDA_SUCCESS;
-}
+    struct sop_reply rep = {.fixed = r->s->rbuf, .tail = r->rtail, .tail_len = 0};
+    int rc = stream_run(r->s, st, op, r->h, &rep);
 
-struct stream_op *rq_new_op(int kind)
-{
-    struct stream_op *op = calloc(1, sizeof(*op));
-
-    if (op)
-        op->kind = kind;
-    return op;
+    r->deferred = op->seq != 0;
+    r->rtail_len = rep.tail_len;
+    return rc;
 }
 
 int rq_dev_range(struct rq *r, uint64_t va, uint64_t len, uint64_t *baddr)

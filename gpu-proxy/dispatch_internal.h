@@ -47,9 +47,9 @@ int rq_dev_range(struct rq *r, uint64_t va, uint64_t len, uint64_t *baddr);
 int rq_win_range(struct rq *r, uint64_t off, uint64_t len, uint8_t **p);
 /* A NUL-terminated name in the request tail. */
 int rq_tail_name(struct rq *r, const char **name);
-/* Queues op on stream st; its worker sends the reply. */
-int rq_defer(struct rq *r, struct stream_obj *st, struct stream_op *op);
-struct stream_op *rq_new_op(int kind);
+/* Runs a prepared asynchronous op on st (NULL: the default stream) through stream_run: inline
+ * (its reply in the session's reply buffer) or queued (r->deferred: the worker replies). */
+int rq_run(struct rq *r, struct stream_obj *st, struct stream_op *op);
 
 static inline struct event_obj *rq_event(struct rq *r, idm_handle h)
 {
@@ -79,6 +79,22 @@ static inline void rq_default_stream_enter(struct rq *r)
 {
     session_drain(r->s);
 }
+
+/* The handler of an asynchronous op NAME is its prepare step, prepare(r, q, op, &st): the
+ * request's checks, in the order a driver makes them, filling op (left SOP_NONE when there is
+ * nothing to do) and st; then the one execute path, rq_run. */
+#define DISPATCH_ASYNC(name, prepare)                                                           \
+    int h_##name(struct rq *r, const struct idm_req_##name *q, struct idm_rep_##name *p)       \
+    {                                                                                          \
+        struct stream_op op = {.kind = SOP_NONE};                                              \
+        struct stream_obj *st = NULL;                                                          \
+        int rc = prepare(r, q, &op, &st);                                                      \
+                                                                                               \
+        (void)p;                                                                               \
+        if (rc != CUDA_SUCCESS || op.kind == SOP_NONE)                                         \
+            return rc;                                                                         \
+        return rq_run(r, st, &op);                                                             \
+    }
 
 /* ---- shared by families (dispatch_mem.c) ---- */
 

@@ -1,26 +1,23 @@
-/* dispatch_launch.c - the kernel launch handler: grid, block and parameter checks against the
- * kernel's layout, then the launch inline (default stream) or queued on its stream. */
+/* dispatch_launch.c - the kernel launch: its prepare step checks grid, block and parameter bytes
+ * against the kernel's layout and fills the launch; stream.c issues it (default stream inline,
+ * other streams queued with a copy of the parameters). */
 #include "dispatch_internal.h"
 
 #include <cuda.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 
-int h_LAUNCH(struct rq *r, const struct idm_req_LAUNCH *q, struct idm_rep_LAUNCH *p)
+static int prep_launch(struct rq *r, const struct idm_req_LAUNCH *q, struct stream_op *op,
+                       struct stream_obj **st)
 {
-    struct session *s = r->s;
     struct kernel_obj *k = rq_kernel(r, q->func);
-    struct backend_launch l;
-    struct stream_obj *st;
     uint64_t threads;
     int rc;
 
-    (void)p;
     if (k == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
-    if ((rc = rq_stream(r, q->stream, &st)) != CUDA_SUCCESS)
+    if ((rc = rq_stream(r, q->stream, st)) != CUDA_SUCCESS)
         return rc;
     if (rq_sticky(r))
         return rq_sticky(r);
@@ -37,29 +34,17 @@ int h_LAUNCH(struct rq *r, const struct idm_req_LAUNCH *q, struct idm_rep_LAUNCH
                  ZN(r), PEER(r), k->name, q->param_bytes, k->param_bytes, r->tail_len);
         return CUDA_ERROR_INVALID_VALUE;
     }
-    memset(&l, 0, sizeof(l));
-    memcpy(l.grid, q->grid, sizeof(l.grid));
-    memcpy(l.block, q->block, sizeof(l.block));
-    memcpy(l.cluster, q->cluster, sizeof(l.cluster));
-    l.shared_bytes = q->shared_bytes;
-    l.params = r->tail;
-    l.params_size = q->param_bytes;
-    l.layout = k->params;
-    l.param_count = k->param_count;
-    if (st != NULL) {
-        struct stream_op *op = rq_new_op(SOP_LAUNCH);
-        if (op == NULL)
-            return CUDA_ERROR_OUT_OF_MEMORY;
-        op->params = malloc(q->param_bytes ? q->param_bytes : 1);
-        if (op->params == NULL) {
-            free(op);
-            return CUDA_ERROR_OUT_OF_MEMORY;
-        }
-        memcpy(op->params, r->tail, q->param_bytes);
-        op->k = k;
-        op->l = l;
-        return rq_defer(r, st, op);
-    }
-    rq_default_stream_enter(r);
-    return exec_launch(s, k, NULL, &l);
+    op->kind = SOP_LAUNCH;
+    op->k = k;
+    memcpy(op->l.grid, q->grid, sizeof(op->l.grid));
+    memcpy(op->l.block, q->block, sizeof(op->l.block));
+    memcpy(op->l.cluster, q->cluster, sizeof(op->l.cluster));
+    op->l.shared_bytes = q->shared_bytes;
+    op->l.params = r->tail;
+    op->l.params_size = q->param_bytes;
+    op->l.layout = k->params;
+    op->l.param_count = k->param_count;
+    return CUDA_SUCCESS;
 }
+
+DISPATCH_ASYNC(LAUNCH, prep_launch)

@@ -131,134 +131,95 @@ int h_MEM_GET_ADDRESS_RANGE(struct rq *r, const struct idm_req_MEM_GET_ADDRESS_R
     return CUDA_SUCCESS;
 }
 
-int h_MEMCPY_HTOD(struct rq *r, const struct idm_req_MEMCPY_HTOD *q,
-                  struct idm_rep_MEMCPY_HTOD *p)
+/* ---- copies and memsets: prepare steps (stream.c issues them) ---- */
+
+/* The source is the window range or, when win_len is 0, the request tail: that data lives in the
+ * request message, so such a copy is issued inline even on a stream (after its queue). */
+static int prep_htod(struct rq *r, const struct idm_req_MEMCPY_HTOD *q, struct stream_op *op,
+                     struct stream_obj **st)
 {
-    struct stream_obj *st;
-    const uint8_t *src;
     uint8_t *w;
-    uint64_t dst;
     int rc;
 
-    (void)p;
-    if ((rc = rq_stream(r, q->stream, &st)) != CUDA_SUCCESS)
+    if ((rc = rq_stream(r, q->stream, st)) != CUDA_SUCCESS)
         return rc;
     if (q->len == 0)
         return CUDA_SUCCESS;
     if (q->win_len == 0) {
         if (q->len > r->tail_len)
             return CUDA_ERROR_INVALID_VALUE;
-        src = r->tail;
+        op->hsrc = r->tail;
+        op->inline_only = 1;
     } else {
         if (q->len > q->win_len)
             return CUDA_ERROR_INVALID_VALUE;
         if ((rc = rq_win_range(r, q->win_off, q->len, &w)) != CUDA_SUCCESS)
             return rc;
-        src = w;
+        op->hsrc = w;
     }
-    if ((rc = rq_dev_range(r, q->dst, q->len, &dst)) != CUDA_SUCCESS)
+    if ((rc = rq_dev_range(r, q->dst, q->len, &op->dst)) != CUDA_SUCCESS)
         return rc;
-    /* Inline data lives in the request message: copy it inline; window data may be queued. */
-    if (st != NULL && q->win_len != 0) {
-        struct stream_op *op = rq_new_op(SOP_HTOD);
-        if (op == NULL)
-            return CUDA_ERROR_OUT_OF_MEMORY;
-        op->dst = dst;
-        op->host = w;
-        op->len = q->len;
-        return rq_defer(r, st, op);
-    }
-    if (st != NULL)
-        stream_wait(st, st->enq_seq);
-    else
-        rq_default_stream_enter(r);
-    return r->s->be->memcpy_htod(r->s->bz, st ? st->bs : NULL, dst, src, q->len);
-}
-
-int h_MEMCPY_DTOH(struct rq *r, const struct idm_req_MEMCPY_DTOH *q,
-                  struct idm_rep_MEMCPY_DTOH *p)
-{
-    struct stream_obj *st;
-    uint8_t *dstp;
-    uint64_t src;
-    int rc;
-
-    if ((rc = rq_stream(r, q->stream, &st)) != CUDA_SUCCESS)
-        return rc;
-    if (rq_sticky(r))
-        return rq_sticky(r);
-    if (q->len == 0) {
-        p->len = 0;
-        return CUDA_SUCCESS;
-    }
-    if (q->win_len == 0) {
-        if (q->len > r->rtail_max)
-            return CUDA_ERROR_INVALID_VALUE;
-        dstp = r->rtail;
-    } else {
-        if (q->len > q->win_len)
-            return CUDA_ERROR_INVALID_VALUE;
-        if ((rc = rq_win_range(r, q->win_off, q->len, &dstp)) != CUDA_SUCCESS)
-            return rc;
-    }
-    if ((rc = rq_dev_range(r, q->src, q->len, &src)) != CUDA_SUCCESS)
-        return rc;
-    if (st != NULL) {
-        /* Answered by the stream's worker once the data is there. */
-        struct stream_op *op = rq_new_op(SOP_DTOH);
-        if (op == NULL)
-            return CUDA_ERROR_OUT_OF_MEMORY;
-        op->src = src;
-        op->host = q->win_len ? dstp : NULL;
-        op->len = q->len;
-        return rq_defer(r, st, op);
-    }
-    rq_default_stream_enter(r);
-    rc = r->s->be->memcpy_dtoh(r->s->bz, NULL, dstp, src, q->len);
-    if (rc != CUDA_SUCCESS)
-        return rc;
-    if (q->win_len == 0)
-        r->rtail_len = (uint32_t)q->len;
-    p->len = q->len;
+    op->kind = SOP_HTOD;
+    op->len = q->len;
     return CUDA_SUCCESS;
 }
 
-int h_MEMCPY_DTOD(struct rq *r, const struct idm_req_MEMCPY_DTOD *q,
-                  struct idm_rep_MEMCPY_DTOD *p)
+/* The data goes to the window range or, when win_len is 0, to the reply tail. */
+static int prep_dtoh(struct rq *r, const struct idm_req_MEMCPY_DTOH *q, struct stream_op *op,
+                     struct stream_obj **st)
 {
-    struct stream_obj *st;
-    uint64_t dst, src;
+    uint8_t *w = NULL;
     int rc;
 
-    (void)p;
-    if ((rc = rq_stream(r, q->stream, &st)) != CUDA_SUCCESS)
+    if ((rc = rq_stream(r, q->stream, st)) != CUDA_SUCCESS)
+        return rc;
+    if (rq_sticky(r))
+        return rq_sticky(r);
+    if (q->len == 0)
+        return CUDA_SUCCESS; /* the reply's len stays 0 */
+    if (q->win_len == 0) {
+        if (q->len > r->rtail_max)
+            return CUDA_ERROR_INVALID_VALUE;
+    } else {
+        if (q->len > q->win_len)
+            return CUDA_ERROR_INVALID_VALUE;
+        if ((rc = rq_win_range(r, q->win_off, q->len, &w)) != CUDA_SUCCESS)
+            return rc;
+    }
+    if ((rc = rq_dev_range(r, q->src, q->len, &op->src)) != CUDA_SUCCESS)
+        return rc;
+    op->kind = SOP_DTOH;
+    op->hdst = w;
+    op->len = q->len;
+    return CUDA_SUCCESS;
+}
+
+static int prep_dtod(struct rq *r, const struct idm_req_MEMCPY_DTOD *q, struct stream_op *op,
+                     struct stream_obj **st)
+{
+    int rc;
+
+    if ((rc = rq_stream(r, q->stream, st)) != CUDA_SUCCESS)
         return rc;
     if (q->len == 0)
         return CUDA_SUCCESS;
-    if ((rc = rq_dev_range(r, q->dst, q->len, &dst)) != CUDA_SUCCESS ||
-        (rc = rq_dev_range(r, q->src, q->len, &src)) != CUDA_SUCCESS)
+    if ((rc = rq_dev_range(r, q->dst, q->len, &op->dst)) != CUDA_SUCCESS ||
+        (rc = rq_dev_range(r, q->src, q->len, &op->src)) != CUDA_SUCCESS)
         return rc;
-    if (st != NULL) {
-        struct stream_op *op = rq_new_op(SOP_DTOD);
-        if (op == NULL)
-            return CUDA_ERROR_OUT_OF_MEMORY;
-        op->dst = dst;
-        op->src = src;
-        op->len = q->len;
-        return rq_defer(r, st, op);
-    }
-    rq_default_stream_enter(r);
-    return r->s->be->memcpy_dtod(r->s->bz, NULL, dst, src, q->len);
+    op->kind = SOP_DTOD;
+    op->len = q->len;
+    return CUDA_SUCCESS;
 }
 
-int h_MEMSET(struct rq *r, const struct idm_req_MEMSET *q, struct idm_rep_MEMSET *p)
+/* count elements of elem_size bytes per row, height rows pitch bytes apart, all inside one
+ * allocation. */
+static int prep_memset(struct rq *r, const struct idm_req_MEMSET *q, struct stream_op *op,
+                       struct stream_obj **st)
 {
-    struct stream_obj *st;
-    uint64_t row_bytes, span, pitch, dst;
+    uint64_t row_bytes, span, pitch;
     int rc;
 
-    (void)p;
-    if ((rc = rq_stream(r, q->stream, &st)) != CUDA_SUCCESS)
+    if ((rc = rq_stream(r, q->stream, st)) != CUDA_SUCCESS)
         return rc;
     if (q->elem_size != 1 && q->elem_size != 2 && q->elem_size != 4)
         return CUDA_ERROR_INVALID_VALUE;
@@ -278,24 +239,21 @@ int h_MEMSET(struct rq *r, const struct idm_req_MEMSET *q, struct idm_rep_MEMSET
             return CUDA_ERROR_INVALID_VALUE;
         span = pitch * (q->height - 1) + row_bytes;
     }
-    if ((rc = rq_dev_range(r, q->dst, span, &dst)) != CUDA_SUCCESS)
+    if ((rc = rq_dev_range(r, q->dst, span, &op->dst)) != CUDA_SUCCESS)
         return rc;
-    if (st != NULL) {
-        struct stream_op *op = rq_new_op(SOP_MEMSET);
-        if (op == NULL)
-            return CUDA_ERROR_OUT_OF_MEMORY;
-        op->dst = dst;
-        op->value = q->value;
-        op->elem_size = q->elem_size;
-        op->width = q->count;
-        op->pitch = pitch;
-        op->height = q->height;
-        return rq_defer(r, st, op);
-    }
-    rq_default_stream_enter(r);
-    return r->s->be->memset(r->s->bz, NULL, dst, q->value, q->elem_size, q->count, pitch,
-                            q->height);
+    op->kind = SOP_MEMSET;
+    op->value = q->value;
+    op->elem_size = q->elem_size;
+    op->width = q->count;
+    op->pitch = pitch;
+    op->height = q->height;
+    return CUDA_SUCCESS;
 }
+
+DISPATCH_ASYNC(MEMCPY_HTOD, prep_htod)
+DISPATCH_ASYNC(MEMCPY_DTOH, prep_dtoh)
+DISPATCH_ASYNC(MEMCPY_DTOD, prep_dtod)
+DISPATCH_ASYNC(MEMSET, prep_memset)
 
 int h_POINTER_GET_ATTRIBUTE(struct rq *r, const struct idm_req_POINTER_GET_ATTRIBUTE *q,
                             struct idm_rep_POINTER_GET_ATTRIBUTE *p)

@@ -183,38 +183,43 @@ int h_EVENT_DESTROY(struct rq *r, const struct idm_req_EVENT_DESTROY *q,
     return CUDA_SUCCESS;
 }
 
-int h_EVENT_RECORD(struct rq *r, const struct idm_req_EVENT_RECORD *q,
-                   struct idm_rep_EVENT_RECORD *p)
+static int prep_event_record(struct rq *r, const struct idm_req_EVENT_RECORD *q,
+                             struct stream_op *op, struct stream_obj **st)
 {
-    struct stream_obj *st;
     struct event_obj *e;
     int rc;
 
-    (void)p;
     if ((e = rq_event(r, q->event)) == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
-    if ((rc = rq_stream(r, q->stream, &st)) != CUDA_SUCCESS)
+    if ((rc = rq_stream(r, q->stream, st)) != CUDA_SUCCESS)
         return rc;
-    if (st != NULL) {
-        struct stream_op *op = rq_new_op(SOP_EVENT_RECORD);
-        if (op == NULL)
-            return CUDA_ERROR_OUT_OF_MEMORY;
-        /* A previous record still queued elsewhere happens first. */
-        event_wait(e);
-        op->ev = e;
-        e->recorded = 1;
-        e->rec_stream = st;
-        op->req = *r->h;
-        e->rec_seq = stream_submit(st, op);
-        r->deferred = 1;
-        return CUDA_SUCCESS;
-    }
+    /* A previous record still queued elsewhere happens first. */
     event_wait(e);
-    rq_default_stream_enter(r);
-    rc = r->s->be->event_record(r->s->bz, e->be, NULL);
-    if (rc == CUDA_SUCCESS) {
-        e->recorded = 1;
-        e->rec_stream = NULL;
+    op->kind = SOP_EVENT_RECORD;
+    op->ev = e;
+    return CUDA_SUCCESS;
+}
+
+/* The one asynchronous handler with a step after the execute path: the event remembers where
+ * its record went (queued: the stream and ticket; inline: done once it succeeded). */
+int h_EVENT_RECORD(struct rq *r, const struct idm_req_EVENT_RECORD *q,
+                   struct idm_rep_EVENT_RECORD *p)
+{
+    struct stream_op op = {.kind = SOP_NONE};
+    struct stream_obj *st = NULL;
+    int rc;
+
+    (void)p;
+    if ((rc = prep_event_record(r, q, &op, &st)) != CUDA_SUCCESS)
+        return rc;
+    rc = rq_run(r, st, &op);
+    if (op.seq != 0) {
+        op.ev->recorded = 1;
+        op.ev->rec_stream = st;
+        op.ev->rec_seq = op.seq;
+    } else if (rc == CUDA_SUCCESS) {
+        op.ev->recorded = 1;
+        op.ev->rec_stream = NULL;
     }
     return rc;
 }
