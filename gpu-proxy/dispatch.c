@@ -11,11 +11,11 @@
 #include "dispatch_internal.h"
 #include "log.h"
 
-typedef int (*handler_fn)(struct rq *r, const void *req, void *rep);
+typedef CUresult (*handler_fn)(struct rq *r, const void *req, void *rep);
 
 /* One thunk per op gives every handler its typed request and reply. */
 #define IDM_OP(name, num, kind, req, rep)                                                       \
-    static int t_##name(struct rq *r, const void *q, void *p)                                   \
+    static CUresult t_##name(struct rq *r, const void *q, void *p)                              \
     {                                                                                           \
         return h_##name(r, (const struct idm_req_##name *)q, (struct idm_rep_##name *)p);       \
     }
@@ -54,7 +54,7 @@ int dispatch_request(struct session *s, const struct idm_hdr *h, const uint8_t *
     } req;
     const struct idm_op_info *info;
     struct rq r;
-    int rc;
+    CUresult rc;
 
     *rep_len = 0;
     if (h->flags & IDM_F_REPLY) {

@@ -10,7 +10,7 @@
 #include "idm_transport.h"
 #include "log.h"
 
-int rq_ctx(struct rq *r, idm_handle h, idm_handle *out)
+CUresult rq_ctx(struct rq *r, idm_handle h, idm_handle *out)
 {
     if (h == 0) {
         if (r->s->primary_ctx == 0 || r->s->primary_refs == 0)
@@ -24,7 +24,7 @@ int rq_ctx(struct rq *r, idm_handle h, idm_handle *out)
     return CUDA_SUCCESS;
 }
 
-int rq_stream(struct rq *r, idm_handle h, struct stream_obj **st)
+CUresult rq_stream(struct rq *r, idm_handle h, struct stream_obj **st)
 {
     struct stream_obj *o;
 
@@ -39,17 +39,17 @@ int rq_stream(struct rq *r, idm_handle h, struct stream_obj **st)
     return CUDA_SUCCESS;
 }
 
-int rq_run(struct rq *r, struct stream_obj *st, struct stream_op *op)
+CUresult rq_run(struct rq *r, struct stream_obj *st, struct stream_op *op)
 {
     struct sop_reply rep = {.fixed = r->s->rbuf, .tail = r->rtail, .tail_len = 0};
-    int rc = stream_run(r->s, st, op, r->h, &rep);
+    CUresult rc = stream_run(r->s, st, op, r->h, &rep);
 
     r->deferred = op->seq != 0;
     r->rtail_len = rep.tail_len;
     return rc;
 }
 
-int rq_dev_range(struct rq *r, uint64_t va, uint64_t len, uint64_t *baddr)
+CUresult rq_dev_range(struct rq *r, uint64_t va, uint64_t len, uint64_t *baddr)
 {
     long i = atab_find(&r->s->at, va, len);
 
@@ -62,7 +62,7 @@ int rq_dev_range(struct rq *r, uint64_t va, uint64_t len, uint64_t *baddr)
     return CUDA_SUCCESS;
 }
 
-int rq_win_range(struct rq *r, uint64_t off, uint64_t len, uint8_t **p)
+CUresult rq_win_range(struct rq *r, uint64_t off, uint64_t len, uint8_t **p)
 {
     struct session *s = r->s;
 
@@ -77,7 +77,7 @@ int rq_win_range(struct rq *r, uint64_t off, uint64_t len, uint8_t **p)
     return CUDA_SUCCESS;
 }
 
-int rq_tail_name(struct rq *r, const char **name)
+CUresult rq_tail_name(struct rq *r, const char **name)
 {
     if (r->tail_len == 0 || r->tail_len > IDM_SYMBOL_MAX ||
         memchr(r->tail, 0, r->tail_len) == NULL)

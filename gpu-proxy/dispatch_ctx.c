@@ -5,15 +5,16 @@
 #include <cuda.h>
 #include <stdlib.h>
 
-static int check_device(struct rq *r, int32_t device)
+static CUresult check_device(struct rq *r, int32_t device)
 {
     return device >= 0 && device < r->s->be->device_count() ? CUDA_SUCCESS
                                                              : CUDA_ERROR_INVALID_DEVICE;
 }
 
-static int new_ctx(struct rq *r, int primary, uint32_t flags, idm_handle *out)
+static CUresult new_ctx(struct rq *r, int primary, uint32_t flags, idm_handle *out)
 {
     struct ctx_obj *c = calloc(1, sizeof(*c));
+    int err;
 
     if (c == NULL)
         return CUDA_ERROR_OUT_OF_MEMORY;
@@ -29,18 +30,17 @@ static int new_ctx(struct rq *r, int primary, uint32_t flags, idm_handle *out)
     c->limits[CU_LIMIT_SHMEM_SIZE] = 0;  /* not a CIG context */
     c->limits[CU_LIMIT_CIG_ENABLED] = 0;
     c->limits[CU_LIMIT_CIG_SHMEM_FALLBACK_ENABLED] = 1;
-    if (htab_insert(&r->s->ht, HT_CTX, c, out) != 0) {
+    err = htab_insert(&r->s->ht, HT_CTX, c, out);
+    if (err != 0)
         free(c);
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    }
-    return CUDA_SUCCESS;
+    return cu_from_errno(err);
 }
 
-int h_PRIMARY_CTX_RETAIN(struct rq *r, const struct idm_req_PRIMARY_CTX_RETAIN *q,
-                         struct idm_rep_PRIMARY_CTX_RETAIN *p)
+CUresult h_PRIMARY_CTX_RETAIN(struct rq *r, const struct idm_req_PRIMARY_CTX_RETAIN *q,
+                              struct idm_rep_PRIMARY_CTX_RETAIN *p)
 {
     struct session *s = r->s;
-    int rc;
+    CUresult rc;
 
     if ((rc = check_device(r, q->device)) != CUDA_SUCCESS)
         return rc;
@@ -54,11 +54,11 @@ int h_PRIMARY_CTX_RETAIN(struct rq *r, const struct idm_req_PRIMARY_CTX_RETAIN *
     return CUDA_SUCCESS;
 }
 
-int h_PRIMARY_CTX_RELEASE(struct rq *r, const struct idm_req_PRIMARY_CTX_RELEASE *q,
-                          struct idm_rep_PRIMARY_CTX_RELEASE *p)
+CUresult h_PRIMARY_CTX_RELEASE(struct rq *r, const struct idm_req_PRIMARY_CTX_RELEASE *q,
+                               struct idm_rep_PRIMARY_CTX_RELEASE *p)
 {
     struct session *s = r->s;
-    int rc;
+    CUresult rc;
 
     (void)p;
     if ((rc = check_device(r, q->device)) != CUDA_SUCCESS)
@@ -70,10 +70,10 @@ int h_PRIMARY_CTX_RELEASE(struct rq *r, const struct idm_req_PRIMARY_CTX_RELEASE
     return CUDA_SUCCESS;
 }
 
-int h_PRIMARY_CTX_RESET(struct rq *r, const struct idm_req_PRIMARY_CTX_RESET *q,
-                        struct idm_rep_PRIMARY_CTX_RESET *p)
+CUresult h_PRIMARY_CTX_RESET(struct rq *r, const struct idm_req_PRIMARY_CTX_RESET *q,
+                             struct idm_rep_PRIMARY_CTX_RESET *p)
 {
-    int rc;
+    CUresult rc;
 
     (void)p;
     if ((rc = check_device(r, q->device)) != CUDA_SUCCESS)
@@ -83,10 +83,10 @@ int h_PRIMARY_CTX_RESET(struct rq *r, const struct idm_req_PRIMARY_CTX_RESET *q,
     return CUDA_SUCCESS;
 }
 
-int h_PRIMARY_CTX_SET_FLAGS(struct rq *r, const struct idm_req_PRIMARY_CTX_SET_FLAGS *q,
-                            struct idm_rep_PRIMARY_CTX_SET_FLAGS *p)
+CUresult h_PRIMARY_CTX_SET_FLAGS(struct rq *r, const struct idm_req_PRIMARY_CTX_SET_FLAGS *q,
+                                 struct idm_rep_PRIMARY_CTX_SET_FLAGS *p)
 {
-    int rc;
+    CUresult rc;
 
     (void)p;
     if ((rc = check_device(r, q->device)) != CUDA_SUCCESS)
@@ -97,10 +97,10 @@ int h_PRIMARY_CTX_SET_FLAGS(struct rq *r, const struct idm_req_PRIMARY_CTX_SET_F
     return CUDA_SUCCESS;
 }
 
-int h_PRIMARY_CTX_GET_STATE(struct rq *r, const struct idm_req_PRIMARY_CTX_GET_STATE *q,
-                            struct idm_rep_PRIMARY_CTX_GET_STATE *p)
+CUresult h_PRIMARY_CTX_GET_STATE(struct rq *r, const struct idm_req_PRIMARY_CTX_GET_STATE *q,
+                                 struct idm_rep_PRIMARY_CTX_GET_STATE *p)
 {
-    int rc;
+    CUresult rc;
 
     if ((rc = check_device(r, q->device)) != CUDA_SUCCESS)
         return rc;
@@ -109,18 +109,18 @@ int h_PRIMARY_CTX_GET_STATE(struct rq *r, const struct idm_req_PRIMARY_CTX_GET_S
     return CUDA_SUCCESS;
 }
 
-int h_CTX_CREATE(struct rq *r, const struct idm_req_CTX_CREATE *q,
-                 struct idm_rep_CTX_CREATE *p)
+CUresult h_CTX_CREATE(struct rq *r, const struct idm_req_CTX_CREATE *q,
+                      struct idm_rep_CTX_CREATE *p)
 {
-    int rc;
+    CUresult rc;
 
     if ((rc = check_device(r, q->device)) != CUDA_SUCCESS)
         return rc;
     return new_ctx(r, 0, q->flags, &p->ctx);
 }
 
-int h_CTX_DESTROY(struct rq *r, const struct idm_req_CTX_DESTROY *q,
-                  struct idm_rep_CTX_DESTROY *p)
+CUresult h_CTX_DESTROY(struct rq *r, const struct idm_req_CTX_DESTROY *q,
+                       struct idm_rep_CTX_DESTROY *p)
 {
     struct ctx_obj *c = htab_lookup(&r->s->ht, q->ctx, HT_CTX);
 
@@ -133,11 +133,11 @@ int h_CTX_DESTROY(struct rq *r, const struct idm_req_CTX_DESTROY *q,
     return CUDA_SUCCESS;
 }
 
-int h_CTX_SYNCHRONIZE(struct rq *r, const struct idm_req_CTX_SYNCHRONIZE *q,
-                      struct idm_rep_CTX_SYNCHRONIZE *p)
+CUresult h_CTX_SYNCHRONIZE(struct rq *r, const struct idm_req_CTX_SYNCHRONIZE *q,
+                           struct idm_rep_CTX_SYNCHRONIZE *p)
 {
     idm_handle ctx;
-    int rc;
+    CUresult rc;
 
     (void)p;
     if ((rc = rq_ctx(r, q->ctx, &ctx)) != CUDA_SUCCESS)
@@ -146,11 +146,11 @@ int h_CTX_SYNCHRONIZE(struct rq *r, const struct idm_req_CTX_SYNCHRONIZE *q,
     return rq_sync_status(r, r->s->be->zone_sync(r->s->bz));
 }
 
-int h_CTX_GET_LIMIT(struct rq *r, const struct idm_req_CTX_GET_LIMIT *q,
-                    struct idm_rep_CTX_GET_LIMIT *p)
+CUresult h_CTX_GET_LIMIT(struct rq *r, const struct idm_req_CTX_GET_LIMIT *q,
+                         struct idm_rep_CTX_GET_LIMIT *p)
 {
     idm_handle ctx;
-    int rc;
+    CUresult rc;
 
     if ((rc = rq_ctx(r, q->ctx, &ctx)) != CUDA_SUCCESS)
         return rc;
@@ -160,11 +160,11 @@ int h_CTX_GET_LIMIT(struct rq *r, const struct idm_req_CTX_GET_LIMIT *q,
     return CUDA_SUCCESS;
 }
 
-int h_CTX_SET_LIMIT(struct rq *r, const struct idm_req_CTX_SET_LIMIT *q,
-                    struct idm_rep_CTX_SET_LIMIT *p)
+CUresult h_CTX_SET_LIMIT(struct rq *r, const struct idm_req_CTX_SET_LIMIT *q,
+                         struct idm_rep_CTX_SET_LIMIT *p)
 {
     idm_handle ctx;
-    int rc;
+    CUresult rc;
 
     (void)p;
     if ((rc = rq_ctx(r, q->ctx, &ctx)) != CUDA_SUCCESS)

@@ -8,7 +8,7 @@
 
 #include "log.h"
 
-int h_HELLO(struct rq *r, const struct idm_req_HELLO *q, struct idm_rep_HELLO *p)
+CUresult h_HELLO(struct rq *r, const struct idm_req_HELLO *q, struct idm_rep_HELLO *p)
 {
     struct session *s = r->s;
     uint64_t free_b, total_b;
@@ -29,11 +29,11 @@ int h_HELLO(struct rq *r, const struct idm_req_HELLO *q, struct idm_rep_HELLO *p
     return CUDA_SUCCESS;
 }
 
-int h_DEVICE_GET_PROPS(struct rq *r, const struct idm_req_DEVICE_GET_PROPS *q,
-                       struct idm_rep_DEVICE_GET_PROPS *p)
+CUresult h_DEVICE_GET_PROPS(struct rq *r, const struct idm_req_DEVICE_GET_PROPS *q,
+                            struct idm_rep_DEVICE_GET_PROPS *p)
 {
     struct backend_device_props props;
-    int rc;
+    CUresult rc;
 
     if (q->device < 0 || q->device >= r->s->be->device_count())
         return CUDA_ERROR_INVALID_DEVICE;

@@ -31,25 +31,25 @@ struct rq {
 
 /* One handler per op: h_NAME(r, typed request, typed reply) returns the CUresult. */
 #define IDM_OP(name, num, kind, req, rep)                                                       \
-    int h_##name(struct rq *r, const struct idm_req_##name *q, struct idm_rep_##name *p);
+    CUresult h_##name(struct rq *r, const struct idm_req_##name *q, struct idm_rep_##name *p);
 #include "idm_ops.def"
 #undef IDM_OP
 
 /* ---- lookups and checks (dispatch_check.c) ---- */
 
 /* A context of the session (0: the primary context, when retained). */
-int rq_ctx(struct rq *r, idm_handle h, idm_handle *out);
+CUresult rq_ctx(struct rq *r, idm_handle h, idm_handle *out);
 /* A stream of the session; *st is NULL for the default stream. */
-int rq_stream(struct rq *r, idm_handle h, struct stream_obj **st);
+CUresult rq_stream(struct rq *r, idm_handle h, struct stream_obj **st);
 /* [va, va+len) must lie inside one allocation of this session: its backend address. */
-int rq_dev_range(struct rq *r, uint64_t va, uint64_t len, uint64_t *baddr);
+CUresult rq_dev_range(struct rq *r, uint64_t va, uint64_t len, uint64_t *baddr);
 /* [off, off+len) of the connection's window. */
-int rq_win_range(struct rq *r, uint64_t off, uint64_t len, uint8_t **p);
+CUresult rq_win_range(struct rq *r, uint64_t off, uint64_t len, uint8_t **p);
 /* A NUL-terminated name in the request tail. */
-int rq_tail_name(struct rq *r, const char **name);
+CUresult rq_tail_name(struct rq *r, const char **name);
 /* Runs a prepared asynchronous op on st (NULL: the default stream) through stream_run: inline
  * (its reply in the session's reply buffer) or queued (r->deferred: the worker replies). */
-int rq_run(struct rq *r, struct stream_obj *st, struct stream_op *op);
+CUresult rq_run(struct rq *r, struct stream_obj *st, struct stream_op *op);
 
 static inline struct event_obj *rq_event(struct rq *r, idm_handle h)
 {
@@ -62,13 +62,13 @@ static inline struct kernel_obj *rq_kernel(struct rq *r, idm_handle h)
 }
 
 /* The session's sticky error (0: none); stream workers set it. */
-static inline int rq_sticky(struct rq *r)
+static inline CUresult rq_sticky(struct rq *r)
 {
-    return __atomic_load_n(&r->s->sticky, __ATOMIC_ACQUIRE);
+    return (CUresult)__atomic_load_n(&r->s->sticky, __ATOMIC_ACQUIRE);
 }
 
 /* What a synchronising call returns: the sticky error if there is one, else rc. */
-static inline int rq_sync_status(struct rq *r, int rc)
+static inline CUresult rq_sync_status(struct rq *r, CUresult rc)
 {
     return rq_sticky(r) ? rq_sticky(r) : rc;
 }
@@ -84,11 +84,11 @@ static inline void rq_default_stream_enter(struct rq *r)
  * request's checks, in the order a driver makes them, filling op (left SOP_NONE when there is
  * nothing to do) and st; then the one execute path, rq_run. */
 #define DISPATCH_ASYNC(name, prepare)                                                           \
-    int h_##name(struct rq *r, const struct idm_req_##name *q, struct idm_rep_##name *p)       \
+    CUresult h_##name(struct rq *r, const struct idm_req_##name *q, struct idm_rep_##name *p)  \
     {                                                                                          \
         struct stream_op op = {.kind = SOP_NONE};                                              \
         struct stream_obj *st = NULL;                                                          \
-        int rc = prepare(r, q, &op, &st);                                                      \
+        CUresult rc = prepare(r, q, &op, &st);                                                 \
                                                                                                \
         (void)p;                                                                               \
         if (rc != CUDA_SUCCESS || op.kind == SOP_NONE)                                         \
@@ -99,7 +99,7 @@ static inline void rq_default_stream_enter(struct rq *r)
 /* ---- shared by families (dispatch_mem.c) ---- */
 
 /* Allocates zone memory: quota, zone address, backend memory, allocation-table entry. */
-int dispatch_alloc(struct session *s, uint64_t size, uint8_t kind, idm_handle owner,
-                   uint64_t *va, uint64_t *baddr_out);
+CUresult dispatch_alloc(struct session *s, uint64_t size, uint8_t kind, idm_handle owner,
+                        uint64_t *va, uint64_t *baddr_out);
 
 #endif /* GPU_PROXY_DISPATCH_INTERNAL_H */

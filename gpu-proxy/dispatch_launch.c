@@ -8,12 +8,12 @@
 
 #include "log.h"
 
-static int prep_launch(struct rq *r, const struct idm_req_LAUNCH *q, struct stream_op *op,
-                       struct stream_obj **st)
+static CUresult prep_launch(struct rq *r, const struct idm_req_LAUNCH *q, struct stream_op *op,
+                            struct stream_obj **st)
 {
     struct kernel_obj *k = rq_kernel(r, q->func);
     uint64_t threads;
-    int rc;
+    CUresult rc;
 
     if (k == NULL)
         return CUDA_ERROR_INVALID_HANDLE;

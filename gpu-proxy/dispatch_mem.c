@@ -10,13 +10,13 @@
 
 #include "log.h"
 
-int h_MEM_GET_INFO(struct rq *r, const struct idm_req_MEM_GET_INFO *q,
-                   struct idm_rep_MEM_GET_INFO *p)
+CUresult h_MEM_GET_INFO(struct rq *r, const struct idm_req_MEM_GET_INFO *q,
+                        struct idm_rep_MEM_GET_INFO *p)
 {
     struct zone *z = r->s->zone;
     uint64_t free_b, total_b, used;
     idm_handle ctx;
-    int rc;
+    CUresult rc;
 
     if ((rc = rq_ctx(r, q->ctx, &ctx)) != CUDA_SUCCESS)
         return rc;
@@ -38,24 +38,25 @@ int h_MEM_GET_INFO(struct rq *r, const struct idm_req_MEM_GET_INFO *q,
 }
 
 /* Allocates zone memory: quota, zone address, backend memory, allocation-table entry. */
-int dispatch_alloc(struct session *s, uint64_t size, uint8_t kind, idm_handle owner,
-                   uint64_t *va, uint64_t *baddr_out)
+CUresult dispatch_alloc(struct session *s, uint64_t size, uint8_t kind, idm_handle owner,
+                        uint64_t *va, uint64_t *baddr_out)
 {
     struct alloc a;
     uint64_t baddr;
-    int rc;
+    CUresult rc;
+    int err;
 
-    rc = zone_charge(s->zone, size, va);
-    if (rc == -ENOMEM) {
+    err = zone_charge(s->zone, size, va);
+    if (err == -ENOMEM) {
         log_warn("zone=%s %s: allocation of %llu bytes refused: quota %llu bytes exceeded",
                  s->zone->name, s->peer, (unsigned long long)size,
                  (unsigned long long)s->zone->quota);
-        return CUDA_ERROR_OUT_OF_MEMORY;
+        return cu_from_errno(err);
     }
-    if (rc != 0) {
+    if (err != 0) {
         log_warn("zone=%s %s: allocation of %llu bytes refused: zone address space exhausted",
                  s->zone->name, s->peer, (unsigned long long)size);
-        return CUDA_ERROR_OUT_OF_MEMORY;
+        return cu_from_errno(err);
     }
     rc = s->be->mem_alloc(s->bz, size, &baddr);
     if (rc != CUDA_SUCCESS) {
@@ -72,10 +73,10 @@ int dispatch_alloc(struct session *s, uint64_t size, uint8_t kind, idm_handle ow
     a.kind = kind;
     a.buffer_id = s->next_buffer_id++;
     pthread_rwlock_wrlock(&s->at_lock);
-    rc = atab_insert(&s->at, &a);
+    err = atab_insert(&s->at, &a);
     pthread_rwlock_unlock(&s->at_lock);
-    if (rc != 0) {
-        rc = CUDA_ERROR_OUT_OF_MEMORY;
+    if (err != 0) {
+        rc = cu_from_errno(err);
         goto free_backend;
     }
     if (baddr_out)
@@ -89,11 +90,11 @@ uncharge:
     return rc;
 }
 
-int h_MEM_ALLOC(struct rq *r, const struct idm_req_MEM_ALLOC *q,
-                struct idm_rep_MEM_ALLOC *p)
+CUresult h_MEM_ALLOC(struct rq *r, const struct idm_req_MEM_ALLOC *q,
+                     struct idm_rep_MEM_ALLOC *p)
 {
     idm_handle ctx;
-    int rc;
+    CUresult rc;
 
     if ((rc = rq_ctx(r, q->ctx, &ctx)) != CUDA_SUCCESS)
         return rc;
@@ -102,7 +103,7 @@ int h_MEM_ALLOC(struct rq *r, const struct idm_req_MEM_ALLOC *q,
     return dispatch_alloc(r->s, q->size, ALLOC_MEM, ctx, &p->dptr, NULL);
 }
 
-int h_MEM_FREE(struct rq *r, const struct idm_req_MEM_FREE *q, struct idm_rep_MEM_FREE *p)
+CUresult h_MEM_FREE(struct rq *r, const struct idm_req_MEM_FREE *q, struct idm_rep_MEM_FREE *p)
 {
     long i;
 
@@ -119,8 +120,8 @@ int h_MEM_FREE(struct rq *r, const struct idm_req_MEM_FREE *q, struct idm_rep_ME
     return CUDA_SUCCESS;
 }
 
-int h_MEM_GET_ADDRESS_RANGE(struct rq *r, const struct idm_req_MEM_GET_ADDRESS_RANGE *q,
-                            struct idm_rep_MEM_GET_ADDRESS_RANGE *p)
+CUresult h_MEM_GET_ADDRESS_RANGE(struct rq *r, const struct idm_req_MEM_GET_ADDRESS_RANGE *q,
+                                 struct idm_rep_MEM_GET_ADDRESS_RANGE *p)
 {
     long i = atab_find(&r->s->at, q->dptr, 1);
 
@@ -135,11 +136,11 @@ int h_MEM_GET_ADDRESS_RANGE(struct rq *r, const struct idm_req_MEM_GET_ADDRESS_R
 
 /* The source is the window range or, when win_len is 0, the request tail: that data lives in the
  * request message, so such a copy is issued inline even on a stream (after its queue). */
-static int prep_htod(struct rq *r, const struct idm_req_MEMCPY_HTOD *q, struct stream_op *op,
-                     struct stream_obj **st)
+static CUresult prep_htod(struct rq *r, const struct idm_req_MEMCPY_HTOD *q, struct stream_op *op,
+                          struct stream_obj **st)
 {
     uint8_t *w;
-    int rc;
+    CUresult rc;
 
     if ((rc = rq_stream(r, q->stream, st)) != CUDA_SUCCESS)
         return rc;
@@ -165,11 +166,11 @@ static int prep_htod(struct rq *r, const struct idm_req_MEMCPY_HTOD *q, struct s
 }
 
 /* The data goes to the window range or, when win_len is 0, to the reply tail. */
-static int prep_dtoh(struct rq *r, const struct idm_req_MEMCPY_DTOH *q, struct stream_op *op,
-                     struct stream_obj **st)
+static CUresult prep_dtoh(struct rq *r, const struct idm_req_MEMCPY_DTOH *q, struct stream_op *op,
+                          struct stream_obj **st)
 {
     uint8_t *w = NULL;
-    int rc;
+    CUresult rc;
 
     if ((rc = rq_stream(r, q->stream, st)) != CUDA_SUCCESS)
         return rc;
@@ -194,10 +195,10 @@ static int prep_dtoh(struct rq *r, const struct idm_req_MEMCPY_DTOH *q, struct s
     return CUDA_SUCCESS;
 }
 
-static int prep_dtod(struct rq *r, const struct idm_req_MEMCPY_DTOD *q, struct stream_op *op,
-                     struct stream_obj **st)
+static CUresult prep_dtod(struct rq *r, const struct idm_req_MEMCPY_DTOD *q, struct stream_op *op,
+                          struct stream_obj **st)
 {
-    int rc;
+    CUresult rc;
 
     if ((rc = rq_stream(r, q->stream, st)) != CUDA_SUCCESS)
         return rc;
@@ -213,11 +214,11 @@ static int prep_dtod(struct rq *r, const struct idm_req_MEMCPY_DTOD *q, struct s
 
 /* count elements of elem_size bytes per row, height rows pitch bytes apart, all inside one
  * allocation. */
-static int prep_memset(struct rq *r, const struct idm_req_MEMSET *q, struct stream_op *op,
-                       struct stream_obj **st)
+static CUresult prep_memset(struct rq *r, const struct idm_req_MEMSET *q, struct stream_op *op,
+                            struct stream_obj **st)
 {
     uint64_t row_bytes, span, pitch;
-    int rc;
+    CUresult rc;
 
     if ((rc = rq_stream(r, q->stream, st)) != CUDA_SUCCESS)
         return rc;
@@ -255,8 +256,8 @@ DISPATCH_ASYNC(MEMCPY_DTOH, prep_dtoh)
 DISPATCH_ASYNC(MEMCPY_DTOD, prep_dtod)
 DISPATCH_ASYNC(MEMSET, prep_memset)
 
-int h_POINTER_GET_ATTRIBUTE(struct rq *r, const struct idm_req_POINTER_GET_ATTRIBUTE *q,
-                            struct idm_rep_POINTER_GET_ATTRIBUTE *p)
+CUresult h_POINTER_GET_ATTRIBUTE(struct rq *r, const struct idm_req_POINTER_GET_ATTRIBUTE *q,
+                                 struct idm_rep_POINTER_GET_ATTRIBUTE *p)
 {
     long i = atab_find(&r->s->at, q->ptr, 1);
     const struct alloc *a;

@@ -14,11 +14,12 @@
 #define IMAGE_MAX_BYTES (512ull << 20)     /* one code image */
 #define STAGING_MAX_BYTES (1024ull << 20)  /* all staging images of one session */
 
-int h_IMAGE_BEGIN(struct rq *r, const struct idm_req_IMAGE_BEGIN *q,
-                  struct idm_rep_IMAGE_BEGIN *p)
+CUresult h_IMAGE_BEGIN(struct rq *r, const struct idm_req_IMAGE_BEGIN *q,
+                       struct idm_rep_IMAGE_BEGIN *p)
 {
     struct session *s = r->s;
     struct image_obj *im;
+    int err = -ENOMEM;
 
     if (q->size == 0 || q->size > IMAGE_MAX_BYTES)
         return CUDA_ERROR_INVALID_VALUE;
@@ -34,7 +35,7 @@ int h_IMAGE_BEGIN(struct rq *r, const struct idm_req_IMAGE_BEGIN *q,
     if (im->data == NULL)
         goto free_obj;
     im->size = q->size;
-    if (htab_insert(&s->ht, HT_IMAGE, im, &p->image) != 0)
+    if ((err = htab_insert(&s->ht, HT_IMAGE, im, &p->image)) != 0)
         goto free_data;
     s->staging_bytes += q->size;
     return CUDA_SUCCESS;
@@ -43,15 +44,15 @@ free_data:
     free(im->data);
 free_obj:
     free(im);
-    return CUDA_ERROR_OUT_OF_MEMORY;
+    return cu_from_errno(err);
 }
 
-int h_IMAGE_CHUNK(struct rq *r, const struct idm_req_IMAGE_CHUNK *q,
-                  struct idm_rep_IMAGE_CHUNK *p)
+CUresult h_IMAGE_CHUNK(struct rq *r, const struct idm_req_IMAGE_CHUNK *q,
+                       struct idm_rep_IMAGE_CHUNK *p)
 {
     struct image_obj *im = htab_lookup(&r->s->ht, q->image, HT_IMAGE);
     uint8_t *w;
-    int rc;
+    CUresult rc;
 
     (void)p;
     if (im == NULL)
@@ -71,15 +72,15 @@ struct lib_alloc_ctx {
     idm_handle lib;
 };
 
-static int lib_alloc(void *ctx, uint64_t size, uint64_t *zone_addr, uint64_t *baddr)
+static CUresult lib_alloc(void *ctx, uint64_t size, uint64_t *zone_addr, uint64_t *baddr)
 {
     struct lib_alloc_ctx *c = ctx;
 
     return dispatch_alloc(c->s, size, ALLOC_GLOBAL_OWNED, c->lib, zone_addr, baddr);
 }
 
-int h_LIBRARY_LOAD(struct rq *r, const struct idm_req_LIBRARY_LOAD *q,
-                   struct idm_rep_LIBRARY_LOAD *p)
+CUresult h_LIBRARY_LOAD(struct rq *r, const struct idm_req_LIBRARY_LOAD *q,
+                        struct idm_rep_LIBRARY_LOAD *p)
 {
     struct session *s = r->s;
     struct image_obj *im;
@@ -88,7 +89,8 @@ int h_LIBRARY_LOAD(struct rq *r, const struct idm_req_LIBRARY_LOAD *q,
     struct backend_allocator alloc = {.ctx = &ac, .alloc = lib_alloc};
     char err[256] = "";
     idm_handle ctx, h;
-    int rc;
+    CUresult rc;
+    int ierr;
 
     if ((rc = rq_ctx(r, q->ctx, &ctx)) != CUDA_SUCCESS)
         return rc;
@@ -106,9 +108,9 @@ int h_LIBRARY_LOAD(struct rq *r, const struct idm_req_LIBRARY_LOAD *q,
     }
     lib->ctx = ctx;
     lib->as_module = q->as_module;
-    if (htab_insert(&s->ht, HT_LIBRARY, lib, &h) != 0) {
+    if ((ierr = htab_insert(&s->ht, HT_LIBRARY, lib, &h)) != 0) {
         free(lib);
-        rc = CUDA_ERROR_OUT_OF_MEMORY;
+        rc = cu_from_errno(ierr);
         goto free_image;
     }
     ac.s = s;
@@ -135,8 +137,8 @@ free_image:
     return rc;
 }
 
-int h_LIBRARY_UNLOAD(struct rq *r, const struct idm_req_LIBRARY_UNLOAD *q,
-                     struct idm_rep_LIBRARY_UNLOAD *p)
+CUresult h_LIBRARY_UNLOAD(struct rq *r, const struct idm_req_LIBRARY_UNLOAD *q,
+                          struct idm_rep_LIBRARY_UNLOAD *p)
 {
     struct library_obj *lib = htab_lookup(&r->s->ht, q->library, HT_LIBRARY);
 
@@ -149,8 +151,8 @@ int h_LIBRARY_UNLOAD(struct rq *r, const struct idm_req_LIBRARY_UNLOAD *q,
     return CUDA_SUCCESS;
 }
 
-int h_LIBRARY_GET_KERNEL(struct rq *r, const struct idm_req_LIBRARY_GET_KERNEL *q,
-                         struct idm_rep_LIBRARY_GET_KERNEL *p)
+CUresult h_LIBRARY_GET_KERNEL(struct rq *r, const struct idm_req_LIBRARY_GET_KERNEL *q,
+                              struct idm_rep_LIBRARY_GET_KERNEL *p)
 {
     struct library_obj *lib = htab_lookup(&r->s->ht, q->library, HT_LIBRARY);
     struct idm_param params[IDM_PARAMS_MAX];
@@ -158,7 +160,8 @@ int h_LIBRARY_GET_KERNEL(struct rq *r, const struct idm_req_LIBRARY_GET_KERNEL *
     const char *name;
     uint32_t count = 0, bytes = 0;
     struct backend_kernel *bk;
-    int rc;
+    CUresult rc;
+    int err;
 
     if (lib == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
@@ -189,11 +192,11 @@ int h_LIBRARY_GET_KERNEL(struct rq *r, const struct idm_req_LIBRARY_GET_KERNEL *
         k->bk = bk;
         k->param_count = count;
         k->param_bytes = bytes;
-        if (htab_insert(&r->s->ht, HT_KERNEL, k, &k->self) != 0) {
+        if ((err = htab_insert(&r->s->ht, HT_KERNEL, k, &k->self)) != 0) {
             free(k->params);
             free(k->name);
             free(k);
-            return CUDA_ERROR_OUT_OF_MEMORY;
+            return cu_from_errno(err);
         }
         k->next = lib->kernels;
         lib->kernels = k;
@@ -211,15 +214,16 @@ int h_LIBRARY_GET_KERNEL(struct rq *r, const struct idm_req_LIBRARY_GET_KERNEL *
     return CUDA_SUCCESS;
 }
 
-int h_LIBRARY_GET_GLOBAL(struct rq *r, const struct idm_req_LIBRARY_GET_GLOBAL *q,
-                         struct idm_rep_LIBRARY_GET_GLOBAL *p)
+CUresult h_LIBRARY_GET_GLOBAL(struct rq *r, const struct idm_req_LIBRARY_GET_GLOBAL *q,
+                              struct idm_rep_LIBRARY_GET_GLOBAL *p)
 {
     struct session *s = r->s;
     struct library_obj *lib = htab_lookup(&s->ht, q->library, HT_LIBRARY);
     uint64_t zaddr = 0, baddr = 0, size = 0, va;
     const char *name;
     struct alloc a;
-    int rc;
+    CUresult rc;
+    int err;
 
     if (lib == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
@@ -241,8 +245,8 @@ int h_LIBRARY_GET_GLOBAL(struct rq *r, const struct idm_req_LIBRARY_GET_GLOBAL *
     if (zaddr == 0) {
         if (size == 0)
             return CUDA_ERROR_NOT_FOUND;
-        if (zone_charge(s->zone, size, &va) != 0)
-            return CUDA_ERROR_OUT_OF_MEMORY;
+        if ((err = zone_charge(s->zone, size, &va)) != 0)
+            return cu_from_errno(err);
         memset(&a, 0, sizeof(a));
         a.va = va;
         a.size = size;
@@ -252,11 +256,11 @@ int h_LIBRARY_GET_GLOBAL(struct rq *r, const struct idm_req_LIBRARY_GET_GLOBAL *
         a.kind = ALLOC_GLOBAL_MAPPED;
         a.buffer_id = s->next_buffer_id++;
         pthread_rwlock_wrlock(&s->at_lock);
-        rc = atab_insert(&s->at, &a);
+        err = atab_insert(&s->at, &a);
         pthread_rwlock_unlock(&s->at_lock);
-        if (rc != 0) {
+        if (err != 0) {
             zone_uncharge(s->zone, size);
-            return CUDA_ERROR_OUT_OF_MEMORY;
+            return cu_from_errno(err);
         }
         zaddr = va;
     }
@@ -265,9 +269,9 @@ int h_LIBRARY_GET_GLOBAL(struct rq *r, const struct idm_req_LIBRARY_GET_GLOBAL *
     return CUDA_SUCCESS;
 }
 
-int h_LIBRARY_GET_KERNEL_COUNT(struct rq *r,
-                               const struct idm_req_LIBRARY_GET_KERNEL_COUNT *q,
-                               struct idm_rep_LIBRARY_GET_KERNEL_COUNT *p)
+CUresult h_LIBRARY_GET_KERNEL_COUNT(struct rq *r,
+                                    const struct idm_req_LIBRARY_GET_KERNEL_COUNT *q,
+                                    struct idm_rep_LIBRARY_GET_KERNEL_COUNT *p)
 {
     struct library_obj *lib = htab_lookup(&r->s->ht, q->library, HT_LIBRARY);
 
@@ -276,8 +280,8 @@ int h_LIBRARY_GET_KERNEL_COUNT(struct rq *r,
     return r->s->be->library_kernel_count(r->s->bz, lib->bl, &p->count);
 }
 
-int h_FUNC_GET_ATTRIBUTE(struct rq *r, const struct idm_req_FUNC_GET_ATTRIBUTE *q,
-                         struct idm_rep_FUNC_GET_ATTRIBUTE *p)
+CUresult h_FUNC_GET_ATTRIBUTE(struct rq *r, const struct idm_req_FUNC_GET_ATTRIBUTE *q,
+                              struct idm_rep_FUNC_GET_ATTRIBUTE *p)
 {
     struct kernel_obj *k = rq_kernel(r, q->func);
 
@@ -286,8 +290,8 @@ int h_FUNC_GET_ATTRIBUTE(struct rq *r, const struct idm_req_FUNC_GET_ATTRIBUTE *
     return r->s->be->func_get_attribute(r->s->bz, k->bk, q->attr, &p->value);
 }
 
-int h_FUNC_SET_ATTRIBUTE(struct rq *r, const struct idm_req_FUNC_SET_ATTRIBUTE *q,
-                         struct idm_rep_FUNC_SET_ATTRIBUTE *p)
+CUresult h_FUNC_SET_ATTRIBUTE(struct rq *r, const struct idm_req_FUNC_SET_ATTRIBUTE *q,
+                              struct idm_rep_FUNC_SET_ATTRIBUTE *p)
 {
     struct kernel_obj *k = rq_kernel(r, q->func);
 
@@ -297,8 +301,8 @@ int h_FUNC_SET_ATTRIBUTE(struct rq *r, const struct idm_req_FUNC_SET_ATTRIBUTE *
     return r->s->be->func_set_attribute(r->s->bz, k->bk, q->attr, q->value);
 }
 
-int h_FUNC_GET_NAME(struct rq *r, const struct idm_req_FUNC_GET_NAME *q,
-                    struct idm_rep_FUNC_GET_NAME *p)
+CUresult h_FUNC_GET_NAME(struct rq *r, const struct idm_req_FUNC_GET_NAME *q,
+                         struct idm_rep_FUNC_GET_NAME *p)
 {
     struct kernel_obj *k = rq_kernel(r, q->func);
 
@@ -308,8 +312,8 @@ int h_FUNC_GET_NAME(struct rq *r, const struct idm_req_FUNC_GET_NAME *q,
     return CUDA_SUCCESS;
 }
 
-int h_OCCUPANCY(struct rq *r, const struct idm_req_OCCUPANCY *q,
-                struct idm_rep_OCCUPANCY *p)
+CUresult h_OCCUPANCY(struct rq *r, const struct idm_req_OCCUPANCY *q,
+                     struct idm_rep_OCCUPANCY *p)
 {
     struct kernel_obj *k = rq_kernel(r, q->func);
 

@@ -7,12 +7,13 @@
 
 #include "log.h"
 
-int h_STREAM_CREATE(struct rq *r, const struct idm_req_STREAM_CREATE *q,
-                    struct idm_rep_STREAM_CREATE *p)
+CUresult h_STREAM_CREATE(struct rq *r, const struct idm_req_STREAM_CREATE *q,
+                         struct idm_rep_STREAM_CREATE *p)
 {
     struct stream_obj *o;
     idm_handle ctx;
-    int rc;
+    CUresult rc;
+    int err;
 
     if ((rc = rq_ctx(r, q->ctx, &ctx)) != CUDA_SUCCESS)
         return rc;
@@ -31,12 +32,12 @@ int h_STREAM_CREATE(struct rq *r, const struct idm_req_STREAM_CREATE *q,
     rc = r->s->be->stream_create(r->s->bz, q->flags, q->priority, &o->bs);
     if (rc != CUDA_SUCCESS)
         goto free_obj;
-    if (stream_start(o) != 0) {
-        rc = CUDA_ERROR_OUT_OF_MEMORY;
+    if ((err = stream_start(o)) != 0) {
+        rc = cu_from_errno(err);
         goto destroy_stream;
     }
-    if (htab_insert(&r->s->ht, HT_STREAM, o, &p->stream) != 0) {
-        rc = CUDA_ERROR_OUT_OF_MEMORY;
+    if ((err = htab_insert(&r->s->ht, HT_STREAM, o, &p->stream)) != 0) {
+        rc = cu_from_errno(err);
         goto stop_worker;
     }
     r->s->nstreams++;
@@ -51,11 +52,11 @@ free_obj:
     return rc;
 }
 
-int h_STREAM_DESTROY(struct rq *r, const struct idm_req_STREAM_DESTROY *q,
-                     struct idm_rep_STREAM_DESTROY *p)
+CUresult h_STREAM_DESTROY(struct rq *r, const struct idm_req_STREAM_DESTROY *q,
+                          struct idm_rep_STREAM_DESTROY *p)
 {
     struct stream_obj *o = htab_lookup(&r->s->ht, q->stream, HT_STREAM);
-    int rc;
+    CUresult rc;
 
     (void)p;
     if (o == NULL)
@@ -73,11 +74,11 @@ int h_STREAM_DESTROY(struct rq *r, const struct idm_req_STREAM_DESTROY *q,
     return CUDA_SUCCESS;
 }
 
-int h_STREAM_SYNCHRONIZE(struct rq *r, const struct idm_req_STREAM_SYNCHRONIZE *q,
-                         struct idm_rep_STREAM_SYNCHRONIZE *p)
+CUresult h_STREAM_SYNCHRONIZE(struct rq *r, const struct idm_req_STREAM_SYNCHRONIZE *q,
+                              struct idm_rep_STREAM_SYNCHRONIZE *p)
 {
     struct stream_obj *st;
-    int rc;
+    CUresult rc;
 
     (void)p;
     if ((rc = rq_stream(r, q->stream, &st)) != CUDA_SUCCESS)
@@ -89,11 +90,11 @@ int h_STREAM_SYNCHRONIZE(struct rq *r, const struct idm_req_STREAM_SYNCHRONIZE *
     return rq_sync_status(r, r->s->be->stream_sync(r->s->bz, st ? st->bs : NULL));
 }
 
-int h_STREAM_QUERY(struct rq *r, const struct idm_req_STREAM_QUERY *q,
-                   struct idm_rep_STREAM_QUERY *p)
+CUresult h_STREAM_QUERY(struct rq *r, const struct idm_req_STREAM_QUERY *q,
+                        struct idm_rep_STREAM_QUERY *p)
 {
     struct stream_obj *st, *o;
-    int rc;
+    CUresult rc;
 
     (void)p;
     if ((rc = rq_stream(r, q->stream, &st)) != CUDA_SUCCESS)
@@ -115,12 +116,12 @@ static void event_wait(struct event_obj *e)
         stream_wait(e->rec_stream, e->rec_seq);
 }
 
-int h_STREAM_WAIT_EVENT(struct rq *r, const struct idm_req_STREAM_WAIT_EVENT *q,
-                        struct idm_rep_STREAM_WAIT_EVENT *p)
+CUresult h_STREAM_WAIT_EVENT(struct rq *r, const struct idm_req_STREAM_WAIT_EVENT *q,
+                             struct idm_rep_STREAM_WAIT_EVENT *p)
 {
     struct stream_obj *st;
     struct event_obj *e;
-    int rc;
+    CUresult rc;
 
     (void)p;
     if ((rc = rq_stream(r, q->stream, &st)) != CUDA_SUCCESS)
@@ -135,12 +136,13 @@ int h_STREAM_WAIT_EVENT(struct rq *r, const struct idm_req_STREAM_WAIT_EVENT *q,
     return r->s->be->stream_wait_event(r->s->bz, st ? st->bs : NULL, e->be);
 }
 
-int h_EVENT_CREATE(struct rq *r, const struct idm_req_EVENT_CREATE *q,
-                   struct idm_rep_EVENT_CREATE *p)
+CUresult h_EVENT_CREATE(struct rq *r, const struct idm_req_EVENT_CREATE *q,
+                        struct idm_rep_EVENT_CREATE *p)
 {
     struct event_obj *e;
     idm_handle ctx;
-    int rc;
+    CUresult rc;
+    int err;
 
     if ((rc = rq_ctx(r, q->ctx, &ctx)) != CUDA_SUCCESS)
         return rc;
@@ -155,8 +157,8 @@ int h_EVENT_CREATE(struct rq *r, const struct idm_req_EVENT_CREATE *q,
     rc = r->s->be->event_create(r->s->bz, q->flags, &e->be);
     if (rc != CUDA_SUCCESS)
         goto free_obj;
-    if (htab_insert(&r->s->ht, HT_EVENT, e, &p->event) != 0) {
-        rc = CUDA_ERROR_OUT_OF_MEMORY;
+    if ((err = htab_insert(&r->s->ht, HT_EVENT, e, &p->event)) != 0) {
+        rc = cu_from_errno(err);
         goto destroy_event;
     }
     return CUDA_SUCCESS;
@@ -168,8 +170,8 @@ free_obj:
     return rc;
 }
 
-int h_EVENT_DESTROY(struct rq *r, const struct idm_req_EVENT_DESTROY *q,
-                    struct idm_rep_EVENT_DESTROY *p)
+CUresult h_EVENT_DESTROY(struct rq *r, const struct idm_req_EVENT_DESTROY *q,
+                         struct idm_rep_EVENT_DESTROY *p)
 {
     struct event_obj *e = rq_event(r, q->event);
 
@@ -183,11 +185,11 @@ int h_EVENT_DESTROY(struct rq *r, const struct idm_req_EVENT_DESTROY *q,
     return CUDA_SUCCESS;
 }
 
-static int prep_event_record(struct rq *r, const struct idm_req_EVENT_RECORD *q,
-                             struct stream_op *op, struct stream_obj **st)
+static CUresult prep_event_record(struct rq *r, const struct idm_req_EVENT_RECORD *q,
+                                  struct stream_op *op, struct stream_obj **st)
 {
     struct event_obj *e;
-    int rc;
+    CUresult rc;
 
     if ((e = rq_event(r, q->event)) == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
@@ -202,12 +204,12 @@ static int prep_event_record(struct rq *r, const struct idm_req_EVENT_RECORD *q,
 
 /* The one asynchronous handler with a step after the execute path: the event remembers where
  * its record went (queued: the stream and ticket; inline: done once it succeeded). */
-int h_EVENT_RECORD(struct rq *r, const struct idm_req_EVENT_RECORD *q,
-                   struct idm_rep_EVENT_RECORD *p)
+CUresult h_EVENT_RECORD(struct rq *r, const struct idm_req_EVENT_RECORD *q,
+                        struct idm_rep_EVENT_RECORD *p)
 {
     struct stream_op op = {.kind = SOP_NONE};
     struct stream_obj *st = NULL;
-    int rc;
+    CUresult rc;
 
     (void)p;
     if ((rc = prep_event_record(r, q, &op, &st)) != CUDA_SUCCESS)
@@ -224,8 +226,8 @@ int h_EVENT_RECORD(struct rq *r, const struct idm_req_EVENT_RECORD *q,
     return rc;
 }
 
-int h_EVENT_SYNCHRONIZE(struct rq *r, const struct idm_req_EVENT_SYNCHRONIZE *q,
-                        struct idm_rep_EVENT_SYNCHRONIZE *p)
+CUresult h_EVENT_SYNCHRONIZE(struct rq *r, const struct idm_req_EVENT_SYNCHRONIZE *q,
+                             struct idm_rep_EVENT_SYNCHRONIZE *p)
 {
     struct event_obj *e = rq_event(r, q->event);
 
@@ -238,8 +240,8 @@ int h_EVENT_SYNCHRONIZE(struct rq *r, const struct idm_req_EVENT_SYNCHRONIZE *q,
     return rq_sync_status(r, r->s->be->event_sync(r->s->bz, e->be));
 }
 
-int h_EVENT_QUERY(struct rq *r, const struct idm_req_EVENT_QUERY *q,
-                  struct idm_rep_EVENT_QUERY *p)
+CUresult h_EVENT_QUERY(struct rq *r, const struct idm_req_EVENT_QUERY *q,
+                       struct idm_rep_EVENT_QUERY *p)
 {
     struct event_obj *e = rq_event(r, q->event);
 
@@ -253,8 +255,8 @@ int h_EVENT_QUERY(struct rq *r, const struct idm_req_EVENT_QUERY *q,
     return rq_sync_status(r, r->s->be->event_query(r->s->bz, e->be));
 }
 
-int h_EVENT_ELAPSED_TIME(struct rq *r, const struct idm_req_EVENT_ELAPSED_TIME *q,
-                         struct idm_rep_EVENT_ELAPSED_TIME *p)
+CUresult h_EVENT_ELAPSED_TIME(struct rq *r, const struct idm_req_EVENT_ELAPSED_TIME *q,
+                              struct idm_rep_EVENT_ELAPSED_TIME *p)
 {
     struct event_obj *a = rq_event(r, q->start), *b = rq_event(r, q->end);
 

@@ -34,19 +34,19 @@ static int launch_translate(void *ctx, uint64_t addr, uint64_t len, uint64_t *ba
 
 /* ---- one issue function per op kind ---- */
 
-static int issue_htod(struct session *s, struct backend_stream *bs, struct stream_op *op,
-                      struct sop_reply *rep)
+static CUresult issue_htod(struct session *s, struct backend_stream *bs, struct stream_op *op,
+                           struct sop_reply *rep)
 {
     (void)rep;
     return s->be->memcpy_htod(s->bz, bs, op->dst, op->hsrc, op->len);
 }
 
 /* The data goes to the window range, or to the reply tail; the reply says how much came. */
-static int issue_dtoh(struct session *s, struct backend_stream *bs, struct stream_op *op,
-                      struct sop_reply *rep)
+static CUresult issue_dtoh(struct session *s, struct backend_stream *bs, struct stream_op *op,
+                           struct sop_reply *rep)
 {
     struct idm_rep_MEMCPY_DTOH fixed = {.len = op->len};
-    int rc;
+    CUresult rc;
 
     rc = s->be->memcpy_dtoh(s->bz, bs, op->hdst ? op->hdst : rep->tail, op->src, op->len);
     if (rc != CUDA_SUCCESS)
@@ -57,15 +57,15 @@ static int issue_dtoh(struct session *s, struct backend_stream *bs, struct strea
     return CUDA_SUCCESS;
 }
 
-static int issue_dtod(struct session *s, struct backend_stream *bs, struct stream_op *op,
-                      struct sop_reply *rep)
+static CUresult issue_dtod(struct session *s, struct backend_stream *bs, struct stream_op *op,
+                           struct sop_reply *rep)
 {
     (void)rep;
     return s->be->memcpy_dtod(s->bz, bs, op->dst, op->src, op->len);
 }
 
-static int issue_memset(struct session *s, struct backend_stream *bs, struct stream_op *op,
-                        struct sop_reply *rep)
+static CUresult issue_memset(struct session *s, struct backend_stream *bs, struct stream_op *op,
+                             struct sop_reply *rep)
 {
     (void)rep;
     return s->be->memset(s->bz, bs, op->dst, op->value, op->elem_size, op->width, op->pitch,
@@ -74,13 +74,13 @@ static int issue_memset(struct session *s, struct backend_stream *bs, struct str
 
 /* Runs a launch with the session's memory view; execution faults become the session's sticky
  * error and are logged with the zone. */
-static int issue_launch(struct session *s, struct backend_stream *bs, struct stream_op *op,
-                        struct sop_reply *rep)
+static CUresult issue_launch(struct session *s, struct backend_stream *bs, struct stream_op *op,
+                             struct sop_reply *rep)
 {
     struct backend_memview mem = {.ctx = s, .translate = launch_translate};
     char err[256] = "";
-    int sticky = __atomic_load_n(&s->sticky, __ATOMIC_ACQUIRE);
-    int rc;
+    CUresult sticky = (CUresult)__atomic_load_n(&s->sticky, __ATOMIC_ACQUIRE);
+    CUresult rc;
 
     (void)rep;
     if (sticky)
@@ -112,15 +112,15 @@ static int issue_launch(struct session *s, struct backend_stream *bs, struct str
     return rc;
 }
 
-static int issue_event_record(struct session *s, struct backend_stream *bs,
-                              struct stream_op *op, struct sop_reply *rep)
+static CUresult issue_event_record(struct session *s, struct backend_stream *bs,
+                                   struct stream_op *op, struct sop_reply *rep)
 {
     (void)rep;
     return s->be->event_record(s->bz, op->ev->be, bs);
 }
 
-typedef int (*issue_fn)(struct session *s, struct backend_stream *bs, struct stream_op *op,
-                        struct sop_reply *rep);
+typedef CUresult (*issue_fn)(struct session *s, struct backend_stream *bs,
+                             struct stream_op *op, struct sop_reply *rep);
 
 static const issue_fn issuers[SOP_COUNT] = {
     [SOP_HTOD] = issue_htod,
@@ -132,8 +132,8 @@ static const issue_fn issuers[SOP_COUNT] = {
 };
 
 /* Issues op on backend stream bs (NULL: the zone's default stream). */
-static int issue(struct session *s, struct backend_stream *bs, struct stream_op *op,
-                 struct sop_reply *rep)
+static CUresult issue(struct session *s, struct backend_stream *bs, struct stream_op *op,
+                      struct sop_reply *rep)
 {
     if (op->kind <= SOP_NONE || op->kind >= SOP_COUNT)
         return CUDA_ERROR_UNKNOWN;
@@ -150,7 +150,7 @@ static void run_queued(struct stream_obj *st, struct stream_op *op)
     const struct idm_op_info *info = idm_op_lookup(op->req.op);
     uint32_t rep_size = info ? info->rep_size : 0;
     struct sop_reply rep = {.fixed = st->rbuf, .tail = st->rbuf + rep_size, .tail_len = 0};
-    int rc = __atomic_load_n(&s->sticky, __ATOMIC_ACQUIRE);
+    CUresult rc = (CUresult)__atomic_load_n(&s->sticky, __ATOMIC_ACQUIRE);
 
     memset(st->rbuf, 0, rep_size);
     if (rc == CUDA_SUCCESS || op->kind == SOP_EVENT_RECORD)
@@ -229,8 +229,8 @@ static struct stream_op *op_copy(const struct stream_op *op, const struct idm_hd
     return q;
 }
 
-int stream_run(struct session *s, struct stream_obj *st, struct stream_op *op,
-               const struct idm_hdr *req, struct sop_reply *rep)
+CUresult stream_run(struct session *s, struct stream_obj *st, struct stream_op *op,
+                    const struct idm_hdr *req, struct sop_reply *rep)
 {
     struct stream_op *q;
 

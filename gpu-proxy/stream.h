@@ -54,8 +54,8 @@ struct sop_reply {
  * returns the CUresult; op->seq stays 0. Otherwise queues a copy that answers request req, sets
  * op->seq to its ticket and returns CUDA_SUCCESS (or CUDA_ERROR_OUT_OF_MEMORY); the stream's
  * worker sends the reply. */
-int stream_run(struct session *s, struct stream_obj *st, struct stream_op *op,
-               const struct idm_hdr *req, struct sop_reply *rep);
+CUresult stream_run(struct session *s, struct stream_obj *st, struct stream_op *op,
+                    const struct idm_hdr *req, struct sop_reply *rep);
 
 /* Starts the worker of a new stream object (st->s, st->bs set). 0 or -errno. */
 int stream_start(struct stream_obj *st);
