@@ -11,6 +11,8 @@
 #include "dispatch_internal.h"
 #include "log.h"
 
+#define REQ_STRUCT_MAX 512 /* the largest fixed request struct dispatch_request copies */
+
 typedef CUresult (*handler_fn)(struct rq *r, const void *req, void *rep);
 
 /* One thunk per op gives every handler its typed request and reply. */
@@ -44,13 +46,39 @@ int dispatch_selfcheck(void)
     return missing ? -ENOSYS : 0;
 }
 
+/* Refuses (logged, rate-limited) an op without a handler and a request shorter than its struct
+ * or whose reply struct does not fit a reply slot. */
+static CUresult frame_check(struct session *s, const struct idm_hdr *h,
+                            const struct idm_op_info *info)
+{
+    if (info == NULL || h->op >= IDM_OP_COUNT || handlers[h->op] == NULL) {
+        log_limited(&log_thread_bucket, LOG_WARN, "zone=%s %s: op %u refused: unknown op",
+                    s->zone->name, s->peer, h->op);
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    if (h->len < info->req_size || info->req_size > REQ_STRUCT_MAX) {
+        log_limited(&log_thread_bucket, LOG_WARN,
+                    "zone=%s %s: %s refused: the request of %u bytes is shorter than its "
+                    "%u-byte struct", s->zone->name, s->peer, info->name, h->len,
+                    info->req_size);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (info->rep_size > s->max_reply) {
+        log_limited(&log_thread_bucket, LOG_WARN,
+                    "zone=%s %s: %s refused: its %u-byte reply does not fit a %u-byte slot",
+                    s->zone->name, s->peer, info->name, info->rep_size, s->max_reply);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    return CUDA_SUCCESS;
+}
+
 int dispatch_request(struct session *s, const struct idm_hdr *h, const uint8_t *payload,
                      uint32_t *rep_len, int32_t *status)
 {
     /* Fixed structs are copied to aligned private memory before they are looked at. */
     union {
         uint64_t align;
-        uint8_t b[512];
+        uint8_t b[REQ_STRUCT_MAX];
     } req;
     const struct idm_op_info *info;
     struct rq r;
@@ -68,18 +96,8 @@ int dispatch_request(struct session *s, const struct idm_hdr *h, const uint8_t *
                   idm_trace_format(h, payload, line, sizeof(line)));
     }
     info = idm_op_lookup(h->op);
-    if (info == NULL || h->op >= IDM_OP_COUNT || handlers[h->op] == NULL) {
-        log_warn("zone=%s %s: unknown op %u", s->zone->name, s->peer, h->op);
-        *status = CUDA_ERROR_NOT_SUPPORTED;
+    if ((*status = frame_check(s, h, info)) != CUDA_SUCCESS)
         return 0;
-    }
-    if (h->len < info->req_size || info->req_size > sizeof(req.b) ||
-        info->rep_size > s->max_reply) {
-        log_warn("zone=%s %s: %s request of %u bytes is shorter than its %u-byte struct",
-                 s->zone->name, s->peer, info->name, h->len, info->req_size);
-        *status = CUDA_ERROR_INVALID_VALUE;
-        return 0;
-    }
     memset(req.b, 0, sizeof(req.b));
     memcpy(req.b, payload, info->req_size);
     memset(s->rbuf, 0, info->rep_size);

@@ -1,6 +1,7 @@
-/* dispatch_check.c - the lookups and checks every handler family uses: a request's context and
- * stream handles, device ranges against the session's allocation table, window ranges against
- * the connection's window, names in the request tail; and running a prepared asynchronous op. */
+/* dispatch_check.c - the lookups and checks every handler family uses: typed handles of the
+ * session, device ranges against its allocation table, window ranges against the connection's
+ * window, names in the request tail (each failure logged as a refusal); and running a prepared
+ * asynchronous op. */
 #include "dispatch_internal.h"
 
 #include <cuda.h>
@@ -8,17 +9,53 @@
 #include <string.h>
 
 #include "idm_transport.h"
-#include "log.h"
+
+static const char *htype_name(uint8_t type)
+{
+    switch (type) {
+    case HT_CTX: return "context";
+    case HT_STREAM: return "stream";
+    case HT_EVENT: return "event";
+    case HT_LIBRARY: return "library";
+    case HT_KERNEL: return "kernel";
+    case HT_IMAGE: return "image";
+    default: return "unknown";
+    }
+}
+
+void rq_refuse_handle(struct rq *r, idm_handle h, uint8_t type)
+{
+    const char *tag = htype_name((uint8_t)(h >> 56));
+
+    if ((uint8_t)(h >> 56) != type)
+        (void)rq_refuse(r, 0, "%s handle 0x%llx has the type tag of a%s %s", htype_name(type),
+                        (unsigned long long)h, strchr("aeiou", tag[0]) ? "n" : "", tag);
+    else
+        (void)rq_refuse(r, 0, "%s handle 0x%llx is not live in this session (freed, stale "
+                        "generation or another session's)", htype_name(type),
+                        (unsigned long long)h);
+}
+
+CUresult rq_device(struct rq *r, int32_t device)
+{
+    int count = r->s->be->device_count();
+
+    if (device < 0 || device >= count)
+        return rq_refuse(r, CUDA_ERROR_INVALID_DEVICE, "device %d does not exist (%d devices)",
+                         device, count);
+    return CUDA_SUCCESS;
+}
 
 CUresult rq_ctx(struct rq *r, idm_handle h, idm_handle *out)
 {
     if (h == 0) {
         if (r->s->primary_ctx == 0 || r->s->primary_refs == 0)
-            return CUDA_ERROR_INVALID_CONTEXT;
+            return rq_refuse(r, CUDA_ERROR_INVALID_CONTEXT,
+                             "context 0 names the primary context, which is not retained");
         *out = r->s->primary_ctx;
         return CUDA_SUCCESS;
     }
-    if (htab_lookup(&r->s->ht, h, HT_CTX) == NULL)
+    if (rq_lookup(r, h, HT_CTX) == NULL)
         return CUDA_ERROR_INVALID_CONTEXT;
     *out = h;
     return CUDA_SUCCESS;
@@ -32,7 +69,7 @@ CUresult rq_stream(struct rq *r, idm_handle h, struct stream_obj **st)
         *st = NULL;
         return CUDA_SUCCESS;
     }
-    o = htab_lookup(&r->s->ht, h, HT_STREAM);
+    o = rq_lookup(r, h, HT_STREAM);
     if (o == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
     *st = o;
@@ -53,11 +90,10 @@ CUresult rq_dev_range(struct rq *r, uint64_t va, uint64_t len, uint64_t *baddr)
 {
     long i = atab_find(&r->s->at, va, len);
 
-    if (i < 0) {
-        log_debug("zone=%s %s: device range 0x%llx+%llu is outside every allocation of the zone",
-                  ZN(r), PEER(r), (unsigned long long)va, (unsigned long long)len);
-        return CUDA_ERROR_INVALID_VALUE;
-    }
+    if (i < 0)
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
+                         "device range 0x%llx+%llu is not inside one allocation of the zone",
+                         (unsigned long long)va, (unsigned long long)len);
     *baddr = r->s->at.v[i].baddr + (va - r->s->at.v[i].va);
     return CUDA_SUCCESS;
 }
@@ -67,12 +103,11 @@ CUresult rq_win_range(struct rq *r, uint64_t off, uint64_t len, uint8_t **p)
     struct session *s = r->s;
 
     if (s->window == NULL || off > s->window_size || len > s->window_size - off ||
-        (s->conn != NULL && idm_window_check(s->conn, off, len) != 0)) {
-        log_warn("zone=%s %s: window range %llu+%llu is outside the %llu-byte window", ZN(r),
-                 PEER(r), (unsigned long long)off, (unsigned long long)len,
-                 (unsigned long long)s->window_size);
-        return CUDA_ERROR_INVALID_VALUE;
-    }
+        (s->conn != NULL && idm_window_check(s->conn, off, len) != 0))
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
+                         "window range %llu+%llu is outside the %llu-byte window",
+                         (unsigned long long)off, (unsigned long long)len,
+                         (unsigned long long)s->window_size);
     *p = s->window + off;
     return CUDA_SUCCESS;
 }
@@ -81,7 +116,9 @@ CUresult rq_tail_name(struct rq *r, const char **name)
 {
     if (r->tail_len == 0 || r->tail_len > IDM_SYMBOL_MAX ||
         memchr(r->tail, 0, r->tail_len) == NULL)
-        return CUDA_ERROR_INVALID_VALUE;
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
+                         "the name in the %u-byte tail is empty, longer than %u bytes or not "
+                         "NUL-terminated", r->tail_len, (unsigned)IDM_SYMBOL_MAX);
     *name = (const char *)r->tail;
     return CUDA_SUCCESS;
 }

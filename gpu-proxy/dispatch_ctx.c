@@ -5,12 +5,6 @@
 #include <cuda.h>
 #include <stdlib.h>
 
-static CUresult check_device(struct rq *r, int32_t device)
-{
-    return device >= 0 && device < r->s->be->device_count() ? CUDA_SUCCESS
-                                                             : CUDA_ERROR_INVALID_DEVICE;
-}
-
 static CUresult new_ctx(struct rq *r, int primary, uint32_t flags, idm_handle *out)
 {
     struct ctx_obj *c = calloc(1, sizeof(*c));
@@ -42,7 +36,7 @@ CUresult h_PRIMARY_CTX_RETAIN(struct rq *r, const struct idm_req_PRIMARY_CTX_RET
     struct session *s = r->s;
     CUresult rc;
 
-    if ((rc = check_device(r, q->device)) != CUDA_SUCCESS)
+    if ((rc = rq_device(r, q->device)) != CUDA_SUCCESS)
         return rc;
     if (s->primary_ctx == 0) {
         if ((rc = new_ctx(r, 1, s->primary_flags, &s->primary_ctx)) != CUDA_SUCCESS)
@@ -61,10 +55,10 @@ CUresult h_PRIMARY_CTX_RELEASE(struct rq *r, const struct idm_req_PRIMARY_CTX_RE
     CUresult rc;
 
     (void)p;
-    if ((rc = check_device(r, q->device)) != CUDA_SUCCESS)
+    if ((rc = rq_device(r, q->device)) != CUDA_SUCCESS)
         return rc;
     if (s->primary_ctx == 0 || s->primary_refs <= 0)
-        return CUDA_ERROR_INVALID_CONTEXT;
+        return rq_refuse(r, CUDA_ERROR_INVALID_CONTEXT, "the primary context is not retained");
     if (--s->primary_refs == 0)
         session_release(s, s->primary_ctx); /* the last reference destroys the context */
     return CUDA_SUCCESS;
@@ -76,7 +70,7 @@ CUresult h_PRIMARY_CTX_RESET(struct rq *r, const struct idm_req_PRIMARY_CTX_RESE
     CUresult rc;
 
     (void)p;
-    if ((rc = check_device(r, q->device)) != CUDA_SUCCESS)
+    if ((rc = rq_device(r, q->device)) != CUDA_SUCCESS)
         return rc;
     if (r->s->primary_ctx)
         session_release(r->s, r->s->primary_ctx);
@@ -89,10 +83,10 @@ CUresult h_PRIMARY_CTX_SET_FLAGS(struct rq *r, const struct idm_req_PRIMARY_CTX_
     CUresult rc;
 
     (void)p;
-    if ((rc = check_device(r, q->device)) != CUDA_SUCCESS)
+    if ((rc = rq_device(r, q->device)) != CUDA_SUCCESS)
         return rc;
     if (q->flags & ~0x1Fu)
-        return CUDA_ERROR_INVALID_VALUE;
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "unknown context flags 0x%x", q->flags);
     r->s->primary_flags = q->flags;
     return CUDA_SUCCESS;
 }
@@ -102,7 +96,7 @@ CUresult h_PRIMARY_CTX_GET_STATE(struct rq *r, const struct idm_req_PRIMARY_CTX_
 {
     CUresult rc;
 
-    if ((rc = check_device(r, q->device)) != CUDA_SUCCESS)
+    if ((rc = rq_device(r, q->device)) != CUDA_SUCCESS)
         return rc;
     p->flags = r->s->primary_flags;
     p->active = r->s->primary_ctx != 0 && r->s->primary_refs > 0;
@@ -114,7 +108,7 @@ CUresult h_CTX_CREATE(struct rq *r, const struct idm_req_CTX_CREATE *q,
 {
     CUresult rc;
 
-    if ((rc = check_device(r, q->device)) != CUDA_SUCCESS)
+    if ((rc = rq_device(r, q->device)) != CUDA_SUCCESS)
         return rc;
     return new_ctx(r, 0, q->flags, &p->ctx);
 }
@@ -122,13 +116,15 @@ CUresult h_CTX_CREATE(struct rq *r, const struct idm_req_CTX_CREATE *q,
 CUresult h_CTX_DESTROY(struct rq *r, const struct idm_req_CTX_DESTROY *q,
                        struct idm_rep_CTX_DESTROY *p)
 {
-    struct ctx_obj *c = htab_lookup(&r->s->ht, q->ctx, HT_CTX);
+    struct ctx_obj *c = rq_lookup(r, q->ctx, HT_CTX);
 
     (void)p;
     if (c == NULL)
         return CUDA_ERROR_INVALID_CONTEXT;
     if (c->primary)
-        return CUDA_ERROR_INVALID_CONTEXT;
+        return rq_refuse(r, CUDA_ERROR_INVALID_CONTEXT,
+                         "context 0x%llx is the primary context (released, not destroyed)",
+                         (unsigned long long)q->ctx);
     session_release(r->s, q->ctx);
     return CUDA_SUCCESS;
 }
@@ -155,7 +151,7 @@ CUresult h_CTX_GET_LIMIT(struct rq *r, const struct idm_req_CTX_GET_LIMIT *q,
     if ((rc = rq_ctx(r, q->ctx, &ctx)) != CUDA_SUCCESS)
         return rc;
     if (q->limit >= CU_LIMIT_MAX)
-        return CUDA_ERROR_UNSUPPORTED_LIMIT;
+        return rq_refuse(r, CUDA_ERROR_UNSUPPORTED_LIMIT, "unknown limit %u", q->limit);
     p->value = ((struct ctx_obj *)htab_lookup(&r->s->ht, ctx, HT_CTX))->limits[q->limit];
     return CUDA_SUCCESS;
 }
@@ -172,7 +168,8 @@ CUresult h_CTX_SET_LIMIT(struct rq *r, const struct idm_req_CTX_SET_LIMIT *q,
     /* CU_LIMIT_SHMEM_SIZE and CU_LIMIT_CIG_ENABLED can only be queried */
     if (q->limit >= CU_LIMIT_MAX || q->limit == CU_LIMIT_SHMEM_SIZE ||
         q->limit == CU_LIMIT_CIG_ENABLED)
-        return CUDA_ERROR_UNSUPPORTED_LIMIT;
+        return rq_refuse(r, CUDA_ERROR_UNSUPPORTED_LIMIT, "limit %u is unknown or read-only",
+                         q->limit);
     ((struct ctx_obj *)htab_lookup(&r->s->ht, ctx, HT_CTX))->limits[q->limit] = q->value;
     return CUDA_SUCCESS;
 }

@@ -35,8 +35,8 @@ CUresult h_DEVICE_GET_PROPS(struct rq *r, const struct idm_req_DEVICE_GET_PROPS 
     struct backend_device_props props;
     CUresult rc;
 
-    if (q->device < 0 || q->device >= r->s->be->device_count())
-        return CUDA_ERROR_INVALID_DEVICE;
+    if ((rc = rq_device(r, q->device)) != CUDA_SUCCESS)
+        return rc;
     rc = r->s->be->device_props(q->device, &props);
     if (rc != CUDA_SUCCESS)
         return rc;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "idm.h"
+#include "log.h"
 #include "stream.h"
 #include "zone.h"
 
@@ -29,6 +30,14 @@ struct rq {
 #define ZN(r) ((r)->s->zone->name)
 #define PEER(r) ((r)->s->peer)
 
+/* Refuses the request: logs why ("zone=Z peer: OP refused: why", at warn, through the thread's
+ * token bucket so that a flood of bad requests cannot flood the log) and evaluates to rc. Every
+ * check that turns a tenant's request away goes through it. */
+#define rq_refuse(r, rc, fmt, ...)                                                              \
+    (log_limited(&log_thread_bucket, LOG_WARN, "zone=%s %s: %s refused: " fmt, ZN(r), PEER(r), \
+                 idm_op_name((r)->h->op), ##__VA_ARGS__),                                       \
+     (rc))
+
 /* One handler per op: h_NAME(r, typed request, typed reply) returns the CUresult. */
 #define IDM_OP(name, num, kind, req, rep)                                                       \
     CUresult h_##name(struct rq *r, const struct idm_req_##name *q, struct idm_rep_##name *p);
@@ -37,6 +46,8 @@ struct rq {
 
 /* ---- lookups and checks (dispatch_check.c) ---- */
 
+/* A device ordinal of the backend. */
+CUresult rq_device(struct rq *r, int32_t device);
 /* A context of the session (0: the primary context, when retained). */
 CUresult rq_ctx(struct rq *r, idm_handle h, idm_handle *out);
 /* A stream of the session; *st is NULL for the default stream. */
@@ -51,14 +62,38 @@ CUresult rq_tail_name(struct rq *r, const char **name);
  * (its reply in the session's reply buffer) or queued (r->deferred: the worker replies). */
 CUresult rq_run(struct rq *r, struct stream_obj *st, struct stream_op *op);
 
+/* Logs the refusal of handle h, which is not a live handle of type type in this session. */
+void rq_refuse_handle(struct rq *r, idm_handle h, uint8_t type);
+
+/* The live object of type type behind handle h in this session, or NULL (refusal logged: the
+ * caller answers CUDA_ERROR_INVALID_HANDLE, or CUDA_ERROR_INVALID_CONTEXT for contexts). */
+static inline void *rq_lookup(struct rq *r, idm_handle h, uint8_t type)
+{
+    void *o = htab_lookup(&r->s->ht, h, type);
+
+    if (__builtin_expect(o == NULL, 0))
+        rq_refuse_handle(r, h, type);
+    return o;
+}
+
 static inline struct event_obj *rq_event(struct rq *r, idm_handle h)
 {
-    return htab_lookup(&r->s->ht, h, HT_EVENT);
+    return rq_lookup(r, h, HT_EVENT);
 }
 
 static inline struct kernel_obj *rq_kernel(struct rq *r, idm_handle h)
 {
-    return htab_lookup(&r->s->ht, h, HT_KERNEL);
+    return rq_lookup(r, h, HT_KERNEL);
+}
+
+static inline struct library_obj *rq_library(struct rq *r, idm_handle h)
+{
+    return rq_lookup(r, h, HT_LIBRARY);
+}
+
+static inline struct image_obj *rq_image(struct rq *r, idm_handle h)
+{
+    return rq_lookup(r, h, HT_IMAGE);
 }
 
 /* The session's sticky error (0: none); stream workers set it. */
@@ -99,7 +134,7 @@ static inline void rq_default_stream_enter(struct rq *r)
 /* ---- shared by families (dispatch_mem.c) ---- */
 
 /* Allocates zone memory: quota, zone address, backend memory, allocation-table entry. */
-CUresult dispatch_alloc(struct session *s, uint64_t size, uint8_t kind, idm_handle owner,
+CUresult dispatch_alloc(struct rq *r, uint64_t size, uint8_t kind, idm_handle owner,
                         uint64_t *va, uint64_t *baddr_out);
 
 #endif /* GPU_PROXY_DISPATCH_INTERNAL_H */

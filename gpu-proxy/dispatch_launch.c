@@ -6,13 +6,30 @@
 #include <cuda.h>
 #include <string.h>
 
-#include "log.h"
+/* Grid and block dimensions a device of compute capability 9.0 accepts. */
+static CUresult check_geometry(struct rq *r, const struct idm_req_LAUNCH *q)
+{
+    uint64_t threads = (uint64_t)q->block[0] * q->block[1] * q->block[2];
+
+    for (int i = 0; i < 3; i++)
+        if (q->grid[i] == 0 || q->block[i] == 0)
+            return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "grid %ux%ux%u, block %ux%ux%u: a "
+                             "dimension is 0", q->grid[0], q->grid[1], q->grid[2],
+                             q->block[0], q->block[1], q->block[2]);
+    if (q->grid[1] > 65535 || q->grid[2] > 65535 || q->grid[0] > 0x7FFFFFFFu)
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "grid %ux%ux%u exceeds the device's",
+                         q->grid[0], q->grid[1], q->grid[2]);
+    if (q->block[0] > 1024 || q->block[1] > 1024 || q->block[2] > 64 || threads > 1024)
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
+                         "block %ux%ux%u exceeds 1024x1024x64 or 1024 threads", q->block[0],
+                         q->block[1], q->block[2]);
+    return CUDA_SUCCESS;
+}
 
 static CUresult prep_launch(struct rq *r, const struct idm_req_LAUNCH *q, struct stream_op *op,
                             struct stream_obj **st)
 {
     struct kernel_obj *k = rq_kernel(r, q->func);
-    uint64_t threads;
     CUresult rc;
 
     if (k == NULL)
@@ -21,19 +38,12 @@ static CUresult prep_launch(struct rq *r, const struct idm_req_LAUNCH *q, struct
         return rc;
     if (rq_sticky(r))
         return rq_sticky(r);
-    for (int i = 0; i < 3; i++)
-        if (q->grid[i] == 0 || q->block[i] == 0)
-            return CUDA_ERROR_INVALID_VALUE;
-    if (q->grid[1] > 65535 || q->grid[2] > 65535 || q->grid[0] > 0x7FFFFFFFu)
-        return CUDA_ERROR_INVALID_VALUE;
-    threads = (uint64_t)q->block[0] * q->block[1] * q->block[2];
-    if (q->block[0] > 1024 || q->block[1] > 1024 || q->block[2] > 64 || threads > 1024)
-        return CUDA_ERROR_INVALID_VALUE;
-    if (q->param_bytes != k->param_bytes || q->param_bytes > r->tail_len) {
-        log_warn("zone=%s %s: launch of %s with %u parameter bytes (kernel takes %u, %u sent)",
-                 ZN(r), PEER(r), k->name, q->param_bytes, k->param_bytes, r->tail_len);
-        return CUDA_ERROR_INVALID_VALUE;
-    }
+    if ((rc = check_geometry(r, q)) != CUDA_SUCCESS)
+        return rc;
+    if (q->param_bytes != k->param_bytes || q->param_bytes > r->tail_len)
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
+                         "kernel %s with %u parameter bytes (it takes %u, %u sent)", k->name,
+                         q->param_bytes, k->param_bytes, r->tail_len);
     op->kind = SOP_LAUNCH;
     op->k = k;
     memcpy(op->l.grid, q->grid, sizeof(op->l.grid));

@@ -38,30 +38,27 @@ CUresult h_MEM_GET_INFO(struct rq *r, const struct idm_req_MEM_GET_INFO *q,
 }
 
 /* Allocates zone memory: quota, zone address, backend memory, allocation-table entry. */
-CUresult dispatch_alloc(struct session *s, uint64_t size, uint8_t kind, idm_handle owner,
+CUresult dispatch_alloc(struct rq *r, uint64_t size, uint8_t kind, idm_handle owner,
                         uint64_t *va, uint64_t *baddr_out)
 {
+    struct session *s = r->s;
     struct alloc a;
     uint64_t baddr;
     CUresult rc;
     int err;
 
     err = zone_charge(s->zone, size, va);
-    if (err == -ENOMEM) {
-        log_warn("zone=%s %s: allocation of %llu bytes refused: quota %llu bytes exceeded",
-                 s->zone->name, s->peer, (unsigned long long)size,
-                 (unsigned long long)s->zone->quota);
-        return cu_from_errno(err);
-    }
-    if (err != 0) {
-        log_warn("zone=%s %s: allocation of %llu bytes refused: zone address space exhausted",
-                 s->zone->name, s->peer, (unsigned long long)size);
-        return cu_from_errno(err);
-    }
+    if (err == -ENOMEM)
+        return rq_refuse(r, cu_from_errno(err), "%llu bytes exceed the zone's quota of %llu",
+                         (unsigned long long)size, (unsigned long long)s->zone->quota);
+    if (err != 0)
+        return rq_refuse(r, cu_from_errno(err),
+                         "%llu bytes do not fit the zone's remaining address space",
+                         (unsigned long long)size);
     rc = s->be->mem_alloc(s->bz, size, &baddr);
     if (rc != CUDA_SUCCESS) {
-        log_warn("zone=%s %s: backend could not allocate %llu bytes (CUresult %d)",
-                 s->zone->name, s->peer, (unsigned long long)size, rc);
+        (void)rq_refuse(r, rc, "the backend could not allocate %llu bytes (CUresult %d)",
+                        (unsigned long long)size, rc);
         goto uncharge;
     }
     memset(&a, 0, sizeof(a));
@@ -99,8 +96,8 @@ CUresult h_MEM_ALLOC(struct rq *r, const struct idm_req_MEM_ALLOC *q,
     if ((rc = rq_ctx(r, q->ctx, &ctx)) != CUDA_SUCCESS)
         return rc;
     if (q->size == 0)
-        return CUDA_ERROR_INVALID_VALUE;
-    return dispatch_alloc(r->s, q->size, ALLOC_MEM, ctx, &p->dptr, NULL);
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "an allocation of 0 bytes");
+    return dispatch_alloc(r, q->size, ALLOC_MEM, ctx, &p->dptr, NULL);
 }
 
 CUresult h_MEM_FREE(struct rq *r, const struct idm_req_MEM_FREE *q, struct idm_rep_MEM_FREE *p)
@@ -112,7 +109,9 @@ CUresult h_MEM_FREE(struct rq *r, const struct idm_req_MEM_FREE *q, struct idm_r
         return CUDA_SUCCESS;
     i = atab_find_base(&r->s->at, q->dptr);
     if (i < 0 || r->s->at.v[i].kind != ALLOC_MEM)
-        return CUDA_ERROR_INVALID_VALUE;
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
+                         "0x%llx is not the base of a memory allocation of the zone",
+                         (unsigned long long)q->dptr);
     /* cuMemFree waits for the work that may still use the memory. */
     session_drain(r->s);
     r->s->be->zone_sync(r->s->bz);
@@ -126,7 +125,8 @@ CUresult h_MEM_GET_ADDRESS_RANGE(struct rq *r, const struct idm_req_MEM_GET_ADDR
     long i = atab_find(&r->s->at, q->dptr, 1);
 
     if (i < 0)
-        return CUDA_ERROR_NOT_FOUND;
+        return rq_refuse(r, CUDA_ERROR_NOT_FOUND, "0x%llx lies in no allocation of the zone",
+                         (unsigned long long)q->dptr);
     p->base = r->s->at.v[i].va;
     p->size = r->s->at.v[i].size;
     return CUDA_SUCCESS;
@@ -148,12 +148,16 @@ static CUresult prep_htod(struct rq *r, const struct idm_req_MEMCPY_HTOD *q, str
         return CUDA_SUCCESS;
     if (q->win_len == 0) {
         if (q->len > r->tail_len)
-            return CUDA_ERROR_INVALID_VALUE;
+            return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
+                             "%llu bytes to copy, %u bytes of inline data",
+                             (unsigned long long)q->len, r->tail_len);
         op->hsrc = r->tail;
         op->inline_only = 1;
     } else {
         if (q->len > q->win_len)
-            return CUDA_ERROR_INVALID_VALUE;
+            return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
+                             "%llu bytes to copy through a %llu-byte window range",
+                             (unsigned long long)q->len, (unsigned long long)q->win_len);
         if ((rc = rq_win_range(r, q->win_off, q->len, &w)) != CUDA_SUCCESS)
             return rc;
         op->hsrc = w;
@@ -180,10 +184,14 @@ static CUresult prep_dtoh(struct rq *r, const struct idm_req_MEMCPY_DTOH *q, str
         return CUDA_SUCCESS; /* the reply's len stays 0 */
     if (q->win_len == 0) {
         if (q->len > r->rtail_max)
-            return CUDA_ERROR_INVALID_VALUE;
+            return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
+                             "%llu bytes to copy into a reply with room for %u",
+                             (unsigned long long)q->len, r->rtail_max);
     } else {
         if (q->len > q->win_len)
-            return CUDA_ERROR_INVALID_VALUE;
+            return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
+                             "%llu bytes to copy through a %llu-byte window range",
+                             (unsigned long long)q->len, (unsigned long long)q->win_len);
         if ((rc = rq_win_range(r, q->win_off, q->len, &w)) != CUDA_SUCCESS)
             return rc;
     }
@@ -223,13 +231,16 @@ static CUresult prep_memset(struct rq *r, const struct idm_req_MEMSET *q, struct
     if ((rc = rq_stream(r, q->stream, st)) != CUDA_SUCCESS)
         return rc;
     if (q->elem_size != 1 && q->elem_size != 2 && q->elem_size != 4)
-        return CUDA_ERROR_INVALID_VALUE;
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "element size %u (1, 2 or 4)",
+                         q->elem_size);
     if (q->count == 0 || q->height == 0)
         return CUDA_SUCCESS;
     if (q->count > UINT64_MAX / q->elem_size)
-        return CUDA_ERROR_INVALID_VALUE;
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "%llu elements of %u bytes overflow",
+                         (unsigned long long)q->count, q->elem_size);
     if (q->dst % q->elem_size != 0)
-        return CUDA_ERROR_INVALID_VALUE;
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "0x%llx is not aligned to %u bytes",
+                         (unsigned long long)q->dst, q->elem_size);
     row_bytes = q->count * q->elem_size;
     if (q->height == 1) {
         pitch = row_bytes;
@@ -237,7 +248,10 @@ static CUresult prep_memset(struct rq *r, const struct idm_req_MEMSET *q, struct
     } else {
         pitch = q->pitch;
         if (pitch < row_bytes || q->height - 1 > (UINT64_MAX - row_bytes) / pitch)
-            return CUDA_ERROR_INVALID_VALUE;
+            return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
+                             "pitch %llu for rows of %llu bytes, %llu rows",
+                             (unsigned long long)pitch, (unsigned long long)row_bytes,
+                             (unsigned long long)q->height);
         span = pitch * (q->height - 1) + row_bytes;
     }
     if ((rc = rq_dev_range(r, q->dst, span, &op->dst)) != CUDA_SUCCESS)
@@ -263,7 +277,8 @@ CUresult h_POINTER_GET_ATTRIBUTE(struct rq *r, const struct idm_req_POINTER_GET_
     const struct alloc *a;
 
     if (i < 0)
-        return CUDA_ERROR_INVALID_VALUE;
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "0x%llx lies in no allocation of the zone",
+                         (unsigned long long)q->ptr);
     a = &r->s->at.v[i];
     switch (q->attr) {
     case CU_POINTER_ATTRIBUTE_CONTEXT:
@@ -276,7 +291,8 @@ CUresult h_POINTER_GET_ATTRIBUTE(struct rq *r, const struct idm_req_POINTER_GET_
         break;
     case CU_POINTER_ATTRIBUTE_MEMORY_TYPE: p->value = CU_MEMORYTYPE_DEVICE; break;
     case CU_POINTER_ATTRIBUTE_DEVICE_POINTER: p->value = q->ptr; break;
-    case CU_POINTER_ATTRIBUTE_HOST_POINTER: return CUDA_ERROR_INVALID_VALUE;
+    case CU_POINTER_ATTRIBUTE_HOST_POINTER:
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "device memory has no host pointer");
     case CU_POINTER_ATTRIBUTE_SYNC_MEMOPS: p->value = 1; break;
     case CU_POINTER_ATTRIBUTE_BUFFER_ID:
     case CU_POINTER_ATTRIBUTE_MEMORY_BLOCK_ID: p->value = a->buffer_id; break;
@@ -295,7 +311,8 @@ CUresult h_POINTER_GET_ATTRIBUTE(struct rq *r, const struct idm_req_POINTER_GET_
         break;
     case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE: p->value = 0; break;
     case CU_POINTER_ATTRIBUTE_IS_HW_DECOMPRESS_CAPABLE: p->value = 0; break;
-    default: return CUDA_ERROR_INVALID_VALUE;
+    default:
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "unknown attribute %d", q->attr);
     }
     return CUDA_SUCCESS;
 }

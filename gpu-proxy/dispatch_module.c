@@ -22,12 +22,13 @@ CUresult h_IMAGE_BEGIN(struct rq *r, const struct idm_req_IMAGE_BEGIN *q,
     int err = -ENOMEM;
 
     if (q->size == 0 || q->size > IMAGE_MAX_BYTES)
-        return CUDA_ERROR_INVALID_VALUE;
-    if (s->staging_bytes + q->size > STAGING_MAX_BYTES) {
-        log_warn("zone=%s %s: image of %llu bytes refused: %llu bytes already staged", ZN(r),
-                 PEER(r), (unsigned long long)q->size, (unsigned long long)s->staging_bytes);
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    }
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "an image of %llu bytes (at most %llu)",
+                         (unsigned long long)q->size, IMAGE_MAX_BYTES);
+    if (s->staging_bytes + q->size > STAGING_MAX_BYTES)
+        return rq_refuse(r, CUDA_ERROR_OUT_OF_MEMORY,
+                         "an image of %llu bytes while %llu bytes are already staged (at most "
+                         "%llu)", (unsigned long long)q->size,
+                         (unsigned long long)s->staging_bytes, STAGING_MAX_BYTES);
     im = calloc(1, sizeof(*im));
     if (im == NULL)
         return CUDA_ERROR_OUT_OF_MEMORY;
@@ -50,7 +51,7 @@ free_obj:
 CUresult h_IMAGE_CHUNK(struct rq *r, const struct idm_req_IMAGE_CHUNK *q,
                        struct idm_rep_IMAGE_CHUNK *p)
 {
-    struct image_obj *im = htab_lookup(&r->s->ht, q->image, HT_IMAGE);
+    struct image_obj *im = rq_image(r, q->image);
     uint8_t *w;
     CUresult rc;
 
@@ -58,7 +59,10 @@ CUresult h_IMAGE_CHUNK(struct rq *r, const struct idm_req_IMAGE_CHUNK *q,
     if (im == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
     if (q->offset > im->size || q->len > im->size - q->offset)
-        return CUDA_ERROR_INVALID_VALUE;
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
+                         "chunk %llu+%llu is outside the %llu-byte image",
+                         (unsigned long long)q->offset, (unsigned long long)q->len,
+                         (unsigned long long)im->size);
     if (q->len == 0)
         return CUDA_SUCCESS;
     if ((rc = rq_win_range(r, q->win_off, q->len, &w)) != CUDA_SUCCESS)
@@ -68,7 +72,7 @@ CUresult h_IMAGE_CHUNK(struct rq *r, const struct idm_req_IMAGE_CHUNK *q,
 }
 
 struct lib_alloc_ctx {
-    struct session *s;
+    struct rq *r;
     idm_handle lib;
 };
 
@@ -76,7 +80,7 @@ static CUresult lib_alloc(void *ctx, uint64_t size, uint64_t *zone_addr, uint64_
 {
     struct lib_alloc_ctx *c = ctx;
 
-    return dispatch_alloc(c->s, size, ALLOC_GLOBAL_OWNED, c->lib, zone_addr, baddr);
+    return dispatch_alloc(c->r, size, ALLOC_GLOBAL_OWNED, c->lib, zone_addr, baddr);
 }
 
 CUresult h_LIBRARY_LOAD(struct rq *r, const struct idm_req_LIBRARY_LOAD *q,
@@ -94,7 +98,7 @@ CUresult h_LIBRARY_LOAD(struct rq *r, const struct idm_req_LIBRARY_LOAD *q,
 
     if ((rc = rq_ctx(r, q->ctx, &ctx)) != CUDA_SUCCESS)
         return rc;
-    im = htab_lookup(&s->ht, q->image, HT_IMAGE);
+    im = rq_image(r, q->image);
     if (im == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
     /* The staging image is consumed either way. */
@@ -113,12 +117,12 @@ CUresult h_LIBRARY_LOAD(struct rq *r, const struct idm_req_LIBRARY_LOAD *q,
         rc = cu_from_errno(ierr);
         goto free_image;
     }
-    ac.s = s;
+    ac.r = r;
     ac.lib = h;
     rc = s->be->library_load(s->bz, im->data, im->size, &alloc, &lib->bl, err, sizeof(err));
     if (rc != CUDA_SUCCESS) {
-        log_warn("zone=%s %s: loading a %llu-byte image failed (CUresult %d): %s", ZN(r),
-                 PEER(r), (unsigned long long)im->size, rc, err[0] ? err : "no reason given");
+        (void)rq_refuse(r, rc, "the %llu-byte image did not load (CUresult %d): %s",
+                        (unsigned long long)im->size, rc, err[0] ? err : "no reason given");
         /* Globals allocated before the failure belong to h. */
         for (long i = (long)s->at.n - 1; i >= 0; i--)
             if (s->at.v[i].owner == h)
@@ -140,7 +144,7 @@ free_image:
 CUresult h_LIBRARY_UNLOAD(struct rq *r, const struct idm_req_LIBRARY_UNLOAD *q,
                           struct idm_rep_LIBRARY_UNLOAD *p)
 {
-    struct library_obj *lib = htab_lookup(&r->s->ht, q->library, HT_LIBRARY);
+    struct library_obj *lib = rq_library(r, q->library);
 
     (void)p;
     if (lib == NULL)
@@ -151,17 +155,56 @@ CUresult h_LIBRARY_UNLOAD(struct rq *r, const struct idm_req_LIBRARY_UNLOAD *q,
     return CUDA_SUCCESS;
 }
 
+/* Looks kernel name of lib up in the backend and gives it a handle; the library keeps it. */
+static CUresult new_kernel(struct rq *r, idm_handle lh, struct library_obj *lib,
+                           const char *name, struct kernel_obj **out)
+{
+    struct idm_param params[IDM_PARAMS_MAX];
+    uint32_t count = 0, bytes = 0;
+    struct backend_kernel *bk;
+    struct kernel_obj *k;
+    CUresult rc;
+    int err = -ENOMEM;
+
+    rc = r->s->be->library_get_kernel(r->s->bz, lib->bl, name, &bk, params, &count, &bytes);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (count > IDM_PARAMS_MAX)
+        return rq_refuse(r, CUDA_ERROR_NOT_SUPPORTED, "kernel %s has %u parameters (at most %u)",
+                         name, count, (unsigned)IDM_PARAMS_MAX);
+    k = calloc(1, sizeof(*k));
+    if (k == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    k->params = calloc(count ? count : 1, sizeof(*k->params));
+    k->name = strdup(name);
+    if (k->params == NULL || k->name == NULL)
+        goto free_kernel;
+    memcpy(k->params, params, count * sizeof(*params));
+    k->library = lh;
+    k->bk = bk;
+    k->param_count = count;
+    k->param_bytes = bytes;
+    if ((err = htab_insert(&r->s->ht, HT_KERNEL, k, &k->self)) != 0)
+        goto free_kernel;
+    k->next = lib->kernels;
+    lib->kernels = k;
+    *out = k;
+    return CUDA_SUCCESS;
+
+free_kernel:
+    free(k->params);
+    free(k->name);
+    free(k);
+    return cu_from_errno(err);
+}
+
 CUresult h_LIBRARY_GET_KERNEL(struct rq *r, const struct idm_req_LIBRARY_GET_KERNEL *q,
                               struct idm_rep_LIBRARY_GET_KERNEL *p)
 {
-    struct library_obj *lib = htab_lookup(&r->s->ht, q->library, HT_LIBRARY);
-    struct idm_param params[IDM_PARAMS_MAX];
+    struct library_obj *lib = rq_library(r, q->library);
     struct kernel_obj *k;
     const char *name;
-    uint32_t count = 0, bytes = 0;
-    struct backend_kernel *bk;
     CUresult rc;
-    int err;
 
     if (lib == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
@@ -170,42 +213,11 @@ CUresult h_LIBRARY_GET_KERNEL(struct rq *r, const struct idm_req_LIBRARY_GET_KER
     for (k = lib->kernels; k; k = k->next)
         if (strcmp(k->name, name) == 0)
             break;
-    if (k == NULL) {
-        rc = r->s->be->library_get_kernel(r->s->bz, lib->bl, name, &bk, params, &count, &bytes);
-        if (rc != CUDA_SUCCESS)
-            return rc;
-        if (count > IDM_PARAMS_MAX)
-            return CUDA_ERROR_NOT_SUPPORTED;
-        k = calloc(1, sizeof(*k));
-        if (k == NULL)
-            return CUDA_ERROR_OUT_OF_MEMORY;
-        k->params = calloc(count ? count : 1, sizeof(*k->params));
-        k->name = strdup(name);
-        if (k->params == NULL || k->name == NULL) {
-            free(k->params);
-            free(k->name);
-            free(k);
-            return CUDA_ERROR_OUT_OF_MEMORY;
-        }
-        memcpy(k->params, params, count * sizeof(*params));
-        k->library = q->library;
-        k->bk = bk;
-        k->param_count = count;
-        k->param_bytes = bytes;
-        if ((err = htab_insert(&r->s->ht, HT_KERNEL, k, &k->self)) != 0) {
-            free(k->params);
-            free(k->name);
-            free(k);
-            return cu_from_errno(err);
-        }
-        k->next = lib->kernels;
-        lib->kernels = k;
-    }
-    if ((uint64_t)k->param_count * sizeof(struct idm_param) > r->rtail_max) {
-        log_warn("zone=%s %s: the layout of kernel %s does not fit a reply slot", ZN(r),
-                 PEER(r), k->name);
-        return CUDA_ERROR_NOT_SUPPORTED;
-    }
+    if (k == NULL && (rc = new_kernel(r, q->library, lib, name, &k)) != CUDA_SUCCESS)
+        return rc;
+    if ((uint64_t)k->param_count * sizeof(struct idm_param) > r->rtail_max)
+        return rq_refuse(r, CUDA_ERROR_NOT_SUPPORTED,
+                         "the layout of kernel %s does not fit a reply slot", k->name);
     memcpy(r->rtail, k->params, k->param_count * sizeof(struct idm_param));
     r->rtail_len = k->param_count * (uint32_t)sizeof(struct idm_param);
     p->kernel = k->self;
@@ -214,16 +226,55 @@ CUresult h_LIBRARY_GET_KERNEL(struct rq *r, const struct idm_req_LIBRARY_GET_KER
     return CUDA_SUCCESS;
 }
 
+/* Maps a backend-owned global of library lh into the zone, once: its zone address. */
+static CUresult map_global(struct rq *r, idm_handle lh, uint64_t baddr, uint64_t size,
+                           uint64_t *zaddr)
+{
+    struct session *s = r->s;
+    struct alloc a;
+    uint64_t va;
+    int err;
+
+    for (uint32_t i = 0; i < s->at.n; i++) {
+        if (s->at.v[i].owner == lh && s->at.v[i].baddr == baddr &&
+            s->at.v[i].kind == ALLOC_GLOBAL_MAPPED) {
+            *zaddr = s->at.v[i].va;
+            return CUDA_SUCCESS;
+        }
+    }
+    if (size == 0)
+        return rq_refuse(r, CUDA_ERROR_NOT_FOUND, "the global has no size");
+    if ((err = zone_charge(s->zone, size, &va)) != 0)
+        return rq_refuse(r, cu_from_errno(err),
+                         "a global of %llu bytes exceeds the zone's quota or address space",
+                         (unsigned long long)size);
+    memset(&a, 0, sizeof(a));
+    a.va = va;
+    a.size = size;
+    a.charged = size;
+    a.baddr = baddr;
+    a.owner = lh;
+    a.kind = ALLOC_GLOBAL_MAPPED;
+    a.buffer_id = s->next_buffer_id++;
+    pthread_rwlock_wrlock(&s->at_lock);
+    err = atab_insert(&s->at, &a);
+    pthread_rwlock_unlock(&s->at_lock);
+    if (err != 0) {
+        zone_uncharge(s->zone, size);
+        return cu_from_errno(err);
+    }
+    *zaddr = va;
+    return CUDA_SUCCESS;
+}
+
 CUresult h_LIBRARY_GET_GLOBAL(struct rq *r, const struct idm_req_LIBRARY_GET_GLOBAL *q,
                               struct idm_rep_LIBRARY_GET_GLOBAL *p)
 {
     struct session *s = r->s;
-    struct library_obj *lib = htab_lookup(&s->ht, q->library, HT_LIBRARY);
-    uint64_t zaddr = 0, baddr = 0, size = 0, va;
+    struct library_obj *lib = rq_library(r, q->library);
+    uint64_t zaddr = 0, baddr = 0, size = 0;
     const char *name;
-    struct alloc a;
     CUresult rc;
-    int err;
 
     if (lib == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
@@ -232,38 +283,8 @@ CUresult h_LIBRARY_GET_GLOBAL(struct rq *r, const struct idm_req_LIBRARY_GET_GLO
     rc = s->be->library_get_global(s->bz, lib->bl, name, &zaddr, &baddr, &size);
     if (rc != CUDA_SUCCESS)
         return rc;
-    if (zaddr == 0) {
-        /* A backend-owned global: map it into the zone once. */
-        for (uint32_t i = 0; i < s->at.n; i++) {
-            if (s->at.v[i].owner == q->library && s->at.v[i].baddr == baddr &&
-                s->at.v[i].kind == ALLOC_GLOBAL_MAPPED) {
-                zaddr = s->at.v[i].va;
-                break;
-            }
-        }
-    }
-    if (zaddr == 0) {
-        if (size == 0)
-            return CUDA_ERROR_NOT_FOUND;
-        if ((err = zone_charge(s->zone, size, &va)) != 0)
-            return cu_from_errno(err);
-        memset(&a, 0, sizeof(a));
-        a.va = va;
-        a.size = size;
-        a.charged = size;
-        a.baddr = baddr;
-        a.owner = q->library;
-        a.kind = ALLOC_GLOBAL_MAPPED;
-        a.buffer_id = s->next_buffer_id++;
-        pthread_rwlock_wrlock(&s->at_lock);
-        err = atab_insert(&s->at, &a);
-        pthread_rwlock_unlock(&s->at_lock);
-        if (err != 0) {
-            zone_uncharge(s->zone, size);
-            return cu_from_errno(err);
-        }
-        zaddr = va;
-    }
+    if (zaddr == 0 && (rc = map_global(r, q->library, baddr, size, &zaddr)) != CUDA_SUCCESS)
+        return rc;
     p->dptr = zaddr;
     p->size = size;
     return CUDA_SUCCESS;
@@ -273,7 +294,7 @@ CUresult h_LIBRARY_GET_KERNEL_COUNT(struct rq *r,
                                     const struct idm_req_LIBRARY_GET_KERNEL_COUNT *q,
                                     struct idm_rep_LIBRARY_GET_KERNEL_COUNT *p)
 {
-    struct library_obj *lib = htab_lookup(&r->s->ht, q->library, HT_LIBRARY);
+    struct library_obj *lib = rq_library(r, q->library);
 
     if (lib == NULL)
         return CUDA_ERROR_INVALID_HANDLE;

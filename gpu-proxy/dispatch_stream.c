@@ -18,12 +18,10 @@ CUresult h_STREAM_CREATE(struct rq *r, const struct idm_req_STREAM_CREATE *q,
     if ((rc = rq_ctx(r, q->ctx, &ctx)) != CUDA_SUCCESS)
         return rc;
     if (q->flags & ~(uint32_t)CU_STREAM_NON_BLOCKING)
-        return CUDA_ERROR_INVALID_VALUE;
-    if (r->s->nstreams >= SESSION_MAX_STREAMS) {
-        log_warn("zone=%s %s: stream refused: the client already has %u streams", ZN(r),
-                 PEER(r), r->s->nstreams);
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    }
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "unknown stream flags 0x%x", q->flags);
+    if (r->s->nstreams >= SESSION_MAX_STREAMS)
+        return rq_refuse(r, CUDA_ERROR_OUT_OF_MEMORY, "the client already has %u streams",
+                         r->s->nstreams);
     o = calloc(1, sizeof(*o));
     if (o == NULL)
         return CUDA_ERROR_OUT_OF_MEMORY;
@@ -55,7 +53,7 @@ free_obj:
 CUresult h_STREAM_DESTROY(struct rq *r, const struct idm_req_STREAM_DESTROY *q,
                           struct idm_rep_STREAM_DESTROY *p)
 {
-    struct stream_obj *o = htab_lookup(&r->s->ht, q->stream, HT_STREAM);
+    struct stream_obj *o = rq_lookup(r, q->stream, HT_STREAM);
     CUresult rc;
 
     (void)p;
@@ -147,8 +145,9 @@ CUresult h_EVENT_CREATE(struct rq *r, const struct idm_req_EVENT_CREATE *q,
     if ((rc = rq_ctx(r, q->ctx, &ctx)) != CUDA_SUCCESS)
         return rc;
     if (q->flags & ~(uint32_t)(CU_EVENT_BLOCKING_SYNC | CU_EVENT_DISABLE_TIMING))
-        return q->flags & CU_EVENT_INTERPROCESS ? CUDA_ERROR_NOT_SUPPORTED
-                                                : CUDA_ERROR_INVALID_VALUE;
+        return rq_refuse(r, q->flags & CU_EVENT_INTERPROCESS ? CUDA_ERROR_NOT_SUPPORTED
+                                                             : CUDA_ERROR_INVALID_VALUE,
+                         "event flags 0x%x (interprocess events are not supported)", q->flags);
     e = calloc(1, sizeof(*e));
     if (e == NULL)
         return CUDA_ERROR_OUT_OF_MEMORY;
@@ -263,7 +262,8 @@ CUresult h_EVENT_ELAPSED_TIME(struct rq *r, const struct idm_req_EVENT_ELAPSED_T
     if (a == NULL || b == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
     if (!a->recorded || !b->recorded)
-        return CUDA_ERROR_INVALID_HANDLE;
+        return rq_refuse(r, CUDA_ERROR_INVALID_HANDLE, "the %s event was never recorded",
+                         a->recorded ? "end" : "start");
     if (!event_done(a) || !event_done(b))
         return CUDA_ERROR_NOT_READY;
     return r->s->be->event_elapsed(r->s->bz, a->be, b->be, &p->ms);

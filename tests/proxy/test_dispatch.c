@@ -2,7 +2,7 @@
  * and the PTX engine (real modules, no transport): length checks, kernel load and launch, a
  * launch that touches another zone's memory (ILLEGAL_ADDRESS, sticky, the other zone
  * untouched), module globals charged to the zone, context teardown, replies of queued ops, the
- * errno-to-CUresult mapping. */
+ * errno-to-CUresult mapping, rate-limited refusal logs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dispatch.h"
 #include "log.h"
@@ -560,6 +561,44 @@ static void test_dispatch_errno_mapping(void **state)
     assert_int_equal(cu_from_errno(-EXDEV), CUDA_ERROR_UNKNOWN);
 }
 
+/* Refusals are logged with the check that failed, through a token bucket: a flood of bad
+ * requests writes at most a burst of lines, and the next line after a pause counts the rest. */
+static void test_dispatch_refusal_log_rate_limited(void **state)
+{
+    struct fixture *f = *state;
+    struct idm_req_EVENT_QUERY eq = {.event = 0x3300000100000007ull};
+    char path[] = "/tmp/test_dispatch_log_XXXXXX";
+    int fd = mkstemp(path), saved = dup(STDERR_FILENO);
+    char buf[16384];
+    ssize_t n;
+    int lines = 0;
+
+    assert_true(fd >= 0 && saved >= 0);
+    unlink(path);
+    memset(&log_thread_bucket, 0, sizeof(log_thread_bucket));
+    log_set_level(LOG_WARN);
+    assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(call(f->a, IDM_OP_EVENT_QUERY, &eq, sizeof(eq), NULL, 0),
+                         CUDA_ERROR_INVALID_HANDLE);
+    usleep(2 * 1000000 / LOG_LIMIT_RATE);
+    assert_int_equal(call(f->a, IDM_OP_EVENT_QUERY, &eq, sizeof(eq), NULL, 0),
+                     CUDA_ERROR_INVALID_HANDLE);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    log_set_level(LOG_ERR);
+    n = pread(fd, buf, sizeof(buf) - 1, 0);
+    close(fd);
+    assert_true(n > 0);
+    buf[n] = 0;
+    for (char *l = buf; (l = strchr(l, '\n')) != NULL; l++)
+        lines++;
+    assert_true(lines > 1 && lines <= LOG_LIMIT_BURST + 2);
+    assert_non_null(strstr(buf, "zone=A a: EVENT_QUERY refused: event handle 0x3300000100000007 "
+                                "is not live in this session"));
+    assert_non_null(strstr(buf, "similar lines dropped)"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -578,6 +617,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_stream_reply_matches_inline, setup,
                                         teardown),
         cmocka_unit_test(test_dispatch_errno_mapping),
+        cmocka_unit_test_setup_teardown(test_dispatch_refusal_log_rate_limited, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     backend_stub.shutdown();
