@@ -83,18 +83,50 @@ static CUresult lib_alloc(void *ctx, uint64_t size, uint64_t *zone_addr, uint64_
     return dispatch_alloc(c->r, size, ALLOC_GLOBAL_OWNED, c->lib, zone_addr, baddr);
 }
 
+/* Loads image im as a new library of context ctx: its handle in *out. Globals the backend
+ * allocated before a failure belong to the new handle and go with it. */
+static CUresult load_library(struct rq *r, idm_handle ctx, uint32_t as_module,
+                             const struct image_obj *im, idm_handle *out)
+{
+    struct session *s = r->s;
+    struct lib_alloc_ctx ac = {.r = r};
+    struct backend_allocator alloc = {.ctx = &ac, .alloc = lib_alloc};
+    struct library_obj *lib = calloc(1, sizeof(*lib));
+    char why[256] = "";
+    CUresult rc;
+    int err;
+
+    if (lib == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    lib->ctx = ctx;
+    lib->as_module = as_module;
+    if ((err = htab_insert(&s->ht, HT_LIBRARY, lib, &ac.lib)) != 0) {
+        free(lib);
+        return cu_from_errno(err);
+    }
+    rc = s->be->library_load(s->bz, im->data, im->size, &alloc, &lib->bl, why, sizeof(why));
+    if (rc != CUDA_SUCCESS) {
+        (void)rq_refuse(r, rc, "the %llu-byte image did not load (CUresult %d): %s",
+                        (unsigned long long)im->size, rc, why[0] ? why : "no reason given");
+        for (long i = (long)s->at.n - 1; i >= 0; i--)
+            if (s->at.v[i].owner == ac.lib)
+                session_free_alloc(s, i);
+        htab_remove(&s->ht, ac.lib, HT_LIBRARY);
+        free(lib);
+        return rc;
+    }
+    log_debug("zone=%s %s: loaded a %llu-byte image as %s", ZN(r), PEER(r),
+              (unsigned long long)im->size, as_module ? "module" : "library");
+    *out = ac.lib;
+    return CUDA_SUCCESS;
+}
+
 CUresult h_LIBRARY_LOAD(struct rq *r, const struct idm_req_LIBRARY_LOAD *q,
                         struct idm_rep_LIBRARY_LOAD *p)
 {
-    struct session *s = r->s;
     struct image_obj *im;
-    struct library_obj *lib;
-    struct lib_alloc_ctx ac;
-    struct backend_allocator alloc = {.ctx = &ac, .alloc = lib_alloc};
-    char err[256] = "";
-    idm_handle ctx, h;
+    idm_handle ctx;
     CUresult rc;
-    int ierr;
 
     if ((rc = rq_ctx(r, q->ctx, &ctx)) != CUDA_SUCCESS)
         return rc;
@@ -102,40 +134,9 @@ CUresult h_LIBRARY_LOAD(struct rq *r, const struct idm_req_LIBRARY_LOAD *q,
     if (im == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
     /* The staging image is consumed either way. */
-    htab_remove(&s->ht, q->image, HT_IMAGE);
-    s->staging_bytes -= im->size;
-
-    lib = calloc(1, sizeof(*lib));
-    if (lib == NULL) {
-        rc = CUDA_ERROR_OUT_OF_MEMORY;
-        goto free_image;
-    }
-    lib->ctx = ctx;
-    lib->as_module = q->as_module;
-    if ((ierr = htab_insert(&s->ht, HT_LIBRARY, lib, &h)) != 0) {
-        free(lib);
-        rc = cu_from_errno(ierr);
-        goto free_image;
-    }
-    ac.r = r;
-    ac.lib = h;
-    rc = s->be->library_load(s->bz, im->data, im->size, &alloc, &lib->bl, err, sizeof(err));
-    if (rc != CUDA_SUCCESS) {
-        (void)rq_refuse(r, rc, "the %llu-byte image did not load (CUresult %d): %s",
-                        (unsigned long long)im->size, rc, err[0] ? err : "no reason given");
-        /* Globals allocated before the failure belong to h. */
-        for (long i = (long)s->at.n - 1; i >= 0; i--)
-            if (s->at.v[i].owner == h)
-                session_free_alloc(s, i);
-        htab_remove(&s->ht, h, HT_LIBRARY);
-        free(lib);
-        goto free_image;
-    }
-    log_debug("zone=%s %s: loaded a %llu-byte image as %s", ZN(r), PEER(r),
-              (unsigned long long)im->size, q->as_module ? "module" : "library");
-    p->library = h;
-
-free_image:
+    htab_remove(&r->s->ht, q->image, HT_IMAGE);
+    r->s->staging_bytes -= im->size;
+    rc = load_library(r, ctx, q->as_module, im, &p->library);
     free(im->data);
     free(im);
     return rc;
