@@ -61,31 +61,6 @@ CUresult rq_ctx(struct rq *r, idm_handle h, idm_handle *out)
     return CUDA_SUCCESS;
 }
 
-CUresult rq_stream(struct rq *r, idm_handle h, struct stream_obj **st)
-{
-    struct stream_obj *o;
-
-    if (DEFAULT_STREAM(h)) {
-        *st = NULL;
-        return CUDA_SUCCESS;
-    }
-    o = rq_lookup(r, h, HT_STREAM);
-    if (o == NULL)
-        return CUDA_ERROR_INVALID_HANDLE;
-    *st = o;
-    return CUDA_SUCCESS;
-}
-
-CUresult rq_run(struct rq *r, struct stream_obj *st, struct stream_op *op)
-{
-    struct sop_reply rep = {.fixed = r->s->rbuf, .tail = r->rtail, .tail_len = 0};
-    CUresult rc = stream_run(r->s, st, op, r->h, &rep);
-
-    r->deferred = op->seq != 0;
-    r->rtail_len = rep.tail_len;
-    return rc;
-}
-
 CUresult rq_dev_range(struct rq *r, uint64_t va, uint64_t len, uint64_t *baddr)
 {
     long i = atab_find(&r->s->at, va, len);

@@ -50,18 +50,12 @@ struct rq {
 CUresult rq_device(struct rq *r, int32_t device);
 /* A context of the session (0: the primary context, when retained). */
 CUresult rq_ctx(struct rq *r, idm_handle h, idm_handle *out);
-/* A stream of the session; *st is NULL for the default stream. */
-CUresult rq_stream(struct rq *r, idm_handle h, struct stream_obj **st);
 /* [va, va+len) must lie inside one allocation of this session: its backend address. */
 CUresult rq_dev_range(struct rq *r, uint64_t va, uint64_t len, uint64_t *baddr);
 /* [off, off+len) of the connection's window. */
 CUresult rq_win_range(struct rq *r, uint64_t off, uint64_t len, uint8_t **p);
 /* A NUL-terminated name in the request tail. */
 CUresult rq_tail_name(struct rq *r, const char **name);
-/* Runs a prepared asynchronous op on st (NULL: the default stream) through stream_run: inline
- * (its reply in the session's reply buffer) or queued (r->deferred: the worker replies). */
-CUresult rq_run(struct rq *r, struct stream_obj *st, struct stream_op *op);
-
 /* Logs the refusal of handle h, which is not a live handle of type type in this session. */
 void rq_refuse_handle(struct rq *r, idm_handle h, uint8_t type);
 
@@ -96,6 +90,29 @@ static inline struct image_obj *rq_image(struct rq *r, idm_handle h)
     return rq_lookup(r, h, HT_IMAGE);
 }
 
+/* A stream of the session; *st is NULL for the default stream. */
+static inline CUresult rq_stream(struct rq *r, idm_handle h, struct stream_obj **st)
+{
+    if (DEFAULT_STREAM(h)) {
+        *st = NULL;
+        return CUDA_SUCCESS;
+    }
+    *st = rq_lookup(r, h, HT_STREAM);
+    return *st ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+}
+
+/* Runs a prepared asynchronous op on st (NULL: the default stream) through stream_run: inline
+ * (its reply in the session's reply buffer) or queued (r->deferred: the worker replies). */
+static inline CUresult rq_run(struct rq *r, struct stream_obj *st, struct stream_op *op)
+{
+    struct sop_reply rep = {.fixed = r->s->rbuf, .tail = r->rtail, .tail_len = 0};
+    CUresult rc = stream_run(r->s, st, op, r->h, &rep);
+
+    r->deferred = op->seq != 0;
+    r->rtail_len = rep.tail_len;
+    return rc;
+}
+
 /* The session's sticky error (0: none); stream workers set it. */
 static inline CUresult rq_sticky(struct rq *r)
 {
@@ -116,16 +133,18 @@ static inline void rq_default_stream_enter(struct rq *r)
 }
 
 /* The handler of an asynchronous op NAME is its prepare step, prepare(r, q, op, &st): the
- * request's checks, in the order a driver makes them, filling op (left SOP_NONE when there is
- * nothing to do) and st; then the one execute path, rq_run. */
+ * request's checks, in the order a driver makes them, filling the fields of op its kind uses
+ * (kind left SOP_NONE when there is nothing to do) and st; then the one execute path, rq_run. */
 #define DISPATCH_ASYNC(name, prepare)                                                           \
     CUresult h_##name(struct rq *r, const struct idm_req_##name *q, struct idm_rep_##name *p)  \
     {                                                                                          \
-        struct stream_op op = {.kind = SOP_NONE};                                              \
+        struct stream_op op;                                                                   \
         struct stream_obj *st = NULL;                                                          \
-        CUresult rc = prepare(r, q, &op, &st);                                                 \
+        CUresult rc;                                                                           \
                                                                                                \
         (void)p;                                                                               \
+        stream_op_init(&op);                                                                   \
+        rc = prepare(r, q, &op, &st);                                                          \
         if (rc != CUDA_SUCCESS || op.kind == SOP_NONE)                                         \
             return rc;                                                                         \
         return rq_run(r, st, &op);                                                             \

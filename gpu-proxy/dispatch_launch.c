@@ -54,6 +54,7 @@ static CUresult prep_launch(struct rq *r, const struct idm_req_LAUNCH *q, struct
     op->l.params_size = q->param_bytes;
     op->l.layout = k->params;
     op->l.param_count = k->param_count;
+    op->l.mem = NULL;
     return CUDA_SUCCESS;
 }
 

@@ -206,11 +206,12 @@ static CUresult prep_event_record(struct rq *r, const struct idm_req_EVENT_RECOR
 CUresult h_EVENT_RECORD(struct rq *r, const struct idm_req_EVENT_RECORD *q,
                         struct idm_rep_EVENT_RECORD *p)
 {
-    struct stream_op op = {.kind = SOP_NONE};
+    struct stream_op op;
     struct stream_obj *st = NULL;
     CUresult rc;
 
     (void)p;
+    stream_op_init(&op);
     if ((rc = prep_event_record(r, q, &op, &st)) != CUDA_SUCCESS)
         return rc;
     rc = rq_run(r, st, &op);

@@ -122,25 +122,18 @@ static CUresult issue_event_record(struct session *s, struct backend_stream *bs,
     return s->be->event_record(s->bz, op->ev->be, bs);
 }
 
-typedef CUresult (*issue_fn)(struct session *s, struct backend_stream *bs,
-                             struct stream_op *op, struct sop_reply *rep);
-
-static const issue_fn issuers[SOP_COUNT] = {
-    [SOP_HTOD] = issue_htod,
-    [SOP_DTOH] = issue_dtoh,
-    [SOP_DTOD] = issue_dtod,
-    [SOP_MEMSET] = issue_memset,
-    [SOP_LAUNCH] = issue_launch,
-    [SOP_EVENT_RECORD] = issue_event_record,
-};
-
-/* Issues op on backend stream bs (NULL: the zone's default stream). */
-static CUresult issue(struct session *s, struct backend_stream *bs, struct stream_op *op,
+CUresult stream_issue(struct session *s, struct backend_stream *bs, struct stream_op *op,
                       struct sop_reply *rep)
 {
-    if (op->kind <= SOP_NONE || op->kind >= SOP_COUNT)
-        return CUDA_ERROR_UNKNOWN;
-    return issuers[op->kind](s, bs, op, rep);
+    switch (op->kind) {
+    case SOP_HTOD: return issue_htod(s, bs, op, rep);
+    case SOP_DTOH: return issue_dtoh(s, bs, op, rep);
+    case SOP_DTOD: return issue_dtod(s, bs, op, rep);
+    case SOP_MEMSET: return issue_memset(s, bs, op, rep);
+    case SOP_LAUNCH: return issue_launch(s, bs, op, rep);
+    case SOP_EVENT_RECORD: return issue_event_record(s, bs, op, rep);
+    default: return CUDA_ERROR_UNKNOWN;
+    }
 }
 
 /* ---- stream workers ---- */
@@ -157,7 +150,7 @@ static void run_queued(struct stream_obj *st, struct stream_op *op)
 
     memset(st->rbuf, 0, rep_size);
     if (rc == CUDA_SUCCESS || op->kind == SOP_EVENT_RECORD)
-        rc = issue(s, st->bs, op, &rep);
+        rc = stream_issue(s, st->bs, op, &rep);
     if (rc != CUDA_SUCCESS) {
         /* A failed request answers with zeros, never with half-filled values. */
         memset(st->rbuf, 0, rep_size);
@@ -232,25 +225,14 @@ static struct stream_op *op_copy(const struct stream_op *op, const struct idm_hd
     return q;
 }
 
-CUresult stream_run(struct session *s, struct stream_obj *st, struct stream_op *op,
-                    const struct idm_hdr *req, struct sop_reply *rep)
+CUresult stream_queue(struct stream_obj *st, const struct stream_op *op,
+                      const struct idm_hdr *req, uint64_t *ticket)
 {
-    struct stream_op *q;
+    struct stream_op *q = op_copy(op, req);
 
-    op->seq = 0;
-    if (st == NULL) {
-        session_drain(s);
-        return issue(s, NULL, op, rep);
-    }
-    if (op->inline_only) {
-        /* In order after everything queued on st so far, on st's backend stream. */
-        stream_wait(st, st->enq_seq);
-        return issue(s, st->bs, op, rep);
-    }
-    q = op_copy(op, req);
     if (q == NULL)
         return CUDA_ERROR_OUT_OF_MEMORY;
-    op->seq = stream_submit(st, q);
+    *ticket = stream_submit(st, q);
     return CUDA_SUCCESS;
 }
 

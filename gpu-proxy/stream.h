@@ -24,7 +24,9 @@ enum sop_kind {
     SOP_COUNT
 };
 
-/* A prepared op. The dispatch fills one on its stack; stream_run queues a heap copy of it. */
+/* A prepared op. The dispatch fills one on its stack (stream_op_init, then the fields its kind
+ * uses: the rest stay unset, so the synchronous path does not clear the whole struct);
+ * stream_run queues a heap copy of it. */
 struct stream_op {
     struct stream_op *next;
     uint64_t seq;          /* ticket in its stream; 0 while not queued */
@@ -41,6 +43,13 @@ struct stream_op {
     struct event_obj *ev;
 };
 
+static inline void stream_op_init(struct stream_op *op)
+{
+    op->seq = 0;
+    op->kind = SOP_NONE;
+    op->inline_only = 0;
+}
+
 /* Where an issued op writes its reply payload: the fixed struct (zeroed by the caller) and the
  * tail after it (room for the session's max_reply minus the fixed struct). */
 struct sop_reply {
@@ -49,24 +58,45 @@ struct sop_reply {
     uint32_t tail_len;
 };
 
+/* Issues op through the issue function of its kind on backend stream bs (NULL: the zone's
+ * default stream), filling rep: the one execute path of every asynchronous op, inline and in
+ * the stream workers. Returns the CUresult. */
+CUresult stream_issue(struct session *s, struct backend_stream *bs, struct stream_op *op,
+                      struct sop_reply *rep);
+/* Queues a heap copy of op that answers request req on st; *ticket gets its ticket. Returns
+ * CUDA_SUCCESS or CUDA_ERROR_OUT_OF_MEMORY. */
+CUresult stream_queue(struct stream_obj *st, const struct stream_op *op,
+                      const struct idm_hdr *req, uint64_t *ticket);
+/* Waits until ticket seq of st has finished. */
+void stream_wait(struct stream_obj *st, uint64_t seq);
+/* Waits until every stream of the session is idle (the dispatch thread only). */
+void session_drain(struct session *s);
+
 /* Runs a prepared op (kind != SOP_NONE) on stream st (NULL: the default stream). Inline (the
- * default stream, or an inline_only op after st has drained): issues it at once, fills rep and
- * returns the CUresult; op->seq stays 0. Otherwise queues a copy that answers request req, sets
- * op->seq to its ticket and returns CUDA_SUCCESS (or CUDA_ERROR_OUT_OF_MEMORY); the stream's
- * worker sends the reply. */
-CUresult stream_run(struct session *s, struct stream_obj *st, struct stream_op *op,
-                    const struct idm_hdr *req, struct sop_reply *rep);
+ * default stream after every stream of the session has drained, or an inline_only op after st
+ * has drained): issues it at once, fills rep and returns the CUresult; op->seq stays 0.
+ * Otherwise queues a copy that answers request req, sets op->seq to its ticket and returns
+ * CUDA_SUCCESS (or CUDA_ERROR_OUT_OF_MEMORY); the stream's worker sends the reply. Inline here
+ * so that the synchronous path costs no more calls than issuing the op directly would. */
+static inline CUresult stream_run(struct session *s, struct stream_obj *st, struct stream_op *op,
+                                  const struct idm_hdr *req, struct sop_reply *rep)
+{
+    op->seq = 0;
+    if (st != NULL && !op->inline_only)
+        return stream_queue(st, op, req, &op->seq);
+    if (st == NULL)
+        session_drain(s);
+    else
+        stream_wait(st, st->enq_seq);
+    return stream_issue(s, st ? st->bs : NULL, op, rep);
+}
 
 /* Starts the worker of a new stream object (st->s, st->bs set). 0 or -errno. */
 int stream_start(struct stream_obj *st);
 /* Drains the queue, stops and joins the worker. */
 void stream_stop(struct stream_obj *st);
-/* Waits until ticket seq of st has finished. */
-void stream_wait(struct stream_obj *st, uint64_t seq);
 /* 1 when every queued op of st has finished. */
 int stream_idle(struct stream_obj *st);
-/* Waits until every stream of the session is idle (the dispatch thread only). */
-void session_drain(struct session *s);
 /* 1 when the event's last record has happened. */
 int event_done(const struct event_obj *e);
 
