@@ -1,10 +1,13 @@
 /* backend.h - the interface between gpu_proxy's zone layer and a GPU: a const table of function
  * pointers (backend_stub.c: a simulated GPU in host memory; backend_cuda.c: NVIDIA's driver).
  * Backends see backend addresses and backend objects only; zones, handles and the translation of
- * zone-virtual addresses live in zone.c/dispatch.c. Every call returns a CUresult value. */
+ * zone-virtual addresses live in zone.c and dispatch*.c. Every status is a CUresult;
+ * cu_from_errno() maps the proxy's internal -errno values to one. */
 #ifndef GPU_PROXY_BACKEND_H
 #define GPU_PROXY_BACKEND_H
 
+#include <cuda.h>
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,7 +39,7 @@ struct backend_memview {
  * charges the zone's quota and records the allocation as owned by the library. */
 struct backend_allocator {
     void *ctx;
-    int (*alloc)(void *ctx, uint64_t size, uint64_t *zone_addr, uint64_t *baddr);
+    CUresult (*alloc)(void *ctx, uint64_t size, uint64_t *zone_addr, uint64_t *baddr);
 };
 
 struct backend_launch {
@@ -58,83 +61,115 @@ struct backend_ops {
      * faulting session's sticky error (the simulated GPU gives each session its own context). */
     int fault_loses_context;
     /* Process-wide set-up; err gets a one-line reason on failure. */
-    int (*init)(char *err, size_t errlen);
+    CUresult (*init)(char *err, size_t errlen);
     void (*shutdown)(void);
     int (*device_count)(void);
-    int (*device_props)(int device, struct backend_device_props *out);
+    CUresult (*device_props)(int device, struct backend_device_props *out);
     int (*driver_version)(void);
     /* Free and total device memory of the whole GPU. */
-    int (*mem_info)(uint64_t *free_bytes, uint64_t *total_bytes);
+    CUresult (*mem_info)(uint64_t *free_bytes, uint64_t *total_bytes);
 
-    int (*zone_open)(const char *zone_name, struct backend_zone **out);
+    CUresult (*zone_open)(const char *zone_name, struct backend_zone **out);
     void (*zone_close)(struct backend_zone *z);
     /* Waits until all work of the zone is done; returns the first execution error seen. */
-    int (*zone_sync)(struct backend_zone *z);
+    CUresult (*zone_sync)(struct backend_zone *z);
 
-    int (*mem_alloc)(struct backend_zone *z, uint64_t size, uint64_t *baddr);
+    CUresult (*mem_alloc)(struct backend_zone *z, uint64_t size, uint64_t *baddr);
     /* Scrubs (zeroes) the memory, then frees it. */
-    int (*mem_free)(struct backend_zone *z, uint64_t baddr, uint64_t size);
+    CUresult (*mem_free)(struct backend_zone *z, uint64_t baddr, uint64_t size);
     /* Copies return once host memory is no longer needed (HtoD) or holds the data (DtoH). */
-    int (*memcpy_htod)(struct backend_zone *z, struct backend_stream *s, uint64_t dst,
-                       const void *src, uint64_t len);
-    int (*memcpy_dtoh)(struct backend_zone *z, struct backend_stream *s, void *dst,
-                       uint64_t src, uint64_t len);
-    int (*memcpy_dtod)(struct backend_zone *z, struct backend_stream *s, uint64_t dst,
-                       uint64_t src, uint64_t len);
+    CUresult (*memcpy_htod)(struct backend_zone *z, struct backend_stream *s, uint64_t dst,
+                            const void *src, uint64_t len);
+    CUresult (*memcpy_dtoh)(struct backend_zone *z, struct backend_stream *s, void *dst,
+                            uint64_t src, uint64_t len);
+    CUresult (*memcpy_dtod)(struct backend_zone *z, struct backend_stream *s, uint64_t dst,
+                            uint64_t src, uint64_t len);
     /* elem_size 1, 2 or 4; width elements per row, height rows, pitch bytes between rows. */
-    int (*memset)(struct backend_zone *z, struct backend_stream *s, uint64_t dst,
-                  uint32_t value, uint32_t elem_size, uint64_t width, uint64_t pitch,
-                  uint64_t height);
+    CUresult (*memset)(struct backend_zone *z, struct backend_stream *s, uint64_t dst,
+                       uint32_t value, uint32_t elem_size, uint64_t width, uint64_t pitch,
+                       uint64_t height);
 
-    int (*stream_create)(struct backend_zone *z, uint32_t flags, int32_t priority,
-                         struct backend_stream **out);
-    int (*stream_destroy)(struct backend_zone *z, struct backend_stream *s);
-    int (*stream_sync)(struct backend_zone *z, struct backend_stream *s);
-    int (*stream_query)(struct backend_zone *z, struct backend_stream *s);
-    int (*stream_wait_event)(struct backend_zone *z, struct backend_stream *s,
-                             struct backend_event *e);
+    CUresult (*stream_create)(struct backend_zone *z, uint32_t flags, int32_t priority,
+                              struct backend_stream **out);
+    CUresult (*stream_destroy)(struct backend_zone *z, struct backend_stream *s);
+    CUresult (*stream_sync)(struct backend_zone *z, struct backend_stream *s);
+    CUresult (*stream_query)(struct backend_zone *z, struct backend_stream *s);
+    CUresult (*stream_wait_event)(struct backend_zone *z, struct backend_stream *s,
+                                  struct backend_event *e);
 
-    int (*event_create)(struct backend_zone *z, uint32_t flags, struct backend_event **out);
-    int (*event_destroy)(struct backend_zone *z, struct backend_event *e);
-    int (*event_record)(struct backend_zone *z, struct backend_event *e,
-                        struct backend_stream *s);
-    int (*event_sync)(struct backend_zone *z, struct backend_event *e);
-    int (*event_query)(struct backend_zone *z, struct backend_event *e);
-    int (*event_elapsed)(struct backend_zone *z, struct backend_event *start,
-                         struct backend_event *end, float *ms);
+    CUresult (*event_create)(struct backend_zone *z, uint32_t flags, struct backend_event **out);
+    CUresult (*event_destroy)(struct backend_zone *z, struct backend_event *e);
+    CUresult (*event_record)(struct backend_zone *z, struct backend_event *e,
+                             struct backend_stream *s);
+    CUresult (*event_sync)(struct backend_zone *z, struct backend_event *e);
+    CUresult (*event_query)(struct backend_zone *z, struct backend_event *e);
+    CUresult (*event_elapsed)(struct backend_zone *z, struct backend_event *start,
+                              struct backend_event *end, float *ms);
 
     /* Loads a code image (the backend keeps its own copy). */
-    int (*library_load)(struct backend_zone *z, const void *image, size_t size,
-                        const struct backend_allocator *alloc, struct backend_library **out,
-                        char *err, size_t errlen);
+    CUresult (*library_load)(struct backend_zone *z, const void *image, size_t size,
+                             const struct backend_allocator *alloc, struct backend_library **out,
+                             char *err, size_t errlen);
     void (*library_unload)(struct backend_zone *z, struct backend_library *l);
-    int (*library_kernel_count)(struct backend_zone *z, struct backend_library *l,
-                                uint32_t *count);
+    CUresult (*library_kernel_count)(struct backend_zone *z, struct backend_library *l,
+                                     uint32_t *count);
     /* params receives up to IDM_PARAMS_MAX entries. */
-    int (*library_get_kernel)(struct backend_zone *z, struct backend_library *l,
-                              const char *name, struct backend_kernel **out,
-                              struct idm_param *params, uint32_t *param_count,
-                              uint32_t *param_bytes);
+    CUresult (*library_get_kernel)(struct backend_zone *z, struct backend_library *l,
+                                   const char *name, struct backend_kernel **out,
+                                   struct idm_param *params, uint32_t *param_count,
+                                   uint32_t *param_bytes);
     /* A global by name: either already a zone address (*zone_addr != 0, allocated through the
      * allocator at load) or a backend address the zone layer must map (*zone_addr == 0). */
-    int (*library_get_global)(struct backend_zone *z, struct backend_library *l,
-                              const char *name, uint64_t *zone_addr, uint64_t *baddr,
-                              uint64_t *size);
+    CUresult (*library_get_global)(struct backend_zone *z, struct backend_library *l,
+                                   const char *name, uint64_t *zone_addr, uint64_t *baddr,
+                                   uint64_t *size);
 
-    int (*func_get_attribute)(struct backend_zone *z, struct backend_kernel *k, int32_t attr,
-                              int32_t *value);
-    int (*func_set_attribute)(struct backend_zone *z, struct backend_kernel *k, int32_t attr,
-                              int32_t value);
+    CUresult (*func_get_attribute)(struct backend_zone *z, struct backend_kernel *k, int32_t attr,
+                                   int32_t *value);
+    CUresult (*func_set_attribute)(struct backend_zone *z, struct backend_kernel *k, int32_t attr,
+                                   int32_t value);
     /* which: 0 max active blocks per SM, 1 available dynamic shared memory per block,
      * 2 max active clusters. */
-    int (*occupancy)(struct backend_zone *z, struct backend_kernel *k, uint32_t which,
-                     uint32_t block_size, uint64_t dynamic_smem, uint32_t num_blocks,
-                     const uint32_t cluster_dim[3], const uint32_t grid_dim[3], uint32_t flags,
-                     uint64_t *value);
+    CUresult (*occupancy)(struct backend_zone *z, struct backend_kernel *k, uint32_t which,
+                          uint32_t block_size, uint64_t dynamic_smem, uint32_t num_blocks,
+                          const uint32_t cluster_dim[3], const uint32_t grid_dim[3], uint32_t flags,
+                          uint64_t *value);
     /* Runs (stub) or enqueues (cuda) a launch. err names the kernel/instruction on failure. */
-    int (*launch)(struct backend_zone *z, struct backend_kernel *k, struct backend_stream *s,
-                  const struct backend_launch *l, char *err, size_t errlen);
+    CUresult (*launch)(struct backend_zone *z, struct backend_kernel *k, struct backend_stream *s,
+                       const struct backend_launch *l, char *err, size_t errlen);
 };
+
+/* The one mapping from the proxy's internal errors (0 or -errno, as zone.c and stream.c return
+ * them) to the CUresult a tenant sees. */
+static inline CUresult cu_from_errno(int err)
+{
+    switch (err) {
+    case 0:
+        return CUDA_SUCCESS;
+    case -ENOMEM:  /* out of host memory, or a table is full */
+    case -ENOSPC:  /* the zone's address space is used up */
+    case -EAGAIN:  /* no thread could be started */
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    case -EINVAL:
+    case -ERANGE:
+    case -EFAULT:  /* a range outside the zone's allocations */
+        return CUDA_ERROR_INVALID_VALUE;
+    case -ENOENT:  /* not a live handle */
+        return CUDA_ERROR_INVALID_HANDLE;
+    case -ENOSYS:
+    case -EOPNOTSUPP:
+        return CUDA_ERROR_NOT_SUPPORTED;
+    case -EPERM:
+    case -EACCES:
+        return CUDA_ERROR_NOT_PERMITTED;
+    case -ENODEV:
+        return CUDA_ERROR_NO_DEVICE;
+    case -ETIMEDOUT:
+        return CUDA_ERROR_TIMEOUT;
+    default:
+        return CUDA_ERROR_UNKNOWN;
+    }
+}
 
 extern const struct backend_ops backend_stub;
 extern const struct backend_ops backend_cuda;

@@ -128,7 +128,7 @@ static int use_zone(struct backend_zone *z)
     return CU_CHECK(z->name, cu.CtxSetCurrent(z->ctx));
 }
 
-static int cuda_init(char *err, size_t errlen)
+static CUresult cuda_init(char *err, size_t errlen)
 {
     CUresult (*gpa)(const char *, void **, int, cuuint64_t, CUdriverProcAddressQueryResult *);
     CUresult rc;
@@ -227,7 +227,7 @@ static int cuda_driver_version(void)
     return cu.driver_version;
 }
 
-static int cuda_device_props(int device, struct backend_device_props *out)
+static CUresult cuda_device_props(int device, struct backend_device_props *out)
 {
     if (device != 0)
         return CUDA_ERROR_INVALID_DEVICE;
@@ -235,7 +235,7 @@ static int cuda_device_props(int device, struct backend_device_props *out)
     return CUDA_SUCCESS;
 }
 
-static int cuda_mem_info(uint64_t *free_bytes, uint64_t *total_bytes)
+static CUresult cuda_mem_info(uint64_t *free_bytes, uint64_t *total_bytes)
 {
     size_t f = 0, t = 0;
     int rc;
@@ -249,7 +249,7 @@ static int cuda_mem_info(uint64_t *free_bytes, uint64_t *total_bytes)
     return CUDA_SUCCESS;
 }
 
-static int cuda_zone_open(const char *zone_name, struct backend_zone **out)
+static CUresult cuda_zone_open(const char *zone_name, struct backend_zone **out)
 {
     struct backend_zone *z = calloc(1, sizeof(*z));
     int rc;
@@ -278,14 +278,14 @@ static void cuda_zone_close(struct backend_zone *z)
     free(z);
 }
 
-static int cuda_zone_sync(struct backend_zone *z)
+static CUresult cuda_zone_sync(struct backend_zone *z)
 {
     int rc = use_zone(z);
 
     return rc ? rc : CU_CHECK(z->name, cu.CtxSynchronize());
 }
 
-static int cuda_mem_alloc(struct backend_zone *z, uint64_t size, uint64_t *baddr)
+static CUresult cuda_mem_alloc(struct backend_zone *z, uint64_t size, uint64_t *baddr)
 {
     CUdeviceptr p = 0;
     int rc = use_zone(z);
@@ -297,7 +297,7 @@ static int cuda_mem_alloc(struct backend_zone *z, uint64_t size, uint64_t *baddr
     return rc;
 }
 
-static int cuda_mem_free(struct backend_zone *z, uint64_t baddr, uint64_t size)
+static CUresult cuda_mem_free(struct backend_zone *z, uint64_t baddr, uint64_t size)
 {
     int rc = use_zone(z);
 
@@ -320,8 +320,8 @@ static CUstream cs(struct backend_stream *s)
     return s ? s->s : NULL;
 }
 
-static int cuda_memcpy_htod(struct backend_zone *z, struct backend_stream *s, uint64_t dst,
-                            const void *src, uint64_t len)
+static CUresult cuda_memcpy_htod(struct backend_zone *z, struct backend_stream *s, uint64_t dst,
+                                 const void *src, uint64_t len)
 {
     int rc = use_zone(z);
 
@@ -333,8 +333,8 @@ static int cuda_memcpy_htod(struct backend_zone *z, struct backend_stream *s, ui
     return rc;
 }
 
-static int cuda_memcpy_dtoh(struct backend_zone *z, struct backend_stream *s, void *dst,
-                            uint64_t src, uint64_t len)
+static CUresult cuda_memcpy_dtoh(struct backend_zone *z, struct backend_stream *s, void *dst,
+                                 uint64_t src, uint64_t len)
 {
     int rc = use_zone(z);
 
@@ -345,17 +345,17 @@ static int cuda_memcpy_dtoh(struct backend_zone *z, struct backend_stream *s, vo
     return rc;
 }
 
-static int cuda_memcpy_dtod(struct backend_zone *z, struct backend_stream *s, uint64_t dst,
-                            uint64_t src, uint64_t len)
+static CUresult cuda_memcpy_dtod(struct backend_zone *z, struct backend_stream *s, uint64_t dst,
+                                 uint64_t src, uint64_t len)
 {
     int rc = use_zone(z);
 
     return rc ? rc : CU_CHECK(z->name, cu.MemcpyDtoDAsync(dst, src, len, cs(s)));
 }
 
-static int cuda_memset(struct backend_zone *z, struct backend_stream *s, uint64_t dst,
-                       uint32_t value, uint32_t elem_size, uint64_t width, uint64_t pitch,
-                       uint64_t height)
+static CUresult cuda_memset(struct backend_zone *z, struct backend_stream *s, uint64_t dst,
+                            uint32_t value, uint32_t elem_size, uint64_t width, uint64_t pitch,
+                            uint64_t height)
 {
     int rc = use_zone(z);
 
@@ -373,8 +373,8 @@ static int cuda_memset(struct backend_zone *z, struct backend_stream *s, uint64_
     }
 }
 
-static int cuda_stream_create(struct backend_zone *z, uint32_t flags, int32_t priority,
-                              struct backend_stream **out)
+static CUresult cuda_stream_create(struct backend_zone *z, uint32_t flags, int32_t priority,
+                                   struct backend_stream **out)
 {
     struct backend_stream *s = calloc(1, sizeof(*s));
     int rc;
@@ -392,7 +392,7 @@ static int cuda_stream_create(struct backend_zone *z, uint32_t flags, int32_t pr
     return CUDA_SUCCESS;
 }
 
-static int cuda_stream_destroy(struct backend_zone *z, struct backend_stream *s)
+static CUresult cuda_stream_destroy(struct backend_zone *z, struct backend_stream *s)
 {
     int rc = use_zone(z);
 
@@ -402,29 +402,30 @@ static int cuda_stream_destroy(struct backend_zone *z, struct backend_stream *s)
     return rc;
 }
 
-static int cuda_stream_sync(struct backend_zone *z, struct backend_stream *s)
+static CUresult cuda_stream_sync(struct backend_zone *z, struct backend_stream *s)
 {
     int rc = use_zone(z);
 
     return rc ? rc : CU_CHECK(z->name, cu.StreamSynchronize(cs(s)));
 }
 
-static int cuda_stream_query(struct backend_zone *z, struct backend_stream *s)
+static CUresult cuda_stream_query(struct backend_zone *z, struct backend_stream *s)
 {
     int rc = use_zone(z);
 
     return rc ? rc : (int)cu.StreamQuery(cs(s)); /* NOT_READY is an answer, not a failure */
 }
 
-static int cuda_stream_wait_event(struct backend_zone *z, struct backend_stream *s,
-                                  struct backend_event *e)
+static CUresult cuda_stream_wait_event(struct backend_zone *z, struct backend_stream *s,
+                                       struct backend_event *e)
 {
     int rc = use_zone(z);
 
     return rc ? rc : CU_CHECK(z->name, cu.StreamWaitEvent(cs(s), e->e, 0));
 }
 
-static int cuda_event_create(struct backend_zone *z, uint32_t flags, struct backend_event **out)
+static CUresult cuda_event_create(struct backend_zone *z, uint32_t flags,
+                                  struct backend_event **out)
 {
     struct backend_event *e = calloc(1, sizeof(*e));
     int rc;
@@ -442,7 +443,7 @@ static int cuda_event_create(struct backend_zone *z, uint32_t flags, struct back
     return CUDA_SUCCESS;
 }
 
-static int cuda_event_destroy(struct backend_zone *z, struct backend_event *e)
+static CUresult cuda_event_destroy(struct backend_zone *z, struct backend_event *e)
 {
     int rc = use_zone(z);
 
@@ -452,39 +453,39 @@ static int cuda_event_destroy(struct backend_zone *z, struct backend_event *e)
     return rc;
 }
 
-static int cuda_event_record(struct backend_zone *z, struct backend_event *e,
-                             struct backend_stream *s)
+static CUresult cuda_event_record(struct backend_zone *z, struct backend_event *e,
+                                  struct backend_stream *s)
 {
     int rc = use_zone(z);
 
     return rc ? rc : CU_CHECK(z->name, cu.EventRecord(e->e, cs(s)));
 }
 
-static int cuda_event_sync(struct backend_zone *z, struct backend_event *e)
+static CUresult cuda_event_sync(struct backend_zone *z, struct backend_event *e)
 {
     int rc = use_zone(z);
 
     return rc ? rc : CU_CHECK(z->name, cu.EventSynchronize(e->e));
 }
 
-static int cuda_event_query(struct backend_zone *z, struct backend_event *e)
+static CUresult cuda_event_query(struct backend_zone *z, struct backend_event *e)
 {
     int rc = use_zone(z);
 
     return rc ? rc : (int)cu.EventQuery(e->e);
 }
 
-static int cuda_event_elapsed(struct backend_zone *z, struct backend_event *a,
-                              struct backend_event *b, float *ms)
+static CUresult cuda_event_elapsed(struct backend_zone *z, struct backend_event *a,
+                                   struct backend_event *b, float *ms)
 {
     int rc = use_zone(z);
 
     return rc ? rc : CU_CHECK(z->name, cu.EventElapsedTime(ms, a->e, b->e));
 }
 
-static int cuda_library_load(struct backend_zone *z, const void *image, size_t size,
-                             const struct backend_allocator *alloc,
-                             struct backend_library **out, char *err, size_t errlen)
+static CUresult cuda_library_load(struct backend_zone *z, const void *image, size_t size,
+                                  const struct backend_allocator *alloc,
+                                  struct backend_library **out, char *err, size_t errlen)
 {
     struct backend_library *l = calloc(1, sizeof(*l));
     int rc;
@@ -520,8 +521,8 @@ static void cuda_library_unload(struct backend_zone *z, struct backend_library *
     free(l);
 }
 
-static int cuda_library_kernel_count(struct backend_zone *z, struct backend_library *l,
-                                     uint32_t *count)
+static CUresult cuda_library_kernel_count(struct backend_zone *z, struct backend_library *l,
+                                          uint32_t *count)
 {
     unsigned n = 0;
     int rc = use_zone(z);
@@ -533,10 +534,10 @@ static int cuda_library_kernel_count(struct backend_zone *z, struct backend_libr
     return rc;
 }
 
-static int cuda_library_get_kernel(struct backend_zone *z, struct backend_library *l,
-                                   const char *name, struct backend_kernel **out,
-                                   struct idm_param *params, uint32_t *param_count,
-                                   uint32_t *param_bytes)
+static CUresult cuda_library_get_kernel(struct backend_zone *z, struct backend_library *l,
+                                        const char *name, struct backend_kernel **out,
+                                        struct idm_param *params, uint32_t *param_count,
+                                        uint32_t *param_bytes)
 {
     struct backend_kernel *k;
     CUkernel ck;
@@ -572,9 +573,9 @@ static int cuda_library_get_kernel(struct backend_zone *z, struct backend_librar
     return CUDA_SUCCESS;
 }
 
-static int cuda_library_get_global(struct backend_zone *z, struct backend_library *l,
-                                   const char *name, uint64_t *zone_addr, uint64_t *baddr,
-                                   uint64_t *size)
+static CUresult cuda_library_get_global(struct backend_zone *z, struct backend_library *l,
+                                        const char *name, uint64_t *zone_addr, uint64_t *baddr,
+                                        uint64_t *size)
 {
     CUdeviceptr p = 0;
     size_t sz = 0;
@@ -590,8 +591,8 @@ static int cuda_library_get_global(struct backend_zone *z, struct backend_librar
     return CUDA_SUCCESS;
 }
 
-static int cuda_func_get_attribute(struct backend_zone *z, struct backend_kernel *k, int32_t attr,
-                                   int32_t *value)
+static CUresult cuda_func_get_attribute(struct backend_zone *z, struct backend_kernel *k,
+                                        int32_t attr, int32_t *value)
 {
     int v = 0;
     int rc = use_zone(z);
@@ -603,8 +604,8 @@ static int cuda_func_get_attribute(struct backend_zone *z, struct backend_kernel
     return rc;
 }
 
-static int cuda_func_set_attribute(struct backend_zone *z, struct backend_kernel *k, int32_t attr,
-                                   int32_t value)
+static CUresult cuda_func_set_attribute(struct backend_zone *z, struct backend_kernel *k,
+                                        int32_t attr, int32_t value)
 {
     int rc = use_zone(z);
 
@@ -613,10 +614,10 @@ static int cuda_func_set_attribute(struct backend_zone *z, struct backend_kernel
                          cu.KernelSetAttribute((CUfunction_attribute)attr, value, k->k, cu.dev));
 }
 
-static int cuda_occupancy(struct backend_zone *z, struct backend_kernel *k, uint32_t which,
-                          uint32_t block_size, uint64_t dynamic_smem, uint32_t num_blocks,
-                          const uint32_t cluster_dim[3], const uint32_t grid_dim[3],
-                          uint32_t flags, uint64_t *value)
+static CUresult cuda_occupancy(struct backend_zone *z, struct backend_kernel *k, uint32_t which,
+                               uint32_t block_size, uint64_t dynamic_smem, uint32_t num_blocks,
+                               const uint32_t cluster_dim[3], const uint32_t grid_dim[3],
+                               uint32_t flags, uint64_t *value)
 {
     CUfunction f;
     int rc = use_zone(z);
@@ -668,8 +669,9 @@ static int cuda_occupancy(struct backend_zone *z, struct backend_kernel *k, uint
     }
 }
 
-static int cuda_launch(struct backend_zone *z, struct backend_kernel *k, struct backend_stream *s,
-                       const struct backend_launch *l, char *err, size_t errlen)
+static CUresult cuda_launch(struct backend_zone *z, struct backend_kernel *k,
+                            struct backend_stream *s, const struct backend_launch *l, char *err,
+                            size_t errlen)
 {
     uint8_t *buf;
     void **argv;

@@ -68,7 +68,7 @@ static uint64_t round_page(uint64_t n)
     return (n + STUB_PAGE - 1) & ~(STUB_PAGE - 1);
 }
 
-static int stub_init(char *err, size_t errlen)
+static CUresult stub_init(char *err, size_t errlen)
 {
     (void)err;
     (void)errlen;
@@ -221,7 +221,7 @@ static const struct { int attr; int value; } stub_attrs[] = {
 static const uint8_t stub_uuid[16] = {0x5a, 0x6e, 0x47, 0x50, 0x55, 0x2d, 0x53, 0x49,
                                       0x4d, 0x2d, 0x48, 0x31, 0x30, 0x30, 0x00, 0x01};
 
-static int stub_device_props(int device, struct backend_device_props *out)
+static CUresult stub_device_props(int device, struct backend_device_props *out)
 {
     if (device != 0)
         return CUDA_ERROR_INVALID_DEVICE;
@@ -235,7 +235,7 @@ static int stub_device_props(int device, struct backend_device_props *out)
     return CUDA_SUCCESS;
 }
 
-static int stub_mem_info(uint64_t *free_bytes, uint64_t *total_bytes)
+static CUresult stub_mem_info(uint64_t *free_bytes, uint64_t *total_bytes)
 {
     pthread_mutex_lock(&stub.lock);
     *free_bytes = STUB_TOTAL_MEM - stub.allocated;
@@ -244,7 +244,7 @@ static int stub_mem_info(uint64_t *free_bytes, uint64_t *total_bytes)
     return CUDA_SUCCESS;
 }
 
-static int stub_zone_open(const char *zone_name, struct backend_zone **out)
+static CUresult stub_zone_open(const char *zone_name, struct backend_zone **out)
 {
     struct backend_zone *z = calloc(1, sizeof(*z));
 
@@ -260,13 +260,13 @@ static void stub_zone_close(struct backend_zone *z)
     free(z);
 }
 
-static int stub_zone_sync(struct backend_zone *z)
+static CUresult stub_zone_sync(struct backend_zone *z)
 {
     (void)z; /* work runs when it is submitted: nothing is ever pending */
     return CUDA_SUCCESS;
 }
 
-static int stub_mem_alloc(struct backend_zone *z, uint64_t size, uint64_t *baddr)
+static CUresult stub_mem_alloc(struct backend_zone *z, uint64_t size, uint64_t *baddr)
 {
     uint64_t len = round_page(size ? size : 1);
     void *p = NULL;
@@ -305,7 +305,7 @@ static int stub_mem_alloc(struct backend_zone *z, uint64_t size, uint64_t *baddr
     return CUDA_SUCCESS;
 }
 
-static int stub_mem_free(struct backend_zone *z, uint64_t baddr, uint64_t size)
+static CUresult stub_mem_free(struct backend_zone *z, uint64_t baddr, uint64_t size)
 {
     uint64_t len = round_page(size ? size : 1);
     void *p = (void *)(uintptr_t)baddr;
@@ -341,8 +341,8 @@ static int stub_mem_free(struct backend_zone *z, uint64_t baddr, uint64_t size)
     return CUDA_SUCCESS;
 }
 
-static int stub_memcpy_htod(struct backend_zone *z, struct backend_stream *s, uint64_t dst,
-                            const void *src, uint64_t len)
+static CUresult stub_memcpy_htod(struct backend_zone *z, struct backend_stream *s, uint64_t dst,
+                                 const void *src, uint64_t len)
 {
     (void)z;
     (void)s;
@@ -350,8 +350,8 @@ static int stub_memcpy_htod(struct backend_zone *z, struct backend_stream *s, ui
     return CUDA_SUCCESS;
 }
 
-static int stub_memcpy_dtoh(struct backend_zone *z, struct backend_stream *s, void *dst,
-                            uint64_t src, uint64_t len)
+static CUresult stub_memcpy_dtoh(struct backend_zone *z, struct backend_stream *s, void *dst,
+                                 uint64_t src, uint64_t len)
 {
     (void)z;
     (void)s;
@@ -359,8 +359,8 @@ static int stub_memcpy_dtoh(struct backend_zone *z, struct backend_stream *s, vo
     return CUDA_SUCCESS;
 }
 
-static int stub_memcpy_dtod(struct backend_zone *z, struct backend_stream *s, uint64_t dst,
-                            uint64_t src, uint64_t len)
+static CUresult stub_memcpy_dtod(struct backend_zone *z, struct backend_stream *s, uint64_t dst,
+                                 uint64_t src, uint64_t len)
 {
     (void)z;
     (void)s;
@@ -368,9 +368,9 @@ static int stub_memcpy_dtod(struct backend_zone *z, struct backend_stream *s, ui
     return CUDA_SUCCESS;
 }
 
-static int stub_memset(struct backend_zone *z, struct backend_stream *s, uint64_t dst,
-                       uint32_t value, uint32_t elem_size, uint64_t width, uint64_t pitch,
-                       uint64_t height)
+static CUresult stub_memset(struct backend_zone *z, struct backend_stream *s, uint64_t dst,
+                            uint32_t value, uint32_t elem_size, uint64_t width, uint64_t pitch,
+                            uint64_t height)
 {
     (void)z;
     (void)s;
@@ -390,8 +390,8 @@ static int stub_memset(struct backend_zone *z, struct backend_stream *s, uint64_
     return CUDA_SUCCESS;
 }
 
-static int stub_stream_create(struct backend_zone *z, uint32_t flags, int32_t priority,
-                              struct backend_stream **out)
+static CUresult stub_stream_create(struct backend_zone *z, uint32_t flags, int32_t priority,
+                                   struct backend_stream **out)
 {
     struct backend_stream *s = calloc(1, sizeof(*s));
 
@@ -404,22 +404,22 @@ static int stub_stream_create(struct backend_zone *z, uint32_t flags, int32_t pr
     return CUDA_SUCCESS;
 }
 
-static int stub_stream_destroy(struct backend_zone *z, struct backend_stream *s)
+static CUresult stub_stream_destroy(struct backend_zone *z, struct backend_stream *s)
 {
     (void)z;
     free(s);
     return CUDA_SUCCESS;
 }
 
-static int stub_stream_sync(struct backend_zone *z, struct backend_stream *s)
+static CUresult stub_stream_sync(struct backend_zone *z, struct backend_stream *s)
 {
     (void)z;
     (void)s;
     return CUDA_SUCCESS;
 }
 
-static int stub_stream_wait_event(struct backend_zone *z, struct backend_stream *s,
-                                  struct backend_event *e)
+static CUresult stub_stream_wait_event(struct backend_zone *z, struct backend_stream *s,
+                                       struct backend_event *e)
 {
     (void)z;
     (void)s;
@@ -427,8 +427,8 @@ static int stub_stream_wait_event(struct backend_zone *z, struct backend_stream 
     return CUDA_SUCCESS;
 }
 
-static int stub_event_create(struct backend_zone *z, uint32_t flags,
-                             struct backend_event **out)
+static CUresult stub_event_create(struct backend_zone *z, uint32_t flags,
+                                  struct backend_event **out)
 {
     struct backend_event *e = calloc(1, sizeof(*e));
 
@@ -440,15 +440,15 @@ static int stub_event_create(struct backend_zone *z, uint32_t flags,
     return CUDA_SUCCESS;
 }
 
-static int stub_event_destroy(struct backend_zone *z, struct backend_event *e)
+static CUresult stub_event_destroy(struct backend_zone *z, struct backend_event *e)
 {
     (void)z;
     free(e);
     return CUDA_SUCCESS;
 }
 
-static int stub_event_record(struct backend_zone *z, struct backend_event *e,
-                             struct backend_stream *s)
+static CUresult stub_event_record(struct backend_zone *z, struct backend_event *e,
+                                  struct backend_stream *s)
 {
     (void)z;
     (void)s;
@@ -458,15 +458,15 @@ static int stub_event_record(struct backend_zone *z, struct backend_event *e,
     return CUDA_SUCCESS;
 }
 
-static int stub_event_sync(struct backend_zone *z, struct backend_event *e)
+static CUresult stub_event_sync(struct backend_zone *z, struct backend_event *e)
 {
     (void)z;
     (void)e;
     return CUDA_SUCCESS;
 }
 
-static int stub_event_elapsed(struct backend_zone *z, struct backend_event *a,
-                              struct backend_event *b, float *ms)
+static CUresult stub_event_elapsed(struct backend_zone *z, struct backend_event *a,
+                                   struct backend_event *b, float *ms)
 {
     double d;
 
@@ -494,9 +494,9 @@ static void free_library(struct backend_library *l)
     free(l);
 }
 
-static int stub_library_load(struct backend_zone *z, const void *image, size_t size,
-                             const struct backend_allocator *alloc,
-                             struct backend_library **out, char *err, size_t errlen)
+static CUresult stub_library_load(struct backend_zone *z, const void *image, size_t size,
+                                  const struct backend_allocator *alloc,
+                                  struct backend_library **out, char *err, size_t errlen)
 {
     struct backend_library *l;
     int rc;
@@ -579,18 +579,18 @@ static void stub_library_unload(struct backend_zone *z, struct backend_library *
     free_library(l);
 }
 
-static int stub_library_kernel_count(struct backend_zone *z, struct backend_library *l,
-                                     uint32_t *count)
+static CUresult stub_library_kernel_count(struct backend_zone *z, struct backend_library *l,
+                                          uint32_t *count)
 {
     (void)z;
     *count = l->nkernels;
     return CUDA_SUCCESS;
 }
 
-static int stub_library_get_kernel(struct backend_zone *z, struct backend_library *l,
-                                   const char *name, struct backend_kernel **out,
-                                   struct idm_param *params, uint32_t *param_count,
-                                   uint32_t *param_bytes)
+static CUresult stub_library_get_kernel(struct backend_zone *z, struct backend_library *l,
+                                        const char *name, struct backend_kernel **out,
+                                        struct idm_param *params, uint32_t *param_count,
+                                        uint32_t *param_bytes)
 {
     const struct ptx_param *pp;
     unsigned n;
@@ -615,9 +615,9 @@ static int stub_library_get_kernel(struct backend_zone *z, struct backend_librar
     return CUDA_ERROR_NOT_FOUND;
 }
 
-static int stub_library_get_global(struct backend_zone *z, struct backend_library *l,
-                                   const char *name, uint64_t *zone_addr, uint64_t *baddr,
-                                   uint64_t *size)
+static CUresult stub_library_get_global(struct backend_zone *z, struct backend_library *l,
+                                        const char *name, uint64_t *zone_addr, uint64_t *baddr,
+                                        uint64_t *size)
 {
     (void)z;
     for (unsigned i = 0; i < l->nglobals; i++) {
@@ -631,8 +631,8 @@ static int stub_library_get_global(struct backend_zone *z, struct backend_librar
     return CUDA_ERROR_NOT_FOUND;
 }
 
-static int stub_func_get_attribute(struct backend_zone *z, struct backend_kernel *k,
-                                   int32_t attr, int32_t *value)
+static CUresult stub_func_get_attribute(struct backend_zone *z, struct backend_kernel *k,
+                                        int32_t attr, int32_t *value)
 {
     (void)z;
     switch (attr) {
@@ -659,8 +659,8 @@ static int stub_func_get_attribute(struct backend_zone *z, struct backend_kernel
     return CUDA_SUCCESS;
 }
 
-static int stub_func_set_attribute(struct backend_zone *z, struct backend_kernel *k,
-                                   int32_t attr, int32_t value)
+static CUresult stub_func_set_attribute(struct backend_zone *z, struct backend_kernel *k,
+                                        int32_t attr, int32_t value)
 {
     (void)z;
     switch (attr) {
@@ -686,10 +686,10 @@ static int stub_func_set_attribute(struct backend_zone *z, struct backend_kernel
     }
 }
 
-static int stub_occupancy(struct backend_zone *z, struct backend_kernel *k, uint32_t which,
-                          uint32_t block_size, uint64_t dynamic_smem, uint32_t num_blocks,
-                          const uint32_t cluster_dim[3], const uint32_t grid_dim[3],
-                          uint32_t flags, uint64_t *value)
+static CUresult stub_occupancy(struct backend_zone *z, struct backend_kernel *k, uint32_t which,
+                               uint32_t block_size, uint64_t dynamic_smem, uint32_t num_blocks,
+                               const uint32_t cluster_dim[3], const uint32_t grid_dim[3],
+                               uint32_t flags, uint64_t *value)
 {
     uint64_t smem_block = ptx_kernel_static_shared(k->k) + dynamic_smem;
     uint64_t by_threads, by_smem, blocks;
@@ -743,8 +743,9 @@ static void *stub_resolve(void *ctx, uint64_t addr, uint64_t len, uint64_t *allo
     return (void *)(uintptr_t)baddr;
 }
 
-static int stub_launch(struct backend_zone *z, struct backend_kernel *k, struct backend_stream *s,
-                       const struct backend_launch *l, char *err, size_t errlen)
+static CUresult stub_launch(struct backend_zone *z, struct backend_kernel *k,
+                            struct backend_stream *s, const struct backend_launch *l, char *err,
+                            size_t errlen)
 {
     struct ptx_memory mem = {.ctx = (void *)l->mem, .resolve = stub_resolve};
     struct ptx_launch pl;

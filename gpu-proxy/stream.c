@@ -1,7 +1,8 @@
-/* stream.c - the stream workers of a session. The dispatch thread validates a request,
- * translates its addresses and queues it; the stream's worker runs the queue in order, sets
- * the session's sticky error on an execution fault and sends each reply itself. Workers read
- * the allocation table only under its read lock (launch address checks). */
+/* stream.c - how an asynchronous op runs: one issue function per op kind, the only place such
+ * an op reaches the backend, used inline by the dispatch thread (default stream) and by the
+ * worker thread of each stream, which issues its queue in order, sets the session's sticky error
+ * on an execution fault and sends each reply itself. Workers read the allocation table only
+ * under its read lock (launch address checks). */
 #include "stream.h"
 
 #include <cuda.h>
@@ -31,19 +32,62 @@ static int launch_translate(void *ctx, uint64_t addr, uint64_t len, uint64_t *ba
     return rc;
 }
 
-int exec_launch(struct session *s, struct kernel_obj *k, struct backend_stream *bs,
-                struct backend_launch *l)
+/* ---- one issue function per op kind ---- */
+
+static CUresult issue_htod(struct session *s, struct backend_stream *bs, struct stream_op *op,
+                           struct sop_reply *rep)
+{
+    (void)rep;
+    return s->be->memcpy_htod(s->bz, bs, op->dst, op->hsrc, op->len);
+}
+
+/* The data goes to the window range, or to the reply tail; the reply says how much came. */
+static CUresult issue_dtoh(struct session *s, struct backend_stream *bs, struct stream_op *op,
+                           struct sop_reply *rep)
+{
+    struct idm_rep_MEMCPY_DTOH fixed = {.len = op->len};
+    CUresult rc;
+
+    rc = s->be->memcpy_dtoh(s->bz, bs, op->hdst ? op->hdst : rep->tail, op->src, op->len);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (op->hdst == NULL)
+        rep->tail_len = (uint32_t)op->len;
+    memcpy(rep->fixed, &fixed, sizeof(fixed));
+    return CUDA_SUCCESS;
+}
+
+static CUresult issue_dtod(struct session *s, struct backend_stream *bs, struct stream_op *op,
+                           struct sop_reply *rep)
+{
+    (void)rep;
+    return s->be->memcpy_dtod(s->bz, bs, op->dst, op->src, op->len);
+}
+
+static CUresult issue_memset(struct session *s, struct backend_stream *bs, struct stream_op *op,
+                             struct sop_reply *rep)
+{
+    (void)rep;
+    return s->be->memset(s->bz, bs, op->dst, op->value, op->elem_size, op->width, op->pitch,
+                         op->height);
+}
+
+/* Runs a launch with the session's memory view; execution faults become the session's sticky
+ * error; faults and refusals are logged with the zone, rate-limited per thread (log.h). */
+static CUresult issue_launch(struct session *s, struct backend_stream *bs, struct stream_op *op,
+                             struct sop_reply *rep)
 {
     struct backend_memview mem = {.ctx = s, .translate = launch_translate};
     char err[256] = "";
-    int sticky = __atomic_load_n(&s->sticky, __ATOMIC_ACQUIRE);
-    int rc;
+    CUresult sticky = (CUresult)__atomic_load_n(&s->sticky, __ATOMIC_ACQUIRE);
+    CUresult rc;
 
+    (void)rep;
     if (sticky)
         return sticky;
-    l->mem = &mem;
-    rc = s->be->launch(s->bz, k->bk, bs, l, err, sizeof(err));
-    l->mem = NULL;
+    op->l.mem = &mem;
+    rc = s->be->launch(s->bz, op->k->bk, bs, &op->l, err, sizeof(err));
+    op->l.mem = NULL;
     switch (rc) {
     case CUDA_SUCCESS:
         break;
@@ -57,60 +101,72 @@ int exec_launch(struct session *s, struct kernel_obj *k, struct backend_stream *
     case CUDA_ERROR_ASSERT:
         /* Execution faults poison the context, as on a real GPU. */
         __atomic_store_n(&s->sticky, rc, __ATOMIC_RELEASE);
-        log_warn("zone=%s %s: kernel %s failed (CUresult %d, sticky): %s", s->zone->name,
-                 s->peer, k->name, rc, err[0] ? err : "no reason given");
+        log_limited(&log_thread_bucket, LOG_WARN,
+                    "zone=%s %s: kernel %s failed (CUresult %d, sticky): %s", s->zone->name,
+                    s->peer, op->k->name, rc, err[0] ? err : "no reason given");
         break;
     default:
-        log_warn("zone=%s %s: launch of kernel %s refused (CUresult %d): %s", s->zone->name,
-                 s->peer, k->name, rc, err[0] ? err : "no reason given");
+        /* tests/libvgpu/run-e2e.sh looks for "launch of kernel NAME refused". */
+        log_limited(&log_thread_bucket, LOG_WARN,
+                    "zone=%s %s: launch of kernel %s refused (CUresult %d): %s", s->zone->name,
+                    s->peer, op->k->name, rc, err[0] ? err : "no reason given");
         break;
     }
     return rc;
 }
 
-static int run_op(struct stream_obj *st, struct stream_op *op, uint32_t *tail_len)
+static CUresult issue_event_record(struct session *s, struct backend_stream *bs,
+                                   struct stream_op *op, struct sop_reply *rep)
+{
+    (void)rep;
+    return s->be->event_record(s->bz, op->ev->be, bs);
+}
+
+CUresult stream_issue(struct session *s, struct backend_stream *bs, struct stream_op *op,
+                      struct sop_reply *rep)
+{
+    switch (op->kind) {
+    case SOP_HTOD: return issue_htod(s, bs, op, rep);
+    case SOP_DTOH: return issue_dtoh(s, bs, op, rep);
+    case SOP_DTOD: return issue_dtod(s, bs, op, rep);
+    case SOP_MEMSET: return issue_memset(s, bs, op, rep);
+    case SOP_LAUNCH: return issue_launch(s, bs, op, rep);
+    case SOP_EVENT_RECORD: return issue_event_record(s, bs, op, rep);
+    default: return CUDA_ERROR_UNKNOWN;
+    }
+}
+
+/* ---- stream workers ---- */
+
+/* Issues a queued op and sends its reply. After an execution fault nothing but event records
+ * runs in the session any more, as on a real GPU. */
+static void run_queued(struct stream_obj *st, struct stream_op *op)
 {
     struct session *s = st->s;
-    int sticky = __atomic_load_n(&s->sticky, __ATOMIC_ACQUIRE);
+    const struct idm_op_info *info = idm_op_lookup(op->req.op);
+    uint32_t rep_size = info ? info->rep_size : 0;
+    struct sop_reply rep = {.fixed = st->rbuf, .tail = st->rbuf + rep_size, .tail_len = 0};
+    CUresult rc = (CUresult)__atomic_load_n(&s->sticky, __ATOMIC_ACQUIRE);
 
-    *tail_len = 0;
-    /* After an execution fault nothing more runs in this session, as on a real GPU. */
-    if (sticky && op->kind != SOP_EVENT_RECORD)
-        return sticky;
-    switch (op->kind) {
-    case SOP_HTOD:
-        return s->be->memcpy_htod(s->bz, st->bs, op->dst, op->host, op->len);
-    case SOP_DTOH: {
-        void *dst = op->host ? op->host : st->rbuf + sizeof(struct idm_rep_MEMCPY_DTOH);
-        int rc = s->be->memcpy_dtoh(s->bz, st->bs, dst, op->src, op->len);
-        if (rc == CUDA_SUCCESS && op->host == NULL)
-            *tail_len = (uint32_t)op->len;
-        return rc;
+    memset(st->rbuf, 0, rep_size);
+    if (rc == CUDA_SUCCESS || op->kind == SOP_EVENT_RECORD)
+        rc = stream_issue(s, st->bs, op, &rep);
+    if (rc != CUDA_SUCCESS) {
+        /* A failed request answers with zeros, never with half-filled values. */
+        memset(st->rbuf, 0, rep_size);
+        rep.tail_len = 0;
     }
-    case SOP_DTOD:
-        return s->be->memcpy_dtod(s->bz, st->bs, op->dst, op->src, op->len);
-    case SOP_MEMSET:
-        return s->be->memset(s->bz, st->bs, op->dst, op->value, op->elem_size, op->width,
-                             op->pitch, op->height);
-    case SOP_LAUNCH:
-        op->l.params = op->params;
-        return exec_launch(s, op->k, st->bs, &op->l);
-    case SOP_EVENT_RECORD:
-        return s->be->event_record(s->bz, op->ev->be, st->bs);
-    default:
-        return CUDA_ERROR_UNKNOWN;
-    }
+    /* A failed send means the client is gone; its dispatch thread tears down. */
+    if (s->send_reply)
+        s->send_reply(s->reply_ctx, &op->req, rc, st->rbuf, rep_size + rep.tail_len);
 }
 
 static void *stream_main(void *arg)
 {
     struct stream_obj *st = arg;
-    struct session *s = st->s;
 
     for (;;) {
         struct stream_op *op;
-        uint32_t tail_len, rep_len;
-        int rc;
 
         pthread_mutex_lock(&st->lock);
         while (st->head == NULL && !st->stop)
@@ -119,17 +175,7 @@ static void *stream_main(void *arg)
         pthread_mutex_unlock(&st->lock);
         if (op == NULL)
             break; /* stopped with an empty queue */
-        rc = run_op(st, op, &tail_len);
-        if (s->send_reply) {
-            rep_len = 0;
-            if (op->kind == SOP_DTOH) {
-                struct idm_rep_MEMCPY_DTOH rep = {.len = rc == CUDA_SUCCESS ? op->len : 0};
-                memcpy(st->rbuf, &rep, sizeof(rep));
-                rep_len = (uint32_t)sizeof(rep) + tail_len;
-            }
-            /* A failed send means the client is gone; its dispatch thread tears down. */
-            s->send_reply(s->reply_ctx, &op->req, rc, st->rbuf, rep_len);
-        }
+        run_queued(st, op);
         pthread_mutex_lock(&st->lock);
         st->head = op->next;
         if (st->head == NULL)
@@ -137,10 +183,57 @@ static void *stream_main(void *arg)
         st->done_seq = op->seq;
         pthread_cond_broadcast(&st->cond);
         pthread_mutex_unlock(&st->lock);
-        free(op->params);
         free(op);
     }
     return NULL;
+}
+
+/* Queues op (allocated with malloc; the worker frees it) and returns its ticket. */
+static uint64_t stream_submit(struct stream_obj *st, struct stream_op *op)
+{
+    uint64_t seq;
+
+    op->next = NULL;
+    pthread_mutex_lock(&st->lock);
+    seq = op->seq = ++st->enq_seq;
+    if (st->tail)
+        st->tail->next = op;
+    else
+        st->head = op;
+    st->tail = op;
+    pthread_cond_broadcast(&st->cond);
+    pthread_mutex_unlock(&st->lock);
+    return seq;
+}
+
+/* A heap copy of a prepared op that answers req; a launch's copy carries its own parameters
+ * (after the struct, 16-byte aligned). */
+static struct stream_op *op_copy(const struct stream_op *op, const struct idm_hdr *req)
+{
+    size_t off = (sizeof(*op) + 15) & ~(size_t)15;
+    size_t extra = op->kind == SOP_LAUNCH ? (op->l.params_size ? op->l.params_size : 1) : 0;
+    struct stream_op *q = malloc(off + extra);
+
+    if (q == NULL)
+        return NULL;
+    *q = *op;
+    q->req = *req;
+    if (op->kind == SOP_LAUNCH) {
+        memcpy((uint8_t *)q + off, op->l.params, op->l.params_size);
+        q->l.params = (uint8_t *)q + off;
+    }
+    return q;
+}
+
+CUresult stream_queue(struct stream_obj *st, const struct stream_op *op,
+                      const struct idm_hdr *req, uint64_t *ticket)
+{
+    struct stream_op *q = op_copy(op, req);
+
+    if (q == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    *ticket = stream_submit(st, q);
+    return CUDA_SUCCESS;
 }
 
 int stream_start(struct stream_obj *st)
@@ -178,23 +271,6 @@ void stream_stop(struct stream_obj *st)
     pthread_cond_destroy(&st->cond);
     free(st->rbuf);
     st->rbuf = NULL;
-}
-
-uint64_t stream_submit(struct stream_obj *st, struct stream_op *op)
-{
-    uint64_t seq;
-
-    op->next = NULL;
-    pthread_mutex_lock(&st->lock);
-    seq = op->seq = ++st->enq_seq;
-    if (st->tail)
-        st->tail->next = op;
-    else
-        st->head = op;
-    st->tail = op;
-    pthread_cond_broadcast(&st->cond);
-    pthread_mutex_unlock(&st->lock);
-    return seq;
 }
 
 void stream_wait(struct stream_obj *st, uint64_t seq)

@@ -1,7 +1,9 @@
-/* stream.h - streams of a session: each non-default stream has a worker thread that runs its
- * queued operations in submission order and sends each one's reply when it is done (an HtoD
- * copy when the window range is no longer needed, a DtoH copy when the data is there). The
- * default stream runs work inline after every stream of the session has drained. */
+/* stream.h - asynchronous ops and the streams that run them. The dispatch prepares an op
+ * (validates the request, translates its addresses into a struct stream_op); stream_run then
+ * issues it through the one issue function of its kind: inline in the dispatch thread for the
+ * default stream (after every stream of the session has drained), or queued on a stream whose
+ * worker thread issues its ops in submission order and sends each one's reply when it is done
+ * (an HtoD copy when the window range is no longer needed, a DtoH copy when the data is there). */
 #ifndef GPU_PROXY_STREAM_H
 #define GPU_PROXY_STREAM_H
 
@@ -11,41 +13,91 @@
 #include "idm.h"
 #include "zone.h"
 
-enum sop_kind { SOP_HTOD = 1, SOP_DTOH, SOP_DTOD, SOP_MEMSET, SOP_LAUNCH, SOP_EVENT_RECORD };
+enum sop_kind {
+    SOP_NONE = 0, /* nothing to issue (a zero-length copy) */
+    SOP_HTOD,
+    SOP_DTOH,
+    SOP_DTOD,
+    SOP_MEMSET,
+    SOP_LAUNCH,
+    SOP_EVENT_RECORD,
+    SOP_COUNT
+};
 
+/* A prepared op. The dispatch fills one on its stack (stream_op_init, then the fields its kind
+ * uses: the rest stay unset, so the synchronous path does not clear the whole struct);
+ * stream_run queues a heap copy of it. */
 struct stream_op {
     struct stream_op *next;
-    uint64_t seq;         /* ticket in its stream */
-    struct idm_hdr req;   /* the request it answers (op, seq, flags) */
-    int kind;
+    uint64_t seq;          /* ticket in its stream; 0 while not queued */
+    struct idm_hdr req;    /* the request it answers (queued ops) */
+    int kind;              /* enum sop_kind */
+    int inline_only;       /* refers into the request message: never queued */
     uint64_t dst, src, len; /* backend addresses and byte count */
-    void *host;           /* HtoD source / DtoH destination in the window; NULL: reply tail */
+    const void *hsrc;      /* HtoD source: the window or the request tail (inline_only) */
+    void *hdst;            /* DtoH destination in the window; NULL: the reply tail */
     uint32_t value, elem_size;
     uint64_t width, pitch, height;
     struct kernel_obj *k;
-    struct backend_launch l;
-    void *params;         /* owned copy of the launch parameters */
+    struct backend_launch l; /* l.params: the request tail; a queued copy owns its own */
     struct event_obj *ev;
 };
+
+static inline void stream_op_init(struct stream_op *op)
+{
+    op->seq = 0;
+    op->kind = SOP_NONE;
+    op->inline_only = 0;
+}
+
+/* Where an issued op writes its reply payload: the fixed struct (zeroed by the caller) and the
+ * tail after it (room for the session's max_reply minus the fixed struct). */
+struct sop_reply {
+    void *fixed;
+    uint8_t *tail;
+    uint32_t tail_len;
+};
+
+/* Issues op through the issue function of its kind on backend stream bs (NULL: the zone's
+ * default stream), filling rep: the one execute path of every asynchronous op, inline and in
+ * the stream workers. Returns the CUresult. */
+CUresult stream_issue(struct session *s, struct backend_stream *bs, struct stream_op *op,
+                      struct sop_reply *rep);
+/* Queues a heap copy of op that answers request req on st; *ticket gets its ticket. Returns
+ * CUDA_SUCCESS or CUDA_ERROR_OUT_OF_MEMORY. */
+CUresult stream_queue(struct stream_obj *st, const struct stream_op *op,
+                      const struct idm_hdr *req, uint64_t *ticket);
+/* Waits until ticket seq of st has finished. */
+void stream_wait(struct stream_obj *st, uint64_t seq);
+/* Waits until every stream of the session is idle (the dispatch thread only). */
+void session_drain(struct session *s);
+
+/* Runs a prepared op (kind != SOP_NONE) on stream st (NULL: the default stream). Inline (the
+ * default stream after every stream of the session has drained, or an inline_only op after st
+ * has drained): issues it at once, fills rep and returns the CUresult; op->seq stays 0.
+ * Otherwise queues a copy that answers request req, sets op->seq to its ticket and returns
+ * CUDA_SUCCESS (or CUDA_ERROR_OUT_OF_MEMORY); the stream's worker sends the reply. Inline here
+ * so that the synchronous path costs no more calls than issuing the op directly would. */
+static inline CUresult stream_run(struct session *s, struct stream_obj *st, struct stream_op *op,
+                                  const struct idm_hdr *req, struct sop_reply *rep)
+{
+    op->seq = 0;
+    if (st != NULL && !op->inline_only)
+        return stream_queue(st, op, req, &op->seq);
+    if (st == NULL)
+        session_drain(s);
+    else
+        stream_wait(st, st->enq_seq);
+    return stream_issue(s, st ? st->bs : NULL, op, rep);
+}
 
 /* Starts the worker of a new stream object (st->s, st->bs set). 0 or -errno. */
 int stream_start(struct stream_obj *st);
 /* Drains the queue, stops and joins the worker. */
 void stream_stop(struct stream_obj *st);
-/* Queues op (allocated with malloc; the stream frees it) and returns its ticket. */
-uint64_t stream_submit(struct stream_obj *st, struct stream_op *op);
-/* Waits until ticket seq of st has finished. */
-void stream_wait(struct stream_obj *st, uint64_t seq);
 /* 1 when every queued op of st has finished. */
 int stream_idle(struct stream_obj *st);
-/* Waits until every stream of the session is idle (the dispatch thread only). */
-void session_drain(struct session *s);
 /* 1 when the event's last record has happened. */
 int event_done(const struct event_obj *e);
-
-/* Runs a launch with the session's memory view; execution faults become the session's sticky
- * error and are logged with the zone. Returns the CUresult. */
-int exec_launch(struct session *s, struct kernel_obj *k, struct backend_stream *bs,
-                struct backend_launch *l);
 
 #endif /* GPU_PROXY_STREAM_H */

@@ -1,16 +1,19 @@
-/* test_dispatch.c - unit tests of gpu-proxy/dispatch.c driven in-process with the stub backend
+/* test_dispatch.c - unit tests of gpu-proxy/dispatch*.c driven in-process with the stub backend
  * and the PTX engine (real modules, no transport): length checks, kernel load and launch, a
  * launch that touches another zone's memory (ILLEGAL_ADDRESS, sticky, the other zone
- * untouched), module globals charged to the zone, context teardown. */
+ * untouched), module globals charged to the zone, context teardown, replies of queued ops, the
+ * errno-to-CUresult mapping, rate-limited refusal logs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 
 #include <cmocka.h>
 #include <cuda.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dispatch.h"
 #include "log.h"
@@ -488,6 +491,114 @@ static void test_dispatch_watchdog_ends_endless_kernel(void **state)
     ptx_set_watchdog(0);
 }
 
+/* What a stream worker sent for a queued request. */
+struct captured {
+    uint16_t op;
+    int32_t status;
+    uint32_t len;
+    uint8_t payload[64];
+};
+
+static int capture_reply(void *ctx, const struct idm_hdr *req, int32_t status,
+                         const void *payload, uint32_t len)
+{
+    struct captured *c = ctx;
+
+    c->op = req->op;
+    c->status = status;
+    c->len = len;
+    memcpy(c->payload, payload, len < sizeof(c->payload) ? len : sizeof(c->payload));
+    return 0;
+}
+
+/* A DtoH copy into the reply answers the same way inline (default stream) and from a stream's
+ * worker: both go through the one issue function of the op. */
+static void test_dispatch_stream_reply_matches_inline(void **state)
+{
+    struct fixture *f = *state;
+    idm_handle ctx = ctx_of(f->a);
+    idm_dptr d = alloc_in(f->a, ctx, 64);
+    struct idm_req_MEMSET ms = {.dst = d, .count = 64, .height = 1, .value = 0x5A,
+                                .elem_size = 1};
+    struct idm_req_STREAM_CREATE sc = {.ctx = ctx};
+    struct idm_req_STREAM_SYNCHRONIZE ss;
+    struct idm_req_MEMCPY_DTOH rd = {.src = d + 8, .len = 16};
+    struct captured c = {0};
+    struct idm_rep_MEMCPY_DTOH rep;
+
+    assert_int_equal(call(f->a, IDM_OP_MEMSET, &ms, sizeof(ms), NULL, 0), 0);
+    assert_int_equal(call(f->a, IDM_OP_MEMCPY_DTOH, &rd, sizeof(rd), NULL, 0), 0);
+    assert_int_equal(REP(f->a, MEMCPY_DTOH)->len, 16);
+    for (int i = 0; i < 16; i++)
+        assert_int_equal(f->a->rbuf[sizeof(rep) + i], 0x5A);
+
+    assert_int_equal(call(f->a, IDM_OP_STREAM_CREATE, &sc, sizeof(sc), NULL, 0), 0);
+    rd.stream = ss.stream = REP(f->a, STREAM_CREATE)->stream;
+    f->a->reply_ctx = &c;
+    f->a->send_reply = capture_reply;
+    assert_int_equal(call(f->a, IDM_OP_MEMCPY_DTOH, &rd, sizeof(rd), NULL, 0), -1000);
+    assert_int_equal(call(f->a, IDM_OP_STREAM_SYNCHRONIZE, &ss, sizeof(ss), NULL, 0), 0);
+    f->a->send_reply = NULL;
+    assert_int_equal(c.op, IDM_OP_MEMCPY_DTOH);
+    assert_int_equal(c.status, 0);
+    assert_int_equal(c.len, sizeof(rep) + 16);
+    memcpy(&rep, c.payload, sizeof(rep));
+    assert_int_equal(rep.len, 16);
+    for (int i = 0; i < 16; i++)
+        assert_int_equal(c.payload[sizeof(rep) + i], 0x5A);
+}
+
+/* The one mapping of internal -errno values to CUresult. */
+static void test_dispatch_errno_mapping(void **state)
+{
+    (void)state;
+    assert_int_equal(cu_from_errno(0), CUDA_SUCCESS);
+    assert_int_equal(cu_from_errno(-ENOMEM), CUDA_ERROR_OUT_OF_MEMORY);
+    assert_int_equal(cu_from_errno(-ENOSPC), CUDA_ERROR_OUT_OF_MEMORY);
+    assert_int_equal(cu_from_errno(-EAGAIN), CUDA_ERROR_OUT_OF_MEMORY);
+    assert_int_equal(cu_from_errno(-EINVAL), CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(cu_from_errno(-ENOENT), CUDA_ERROR_INVALID_HANDLE);
+    assert_int_equal(cu_from_errno(-EXDEV), CUDA_ERROR_UNKNOWN);
+}
+
+/* Refusals are logged with the check that failed, through a token bucket: a flood of bad
+ * requests writes at most a burst of lines, and the next line after a pause counts the rest. */
+static void test_dispatch_refusal_log_rate_limited(void **state)
+{
+    struct fixture *f = *state;
+    struct idm_req_EVENT_QUERY eq = {.event = 0x3300000100000007ull};
+    char path[] = "/tmp/test_dispatch_log_XXXXXX";
+    int fd = mkstemp(path), saved = dup(STDERR_FILENO);
+    char buf[16384];
+    ssize_t n;
+    int lines = 0;
+
+    assert_true(fd >= 0 && saved >= 0);
+    unlink(path);
+    memset(&log_thread_bucket, 0, sizeof(log_thread_bucket));
+    log_set_level(LOG_WARN);
+    assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(call(f->a, IDM_OP_EVENT_QUERY, &eq, sizeof(eq), NULL, 0),
+                         CUDA_ERROR_INVALID_HANDLE);
+    usleep(2 * 1000000 / LOG_LIMIT_RATE);
+    assert_int_equal(call(f->a, IDM_OP_EVENT_QUERY, &eq, sizeof(eq), NULL, 0),
+                     CUDA_ERROR_INVALID_HANDLE);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    log_set_level(LOG_ERR);
+    n = pread(fd, buf, sizeof(buf) - 1, 0);
+    close(fd);
+    assert_true(n > 0);
+    buf[n] = 0;
+    for (char *l = buf; (l = strchr(l, '\n')) != NULL; l++)
+        lines++;
+    assert_true(lines > 1 && lines <= LOG_LIMIT_BURST + 2);
+    assert_non_null(strstr(buf, "zone=A a: EVENT_QUERY refused: event handle 0x3300000100000007 "
+                                "is not live in this session"));
+    assert_non_null(strstr(buf, "similar lines dropped)"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -503,6 +614,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_stream_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_occupancy_cluster_overflow, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_stream_reply_matches_inline, setup,
+                                        teardown),
+        cmocka_unit_test(test_dispatch_errno_mapping),
+        cmocka_unit_test_setup_teardown(test_dispatch_refusal_log_rate_limited, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     backend_stub.shutdown();

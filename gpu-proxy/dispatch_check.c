@@ -1,0 +1,99 @@
+/* dispatch_check.c - the lookups and checks every handler family uses: typed handles of the
+ * session, device ranges against its allocation table, window ranges against the connection's
+ * window, names in the request tail (each failure logged as a refusal); and running a prepared
+ * asynchronous op. */
+#include "dispatch_internal.h"
+
+#include <cuda.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "idm_transport.h"
+
+static const char *htype_name(uint8_t type)
+{
+    switch (type) {
+    case HT_CTX: return "context";
+    case HT_STREAM: return "stream";
+    case HT_EVENT: return "event";
+    case HT_LIBRARY: return "library";
+    case HT_KERNEL: return "kernel";
+    case HT_IMAGE: return "image";
+    default: return "unknown";
+    }
+}
+
+void rq_refuse_handle(struct rq *r, idm_handle h, uint8_t type)
+{
+    const char *tag = htype_name((uint8_t)(h >> 56));
+
+    if ((uint8_t)(h >> 56) != type)
+        (void)rq_refuse(r, 0, "%s handle 0x%llx has the type tag of a%s %s", htype_name(type),
+                        (unsigned long long)h, strchr("aeiou", tag[0]) ? "n" : "", tag);
+    else
+        (void)rq_refuse(r, 0, "%s handle 0x%llx is not live in this session (freed, stale "
+                        "generation or another session's)", htype_name(type),
+                        (unsigned long long)h);
+}
+
+CUresult rq_device(struct rq *r, int32_t device)
+{
+    int count = r->s->be->device_count();
+
+    if (device < 0 || device >= count)
+        return rq_refuse(r, CUDA_ERROR_INVALID_DEVICE, "device %d does not exist (%d devices)",
+                         device, count);
+    return CUDA_SUCCESS;
+}
+
+CUresult rq_ctx(struct rq *r, idm_handle h, idm_handle *out)
+{
+    if (h == 0) {
+        if (r->s->primary_ctx == 0 || r->s->primary_refs == 0)
+            return rq_refuse(r, CUDA_ERROR_INVALID_CONTEXT,
+                             "context 0 names the primary context, which is not retained");
+        *out = r->s->primary_ctx;
+        return CUDA_SUCCESS;
+    }
+    if (rq_lookup(r, h, HT_CTX) == NULL)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    *out = h;
+    return CUDA_SUCCESS;
+}
+
+CUresult rq_dev_range(struct rq *r, uint64_t va, uint64_t len, uint64_t *baddr)
+{
+    long i = atab_find(&r->s->at, va, len);
+
+    if (i < 0)
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
+                         "device range 0x%llx+%llu is not inside one allocation of the zone",
+                         (unsigned long long)va, (unsigned long long)len);
+    *baddr = r->s->at.v[i].baddr + (va - r->s->at.v[i].va);
+    return CUDA_SUCCESS;
+}
+
+CUresult rq_win_range(struct rq *r, uint64_t off, uint64_t len, uint8_t **p)
+{
+    struct session *s = r->s;
+
+    if (s->window == NULL || off > s->window_size || len > s->window_size - off ||
+        (s->conn != NULL && idm_window_check(s->conn, off, len) != 0))
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
+                         "window range %llu+%llu is outside the %llu-byte window",
+                         (unsigned long long)off, (unsigned long long)len,
+                         (unsigned long long)s->window_size);
+    *p = s->window + off;
+    return CUDA_SUCCESS;
+}
+
+CUresult rq_tail_name(struct rq *r, const char **name)
+{
+    if (r->tail_len == 0 || r->tail_len > IDM_SYMBOL_MAX ||
+        memchr(r->tail, 0, r->tail_len) == NULL)
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
+                         "the name in the %u-byte tail is empty, longer than %u bytes or not "
+                         "NUL-terminated", r->tail_len, (unsigned)IDM_SYMBOL_MAX);
+    *name = (const char *)r->tail;
+    return CUDA_SUCCESS;
+}

@@ -1,0 +1,175 @@
+/* dispatch_ctx.c - context handlers: primary contexts (retained per session, released with
+ * everything they own), regular contexts, synchronisation and limits. */
+#include "dispatch_internal.h"
+
+#include <cuda.h>
+#include <stdlib.h>
+
+static CUresult new_ctx(struct rq *r, int primary, uint32_t flags, idm_handle *out)
+{
+    struct ctx_obj *c = calloc(1, sizeof(*c));
+    int err;
+
+    if (c == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    c->primary = primary;
+    c->flags = flags;
+    c->limits[CU_LIMIT_STACK_SIZE] = 1024;
+    c->limits[CU_LIMIT_PRINTF_FIFO_SIZE] = 1 << 20;
+    c->limits[CU_LIMIT_MALLOC_HEAP_SIZE] = 8 << 20;
+    c->limits[CU_LIMIT_DEV_RUNTIME_SYNC_DEPTH] = 2;
+    c->limits[CU_LIMIT_DEV_RUNTIME_PENDING_LAUNCH_COUNT] = 2048;
+    c->limits[CU_LIMIT_MAX_L2_FETCH_GRANULARITY] = 32;
+    c->limits[CU_LIMIT_PERSISTING_L2_CACHE_SIZE] = 0;
+    c->limits[CU_LIMIT_SHMEM_SIZE] = 0;  /* not a CIG context */
+    c->limits[CU_LIMIT_CIG_ENABLED] = 0;
+    c->limits[CU_LIMIT_CIG_SHMEM_FALLBACK_ENABLED] = 1;
+    err = htab_insert(&r->s->ht, HT_CTX, c, out);
+    if (err != 0)
+        free(c);
+    return cu_from_errno(err);
+}
+
+CUresult h_PRIMARY_CTX_RETAIN(struct rq *r, const struct idm_req_PRIMARY_CTX_RETAIN *q,
+                              struct idm_rep_PRIMARY_CTX_RETAIN *p)
+{
+    struct session *s = r->s;
+    CUresult rc;
+
+    if ((rc = rq_device(r, q->device)) != CUDA_SUCCESS)
+        return rc;
+    if (s->primary_ctx == 0) {
+        if ((rc = new_ctx(r, 1, s->primary_flags, &s->primary_ctx)) != CUDA_SUCCESS)
+            return rc;
+        s->primary_refs = 0;
+    }
+    s->primary_refs++;
+    p->ctx = s->primary_ctx;
+    return CUDA_SUCCESS;
+}
+
+CUresult h_PRIMARY_CTX_RELEASE(struct rq *r, const struct idm_req_PRIMARY_CTX_RELEASE *q,
+                               struct idm_rep_PRIMARY_CTX_RELEASE *p)
+{
+    struct session *s = r->s;
+    CUresult rc;
+
+    (void)p;
+    if ((rc = rq_device(r, q->device)) != CUDA_SUCCESS)
+        return rc;
+    if (s->primary_ctx == 0 || s->primary_refs <= 0)
+        return rq_refuse(r, CUDA_ERROR_INVALID_CONTEXT, "the primary context is not retained");
+    if (--s->primary_refs == 0)
+        session_release(s, s->primary_ctx); /* the last reference destroys the context */
+    return CUDA_SUCCESS;
+}
+
+CUresult h_PRIMARY_CTX_RESET(struct rq *r, const struct idm_req_PRIMARY_CTX_RESET *q,
+                             struct idm_rep_PRIMARY_CTX_RESET *p)
+{
+    CUresult rc;
+
+    (void)p;
+    if ((rc = rq_device(r, q->device)) != CUDA_SUCCESS)
+        return rc;
+    if (r->s->primary_ctx)
+        session_release(r->s, r->s->primary_ctx);
+    return CUDA_SUCCESS;
+}
+
+CUresult h_PRIMARY_CTX_SET_FLAGS(struct rq *r, const struct idm_req_PRIMARY_CTX_SET_FLAGS *q,
+                                 struct idm_rep_PRIMARY_CTX_SET_FLAGS *p)
+{
+    CUresult rc;
+
+    (void)p;
+    if ((rc = rq_device(r, q->device)) != CUDA_SUCCESS)
+        return rc;
+    if (q->flags & ~0x1Fu)
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "unknown context flags 0x%x", q->flags);
+    r->s->primary_flags = q->flags;
+    return CUDA_SUCCESS;
+}
+
+CUresult h_PRIMARY_CTX_GET_STATE(struct rq *r, const struct idm_req_PRIMARY_CTX_GET_STATE *q,
+                                 struct idm_rep_PRIMARY_CTX_GET_STATE *p)
+{
+    CUresult rc;
+
+    if ((rc = rq_device(r, q->device)) != CUDA_SUCCESS)
+        return rc;
+    p->flags = r->s->primary_flags;
+    p->active = r->s->primary_ctx != 0 && r->s->primary_refs > 0;
+    return CUDA_SUCCESS;
+}
+
+CUresult h_CTX_CREATE(struct rq *r, const struct idm_req_CTX_CREATE *q,
+                      struct idm_rep_CTX_CREATE *p)
+{
+    CUresult rc;
+
+    if ((rc = rq_device(r, q->device)) != CUDA_SUCCESS)
+        return rc;
+    return new_ctx(r, 0, q->flags, &p->ctx);
+}
+
+CUresult h_CTX_DESTROY(struct rq *r, const struct idm_req_CTX_DESTROY *q,
+                       struct idm_rep_CTX_DESTROY *p)
+{
+    struct ctx_obj *c = rq_lookup(r, q->ctx, HT_CTX);
+
+    (void)p;
+    if (c == NULL)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    if (c->primary)
+        return rq_refuse(r, CUDA_ERROR_INVALID_CONTEXT,
+                         "context 0x%llx is the primary context (released, not destroyed)",
+                         (unsigned long long)q->ctx);
+    session_release(r->s, q->ctx);
+    return CUDA_SUCCESS;
+}
+
+CUresult h_CTX_SYNCHRONIZE(struct rq *r, const struct idm_req_CTX_SYNCHRONIZE *q,
+                           struct idm_rep_CTX_SYNCHRONIZE *p)
+{
+    idm_handle ctx;
+    CUresult rc;
+
+    (void)p;
+    if ((rc = rq_ctx(r, q->ctx, &ctx)) != CUDA_SUCCESS)
+        return rc;
+    session_drain(r->s);
+    return rq_sync_status(r, r->s->be->zone_sync(r->s->bz));
+}
+
+CUresult h_CTX_GET_LIMIT(struct rq *r, const struct idm_req_CTX_GET_LIMIT *q,
+                         struct idm_rep_CTX_GET_LIMIT *p)
+{
+    idm_handle ctx;
+    CUresult rc;
+
+    if ((rc = rq_ctx(r, q->ctx, &ctx)) != CUDA_SUCCESS)
+        return rc;
+    if (q->limit >= CU_LIMIT_MAX)
+        return rq_refuse(r, CUDA_ERROR_UNSUPPORTED_LIMIT, "unknown limit %u", q->limit);
+    p->value = ((struct ctx_obj *)htab_lookup(&r->s->ht, ctx, HT_CTX))->limits[q->limit];
+    return CUDA_SUCCESS;
+}
+
+CUresult h_CTX_SET_LIMIT(struct rq *r, const struct idm_req_CTX_SET_LIMIT *q,
+                         struct idm_rep_CTX_SET_LIMIT *p)
+{
+    idm_handle ctx;
+    CUresult rc;
+
+    (void)p;
+    if ((rc = rq_ctx(r, q->ctx, &ctx)) != CUDA_SUCCESS)
+        return rc;
+    /* CU_LIMIT_SHMEM_SIZE and CU_LIMIT_CIG_ENABLED can only be queried */
+    if (q->limit >= CU_LIMIT_MAX || q->limit == CU_LIMIT_SHMEM_SIZE ||
+        q->limit == CU_LIMIT_CIG_ENABLED)
+        return rq_refuse(r, CUDA_ERROR_UNSUPPORTED_LIMIT, "limit %u is unknown or read-only",
+                         q->limit);
+    ((struct ctx_obj *)htab_lookup(&r->s->ht, ctx, HT_CTX))->limits[q->limit] = q->value;
+    return CUDA_SUCCESS;
+}

@@ -1,0 +1,159 @@
+/* dispatch_internal.h - what the handler families of the dispatch (dispatch_*.c) share: the
+ * request context a handler gets, the lookups and range checks every handler uses, and one
+ * prototype per op of idm_ops.def (the table in dispatch.c indexes them). Private to gpu-proxy. */
+#ifndef GPU_PROXY_DISPATCH_INTERNAL_H
+#define GPU_PROXY_DISPATCH_INTERNAL_H
+
+#include <cuda.h>
+#include <stdint.h>
+
+#include "idm.h"
+#include "log.h"
+#include "stream.h"
+#include "zone.h"
+
+#define DEFAULT_STREAM(h) ((h) == 0 || (h) == (idm_handle)CU_STREAM_LEGACY || \
+                           (h) == (idm_handle)CU_STREAM_PER_THREAD)
+
+/* What a handler gets besides its request and reply structs. */
+struct rq {
+    struct session *s;
+    const struct idm_hdr *h;
+    const uint8_t *tail;   /* request bytes after the fixed struct */
+    uint32_t tail_len;
+    uint8_t *rtail;        /* reply bytes after the fixed struct */
+    uint32_t rtail_max;
+    uint32_t rtail_len;
+    int deferred;          /* a stream worker will send the reply */
+};
+
+#define ZN(r) ((r)->s->zone->name)
+#define PEER(r) ((r)->s->peer)
+
+/* Refuses the request: logs why ("zone=Z peer: OP refused: why", at warn, through the thread's
+ * token bucket so that a flood of bad requests cannot flood the log) and evaluates to rc. Every
+ * check that turns a tenant's request away goes through it. */
+#define rq_refuse(r, rc, fmt, ...)                                                              \
+    (log_limited(&log_thread_bucket, LOG_WARN, "zone=%s %s: %s refused: " fmt, ZN(r), PEER(r), \
+                 idm_op_name((r)->h->op), ##__VA_ARGS__),                                       \
+     (rc))
+
+/* One handler per op: h_NAME(r, typed request, typed reply) returns the CUresult. */
+#define IDM_OP(name, num, kind, req, rep)                                                       \
+    CUresult h_##name(struct rq *r, const struct idm_req_##name *q, struct idm_rep_##name *p);
+#include "idm_ops.def"
+#undef IDM_OP
+
+/* ---- lookups and checks (dispatch_check.c) ---- */
+
+/* A device ordinal of the backend. */
+CUresult rq_device(struct rq *r, int32_t device);
+/* A context of the session (0: the primary context, when retained). */
+CUresult rq_ctx(struct rq *r, idm_handle h, idm_handle *out);
+/* [va, va+len) must lie inside one allocation of this session: its backend address. */
+CUresult rq_dev_range(struct rq *r, uint64_t va, uint64_t len, uint64_t *baddr);
+/* [off, off+len) of the connection's window. */
+CUresult rq_win_range(struct rq *r, uint64_t off, uint64_t len, uint8_t **p);
+/* A NUL-terminated name in the request tail. */
+CUresult rq_tail_name(struct rq *r, const char **name);
+/* Logs the refusal of handle h, which is not a live handle of type type in this session. */
+void rq_refuse_handle(struct rq *r, idm_handle h, uint8_t type);
+
+/* The live object of type type behind handle h in this session, or NULL (refusal logged: the
+ * caller answers CUDA_ERROR_INVALID_HANDLE, or CUDA_ERROR_INVALID_CONTEXT for contexts). */
+static inline void *rq_lookup(struct rq *r, idm_handle h, uint8_t type)
+{
+    void *o = htab_lookup(&r->s->ht, h, type);
+
+    if (__builtin_expect(o == NULL, 0))
+        rq_refuse_handle(r, h, type);
+    return o;
+}
+
+static inline struct event_obj *rq_event(struct rq *r, idm_handle h)
+{
+    return rq_lookup(r, h, HT_EVENT);
+}
+
+static inline struct kernel_obj *rq_kernel(struct rq *r, idm_handle h)
+{
+    return rq_lookup(r, h, HT_KERNEL);
+}
+
+static inline struct library_obj *rq_library(struct rq *r, idm_handle h)
+{
+    return rq_lookup(r, h, HT_LIBRARY);
+}
+
+static inline struct image_obj *rq_image(struct rq *r, idm_handle h)
+{
+    return rq_lookup(r, h, HT_IMAGE);
+}
+
+/* A stream of the session; *st is NULL for the default stream. */
+static inline CUresult rq_stream(struct rq *r, idm_handle h, struct stream_obj **st)
+{
+    if (DEFAULT_STREAM(h)) {
+        *st = NULL;
+        return CUDA_SUCCESS;
+    }
+    *st = rq_lookup(r, h, HT_STREAM);
+    return *st ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+}
+
+/* Runs a prepared asynchronous op on st (NULL: the default stream) through stream_run: inline
+ * (its reply in the session's reply buffer) or queued (r->deferred: the worker replies). */
+static inline CUresult rq_run(struct rq *r, struct stream_obj *st, struct stream_op *op)
+{
+    struct sop_reply rep = {.fixed = r->s->rbuf, .tail = r->rtail, .tail_len = 0};
+    CUresult rc = stream_run(r->s, st, op, r->h, &rep);
+
+    r->deferred = op->seq != 0;
+    r->rtail_len = rep.tail_len;
+    return rc;
+}
+
+/* The session's sticky error (0: none); stream workers set it. */
+static inline CUresult rq_sticky(struct rq *r)
+{
+    return (CUresult)__atomic_load_n(&r->s->sticky, __ATOMIC_ACQUIRE);
+}
+
+/* What a synchronising call returns: the sticky error if there is one, else rc. */
+static inline CUresult rq_sync_status(struct rq *r, CUresult rc)
+{
+    return rq_sticky(r) ? rq_sticky(r) : rc;
+}
+
+/* Work on the default stream runs inline, after every stream of the session has drained
+ * (the legacy default stream waits for the others). */
+static inline void rq_default_stream_enter(struct rq *r)
+{
+    session_drain(r->s);
+}
+
+/* The handler of an asynchronous op NAME is its prepare step, prepare(r, q, op, &st): the
+ * request's checks, in the order a driver makes them, filling the fields of op its kind uses
+ * (kind left SOP_NONE when there is nothing to do) and st; then the one execute path, rq_run. */
+#define DISPATCH_ASYNC(name, prepare)                                                           \
+    CUresult h_##name(struct rq *r, const struct idm_req_##name *q, struct idm_rep_##name *p)  \
+    {                                                                                          \
+        struct stream_op op;                                                                   \
+        struct stream_obj *st = NULL;                                                          \
+        CUresult rc;                                                                           \
+                                                                                               \
+        (void)p;                                                                               \
+        stream_op_init(&op);                                                                   \
+        rc = prepare(r, q, &op, &st);                                                          \
+        if (rc != CUDA_SUCCESS || op.kind == SOP_NONE)                                         \
+            return rc;                                                                         \
+        return rq_run(r, st, &op);                                                             \
+    }
+
+/* ---- shared by families (dispatch_mem.c) ---- */
+
+/* Allocates zone memory: quota, zone address, backend memory, allocation-table entry. */
+CUresult dispatch_alloc(struct rq *r, uint64_t size, uint8_t kind, idm_handle owner,
+                        uint64_t *va, uint64_t *baddr_out);
+
+#endif /* GPU_PROXY_DISPATCH_INTERNAL_H */
