@@ -84,6 +84,9 @@ struct ptx_memory {
                      uint64_t *alloc_size);
 };
 
+/* The default of ptx_launch.printf_fifo_size. */
+#define PTX_PRINTF_FIFO_DEFAULT (1u << 20)   /* CUDA's default CU_LIMIT_PRINTF_FIFO_SIZE */
+
 struct ptx_launch {
     uint32_t grid[3];
     uint32_t block[3];
@@ -92,6 +95,12 @@ struct ptx_launch {
     size_t params_size;
     const struct ptx_memory *mem;
     unsigned host_threads; /* blocks run on up to this many host threads; 0: default */
+    /* Device printf output this launch may produce, in bytes of formatted text, as the
+     * context's CU_LIMIT_PRINTF_FIFO_SIZE bounds a GPU's printf buffer; 0: 1 MiB
+     * (PTX_PRINTF_FIFO_DEFAULT). A printf call whose text does not fit in what is left is lost,
+     * and so is every later one of the launch; the first loss is reported once per launch
+     * through the printf sink (see ptx_set_printf_sink). */
+    size_t printf_fifo_size;
 };
 
 /* Runs the whole grid and returns when it is done. Returns PTX_OK or an error code, with a
@@ -102,7 +111,15 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
 uint64_t ptx_instructions_executed(void);
 
 /* Device printf: the text of each vprintf call goes to sink (called from the launch's host
- * threads); NULL restores the default, which writes "[kernel NAME] text" to stderr. */
+ * threads, one call at a time); NULL restores the default, which writes "[kernel NAME] text"
+ * to stderr. Formatting is bounded whatever the format says: field widths and precisions
+ * above PTX_PRINTF_FIELD_MAX are taken as PTX_PRINTF_FIELD_MAX, and the text of one call is
+ * cut at PTX_PRINTF_CALL_MAX bytes. When a launch's printf output passes its FIFO size
+ * (ptx_launch.printf_fifo_size), the sink receives, once for that launch, the text
+ * PTX_PRINTF_LOST_NOTICE (not counted in the FIFO size) instead of the lost output. */
+#define PTX_PRINTF_FIELD_MAX 512
+#define PTX_PRINTF_CALL_MAX 4095
+#define PTX_PRINTF_LOST_NOTICE "printf FIFO full: later output of this launch is lost\n"
 void ptx_set_printf_sink(void (*sink)(void *ctx, const char *kernel, const char *text),
                          void *ctx);
 

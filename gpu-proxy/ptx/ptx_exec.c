@@ -77,6 +77,9 @@ struct launch_ctx {
     _Atomic uint64_t next_block;
     _Atomic int failed;
     uint64_t watchdog;
+    uint64_t printf_cap;   /* printf FIFO size */
+    _Atomic uint64_t printf_used;
+    _Atomic int printf_lost; /* the loss has been reported */
     pthread_mutex_t lock;
     pthread_cond_t done;   /* signalled when the last pool helper finished */
     unsigned pending;      /* pool helpers still running (under lock) */
@@ -767,11 +770,64 @@ static int read_cstr(struct worker *w, struct thr *t, uint64_t addr, char *buf, 
     return 0;
 }
 
-/* Device printf: formats like the CUDA runtime does, from the packed argument buffer. */
+/* Reads the flags, field width and precision of a printf conversion at *fp (just after its
+ * '%') into spec, '%' first, and moves *fp past them. Repeated flags are kept once, and widths
+ * and precisions above PTX_PRINTF_FIELD_MAX are taken as PTX_PRINTF_FIELD_MAX: the C
+ * library's formatting takes time and memory in proportion to them. Writes at most 14 bytes
+ * with the NUL (the caller appends up to three characters: "ll" and the conversion). */
+static size_t printf_spec(const char **fp, char *spec)
+{
+    const char *f = *fp;
+    size_t sl = 0;
+    spec[sl++] = '%';
+    for (; *f && strchr("-+ #0", *f); f++)
+        if (!memchr(spec + 1, *f, sl - 1))
+            spec[sl++] = *f;
+    for (int part = 0; part < 2; part++) {
+        if (part == 1) {
+            if (*f != '.')
+                break;
+            spec[sl++] = '.';
+            f++;
+        }
+        if (*f < '0' || *f > '9')
+            continue;
+        unsigned v = 0;
+        for (; *f >= '0' && *f <= '9'; f++)
+            if (v <= PTX_PRINTF_FIELD_MAX)
+                v = v * 10 + (unsigned)(*f - '0');
+        if (v > PTX_PRINTF_FIELD_MAX)
+            v = PTX_PRINTF_FIELD_MAX;
+        sl += (size_t)snprintf(spec + sl, 5, "%u", v);
+    }
+    spec[sl] = 0;
+    *fp = f;
+    return sl;
+}
+
+/* Hands one printf call's text to the sink if the launch's printf FIFO has room for it; the
+ * first text that does not fit is replaced by PTX_PRINTF_LOST_NOTICE, later ones vanish. */
+static void printf_emit(struct worker *w, const char *out, size_t len)
+{
+    struct launch_ctx *L = w->L;
+    uint64_t used = atomic_fetch_add_explicit(&L->printf_used, len, memory_order_relaxed);
+    const char *text = out;
+    if (used + len > L->printf_cap) {
+        if (atomic_exchange_explicit(&L->printf_lost, 1, memory_order_relaxed))
+            return;
+        text = PTX_PRINTF_LOST_NOTICE;
+    }
+    pthread_mutex_lock(&g_printf_lock);
+    g_printf_sink(g_printf_ctx, L->kernel->name, text);
+    pthread_mutex_unlock(&g_printf_lock);
+}
+
+/* Device printf: formats like the CUDA runtime does, from the packed argument buffer, in
+ * bounded time and memory (see printf_spec; the text is cut at PTX_PRINTF_CALL_MAX bytes). */
 static int builtin_vprintf(struct worker *w, struct thr *t, uint64_t fmtaddr, uint64_t args,
                            int32_t *nargs)
 {
-    char fmt[1024], out[4096], spec[64], sarg[1024];
+    char fmt[1024], out[PTX_PRINTF_CALL_MAX + 1], spec[24], sarg[1024];
     size_t o = 0;
     uint64_t off = 0;
     *nargs = 0;
@@ -787,11 +843,9 @@ static int builtin_vprintf(struct worker *w, struct thr *t, uint64_t fmtaddr, ui
             f += 2;
             continue;
         }
-        size_t sl = 0;
+        f++;
+        size_t sl = printf_spec(&f, spec);
         int longs = 0;
-        spec[sl++] = *f++;
-        while (*f && strchr("-+ #0123456789.", *f) && sl < 40)
-            spec[sl++] = *f++;
         while (*f && strchr("hlLzjt", *f)) {
             if (*f == 'l' || *f == 'z' || *f == 'j' || *f == 't' || *f == 'L')
                 longs++;
@@ -805,8 +859,9 @@ static int builtin_vprintf(struct worker *w, struct thr *t, uint64_t fmtaddr, ui
         if (strchr("fFeEgGaA", conv) || conv == 's' || conv == 'p' || longs)
             size = 8;
         if (!strchr("diouxXcfFeEgGaAsp", conv)) {
-            spec[sl] = 0;
             o += (size_t)snprintf(out + o, sizeof(out) - o, "%s%c", spec, conv);
+            if (o >= sizeof(out))
+                o = sizeof(out) - 1;
             continue;
         }
         off = (off + size - 1) / size * size;
@@ -853,9 +908,7 @@ static int builtin_vprintf(struct worker *w, struct thr *t, uint64_t fmtaddr, ui
             o = sizeof(out) - 1;
     }
     out[o] = 0;
-    pthread_mutex_lock(&g_printf_lock);
-    g_printf_sink(g_printf_ctx, w->L->kernel->name, out);
-    pthread_mutex_unlock(&g_printf_lock);
+    printf_emit(w, out, o);
     return 0;
 }
 
@@ -2609,6 +2662,9 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
     L.shared_size = (uint32_t)shared;
     L.dyn_base = dyn_base;
     L.watchdog = atomic_load(&g_watchdog);
+    L.printf_cap = l->printf_fifo_size ? l->printf_fifo_size : PTX_PRINTF_FIFO_DEFAULT;
+    atomic_init(&L.printf_used, 0);
+    atomic_init(&L.printf_lost, 0);
     atomic_init(&L.next_block, 0);
     atomic_init(&L.failed, 0);
     if (pthread_mutex_init(&L.lock, NULL)) {

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <fenv.h>
 #include <math.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "ptx.h"
@@ -1973,6 +1975,175 @@ static void test_ptx_watchdog(void **state)
     ptx_program_free(p);
 }
 
+/* ---- bounds on host resources (limits.ptx) ---- */
+
+/* ThreadSanitizer's shadow memory grows with the memory the program touches: resident-size
+ * bounds are that much looser under it. */
+#if defined(__SANITIZE_THREAD__)
+#define RSS_FACTOR 5
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RSS_FACTOR 5
+#endif
+#endif
+#ifndef RSS_FACTOR
+#define RSS_FACTOR 1
+#endif
+
+/* Resident pages of this process, from /proc/self/statm. */
+static long rss_pages(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, res = -1;
+    if (!f)
+        return -1;
+    if (fscanf(f, "%ld %ld", &size, &res) != 2)
+        res = -1;
+    fclose(f);
+    return res;
+}
+
+/* Samples the resident size every half millisecond while a launch runs: the peak growth
+ * over the size at start, in bytes. */
+struct rss_watch {
+    pthread_t th;
+    int stop;
+    long base, peak;
+};
+
+static void *rss_main(void *arg)
+{
+    struct rss_watch *r = arg;
+    while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+        long p = rss_pages();
+        if (p > r->peak)
+            r->peak = p;
+        usleep(500);
+    }
+    return NULL;
+}
+
+static void rss_start(struct rss_watch *r)
+{
+    r->stop = 0;
+    r->base = r->peak = rss_pages();
+    assert_true(r->base > 0);
+    assert_int_equal(pthread_create(&r->th, NULL, rss_main, r), 0);
+}
+
+static long rss_stop(struct rss_watch *r)
+{
+    __atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
+    assert_int_equal(pthread_join(r->th, NULL), 0);
+    long p = rss_pages();
+    if (p > r->peak)
+        r->peak = p;
+    return (r->peak - r->base) * sysconf(_SC_PAGESIZE);
+}
+
+struct bomb_sink {
+    size_t bytes;       /* of printf output, the loss notice not counted */
+    int calls, notices;
+    size_t first_len;
+    char first[PTX_PRINTF_CALL_MAX + 1];
+};
+
+static void bomb_sink_fn(void *ctx, const char *kernel, const char *text)
+{
+    struct bomb_sink *s = ctx;
+    assert_string_equal(kernel, "printf_bomb");
+    if (!strcmp(text, PTX_PRINTF_LOST_NOTICE)) {
+        s->notices++;
+        return;
+    }
+    size_t n = strlen(text);
+    if (s->calls++ == 0) {
+        memcpy(s->first, text, n + 1);
+        s->first_len = n;
+    }
+    s->bytes += n;
+}
+
+static int bomb_launch(const struct ptx_kernel *k, uint32_t blocks, uint32_t threads,
+                       uint32_t n, size_t fifo, struct tmem *m, struct bomb_sink *sk,
+                       char *err, size_t errlen)
+{
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, n);
+    PB(&pb, 1.0 / 3.0);
+    struct ptx_launch l = {
+        .grid = {blocks, 1, 1}, .block = {threads, 1, 1}, .params = pb.b,
+        .params_size = ptx_kernel_param_bytes(k), .mem = &m->mem, .host_threads = 2,
+        .printf_fifo_size = fifo,
+    };
+    memset(sk, 0, sizeof(*sk));
+    ptx_set_printf_sink(bomb_sink_fn, sk);
+    int rc = ptx_launch(k, &l, err, errlen);
+    ptx_set_printf_sink(NULL, NULL);
+    return rc;
+}
+
+/* A printf of "%.300000000f %300000000d %.99999999999999999999999e" used to take the proxy's
+ * memory in proportion to the width; now widths and precisions are bounded, and so is what a
+ * launch prints in all. */
+static void test_ptx_printf_bomb(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("limits.ptx");
+    const struct ptx_kernel *k = kern(p, "printf_bomb");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    char want[PTX_PRINTF_CALL_MAX + 1], err[320];
+    int wl = snprintf(want, sizeof(want), "%.*f %*d %.*e\n", PTX_PRINTF_FIELD_MAX, 1.0 / 3.0,
+                      PTX_PRINTF_FIELD_MAX, 0, PTX_PRINTF_FIELD_MAX, 1.0 / 3.0);
+    assert_true(wl > 3 * PTX_PRINTF_FIELD_MAX && (size_t)wl < sizeof(want));
+    struct bomb_sink sk;
+    struct rss_watch rw;
+
+    /* one call: fields taken at their bound, in bounded memory */
+    rss_start(&rw);
+    int rc = bomb_launch(k, 1, 1, 1, 0, &m, &sk, err, sizeof(err));
+    long grew = rss_stop(&rw);
+    if (rc)
+        fail_msg("printf_bomb: %d %s", rc, err);
+    if (grew > RSS_FACTOR * (16l << 20))
+        fail_msg("one printf grew the resident size by %ld bytes", grew);
+    assert_int_equal(sk.calls, 1);
+    assert_int_equal(sk.notices, 0);
+    assert_string_equal(sk.first, want);
+
+    /* 64 threads x 200 calls would print 19 MB: the default 1 MiB FIFO keeps the first ones
+     * that fit, the loss is reported once */
+    rss_start(&rw);
+    rc = bomb_launch(k, 2, 32, 200, 0, &m, &sk, err, sizeof(err));
+    grew = rss_stop(&rw);
+    if (rc)
+        fail_msg("printf_bomb: %d %s", rc, err);
+    if (grew > RSS_FACTOR * (16l << 20))
+        fail_msg("12800 printfs grew the resident size by %ld bytes", grew);
+    assert_int_equal(sk.bytes, (size_t)(PTX_PRINTF_FIFO_DEFAULT / wl) * (size_t)wl);
+    assert_int_equal(sk.calls, PTX_PRINTF_FIFO_DEFAULT / wl);
+    assert_int_equal(sk.notices, 1);
+
+    /* a FIFO set for the launch */
+    rc = bomb_launch(k, 1, 4, 10, 10000, &m, &sk, err, sizeof(err));
+    if (rc)
+        fail_msg("printf_bomb: %d %s", rc, err);
+    assert_int_equal(sk.calls, 10000 / wl);
+    assert_true(sk.bytes <= 10000);
+    assert_int_equal(sk.notices, 1);
+    /* and one that holds everything: nothing lost, nothing said */
+    rc = bomb_launch(k, 1, 4, 10, 40 * (size_t)wl, &m, &sk, err, sizeof(err));
+    if (rc)
+        fail_msg("printf_bomb: %d %s", rc, err);
+    assert_int_equal(sk.calls, 40);
+    assert_int_equal(sk.notices, 0);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2018,6 +2189,7 @@ int main(void)
         cmocka_unit_test(test_ptx_address_initialisers),
         cmocka_unit_test(test_ptx_named_barriers),
         cmocka_unit_test(test_ptx_watchdog),
+        cmocka_unit_test(test_ptx_printf_bomb),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
