@@ -44,6 +44,12 @@ struct ptx_global_info {
     uint64_t init_size;
 };
 
+/* Local memory per thread, as on current GPUs: ptxas refuses a function whose local data
+ * exceeds it, so a load whose PTX declares more in one .entry or .func fails with
+ * PTX_ERR_INVALID_PTX (CUDA_ERROR_INVALID_PTX, "PTX JIT compilation failed"), and a launch whose
+ * call stack would take a thread past it fails with PTX_ERR_LAUNCH_FAILED. */
+#define PTX_LOCAL_BYTES_MAX (512u << 10)
+
 /* Loads an image: a fatbin wrapper (magic 0x466243B1), a fatbin (0xBA55ED50; the PTX entry with
  * the highest sm, zstd-decompressed when flagged), or NUL-terminated PTX text. An image with
  * only ELF cubins loads with kernels known by name and parameter layout (from .nv.info) but not
@@ -84,8 +90,9 @@ struct ptx_memory {
                      uint64_t *alloc_size);
 };
 
-/* The default of ptx_launch.printf_fifo_size. */
+/* Defaults of the ptx_launch fields below that take 0 for "default". */
 #define PTX_PRINTF_FIFO_DEFAULT (1u << 20)   /* CUDA's default CU_LIMIT_PRINTF_FIFO_SIZE */
+#define PTX_MAX_HOST_BYTES_DEFAULT (256ull << 20)
 
 struct ptx_launch {
     uint32_t grid[3];
@@ -101,6 +108,16 @@ struct ptx_launch {
      * and so is every later one of the launch; the first loss is reported once per launch
      * through the printf sink (see ptx_set_printf_sink). */
     size_t printf_fifo_size;
+    /* Host memory the launch may hold for its blocks' thread states (registers, local memory,
+     * parameter space, call stacks) and shared memory, over all its host threads together;
+     * 0: 256 MiB (PTX_MAX_HOST_BYTES_DEFAULT). Each host thread holds the states of the one
+     * block it runs, so the engine runs at most max_host_bytes / (one block's states) host
+     * threads, and each may then hold max_host_bytes divided by their number. The launch fails
+     * with PTX_ERR_LAUNCH_OUT_OF_RESOURCES, naming the budget, when one block does not fit
+     * (e.g. 1024 threads with 512 KiB of local memory each under the default), or when calls
+     * would grow a host thread's states past its share. Concurrent launches each have their
+     * own budget: divide a zone's allowance among its streams. */
+    uint64_t max_host_bytes;
 };
 
 /* Runs the whole grid and returns when it is done. Returns PTX_OK or an error code, with a

@@ -22,7 +22,7 @@
 #define WIN_SIZE (1ull << 40)
 
 #define MAX_CALL_DEPTH 512
-#define MAX_LOCAL_STACK (1u << 20)        /* local memory per thread, all frames */
+#define MAX_LOCAL_STACK PTX_LOCAL_BYTES_MAX /* local memory per thread, all frames */
 #define MAX_REG_STACK (4u << 20)          /* register bytes per thread, all frames */
 #define MAX_PARAM_STACK (1u << 20)        /* parameter bytes per thread, all frames */
 #define MAX_CALL_GROWTH (256ull << 20)    /* what calls may add, per block */
@@ -77,6 +77,7 @@ struct launch_ctx {
     _Atomic uint64_t next_block;
     _Atomic int failed;
     uint64_t watchdog;
+    uint64_t allow;        /* host bytes one host thread's states may hold */
     uint64_t printf_cap;   /* printf FIFO size */
     _Atomic uint64_t printf_used;
     _Atomic int printf_lost; /* the loss has been reported */
@@ -87,11 +88,24 @@ struct launch_ctx {
     char err[320];
 };
 
+/* A host thread keeps its thread states and shared buffer between launches, so a stream of
+ * small launches does not allocate every time (freed when the host thread ends, or after a
+ * launch when they hold more than CACHE_MAX_BYTES). */
+struct state_cache {
+    struct thr *threads;
+    size_t nthreads;       /* allocated and zero-initialised */
+    uint8_t *shared;
+    size_t shared_cap;
+    uint64_t bytes;        /* everything above and what the threads' buffers hold */
+};
+
 struct worker {
     struct launch_ctx *L;
     struct thr *threads;
     uint32_t nthreads;
     uint8_t *shared;
+    struct state_cache *cache; /* where threads and shared come from */
+    int cache_owned;           /* not the host thread's cache: free it after the launch */
     uint64_t cbase, csize;
     uint8_t *chost;
     uint64_t icount;
@@ -661,19 +675,44 @@ static uint8_t *mem_ptr(struct worker *w, struct thr *t, int space, uint64_t add
 
 /* ---- thread stacks -------------------------------------------------------------------- */
 
-static int ensure(void **buf, size_t *cap, size_t need, size_t elem)
+/* Grows one of a worker's state buffers to at least `need` elements within the host thread's
+ * share of the launch's host memory budget: with `slack` (call stacks) to twice its size when
+ * that fits, else to exactly `need` (what the launch sized its host threads by). 0, -E2BIG
+ * (over the budget) or -ENOMEM. */
+static int grow_slow(struct worker *w, void **buf, size_t *cap, size_t need, size_t elem,
+                     int slack)
 {
-    if (need <= *cap)
-        return 0;
-    size_t nc = *cap ? *cap : 64;
-    while (nc < need)
-        nc *= 2;
+    struct state_cache *c = w->cache;
+    uint64_t allow = w->L->allow;
+    size_t nc = slack && *cap * 2 > need ? *cap * 2 : need;
+    if (c->bytes + (uint64_t)(nc - *cap) * elem > allow)
+        nc = need;
+    uint64_t add = (uint64_t)(nc - *cap) * elem;
+    if (c->bytes + add > allow)
+        return -E2BIG;
     void *n = realloc(*buf, nc * elem);
     if (!n)
         return -ENOMEM;
     *buf = n;
     *cap = nc;
+    c->bytes += add;
     return 0;
+}
+
+static inline int grow(struct worker *w, void **buf, size_t *cap, size_t need, size_t elem,
+                       int slack)
+{
+    return need <= *cap ? 0 : grow_slow(w, buf, cap, need, elem, slack);
+}
+
+/* Ends the launch for a failed grow(). */
+static int grow_fail(struct worker *w, const struct thr *t, int e, const char *what)
+{
+    if (e == -E2BIG)
+        return launch_fail(w, t, PTX_ERR_LAUNCH_OUT_OF_RESOURCES, "%s would take this host "
+                           "thread past its %llu bytes of the launch's host memory budget",
+                           what, (unsigned long long)w->L->allow);
+    return launch_fail(w, t, PTX_ERR_OUT_OF_MEMORY, "out of host memory for %s", what);
 }
 
 static void fill_sregs(struct worker *w, struct thr *t, const struct pfunc *fn, uint64_t *regs)
@@ -720,11 +759,12 @@ static int thread_start(struct worker *w, struct thr *t)
 {
     struct launch_ctx *L = w->L;
     const struct pfunc *k = L->kfn;
-    if (ensure((void **)&t->regstack, &t->regcap, k->nregs, sizeof(uint64_t)) ||
-        ensure((void **)&t->param, &t->paramcap, k->frame_param + 1, 1) ||
-        ensure((void **)&t->local, &t->localcap, (size_t)k->local_bytes + 1, 1) ||
-        ensure((void **)&t->frames, &t->framecap, 1, sizeof(struct frame)))
-        return launch_fail(w, t, PTX_ERR_OUT_OF_MEMORY, "out of host memory for threads");
+    int e;
+    if ((e = grow(w, (void **)&t->regstack, &t->regcap, k->nregs + 1, sizeof(uint64_t), 0)) ||
+        (e = grow(w, (void **)&t->param, &t->paramcap, k->frame_param + 1, 1, 0)) ||
+        (e = grow(w, (void **)&t->local, &t->localcap, (size_t)k->local_bytes + 1, 1, 0)) ||
+        (e = grow(w, (void **)&t->frames, &t->framecap, 1, sizeof(struct frame), 0)))
+        return grow_fail(w, t, e, "the block's threads");
     memcpy(t->regstack, k->reg_init, k->nregs * sizeof(uint64_t));
     t->regtop = k->nregs;
     memset(t->param, 0, k->frame_param);
@@ -982,11 +1022,16 @@ static int do_call(struct worker *w, struct thr *t, const struct pins *in)
     if (w->call_bytes > MAX_CALL_GROWTH)
         return launch_fail(w, t, PTX_ERR_LAUNCH_OUT_OF_RESOURCES, "the block's calls need more "
                            "than %llu MiB of stack", (unsigned long long)(MAX_CALL_GROWTH >> 20));
-    if (ensure((void **)&t->regstack, &t->regcap, reg_base + fn->nregs, sizeof(uint64_t)) ||
-        ensure((void **)&t->local, &t->localcap, local_base + fn->local_bytes + 1, 1) ||
-        ensure((void **)&t->param, &t->paramcap, param_base + fn->frame_param + 1, 1) ||
-        ensure((void **)&t->frames, &t->framecap, t->depth + 1, sizeof(struct frame)))
-        return launch_fail(w, t, PTX_ERR_OUT_OF_MEMORY, "out of host memory for a call");
+    int e;
+    if ((e = grow(w, (void **)&t->regstack, &t->regcap, reg_base + fn->nregs,
+                  sizeof(uint64_t), 1)) ||
+        (e = grow(w, (void **)&t->local, &t->localcap, local_base + fn->local_bytes + 1, 1,
+                  1)) ||
+        (e = grow(w, (void **)&t->param, &t->paramcap, param_base + fn->frame_param + 1, 1,
+                  1)) ||
+        (e = grow(w, (void **)&t->frames, &t->framecap, t->depth + 1, sizeof(struct frame),
+                  1)))
+        return grow_fail(w, t, e, "a call");
     const struct frame *cf = &t->frames[t->depth - 1];
     uint8_t *cp = t->param + cf->param_base;
     uint8_t *np = t->param + param_base;
@@ -2279,8 +2324,8 @@ static int run_block(struct worker *w)
     }
 }
 
-static int worker_from_cache(struct worker *w, uint32_t nthreads, size_t shared);
-static void cache_trim(void);
+static int worker_from_cache(struct worker *w);
+static void worker_release(struct worker *w, int drop);
 
 /* Runs blocks until none is left (or the launch failed), on the calling host thread, with
  * that thread's cached thread states. */
@@ -2288,9 +2333,10 @@ static void worker_run(struct worker *w)
 {
     struct launch_ctx *L = w->L;
     const struct ptx_launch *l = L->l;
-    if (worker_from_cache(w, L->nthreads, L->shared_size)) {
-        launch_fail(w, NULL, PTX_ERR_OUT_OF_MEMORY, "out of host memory for %u threads",
-                    L->nthreads);
+    int e = worker_from_cache(w);
+    if (e) {
+        grow_fail(w, NULL, e, "the block's threads");
+        worker_release(w, 1);
         return;
     }
     for (;;) {
@@ -2305,9 +2351,7 @@ static void worker_run(struct worker *w)
         if (run_block(w))
             break;
     }
-    w->threads = NULL;
-    w->shared = NULL;
-    cache_trim();
+    worker_release(w, 0);
 }
 
 /* ---- host thread pool ----------------------------------------------------------------- */
@@ -2404,11 +2448,11 @@ static unsigned pool_dispatch(struct worker *ws, unsigned n, struct launch_ctx *
     return given;
 }
 
-static void threads_free(struct thr *threads, uint32_t n)
+static void threads_free(struct thr *threads, size_t n)
 {
     if (!threads)
         return;
-    for (uint32_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         free(threads[i].regstack);
         free(threads[i].local);
         free(threads[i].param);
@@ -2417,17 +2461,7 @@ static void threads_free(struct thr *threads, uint32_t n)
     free(threads);
 }
 
-
-/* The calling host thread keeps its thread states and shared buffer between launches, so a
- * stream of small launches does not allocate every time (freed when the host thread ends). */
-struct state_cache {
-    struct thr *threads;
-    uint32_t nthreads;
-    uint8_t *shared;
-    size_t shared_cap;
-};
-
-#define CACHE_MAX_BYTES (64u << 20) /* larger states are freed after their launch */
+#define CACHE_MAX_BYTES (16u << 20) /* larger states are freed after their launch */
 
 static pthread_key_t g_cache_key;
 static pthread_once_t g_cache_once = PTHREAD_ONCE_INIT;
@@ -2446,54 +2480,85 @@ static void cache_init(void)
     g_cache_ok = pthread_key_create(&g_cache_key, cache_destroy) == 0;
 }
 
-/* Gives worker 0 the calling thread's cached states (grown as needed); 0 or -ENOMEM. */
-static int worker_from_cache(struct worker *w, uint32_t nthreads, size_t shared)
+/* Host bytes cache c holds once grown to run a block of the launch: what it holds, and what
+ * its threads' buffers, its thread array and its shared buffer still lack. */
+static uint64_t cache_fit(const struct state_cache *c, const struct launch_ctx *L)
 {
+    const struct pfunc *k = L->kfn;
+    uint64_t need = c->bytes;
+    size_t n = L->nthreads;
+    for (size_t i = 0; i < n && i < c->nthreads; i++) {
+        const struct thr *t = &c->threads[i];
+        if (t->regcap < (size_t)k->nregs + 1)
+            need += ((uint64_t)k->nregs + 1 - t->regcap) * sizeof(uint64_t);
+        if (t->paramcap < (size_t)k->frame_param + 1)
+            need += (size_t)k->frame_param + 1 - t->paramcap;
+        if (t->localcap < (size_t)k->local_bytes + 1)
+            need += (size_t)k->local_bytes + 1 - t->localcap;
+        if (t->framecap < 1)
+            need += sizeof(struct frame);
+    }
+    if (n > c->nthreads)
+        need += (uint64_t)(n - c->nthreads) *
+                (sizeof(struct thr) + ((uint64_t)k->nregs + 1) * sizeof(uint64_t) +
+                 k->frame_param + 1 + k->local_bytes + 1 + sizeof(struct frame));
+    size_t sh = L->shared_size ? L->shared_size : 1;
+    if (c->shared_cap < sh)
+        need += sh - c->shared_cap;
+    return need;
+}
+
+/* Gives the worker its host thread's cached states, grown for the launch's blocks within the
+ * host thread's share of the budget (a cache that cannot grow within it is freed first and
+ * started afresh); 0, -E2BIG or -ENOMEM. */
+static int worker_from_cache(struct worker *w)
+{
+    struct launch_ctx *L = w->L;
     pthread_once(&g_cache_once, cache_init);
     struct state_cache *c = g_cache_ok ? pthread_getspecific(g_cache_key) : NULL;
+    if (c && cache_fit(c, L) > L->allow) {
+        pthread_setspecific(g_cache_key, NULL); /* cannot fail for a key that has a value */
+        cache_destroy(c);
+        c = NULL;
+    }
+    w->cache_owned = 0;
     if (!c) {
         c = calloc(1, sizeof(*c));
         if (!c)
             return -ENOMEM;
-        if (g_cache_ok && pthread_setspecific(g_cache_key, c)) {
-            free(c);
-            return -ENOMEM;
-        }
+        if (!g_cache_ok || pthread_setspecific(g_cache_key, c))
+            w->cache_owned = 1; /* used for this launch only */
     }
-    if (c->nthreads < nthreads) {
-        struct thr *nt = realloc(c->threads, nthreads * sizeof(struct thr));
-        if (!nt)
-            return -ENOMEM;
-        memset(nt + c->nthreads, 0, (nthreads - c->nthreads) * sizeof(struct thr));
-        c->threads = nt;
-        c->nthreads = nthreads;
-    }
-    if (c->shared_cap < shared || !c->shared) {
-        uint8_t *ns = realloc(c->shared, shared ? shared : 1);
-        if (!ns)
-            return -ENOMEM;
-        c->shared = ns;
-        c->shared_cap = shared ? shared : 1;
-    }
+    w->cache = c;
+    size_t old = c->nthreads;
+    int e = grow(w, (void **)&c->threads, &c->nthreads, L->nthreads, sizeof(struct thr), 0);
+    if (e)
+        return e;
+    memset(c->threads + old, 0, (c->nthreads - old) * sizeof(struct thr));
+    e = grow(w, (void **)&c->shared, &c->shared_cap, L->shared_size ? L->shared_size : 1, 1,
+             0);
+    if (e)
+        return e;
     w->threads = c->threads;
     w->shared = c->shared;
     return 0;
 }
 
-/* After a launch: drop the cache if it grew too big to keep around. */
-static void cache_trim(void)
+/* After the worker's last block: keeps its states in its host thread's cache, unless asked to
+ * drop them, they hold more than CACHE_MAX_BYTES, or they were not the host thread's. */
+static void worker_release(struct worker *w, int drop)
 {
-    struct state_cache *c = g_cache_ok ? pthread_getspecific(g_cache_key) : NULL;
+    struct state_cache *c = w->cache;
+    w->threads = NULL;
+    w->shared = NULL;
+    w->cache = NULL;
     if (!c)
         return;
-    size_t bytes = c->shared_cap + (size_t)c->nthreads * sizeof(struct thr);
-    for (uint32_t i = 0; i < c->nthreads; i++)
-        bytes += c->threads[i].regcap * sizeof(uint64_t) + c->threads[i].localcap +
-                 c->threads[i].paramcap + c->threads[i].framecap * sizeof(struct frame);
-    if (bytes > CACHE_MAX_BYTES) {
+    if (!w->cache_owned && !drop && c->bytes <= CACHE_MAX_BYTES)
+        return;
+    if (!w->cache_owned)
         pthread_setspecific(g_cache_key, NULL);
-        cache_destroy(c);
-    }
+    cache_destroy(c);
 }
 
 /* Before the first launch: variables initialised with other variables' addresses get them in
@@ -2642,13 +2707,10 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
                      (unsigned long long)shared);
         return PTX_ERR_LAUNCH_OUT_OF_RESOURCES;
     }
-    uint64_t per_thread = (uint64_t)kfn->nregs * 8 + kfn->frame_param + kfn->local_bytes +
-                          sizeof(struct thr);
-    uint64_t per_block = per_thread * nthreads + shared;
-    if (per_block > MAX_BLOCK_STATE) {
+    if (kfn->local_bytes > MAX_LOCAL_STACK) { /* the parser refuses these */
         if (err && errlen)
-            snprintf(err, errlen, "kernel %s: a block needs %llu bytes of interpreter state",
-                     k->name, (unsigned long long)per_block);
+            snprintf(err, errlen, "kernel %s: %u bytes of local memory per thread, %u max",
+                     k->name, kfn->local_bytes, (unsigned)MAX_LOCAL_STACK);
         return PTX_ERR_LAUNCH_OUT_OF_RESOURCES;
     }
     struct launch_ctx L;
@@ -2667,6 +2729,20 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
     atomic_init(&L.printf_lost, 0);
     atomic_init(&L.next_block, 0);
     atomic_init(&L.failed, 0);
+    /* what a host thread holds to run one block: its thread states and shared memory */
+    uint64_t budget = l->max_host_bytes ? l->max_host_bytes : PTX_MAX_HOST_BYTES_DEFAULT;
+    const struct state_cache none = {0};
+    uint64_t per_block = cache_fit(&none, &L);
+    if (per_block > budget || per_block > MAX_BLOCK_STATE) {
+        if (err && errlen)
+            snprintf(err, errlen, "kernel %s: a block needs %llu bytes of host memory (%u "
+                     "threads with %u bytes of local memory each, %llu of shared memory), "
+                     "more than the launch's budget of %llu", k->name,
+                     (unsigned long long)per_block, L.nthreads, kfn->local_bytes,
+                     (unsigned long long)shared,
+                     (unsigned long long)(budget < MAX_BLOCK_STATE ? budget : MAX_BLOCK_STATE));
+        return PTX_ERR_LAUNCH_OUT_OF_RESOURCES;
+    }
     if (pthread_mutex_init(&L.lock, NULL)) {
         if (err && errlen)
             snprintf(err, errlen, "kernel %s: pthread_mutex_init failed", k->name);
@@ -2684,13 +2760,14 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
     }
     if (nw > 256)
         nw = 256;
-    while (nw > 1 && per_block * nw > MAX_BLOCK_STATE)
-        nw--;
+    if (nw > budget / per_block)
+        nw = (unsigned)(budget / per_block); /* each host thread holds a block's states */
     if (nw > nblocks)
         nw = (unsigned)nblocks;
     /* starting host threads costs more than a small grid takes to run */
     if (nblocks * nthreads < 8192)
         nw = 1;
+    L.allow = budget / nw;
     int rc = PTX_OK;
     if (pthread_cond_init(&L.done, NULL)) {
         pthread_mutex_destroy(&L.lock);

@@ -1975,6 +1975,7 @@ static void test_ptx_watchdog(void **state)
     ptx_program_free(p);
 }
 
+
 /* ---- bounds on host resources (limits.ptx) ---- */
 
 /* ThreadSanitizer's shadow memory grows with the memory the program touches: resident-size
@@ -2144,6 +2145,94 @@ static void test_ptx_printf_bomb(void **state)
     ptx_program_free(p);
 }
 
+static int run_local_big(const struct ptx_kernel *k, uint32_t blocks, uint32_t threads,
+                         unsigned host_threads, uint64_t max_host_bytes, struct tmem *m,
+                         uint64_t out, char *err, size_t errlen)
+{
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, out);
+    struct ptx_launch l = {
+        .grid = {blocks, 1, 1}, .block = {threads, 1, 1}, .params = pb.b,
+        .params_size = ptx_kernel_param_bytes(k), .mem = &m->mem,
+        .host_threads = host_threads, .max_host_bytes = max_host_bytes,
+    };
+    return ptx_launch(k, &l, err, errlen);
+}
+
+/* Local memory: more than 512 KiB per thread does not load (as ptxas refuses it), a call
+ * stack past it fails the launch, and what a launch holds for its blocks stays within its
+ * host memory budget: fewer host threads, or OUT_OF_RESOURCES when one block does not fit. */
+static void test_ptx_local_memory_limits(void **state)
+{
+    (void)state;
+    char src[512], err[320];
+    struct ptx_program *q = NULL;
+    snprintf(src, sizeof(src), ".version 9.0\n.target sm_75\n.address_size 64\n"
+             ".visible .entry huge()\n{\n.local .align 8 .b8 buf[%u];\n"
+             ".reg .b64 %%rd<2>;\nmov.u64 %%rd1, buf;\nst.local.u8 [%%rd1], 1;\nret;\n}\n",
+             PTX_LOCAL_BYTES_MAX + 8);
+    assert_int_equal(ptx_program_load(src, strlen(src) + 1, &q, err, sizeof(err)),
+                     PTX_ERR_INVALID_PTX);
+    assert_null(q);
+    assert_non_null(strstr(err, "too much local data"));
+
+    struct ptx_program *p = load("limits.ptx");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    uint64_t out = tm_alloc(&m, 1 << 16);
+
+    /* 256 KiB in the kernel + 320 KiB in the function it calls */
+    const struct ptx_kernel *ko = kern(p, "local_overflow");
+    assert_int_equal(ptx_kernel_local_bytes(ko), 256u << 10);
+    struct pbuf pb;
+    pb_init(&pb, ko);
+    PB(&pb, out);
+    int rc = run(ko, 1, 1, 2, 1, 0, &pb, &m, 1, err, sizeof(err));
+    assert_int_equal(rc, PTX_ERR_LAUNCH_FAILED);
+    assert_non_null(strstr(err, "call stack overflow"));
+
+    /* exactly 512 KiB loads; 1024 threads of it do not fit the default budget */
+    const struct ptx_kernel *kmax = kern(p, "local_max");
+    assert_int_equal(ptx_kernel_local_bytes(kmax), PTX_LOCAL_BYTES_MAX);
+    struct ptx_launch lm = {.grid = {1, 1, 1}, .block = {1024, 1, 1}, .mem = &m.mem};
+    rc = ptx_launch(kmax, &lm, err, sizeof(err));
+    assert_int_equal(rc, PTX_ERR_LAUNCH_OUT_OF_RESOURCES);
+    assert_non_null(strstr(err, "budget"));
+    lm.block[0] = 4;
+    rc = ptx_launch(kmax, &lm, err, sizeof(err));
+    if (rc)
+        fail_msg("local_max: %d %s", rc, err);
+
+    /* local_big: 128 KiB per thread, 64 threads: a block needs a bit over 8 MiB */
+    const struct ptx_kernel *k = kern(p, "local_big");
+    const uint32_t nb = 128, nt = 64;
+    const uint64_t block_bytes = (uint64_t)nt * (128u << 10);
+    uint32_t *ho = tm_host(&m, out);
+    struct rss_watch rw;
+    /* a budget below one block */
+    rc = run_local_big(k, nb, nt, 8, block_bytes, &m, out, err, sizeof(err));
+    assert_int_equal(rc, PTX_ERR_LAUNCH_OUT_OF_RESOURCES);
+    assert_non_null(strstr(err, "budget"));
+    /* a budget of two and a half blocks: at most two host threads of the eight asked for,
+     * each holding one block's states */
+    memset(ho, 0xA5, 1 << 16);
+    rss_start(&rw);
+    rc = run_local_big(k, nb, nt, 8, block_bytes * 5 / 2, &m, out, err, sizeof(err));
+    long grew = rss_stop(&rw);
+    if (rc)
+        fail_msg("local_big: %d %s", rc, err);
+    for (uint32_t i = 0; i < nb * nt; i++)
+        if (ho[i] != 2 * i)
+            fail_msg("local_big: out[%u] = %u, want %u", i, ho[i], 2 * i);
+    if (grew > RSS_FACTOR * (long)(block_bytes * 5 / 2 + (4u << 20)))
+        fail_msg("local_big under a budget of %llu bytes grew the resident size by %ld bytes",
+                 (unsigned long long)(block_bytes * 5 / 2), grew);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2190,6 +2279,7 @@ int main(void)
         cmocka_unit_test(test_ptx_named_barriers),
         cmocka_unit_test(test_ptx_watchdog),
         cmocka_unit_test(test_ptx_printf_bomb),
+        cmocka_unit_test(test_ptx_local_memory_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
