@@ -118,10 +118,21 @@ struct ptx_launch {
      * would grow a host thread's states past its share. Concurrent launches each have their
      * own budget: divide a zone's allowance among its streams. */
     uint64_t max_host_bytes;
+    /* Cancellation: while the launch runs, its host threads read *cancel (a relaxed atomic
+     * load, __atomic_load_n) before each block, while starting a block's threads, and at least
+     * every 16384 instructions' worth of work (at backward branches, calls and between the
+     * block's scheduling rounds); so a launch ends within milliseconds of *cancel becoming
+     * nonzero, loops and barrier waits included, with PTX_ERR_LAUNCH_FAILED and "launch
+     * cancelled" in err. Its host threads have then stopped and freed their thread states.
+     * Set it from any thread with __atomic_store_n(flag, 1, __ATOMIC_RELAXED) (or release);
+     * a flag already set makes the launch fail before running a block. NULL: not cancellable.
+     */
+    const int *cancel;
 };
 
-/* Runs the whole grid and returns when it is done. Returns PTX_OK or an error code, with a
- * one-line reason naming the kernel (and the instruction, for PTX_ERR_NOT_SUPPORTED) in err. */
+/* Runs the whole grid and returns when it is done (or failed, or was cancelled). Returns
+ * PTX_OK or an error code, with a one-line reason naming the kernel (and the instruction, for
+ * PTX_ERR_NOT_SUPPORTED) in err. */
 int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err, size_t errlen);
 
 /* Instructions executed since start-up, all launches together (for benchmarks). */
@@ -142,7 +153,9 @@ void ptx_set_printf_sink(void (*sink)(void *ctx, const char *kernel, const char 
 
 /* Watchdog for later launches: a launch in which one host thread executes more than
  * max_instructions ends with PTX_ERR_LAUNCH_FAILED ("watchdog"), as a GPU's watchdog ends a
- * kernel that runs too long. 0 (the default) disables it. */
+ * kernel that runs too long. Host work that is not an instruction counts too, as one
+ * instruction per 64 bytes: zeroing each block's local and shared memory, starting its
+ * threads, growing call stacks, formatting printf output. 0 (the default) disables it. */
 void ptx_set_watchdog(uint64_t max_instructions);
 
 #endif /* PTX_H */

@@ -29,6 +29,13 @@
 #define MAX_SHARED_PER_BLOCK (4u << 20)
 #define MAX_BLOCK_STATE (1ull << 30)      /* host memory for one block's thread states */
 #define TIME_SLICE 65536 /* instructions before a thread in a loop lets the others run */
+/* A host thread looks at the cancel flag and the watchdog before each block and at least every
+ * POLL_INTERVAL of work, instructions and charged host work together (checked at backward
+ * branches, calls, thread starts and scheduling rounds). */
+#define POLL_INTERVAL 16384
+/* Host work that is not an instruction (zeroing, copying, allocating thread states; printf
+ * formatting) counts toward the watchdog as one instruction per 2^CHARGE_SHIFT bytes. */
+#define CHARGE_SHIFT 6
 
 enum { TS_RUN = 0, TS_BAR, TS_COLL, TS_EXIT };
 
@@ -77,7 +84,9 @@ struct launch_ctx {
     _Atomic uint64_t next_block;
     _Atomic int failed;
     uint64_t watchdog;
+    const int *cancel;     /* never NULL: points to a zero when the launch is not cancellable */
     uint64_t allow;        /* host bytes one host thread's states may hold */
+    uint64_t start_charge; /* watchdog charge for starting a thread (see CHARGE_SHIFT) */
     uint64_t printf_cap;   /* printf FIFO size */
     _Atomic uint64_t printf_used;
     _Atomic int printf_lost; /* the loss has been reported */
@@ -109,6 +118,8 @@ struct worker {
     uint64_t cbase, csize;
     uint8_t *chost;
     uint64_t icount;
+    uint64_t charged;     /* host work counted for the watchdog (see CHARGE_SHIFT) */
+    uint64_t poll_at;     /* icount at which run_thread next polls (see POLL_INTERVAL) */
     uint32_t ctaid[3];
     uint32_t arrived[16]; /* bar.arrive arrivals not yet consumed, per barrier */
     uint64_t call_bytes;  /* stack bytes the block's calls have taken so far */
@@ -172,6 +183,37 @@ static int launch_fail(struct worker *w, const struct thr *t, int code, const ch
     }
     pthread_mutex_unlock(&L->lock);
     return code;
+}
+
+/* The periodic check of a host thread: ends the launch when it was cancelled, when this host
+ * thread's work (instructions, count of them not yet added to icount, and charged host work)
+ * passed the watchdog, or returns the error when another host thread ended it; otherwise
+ * sets when run_thread looks next and returns 0. */
+__attribute__((noinline)) static int poll_launch(struct worker *w, const struct thr *t,
+                                                 uint64_t count)
+{
+    struct launch_ctx *L = w->L;
+    if (__atomic_load_n(L->cancel, __ATOMIC_RELAXED))
+        return launch_fail(w, t, PTX_ERR_LAUNCH_FAILED, "launch cancelled");
+    uint64_t work = w->icount + count + w->charged;
+    if (L->watchdog && work > L->watchdog)
+        return launch_fail(w, t, PTX_ERR_LAUNCH_FAILED, "watchdog: more than %llu instructions",
+                           (unsigned long long)L->watchdog);
+    if (atomic_load_explicit(&L->failed, memory_order_acquire)) /* L->code is set then */
+        return L->code;
+    uint64_t step = POLL_INTERVAL;
+    if (L->watchdog && L->watchdog - work < step)
+        step = L->watchdog - work + 1;
+    w->poll_at = w->icount + count + step;
+    return 0;
+}
+
+/* Counts host work other than instructions for the watchdog, and brings the next poll
+ * closer by as much, so that polls come at least every POLL_INTERVAL of work. */
+static inline void charge(struct worker *w, uint64_t units)
+{
+    w->charged += units;
+    w->poll_at = w->poll_at > units ? w->poll_at - units : 0;
 }
 
 /* ---- value helpers -------------------------------------------------------------------- */
@@ -677,8 +719,8 @@ static uint8_t *mem_ptr(struct worker *w, struct thr *t, int space, uint64_t add
 
 /* Grows one of a worker's state buffers to at least `need` elements within the host thread's
  * share of the launch's host memory budget: with `slack` (call stacks) to twice its size when
- * that fits, else to exactly `need` (what the launch sized its host threads by). 0, -E2BIG
- * (over the budget) or -ENOMEM. */
+ * that fits, else to exactly `need` (what the launch sized its host threads by). The growth is
+ * charged to the watchdog. 0, -E2BIG (over the budget) or -ENOMEM. */
 static int grow_slow(struct worker *w, void **buf, size_t *cap, size_t need, size_t elem,
                      int slack)
 {
@@ -696,6 +738,7 @@ static int grow_slow(struct worker *w, void **buf, size_t *cap, size_t need, siz
     *buf = n;
     *cap = nc;
     c->bytes += add;
+    charge(w, add >> CHARGE_SHIFT);
     return 0;
 }
 
@@ -765,6 +808,7 @@ static int thread_start(struct worker *w, struct thr *t)
         (e = grow(w, (void **)&t->local, &t->localcap, (size_t)k->local_bytes + 1, 1, 0)) ||
         (e = grow(w, (void **)&t->frames, &t->framecap, 1, sizeof(struct frame), 0)))
         return grow_fail(w, t, e, "the block's threads");
+    charge(w, L->start_charge);
     memcpy(t->regstack, k->reg_init, k->nregs * sizeof(uint64_t));
     t->regtop = k->nregs;
     memset(t->param, 0, k->frame_param);
@@ -868,11 +912,12 @@ static int builtin_vprintf(struct worker *w, struct thr *t, uint64_t fmtaddr, ui
                            int32_t *nargs)
 {
     char fmt[1024], out[PTX_PRINTF_CALL_MAX + 1], spec[24], sarg[1024];
-    size_t o = 0;
+    size_t o = 0, read = 0;
     uint64_t off = 0;
     *nargs = 0;
     if (read_cstr(w, t, fmtaddr, fmt, sizeof(fmt)))
         return -EFAULT;
+    read += strlen(fmt);
     for (const char *f = fmt; *f && o + 1 < sizeof(out);) {
         if (*f != '%') {
             out[o++] = *f++;
@@ -920,6 +965,7 @@ static int builtin_vprintf(struct worker *w, struct thr *t, uint64_t fmtaddr, ui
         } else if (conv == 's') {
             if (read_cstr(w, t, v, sarg, sizeof(sarg)))
                 return -EFAULT;
+            read += strlen(sarg);
             spec[sl++] = 's';
             spec[sl] = 0;
             n = snprintf(out + o, sizeof(out) - o, spec, sarg);
@@ -948,6 +994,9 @@ static int builtin_vprintf(struct worker *w, struct thr *t, uint64_t fmtaddr, ui
             o = sizeof(out) - 1;
     }
     out[o] = 0;
+    /* measured: a byte read one by one through the memory checks, or formatted, costs about
+     * as much as an instruction */
+    charge(w, 64 + read + o);
     printf_emit(w, out, o);
     return 0;
 }
@@ -1032,6 +1081,8 @@ static int do_call(struct worker *w, struct thr *t, const struct pins *in)
         (e = grow(w, (void **)&t->frames, &t->framecap, t->depth + 1, sizeof(struct frame),
                   1)))
         return grow_fail(w, t, e, "a call");
+    charge(w, ((uint64_t)fn->nregs * 8 + fn->frame_param + local_base + fn->local_bytes -
+               t->localtop) >> CHARGE_SHIFT);
     const struct frame *cf = &t->frames[t->depth - 1];
     uint8_t *cp = t->param + cf->param_base;
     uint8_t *np = t->param + param_base;
@@ -1713,12 +1764,11 @@ static int run_thread(struct worker *w, struct thr *t)
             break;
         }
         case OP_bra:
-            if ((uint32_t)in->target <= pc && w->L->watchdog &&
-                w->icount + count > w->L->watchdog) {
+            if ((uint32_t)in->target <= pc && w->icount + count >= w->poll_at) {
                 t->pc = pc;
-                rc = launch_fail(w, t, PTX_ERR_LAUNCH_FAILED, "watchdog: more than %llu "
-                                 "instructions", (unsigned long long)w->L->watchdog);
-                goto out;
+                rc = poll_launch(w, t, count);
+                if (rc)
+                    goto out;
             }
             pc = (uint32_t)in->target;
             if (pc <= (uint32_t)(in - code) && count >= TIME_SLICE) {
@@ -1729,10 +1779,10 @@ static int run_thread(struct worker *w, struct thr *t)
             continue;
         case OP_call:
             t->pc = pc;
-            if (w->L->watchdog && w->icount + count > w->L->watchdog) {
-                rc = launch_fail(w, t, PTX_ERR_LAUNCH_FAILED, "watchdog: more than %llu "
-                                 "instructions", (unsigned long long)w->L->watchdog);
-                goto out;
+            if (w->icount + count >= w->poll_at) {
+                rc = poll_launch(w, t, count);
+                if (rc)
+                    goto out;
             }
             if (do_call(w, t, in)) {
                 rc = w->L->code;
@@ -2220,6 +2270,7 @@ static int run_block(struct worker *w)
     const struct ptx_launch *l = L->l;
     memset(w->shared, 0, L->shared_size);
     memset(w->arrived, 0, sizeof(w->arrived));
+    charge(w, L->shared_size >> CHARGE_SHIFT);
     w->call_bytes = 0;
     for (uint32_t i = 0; i < n; i++) {
         struct thr *t = &w->threads[i];
@@ -2228,11 +2279,18 @@ static int run_block(struct worker *w)
         t->tid[1] = (i / l->block[0]) % l->block[1];
         t->tid[2] = i / (l->block[0] * l->block[1]);
         int rc = thread_start(w, t);
+        if (!rc && w->icount >= w->poll_at) /* zeroing local memory may take a while */
+            rc = poll_launch(w, t, 0);
         if (rc)
             return rc;
     }
     for (;;) {
         int any_run = 0;
+        if (w->icount >= w->poll_at) {
+            int prc = poll_launch(w, NULL, 0);
+            if (prc)
+                return prc;
+        }
         for (uint32_t i = 0; i < n; i++) {
             struct thr *t = &w->threads[i];
             if (t->state != TS_RUN)
@@ -2243,9 +2301,6 @@ static int run_block(struct worker *w)
             if (t->state == TS_RUN) /* its time slice ended */
                 any_run = 1;
         }
-        if (any_run && w->L->watchdog && w->icount > w->L->watchdog)
-            return launch_fail(w, NULL, PTX_ERR_LAUNCH_FAILED, "watchdog: more than %llu "
-                               "instructions", (unsigned long long)w->L->watchdog);
         /* collectives of warps whose lanes are all blocked or done */
         int progressed = 0;
         for (uint32_t wb = 0; wb < n; wb += 32) {
@@ -2340,7 +2395,7 @@ static void worker_run(struct worker *w)
         return;
     }
     for (;;) {
-        if (atomic_load_explicit(&L->failed, memory_order_relaxed))
+        if (poll_launch(w, NULL, 0))
             break;
         uint64_t b = atomic_fetch_add(&L->next_block, 1);
         if (b >= L->nblocks)
@@ -2351,7 +2406,8 @@ static void worker_run(struct worker *w)
         if (run_block(w))
             break;
     }
-    worker_release(w, 0);
+    /* a cancelled launch frees what its host threads hold */
+    worker_release(w, __atomic_load_n(L->cancel, __ATOMIC_RELAXED) != 0);
 }
 
 /* ---- host thread pool ----------------------------------------------------------------- */
@@ -2724,6 +2780,10 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
     L.shared_size = (uint32_t)shared;
     L.dyn_base = dyn_base;
     L.watchdog = atomic_load(&g_watchdog);
+    L.start_charge = 1 + (((uint64_t)kfn->nregs * 8 + kfn->frame_param + kfn->local_bytes) >>
+                          CHARGE_SHIFT);
+    static const int never;
+    L.cancel = l->cancel ? l->cancel : &never;
     L.printf_cap = l->printf_fifo_size ? l->printf_fifo_size : PTX_PRINTF_FIFO_DEFAULT;
     atomic_init(&L.printf_used, 0);
     atomic_init(&L.printf_lost, 0);

@@ -12,6 +12,7 @@
 #include <fenv.h>
 #include <math.h>
 #include <pthread.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -1976,7 +1977,14 @@ static void test_ptx_watchdog(void **state)
 }
 
 
-/* ---- bounds on host resources (limits.ptx) ---- */
+/* ---- bounds on host resources, cancellation (limits.ptx) ---- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 /* ThreadSanitizer's shadow memory grows with the memory the program touches: resident-size
  * bounds are that much looser under it. */
@@ -2233,6 +2241,127 @@ static void test_ptx_local_memory_limits(void **state)
     ptx_program_free(p);
 }
 
+/* A kernel that zeroes 512 KiB of local memory per block and executes a few instructions
+ * in each kept the proxy busy for minutes under the watchdog, which counted only
+ * instructions: the zeroing counts too now. */
+static void test_ptx_watchdog_counts_local_zeroing(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("limits.ptx");
+    const struct ptx_kernel *k = kern(p, "local_max");
+    struct tmem m;
+    tm_init(&m);
+    /* a million blocks of one thread: about a minute of zeroing */
+    struct ptx_launch l = {.grid = {1u << 20, 1, 1}, .block = {1, 1, 1}, .mem = &m.mem,
+                           .host_threads = 2};
+    char err[320];
+    ptx_set_watchdog(1000000);
+    double t0 = now_s();
+    int rc = ptx_launch(k, &l, err, sizeof(err));
+    double took = now_s() - t0;
+    ptx_set_watchdog(0);
+    assert_int_equal(rc, PTX_ERR_LAUNCH_FAILED);
+    assert_non_null(strstr(err, "watchdog"));
+    if (took > 2.0)
+        fail_msg("the watchdog took %.3f s", took);
+    ptx_program_free(p);
+}
+
+struct canceller {
+    int flag;
+    double delay, set_at;
+    pthread_t th;
+};
+
+static void *cancel_main(void *arg)
+{
+    struct canceller *c = arg;
+    usleep((useconds_t)(c->delay * 1e6));
+    c->set_at = now_s();
+    __atomic_store_n(&c->flag, 1, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+/* Launches k with l->cancel set 50 ms after the start; returns how long the launch took to
+ * end after the flag was set. */
+static double launch_cancelled(const struct ptx_kernel *k, struct ptx_launch *l)
+{
+    struct canceller c = {.flag = 0, .delay = 0.05};
+    char err[320];
+    l->cancel = &c.flag;
+    assert_int_equal(pthread_create(&c.th, NULL, cancel_main, &c), 0);
+    int rc = ptx_launch(k, l, err, sizeof(err));
+    double end = now_s();
+    assert_int_equal(pthread_join(c.th, NULL), 0);
+    l->cancel = NULL;
+    if (rc != PTX_ERR_LAUNCH_FAILED || !strstr(err, "cancelled"))
+        fail_msg("%s: %d %s, expected a cancelled launch", ptx_kernel_name(k), rc, err);
+    return end - c.set_at;
+}
+
+/* A launch that would never end (a loop, a barrier that waits for a spinning thread, a loop
+ * of barriers) ends soon after its cancel flag is set, and the engine runs launches again. */
+static void test_ptx_cancel(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("limits.ptx");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    uint64_t flag = tm_alloc(&m, 4);
+    memset(tm_host(&m, flag), 0, 4);
+    struct pbuf pb;
+
+    struct ptx_launch l = {.grid = {1024, 1, 1}, .block = {32, 1, 1}, .mem = &m.mem,
+                           .host_threads = 2};
+    double worst = 0, t;
+    ptx_set_watchdog(500000000); /* if cancelling does not work: a failure, not a hang */
+    t = launch_cancelled(kern(p, "spin"), &l);
+    worst = t > worst ? t : worst;
+    l.grid[0] = 1;
+    t = launch_cancelled(kern(p, "spin"), &l);
+    worst = t > worst ? t : worst;
+
+    const struct ptx_kernel *ks = kern(p, "bar_stuck");
+    pb_init(&pb, ks);
+    PB(&pb, flag);
+    struct ptx_launch lb = {.grid = {512, 1, 1}, .block = {256, 1, 1}, .params = pb.b,
+                            .params_size = ptx_kernel_param_bytes(ks), .mem = &m.mem,
+                            .host_threads = 2};
+    t = launch_cancelled(ks, &lb);
+    worst = t > worst ? t : worst;
+    lb.grid[0] = 1;
+    lb.block[0] = 1024;
+    t = launch_cancelled(kern(p, "bar_loop"), &lb);
+    worst = t > worst ? t : worst;
+
+    /* a flag set before the launch: nothing runs */
+    int set = 1;
+    char err[320];
+    l.cancel = &set;
+    int rc = ptx_launch(kern(p, "spin"), &l, err, sizeof(err));
+    assert_int_equal(rc, PTX_ERR_LAUNCH_FAILED);
+    assert_non_null(strstr(err, "cancelled"));
+    ptx_set_watchdog(0);
+    print_message("cancelled launches ended at most %.1f ms after their flag was set\n",
+                  worst * 1e3);
+    if (worst > 1.0)
+        fail_msg("a cancelled launch took %.3f s to end", worst);
+
+    /* the engine still runs launches, on every host thread */
+    const struct ptx_kernel *k = kern(p, "local_big");
+    uint64_t out = tm_alloc(&m, 256 * 64 * 4);
+    rc = run_local_big(k, 256, 64, 2, 0, &m, out, err, sizeof(err));
+    if (rc)
+        fail_msg("local_big after cancellations: %d %s", rc, err);
+    const uint32_t *ho = tm_host(&m, out);
+    for (uint32_t i = 0; i < 256 * 64; i++)
+        if (ho[i] != 2 * i)
+            fail_msg("local_big: out[%u] = %u, want %u", i, ho[i], 2 * i);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2280,6 +2409,8 @@ int main(void)
         cmocka_unit_test(test_ptx_watchdog),
         cmocka_unit_test(test_ptx_printf_bomb),
         cmocka_unit_test(test_ptx_local_memory_limits),
+        cmocka_unit_test(test_ptx_watchdog_counts_local_zeroing),
+        cmocka_unit_test(test_ptx_cancel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
