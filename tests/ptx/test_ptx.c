@@ -2060,7 +2060,7 @@ struct bomb_sink {
 static void bomb_sink_fn(void *ctx, const char *kernel, const char *text)
 {
     struct bomb_sink *s = ctx;
-    assert_string_equal(kernel, "printf_bomb");
+    assert_true(!strcmp(kernel, "printf_bomb") || !strcmp(kernel, "printf_cut"));
     if (!strcmp(text, PTX_PRINTF_LOST_NOTICE)) {
         s->notices++;
         return;
@@ -2149,6 +2149,70 @@ static void test_ptx_printf_bomb(void **state)
         fail_msg("printf_bomb: %d %s", rc, err);
     assert_int_equal(sk.calls, 40);
     assert_int_equal(sk.notices, 0);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+/* One call's text fills its buffer up to 5 bytes before the end, then meets a conversion the
+ * engine does not know ("%-+ #0123456789.k", printed as it stands): its text used to move the
+ * output index past the buffer before the final NUL was stored (a stack overflow that
+ * AddressSanitizer reports); it is cut at PTX_PRINTF_CALL_MAX like any other. */
+static void test_ptx_printf_cut_at_unknown_conversion(void **state)
+{
+    (void)state;
+    char fmt[1024];
+    size_t n = 0;
+    for (int i = 0; i < 7; i++)
+        n += (size_t)snprintf(fmt + n, sizeof(fmt) - n, "%%512d");
+    memset(fmt + n, 'x', 506);
+    n += 506;
+    n += (size_t)snprintf(fmt + n, sizeof(fmt) - n, "%%-+ #0123456789.k");
+    static char src[8192];
+    size_t sl = (size_t)snprintf(src, sizeof(src), ".version 9.0\n.target sm_75\n"
+                                 ".address_size 64\n.extern .func (.param .b32 r) vprintf"
+                                 "(.param .b64 f, .param .b64 a);\n.global .align 1 .b8 "
+                                 "fmt[%zu] = {", n + 1);
+    for (size_t i = 0; i <= n; i++)
+        sl += (size_t)snprintf(src + sl, sizeof(src) - sl, "%s%u", i ? ", " : "",
+                               (unsigned)(uint8_t)fmt[i]);
+    sl += (size_t)snprintf(src + sl, sizeof(src) - sl, "};\n"
+                           ".visible .entry printf_cut()\n{\n"
+                           ".local .align 8 .b8 args[28];\n.reg .b32 %%r<3>;\n"
+                           ".reg .b64 %%rd<5>;\nmov.u64 %%rd1, args;\n"
+                           "cvta.local.u64 %%rd2, %%rd1;\nmov.u32 %%r1, 7;\n"
+                           "st.local.v4.u32 [%%rd1], {%%r1, %%r1, %%r1, %%r1};\n"
+                           "st.local.v2.u32 [%%rd1+16], {%%r1, %%r1};\n"
+                           "st.local.u32 [%%rd1+24], %%r1;\n"
+                           "mov.u64 %%rd3, fmt;\ncvta.global.u64 %%rd4, %%rd3;\n{\n"
+                           ".param .b64 param0;\nst.param.b64 [param0+0], %%rd4;\n"
+                           ".param .b64 param1;\nst.param.b64 [param1+0], %%rd2;\n"
+                           ".param .b32 retval0;\n"
+                           "call.uni (retval0), vprintf, (param0, param1);\n}\nret;\n}\n");
+    assert_true(sl < sizeof(src));
+    struct ptx_program *p = NULL;
+    char err[320];
+    if (ptx_program_load(src, sl + 1, &p, err, sizeof(err)))
+        fail_msg("printf_cut: %s", err);
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    const struct ptx_kernel *k = kern(p, "printf_cut");
+    struct ptx_launch l = {.grid = {1, 1, 1}, .block = {1, 1, 1}, .mem = &m.mem};
+    struct bomb_sink sk;
+    memset(&sk, 0, sizeof(sk));
+    ptx_set_printf_sink(bomb_sink_fn, &sk);
+    int rc = ptx_launch(k, &l, err, sizeof(err));
+    ptx_set_printf_sink(NULL, NULL);
+    if (rc)
+        fail_msg("printf_cut: %d %s", rc, err);
+    assert_int_equal(sk.calls, 1);
+    assert_int_equal(sk.first_len, PTX_PRINTF_CALL_MAX);
+    char want[2 * PTX_PRINTF_CALL_MAX]; /* the whole text, then cut as the engine cuts it */
+    snprintf(want, sizeof(want), "%512d%512d%512d%512d%512d%512d%512d%.506s%%-+ #0512.k", 7, 7,
+             7, 7, 7, 7, 7, fmt + 35);
+    assert_true(strlen(want) > PTX_PRINTF_CALL_MAX);
+    want[PTX_PRINTF_CALL_MAX] = 0;
+    assert_string_equal(sk.first, want);
     tm_free(&m);
     ptx_program_free(p);
 }
@@ -2408,6 +2472,7 @@ int main(void)
         cmocka_unit_test(test_ptx_named_barriers),
         cmocka_unit_test(test_ptx_watchdog),
         cmocka_unit_test(test_ptx_printf_bomb),
+        cmocka_unit_test(test_ptx_printf_cut_at_unknown_conversion),
         cmocka_unit_test(test_ptx_local_memory_limits),
         cmocka_unit_test(test_ptx_watchdog_counts_local_zeroing),
         cmocka_unit_test(test_ptx_cancel),
