@@ -44,6 +44,12 @@ struct ptx_global_info {
     uint64_t init_size;
 };
 
+/* Local memory per thread, as on current GPUs: ptxas refuses a function whose local data
+ * exceeds it, so a load whose PTX declares more in one .entry or .func fails with
+ * PTX_ERR_INVALID_PTX (CUDA_ERROR_INVALID_PTX, "PTX JIT compilation failed"), and a launch whose
+ * call stack would take a thread past it fails with PTX_ERR_LAUNCH_FAILED. */
+#define PTX_LOCAL_BYTES_MAX (512u << 10)
+
 /* Loads an image: a fatbin wrapper (magic 0x466243B1), a fatbin (0xBA55ED50; the PTX entry with
  * the highest sm, zstd-decompressed when flagged), or NUL-terminated PTX text. An image with
  * only ELF cubins loads with kernels known by name and parameter layout (from .nv.info) but not
@@ -84,6 +90,10 @@ struct ptx_memory {
                      uint64_t *alloc_size);
 };
 
+/* Defaults of the ptx_launch fields below that take 0 for "default". */
+#define PTX_PRINTF_FIFO_DEFAULT (1u << 20)   /* CUDA's default CU_LIMIT_PRINTF_FIFO_SIZE */
+#define PTX_MAX_HOST_BYTES_DEFAULT (256ull << 20)
+
 struct ptx_launch {
     uint32_t grid[3];
     uint32_t block[3];
@@ -92,23 +102,60 @@ struct ptx_launch {
     size_t params_size;
     const struct ptx_memory *mem;
     unsigned host_threads; /* blocks run on up to this many host threads; 0: default */
+    /* Device printf output this launch may produce, in bytes of formatted text, as the
+     * context's CU_LIMIT_PRINTF_FIFO_SIZE bounds a GPU's printf buffer; 0: 1 MiB
+     * (PTX_PRINTF_FIFO_DEFAULT). A printf call whose text does not fit in what is left is lost,
+     * and so is every later one of the launch; the first loss is reported once per launch
+     * through the printf sink (see ptx_set_printf_sink). */
+    size_t printf_fifo_size;
+    /* Host memory the launch may hold for its blocks' thread states (registers, local memory,
+     * parameter space, call stacks) and shared memory, over all its host threads together;
+     * 0: 256 MiB (PTX_MAX_HOST_BYTES_DEFAULT). Each host thread holds the states of the one
+     * block it runs, so the engine runs at most max_host_bytes / (one block's states) host
+     * threads, and each may then hold max_host_bytes divided by their number. The launch fails
+     * with PTX_ERR_LAUNCH_OUT_OF_RESOURCES, naming the budget, when one block does not fit
+     * (e.g. 1024 threads with 512 KiB of local memory each under the default), or when calls
+     * would grow a host thread's states past its share. Concurrent launches each have their
+     * own budget: divide a zone's allowance among its streams. */
+    uint64_t max_host_bytes;
+    /* Cancellation: while the launch runs, its host threads read *cancel (a relaxed atomic
+     * load, __atomic_load_n) before each block, while starting a block's threads, and at least
+     * every 16384 instructions' worth of work (at backward branches, calls and between the
+     * block's scheduling rounds); so a launch ends within milliseconds of *cancel becoming
+     * nonzero, loops and barrier waits included, with PTX_ERR_LAUNCH_FAILED and "launch
+     * cancelled" in err. Its host threads have then stopped and freed their thread states.
+     * Set it from any thread with __atomic_store_n(flag, 1, __ATOMIC_RELAXED) (or release);
+     * a flag already set makes the launch fail before running a block. NULL: not cancellable.
+     */
+    const int *cancel;
 };
 
-/* Runs the whole grid and returns when it is done. Returns PTX_OK or an error code, with a
- * one-line reason naming the kernel (and the instruction, for PTX_ERR_NOT_SUPPORTED) in err. */
+/* Runs the whole grid and returns when it is done (or failed, or was cancelled). Returns
+ * PTX_OK or an error code, with a one-line reason naming the kernel (and the instruction, for
+ * PTX_ERR_NOT_SUPPORTED) in err. */
 int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err, size_t errlen);
 
 /* Instructions executed since start-up, all launches together (for benchmarks). */
 uint64_t ptx_instructions_executed(void);
 
 /* Device printf: the text of each vprintf call goes to sink (called from the launch's host
- * threads); NULL restores the default, which writes "[kernel NAME] text" to stderr. */
+ * threads, one call at a time); NULL restores the default, which writes "[kernel NAME] text"
+ * to stderr. Formatting is bounded whatever the format says: field widths and precisions
+ * above PTX_PRINTF_FIELD_MAX are taken as PTX_PRINTF_FIELD_MAX, and the text of one call is
+ * cut at PTX_PRINTF_CALL_MAX bytes. When a launch's printf output passes its FIFO size
+ * (ptx_launch.printf_fifo_size), the sink receives, once for that launch, the text
+ * PTX_PRINTF_LOST_NOTICE (not counted in the FIFO size) instead of the lost output. */
+#define PTX_PRINTF_FIELD_MAX 512
+#define PTX_PRINTF_CALL_MAX 4095
+#define PTX_PRINTF_LOST_NOTICE "printf FIFO full: later output of this launch is lost\n"
 void ptx_set_printf_sink(void (*sink)(void *ctx, const char *kernel, const char *text),
                          void *ctx);
 
 /* Watchdog for later launches: a launch in which one host thread executes more than
  * max_instructions ends with PTX_ERR_LAUNCH_FAILED ("watchdog"), as a GPU's watchdog ends a
- * kernel that runs too long. 0 (the default) disables it. */
+ * kernel that runs too long. Host work that is not an instruction counts too, as one
+ * instruction per 64 bytes: zeroing each block's local and shared memory, starting its
+ * threads, growing call stacks, formatting printf output. 0 (the default) disables it. */
 void ptx_set_watchdog(uint64_t max_instructions);
 
 #endif /* PTX_H */

@@ -23,13 +23,20 @@
 #define WIN_SIZE (1ull << 40)
 
 #define MAX_CALL_DEPTH 512
-#define MAX_LOCAL_STACK (1u << 20)        /* local memory per thread, all frames */
+#define MAX_LOCAL_STACK PTX_LOCAL_BYTES_MAX /* local memory per thread, all frames */
 #define MAX_REG_STACK (4u << 20)          /* register bytes per thread, all frames */
 #define MAX_PARAM_STACK (1u << 20)        /* parameter bytes per thread, all frames */
 #define MAX_CALL_GROWTH (256ull << 20)    /* what calls may add, per block */
 #define MAX_SHARED_PER_BLOCK (4u << 20)
 #define MAX_BLOCK_STATE (1ull << 30)      /* host memory for one block's thread states */
 #define TIME_SLICE 65536 /* instructions before a thread in a loop lets the others run */
+/* A host thread looks at the cancel flag and the watchdog before each block and at least every
+ * POLL_INTERVAL of work, instructions and charged host work together (checked at backward
+ * branches, calls, thread starts and scheduling rounds). */
+#define POLL_INTERVAL 16384
+/* Host work that is not an instruction (zeroing, copying, allocating thread states; printf
+ * formatting) counts toward the watchdog as one instruction per 2^CHARGE_SHIFT bytes. */
+#define CHARGE_SHIFT 6
 
 enum { TS_RUN = 0, TS_BAR, TS_COLL, TS_EXIT };
 
@@ -78,6 +85,12 @@ struct launch_ctx {
     _Atomic uint64_t next_block;
     _Atomic int failed;
     uint64_t watchdog;
+    const int *cancel;     /* never NULL: points to a zero when the launch is not cancellable */
+    uint64_t allow;        /* host bytes one host thread's states may hold */
+    uint64_t start_charge; /* watchdog charge for starting a thread (see CHARGE_SHIFT) */
+    uint64_t printf_cap;   /* printf FIFO size */
+    _Atomic uint64_t printf_used;
+    _Atomic int printf_lost; /* the loss has been reported */
     pthread_mutex_t lock;
     pthread_cond_t done;   /* signalled when the last pool helper finished */
     unsigned pending;      /* pool helpers still running (under lock) */
@@ -85,14 +98,29 @@ struct launch_ctx {
     char err[320];
 };
 
+/* A host thread keeps its thread states and shared buffer between launches, so a stream of
+ * small launches does not allocate every time (freed when the host thread ends, or after a
+ * launch when they hold more than CACHE_MAX_BYTES). */
+struct state_cache {
+    struct thr *threads;
+    size_t nthreads;       /* allocated and zero-initialised */
+    uint8_t *shared;
+    size_t shared_cap;
+    uint64_t bytes;        /* everything above and what the threads' buffers hold */
+};
+
 struct worker {
     struct launch_ctx *L;
     struct thr *threads;
     uint32_t nthreads;
     uint8_t *shared;
+    struct state_cache *cache; /* where threads and shared come from */
+    int cache_owned;           /* not the host thread's cache: free it after the launch */
     uint64_t cbase, csize;
     uint8_t *chost;
     uint64_t icount;
+    uint64_t charged;     /* host work counted for the watchdog (see CHARGE_SHIFT) */
+    uint64_t poll_at;     /* icount at which run_thread next polls (see POLL_INTERVAL) */
     uint32_t ctaid[3];
     uint32_t arrived[16]; /* bar.arrive arrivals not yet consumed, per barrier */
     uint64_t call_bytes;  /* stack bytes the block's calls have taken so far */
@@ -156,6 +184,37 @@ static int launch_fail(struct worker *w, const struct thr *t, int code, const ch
     }
     pthread_mutex_unlock(&L->lock);
     return code;
+}
+
+/* The periodic check of a host thread: ends the launch when it was cancelled, when this host
+ * thread's work (instructions, count of them not yet added to icount, and charged host work)
+ * passed the watchdog, or returns the error when another host thread ended it; otherwise
+ * sets when run_thread looks next and returns 0. */
+__attribute__((noinline)) static int poll_launch(struct worker *w, const struct thr *t,
+                                                 uint64_t count)
+{
+    struct launch_ctx *L = w->L;
+    if (__atomic_load_n(L->cancel, __ATOMIC_RELAXED))
+        return launch_fail(w, t, PTX_ERR_LAUNCH_FAILED, "launch cancelled");
+    uint64_t work = w->icount + count + w->charged;
+    if (L->watchdog && work > L->watchdog)
+        return launch_fail(w, t, PTX_ERR_LAUNCH_FAILED, "watchdog: more than %llu instructions",
+                           (unsigned long long)L->watchdog);
+    if (atomic_load_explicit(&L->failed, memory_order_acquire)) /* L->code is set then */
+        return L->code;
+    uint64_t step = POLL_INTERVAL;
+    if (L->watchdog && L->watchdog - work < step)
+        step = L->watchdog - work + 1;
+    w->poll_at = w->icount + count + step;
+    return 0;
+}
+
+/* Counts host work other than instructions for the watchdog, and brings the next poll
+ * closer by as much, so that polls come at least every POLL_INTERVAL of work. */
+static inline void charge(struct worker *w, uint64_t units)
+{
+    w->charged += units;
+    w->poll_at = w->poll_at > units ? w->poll_at - units : 0;
 }
 
 /* ---- value helpers -------------------------------------------------------------------- */
@@ -659,19 +718,45 @@ static uint8_t *mem_ptr(struct worker *w, struct thr *t, int space, uint64_t add
 
 /* ---- thread stacks -------------------------------------------------------------------- */
 
-static int ensure(void **buf, size_t *cap, size_t need, size_t elem)
+/* Grows one of a worker's state buffers to at least `need` elements within the host thread's
+ * share of the launch's host memory budget: with `slack` (call stacks) to twice its size when
+ * that fits, else to exactly `need` (what the launch sized its host threads by). The growth is
+ * charged to the watchdog. 0, -E2BIG (over the budget) or -ENOMEM. */
+static int grow_slow(struct worker *w, void **buf, size_t *cap, size_t need, size_t elem,
+                     int slack)
 {
-    if (need <= *cap)
-        return 0;
-    size_t nc = *cap ? *cap : 64;
-    while (nc < need)
-        nc *= 2;
+    struct state_cache *c = w->cache;
+    uint64_t allow = w->L->allow;
+    size_t nc = slack && *cap * 2 > need ? *cap * 2 : need;
+    if (c->bytes + (uint64_t)(nc - *cap) * elem > allow)
+        nc = need;
+    uint64_t add = (uint64_t)(nc - *cap) * elem;
+    if (c->bytes + add > allow)
+        return -E2BIG;
     void *n = realloc(*buf, nc * elem);
     if (!n)
         return -ENOMEM;
     *buf = n;
     *cap = nc;
+    c->bytes += add;
+    charge(w, add >> CHARGE_SHIFT);
     return 0;
+}
+
+static inline int grow(struct worker *w, void **buf, size_t *cap, size_t need, size_t elem,
+                       int slack)
+{
+    return need <= *cap ? 0 : grow_slow(w, buf, cap, need, elem, slack);
+}
+
+/* Ends the launch for a failed grow(). */
+static int grow_fail(struct worker *w, const struct thr *t, int e, const char *what)
+{
+    if (e == -E2BIG)
+        return launch_fail(w, t, PTX_ERR_LAUNCH_OUT_OF_RESOURCES, "%s would take this host "
+                           "thread past its %llu bytes of the launch's host memory budget",
+                           what, (unsigned long long)w->L->allow);
+    return launch_fail(w, t, PTX_ERR_OUT_OF_MEMORY, "out of host memory for %s", what);
 }
 
 static void fill_sregs(struct worker *w, struct thr *t, const struct pfunc *fn, uint64_t *regs)
@@ -718,11 +803,13 @@ static int thread_start(struct worker *w, struct thr *t)
 {
     struct launch_ctx *L = w->L;
     const struct pfunc *k = L->kfn;
-    if (ensure((void **)&t->regstack, &t->regcap, k->nregs, sizeof(uint64_t)) ||
-        ensure((void **)&t->param, &t->paramcap, k->frame_param + 1, 1) ||
-        ensure((void **)&t->local, &t->localcap, (size_t)k->local_bytes + 1, 1) ||
-        ensure((void **)&t->frames, &t->framecap, 1, sizeof(struct frame)))
-        return launch_fail(w, t, PTX_ERR_OUT_OF_MEMORY, "out of host memory for threads");
+    int e;
+    if ((e = grow(w, (void **)&t->regstack, &t->regcap, k->nregs + 1, sizeof(uint64_t), 0)) ||
+        (e = grow(w, (void **)&t->param, &t->paramcap, k->frame_param + 1, 1, 0)) ||
+        (e = grow(w, (void **)&t->local, &t->localcap, (size_t)k->local_bytes + 1, 1, 0)) ||
+        (e = grow(w, (void **)&t->frames, &t->framecap, 1, sizeof(struct frame), 0)))
+        return grow_fail(w, t, e, "the block's threads");
+    charge(w, L->start_charge);
     memcpy(t->regstack, k->reg_init, k->nregs * sizeof(uint64_t));
     t->regtop = k->nregs;
     memset(t->param, 0, k->frame_param);
@@ -768,16 +855,70 @@ static int read_cstr(struct worker *w, struct thr *t, uint64_t addr, char *buf, 
     return 0;
 }
 
-/* Device printf: formats like the CUDA runtime does, from the packed argument buffer. */
+/* Reads the flags, field width and precision of a printf conversion at *fp (just after its
+ * '%') into spec, '%' first, and moves *fp past them. Repeated flags are kept once, and widths
+ * and precisions above PTX_PRINTF_FIELD_MAX are taken as PTX_PRINTF_FIELD_MAX: the C
+ * library's formatting takes time and memory in proportion to them. Writes at most 14 bytes
+ * with the NUL (the caller appends up to three characters: "ll" and the conversion). */
+static size_t printf_spec(const char **fp, char *spec)
+{
+    const char *f = *fp;
+    size_t sl = 0;
+    spec[sl++] = '%';
+    for (; *f && strchr("-+ #0", *f); f++)
+        if (!memchr(spec + 1, *f, sl - 1))
+            spec[sl++] = *f;
+    for (int part = 0; part < 2; part++) {
+        if (part == 1) {
+            if (*f != '.')
+                break;
+            spec[sl++] = '.';
+            f++;
+        }
+        if (*f < '0' || *f > '9')
+            continue;
+        unsigned v = 0;
+        for (; *f >= '0' && *f <= '9'; f++)
+            if (v <= PTX_PRINTF_FIELD_MAX)
+                v = v * 10 + (unsigned)(*f - '0');
+        if (v > PTX_PRINTF_FIELD_MAX)
+            v = PTX_PRINTF_FIELD_MAX;
+        sl += (size_t)snprintf(spec + sl, 5, "%u", v);
+    }
+    spec[sl] = 0;
+    *fp = f;
+    return sl;
+}
+
+/* Hands one printf call's text to the sink if the launch's printf FIFO has room for it; the
+ * first text that does not fit is replaced by PTX_PRINTF_LOST_NOTICE, later ones vanish. */
+static void printf_emit(struct worker *w, const char *out, size_t len)
+{
+    struct launch_ctx *L = w->L;
+    uint64_t used = atomic_fetch_add_explicit(&L->printf_used, len, memory_order_relaxed);
+    const char *text = out;
+    if (used + len > L->printf_cap) {
+        if (atomic_exchange_explicit(&L->printf_lost, 1, memory_order_relaxed))
+            return;
+        text = PTX_PRINTF_LOST_NOTICE;
+    }
+    pthread_mutex_lock(&g_printf_lock);
+    g_printf_sink(g_printf_ctx, L->kernel->name, text);
+    pthread_mutex_unlock(&g_printf_lock);
+}
+
+/* Device printf: formats like the CUDA runtime does, from the packed argument buffer, in
+ * bounded time and memory (see printf_spec; the text is cut at PTX_PRINTF_CALL_MAX bytes). */
 static int builtin_vprintf(struct worker *w, struct thr *t, uint64_t fmtaddr, uint64_t args,
                            int32_t *nargs)
 {
-    char fmt[1024], out[4096], spec[64], sarg[1024];
-    size_t o = 0;
+    char fmt[1024], out[PTX_PRINTF_CALL_MAX + 1], spec[24], sarg[1024];
+    size_t o = 0, read = 0;
     uint64_t off = 0;
     *nargs = 0;
     if (read_cstr(w, t, fmtaddr, fmt, sizeof(fmt)))
         return -EFAULT;
+    read += strlen(fmt);
     for (const char *f = fmt; *f && o + 1 < sizeof(out);) {
         if (*f != '%') {
             out[o++] = *f++;
@@ -788,11 +929,9 @@ static int builtin_vprintf(struct worker *w, struct thr *t, uint64_t fmtaddr, ui
             f += 2;
             continue;
         }
-        size_t sl = 0;
+        f++;
+        size_t sl = printf_spec(&f, spec);
         int longs = 0;
-        spec[sl++] = *f++;
-        while (*f && strchr("-+ #0123456789.", *f) && sl < 40)
-            spec[sl++] = *f++;
         while (*f && strchr("hlLzjt", *f)) {
             if (*f == 'l' || *f == 'z' || *f == 'j' || *f == 't' || *f == 'L')
                 longs++;
@@ -806,8 +945,9 @@ static int builtin_vprintf(struct worker *w, struct thr *t, uint64_t fmtaddr, ui
         if (strchr("fFeEgGaA", conv) || conv == 's' || conv == 'p' || longs)
             size = 8;
         if (!strchr("diouxXcfFeEgGaAsp", conv)) {
-            spec[sl] = 0;
             o += (size_t)snprintf(out + o, sizeof(out) - o, "%s%c", spec, conv);
+            if (o >= sizeof(out))
+                o = sizeof(out) - 1;
             continue;
         }
         off = (off + size - 1) / size * size;
@@ -826,6 +966,7 @@ static int builtin_vprintf(struct worker *w, struct thr *t, uint64_t fmtaddr, ui
         } else if (conv == 's') {
             if (read_cstr(w, t, v, sarg, sizeof(sarg)))
                 return -EFAULT;
+            read += strlen(sarg);
             spec[sl++] = 's';
             spec[sl] = 0;
             n = snprintf(out + o, sizeof(out) - o, spec, sarg);
@@ -854,9 +995,10 @@ static int builtin_vprintf(struct worker *w, struct thr *t, uint64_t fmtaddr, ui
             o = sizeof(out) - 1;
     }
     out[o] = 0;
-    pthread_mutex_lock(&g_printf_lock);
-    g_printf_sink(g_printf_ctx, w->L->kernel->name, out);
-    pthread_mutex_unlock(&g_printf_lock);
+    /* measured: a byte read one by one through the memory checks, or formatted, costs about
+     * as much as an instruction */
+    charge(w, 64 + read + o);
+    printf_emit(w, out, o);
     return 0;
 }
 
@@ -930,11 +1072,18 @@ static int do_call(struct worker *w, struct thr *t, const struct pins *in)
     if (w->call_bytes > MAX_CALL_GROWTH)
         return launch_fail(w, t, PTX_ERR_LAUNCH_OUT_OF_RESOURCES, "the block's calls need more "
                            "than %llu MiB of stack", (unsigned long long)(MAX_CALL_GROWTH >> 20));
-    if (ensure((void **)&t->regstack, &t->regcap, reg_base + fn->nregs, sizeof(uint64_t)) ||
-        ensure((void **)&t->local, &t->localcap, local_base + fn->local_bytes + 1, 1) ||
-        ensure((void **)&t->param, &t->paramcap, param_base + fn->frame_param + 1, 1) ||
-        ensure((void **)&t->frames, &t->framecap, t->depth + 1, sizeof(struct frame)))
-        return launch_fail(w, t, PTX_ERR_OUT_OF_MEMORY, "out of host memory for a call");
+    int e;
+    if ((e = grow(w, (void **)&t->regstack, &t->regcap, reg_base + fn->nregs,
+                  sizeof(uint64_t), 1)) ||
+        (e = grow(w, (void **)&t->local, &t->localcap, local_base + fn->local_bytes + 1, 1,
+                  1)) ||
+        (e = grow(w, (void **)&t->param, &t->paramcap, param_base + fn->frame_param + 1, 1,
+                  1)) ||
+        (e = grow(w, (void **)&t->frames, &t->framecap, t->depth + 1, sizeof(struct frame),
+                  1)))
+        return grow_fail(w, t, e, "a call");
+    charge(w, ((uint64_t)fn->nregs * 8 + fn->frame_param + local_base + fn->local_bytes -
+               t->localtop) >> CHARGE_SHIFT);
     const struct frame *cf = &t->frames[t->depth - 1];
     uint8_t *cp = t->param + cf->param_base;
     uint8_t *np = t->param + param_base;
@@ -1616,12 +1765,11 @@ static int run_thread(struct worker *w, struct thr *t)
             break;
         }
         case OP_bra:
-            if ((uint32_t)in->target <= pc && w->L->watchdog &&
-                w->icount + count > w->L->watchdog) {
+            if ((uint32_t)in->target <= pc && w->icount + count >= w->poll_at) {
                 t->pc = pc;
-                rc = launch_fail(w, t, PTX_ERR_LAUNCH_FAILED, "watchdog: more than %llu "
-                                 "instructions", (unsigned long long)w->L->watchdog);
-                goto out;
+                rc = poll_launch(w, t, count);
+                if (rc)
+                    goto out;
             }
             pc = (uint32_t)in->target;
             if (pc <= (uint32_t)(in - code) && count >= TIME_SLICE) {
@@ -1632,10 +1780,10 @@ static int run_thread(struct worker *w, struct thr *t)
             continue;
         case OP_call:
             t->pc = pc;
-            if (w->L->watchdog && w->icount + count > w->L->watchdog) {
-                rc = launch_fail(w, t, PTX_ERR_LAUNCH_FAILED, "watchdog: more than %llu "
-                                 "instructions", (unsigned long long)w->L->watchdog);
-                goto out;
+            if (w->icount + count >= w->poll_at) {
+                rc = poll_launch(w, t, count);
+                if (rc)
+                    goto out;
             }
             if (do_call(w, t, in)) {
                 rc = w->L->code;
@@ -2123,6 +2271,7 @@ static int run_block(struct worker *w)
     const struct ptx_launch *l = L->l;
     memset(w->shared, 0, L->shared_size);
     memset(w->arrived, 0, sizeof(w->arrived));
+    charge(w, L->shared_size >> CHARGE_SHIFT);
     w->call_bytes = 0;
     for (uint32_t i = 0; i < n; i++) {
         struct thr *t = &w->threads[i];
@@ -2131,11 +2280,18 @@ static int run_block(struct worker *w)
         t->tid[1] = (i / l->block[0]) % l->block[1];
         t->tid[2] = i / (l->block[0] * l->block[1]);
         int rc = thread_start(w, t);
+        if (!rc && w->icount >= w->poll_at) /* zeroing local memory may take a while */
+            rc = poll_launch(w, t, 0);
         if (rc)
             return rc;
     }
     for (;;) {
         int any_run = 0;
+        if (w->icount >= w->poll_at) {
+            int prc = poll_launch(w, NULL, 0);
+            if (prc)
+                return prc;
+        }
         for (uint32_t i = 0; i < n; i++) {
             struct thr *t = &w->threads[i];
             if (t->state != TS_RUN)
@@ -2146,9 +2302,6 @@ static int run_block(struct worker *w)
             if (t->state == TS_RUN) /* its time slice ended */
                 any_run = 1;
         }
-        if (any_run && w->L->watchdog && w->icount > w->L->watchdog)
-            return launch_fail(w, NULL, PTX_ERR_LAUNCH_FAILED, "watchdog: more than %llu "
-                               "instructions", (unsigned long long)w->L->watchdog);
         /* collectives of warps whose lanes are all blocked or done */
         int progressed = 0;
         for (uint32_t wb = 0; wb < n; wb += 32) {
@@ -2227,8 +2380,8 @@ static int run_block(struct worker *w)
     }
 }
 
-static int worker_from_cache(struct worker *w, uint32_t nthreads, size_t shared);
-static void cache_trim(void);
+static int worker_from_cache(struct worker *w);
+static void worker_release(struct worker *w, int drop);
 
 /* Runs blocks until none is left (or the launch failed), on the calling host thread, with
  * that thread's cached thread states. */
@@ -2236,13 +2389,14 @@ static void worker_run(struct worker *w)
 {
     struct launch_ctx *L = w->L;
     const struct ptx_launch *l = L->l;
-    if (worker_from_cache(w, L->nthreads, L->shared_size)) {
-        launch_fail(w, NULL, PTX_ERR_OUT_OF_MEMORY, "out of host memory for %u threads",
-                    L->nthreads);
+    int e = worker_from_cache(w);
+    if (e) {
+        grow_fail(w, NULL, e, "the block's threads");
+        worker_release(w, 1);
         return;
     }
     for (;;) {
-        if (atomic_load_explicit(&L->failed, memory_order_relaxed))
+        if (poll_launch(w, NULL, 0))
             break;
         uint64_t b = atomic_fetch_add(&L->next_block, 1);
         if (b >= L->nblocks)
@@ -2253,9 +2407,8 @@ static void worker_run(struct worker *w)
         if (run_block(w))
             break;
     }
-    w->threads = NULL;
-    w->shared = NULL;
-    cache_trim();
+    /* a cancelled launch frees what its host threads hold */
+    worker_release(w, __atomic_load_n(L->cancel, __ATOMIC_RELAXED) != 0);
 }
 
 /* ---- host thread pool ----------------------------------------------------------------- */
@@ -2352,11 +2505,11 @@ static unsigned pool_dispatch(struct worker *ws, unsigned n, struct launch_ctx *
     return given;
 }
 
-static void threads_free(struct thr *threads, uint32_t n)
+static void threads_free(struct thr *threads, size_t n)
 {
     if (!threads)
         return;
-    for (uint32_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         free(threads[i].regstack);
         free(threads[i].local);
         free(threads[i].param);
@@ -2365,17 +2518,7 @@ static void threads_free(struct thr *threads, uint32_t n)
     free(threads);
 }
 
-
-/* The calling host thread keeps its thread states and shared buffer between launches, so a
- * stream of small launches does not allocate every time (freed when the host thread ends). */
-struct state_cache {
-    struct thr *threads;
-    uint32_t nthreads;
-    uint8_t *shared;
-    size_t shared_cap;
-};
-
-#define CACHE_MAX_BYTES (64u << 20) /* larger states are freed after their launch */
+#define CACHE_MAX_BYTES (16u << 20) /* larger states are freed after their launch */
 
 static pthread_key_t g_cache_key;
 static pthread_once_t g_cache_once = PTHREAD_ONCE_INIT;
@@ -2394,54 +2537,85 @@ static void cache_init(void)
     g_cache_ok = pthread_key_create(&g_cache_key, cache_destroy) == 0;
 }
 
-/* Gives worker 0 the calling thread's cached states (grown as needed); 0 or -ENOMEM. */
-static int worker_from_cache(struct worker *w, uint32_t nthreads, size_t shared)
+/* Host bytes cache c holds once grown to run a block of the launch: what it holds, and what
+ * its threads' buffers, its thread array and its shared buffer still lack. */
+static uint64_t cache_fit(const struct state_cache *c, const struct launch_ctx *L)
 {
+    const struct pfunc *k = L->kfn;
+    uint64_t need = c->bytes;
+    size_t n = L->nthreads;
+    for (size_t i = 0; i < n && i < c->nthreads; i++) {
+        const struct thr *t = &c->threads[i];
+        if (t->regcap < (size_t)k->nregs + 1)
+            need += ((uint64_t)k->nregs + 1 - t->regcap) * sizeof(uint64_t);
+        if (t->paramcap < (size_t)k->frame_param + 1)
+            need += (size_t)k->frame_param + 1 - t->paramcap;
+        if (t->localcap < (size_t)k->local_bytes + 1)
+            need += (size_t)k->local_bytes + 1 - t->localcap;
+        if (t->framecap < 1)
+            need += sizeof(struct frame);
+    }
+    if (n > c->nthreads)
+        need += (uint64_t)(n - c->nthreads) *
+                (sizeof(struct thr) + ((uint64_t)k->nregs + 1) * sizeof(uint64_t) +
+                 k->frame_param + 1 + k->local_bytes + 1 + sizeof(struct frame));
+    size_t sh = L->shared_size ? L->shared_size : 1;
+    if (c->shared_cap < sh)
+        need += sh - c->shared_cap;
+    return need;
+}
+
+/* Gives the worker its host thread's cached states, grown for the launch's blocks within the
+ * host thread's share of the budget (a cache that cannot grow within it is freed first and
+ * started afresh); 0, -E2BIG or -ENOMEM. */
+static int worker_from_cache(struct worker *w)
+{
+    struct launch_ctx *L = w->L;
     pthread_once(&g_cache_once, cache_init);
     struct state_cache *c = g_cache_ok ? pthread_getspecific(g_cache_key) : NULL;
+    if (c && cache_fit(c, L) > L->allow) {
+        pthread_setspecific(g_cache_key, NULL); /* cannot fail for a key that has a value */
+        cache_destroy(c);
+        c = NULL;
+    }
+    w->cache_owned = 0;
     if (!c) {
         c = calloc(1, sizeof(*c));
         if (!c)
             return -ENOMEM;
-        if (g_cache_ok && pthread_setspecific(g_cache_key, c)) {
-            free(c);
-            return -ENOMEM;
-        }
+        if (!g_cache_ok || pthread_setspecific(g_cache_key, c))
+            w->cache_owned = 1; /* used for this launch only */
     }
-    if (c->nthreads < nthreads) {
-        struct thr *nt = realloc(c->threads, nthreads * sizeof(struct thr));
-        if (!nt)
-            return -ENOMEM;
-        memset(nt + c->nthreads, 0, (nthreads - c->nthreads) * sizeof(struct thr));
-        c->threads = nt;
-        c->nthreads = nthreads;
-    }
-    if (c->shared_cap < shared || !c->shared) {
-        uint8_t *ns = realloc(c->shared, shared ? shared : 1);
-        if (!ns)
-            return -ENOMEM;
-        c->shared = ns;
-        c->shared_cap = shared ? shared : 1;
-    }
+    w->cache = c;
+    size_t old = c->nthreads;
+    int e = grow(w, (void **)&c->threads, &c->nthreads, L->nthreads, sizeof(struct thr), 0);
+    if (e)
+        return e;
+    memset(c->threads + old, 0, (c->nthreads - old) * sizeof(struct thr));
+    e = grow(w, (void **)&c->shared, &c->shared_cap, L->shared_size ? L->shared_size : 1, 1,
+             0);
+    if (e)
+        return e;
     w->threads = c->threads;
     w->shared = c->shared;
     return 0;
 }
 
-/* After a launch: drop the cache if it grew too big to keep around. */
-static void cache_trim(void)
+/* After the worker's last block: keeps its states in its host thread's cache, unless asked to
+ * drop them, they hold more than CACHE_MAX_BYTES, or they were not the host thread's. */
+static void worker_release(struct worker *w, int drop)
 {
-    struct state_cache *c = g_cache_ok ? pthread_getspecific(g_cache_key) : NULL;
+    struct state_cache *c = w->cache;
+    w->threads = NULL;
+    w->shared = NULL;
+    w->cache = NULL;
     if (!c)
         return;
-    size_t bytes = c->shared_cap + (size_t)c->nthreads * sizeof(struct thr);
-    for (uint32_t i = 0; i < c->nthreads; i++)
-        bytes += c->threads[i].regcap * sizeof(uint64_t) + c->threads[i].localcap +
-                 c->threads[i].paramcap + c->threads[i].framecap * sizeof(struct frame);
-    if (bytes > CACHE_MAX_BYTES) {
+    if (!w->cache_owned && !drop && c->bytes <= CACHE_MAX_BYTES)
+        return;
+    if (!w->cache_owned)
         pthread_setspecific(g_cache_key, NULL);
-        cache_destroy(c);
-    }
+    cache_destroy(c);
 }
 
 /* Before the first launch: variables initialised with other variables' addresses get them in
@@ -2590,13 +2764,10 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
                      (unsigned long long)shared);
         return PTX_ERR_LAUNCH_OUT_OF_RESOURCES;
     }
-    uint64_t per_thread = (uint64_t)kfn->nregs * 8 + kfn->frame_param + kfn->local_bytes +
-                          sizeof(struct thr);
-    uint64_t per_block = per_thread * nthreads + shared;
-    if (per_block > MAX_BLOCK_STATE) {
+    if (kfn->local_bytes > MAX_LOCAL_STACK) { /* the parser refuses these */
         if (err && errlen)
-            snprintf(err, errlen, "kernel %s: a block needs %llu bytes of interpreter state",
-                     k->name, (unsigned long long)per_block);
+            snprintf(err, errlen, "kernel %s: %u bytes of local memory per thread, %u max",
+                     k->name, kfn->local_bytes, (unsigned)MAX_LOCAL_STACK);
         return PTX_ERR_LAUNCH_OUT_OF_RESOURCES;
     }
     struct launch_ctx L;
@@ -2610,8 +2781,29 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
     L.shared_size = (uint32_t)shared;
     L.dyn_base = dyn_base;
     L.watchdog = atomic_load(&g_watchdog);
+    L.start_charge = 1 + (((uint64_t)kfn->nregs * 8 + kfn->frame_param + kfn->local_bytes) >>
+                          CHARGE_SHIFT);
+    static const int never;
+    L.cancel = l->cancel ? l->cancel : &never;
+    L.printf_cap = l->printf_fifo_size ? l->printf_fifo_size : PTX_PRINTF_FIFO_DEFAULT;
+    atomic_init(&L.printf_used, 0);
+    atomic_init(&L.printf_lost, 0);
     atomic_init(&L.next_block, 0);
     atomic_init(&L.failed, 0);
+    /* what a host thread holds to run one block: its thread states and shared memory */
+    uint64_t budget = l->max_host_bytes ? l->max_host_bytes : PTX_MAX_HOST_BYTES_DEFAULT;
+    const struct state_cache none = {0};
+    uint64_t per_block = cache_fit(&none, &L);
+    if (per_block > budget || per_block > MAX_BLOCK_STATE) {
+        if (err && errlen)
+            snprintf(err, errlen, "kernel %s: a block needs %llu bytes of host memory (%u "
+                     "threads with %u bytes of local memory each, %llu of shared memory), "
+                     "more than the launch's budget of %llu", k->name,
+                     (unsigned long long)per_block, L.nthreads, kfn->local_bytes,
+                     (unsigned long long)shared,
+                     (unsigned long long)(budget < MAX_BLOCK_STATE ? budget : MAX_BLOCK_STATE));
+        return PTX_ERR_LAUNCH_OUT_OF_RESOURCES;
+    }
     if (pthread_mutex_init(&L.lock, NULL)) {
         if (err && errlen)
             snprintf(err, errlen, "kernel %s: pthread_mutex_init failed", k->name);
@@ -2627,13 +2819,14 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
     }
     if (nw > 256)
         nw = 256;
-    while (nw > 1 && per_block * nw > MAX_BLOCK_STATE)
-        nw--;
+    if (nw > budget / per_block)
+        nw = (unsigned)(budget / per_block); /* each host thread holds a block's states */
     if (nw > nblocks)
         nw = (unsigned)nblocks;
     /* starting host threads costs more than a small grid takes to run */
     if (nblocks * nthreads < 8192)
         nw = 1;
+    L.allow = budget / nw;
     int rc = PTX_OK;
     if (pthread_cond_init(&L.done, NULL)) {
         pthread_mutex_destroy(&L.lock);

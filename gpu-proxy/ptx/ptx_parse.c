@@ -2122,8 +2122,11 @@ static int parse_body_decl(struct parser *ps, int kind)
             struct pfunc *f = ps->fn;
             uint64_t off = align_up(f->local_bytes, a ? a : 1);
             uint64_t size = decl_elem_size(&d) * (d.count ? d.count : 1);
-            if (off + size > (1u << 24)) {
-                rc = fail(ps, d.line, "local memory too large");
+            if (off + size > PTX_LOCAL_BYTES_MAX) {
+                /* ptxas refuses this too, so a JIT load of the PTX fails */
+                rc = fail(ps, d.line, "%s '%s' uses too much local data (%llu bytes, %u max)",
+                          f->is_entry ? "entry function" : "function", f->name,
+                          (unsigned long long)(off + size), (unsigned)PTX_LOCAL_BYTES_MAX);
                 break;
             }
             if (a > f->local_align)

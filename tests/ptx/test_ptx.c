@@ -11,6 +11,9 @@
 #include <string.h>
 #include <fenv.h>
 #include <math.h>
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "ptx.h"
@@ -1973,6 +1976,456 @@ static void test_ptx_watchdog(void **state)
     ptx_program_free(p);
 }
 
+
+/* ---- bounds on host resources, cancellation (limits.ptx) ---- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ThreadSanitizer's shadow memory grows with the memory the program touches: resident-size
+ * bounds are that much looser under it. */
+#if defined(__SANITIZE_THREAD__)
+#define RSS_FACTOR 5
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RSS_FACTOR 5
+#endif
+#endif
+#ifndef RSS_FACTOR
+#define RSS_FACTOR 1
+#endif
+
+/* Resident pages of this process, from /proc/self/statm. */
+static long rss_pages(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, res = -1;
+    if (!f)
+        return -1;
+    if (fscanf(f, "%ld %ld", &size, &res) != 2)
+        res = -1;
+    fclose(f);
+    return res;
+}
+
+/* Samples the resident size every half millisecond while a launch runs: the peak growth
+ * over the size at start, in bytes. */
+struct rss_watch {
+    pthread_t th;
+    int stop;
+    long base, peak;
+};
+
+static void *rss_main(void *arg)
+{
+    struct rss_watch *r = arg;
+    while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+        long p = rss_pages();
+        if (p > r->peak)
+            r->peak = p;
+        usleep(500);
+    }
+    return NULL;
+}
+
+static void rss_start(struct rss_watch *r)
+{
+    r->stop = 0;
+    r->base = r->peak = rss_pages();
+    assert_true(r->base > 0);
+    assert_int_equal(pthread_create(&r->th, NULL, rss_main, r), 0);
+}
+
+static long rss_stop(struct rss_watch *r)
+{
+    __atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
+    assert_int_equal(pthread_join(r->th, NULL), 0);
+    long p = rss_pages();
+    if (p > r->peak)
+        r->peak = p;
+    return (r->peak - r->base) * sysconf(_SC_PAGESIZE);
+}
+
+struct bomb_sink {
+    size_t bytes;       /* of printf output, the loss notice not counted */
+    int calls, notices;
+    size_t first_len;
+    char first[PTX_PRINTF_CALL_MAX + 1];
+};
+
+static void bomb_sink_fn(void *ctx, const char *kernel, const char *text)
+{
+    struct bomb_sink *s = ctx;
+    assert_true(!strcmp(kernel, "printf_bomb") || !strcmp(kernel, "printf_cut"));
+    if (!strcmp(text, PTX_PRINTF_LOST_NOTICE)) {
+        s->notices++;
+        return;
+    }
+    size_t n = strlen(text);
+    if (s->calls++ == 0) {
+        memcpy(s->first, text, n + 1);
+        s->first_len = n;
+    }
+    s->bytes += n;
+}
+
+static int bomb_launch(const struct ptx_kernel *k, uint32_t blocks, uint32_t threads,
+                       uint32_t n, size_t fifo, struct tmem *m, struct bomb_sink *sk,
+                       char *err, size_t errlen)
+{
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, n);
+    PB(&pb, 1.0 / 3.0);
+    struct ptx_launch l = {
+        .grid = {blocks, 1, 1}, .block = {threads, 1, 1}, .params = pb.b,
+        .params_size = ptx_kernel_param_bytes(k), .mem = &m->mem, .host_threads = 2,
+        .printf_fifo_size = fifo,
+    };
+    memset(sk, 0, sizeof(*sk));
+    ptx_set_printf_sink(bomb_sink_fn, sk);
+    int rc = ptx_launch(k, &l, err, errlen);
+    ptx_set_printf_sink(NULL, NULL);
+    return rc;
+}
+
+/* A printf of "%.300000000f %300000000d %.99999999999999999999999e" used to take the proxy's
+ * memory in proportion to the width; now widths and precisions are bounded, and so is what a
+ * launch prints in all. */
+static void test_ptx_printf_bomb(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("limits.ptx");
+    const struct ptx_kernel *k = kern(p, "printf_bomb");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    char want[PTX_PRINTF_CALL_MAX + 1], err[320];
+    int wl = snprintf(want, sizeof(want), "%.*f %*d %.*e\n", PTX_PRINTF_FIELD_MAX, 1.0 / 3.0,
+                      PTX_PRINTF_FIELD_MAX, 0, PTX_PRINTF_FIELD_MAX, 1.0 / 3.0);
+    assert_true(wl > 3 * PTX_PRINTF_FIELD_MAX && (size_t)wl < sizeof(want));
+    struct bomb_sink sk;
+    struct rss_watch rw;
+
+    /* one call: fields taken at their bound, in bounded memory */
+    rss_start(&rw);
+    int rc = bomb_launch(k, 1, 1, 1, 0, &m, &sk, err, sizeof(err));
+    long grew = rss_stop(&rw);
+    if (rc)
+        fail_msg("printf_bomb: %d %s", rc, err);
+    if (grew > RSS_FACTOR * (16l << 20))
+        fail_msg("one printf grew the resident size by %ld bytes", grew);
+    assert_int_equal(sk.calls, 1);
+    assert_int_equal(sk.notices, 0);
+    assert_string_equal(sk.first, want);
+
+    /* 64 threads x 200 calls would print 19 MB: the default 1 MiB FIFO keeps the first ones
+     * that fit, the loss is reported once */
+    rss_start(&rw);
+    rc = bomb_launch(k, 2, 32, 200, 0, &m, &sk, err, sizeof(err));
+    grew = rss_stop(&rw);
+    if (rc)
+        fail_msg("printf_bomb: %d %s", rc, err);
+    if (grew > RSS_FACTOR * (16l << 20))
+        fail_msg("12800 printfs grew the resident size by %ld bytes", grew);
+    assert_int_equal(sk.bytes, (size_t)(PTX_PRINTF_FIFO_DEFAULT / wl) * (size_t)wl);
+    assert_int_equal(sk.calls, PTX_PRINTF_FIFO_DEFAULT / wl);
+    assert_int_equal(sk.notices, 1);
+
+    /* a FIFO set for the launch */
+    rc = bomb_launch(k, 1, 4, 10, 10000, &m, &sk, err, sizeof(err));
+    if (rc)
+        fail_msg("printf_bomb: %d %s", rc, err);
+    assert_int_equal(sk.calls, 10000 / wl);
+    assert_true(sk.bytes <= 10000);
+    assert_int_equal(sk.notices, 1);
+    /* and one that holds everything: nothing lost, nothing said */
+    rc = bomb_launch(k, 1, 4, 10, 40 * (size_t)wl, &m, &sk, err, sizeof(err));
+    if (rc)
+        fail_msg("printf_bomb: %d %s", rc, err);
+    assert_int_equal(sk.calls, 40);
+    assert_int_equal(sk.notices, 0);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+/* One call's text fills its buffer up to 5 bytes before the end, then meets a conversion the
+ * engine does not know ("%-+ #0123456789.k", printed as it stands): its text used to move the
+ * output index past the buffer before the final NUL was stored (a stack overflow that
+ * AddressSanitizer reports); it is cut at PTX_PRINTF_CALL_MAX like any other. */
+static void test_ptx_printf_cut_at_unknown_conversion(void **state)
+{
+    (void)state;
+    char fmt[1024];
+    size_t n = 0;
+    for (int i = 0; i < 7; i++)
+        n += (size_t)snprintf(fmt + n, sizeof(fmt) - n, "%%512d");
+    memset(fmt + n, 'x', 506);
+    n += 506;
+    n += (size_t)snprintf(fmt + n, sizeof(fmt) - n, "%%-+ #0123456789.k");
+    static char src[8192];
+    size_t sl = (size_t)snprintf(src, sizeof(src), ".version 9.0\n.target sm_75\n"
+                                 ".address_size 64\n.extern .func (.param .b32 r) vprintf"
+                                 "(.param .b64 f, .param .b64 a);\n.global .align 1 .b8 "
+                                 "fmt[%zu] = {", n + 1);
+    for (size_t i = 0; i <= n; i++)
+        sl += (size_t)snprintf(src + sl, sizeof(src) - sl, "%s%u", i ? ", " : "",
+                               (unsigned)(uint8_t)fmt[i]);
+    sl += (size_t)snprintf(src + sl, sizeof(src) - sl, "};\n"
+                           ".visible .entry printf_cut()\n{\n"
+                           ".local .align 8 .b8 args[28];\n.reg .b32 %%r<3>;\n"
+                           ".reg .b64 %%rd<5>;\nmov.u64 %%rd1, args;\n"
+                           "cvta.local.u64 %%rd2, %%rd1;\nmov.u32 %%r1, 7;\n"
+                           "st.local.v4.u32 [%%rd1], {%%r1, %%r1, %%r1, %%r1};\n"
+                           "st.local.v2.u32 [%%rd1+16], {%%r1, %%r1};\n"
+                           "st.local.u32 [%%rd1+24], %%r1;\n"
+                           "mov.u64 %%rd3, fmt;\ncvta.global.u64 %%rd4, %%rd3;\n{\n"
+                           ".param .b64 param0;\nst.param.b64 [param0+0], %%rd4;\n"
+                           ".param .b64 param1;\nst.param.b64 [param1+0], %%rd2;\n"
+                           ".param .b32 retval0;\n"
+                           "call.uni (retval0), vprintf, (param0, param1);\n}\nret;\n}\n");
+    assert_true(sl < sizeof(src));
+    struct ptx_program *p = NULL;
+    char err[320];
+    if (ptx_program_load(src, sl + 1, &p, err, sizeof(err)))
+        fail_msg("printf_cut: %s", err);
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    const struct ptx_kernel *k = kern(p, "printf_cut");
+    struct ptx_launch l = {.grid = {1, 1, 1}, .block = {1, 1, 1}, .mem = &m.mem};
+    struct bomb_sink sk;
+    memset(&sk, 0, sizeof(sk));
+    ptx_set_printf_sink(bomb_sink_fn, &sk);
+    int rc = ptx_launch(k, &l, err, sizeof(err));
+    ptx_set_printf_sink(NULL, NULL);
+    if (rc)
+        fail_msg("printf_cut: %d %s", rc, err);
+    assert_int_equal(sk.calls, 1);
+    assert_int_equal(sk.first_len, PTX_PRINTF_CALL_MAX);
+    char want[2 * PTX_PRINTF_CALL_MAX]; /* the whole text, then cut as the engine cuts it */
+    snprintf(want, sizeof(want), "%512d%512d%512d%512d%512d%512d%512d%.506s%%-+ #0512.k", 7, 7,
+             7, 7, 7, 7, 7, fmt + 35);
+    assert_true(strlen(want) > PTX_PRINTF_CALL_MAX);
+    want[PTX_PRINTF_CALL_MAX] = 0;
+    assert_string_equal(sk.first, want);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static int run_local_big(const struct ptx_kernel *k, uint32_t blocks, uint32_t threads,
+                         unsigned host_threads, uint64_t max_host_bytes, struct tmem *m,
+                         uint64_t out, char *err, size_t errlen)
+{
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, out);
+    struct ptx_launch l = {
+        .grid = {blocks, 1, 1}, .block = {threads, 1, 1}, .params = pb.b,
+        .params_size = ptx_kernel_param_bytes(k), .mem = &m->mem,
+        .host_threads = host_threads, .max_host_bytes = max_host_bytes,
+    };
+    return ptx_launch(k, &l, err, errlen);
+}
+
+/* Local memory: more than 512 KiB per thread does not load (as ptxas refuses it), a call
+ * stack past it fails the launch, and what a launch holds for its blocks stays within its
+ * host memory budget: fewer host threads, or OUT_OF_RESOURCES when one block does not fit. */
+static void test_ptx_local_memory_limits(void **state)
+{
+    (void)state;
+    char src[512], err[320];
+    struct ptx_program *q = NULL;
+    snprintf(src, sizeof(src), ".version 9.0\n.target sm_75\n.address_size 64\n"
+             ".visible .entry huge()\n{\n.local .align 8 .b8 buf[%u];\n"
+             ".reg .b64 %%rd<2>;\nmov.u64 %%rd1, buf;\nst.local.u8 [%%rd1], 1;\nret;\n}\n",
+             PTX_LOCAL_BYTES_MAX + 8);
+    assert_int_equal(ptx_program_load(src, strlen(src) + 1, &q, err, sizeof(err)),
+                     PTX_ERR_INVALID_PTX);
+    assert_null(q);
+    assert_non_null(strstr(err, "too much local data"));
+
+    struct ptx_program *p = load("limits.ptx");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    uint64_t out = tm_alloc(&m, 1 << 16);
+
+    /* 256 KiB in the kernel + 320 KiB in the function it calls */
+    const struct ptx_kernel *ko = kern(p, "local_overflow");
+    assert_int_equal(ptx_kernel_local_bytes(ko), 256u << 10);
+    struct pbuf pb;
+    pb_init(&pb, ko);
+    PB(&pb, out);
+    int rc = run(ko, 1, 1, 2, 1, 0, &pb, &m, 1, err, sizeof(err));
+    assert_int_equal(rc, PTX_ERR_LAUNCH_FAILED);
+    assert_non_null(strstr(err, "call stack overflow"));
+
+    /* exactly 512 KiB loads; 1024 threads of it do not fit the default budget */
+    const struct ptx_kernel *kmax = kern(p, "local_max");
+    assert_int_equal(ptx_kernel_local_bytes(kmax), PTX_LOCAL_BYTES_MAX);
+    struct ptx_launch lm = {.grid = {1, 1, 1}, .block = {1024, 1, 1}, .mem = &m.mem};
+    rc = ptx_launch(kmax, &lm, err, sizeof(err));
+    assert_int_equal(rc, PTX_ERR_LAUNCH_OUT_OF_RESOURCES);
+    assert_non_null(strstr(err, "budget"));
+    lm.block[0] = 4;
+    rc = ptx_launch(kmax, &lm, err, sizeof(err));
+    if (rc)
+        fail_msg("local_max: %d %s", rc, err);
+
+    /* local_big: 128 KiB per thread, 64 threads: a block needs a bit over 8 MiB */
+    const struct ptx_kernel *k = kern(p, "local_big");
+    const uint32_t nb = 128, nt = 64;
+    const uint64_t block_bytes = (uint64_t)nt * (128u << 10);
+    uint32_t *ho = tm_host(&m, out);
+    struct rss_watch rw;
+    /* a budget below one block */
+    rc = run_local_big(k, nb, nt, 8, block_bytes, &m, out, err, sizeof(err));
+    assert_int_equal(rc, PTX_ERR_LAUNCH_OUT_OF_RESOURCES);
+    assert_non_null(strstr(err, "budget"));
+    /* a budget of two and a half blocks: at most two host threads of the eight asked for,
+     * each holding one block's states */
+    memset(ho, 0xA5, 1 << 16);
+    rss_start(&rw);
+    rc = run_local_big(k, nb, nt, 8, block_bytes * 5 / 2, &m, out, err, sizeof(err));
+    long grew = rss_stop(&rw);
+    if (rc)
+        fail_msg("local_big: %d %s", rc, err);
+    for (uint32_t i = 0; i < nb * nt; i++)
+        if (ho[i] != 2 * i)
+            fail_msg("local_big: out[%u] = %u, want %u", i, ho[i], 2 * i);
+    if (grew > RSS_FACTOR * (long)(block_bytes * 5 / 2 + (4u << 20)))
+        fail_msg("local_big under a budget of %llu bytes grew the resident size by %ld bytes",
+                 (unsigned long long)(block_bytes * 5 / 2), grew);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+/* A kernel that zeroes 512 KiB of local memory per block and executes a few instructions
+ * in each kept the proxy busy for minutes under the watchdog, which counted only
+ * instructions: the zeroing counts too now. */
+static void test_ptx_watchdog_counts_local_zeroing(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("limits.ptx");
+    const struct ptx_kernel *k = kern(p, "local_max");
+    struct tmem m;
+    tm_init(&m);
+    /* a million blocks of one thread: about a minute of zeroing */
+    struct ptx_launch l = {.grid = {1u << 20, 1, 1}, .block = {1, 1, 1}, .mem = &m.mem,
+                           .host_threads = 2};
+    char err[320];
+    ptx_set_watchdog(1000000);
+    double t0 = now_s();
+    int rc = ptx_launch(k, &l, err, sizeof(err));
+    double took = now_s() - t0;
+    ptx_set_watchdog(0);
+    assert_int_equal(rc, PTX_ERR_LAUNCH_FAILED);
+    assert_non_null(strstr(err, "watchdog"));
+    if (took > 2.0)
+        fail_msg("the watchdog took %.3f s", took);
+    ptx_program_free(p);
+}
+
+struct canceller {
+    int flag;
+    double delay, set_at;
+    pthread_t th;
+};
+
+static void *cancel_main(void *arg)
+{
+    struct canceller *c = arg;
+    usleep((useconds_t)(c->delay * 1e6));
+    c->set_at = now_s();
+    __atomic_store_n(&c->flag, 1, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+/* Launches k with l->cancel set 50 ms after the start; returns how long the launch took to
+ * end after the flag was set. */
+static double launch_cancelled(const struct ptx_kernel *k, struct ptx_launch *l)
+{
+    struct canceller c = {.flag = 0, .delay = 0.05};
+    char err[320];
+    l->cancel = &c.flag;
+    assert_int_equal(pthread_create(&c.th, NULL, cancel_main, &c), 0);
+    int rc = ptx_launch(k, l, err, sizeof(err));
+    double end = now_s();
+    assert_int_equal(pthread_join(c.th, NULL), 0);
+    l->cancel = NULL;
+    if (rc != PTX_ERR_LAUNCH_FAILED || !strstr(err, "cancelled"))
+        fail_msg("%s: %d %s, expected a cancelled launch", ptx_kernel_name(k), rc, err);
+    return end - c.set_at;
+}
+
+/* A launch that would never end (a loop, a barrier that waits for a spinning thread, a loop
+ * of barriers) ends soon after its cancel flag is set, and the engine runs launches again. */
+static void test_ptx_cancel(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("limits.ptx");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    uint64_t flag = tm_alloc(&m, 4);
+    memset(tm_host(&m, flag), 0, 4);
+    struct pbuf pb;
+
+    struct ptx_launch l = {.grid = {1024, 1, 1}, .block = {32, 1, 1}, .mem = &m.mem,
+                           .host_threads = 2};
+    double worst = 0, t;
+    ptx_set_watchdog(500000000); /* if cancelling does not work: a failure, not a hang */
+    t = launch_cancelled(kern(p, "spin"), &l);
+    worst = t > worst ? t : worst;
+    l.grid[0] = 1;
+    t = launch_cancelled(kern(p, "spin"), &l);
+    worst = t > worst ? t : worst;
+
+    const struct ptx_kernel *ks = kern(p, "bar_stuck");
+    pb_init(&pb, ks);
+    PB(&pb, flag);
+    struct ptx_launch lb = {.grid = {512, 1, 1}, .block = {256, 1, 1}, .params = pb.b,
+                            .params_size = ptx_kernel_param_bytes(ks), .mem = &m.mem,
+                            .host_threads = 2};
+    t = launch_cancelled(ks, &lb);
+    worst = t > worst ? t : worst;
+    lb.grid[0] = 1;
+    lb.block[0] = 1024;
+    t = launch_cancelled(kern(p, "bar_loop"), &lb);
+    worst = t > worst ? t : worst;
+
+    /* a flag set before the launch: nothing runs */
+    int set = 1;
+    char err[320];
+    l.cancel = &set;
+    int rc = ptx_launch(kern(p, "spin"), &l, err, sizeof(err));
+    assert_int_equal(rc, PTX_ERR_LAUNCH_FAILED);
+    assert_non_null(strstr(err, "cancelled"));
+    ptx_set_watchdog(0);
+    print_message("cancelled launches ended at most %.1f ms after their flag was set\n",
+                  worst * 1e3);
+    if (worst > 1.0)
+        fail_msg("a cancelled launch took %.3f s to end", worst);
+
+    /* the engine still runs launches, on every host thread */
+    const struct ptx_kernel *k = kern(p, "local_big");
+    uint64_t out = tm_alloc(&m, 256 * 64 * 4);
+    rc = run_local_big(k, 256, 64, 2, 0, &m, out, err, sizeof(err));
+    if (rc)
+        fail_msg("local_big after cancellations: %d %s", rc, err);
+    const uint32_t *ho = tm_host(&m, out);
+    for (uint32_t i = 0; i < 256 * 64; i++)
+        if (ho[i] != 2 * i)
+            fail_msg("local_big: out[%u] = %u, want %u", i, ho[i], 2 * i);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2018,6 +2471,11 @@ int main(void)
         cmocka_unit_test(test_ptx_address_initialisers),
         cmocka_unit_test(test_ptx_named_barriers),
         cmocka_unit_test(test_ptx_watchdog),
+        cmocka_unit_test(test_ptx_printf_bomb),
+        cmocka_unit_test(test_ptx_printf_cut_at_unknown_conversion),
+        cmocka_unit_test(test_ptx_local_memory_limits),
+        cmocka_unit_test(test_ptx_watchdog_counts_local_zeroing),
+        cmocka_unit_test(test_ptx_cancel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
