@@ -119,7 +119,7 @@ timed() { # NAME COMMAND...: runs it, records its wall time
     start=$(date +%s)
     "$@" || rc=$?
     secs=$(($(date +%s) - start))
-    summary+=("$(printf '%-44s %s' "$name" "$(fmt_secs "$secs")")")
+    summary+=("$(fmt_secs "$secs")  $name")
     return "$rc"
 }
 
@@ -145,14 +145,15 @@ rc=0
 FRESH_ROOT=$root FRESH_CUDA=$cuda_real FRESH_LOGDIR=$logdir \
     unshare --mount --propagation private --pid --fork -- "$self" --in-namespace || rc=$?
 while IFS='|' read -r n secs src step; do
+    step=$(sed -e 's/[[:space:]]#.*//' -e 's/[[:space:]]*$//' <<<"$step") # without its comment
     [[ $src -eq 0 ]] || step="$step  (FAILED, exit $src)"
-    summary+=("$(printf '%-44s %s' "step $n: $step" "$(fmt_secs "$secs")")")
+    summary+=("$(fmt_secs "$secs")  step $n: $step")
 done < <(cat "$logdir/steps" 2>/dev/null || true)
 
 echo
 echo "### $me: wall times (commit ${commit:0:12}, $(date -u '+%Y-%m-%d %H:%M UTC'))"
 printf '  %s\n' "${summary[@]}"
-echo "  $(printf '%-44s %s' "total" "$(fmt_secs $(($(date +%s) - t0)))")"
+echo "  $(fmt_secs $(($(date +%s) - t0)))  total"
 if [[ $rc -ne 0 ]]; then
     die "FAILED: in a fresh Debian $suite root with only the CUDA toolkit added, the README's" \
         "set-up does not work (step logs: $logdir)"
