@@ -7,9 +7,10 @@
 # wall time. By default it runs the lines up to `make demo`; FULL=1 runs them all (`make test`
 # too, where a skipped suite also counts as a failure).
 #
-# The root lives in a private mount and PID namespace (unshare): /proc, /sys, /dev, a tmpfs /run
-# and the toolkit are mounted there only, so they vanish with it, and every process left behind
-# dies with it. The root itself is removed on exit (KEEP=1 keeps it and prints where).
+# The root lives in a private mount and PID namespace (unshare): the root itself (bind-mounted
+# onto itself: runc needs / to be a mount point), /proc, /sys and /dev (bind, for podman's
+# cgroups and devices), a tmpfs /run and the toolkit are mounted there only, so they vanish with
+# it, and every process left behind dies with it. The root itself is removed on exit (KEEP=1 keeps it and prints where).
 # Needs: root, mmdebstrap, unshare, git, network access to Debian's package archive.
 # Environment: FULL=1, KEEP=1, CUDA_HOME (default /usr/local/cuda), FRESH_DIR (where the root
 # is made; default ${TMPDIR:-/var/tmp}), FRESH_SUITE (default bookworm).
@@ -26,6 +27,9 @@ fmt_secs() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 # ---- inside the private namespaces: mount, then run the steps in the chroot -----------------
 if [[ "${1:-}" == --in-namespace ]]; then
     root=${FRESH_ROOT:?} cuda_real=${FRESH_CUDA:?} logdir=${FRESH_LOGDIR:?}
+    # The root is a mount point, as on a booted machine: runc (the podman test) makes / rslave
+    # and pivots out of it, and both fail with EINVAL on a plain directory.
+    mount --bind "$root" "$root" || die "bind-mounting the fresh root onto itself failed"
     mount -t proc proc "$root/proc" || die "mounting /proc in the fresh root failed"
     mount --rbind /sys "$root/sys" || die "bind-mounting /sys into the fresh root failed"
     mount --rbind /dev "$root/dev" || die "bind-mounting /dev into the fresh root failed"
