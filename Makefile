@@ -5,13 +5,15 @@
 #   make test SANITIZE=address,undefined   the same with ASan/UBSan builds
 #   make demo       builds and runs the stub-mode demo end to end
 #   make bench      the benchmarks (never part of pass/fail)
+#   make test-fresh the README's set-up lines up to make demo in a fresh Debian 12 root (root,
+#                   network); FULL=1 runs make test there too (tests/fresh/run.sh)
 # Missing Debian build dependencies (mk/deps.txt) are installed when running as root.
 TOP := $(CURDIR)
 export SANITIZE V
 
 COMPONENTS := idm-protocol gpu-proxy/ptx gpu-proxy libvgpu k8s
 
-.PHONY: all stub test test-xen test-kernel demo bench deps clean regen kernel
+.PHONY: all stub test test-xen test-kernel test-fresh demo bench deps clean regen kernel
 
 all: deps
 	@for c in $(COMPONENTS); do $(MAKE) --no-print-directory -C $$c all || exit 1; done
@@ -29,6 +31,9 @@ test: deps
 
 test-xen: deps
 	@$(MAKE) --no-print-directory -C tests/xen test
+
+test-fresh: deps
+	@FULL=$(FULL) $(TOP)/tests/fresh/run.sh
 
 test-kernel: deps
 	@$(MAKE) --no-print-directory -C kernel check

@@ -10,6 +10,9 @@ LDFLAGS += -pthread
 CUDA_HOME ?= /usr/local/cuda
 CUDA_INC := $(CUDA_HOME)/include
 NVCC ?= $(CUDA_HOME)/bin/nvcc
+# For nvcc links that use the toolkit's shared libraries (-cudart shared, -lcublas): a RUNPATH
+# to them, as CMake's CUDA support sets, so the programs run without an ld.so.conf entry.
+NVCC_RPATH := -Xlinker -rpath=$(CUDA_HOME)/lib64
 PKG_CONFIG ?= pkg-config
 
 ifneq ($(SANITIZE),)

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # tests/libvgpu/run-e2e.sh - end-to-end tests of libvgpu: CUDA programs (tests/libvgpu/cuda),
 # each built with -cudart static and -cudart shared, run through the real libcudart 13 ->
-# libvgpu -> gpu_proxy_stub via bin/vgpu-run. Prints one line per run and "N passed, N failed".
-# Exit 77 (skipped) only when nvcc is missing.
+# libvgpu -> gpu_proxy_stub via bin/vgpu-run. Every program carries a RUNPATH to the toolkit's
+# libraries (libcudart.so.13, libcublas.so.13), so it runs without an ld.so.conf entry for them.
+# Prints one line per run (a failing program's own output first, then the proxy's log) and
+# "N passed, N failed". Exit 77 (skipped) only when nvcc is missing.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 src="$top/tests/libvgpu/cuda"
 build="$top/libvgpu/build/e2e"
-nvcc="${NVCC:-/usr/local/cuda/bin/nvcc}"
+cuda_home="${CUDA_HOME:-/usr/local/cuda}"
+nvcc="${NVCC:-$cuda_home/bin/nvcc}"
 run="$top/bin/vgpu-run"
 # VGPU_RUN_FLAGS (e.g. "--proxy PATH") go to every vgpu-run, as in tests/kernels.
 read -r -a run_flags <<<"${VGPU_RUN_FLAGS:-}"
@@ -45,7 +48,7 @@ fi
 
 pass=0; fail=0
 ok() { pass=$((pass + 1)); echo "PASS  $1"; }
-ko() { fail=$((fail + 1)); echo "FAIL  $1: $2"; [[ -n "${3:-}" && -f "$3" ]] && tail -30 "$3" | sed 's/^/      | /'; }
+ko() { fail=$((fail + 1)); echo "FAIL  $1: $2"; [[ -z "${3:-}" ]] || "$top/tests/show-failure.sh" "$3"; }
 
 # build: t_NAME.cu -> $build/t_NAME-{static,shared}
 progs=()
@@ -53,11 +56,12 @@ for f in "$src"/t_*.cu; do
     p=$(basename "$f" .cu)
     libs=""
     [[ $p == t_cublas ]] && libs="-lcublas"
-    [[ $p == t_driver ]] && libs="-L/usr/local/cuda/lib64/stubs -lcuda"
+    [[ $p == t_driver ]] && libs="-L$cuda_home/lib64/stubs -lcuda"
     for rt in static shared; do
         out="$build/$p-$rt"
-        if [[ ! -x "$out" || "$f" -nt "$out" || "$src/check.h" -nt "$out" ]]; then
-            if ! "$nvcc" -O1 -cudart "$rt" -o "$out" "$f" $libs >"$out.build.log" 2>&1; then
+        if [[ ! -x "$out" || "$f" -nt "$out" || "$src/check.h" -nt "$out" || "$0" -nt "$out" ]]; then
+            if ! "$nvcc" -O1 -cudart "$rt" -Xlinker -rpath="$cuda_home/lib64" -o "$out" "$f" $libs \
+                    >"$out.build.log" 2>&1; then
                 ko "$p-$rt" "nvcc failed" "$out.build.log"; continue
             fi
         fi
