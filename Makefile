@@ -5,6 +5,7 @@
 #   make test SANITIZE=address,undefined   the same with ASan/UBSan builds
 #   make demo       builds and runs the stub-mode demo end to end
 #   make bench      the benchmarks (never part of pass/fail)
+#   make gpu-check  the real-GPU check of tests/gpu (writes to $$GPU_CHECK_OUT; skips without a GPU)
 #   make test-fresh the README's set-up lines up to make demo in a fresh Debian 12 root (root,
 #                   network); FULL=1 runs make test there too (tests/fresh/run.sh)
 # Missing Debian build dependencies (mk/deps.txt) are installed when running as root.
@@ -13,7 +14,7 @@ export SANITIZE V
 
 COMPONENTS := idm-protocol gpu-proxy/ptx gpu-proxy libvgpu k8s
 
-.PHONY: all stub test test-xen test-kernel test-fresh demo bench deps clean regen kernel
+.PHONY: all stub test test-xen test-kernel test-fresh demo bench deps clean regen kernel gpu-check
 
 all: deps
 	@for c in $(COMPONENTS); do $(MAKE) --no-print-directory -C $$c all || exit 1; done
@@ -31,6 +32,11 @@ test: deps
 
 test-xen: deps
 	@$(MAKE) --no-print-directory -C tests/xen test
+
+# The one-go real-GPU check (tests/gpu/README.md); skips cleanly without a GPU. No deps: the
+# GPU machine has no network.
+gpu-check:
+	@$(MAKE) --no-print-directory -C tests/gpu check
 
 test-fresh: deps
 	@FULL=$(FULL) $(TOP)/tests/fresh/run.sh
