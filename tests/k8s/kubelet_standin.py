@@ -75,7 +75,8 @@ def admin_zones(sock_path):
         raise RuntimeError("LIST failed: %r" % reply)
     zones = {}
     for line in reply[1:]:
-        name, quota, used, clients = line.split()
+        # The first four fields are the contract; key=value fields may follow (CONTRACTS.md).
+        name, quota, used, clients = line.split()[:4]
         zones[name] = (int(quota), int(used), int(clients))
     return zones
 
