@@ -389,6 +389,8 @@ int zone_charge(struct zone *z, uint64_t bytes, uint64_t *va)
     pthread_mutex_lock(&z->lock);
     if (z->quota && (bytes > z->quota || z->used > z->quota - bytes)) {
         rc = -ENOMEM;
+    } else if (va == NULL) {
+        z->used += bytes;
     } else if (span > z->va_end - z->va_next) {
         rc = -ENOSPC;
     } else {

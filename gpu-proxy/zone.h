@@ -121,7 +121,9 @@ int zone_name_valid(const char *name);
 /* "512M", "2G", "1048576" -> bytes; 0 or -EINVAL. */
 int parse_size(const char *s, uint64_t *out);
 
-/* Charges/uncharges the zone's quota; -ENOMEM (quota) or -ENOSPC (address space). */
+/* Charges/uncharges the zone's quota; -ENOMEM (quota) or -ENOSPC (address space). va NULL:
+ * charges bytes that get no zone address (staged images, real-backend memory whose addresses
+ * are the device's own). */
 int zone_charge(struct zone *z, uint64_t bytes, uint64_t *va);
 void zone_uncharge(struct zone *z, uint64_t bytes);
 
