@@ -13,7 +13,7 @@
 
 #include "idm.h"
 
-struct backend_zone;    /* one client's state on the GPU (cuda: its own CUcontext) */
+struct backend_zone;    /* one client's state on the GPU (cuda: a view of the worker's context) */
 struct backend_stream;  /* NULL everywhere means the zone's default stream */
 struct backend_event;
 struct backend_library;
@@ -47,11 +47,11 @@ struct backend_launch {
     uint32_t block[3];
     uint32_t cluster[3];
     uint32_t shared_bytes;
-    const void *params; /* packed parameter buffer (zone addresses inside) */
+    const void *params; /* packed parameter buffer, as the tenant wrote it */
     uint32_t params_size;
     const struct idm_param *layout; /* the kernel's parameter layout */
     uint32_t param_count;
-    const struct backend_memview *mem;
+    const struct backend_memview *mem; /* resolves zone addresses (stub) */
 };
 
 struct backend_ops {
@@ -60,6 +60,10 @@ struct backend_ops {
      * is lost, and a worker has one), so the zone's worker retires; 0: the fault stays the
      * faulting session's sticky error (the simulated GPU gives each session its own context). */
     int fault_loses_context;
+    /* 1: the backend's device addresses are handed to the zone unchanged (cuda: the worker's own
+     * context, a GPU address space no other zone shares); 0: the zone layer gives each
+     * allocation a zone address and launches resolve them through backend_launch.mem (stub). */
+    int real_addresses;
     /* Process-wide set-up; err gets a one-line reason on failure. */
     CUresult (*init)(char *err, size_t errlen);
     void (*shutdown)(void);

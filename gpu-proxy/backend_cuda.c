@@ -1,8 +1,11 @@
 /* backend_cuda.c - the real GPU: NVIDIA's libcuda.so.1 loaded with dlopen at start-up (never
- * linked) and every entry point resolved through cuGetProcAddress. Each client gets its own
- * CUcontext; zone addresses are translated to real ones by the zone layer, and in kernel
- * parameter buffers every 8-byte-aligned word that falls inside one of the zone's allocations
- * is replaced by the real address. Every CUDA call is checked. */
+ * linked) and every entry point resolved through cuGetProcAddress. A worker serves one zone and
+ * holds exactly one CUcontext (the device's primary context), which all of the zone's clients
+ * share. Device addresses are the context's own, handed to the zone unchanged: another zone's
+ * memory lives in another worker process, in another GPU address space, which the driver
+ * enforces; kernel parameters go to the driver as the tenant wrote them. Memory is zeroed before
+ * it is handed out and scrubbed when it is freed, on a stream of the worker's own. Every CUDA
+ * call is checked. */
 #include <cuda.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -31,14 +34,12 @@
     X(DeviceGetAttribute, "cuDeviceGetAttribute", cuDeviceGetAttribute)                         \
     X(DevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain", cuDevicePrimaryCtxRetain)             \
     X(DevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease", cuDevicePrimaryCtxRelease)          \
-    X(CtxCreate, "cuCtxCreate", cuCtxCreate)                                                    \
-    X(CtxDestroy, "cuCtxDestroy", cuCtxDestroy)                                                 \
     X(CtxSetCurrent, "cuCtxSetCurrent", cuCtxSetCurrent)                                        \
     X(CtxSynchronize, "cuCtxSynchronize", cuCtxSynchronize)                                     \
     X(MemGetInfo, "cuMemGetInfo", cuMemGetInfo)                                                 \
     X(MemAlloc, "cuMemAlloc", cuMemAlloc)                                                       \
     X(MemFree, "cuMemFree", cuMemFree)                                                          \
-    X(MemsetD8, "cuMemsetD8", cuMemsetD8)                                                       \
+    X(MemsetD8Async, "cuMemsetD8Async", cuMemsetD8Async)                                        \
     X(MemcpyHtoDAsync, "cuMemcpyHtoDAsync", cuMemcpyHtoDAsync)                                  \
     X(MemcpyDtoHAsync, "cuMemcpyDtoHAsync", cuMemcpyDtoHAsync)                                  \
     X(MemcpyDtoDAsync, "cuMemcpyDtoDAsync", cuMemcpyDtoDAsync)                                  \
@@ -77,7 +78,8 @@
 static struct {
     void *lib;
     CUdevice dev;
-    CUcontext admin_ctx; /* the primary context, used for device-wide queries */
+    CUcontext ctx;         /* the primary context: the worker's one context */
+    CUstream zero_stream;  /* non-blocking: zeroes memory before it is handed out or freed */
     int driver_version;
     struct backend_device_props props;
 #define X(field, name, proto) __typeof__(proto) *field;
@@ -169,9 +171,16 @@ static CUresult cuda_init(char *err, size_t errlen)
     }
     if ((rc = cu.DeviceGet(&cu.dev, 0)) != CUDA_SUCCESS ||
         (rc = cu.DriverGetVersion(&cu.driver_version)) != CUDA_SUCCESS ||
-        (rc = cu.DevicePrimaryCtxRetain(&cu.admin_ctx, cu.dev)) != CUDA_SUCCESS) {
+        (rc = cu.DevicePrimaryCtxRetain(&cu.ctx, cu.dev)) != CUDA_SUCCESS) {
         snprintf(err, errlen, "setting up device 0 failed: %s (%d)", cu_errstr(rc), rc);
         goto close_lib;
+    }
+    if ((rc = cu.CtxSetCurrent(cu.ctx)) != CUDA_SUCCESS ||
+        (rc = cu.StreamCreateWithPriority(&cu.zero_stream, CU_STREAM_NON_BLOCKING, 0)) !=
+            CUDA_SUCCESS) {
+        snprintf(err, errlen, "setting up the worker's context failed: %s (%d)", cu_errstr(rc),
+                 rc);
+        goto release_ctx;
     }
     /* Device properties never change: read them once. */
     {
@@ -213,6 +222,8 @@ static void cuda_shutdown(void)
 {
     if (cu.lib == NULL)
         return;
+    if (CU_CHECK("-", cu.CtxSetCurrent(cu.ctx)) == CUDA_SUCCESS)
+        CU_CHECK("-", cu.StreamDestroy(cu.zero_stream));
     CU_CHECK("-", cu.DevicePrimaryCtxRelease(cu.dev));
     /* libcuda is left loaded: unloading the driver library at exit is known to be unsafe. */
 }
@@ -240,7 +251,7 @@ static CUresult cuda_mem_info(uint64_t *free_bytes, uint64_t *total_bytes)
     size_t f = 0, t = 0;
     int rc;
 
-    if ((rc = CU_CHECK("-", cu.CtxSetCurrent(cu.admin_ctx))) != CUDA_SUCCESS)
+    if ((rc = CU_CHECK("-", cu.CtxSetCurrent(cu.ctx))) != CUDA_SUCCESS)
         return rc;
     if ((rc = CU_CHECK("-", cu.MemGetInfo(&f, &t))) != CUDA_SUCCESS)
         return rc;
@@ -249,32 +260,21 @@ static CUresult cuda_mem_info(uint64_t *free_bytes, uint64_t *total_bytes)
     return CUDA_SUCCESS;
 }
 
+/* A client's view of the worker's context: every client of the zone shares it. */
 static CUresult cuda_zone_open(const char *zone_name, struct backend_zone **out)
 {
     struct backend_zone *z = calloc(1, sizeof(*z));
-    int rc;
 
     if (z == NULL)
         return CUDA_ERROR_OUT_OF_MEMORY;
     snprintf(z->name, sizeof(z->name), "%s", zone_name);
-    rc = CU_CHECK(z->name, cu.CtxCreate(&z->ctx, NULL, CU_CTX_SCHED_AUTO, cu.dev));
-    if (rc != CUDA_SUCCESS) {
-        log_error("zone=%s cuda backend: cuCtxCreate failed: %s (%d)", zone_name, cu_errstr(rc),
-                  rc);
-        free(z);
-        return rc;
-    }
+    z->ctx = cu.ctx;
     *out = z;
     return CUDA_SUCCESS;
 }
 
 static void cuda_zone_close(struct backend_zone *z)
 {
-    int rc = CU_CHECK(z->name, cu.CtxDestroy(z->ctx));
-
-    if (rc != CUDA_SUCCESS)
-        log_error("zone=%s cuda backend: cuCtxDestroy failed: %s (%d)", z->name, cu_errstr(rc),
-                  rc);
     free(z);
 }
 
@@ -285,6 +285,15 @@ static CUresult cuda_zone_sync(struct backend_zone *z)
     return rc ? rc : CU_CHECK(z->name, cu.CtxSynchronize());
 }
 
+/* Zeroes [baddr, baddr+size) and waits for it: memory never reaches a zone, or goes back to the
+ * driver, holding what it held before. */
+static CUresult zero_range(struct backend_zone *z, uint64_t baddr, uint64_t size)
+{
+    int rc = CU_CHECK(z->name, cu.MemsetD8Async(baddr, 0, size, cu.zero_stream));
+
+    return rc ? rc : CU_CHECK(z->name, cu.StreamSynchronize(cu.zero_stream));
+}
+
 static CUresult cuda_mem_alloc(struct backend_zone *z, uint64_t size, uint64_t *baddr)
 {
     CUdeviceptr p = 0;
@@ -292,9 +301,18 @@ static CUresult cuda_mem_alloc(struct backend_zone *z, uint64_t size, uint64_t *
 
     if (rc == CUDA_SUCCESS)
         rc = CU_CHECK(z->name, cu.MemAlloc(&p, size));
-    if (rc == CUDA_SUCCESS)
-        *baddr = p;
-    return rc;
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if ((rc = zero_range(z, p, size)) != CUDA_SUCCESS) {
+        log_error("zone=%s cuda backend: zeroing a new allocation of %llu bytes failed: %s (%d)",
+                  z->name, (unsigned long long)size, cu_errstr(rc), rc);
+        if (CU_CHECK(z->name, cu.MemFree(p)) != CUDA_SUCCESS)
+            log_error("zone=%s cuda backend: freeing the unzeroed allocation failed too",
+                      z->name);
+        return rc;
+    }
+    *baddr = p;
+    return CUDA_SUCCESS;
 }
 
 static CUresult cuda_mem_free(struct backend_zone *z, uint64_t baddr, uint64_t size)
@@ -303,11 +321,9 @@ static CUresult cuda_mem_free(struct backend_zone *z, uint64_t baddr, uint64_t s
 
     if (rc != CUDA_SUCCESS)
         return rc;
-    /* Scrub before the memory goes back to the driver (and maybe to another zone). */
-    rc = CU_CHECK(z->name, cu.MemsetD8(baddr, 0, size));
-    if (rc == CUDA_SUCCESS)
-        rc = CU_CHECK(z->name, cu.CtxSynchronize());
-    if (rc != CUDA_SUCCESS) {
+    /* Scrubbed before the driver gets it back: the driver's own allocations for other zones
+     * (local memory, printf buffers) are not zeroed for them. */
+    if ((rc = zero_range(z, baddr, size)) != CUDA_SUCCESS) {
         log_error("zone=%s cuda backend: scrubbing %llu bytes failed (%s); memory not freed",
                   z->name, (unsigned long long)size, cu_errstr(rc));
         return rc;
@@ -673,25 +689,14 @@ static CUresult cuda_launch(struct backend_zone *z, struct backend_kernel *k,
                             struct backend_stream *s, const struct backend_launch *l, char *err,
                             size_t errlen)
 {
-    uint8_t *buf;
     void **argv;
     int rc;
 
-    buf = malloc(l->params_size ? l->params_size : 1);
+    /* The parameters go to the driver exactly as the tenant packed them: its pointers are
+     * addresses of this worker's own context. */
     argv = calloc(l->param_count ? l->param_count : 1, sizeof(*argv));
-    if (buf == NULL || argv == NULL) {
-        rc = CUDA_ERROR_OUT_OF_MEMORY;
-        goto free_bufs;
-    }
-    memcpy(buf, l->params, l->params_size);
-    /* Zone addresses inside the parameters become real ones: every 8-byte-aligned word that
-     * lies inside one of the zone's allocations is translated (pointers, also in structs). */
-    for (uint32_t off = 0; off + 8 <= l->params_size; off += 8) {
-        uint64_t v, real, base, size;
-        memcpy(&v, buf + off, 8);
-        if (v != 0 && l->mem->translate(l->mem->ctx, v, 1, &real, &base, &size) == 0)
-            memcpy(buf + off, &real, 8);
-    }
+    if (argv == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
     for (uint32_t i = 0; i < l->param_count; i++) {
         if ((uint64_t)l->layout[i].offset + l->layout[i].size > l->params_size) {
             snprintf(err, errlen, "parameter %u lies outside the %u-byte buffer", i,
@@ -699,7 +704,7 @@ static CUresult cuda_launch(struct backend_zone *z, struct backend_kernel *k,
             rc = CUDA_ERROR_INVALID_VALUE;
             goto free_bufs;
         }
-        argv[i] = buf + l->layout[i].offset;
+        argv[i] = (void *)((const uint8_t *)l->params + l->layout[i].offset);
     }
     rc = use_zone(z);
     if (rc != CUDA_SUCCESS)
@@ -731,16 +736,16 @@ static CUresult cuda_launch(struct backend_zone *z, struct backend_kernel *k,
     }
     if (rc != CUDA_SUCCESS)
         snprintf(err, errlen, "cuLaunchKernel: %s", cu_errstr(rc));
-    /* The driver copied the parameters at launch: the buffers can go. */
+    /* The driver copied the parameters at launch: the pointer array can go. */
 free_bufs:
     free(argv);
-    free(buf);
     return rc;
 }
 
 const struct backend_ops backend_cuda = {
     .name = "cuda",
     .fault_loses_context = 1,
+    .real_addresses = 1,
     .init = cuda_init,
     .shutdown = cuda_shutdown,
     .device_count = cuda_device_count,

@@ -37,17 +37,19 @@ CUresult h_MEM_GET_INFO(struct rq *r, const struct idm_req_MEM_GET_INFO *q,
     return CUDA_SUCCESS;
 }
 
-/* Allocates zone memory: quota, zone address, backend memory, allocation-table entry. */
+/* Allocates zone memory: quota, zone address (the backend's own address where the backend has
+ * real addresses), backend memory (zeroed), allocation-table entry. */
 CUresult dispatch_alloc(struct rq *r, uint64_t size, uint8_t kind, idm_handle owner,
                         uint64_t *va, uint64_t *baddr_out)
 {
     struct session *s = r->s;
+    int real = s->be->real_addresses;
     struct alloc a;
     uint64_t baddr;
     CUresult rc;
     int err;
 
-    err = zone_charge(s->zone, size, va);
+    err = zone_charge(s->zone, size, real ? NULL : va);
     if (err == -ENOMEM)
         return rq_refuse(r, cu_from_errno(err), "%llu bytes exceed the zone's quota of %llu",
                          (unsigned long long)size, (unsigned long long)s->zone->quota);
@@ -61,6 +63,8 @@ CUresult dispatch_alloc(struct rq *r, uint64_t size, uint8_t kind, idm_handle ow
                         (unsigned long long)size, rc);
         goto uncharge;
     }
+    if (real)
+        *va = baddr;
     memset(&a, 0, sizeof(a));
     a.va = *va;
     a.size = size;

@@ -245,10 +245,12 @@ static CUresult map_global(struct rq *r, idm_handle lh, uint64_t baddr, uint64_t
     }
     if (size == 0)
         return rq_refuse(r, CUDA_ERROR_NOT_FOUND, "the global has no size");
-    if ((err = zone_charge(s->zone, size, &va)) != 0)
+    if ((err = zone_charge(s->zone, size, s->be->real_addresses ? NULL : &va)) != 0)
         return rq_refuse(r, cu_from_errno(err),
                          "a global of %llu bytes exceeds the zone's quota or address space",
                          (unsigned long long)size);
+    if (s->be->real_addresses)
+        va = baddr;
     memset(&a, 0, sizeof(a));
     a.va = va;
     a.size = size;

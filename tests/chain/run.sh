@@ -4,8 +4,8 @@
 # the driver's place, in front of a gpu_proxy_stub. Runs (1) the kernels suite and (2) the
 # libvgpu end-to-end suite through the chain, (3) every kernel program in two zones at once,
 # and (4) fault containment: an out-of-bounds kernel in zone a while zone b computes; a's
-# worker (whose context is lost) is replaced, b finishes correctly, a's next program works.
-# Prints "N passed, N failed" last.
+# worker (whose context is lost) is replaced, b finishes correctly, a's next program works;
+# (5) gpu_proxy's test_cuda with the chain's driver. Prints "N passed, N failed" last.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 chain="$top/tests/chain/chain-proxy"
@@ -104,9 +104,48 @@ if [[ "$(field a restarts)" == $((restarts0 + 1)) && "$(field a pid)" != "$pid0"
 else ko "zone a's worker replaced" "LIST: $(admin LIST | grep '^a ')" "$work/proxy.log"; fi
 if in_zone a "$kbuild/vector_add" "$work/va.a.log"; then ok "zone a's next program works"
 else ko "zone a's next program" "failed" "$work/va.a.log"; fi
+
+# (4b) the cross-zone attack: zone b holds data, zone a's kernel reads and writes b's address
+# (learned out of band). Each worker has its own context, so a's kernel faults; b's data stays.
+peek="$work/peek"
+if "${NVCC:-/usr/local/cuda/bin/nvcc}" -O2 -o "$peek" "$top/tests/chain/peek.cu" >"$work/peek.build.log" 2>&1; then
+    mkfifo "$work/hold.in"
+    LD_LIBRARY_PATH="$top/libvgpu" VGPU_SOCKET="$dir/b.sock" VGPU_TRANSPORT=posix \
+        timeout 300 "$peek" hold <"$work/hold.in" >"$work/hold.log" 2>&1 & hold=$!
+    exec 7>"$work/hold.in"
+    addr=""
+    for _ in $(seq 1 300); do
+        addr=$(awk '$1 == "ADDR" { print $2 }' "$work/hold.log")
+        [[ -n "$addr" ]] && break
+        sleep 0.1
+    done
+    if [[ -n "$addr" ]] && LD_LIBRARY_PATH="$top/libvgpu" VGPU_SOCKET="$dir/a.sock" \
+            VGPU_TRANSPORT=posix timeout 300 "$peek" read "$addr" >"$work/peek.a.log" 2>&1; then
+        ok "zone a's kernel on zone b's address $addr: cudaErrorIllegalAddress"
+    else ko "zone a's kernel on zone b's address '$addr'" "it was not stopped" "$work/peek.a.log"; fi
+    echo go >&7; exec 7>&-
+    if wait $hold; then ok "zone b's data intact after zone a's attempt"
+    else ko "zone b's data after zone a's attempt" "changed or unreadable" "$work/hold.log"; fi
+else ko "building tests/chain/peek.cu" "nvcc failed" "$work/peek.build.log"; fi
+
 if grep -q "seccomp denied" "$work/proxy.log"; then
     ko "no system call denied to the cuda workers" "$(grep -m1 'seccomp denied' "$work/proxy.log")"
 else ok "no system call denied to the cuda workers' sandbox"; fi
+
+# (5) gpu_proxy's own real-backend test (tests/proxy/test_cuda.c, which skips where no driver
+# loads) with this repository's libcuda.so.1 as the driver, in front of an inner stub.
+tc="$top/gpu-proxy/build/cc/tests/test_cuda"
+if make --no-print-directory -C "$top/gpu-proxy" SANITIZE= build/cc/tests/test_cuda >"$work/tc.build.log" 2>&1; then
+    mkdir -p "$work/inner"
+    "$top/gpu-proxy/gpu_proxy_stub" --backend stub --listen "$work/inner" --zone chain \
+        --log-level warn >"$work/inner.log" 2>&1 & inner=$!
+    for _ in $(seq 1 200); do [[ -S "$work/inner/chain.sock" ]] && break; sleep 0.05; done
+    if LD_LIBRARY_PATH="$top/libvgpu" VGPU_SOCKET="$work/inner/chain.sock" VGPU_TRANSPORT=posix \
+            timeout 300 "$tc" "$top/gpu-proxy/gpu_proxy" >"$work/tc.log" 2>&1; then
+        ok "test_cuda through the chain ($(grep -c '^\[       OK' "$work/tc.log") cases)"
+    else ko "test_cuda through the chain" "exit status $?" "$work/tc.log"; fi
+    kill -TERM "$inner" 2>/dev/null; wait "$inner" 2>/dev/null
+else ko "building test_cuda" "failed" "$work/tc.build.log"; fi
 
 echo "chain: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

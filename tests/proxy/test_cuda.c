@@ -103,7 +103,7 @@ static void test_cuda_roundtrip_isolation_scrub(void **state)
     free(back);
 }
 
-static void test_cuda_kernel_pointer_translation(void **state)
+static void test_cuda_kernel_pointer(void **state)
 {
     struct pc a;
     idm_handle ctx, lib, k;
@@ -157,7 +157,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cuda_roundtrip_isolation_scrub),
-        cmocka_unit_test(test_cuda_kernel_pointer_translation),
+        cmocka_unit_test(test_cuda_kernel_pointer),
     };
 
     if (argc < 2) {
