@@ -52,6 +52,12 @@ struct backend_launch {
     const struct idm_param *layout; /* the kernel's parameter layout */
     uint32_t param_count;
     const struct backend_memview *mem;
+    /* Device printf output the launch may produce (the context's CU_LIMIT_PRINTF_FIFO_SIZE). */
+    uint64_t printf_fifo_size;
+    /* Nonzero (relaxed atomic load) asks a running launch to stop: the simulated GPU ends it
+     * within milliseconds with CUDA_ERROR_LAUNCH_FAILED; a real GPU's kernels cannot be
+     * stopped this way (the cuda backend ignores it). NULL: not cancellable. */
+    const int *cancel;
 };
 
 struct backend_ops {
