@@ -52,6 +52,13 @@ struct backend_launch {
     const struct idm_param *layout; /* the kernel's parameter layout */
     uint32_t param_count;
     const struct backend_memview *mem; /* resolves zone addresses (stub) */
+    /* Device printf output the launch may produce (the context's CU_LIMIT_PRINTF_FIFO_SIZE). */
+    uint64_t printf_fifo_size;
+    /* Nonzero (relaxed atomic load) asks a running launch to stop: the simulated GPU ends it
+     * within milliseconds with CUDA_ERROR_LAUNCH_FAILED; a real GPU's kernels cannot be
+     * stopped this way (the cuda backend ignores it: its worker is retired instead). NULL: not
+     * cancellable. */
+    const int *cancel;
 };
 
 struct backend_ops {

@@ -1,7 +1,8 @@
-/* backend_stub.c - the simulated GPU: device memory is host memory (anonymous mappings, scrubbed
- * on free and recycled through a small cache), work runs in submission order when it is
- * submitted, events carry real CLOCK_MONOTONIC timestamps, and kernels run on the PTX engine
- * (gpu-proxy/ptx) with every global access checked against the launching zone's allocations. */
+/* backend_stub.c - the simulated GPU: device memory is host memory (anonymous mappings, zeroed
+ * when handed out, scrubbed on free, recycled through a small cache), work runs in submission
+ * order when it is submitted, events carry real CLOCK_MONOTONIC timestamps, and kernels run on
+ * the PTX engine (gpu-proxy/ptx) with every global access checked against the launching zone's
+ * allocations; a launch stops when its cancel flag is set (client gone, context destroyed). */
 #include <cuda.h>
 #include <errno.h>
 #include <pthread.h>
@@ -266,6 +267,19 @@ static CUresult stub_zone_sync(struct backend_zone *z)
     return CUDA_SUCCESS;
 }
 
+/* Zeroes a mapping: small ranges in place; larger ones are handed back to the kernel with
+ * MADV_DONTNEED, after which a private anonymous mapping reads as zeros (and holds no RSS). */
+static void zero_pages(struct backend_zone *z, void *p, uint64_t len)
+{
+    if (len <= (64u << 10)) {
+        memset(p, 0, len);
+    } else if (madvise(p, len, MADV_DONTNEED) != 0) {
+        log_error("zone=%s stub backend: madvise(DONTNEED) failed (%s); zeroing by hand",
+                  z->name, strerror(errno));
+        memset(p, 0, len);
+    }
+}
+
 static CUresult stub_mem_alloc(struct backend_zone *z, uint64_t size, uint64_t *baddr)
 {
     uint64_t len = round_page(size ? size : 1);
@@ -289,6 +303,10 @@ static CUresult stub_mem_alloc(struct backend_zone *z, uint64_t size, uint64_t *
     }
     stub.allocated += len;
     pthread_mutex_unlock(&stub.lock);
+    /* Zero on allocation, whatever the scrub at free did: memory handed to a zone is fresh
+     * pages (mmap) or a cached mapping zeroed again here. */
+    if (p != NULL)
+        zero_pages(z, p, len);
     if (p == NULL) {
         p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                  -1, 0);
@@ -311,15 +329,7 @@ static CUresult stub_mem_free(struct backend_zone *z, uint64_t baddr, uint64_t s
     void *p = (void *)(uintptr_t)baddr;
     int cached = 0;
 
-    /* Scrub: small ranges are zeroed in place; larger ones are handed back to the kernel with
-     * MADV_DONTNEED, after which a private anonymous mapping reads as zeros. */
-    if (len <= (64u << 10)) {
-        memset(p, 0, len);
-    } else if (madvise(p, len, MADV_DONTNEED) != 0) {
-        log_error("zone=%s stub backend: madvise(DONTNEED) failed (%s); zeroing by hand",
-                  z->name, strerror(errno));
-        memset(p, 0, len);
-    }
+    zero_pages(z, p, len); /* the scrub at free: no old data waits in the cache */
     pthread_mutex_lock(&stub.lock);
     stub.allocated -= len;
     if (stub.cache_bytes + len <= STUB_CACHE_MAX_BYTES) {
@@ -769,6 +779,8 @@ static CUresult stub_launch(struct backend_zone *z, struct backend_kernel *k,
     pl.params = l->params;
     pl.params_size = l->params_size;
     pl.mem = &mem;
+    pl.printf_fifo_size = l->printf_fifo_size;
+    pl.cancel = l->cancel;
     return ptx_launch(k->k, &pl, err, errlen);
 }
 

@@ -5,6 +5,10 @@
 #include <cuda.h>
 #include <stdlib.h>
 
+/* The largest device printf FIFO a context may ask for: what one launch may print (into the
+ * zone worker's log on the simulated GPU; a real GPU's driver allocates it in device memory). */
+#define PRINTF_FIFO_MAX (16ull << 20)
+
 static CUresult new_ctx(struct rq *r, int primary, uint32_t flags, idm_handle *out)
 {
     struct ctx_obj *c = calloc(1, sizeof(*c));
@@ -170,6 +174,10 @@ CUresult h_CTX_SET_LIMIT(struct rq *r, const struct idm_req_CTX_SET_LIMIT *q,
         q->limit == CU_LIMIT_CIG_ENABLED)
         return rq_refuse(r, CUDA_ERROR_UNSUPPORTED_LIMIT, "limit %u is unknown or read-only",
                          q->limit);
+    if (q->limit == CU_LIMIT_PRINTF_FIFO_SIZE && (q->value == 0 || q->value > PRINTF_FIFO_MAX))
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
+                         "a printf FIFO of %llu bytes (1 .. %llu)",
+                         (unsigned long long)q->value, PRINTF_FIFO_MAX);
     ((struct ctx_obj *)htab_lookup(&r->s->ht, ctx, HT_CTX))->limits[q->limit] = q->value;
     return CUDA_SUCCESS;
 }

@@ -1,5 +1,6 @@
 /* dispatch_launch.c - the kernel launch: its prepare step checks grid, block and parameter bytes
- * against the kernel's layout and fills the launch; stream.c issues it (default stream inline,
+ * against the kernel's layout and fills the launch (with its context's printf FIFO size and
+ * the context it belongs to, for cancellation); stream.c issues it (default stream inline,
  * other streams queued with a copy of the parameters). */
 #include "dispatch_internal.h"
 
@@ -24,6 +25,16 @@ static CUresult check_geometry(struct rq *r, const struct idm_req_LAUNCH *q)
                          "block %ux%ux%u exceeds 1024x1024x64 or 1024 threads", q->block[0],
                          q->block[1], q->block[2]);
     return CUDA_SUCCESS;
+}
+
+/* The context a kernel belongs to (its library's) and that context's printf FIFO size. */
+static idm_handle kernel_ctx(struct rq *r, const struct kernel_obj *k, uint64_t *printf_fifo)
+{
+    struct library_obj *lib = htab_lookup(&r->s->ht, k->library, HT_LIBRARY);
+    struct ctx_obj *c = lib ? htab_lookup(&r->s->ht, lib->ctx, HT_CTX) : NULL;
+
+    *printf_fifo = c ? c->limits[CU_LIMIT_PRINTF_FIFO_SIZE] : 0; /* 0: the backend's default */
+    return lib ? lib->ctx : 0;
 }
 
 static CUresult prep_launch(struct rq *r, const struct idm_req_LAUNCH *q, struct stream_op *op,
@@ -55,6 +66,8 @@ static CUresult prep_launch(struct rq *r, const struct idm_req_LAUNCH *q, struct
     op->l.layout = k->params;
     op->l.param_count = k->param_count;
     op->l.mem = NULL;
+    op->l.cancel = NULL; /* stream.c gives each running launch its flag */
+    op->ctx = kernel_ctx(r, k, &op->l.printf_fifo_size);
     return CUDA_SUCCESS;
 }
 

@@ -29,9 +29,14 @@ CUresult h_IMAGE_BEGIN(struct rq *r, const struct idm_req_IMAGE_BEGIN *q,
                          "an image of %llu bytes while %llu bytes are already staged (at most "
                          "%llu)", (unsigned long long)q->size,
                          (unsigned long long)s->staging_bytes, STAGING_MAX_BYTES);
+    /* Staged images are host memory of the zone's worker: charged to the zone's quota. */
+    if (zone_charge(s->zone, q->size, NULL) != 0)
+        return rq_refuse(r, CUDA_ERROR_OUT_OF_MEMORY,
+                         "an image of %llu bytes does not fit in the zone's quota",
+                         (unsigned long long)q->size);
     im = calloc(1, sizeof(*im));
     if (im == NULL)
-        return CUDA_ERROR_OUT_OF_MEMORY;
+        goto uncharge;
     im->data = calloc(1, q->size);
     if (im->data == NULL)
         goto free_obj;
@@ -45,7 +50,10 @@ free_data:
     free(im->data);
 free_obj:
     free(im);
-    return cu_from_errno(err);
+uncharge:
+    zone_uncharge(s->zone, q->size);
+    return rq_refuse(r, cu_from_errno(err), "no host memory for an image of %llu bytes",
+                     (unsigned long long)q->size);
 }
 
 CUresult h_IMAGE_CHUNK(struct rq *r, const struct idm_req_IMAGE_CHUNK *q,
@@ -133,12 +141,9 @@ CUresult h_LIBRARY_LOAD(struct rq *r, const struct idm_req_LIBRARY_LOAD *q,
     im = rq_image(r, q->image);
     if (im == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
-    /* The staging image is consumed either way. */
-    htab_remove(&r->s->ht, q->image, HT_IMAGE);
-    r->s->staging_bytes -= im->size;
     rc = load_library(r, ctx, q->as_module, im, &p->library);
-    free(im->data);
-    free(im);
+    /* The staging image is consumed either way (and uncharged once loaded). */
+    session_free_image(r->s, q->image, im);
     return rc;
 }
 

@@ -2,7 +2,9 @@
  * an op reaches the backend, used inline by the dispatch thread (default stream) and by the
  * worker thread of each stream, which issues its queue in order, sets the session's sticky error
  * on an execution fault and sends each reply itself. Workers read the allocation table only
- * under its read lock (launch address checks). */
+ * under its read lock (launch address checks). Also the cancellation of a session's running
+ * kernels when its client goes or a context is destroyed, with the thread that notices a
+ * client's exit while a kernel runs. */
 #include "stream.h"
 
 #include <cuda.h>
@@ -10,8 +12,157 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "idm_transport.h"
 #include "log.h"
+
+#define WATCH_PERIOD_MS 100 /* how often a running kernel's client connection is looked at */
+
+/* A running launch: its cancel flag (the backend polls it) and the context it belongs to. */
+struct launch_ticket {
+    int cancel;
+    idm_handle ctx;
+    struct launch_ticket *prev, *next;
+};
+
+/* Under run_lock: flags the running launches of ctx (0: all, and the session itself). */
+static void cancel_locked(struct session *s, idm_handle ctx)
+{
+    for (struct launch_ticket *t = s->running; t; t = t->next)
+        if (ctx == 0 || t->ctx == ctx)
+            __atomic_store_n(&t->cancel, 1, __ATOMIC_RELAXED);
+    if (ctx == 0)
+        __atomic_store_n(&s->cancelled, 1, __ATOMIC_RELEASE);
+}
+
+static void *watch_main(void *arg)
+{
+    struct session *s = arg;
+
+    pthread_mutex_lock(&s->run_lock);
+    while (s->watch == 1) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += WATCH_PERIOD_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->run_cond, &s->run_lock, &ts);
+        if (s->watch != 1 || s->running == NULL || s->cancelled)
+            continue;
+        pthread_mutex_unlock(&s->run_lock);
+        int rc = idm_conn_check(s->conn);
+        pthread_mutex_lock(&s->run_lock);
+        if (rc < 0) {
+            log_info("zone=%s %s: the client is gone (%s) while its kernels run; cancelling "
+                     "them", s->zone->name, s->peer, strerror(-rc));
+            cancel_locked(s, 0);
+        }
+    }
+    pthread_mutex_unlock(&s->run_lock);
+    return NULL;
+}
+
+/* Under run_lock: starts the watch thread at the session's first launch (never twice). */
+static void watch_start(struct session *s)
+{
+    int rc;
+
+    if (s->watch != 0 || s->conn == NULL)
+        return;
+    rc = pthread_create(&s->watch_thread, NULL, watch_main, s);
+    if (rc != 0) {
+        log_error("zone=%s %s: cannot start the thread that watches the client while its "
+                  "kernels run (%s): its exit will not stop them", s->zone->name, s->peer,
+                  strerror(rc));
+        s->watch = -1;
+        return;
+    }
+    s->watch = 1;
+}
+
+/* Registers a launch about to run; -ECANCELED when the session is cancelled. */
+static int ticket_take(struct session *s, struct launch_ticket *t, idm_handle ctx)
+{
+    t->cancel = 0;
+    t->ctx = ctx;
+    t->prev = NULL;
+    pthread_mutex_lock(&s->run_lock);
+    if (s->cancelled) {
+        pthread_mutex_unlock(&s->run_lock);
+        return -ECANCELED;
+    }
+    t->next = s->running;
+    if (t->next)
+        t->next->prev = t;
+    s->running = t;
+    watch_start(s);
+    pthread_mutex_unlock(&s->run_lock);
+    return 0;
+}
+
+static void ticket_drop(struct session *s, struct launch_ticket *t)
+{
+    pthread_mutex_lock(&s->run_lock);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        s->running = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    pthread_mutex_unlock(&s->run_lock);
+}
+
+int session_runs_init(struct session *s)
+{
+    int rc = pthread_mutex_init(&s->run_lock, NULL);
+
+    if (rc != 0)
+        return -rc;
+    rc = pthread_cond_init(&s->run_cond, NULL);
+    if (rc != 0) {
+        pthread_mutex_destroy(&s->run_lock);
+        return -rc;
+    }
+    s->running = NULL;
+    s->cancelled = 0;
+    s->watch = 0;
+    return 0;
+}
+
+void session_cancel(struct session *s, idm_handle ctx)
+{
+    struct stream_obj *st;
+
+    pthread_mutex_lock(&s->run_lock);
+    cancel_locked(s, ctx);
+    pthread_mutex_unlock(&s->run_lock);
+    for (uint32_t i = 0; i < s->ht.used; i++)
+        if ((st = htab_slot(&s->ht, i, HT_STREAM, NULL)) != NULL && (ctx == 0 || st->ctx == ctx))
+            __atomic_store_n(&st->cancel, 1, __ATOMIC_RELEASE);
+}
+
+void session_runs_fini(struct session *s)
+{
+    int joined;
+
+    pthread_mutex_lock(&s->run_lock);
+    joined = s->watch == 1;
+    if (joined)
+        s->watch = 2;
+    pthread_cond_broadcast(&s->run_cond);
+    pthread_mutex_unlock(&s->run_lock);
+    if (joined) {
+        int rc = pthread_join(s->watch_thread, NULL);
+        if (rc != 0)
+            log_error("zone=%s %s: joining the watch thread failed: %s", s->zone->name,
+                      s->peer, strerror(rc));
+    }
+    pthread_cond_destroy(&s->run_cond);
+    pthread_mutex_destroy(&s->run_lock);
+}
 
 static int launch_translate(void *ctx, uint64_t addr, uint64_t len, uint64_t *baddr,
                             uint64_t *alloc_base, uint64_t *alloc_size)
@@ -78,6 +229,7 @@ static CUresult issue_launch(struct session *s, struct backend_stream *bs, struc
                              struct sop_reply *rep)
 {
     struct backend_memview mem = {.ctx = s, .translate = launch_translate};
+    struct launch_ticket t;
     char err[256] = "";
     CUresult sticky = (CUresult)__atomic_load_n(&s->sticky, __ATOMIC_ACQUIRE);
     CUresult rc;
@@ -85,9 +237,20 @@ static CUresult issue_launch(struct session *s, struct backend_stream *bs, struc
     (void)rep;
     if (sticky)
         return sticky;
+    if (ticket_take(s, &t, op->ctx) != 0)
+        return CUDA_ERROR_CONTEXT_IS_DESTROYED;
     op->l.mem = &mem;
+    op->l.cancel = &t.cancel;
     rc = s->be->launch(s->bz, op->k->bk, bs, &op->l, err, sizeof(err));
     op->l.mem = NULL;
+    op->l.cancel = NULL;
+    ticket_drop(s, &t);
+    if (rc != CUDA_SUCCESS && __atomic_load_n(&t.cancel, __ATOMIC_RELAXED)) {
+        log_limited(&log_thread_bucket, LOG_INFO, "zone=%s %s: kernel %s cancelled (its client "
+                    "or context is gone): %s", s->zone->name, s->peer, op->k->name,
+                    err[0] ? err : "no reason given");
+        return CUDA_ERROR_CONTEXT_IS_DESTROYED;
+    }
     switch (rc) {
     case CUDA_SUCCESS:
         break;
@@ -149,7 +312,10 @@ static void run_queued(struct stream_obj *st, struct stream_op *op)
     CUresult rc = (CUresult)__atomic_load_n(&s->sticky, __ATOMIC_ACQUIRE);
 
     memset(st->rbuf, 0, rep_size);
-    if (rc == CUDA_SUCCESS || op->kind == SOP_EVENT_RECORD)
+    if (__atomic_load_n(&st->cancel, __ATOMIC_ACQUIRE) ||
+        __atomic_load_n(&s->cancelled, __ATOMIC_ACQUIRE))
+        rc = CUDA_ERROR_CONTEXT_IS_DESTROYED; /* drained without running */
+    else if (rc == CUDA_SUCCESS || op->kind == SOP_EVENT_RECORD)
         rc = stream_issue(s, st->bs, op, &rep);
     if (rc != CUDA_SUCCESS) {
         /* A failed request answers with zeros, never with half-filled values. */

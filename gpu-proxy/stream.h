@@ -39,6 +39,7 @@ struct stream_op {
     uint32_t value, elem_size;
     uint64_t width, pitch, height;
     struct kernel_obj *k;
+    idm_handle ctx;          /* a launch: the context of its kernel's library */
     struct backend_launch l; /* l.params: the request tail; a queued copy owns its own */
     struct event_obj *ev;
 };
@@ -90,6 +91,18 @@ static inline CUresult stream_run(struct session *s, struct stream_obj *st, stru
         stream_wait(st, st->enq_seq);
     return stream_issue(s, st ? st->bs : NULL, op, rep);
 }
+
+/* Cancelling a session's kernels. Every launch holds a ticket while it runs; while one does,
+ * a watch thread of the session (started at its first launch) looks every 100 ms whether the
+ * client is still connected, since the client's own thread may be the one running the kernel.
+ * session_cancel(s, 0): the client is gone or the session closes: running launches stop,
+ * queued ops of every stream drain without running, later launches fail at once.
+ * session_cancel(s, ctx): context ctx is destroyed or reset: launches of its kernels stop and
+ * its streams' queued ops drain without running. Dispatch thread only. */
+int session_runs_init(struct session *s);
+void session_cancel(struct session *s, idm_handle ctx);
+/* Stops the watch thread; after everything has drained (session_close). */
+void session_runs_fini(struct session *s);
 
 /* Starts the worker of a new stream object (st->s, st->bs set). 0 or -errno. */
 int stream_start(struct stream_obj *st);

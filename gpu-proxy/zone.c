@@ -452,12 +452,15 @@ int session_open(struct zone *z, struct idm_conn *conn, void *window, uint64_t w
     rc = -pthread_rwlock_init(&s->at_lock, NULL);
     if (rc != 0)
         goto free_rbuf;
+    rc = session_runs_init(s);
+    if (rc != 0)
+        goto destroy_lock;
     rc = s->be->zone_open(z->name, &s->bz);
     if (rc != 0) {
         log_error("zone=%s %s: the %s backend refused a new client context (CUresult %d)",
                   z->name, s->peer, s->be->name, rc);
         rc = -EIO;
-        goto destroy_lock;
+        goto fini_runs;
     }
     pthread_mutex_lock(&z->lock);
     if (z->clients >= ZONE_MAX_CLIENTS || z->removed) {
@@ -476,7 +479,8 @@ int session_open(struct zone *z, struct idm_conn *conn, void *window, uint64_t w
 
 close_backend:
     s->be->zone_close(s->bz);
-
+fini_runs:
+    session_runs_fini(s);
 destroy_lock:
     pthread_rwlock_destroy(&s->at_lock);
 free_rbuf:
@@ -510,6 +514,15 @@ void session_free_alloc(struct session *s, long i)
     zone_uncharge(s->zone, a.charged);
 }
 
+void session_free_image(struct session *s, idm_handle h, struct image_obj *im)
+{
+    htab_remove(&s->ht, h, HT_IMAGE);
+    s->staging_bytes -= im->size;
+    zone_uncharge(s->zone, im->size);
+    free(im->data);
+    free(im);
+}
+
 void session_free_library(struct session *s, idm_handle h, struct library_obj *lib)
 {
     /* Kernels first (they point into the library), then the library's own globals. */
@@ -537,7 +550,9 @@ void session_release(struct session *s, idm_handle ctx)
     int rc;
     int clears_sticky = ctx == 0 || ctx == s->primary_ctx;
 
-    /* 1. Drain the work still queued (stream workers, then the backend). */
+    /* 1. Stop the kernels that belong to what goes, then drain the rest of the work (stream
+     * workers, then the backend); cancelled queued ops drain without running. */
+    session_cancel(s, ctx);
     session_drain(s);
     rc = s->be->zone_sync(s->bz);
     if (rc != 0)
@@ -579,13 +594,8 @@ void session_release(struct session *s, idm_handle ctx)
     /* 5. staging images (not bound to a context) */
     if (ctx == 0) {
         for (uint32_t i = 0; i < s->ht.used; i++) {
-            if ((o = htab_slot(&s->ht, i, HT_IMAGE, &h)) != NULL) {
-                struct image_obj *im = o;
-                s->staging_bytes -= im->size;
-                free(im->data);
-                htab_remove(&s->ht, h, HT_IMAGE);
-                free(im);
-            }
+            if ((o = htab_slot(&s->ht, i, HT_IMAGE, &h)) != NULL)
+                session_free_image(s, h, o);
         }
     }
     /* 6. memory */
@@ -630,6 +640,7 @@ void session_close(struct session *s)
     session_release(s, 0);
     log_info("zone=%s %s: released %u objects and %u allocations (%llu bytes, scrubbed)",
              z->name, s->peer, objects, allocs, (unsigned long long)bytes);
+    session_runs_fini(s);
     s->be->zone_close(s->bz);
     htab_destroy(&s->ht);
     atab_destroy(&s->at);

@@ -146,6 +146,7 @@ struct stream_obj {
     uint64_t enq_seq;     /* tickets handed out (dispatch thread, under lock) */
     uint64_t done_seq;    /* last ticket finished (worker, under lock) */
     int stop;
+    int cancel;           /* atomic: its context is going: queued ops drain without running */
     uint8_t *rbuf;        /* the worker's reply buffer (session max_reply bytes) */
 };
 /* An event remembers where its last record was queued, to tell when it has happened. */
@@ -192,6 +193,15 @@ struct session {
     int (*send_reply)(void *ctx, const struct idm_hdr *req, int32_t status, const void *payload,
                       uint32_t len);
     void *reply_ctx;
+    /* Kernels running for the session, to cancel them (stream.c): their tickets, whether the
+     * session is cancelled (atomic: client gone or closing), and the thread that watches the
+     * client's connection while a kernel runs (watch: 0 none, 1 running, 2 stopping). */
+    pthread_mutex_t run_lock;
+    pthread_cond_t run_cond;
+    struct launch_ticket *running;
+    int cancelled;
+    int watch;
+    pthread_t watch_thread;
     uint64_t staging_bytes;
     uint64_t next_buffer_id;
     uint32_t nstreams;
@@ -216,6 +226,8 @@ void session_release(struct session *s, idm_handle ctx);
 void session_free_alloc(struct session *s, long i);
 /* Clears every event's reference to a stream that is about to be destroyed (drained). */
 void session_forget_stream(struct session *s, struct stream_obj *st);
+/* Frees a staging image and uncharges it from the zone's quota. */
+void session_free_image(struct session *s, idm_handle h, struct image_obj *im);
 /* Unloads a library: its kernels, its globals, then the backend library and the handle. */
 void session_free_library(struct session *s, idm_handle h, struct library_obj *lib);
 

@@ -722,6 +722,22 @@ int idm_conn_fd(struct idm_conn *c)
     return c->ops->fd(c);
 }
 
+int idm_conn_check(struct idm_conn *c)
+{
+    int rang, rc = conn_dead(c);
+
+    if (rc)
+        return rc;
+    /* A look without sleeping; a doorbell it consumes is made pending again when messages
+     * wait (the receiver may poll the fd), and a thread already asleep is left to notice. */
+    rc = conn_wait(c, 0, wake_gen_snapshot(c), &rang);
+    if (rang)
+        pass_doorbell_on(c);
+    /* The connection is not marked dead here: the receiver still gets what the peer sent
+     * before it went, then the same error. */
+    return rc == -EPIPE || rc == -EPROTO ? rc : 0;
+}
+
 const char *idm_conn_error(const struct idm_conn *c)
 {
     if (!c)

@@ -96,6 +96,11 @@ const struct idm_peer *idm_conn_peer(const struct idm_conn *c);
  * gone (use idm_recv with timeout 0 after it fires). */
 int idm_conn_fd(struct idm_conn *c);
 
+/* Looks whether the peer is still there without receiving anything (any thread, any time):
+ * 0 while it is, -EPIPE when it is gone, -EPROTO after a fault; it does not mark the
+ * connection dead (idm_recv then delivers what is left, then fails the same way). A server uses it to notice a client's exit while the client's own thread is busy. */
+int idm_conn_check(struct idm_conn *c);
+
 /* Why the connection died (empty string while it is alive). */
 const char *idm_conn_error(const struct idm_conn *c);
 

@@ -115,8 +115,10 @@ struct ptx_launch {
      * threads, and each may then hold max_host_bytes divided by their number. The launch fails
      * with PTX_ERR_LAUNCH_OUT_OF_RESOURCES, naming the budget, when one block does not fit
      * (e.g. 1024 threads with 512 KiB of local memory each under the default), or when calls
-     * would grow a host thread's states past its share. Concurrent launches each have their
-     * own budget: divide a zone's allowance among its streams. */
+     * would grow a host thread's states past its share. The budget is taken out of the
+     * process's host pool (ptx_set_host_pool) for the launch's duration: a launch gets what
+     * is left of the pool if that is less, and waits (cancellably) while other launches hold
+     * so much that not even one of its blocks fits. */
     uint64_t max_host_bytes;
     /* Cancellation: while the launch runs, its host threads read *cancel (a relaxed atomic
      * load, __atomic_load_n) before each block, while starting a block's threads, and at least
@@ -129,6 +131,14 @@ struct ptx_launch {
      */
     const int *cancel;
 };
+
+/* The host memory all launches of this process together may hold for thread states and
+ * shared memory (their max_host_bytes budgets); 0: PTX_HOST_POOL_DEFAULT. States host threads
+ * keep between launches (to spare small launches the allocation) are at most 16 MiB per host
+ * thread and 64 MiB in all, beside the pool. So concurrent launches on many streams never hold
+ * more than pool + 64 MiB, however many there are. */
+#define PTX_HOST_POOL_DEFAULT (512ull << 20)
+void ptx_set_host_pool(uint64_t bytes);
 
 /* Runs the whole grid and returns when it is done (or failed, or was cancelled). Returns
  * PTX_OK or an error code, with a one-line reason naming the kernel (and the instruction, for

@@ -107,6 +107,7 @@ struct state_cache {
     uint8_t *shared;
     size_t shared_cap;
     uint64_t bytes;        /* everything above and what the threads' buffers hold */
+    int at_rest;           /* kept between launches: its bytes count in g_pool.cached */
 };
 
 struct worker {
@@ -2519,17 +2520,101 @@ static void threads_free(struct thr *threads, size_t n)
 }
 
 #define CACHE_MAX_BYTES (16u << 20) /* larger states are freed after their launch */
+#define CACHE_TOTAL_MAX (64u << 20) /* all host threads' caches between launches together */
 
 static pthread_key_t g_cache_key;
 static pthread_once_t g_cache_once = PTHREAD_ONCE_INIT;
 static int g_cache_ok;
 
+/* The process's host memory for launches: each running launch holds a reservation from `cap`
+ * (its budget, see pool_reserve); states cached between launches are counted in `cached`, at
+ * most CACHE_TOTAL_MAX beside the cap. */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t freed;
+    uint64_t cap, reserved, cached;
+} g_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTX_HOST_POOL_DEFAULT, 0, 0};
+
+void ptx_set_host_pool(uint64_t bytes)
+{
+    pthread_mutex_lock(&g_pool.lock);
+    g_pool.cap = bytes ? bytes : PTX_HOST_POOL_DEFAULT;
+    pthread_cond_broadcast(&g_pool.freed);
+    pthread_mutex_unlock(&g_pool.lock);
+}
+
+/* Moves a cache in (rest 1) or out of the at-rest count; 0 when it may not rest (full). */
+static int cache_rest(struct state_cache *c, int rest)
+{
+    int ok = 1;
+    if (c->at_rest == rest)
+        return 1;
+    pthread_mutex_lock(&g_pool.lock);
+    if (!rest)
+        g_pool.cached -= c->bytes;
+    else if (g_pool.cached + c->bytes <= CACHE_TOTAL_MAX)
+        g_pool.cached += c->bytes;
+    else
+        ok = 0;
+    pthread_mutex_unlock(&g_pool.lock);
+    if (ok)
+        c->at_rest = rest;
+    return ok;
+}
+
 static void cache_destroy(void *p)
 {
     struct state_cache *c = p;
+    cache_rest(c, 0);
     threads_free(c->threads, c->nthreads);
     free(c->shared);
     free(c);
+}
+
+/* Takes the launch's host budget out of the pool: up to `want` bytes, at least `need` (one
+ * block's states), waiting while other launches hold too much of it; a cancelled launch stops
+ * waiting. 0 (*got set), or -ECANCELED. `need` is at most the cap (checked by the caller). */
+static int pool_reserve(const struct launch_ctx *L, uint64_t need, uint64_t want, uint64_t *got)
+{
+    int rc = 0;
+    pthread_mutex_lock(&g_pool.lock);
+    while (g_pool.reserved + need > g_pool.cap) {
+        struct timespec ts;
+        if (__atomic_load_n(L->cancel, __ATOMIC_RELAXED)) {
+            rc = -ECANCELED;
+            break;
+        }
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 20 * 1000000; /* a cancel is seen within 20 ms */
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&g_pool.freed, &g_pool.lock, &ts);
+    }
+    if (rc == 0) {
+        uint64_t left = g_pool.cap > g_pool.reserved ? g_pool.cap - g_pool.reserved : 0;
+        *got = want < left ? want : left;
+        g_pool.reserved += *got;
+    }
+    pthread_mutex_unlock(&g_pool.lock);
+    return rc;
+}
+
+static void pool_release(uint64_t bytes)
+{
+    pthread_mutex_lock(&g_pool.lock);
+    g_pool.reserved -= bytes;
+    pthread_cond_broadcast(&g_pool.freed);
+    pthread_mutex_unlock(&g_pool.lock);
+}
+
+static uint64_t pool_cap(void)
+{
+    pthread_mutex_lock(&g_pool.lock);
+    uint64_t cap = g_pool.cap;
+    pthread_mutex_unlock(&g_pool.lock);
+    return cap;
 }
 
 static void cache_init(void)
@@ -2573,6 +2658,8 @@ static int worker_from_cache(struct worker *w)
     struct launch_ctx *L = w->L;
     pthread_once(&g_cache_once, cache_init);
     struct state_cache *c = g_cache_ok ? pthread_getspecific(g_cache_key) : NULL;
+    if (c)
+        cache_rest(c, 0); /* from here on inside this launch's budget */
     if (c && cache_fit(c, L) > L->allow) {
         pthread_setspecific(g_cache_key, NULL); /* cannot fail for a key that has a value */
         cache_destroy(c);
@@ -2602,7 +2689,8 @@ static int worker_from_cache(struct worker *w)
 }
 
 /* After the worker's last block: keeps its states in its host thread's cache, unless asked to
- * drop them, they hold more than CACHE_MAX_BYTES, or they were not the host thread's. */
+ * drop them, they hold more than CACHE_MAX_BYTES, all caches at rest would then hold more than
+ * CACHE_TOTAL_MAX, or they were not the host thread's. */
 static void worker_release(struct worker *w, int drop)
 {
     struct state_cache *c = w->cache;
@@ -2611,7 +2699,7 @@ static void worker_release(struct worker *w, int drop)
     w->cache = NULL;
     if (!c)
         return;
-    if (!w->cache_owned && !drop && c->bytes <= CACHE_MAX_BYTES)
+    if (!w->cache_owned && !drop && c->bytes <= CACHE_MAX_BYTES && cache_rest(c, 1))
         return;
     if (!w->cache_owned)
         pthread_setspecific(g_cache_key, NULL);
@@ -2794,6 +2882,9 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
     uint64_t budget = l->max_host_bytes ? l->max_host_bytes : PTX_MAX_HOST_BYTES_DEFAULT;
     const struct state_cache none = {0};
     uint64_t per_block = cache_fit(&none, &L);
+    uint64_t cap = pool_cap();
+    if (budget > cap)
+        budget = cap;
     if (per_block > budget || per_block > MAX_BLOCK_STATE) {
         if (err && errlen)
             snprintf(err, errlen, "kernel %s: a block needs %llu bytes of host memory (%u "
@@ -2804,7 +2895,15 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
                      (unsigned long long)(budget < MAX_BLOCK_STATE ? budget : MAX_BLOCK_STATE));
         return PTX_ERR_LAUNCH_OUT_OF_RESOURCES;
     }
+    if (pool_reserve(&L, per_block, budget, &budget) != 0) {
+        if (err && errlen)
+            snprintf(err, errlen, "kernel %s: launch cancelled while it waited for host memory",
+                     k->name);
+        return PTX_ERR_LAUNCH_FAILED;
+    }
+    uint64_t reserved = budget;
     if (pthread_mutex_init(&L.lock, NULL)) {
+        pool_release(reserved);
         if (err && errlen)
             snprintf(err, errlen, "kernel %s: pthread_mutex_init failed", k->name);
         return PTX_ERR_OUT_OF_MEMORY;
@@ -2830,6 +2929,7 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
     int rc = PTX_OK;
     if (pthread_cond_init(&L.done, NULL)) {
         pthread_mutex_destroy(&L.lock);
+        pool_release(reserved);
         if (err && errlen)
             snprintf(err, errlen, "kernel %s: pthread_cond_init failed", k->name);
         return PTX_ERR_OUT_OF_MEMORY;
@@ -2866,5 +2966,6 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
 destroy:
     pthread_cond_destroy(&L.done);
     pthread_mutex_destroy(&L.lock);
+    pool_release(reserved);
     return rc;
 }

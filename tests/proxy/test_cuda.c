@@ -15,11 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "proxy_client.h"
+#include "proxy_fixture.h"
 
-static char proxy_bin[512];
-static char dir[256];
-static pid_t proxy_pid = -1;
+static struct proxy_fixture fx = {.pid = -1};
 
 static const char ptx_src[] =
     ".version 8.0\n.target sm_52\n.address_size 64\n"
@@ -44,29 +42,14 @@ static int group_setup(void **state)
     const char *extra[] = {"--zone", "A:256M", "--zone", "B:256M", NULL};
 
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/gpu-proxy-cuda.XXXXXX");
-    if (mkdtemp(dir) == NULL)
-        return -1;
     setenv("PROXY_BACKEND", "cuda", 1);
-    proxy_pid = proxy_start(proxy_bin, dir, extra);
-    return proxy_pid > 0 ? 0 : -1;
+    return fx_start(&fx, fx.bin, "cuda", extra);
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    if (proxy_pid > 0 && proxy_stop(proxy_pid) != 0)
-        return -1;
-    rmdir(dir);
-    return 0;
-}
-
-static void zone_conn(struct pc *p, const char *z)
-{
-    char path[300];
-
-    snprintf(path, sizeof(path), "%s/%s.sock", dir, z);
-    assert_int_equal(pc_connect(p, path), 0);
+    return fx_stop(&fx);
 }
 
 static void test_cuda_roundtrip_isolation_scrub(void **state)
@@ -80,8 +63,8 @@ static void test_cuda_roundtrip_isolation_scrub(void **state)
     (void)state;
     assert_non_null(buf);
     assert_non_null(back);
-    zone_conn(&a, "A");
-    zone_conn(&b, "B");
+    fx_connect(&fx, &a, "A");
+    fx_connect(&fx, &b, "B");
     assert_int_equal(pc_ctx(&a, &actx), 0);
     assert_int_equal(pc_ctx(&b, &bctx), 0);
     assert_int_equal(pc_alloc(&a, actx, size, &da), 0);
@@ -112,7 +95,7 @@ static void test_cuda_kernel_pointer(void **state)
     uint8_t rep[4096];
 
     (void)state;
-    zone_conn(&a, "A");
+    fx_connect(&fx, &a, "A");
     assert_int_equal(pc_ctx(&a, &ctx), 0);
     assert_int_equal(pc_alloc(&a, ctx, 64, &d), 0);
     {
@@ -168,7 +151,7 @@ int main(int argc, char **argv)
         printf("test_cuda: skipped: no NVIDIA driver/GPU (dlopen(libcuda.so.1) or cuInit failed)\n");
         return 77;
     }
-    snprintf(proxy_bin, sizeof(proxy_bin), "%s", argv[1]);
+    snprintf(fx.bin, sizeof(fx.bin), "%s", argv[1]);
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

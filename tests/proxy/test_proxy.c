@@ -18,11 +18,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "proxy_client.h"
+#include "proxy_fixture.h"
 
-static char proxy_bin[512];
-static char dir[256];
-static pid_t proxy_pid = -1;
+static struct proxy_fixture fx = {.pid = -1};
 
 #define QUOTA_A (64ull << 20)
 #define QUOTA_B (16ull << 20)
@@ -32,31 +30,13 @@ static int group_setup(void **state)
     const char *extra[] = {"--zone", "A:64M", "--zone", "B:16M", NULL};
 
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/gpu-proxy-test.XXXXXX");
-    if (mkdtemp(dir) == NULL)
-        return -1;
-    proxy_pid = proxy_start(proxy_bin, dir, extra);
-    return proxy_pid > 0 ? 0 : -1;
+    return fx_start(&fx, fx.bin, "test", extra);
 }
 
 static int group_teardown(void **state)
 {
-    char path[300];
-
     (void)state;
-    if (proxy_pid > 0 && proxy_stop(proxy_pid) != 0)
-        return -1;
-    snprintf(path, sizeof(path), "%s", dir);
-    rmdir(path);
-    return 0;
-}
-
-static void connect_zone(struct pc *p, const char *zone)
-{
-    char path[300];
-
-    snprintf(path, sizeof(path), "%s/%s.sock", dir, zone);
-    assert_int_equal(pc_connect(p, path), 0);
+    return fx_stop(&fx);
 }
 
 /* The objects zone A creates, for zone B to try. */
@@ -73,7 +53,7 @@ static void test_proxy_hello_and_props(void **state)
     struct pc a;
 
     (void)state;
-    connect_zone(&a, "A");
+    fx_connect(&fx, &a, "A");
     assert_int_equal(pc_hello(&a, &hello), CUDA_SUCCESS);
     assert_string_equal(hello.zone_name, "A");
     assert_int_equal(hello.quota, QUOTA_A);
@@ -107,7 +87,7 @@ static void test_proxy_roundtrip(void **state)
     (void)state;
     assert_non_null(buf);
     assert_non_null(back);
-    connect_zone(&a, "A");
+    fx_connect(&fx, &a, "A");
     assert_int_equal(pc_ctx(&a, &ctx), CUDA_SUCCESS);
     assert_int_equal(pc_alloc(&a, ctx, 1 << 20, &d), CUDA_SUCCESS);
     for (int i = 0; i < (1 << 20); i++)
@@ -275,8 +255,8 @@ static void test_proxy_isolation(void **state)
     uint8_t check[16];
 
     (void)state;
-    connect_zone(&a, "A");
-    connect_zone(&b, "B");
+    fx_connect(&fx, &a, "A");
+    fx_connect(&fx, &b, "B");
     make_a_objects(&a, &o);
     assert_int_equal(pc_ctx(&b, &bctx), CUDA_SUCCESS);
     assert_int_equal(pc_alloc(&b, bctx, 4096, &bmem), CUDA_SUCCESS);
@@ -326,8 +306,8 @@ static void test_proxy_quota(void **state)
     struct idm_rep_MEM_GET_INFO info;
 
     (void)state;
-    connect_zone(&a, "A");
-    connect_zone(&b, "B");
+    fx_connect(&fx, &a, "A");
+    fx_connect(&fx, &b, "B");
     assert_int_equal(pc_ctx(&a, &actx), CUDA_SUCCESS);
     assert_int_equal(pc_ctx(&b, &bctx), CUDA_SUCCESS);
     assert_int_equal(pc_alloc(&b, bctx, QUOTA_B + 1, &big), CUDA_ERROR_OUT_OF_MEMORY);
@@ -362,17 +342,17 @@ static void test_proxy_scrub(void **state)
 
     (void)state;
     assert_non_null(buf);
-    connect_zone(&a, "A");
-    connect_zone(&b, "B");
+    fx_connect(&fx, &a, "A");
+    fx_connect(&fx, &b, "B");
     assert_int_equal(pc_ctx(&a, &actx), CUDA_SUCCESS);
     assert_int_equal(pc_ctx(&b, &bctx), CUDA_SUCCESS);
     assert_int_equal(pc_alloc(&a, actx, size, &da), CUDA_SUCCESS);
     memset(buf, 0x5A, size);
     assert_int_equal(pc_htod(&a, da, buf, size), CUDA_SUCCESS);
-    before = admin_scrubbed(dir);
+    before = admin_scrubbed(fx.dir);
     assert_true(before >= 0);
     assert_int_equal(pc_free(&a, da), CUDA_SUCCESS);
-    after = admin_scrubbed(dir);
+    after = admin_scrubbed(fx.dir);
     assert_true(after >= before + (long long)size);
     assert_int_equal(pc_alloc(&b, bctx, size, &db), CUDA_SUCCESS);
     memset(buf, 0xFF, size);
@@ -392,7 +372,7 @@ static int wait_zone_state(const char *zone, long long want_used, int want_clien
     for (int i = 0; i < 400; i++) {
         long long used;
         int clients;
-        if (admin_zone(dir, zone, &used, &clients) == 0 && used == want_used &&
+        if (admin_zone(fx.dir, zone, &used, &clients) == 0 && used == want_used &&
             clients == want_clients)
             return 0;
         usleep(50000);
@@ -413,7 +393,7 @@ static void test_proxy_client_killed(void **state)
     uint8_t x = 0;
 
     (void)state;
-    assert_int_equal(admin_cmd(dir, "ADD C 1G", buf, sizeof(buf)), 0);
+    assert_int_equal(admin_cmd(fx.dir, "ADD C 1G", buf, sizeof(buf)), 0);
     assert_int_equal(strncmp(buf, "OK ", 3), 0);
     assert_int_equal(pipe(pipefd), 0);
     child = fork();
@@ -423,7 +403,7 @@ static void test_proxy_client_killed(void **state)
         idm_handle cctx;
         idm_dptr cd;
         char path[300];
-        snprintf(path, sizeof(path), "%s/C.sock", dir);
+        snprintf(path, sizeof(path), "%s/C.sock", fx.dir);
         if (pc_connect(&c, path) != 0 || pc_ctx(&c, &cctx) != 0 ||
             pc_alloc(&c, cctx, 256 << 20, &cd) != 0)
             _exit(1);
@@ -440,19 +420,19 @@ static void test_proxy_client_killed(void **state)
     close(pipefd[1]);
     assert_int_equal(read(pipefd[0], &x, 1), 1);
     close(pipefd[0]);
-    assert_int_equal(admin_zone(dir, "C", &used, &clients), 0);
+    assert_int_equal(admin_zone(fx.dir, "C", &used, &clients), 0);
     assert_int_equal(used, 256 << 20);
     assert_int_equal(clients, 1);
     kill(child, SIGKILL);
     assert_int_equal(waitpid(child, NULL, 0), child);
     /* The dead client's memory comes back and the proxy serves the others. */
     assert_int_equal(wait_zone_state("C", 0, 0), 0);
-    connect_zone(&a, "A");
+    fx_connect(&fx, &a, "A");
     assert_int_equal(pc_ctx(&a, &ctx), CUDA_SUCCESS);
     assert_int_equal(pc_alloc(&a, ctx, 4096, &d), CUDA_SUCCESS);
     assert_int_equal(pc_free(&a, d), CUDA_SUCCESS);
     pc_close(&a);
-    assert_int_equal(admin_cmd(dir, "REMOVE C", buf, sizeof(buf)), 0);
+    assert_int_equal(admin_cmd(fx.dir, "REMOVE C", buf, sizeof(buf)), 0);
     assert_string_equal(buf, "OK\n");
 }
 
@@ -467,43 +447,43 @@ static void test_proxy_admin(void **state)
     int clients;
 
     (void)state;
-    assert_int_equal(admin_cmd(dir, "PING", buf, sizeof(buf)), 0);
+    assert_int_equal(admin_cmd(fx.dir, "PING", buf, sizeof(buf)), 0);
     assert_int_equal(strncmp(buf, "OK gpu_proxy ", 13), 0);
     assert_non_null(strstr(buf, "backend=stub"));
     /* the simulated GPU's memory size, for the device plugin's capacity */
     assert_non_null(strstr(buf, " total_bytes=85899345920\n"));
-    assert_int_equal(admin_cmd(dir, "ADD D 2G", buf, sizeof(buf)), 0);
-    snprintf(path, sizeof(path), "OK %s/D.sock\n", dir);
+    assert_int_equal(admin_cmd(fx.dir, "ADD D 2G", buf, sizeof(buf)), 0);
+    snprintf(path, sizeof(path), "OK %s/D.sock\n", fx.dir);
     assert_string_equal(buf, path);
-    snprintf(path, sizeof(path), "%s/D.sock", dir);
+    snprintf(path, sizeof(path), "%s/D.sock", fx.dir);
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
-    assert_int_equal(admin_cmd(dir, "ADD D 1G", buf, sizeof(buf)), 0);
+    assert_int_equal(admin_cmd(fx.dir, "ADD D 1G", buf, sizeof(buf)), 0);
     assert_int_equal(strncmp(buf, "ERR", 3), 0);
-    assert_int_equal(admin_cmd(dir, "ADD ../evil 1G", buf, sizeof(buf)), 0);
+    assert_int_equal(admin_cmd(fx.dir, "ADD ../evil 1G", buf, sizeof(buf)), 0);
     assert_int_equal(strncmp(buf, "ERR", 3), 0);
-    assert_int_equal(admin_cmd(dir, "ADD E 12Q", buf, sizeof(buf)), 0);
+    assert_int_equal(admin_cmd(fx.dir, "ADD E 12Q", buf, sizeof(buf)), 0);
     assert_int_equal(strncmp(buf, "ERR", 3), 0);
-    assert_int_equal(admin_cmd(dir, "FROB", buf, sizeof(buf)), 0);
+    assert_int_equal(admin_cmd(fx.dir, "FROB", buf, sizeof(buf)), 0);
     assert_int_equal(strncmp(buf, "ERR", 3), 0);
-    assert_int_equal(admin_zone(dir, "D", &used, &clients), 0);
+    assert_int_equal(admin_zone(fx.dir, "D", &used, &clients), 0);
     assert_int_equal(used, 0);
     /* A client of D holding memory; REMOVE disconnects it and frees everything. */
-    connect_zone(&d, "D");
+    fx_connect(&fx, &d, "D");
     assert_int_equal(pc_ctx(&d, &ctx), CUDA_SUCCESS);
     assert_int_equal(pc_alloc(&d, ctx, 1 << 20, &mem), CUDA_SUCCESS);
-    assert_int_equal(admin_zone(dir, "D", &used, &clients), 0);
+    assert_int_equal(admin_zone(fx.dir, "D", &used, &clients), 0);
     assert_int_equal(used, 1 << 20);
     assert_int_equal(clients, 1);
-    assert_int_equal(admin_cmd(dir, "REMOVE D", buf, sizeof(buf)), 0);
+    assert_int_equal(admin_cmd(fx.dir, "REMOVE D", buf, sizeof(buf)), 0);
     assert_string_equal(buf, "OK\n");
-    assert_int_equal(admin_zone(dir, "D", &used, &clients), -1);
+    assert_int_equal(admin_zone(fx.dir, "D", &used, &clients), -1);
     assert_int_not_equal(stat(path, &st), 0);
     assert_true(pc_alloc(&d, ctx, 16, &mem) < 0); /* the connection is gone */
     pc_close(&d);
-    assert_int_equal(admin_cmd(dir, "REMOVE D", buf, sizeof(buf)), 0);
+    assert_int_equal(admin_cmd(fx.dir, "REMOVE D", buf, sizeof(buf)), 0);
     assert_int_equal(strncmp(buf, "ERR", 3), 0);
-    assert_int_equal(admin_cmd(dir, "STATS", buf, sizeof(buf)), 0);
+    assert_int_equal(admin_cmd(fx.dir, "STATS", buf, sizeof(buf)), 0);
     assert_int_equal(strncmp(buf, "OK zones=2 scrubbed_bytes=", 26), 0);
 }
 
@@ -515,7 +495,7 @@ static void test_proxy_bad_requests(void **state)
     uint8_t rep[64];
 
     (void)state;
-    connect_zone(&a, "A");
+    fx_connect(&fx, &a, "A");
     assert_int_equal(pc_ctx(&a, &ctx), CUDA_SUCCESS);
     assert_int_equal(pc_alloc(&a, ctx, 4096, &d), CUDA_SUCCESS);
     /* Too short for its struct. */
@@ -584,7 +564,7 @@ static void test_proxy_events(void **state)
     struct idm_rep_EVENT_ELAPSED_TIME etr;
 
     (void)state;
-    connect_zone(&a, "A");
+    fx_connect(&fx, &a, "A");
     assert_int_equal(pc_ctx(&a, &ctx), CUDA_SUCCESS);
     for (int i = 0; i < 2; i++) {
         struct idm_req_EVENT_CREATE q = {.ctx = ctx};
@@ -618,7 +598,7 @@ static void test_proxy_streams(void **state)
 
     (void)state;
     assert_non_null(expect);
-    connect_zone(&a, "A");
+    fx_connect(&fx, &a, "A");
     assert_int_equal(pc_ctx(&a, &ctx), CUDA_SUCCESS);
     assert_int_equal(pc_alloc(&a, ctx, 8 * chunk, &d), CUDA_SUCCESS);
     {
@@ -727,8 +707,8 @@ static void test_proxy_kernel(void **state)
     uint32_t v = 0;
 
     (void)state;
-    connect_zone(&a, "A");
-    connect_zone(&b, "B");
+    fx_connect(&fx, &a, "A");
+    fx_connect(&fx, &b, "B");
     assert_int_equal(pc_ctx(&a, &ctx), 0);
     assert_int_equal(pc_ctx(&b, &bctx), 0);
     assert_int_equal(pc_alloc(&a, ctx, 64, &d), 0);
@@ -824,7 +804,7 @@ static void test_proxy_sigterm(void **state)
     snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify", tdir);
     assert_int_equal(bind(nfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     setenv("NOTIFY_SOCKET", sa.sun_path, 1);
-    pid = proxy_start(proxy_bin, tdir, extra);
+    pid = proxy_start(fx.bin, tdir, extra);
     unsetenv("NOTIFY_SOCKET");
     assert_true(pid > 0);
     memset(note, 0, sizeof(note));
@@ -872,7 +852,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s PATH/TO/gpu_proxy_stub\n", argv[0]);
         return 2;
     }
-    snprintf(proxy_bin, sizeof(proxy_bin), "%s", argv[1]);
+    snprintf(fx.bin, sizeof(fx.bin), "%s", argv[1]);
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -19,11 +19,9 @@
 #include <cmocka.h>
 #include <cuda.h>
 
-#include "proxy_client.h"
+#include "proxy_fixture.h"
 
-static char proxy_bin[512];
-static char dir[256];
-static pid_t proxy_pid = -1;
+static struct proxy_fixture fx = {.pid = -1};
 
 static const char ptx_store7[] =
     ".version 8.0\n.target sm_90\n.address_size 64\n"
@@ -38,99 +36,18 @@ static const char ptx_spin[] =
     ".visible .entry spin(.param .u64 p)\n{\n"
     "$L_top:\nbra.uni $L_top;\nret;\n}\n";
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static int group_setup(void **state)
 {
     const char *extra[] = {"--zone", "A:64M", "--zone", "B:64M", NULL};
 
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/gpu-proxy-workers.XXXXXX");
-    if (mkdtemp(dir) == NULL)
-        return -1;
-    proxy_pid = proxy_start(proxy_bin, dir, extra);
-    return proxy_pid > 0 ? 0 : -1;
+    return fx_start(&fx, fx.bin, "workers", extra);
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    if (proxy_pid > 0 && proxy_stop(proxy_pid) != 0)
-        return -1;
-    rmdir(dir);
-    return 0;
-}
-
-static void connect_zone(struct pc *p, const char *zone)
-{
-    char path[300];
-
-    snprintf(path, sizeof(path), "%s/%s.sock", dir, zone);
-    assert_int_equal(pc_connect(p, path), 0);
-}
-
-/* LIST fields of one zone: worker pid, restarts, faults and state; 0 if listed (the outputs
- * are undefined otherwise). */
-static int zone_info(const char *zone, int *pid, unsigned *restarts, unsigned *faults,
-                     char state[32])
-{
-    char buf[8192], *save = NULL, *line;
-
-    if (admin_cmd(dir, "LIST", buf, sizeof(buf)) != 0 || strncmp(buf, "OK ", 3) != 0)
-        return -1;
-    for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        char name[128];
-        unsigned long long q, u;
-        int c;
-        if (sscanf(line, "%127s %llu %llu %d state=%31s pid=%d restarts=%u faults=%u", name, &q,
-                   &u, &c, state, pid, restarts, faults) == 8 &&
-            strcmp(name, zone) == 0)
-            return 0;
-    }
-    return -1;
-}
-
-/* Waits (bounded) until the zone has a ready worker other than old_pid; returns its pid. */
-static int wait_new_worker(const char *zone, int old_pid)
-{
-    for (int i = 0; i < 200; i++) {
-        int pid = 0;
-        unsigned r, f;
-        char st[32];
-        if (zone_info(zone, &pid, &r, &f, st) == 0 && pid > 0 && pid != old_pid &&
-            strcmp(st, "ready") == 0)
-            return pid;
-        usleep(25000);
-    }
-    return -1;
-}
-
-static int proc_status_field(int pid, const char *key, char *out, size_t cap)
-{
-    char path[64], line[256];
-    FILE *f;
-    size_t kl = strlen(key);
-
-    snprintf(path, sizeof(path), "/proc/%d/status", pid);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    while (fgets(line, sizeof(line), f)) {
-        if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
-            snprintf(out, cap, "%s", line + kl + 1 + strspn(line + kl + 1, " \t"));
-            out[strcspn(out, "\n")] = 0;
-            fclose(f);
-            return 0;
-        }
-    }
-    fclose(f);
-    return -1;
+    return fx_stop(&fx);
 }
 
 /* A round trip through a fresh allocation of the connection's zone. */
@@ -153,26 +70,28 @@ static void roundtrip(struct pc *p, idm_handle ctx, uint8_t seed)
  * seccomp filter, no new privileges, not root when the proxy was started as root. */
 static void test_workers_one_process_per_zone(void **state)
 {
-    int pa = 0, pb = 0;
-    unsigned r, f;
-    char st[32], v[128];
+    struct fx_zone za, zb;
+    int pa, pb;
+    char v[128];
 
     (void)state;
-    assert_int_equal(zone_info("A", &pa, &r, &f, st), 0);
-    assert_string_equal(st, "ready");
-    assert_int_equal(zone_info("B", &pb, &r, &f, st), 0);
+    assert_int_equal(fx_zone_info(&fx, "A", &za), 0);
+    assert_string_equal(za.state, "ready");
+    assert_int_equal(fx_zone_info(&fx, "B", &zb), 0);
+    pa = za.pid;
+    pb = zb.pid;
     assert_true(pa > 0 && pb > 0);
     assert_int_not_equal(pa, pb);
-    assert_int_not_equal(pa, proxy_pid);
-    assert_int_not_equal(pb, proxy_pid);
-    assert_int_equal(proc_status_field(pa, "PPid", v, sizeof(v)), 0);
-    assert_int_equal(atoi(v), proxy_pid);
-    assert_int_equal(proc_status_field(pa, "Seccomp", v, sizeof(v)), 0);
+    assert_int_not_equal(pa, fx.pid);
+    assert_int_not_equal(pb, fx.pid);
+    assert_int_equal(fx_proc_field(pa, "PPid", v, sizeof(v)), 0);
+    assert_int_equal(atoi(v), fx.pid);
+    assert_int_equal(fx_proc_field(pa, "Seccomp", v, sizeof(v)), 0);
     assert_string_equal(v, "2");
-    assert_int_equal(proc_status_field(pa, "NoNewPrivs", v, sizeof(v)), 0);
+    assert_int_equal(fx_proc_field(pa, "NoNewPrivs", v, sizeof(v)), 0);
     assert_string_equal(v, "1");
     if (geteuid() == 0) {
-        assert_int_equal(proc_status_field(pa, "Uid", v, sizeof(v)), 0);
+        assert_int_equal(fx_proc_field(pa, "Uid", v, sizeof(v)), 0);
         assert_int_not_equal(atoi(v), 0);
     }
 }
@@ -186,16 +105,14 @@ static void test_workers_fault_contained(void **state)
     struct pc a1, a2, b, a3;
     idm_handle actx, a2ctx, bctx, a3ctx, lib, k, blib, bk;
     idm_dptr bd, ad;
-    int old_pid = 0, new_pid;
-    unsigned restarts0, faults0, restarts, faults;
-    char st[32];
+    struct fx_zone z0, z1;
     uint32_t v = 0;
 
     (void)state;
-    assert_int_equal(zone_info("A", &old_pid, &restarts0, &faults0, st), 0);
-    connect_zone(&a1, "A");
-    connect_zone(&a2, "A");
-    connect_zone(&b, "B");
+    assert_int_equal(fx_zone_info(&fx, "A", &z0), 0);
+    fx_connect(&fx, &a1, "A");
+    fx_connect(&fx, &a2, "A");
+    fx_connect(&fx, &b, "B");
     assert_int_equal(pc_ctx(&a1, &actx), 0);
     assert_int_equal(pc_ctx(&a2, &a2ctx), 0);
     assert_int_equal(pc_ctx(&b, &bctx), 0);
@@ -225,13 +142,13 @@ static void test_workers_fault_contained(void **state)
     pc_close(&a1);
     pc_close(&a2);
     /* A new client of zone A works, served by the same worker. */
-    connect_zone(&a3, "A");
+    fx_connect(&fx, &a3, "A");
     assert_int_equal(pc_ctx(&a3, &a3ctx), 0);
     roundtrip(&a3, a3ctx, 9);
-    assert_int_equal(zone_info("A", &new_pid, &restarts, &faults, st), 0);
-    assert_int_equal(new_pid, old_pid);
-    assert_int_equal(restarts, restarts0);
-    assert_int_equal(faults, faults0);
+    assert_int_equal(fx_zone_info(&fx, "A", &z1), 0);
+    assert_int_equal(z1.pid, z0.pid);
+    assert_int_equal(z1.restarts, z0.restarts);
+    assert_int_equal(z1.faults, z0.faults);
     pc_close(&a3);
     pc_close(&b);
 }
@@ -243,28 +160,28 @@ static void test_workers_crash_restart(void **state)
     struct pc a, b, a2;
     idm_handle actx, bctx, a2ctx;
     idm_dptr d;
-    int pid = 0, new_pid;
-    unsigned r0, f0, r, f;
-    char st[32];
+    struct fx_zone z0, z1;
+    int pid, new_pid;
 
     (void)state;
-    connect_zone(&a, "A");
-    connect_zone(&b, "B");
+    fx_connect(&fx, &a, "A");
+    fx_connect(&fx, &b, "B");
     assert_int_equal(pc_ctx(&a, &actx), 0);
     assert_int_equal(pc_ctx(&b, &bctx), 0);
-    assert_int_equal(zone_info("A", &pid, &r0, &f0, st), 0);
+    assert_int_equal(fx_zone_info(&fx, "A", &z0), 0);
+    pid = z0.pid;
     assert_int_equal(kill(pid, SIGKILL), 0);
     /* The killed worker's client sees its connection gone, as an error, never a hang. */
     assert_true(pc_alloc(&a, actx, 64, &d) < 0);
     roundtrip(&b, bctx, 5);
-    new_pid = wait_new_worker("A", pid);
+    new_pid = fx_wait_worker(&fx, "A", pid);
     assert_true(new_pid > 0);
-    connect_zone(&a2, "A");
+    fx_connect(&fx, &a2, "A");
     assert_int_equal(pc_ctx(&a2, &a2ctx), 0);
     roundtrip(&a2, a2ctx, 1);
-    assert_int_equal(zone_info("A", &new_pid, &r, &f, st), 0);
-    assert_int_equal(r, r0 + 1);
-    assert_int_equal(f, f0 + 1);
+    assert_int_equal(fx_zone_info(&fx, "A", &z1), 0);
+    assert_int_equal(z1.restarts, z0.restarts + 1);
+    assert_int_equal(z1.faults, z0.faults + 1);
     pc_close(&a);
     pc_close(&a2);
     pc_close(&b);
@@ -289,7 +206,7 @@ static void start_spinner(const char *zone, struct spin_arg *s, pthread_t *t)
 {
     idm_handle ctx, lib;
 
-    connect_zone(&s->p, zone);
+    fx_connect(&fx, &s->p, zone);
     assert_int_equal(pc_ctx(&s->p, &ctx), 0);
     assert_int_equal(pc_load_ptx(&s->p, ctx, ptx_spin, &lib), 0);
     assert_int_equal(pc_get_kernel(&s->p, lib, "spin", &s->k), 0);
@@ -307,10 +224,10 @@ struct admin_arg {
 static void *admin_thread(void *arg)
 {
     struct admin_arg *a = arg;
-    uint64_t t0 = now_ms();
+    uint64_t t0 = fx_now_ms();
 
-    a->rc = admin_cmd(dir, a->cmd, a->out, sizeof(a->out));
-    a->took_ms = now_ms() - t0;
+    a->rc = fx_admin(&fx, a->cmd, a->out, sizeof(a->out));
+    a->took_ms = fx_now_ms() - t0;
     return NULL;
 }
 
@@ -321,23 +238,22 @@ static void test_workers_remove_stuck_zone(void **state)
     struct spin_arg s;
     struct admin_arg rm = {.cmd = "REMOVE C"};
     pthread_t st, rt;
+    struct fx_zone zc;
     char buf[256];
-    int pid = 0;
-    unsigned r, f;
-    char zs[32];
+    int pid;
 
     (void)state;
-    assert_int_equal(admin_cmd(dir, "ADD C 16M", buf, sizeof(buf)), 0);
+    assert_int_equal(fx_admin(&fx, "ADD C 16M", buf, sizeof(buf)), 0);
     assert_int_equal(strncmp(buf, "OK ", 3), 0);
     start_spinner("C", &s, &st);
-    assert_int_equal(zone_info("C", &pid, &r, &f, zs), 0);
+    assert_int_equal(fx_zone_info(&fx, "C", &zc), 0);
     assert_int_equal(pthread_create(&rt, NULL, admin_thread, &rm), 0);
     usleep(100000);
     for (int i = 0; i < 5; i++) {
-        uint64_t t0 = now_ms();
-        assert_int_equal(admin_cmd(dir, "PING", buf, sizeof(buf)), 0);
+        uint64_t t0 = fx_now_ms();
+        assert_int_equal(fx_admin(&fx, "PING", buf, sizeof(buf)), 0);
         assert_int_equal(strncmp(buf, "OK ", 3), 0);
-        assert_true(now_ms() - t0 < 1000);
+        assert_true(fx_now_ms() - t0 < 1000);
     }
     assert_int_equal(pthread_join(rt, NULL), 0);
     assert_int_equal(rm.rc, 0);
@@ -346,10 +262,8 @@ static void test_workers_remove_stuck_zone(void **state)
     assert_int_equal(pthread_join(st, NULL), 0);
     assert_true(s.rc < 0); /* the connection went with the worker */
     pc_close(&s.p);
-    {
-        int gone = 0;
-        assert_int_not_equal(zone_info("C", &gone, &r, &f, zs), 0);
-    }
+    pid = zc.pid;
+    assert_int_not_equal(fx_zone_info(&fx, "C", &zc), 0);
     assert_int_equal(kill(pid, 0), -1); /* the worker process is gone */
     assert_int_equal(errno, ESRCH);
 }
@@ -358,7 +272,7 @@ static void test_workers_remove_stuck_zone(void **state)
 static void test_workers_sigterm_busy(void **state)
 {
     const char *extra[] = {"--zone", "D:16M", NULL};
-    char saved[256];
+    struct proxy_fixture saved = fx;
     struct spin_arg s;
     pthread_t st;
     pid_t pid;
@@ -366,23 +280,21 @@ static void test_workers_sigterm_busy(void **state)
     int status;
 
     (void)state;
-    memcpy(saved, dir, sizeof(saved));
-    snprintf(dir, sizeof(dir), "/tmp/gpu-proxy-workers-term.XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    pid = proxy_start(proxy_bin, dir, extra);
-    assert_true(pid > 0);
+    assert_int_equal(fx_start(&fx, saved.bin, "workers-term", extra), 0);
+    pid = fx.pid;
     start_spinner("D", &s, &st);
-    t0 = now_ms();
+    t0 = fx_now_ms();
     assert_int_equal(kill(pid, SIGTERM), 0);
     assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(now_ms() - t0 < 5000);
+    assert_true(fx_now_ms() - t0 < 5000);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     assert_int_equal(pthread_join(st, NULL), 0);
     assert_true(s.rc < 0);
     pc_close(&s.p);
-    rmdir(dir);
-    memcpy(dir, saved, sizeof(saved));
+    fx.pid = -1; /* reaped above */
+    assert_int_equal(fx_stop(&fx), 0);
+    fx = saved;
 }
 
 int main(int argc, char **argv)
@@ -399,6 +311,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s PATH/TO/gpu_proxy_stub\n", argv[0]);
         return 2;
     }
-    snprintf(proxy_bin, sizeof(proxy_bin), "%s", argv[1]);
+    snprintf(fx.bin, sizeof(fx.bin), "%s", argv[1]);
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
