@@ -71,6 +71,10 @@ struct backend_ops {
      * context, a GPU address space no other zone shares); 0: the zone layer gives each
      * allocation a zone address and launches resolve them through backend_launch.mem (stub). */
     int real_addresses;
+    /* 1: backend_launch.cancel stops a running kernel (stub); 0: a kernel runs until it ends
+     * (a real GPU): a worker whose client left with kernels still running ends, and its
+     * context with them (worker.c). */
+    int kernels_cancellable;
     /* Process-wide set-up; err gets a one-line reason on failure. */
     CUresult (*init)(char *err, size_t errlen);
     void (*shutdown)(void);

@@ -787,6 +787,7 @@ static CUresult stub_launch(struct backend_zone *z, struct backend_kernel *k,
 const struct backend_ops backend_stub = {
     .name = "stub",
     .fault_loses_context = 0,
+    .kernels_cancellable = 1,
     .init = stub_init,
     .shutdown = stub_shutdown,
     .device_count = stub_device_count,

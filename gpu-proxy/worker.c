@@ -32,6 +32,9 @@
 #define REPLY_TIMEOUT_MS 5000    /* a client that drains no reply for this long is cut off */
 #define RETIRE_GRACE_MS 10000    /* a retired worker waits this long for its clients to leave */
 #define STOP_GRACE_MS 1500       /* client threads get this long to end at a stop */
+#define ORPHAN_GRACE_MS 2000     /* a gone client's work may run this long before the worker
+                                  * ends to stop it (backends that cannot cancel kernels) */
+#define ORPHAN_RETIRE_MS 500     /* ... and the other clients this long to hear why */
 
 struct worker;
 
@@ -41,6 +44,9 @@ struct client {
     pthread_t thread;
     int stop;  /* atomic: asks the thread to end */
     int done;  /* set by the thread when it has released everything (under w->lock) */
+    uint64_t busy_since; /* atomic: ms when its current request or its session's release
+                          * began (0: waiting for a request) */
+    int closing;         /* atomic: the client is gone and its session is being released */
     char peer[64];
     struct client *next;
 };
@@ -58,6 +64,7 @@ struct worker {
     struct client *clients;
     int fatal;     /* atomic: the sticky CUresult that retired the worker, 0 while healthy */
     char fatal_why[160];
+    int retire_grace_ms; /* how long a retiring worker waits for its clients to leave */
     int stopping;
 };
 
@@ -90,7 +97,7 @@ static void wake_main(struct worker *w)
                   strerror(errno));
 }
 
-static void retire(struct worker *w, struct client *cl, int status);
+static void retire(struct worker *w, struct client *cl, int status, const char *why);
 
 /* The CUresults after which CUDA documents the context (on a real GPU, the process's use of
  * the device) as lost: "the process must be terminated and relaunched". */
@@ -129,7 +136,7 @@ static int reply_send(struct client *cl, const struct idm_hdr *req, int32_t stat
     /* Whichever call reports it (a launch, a synchronisation, a copy), such a fault has cost
      * this worker its context when the backend is a real GPU. */
     if (loses_context(status) && cl->w->be->fault_loses_context)
-        retire(cl->w, cl, status);
+        retire(cl->w, cl, status, "a sticky fault");
     rc = idm_send_timed(cl->conn, &rh, payload, len, NULL, 0, REPLY_TIMEOUT_MS);
     if (rc == -EAGAIN) {
         log_warn("zone=%s %s: the client drained no reply for %d ms; cutting it off",
@@ -153,8 +160,9 @@ static int deferred_reply(void *ctx, const struct idm_hdr *req, int32_t status,
 }
 
 /* On a real GPU a sticky fault in any session retires the whole worker: the context (and with
- * it the process's use of the device) is lost, and the zone has one context. */
-static void retire(struct worker *w, struct client *cl, int status)
+ * it the process's use of the device) is lost, and the zone has one context. So does a kernel
+ * left running by a client that has gone: only ending the context stops it. */
+static void retire(struct worker *w, struct client *cl, int status, const char *why)
 {
     int expected = 0;
 
@@ -162,12 +170,38 @@ static void retire(struct worker *w, struct client *cl, int status)
                                      __ATOMIC_ACQUIRE))
         return;
     pthread_mutex_lock(&w->lock);
-    snprintf(w->fatal_why, sizeof(w->fatal_why), "sticky fault CUresult %d in client %s",
-             status, cl->peer);
+    snprintf(w->fatal_why, sizeof(w->fatal_why), "%s (CUresult %d) in client %s", why, status,
+             cl->peer);
     pthread_mutex_unlock(&w->lock);
-    log_error("zone=%s %s: sticky fault (CUresult %d): this worker retires; its clients get the "
-              "error, new connections go to a fresh worker", w->ws->zone_name, cl->peer, status);
+    log_error("zone=%s %s: %s (CUresult %d): this worker retires; its clients get the error, new "
+              "connections go to a fresh worker", w->ws->zone_name, cl->peer, why, status);
     wake_main(w);
+}
+
+/* A backend that cannot cancel kernels (a real GPU): a client that has gone while its request
+ * or its session's release still waits on the GPU past ORPHAN_GRACE_MS left a kernel running;
+ * the worker retires so that its context, and the kernel, end. */
+static void check_orphans(struct worker *w)
+{
+    uint64_t now = now_ms();
+
+    if (w->be->kernels_cancellable || __atomic_load_n(&w->fatal, __ATOMIC_ACQUIRE))
+        return;
+    pthread_mutex_lock(&w->lock);
+    for (struct client *cl = w->clients; cl; cl = cl->next) {
+        uint64_t since = __atomic_load_n(&cl->busy_since, __ATOMIC_ACQUIRE);
+        if (cl->done || since == 0 || now - since < ORPHAN_GRACE_MS)
+            continue;
+        if (!__atomic_load_n(&cl->closing, __ATOMIC_ACQUIRE) && idm_conn_check(cl->conn) == 0)
+            continue; /* still connected: it is waiting for its own work */
+        pthread_mutex_unlock(&w->lock);
+        w->retire_grace_ms = ORPHAN_RETIRE_MS;
+        retire(w, cl, CUDA_ERROR_LAUNCH_TIMEOUT,
+               "the client left with work still running on the GPU, which cannot be stopped "
+               "but by ending the context");
+        return;
+    }
+    pthread_mutex_unlock(&w->lock);
 }
 
 static int serve_one(struct client *cl, struct session *s, struct idm_msg *m)
@@ -219,11 +253,14 @@ static void *client_main(void *arg)
             why = "the client was cut off, or the zone is stopping";
             break;
         }
-        if (rc == 0)
+        if (rc == 0) {
+            __atomic_store_n(&cl->busy_since, now_ms(), __ATOMIC_RELEASE);
             rc = serve_one(cl, s, &m);
+            __atomic_store_n(&cl->busy_since, 0, __ATOMIC_RELEASE);
+        }
         sticky = __atomic_load_n(&s->sticky, __ATOMIC_ACQUIRE);
         if (sticky && w->be->fault_loses_context)
-            retire(w, cl, sticky); /* e.g. a stream's fault not yet reported to the client */
+            retire(w, cl, sticky, "a sticky fault"); /* e.g. a stream's, not yet reported */
         if (rc == -EAGAIN)
             continue;
         if (rc == -EPROTO && idm_conn_error(cl->conn)[0] == 0) {
@@ -242,6 +279,8 @@ static void *client_main(void *arg)
     }
     log_info("zone=%s %s: session ends (%s); releasing its objects", w->ws->zone_name,
              cl->peer, why);
+    __atomic_store_n(&cl->closing, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&cl->busy_since, now_ms(), __ATOMIC_RELEASE);
     session_close(s);
 out:
     idm_msg_free(&m);
@@ -502,6 +541,8 @@ static int serve(struct worker *w)
         if (retire_deadline) {
             uint64_t now = now_ms();
             timeout = now >= retire_deadline ? 0 : (int)(retire_deadline - now);
+        } else if (!w->be->kernels_cancellable) {
+            timeout = ORPHAN_GRACE_MS / 4; /* check_orphans */
         }
         if (poll(pfd, n, timeout) < 0) {
             if (errno == EINTR)
@@ -514,9 +555,10 @@ static int serve(struct worker *w)
         if (pfd[1].revents)
             drain_fd(w->wake_fd);
         left = reap_clients(w);
+        check_orphans(w);
         if (!retire_deadline && __atomic_load_n(&w->fatal, __ATOMIC_ACQUIRE)) {
             start_retiring(w);
-            retire_deadline = now_ms() + RETIRE_GRACE_MS;
+            retire_deadline = now_ms() + (uint64_t)w->retire_grace_ms;
         }
         if (retire_deadline && (left == 0 || now_ms() >= retire_deadline))
             return WORKER_EXIT_RETIRED;
@@ -558,6 +600,7 @@ void worker_run(const struct worker_spec *ws)
 
     w.ws = ws;
     w.signal_fd = w.wake_fd = -1;
+    w.retire_grace_ms = RETIRE_GRACE_MS;
     worker_setup(&w);
     if (sandbox_enter(&ws->cfg->sandbox, w.be->name, ws->xen_domid >= 0, err, sizeof(err)) != 0)
         fail_init(ws, "sandbox: %s", err);

@@ -4,6 +4,8 @@
 //   peek read ADDR  launches a kernel that reads and overwrites ADDR (another zone's address)
 //                   and copies what it read back; exit 0 when the launch fails with
 //                   cudaErrorIllegalAddress, 1 when the kernel read the other zone's data.
+//   peek spin       launches a kernel that never ends, prints "LAUNCHED" and waits for it (the
+//                   test kills the process: its worker must stop the kernel).
 #include <cuda_runtime.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +20,29 @@ __global__ void steal(const unsigned *victim, unsigned *loot, unsigned *victim_w
     unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
     loot[i] = victim[i];
     victim_w[i] = 0xdeadbeefu;
+}
+
+__global__ void forever(volatile unsigned *flag)
+{
+    while (*flag == 0)
+        ;
+}
+
+static int spin(void)
+{
+    unsigned *flag;
+
+    if (cudaMalloc(&flag, sizeof(*flag)) != cudaSuccess ||
+        cudaMemset(flag, 0, sizeof(*flag)) != cudaSuccess)
+        return 2;
+    forever<<<1, 1>>>(flag);
+    if (cudaGetLastError() != cudaSuccess)
+        return 2;
+    printf("LAUNCHED\n");
+    fflush(stdout);
+    cudaError_t e = cudaDeviceSynchronize();
+    fprintf(stderr, "peek spin: the never-ending kernel ended: %s\n", cudaGetErrorName(e));
+    return 1;
 }
 
 static int hold(void)
@@ -84,8 +109,10 @@ int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "hold") == 0)
         return hold();
+    if (argc == 2 && strcmp(argv[1], "spin") == 0)
+        return spin();
     if (argc == 3 && strcmp(argv[1], "read") == 0)
         return peek(argv[2]);
-    fprintf(stderr, "usage: peek hold | peek read ADDR\n");
+    fprintf(stderr, "usage: peek hold | peek read ADDR | peek spin\n");
     return 2;
 }

@@ -126,6 +126,26 @@ if "${NVCC:-/usr/local/cuda/bin/nvcc}" -O2 -o "$peek" "$top/tests/chain/peek.cu"
     echo go >&7; exec 7>&-
     if wait $hold; then ok "zone b's data intact after zone a's attempt"
     else ko "zone b's data after zone a's attempt" "changed or unreadable" "$work/hold.log"; fi
+    # (4c) a never-ending kernel whose client is killed: a real GPU cannot cancel it, so a's
+    # worker must end (and its context with it); a's next program works.
+    restarts0=$(field a restarts)
+    LD_LIBRARY_PATH="$top/libvgpu" VGPU_SOCKET="$dir/a.sock" VGPU_TRANSPORT=posix \
+        "$peek" spin >"$work/spin.log" 2>&1 & spinner=$!
+    for _ in $(seq 1 300); do grep -q LAUNCHED "$work/spin.log" && break; sleep 0.1; done
+    sleep 0.5
+    kill -KILL $spinner; wait $spinner 2>/dev/null
+    t0=$(date +%s%N)
+    for _ in $(seq 1 150); do
+        [[ "$(field a restarts)" == $((restarts0 + 1)) && "$(field a state)" == ready ]] && break
+        sleep 0.1
+    done
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    if [[ "$(field a restarts)" == $((restarts0 + 1)) ]] &&
+            grep -q "left with work still running" "$work/proxy.log"; then
+        ok "zone a's client killed with a kernel running: the worker ended it ($ms ms)"
+    else ko "zone a's orphaned kernel" "LIST: $(admin LIST | grep '^a ')" "$work/proxy.log"; fi
+    if in_zone a "$kbuild/vector_add" "$work/va2.a.log"; then ok "zone a's next program works"
+    else ko "zone a's program after the orphaned kernel" "failed" "$work/va2.a.log"; fi
 else ko "building tests/chain/peek.cu" "nvcc failed" "$work/peek.build.log"; fi
 
 if grep -q "seccomp denied" "$work/proxy.log"; then
