@@ -25,7 +25,10 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-int proxy_admin(const struct proxy *p, const char *request, char *reply, size_t len)
+/* One admin request; the answer, up to len-1 bytes, in reply: only its first line when
+ * `all` is 0 (the server closes the connection after its answer either way). */
+static int admin_exchange(const struct proxy *p, const char *request, char *reply, size_t len,
+                          int all)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     size_t got = 0;
@@ -69,15 +72,40 @@ int proxy_admin(const struct proxy *p, const char *request, char *reply, size_t 
             break;
         got += (size_t)r;
         reply[got] = '\0';
-        if (strchr(reply, '\n'))
+        if (!all && strchr(reply, '\n'))
             break;
     }
     reply[got] = '\0';
-    reply[strcspn(reply, "\n")] = '\0';
+    if (!all)
+        reply[strcspn(reply, "\n")] = '\0';
     rc = strncmp(reply, "OK", 2) == 0 ? 0 : -EREMOTEIO;
 out_fd:
     close(fd);
     return rc;
+}
+
+int proxy_admin(const struct proxy *p, const char *request, char *reply, size_t len)
+{
+    return admin_exchange(p, request, reply, len, 0);
+}
+
+int proxy_zone_pid(const struct proxy *p, const char *zone, int *pid)
+{
+    char list[16384], *save = NULL;
+    int rc = admin_exchange(p, "LIST", list, sizeof(list), 1);
+
+    if (rc != 0)
+        return rc;
+    /* "<name> <quota> <used> <clients> key=value..." per zone (docs/CONTRACTS.md) */
+    for (char *line = strtok_r(list, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        size_t nl = strlen(zone);
+        const char *f = strstr(line, " pid=");
+        if (strncmp(line, zone, nl) == 0 && line[nl] == ' ' && f) {
+            *pid = atoi(f + 5);
+            return *pid > 0 ? 0 : -ESRCH;
+        }
+    }
+    return -ENOENT;
 }
 
 int proxy_start(struct proxy *p, const char *binary, const char *args, int cpu)
