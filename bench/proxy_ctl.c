@@ -204,7 +204,9 @@ int proxy_add_zone(const struct proxy *p, const char *name, const char *quota, c
     return 0;
 }
 
-int proxy_pin(const struct proxy *p, int cpu)
+/* Pins every thread of process pid to cpu; a process or thread that has just ended is no
+ * error. */
+static int pin_threads(pid_t pid, int cpu)
 {
     char path[64];
     struct dirent *e;
@@ -212,10 +214,10 @@ int proxy_pin(const struct proxy *p, int cpu)
     DIR *d;
     int rc = 0;
 
-    snprintf(path, sizeof(path), "/proc/%d/task", (int)p->pid);
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
     d = opendir(path);
     if (!d)
-        return -errno;
+        return errno == ENOENT ? 0 : -errno;
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
     while ((e = readdir(d))) {
@@ -226,6 +228,51 @@ int proxy_pin(const struct proxy *p, int cpu)
             rc = -errno;
             fprintf(stderr, "bench: pinning proxy thread %d to cpu%d failed: %s\n", tid, cpu,
                     strerror(errno));
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+/* The parent pid from /proc/PID/stat ("pid (comm) state ppid ..."; comm may hold spaces and
+ * parentheses, so parse after the last ')'), or -1. */
+static pid_t parent_of(int pid)
+{
+    char path[64], buf[512];
+    FILE *f;
+    size_t n;
+    char *rp;
+    int ppid;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    f = fopen(path, "r");
+    if (!f)
+        return -1;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    rp = strrchr(buf, ')');
+    if (!rp || sscanf(rp + 1, " %*c %d", &ppid) != 1)
+        return -1;
+    return ppid;
+}
+
+/* Pins the proxy: the supervisor's threads and every thread of its worker processes (the
+ * supervisor forks one per zone; workers forked later inherit the supervisor's CPU). */
+int proxy_pin(const struct proxy *p, int cpu)
+{
+    struct dirent *e;
+    DIR *d;
+    int rc = pin_threads(p->pid, cpu);
+
+    d = opendir("/proc");
+    if (!d)
+        return -errno;
+    while ((e = readdir(d))) {
+        int pid = atoi(e->d_name);
+        if (pid > 0 && parent_of(pid) == p->pid) {
+            int r = pin_threads(pid, cpu);
+            rc = rc ? rc : r;
         }
     }
     closedir(d);

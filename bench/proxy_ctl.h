@@ -30,7 +30,7 @@ int proxy_zone_pid(const struct proxy *p, const char *zone, int *pid);
 int proxy_add_zone(const struct proxy *p, const char *name, const char *quota, char *sock,
                    size_t len);
 
-/* Pins every thread of the proxy to cpu. */
+/* Pins every thread of the proxy to cpu: the supervisor's and its worker processes'. */
 int proxy_pin(const struct proxy *p, int cpu);
 
 /* Stops the proxy (SIGTERM, then SIGKILL after 5 s) and removes its directory. */
