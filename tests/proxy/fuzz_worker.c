@@ -189,6 +189,8 @@ static unsigned replay(const uint8_t *data, size_t size)
 
     zone_path(path, sizeof(path), "fuzzA");
     assert_int_equal(pc_connect(&p, path), 0);
+    /* Every record fuzz_dispatch accepts must fit one request slot of the real connection. */
+    assert_true(idm_conn_geometry(p.c)->slot_size >= SLOT_SIZE);
     while (off + 4 <= size) {
         uint8_t payload[SLOT_SIZE], rep[SLOT_SIZE];
         uint32_t rep_len = 0;
