@@ -25,7 +25,10 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-int proxy_admin(const struct proxy *p, const char *request, char *reply, size_t len)
+/* One admin request; the answer, up to len-1 bytes, in reply: only its first line when
+ * `all` is 0 (the server closes the connection after its answer either way). */
+static int admin_exchange(const struct proxy *p, const char *request, char *reply, size_t len,
+                          int all)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     size_t got = 0;
@@ -69,15 +72,40 @@ int proxy_admin(const struct proxy *p, const char *request, char *reply, size_t 
             break;
         got += (size_t)r;
         reply[got] = '\0';
-        if (strchr(reply, '\n'))
+        if (!all && strchr(reply, '\n'))
             break;
     }
     reply[got] = '\0';
-    reply[strcspn(reply, "\n")] = '\0';
+    if (!all)
+        reply[strcspn(reply, "\n")] = '\0';
     rc = strncmp(reply, "OK", 2) == 0 ? 0 : -EREMOTEIO;
 out_fd:
     close(fd);
     return rc;
+}
+
+int proxy_admin(const struct proxy *p, const char *request, char *reply, size_t len)
+{
+    return admin_exchange(p, request, reply, len, 0);
+}
+
+int proxy_zone_pid(const struct proxy *p, const char *zone, int *pid)
+{
+    char list[16384], *save = NULL;
+    int rc = admin_exchange(p, "LIST", list, sizeof(list), 1);
+
+    if (rc != 0)
+        return rc;
+    /* "<name> <quota> <used> <clients> key=value..." per zone (docs/CONTRACTS.md) */
+    for (char *line = strtok_r(list, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        size_t nl = strlen(zone);
+        const char *f = strstr(line, " pid=");
+        if (strncmp(line, zone, nl) == 0 && line[nl] == ' ' && f) {
+            *pid = atoi(f + 5);
+            return *pid > 0 ? 0 : -ESRCH;
+        }
+    }
+    return -ENOENT;
 }
 
 int proxy_start(struct proxy *p, const char *binary, const char *args, int cpu)
@@ -176,7 +204,9 @@ int proxy_add_zone(const struct proxy *p, const char *name, const char *quota, c
     return 0;
 }
 
-int proxy_pin(const struct proxy *p, int cpu)
+/* Pins every thread of process pid to cpu; a process or thread that has just ended is no
+ * error. */
+static int pin_threads(pid_t pid, int cpu)
 {
     char path[64];
     struct dirent *e;
@@ -184,10 +214,10 @@ int proxy_pin(const struct proxy *p, int cpu)
     DIR *d;
     int rc = 0;
 
-    snprintf(path, sizeof(path), "/proc/%d/task", (int)p->pid);
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
     d = opendir(path);
     if (!d)
-        return -errno;
+        return errno == ENOENT ? 0 : -errno;
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
     while ((e = readdir(d))) {
@@ -198,6 +228,51 @@ int proxy_pin(const struct proxy *p, int cpu)
             rc = -errno;
             fprintf(stderr, "bench: pinning proxy thread %d to cpu%d failed: %s\n", tid, cpu,
                     strerror(errno));
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+/* The parent pid from /proc/PID/stat ("pid (comm) state ppid ..."; comm may hold spaces and
+ * parentheses, so parse after the last ')'), or -1. */
+static pid_t parent_of(int pid)
+{
+    char path[64], buf[512];
+    FILE *f;
+    size_t n;
+    char *rp;
+    int ppid;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    f = fopen(path, "r");
+    if (!f)
+        return -1;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    rp = strrchr(buf, ')');
+    if (!rp || sscanf(rp + 1, " %*c %d", &ppid) != 1)
+        return -1;
+    return ppid;
+}
+
+/* Pins the proxy: the supervisor's threads and every thread of its worker processes (the
+ * supervisor forks one per zone; workers forked later inherit the supervisor's CPU). */
+int proxy_pin(const struct proxy *p, int cpu)
+{
+    struct dirent *e;
+    DIR *d;
+    int rc = pin_threads(p->pid, cpu);
+
+    d = opendir("/proc");
+    if (!d)
+        return -errno;
+    while ((e = readdir(d))) {
+        int pid = atoi(e->d_name);
+        if (pid > 0 && parent_of(pid) == p->pid) {
+            int r = pin_threads(pid, cpu);
+            rc = rc ? rc : r;
         }
     }
     closedir(d);

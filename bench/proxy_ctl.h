@@ -22,11 +22,15 @@ int proxy_start(struct proxy *p, const char *binary, const char *args, int cpu);
  * -EREMOTEIO with the ERR line in reply otherwise, -errno on socket errors. */
 int proxy_admin(const struct proxy *p, const char *request, char *reply, size_t len);
 
+/* The pid of the zone's serving worker (LIST's pid= field): 0, -ESRCH while it has none,
+ * -ENOENT if the zone is not listed, or the error of the request. */
+int proxy_zone_pid(const struct proxy *p, const char *zone, int *pid);
+
 /* Adds a zone and returns its socket path. */
 int proxy_add_zone(const struct proxy *p, const char *name, const char *quota, char *sock,
                    size_t len);
 
-/* Pins every thread of the proxy to cpu. */
+/* Pins every thread of the proxy to cpu: the supervisor's and its worker processes'. */
 int proxy_pin(const struct proxy *p, int cpu);
 
 /* Stops the proxy (SIGTERM, then SIGKILL after 5 s) and removes its directory. */

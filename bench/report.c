@@ -247,6 +247,7 @@ static const char *fig_title(int fig)
     case 5: return "5. Bulk copies through the window vs memcpy (same run)";
     case 6: return "6. Scaling: zones (separate processes) in one proxy, mixed calls";
     case 7: return "7. Real GPU: remoted (gpu_proxy --backend cuda) / native";
+    case 8: return "8. Worker processes: a new zone's first call, and after its worker is killed";
     default: return "other";
     }
 }

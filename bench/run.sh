@@ -61,6 +61,15 @@ else
     missing scale 6 "scaling over zones" "$why"
 fi
 
+echo "bench: figure 8: worker start and restart (gpu_proxy_stub)" >&2
+if [ -x "$here/worker_bench" ] && [ ! -e "$results/cuda_bench.why" ]; then
+    timed 8 worker_bench "$here/worker_bench" "$top/gpu-proxy/gpu_proxy_stub" \
+        || echo "bench: worker_bench reported an incomplete figure (see above)" >&2
+else
+    why=$(cat "$results/cuda_bench.why" 2>/dev/null || echo "worker_bench is not built")
+    missing wstart 8 "worker start and restart" "$why"
+fi
+
 echo "bench: figure 7: real GPU" >&2
 if [ -x "$here/gpu_native" ]; then
     # NVIDIA's libcuda.so.1 must come from the system, never from LD_LIBRARY_PATH leftovers.

@@ -3,6 +3,7 @@
 #include "proxy_client.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -248,10 +249,33 @@ int admin_zone(const char *dir, const char *zone, long long *used, int *clients)
     return -1;
 }
 
+int admin_zone_worker(const char *dir, const char *zone, int *pid, unsigned *restarts)
+{
+    char buf[8192], *save = NULL;
+
+    if (admin_cmd(dir, "LIST", buf, sizeof(buf)) != 0 || strncmp(buf, "OK ", 3) != 0)
+        return -1;
+    for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char name[128], *p = strstr(line, " pid="), *r = strstr(line, " restarts=");
+        if (sscanf(line, "%127s", name) == 1 && strcmp(name, zone) == 0 && p && r) {
+            *pid = atoi(p + 5);
+            *restarts = (unsigned)strtoul(r + 10, NULL, 10);
+            return 0;
+        }
+    }
+    return -1;
+}
+
 pid_t proxy_start(const char *bin, const char *dir, const char *const *extra)
 {
+    return proxy_start_log(bin, dir, extra, NULL);
+}
+
+pid_t proxy_start_log(const char *bin, const char *dir, const char *const *extra,
+                      const char *log)
+{
     const char *argv[64];
-    int n = 0;
+    int n = 0, logfd = -1;
     pid_t pid;
 
     argv[n++] = bin;
@@ -264,17 +288,31 @@ pid_t proxy_start(const char *bin, const char *dir, const char *const *extra)
     for (int i = 0; extra && extra[i] && n < 62; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
+    if (log) {
+        logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+        if (logfd < 0) {
+            fprintf(stderr, "proxy log %s: %s\n", log, strerror(errno));
+            return -1;
+        }
+    }
     pid = fork();
-    if (pid < 0)
+    if (pid < 0) {
+        if (logfd >= 0)
+            close(logfd);
         return -1;
+    }
     if (pid == 0) {
         /* A test that fails (or dies) must not leave its proxy behind. */
         if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
+            _exit(126);
+        if (logfd >= 0 && (dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0))
             _exit(126);
         execv(bin, (char *const *)argv);
         fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
         _exit(127);
     }
+    if (logfd >= 0)
+        close(logfd);
     /* Wait for readiness (the admin socket answers), or for the process to die. */
     for (int i = 0; i < 600; i++) {
         char buf[256];

@@ -50,6 +50,10 @@ int pc_sync(struct pc *p);
 /* Starts `bin --backend B --listen dir --log-level L extra...` (B: $PROXY_BACKEND or stub; L:
  * $PROXY_LOG_LEVEL or warn), waits until its admin socket answers PING. Returns the pid, or -1. */
 pid_t proxy_start(const char *bin, const char *dir, const char *const *extra);
+/* The same, with the proxy's stdout and stderr (its workers' too) written to the file `log`
+ * (created or truncated) instead of the caller's stderr. */
+pid_t proxy_start_log(const char *bin, const char *dir, const char *const *extra,
+                      const char *log);
 /* Sends SIGTERM, waits, returns the exit status (or -1 if it did not exit normally). */
 int proxy_stop(pid_t pid);
 
@@ -59,5 +63,7 @@ int admin_cmd(const char *dir, const char *cmd, char *out, size_t outlen);
  * zone is not listed). */
 long long admin_scrubbed(const char *dir);
 int admin_zone(const char *dir, const char *zone, long long *used, int *clients);
+/* LIST's pid= and restarts= of a zone's serving worker; 0, or -1 if the zone is not listed. */
+int admin_zone_worker(const char *dir, const char *zone, int *pid, unsigned *restarts);
 
 #endif /* PROXY_CLIENT_H */
