@@ -25,6 +25,7 @@
 
 #include "dispatch.h"
 #include "log.h"
+#include "monotime.h"
 #include "sandbox.h"
 #include "zone.h"
 
@@ -60,14 +61,6 @@ struct worker {
     char fatal_why[160];
     int stopping;
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void notify_supervisor(struct worker *w, char note)
 {
