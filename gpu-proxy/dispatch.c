@@ -1,11 +1,13 @@
 /* dispatch.c - the entry of the dispatch: the table that indexes the handlers (one per op of
  * idm_ops.def, in the dispatch_*.c families) by op number, the start-up check that it is full,
  * and the framing of one request: reply flag, op, length checked before any handler sees it, the
- * fixed struct copied to aligned memory, the reply zeroed when a handler fails. */
+ * fixed struct copied to aligned memory, what the op's properties say decoded for the handler
+ * (bulk data fields, the name tail checked), the reply zeroed when a handler fails. */
 #include "dispatch.h"
 
 #include <cuda.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "dispatch_internal.h"
@@ -72,6 +74,37 @@ static CUresult frame_check(struct session *s, const struct idm_hdr *h,
     return CUDA_SUCCESS;
 }
 
+/* Sets up the handler's context for request h: its tails, and what the op's properties give
+ * it (bulk fields; the name tail, checked here for every op that has one). */
+static CUresult rq_setup(struct rq *r, struct session *s, const struct idm_hdr *h,
+                         const uint8_t *payload, const struct idm_op_info *info, const void *req)
+{
+    memset(r, 0, sizeof(*r));
+    r->s = s;
+    r->h = h;
+    r->tail = payload + info->req_size;
+    r->tail_len = h->len - info->req_size;
+    r->rtail = s->rbuf + info->rep_size;
+    r->rtail_max = s->max_reply - info->rep_size;
+    idm_op_bulk(info, req, &r->bulk);
+    return info->props->name_tail ? rq_check_name(r) : CUDA_SUCCESS;
+}
+
+/* The failure of a request, at debug, with the stream it named if its op has one. */
+static void log_failure(struct session *s, const struct idm_hdr *h,
+                        const struct idm_op_info *info, const void *req, CUresult rc)
+{
+    char on[32] = "";
+    idm_handle stream;
+
+    if (!LOG_ENABLED(LOG_DEBUG))
+        return;
+    if (idm_op_stream(info, req, &stream))
+        snprintf(on, sizeof(on), " stream=0x%llx", (unsigned long long)stream);
+    log_debug("zone=%s %s: %s seq=%llu%s -> CUresult %d", s->zone->name, s->peer, info->name,
+              (unsigned long long)h->seq, on, rc);
+}
+
 int dispatch_request(struct session *s, const struct idm_hdr *h, const uint8_t *payload,
                      uint32_t *rep_len, int32_t *status)
 {
@@ -102,21 +135,14 @@ int dispatch_request(struct session *s, const struct idm_hdr *h, const uint8_t *
     memcpy(req.b, payload, info->req_size);
     memset(s->rbuf, 0, info->rep_size);
 
-    r.s = s;
-    r.h = h;
-    r.tail = payload + info->req_size;
-    r.tail_len = h->len - info->req_size;
-    r.rtail = s->rbuf + info->rep_size;
-    r.rtail_max = s->max_reply - info->rep_size;
-    r.rtail_len = 0;
-    r.deferred = 0;
-    rc = handlers[h->op](&r, req.b, s->rbuf);
+    rc = rq_setup(&r, s, h, payload, info, req.b);
+    if (rc == CUDA_SUCCESS)
+        rc = handlers[h->op](&r, req.b, s->rbuf);
     *status = rc;
     if (r.deferred)
         return 1;
     if (rc != CUDA_SUCCESS) {
-        log_debug("zone=%s %s: %s seq=%llu -> CUresult %d", s->zone->name, s->peer, info->name,
-                  (unsigned long long)h->seq, rc);
+        log_failure(s, h, info, req.b, rc);
         /* A failed request answers with zeros, never with half-filled values. */
         memset(s->rbuf, 0, info->rep_size);
         r.rtail_len = 0;

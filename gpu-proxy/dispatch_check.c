@@ -1,7 +1,7 @@
 /* dispatch_check.c - the lookups and checks every handler family uses: typed handles of the
  * session, device ranges against its allocation table, window ranges against the connection's
- * window, names in the request tail (each failure logged as a refusal); and running a prepared
- * asynchronous op. */
+ * window, the bulk data and the name tail an op's properties (idm_ops.def) give it (each failure
+ * logged as a refusal). */
 #include "dispatch_internal.h"
 
 #include <cuda.h>
@@ -87,13 +87,60 @@ CUresult rq_win_range(struct rq *r, uint64_t off, uint64_t len, uint8_t **p)
     return CUDA_SUCCESS;
 }
 
-CUresult rq_tail_name(struct rq *r, const char **name)
+/* Inline data must fit the request tail (IN) or the room left in the reply (OUT). */
+static CUresult bulk_inline(struct rq *r, const void **src)
+{
+    const struct idm_bulk *b = &r->bulk;
+    uint32_t room = b->dir == IDM_BULK_IN ? r->tail_len : r->rtail_max;
+
+    if (!b->can_inline || b->len > room)
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "%llu bytes to copy, room for %u inline",
+                         (unsigned long long)b->len, b->can_inline ? room : 0);
+    if (b->dir == IDM_BULK_IN)
+        *src = r->tail;
+    return CUDA_SUCCESS;
+}
+
+CUresult rq_bulk(struct rq *r, const void **src, void **dst)
+{
+    const struct idm_bulk *b = &r->bulk;
+    uint8_t *w;
+    CUresult rc;
+
+    if (b->dir == IDM_BULK_NONE)
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "the op carries no bulk data");
+    if (b->dir == IDM_BULK_OUT)
+        *dst = NULL;
+    if (b->win_len == 0)
+        return bulk_inline(r, src);
+    if (b->len > b->win_len)
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
+                         "%llu bytes to copy through a %llu-byte window range",
+                         (unsigned long long)b->len, (unsigned long long)b->win_len);
+    if ((rc = rq_win_range(r, b->win_off, b->len, &w)) != CUDA_SUCCESS)
+        return rc;
+    if (b->dir == IDM_BULK_IN)
+        *src = w;
+    else
+        *dst = w;
+    return CUDA_SUCCESS;
+}
+
+CUresult rq_check_name(struct rq *r)
 {
     if (r->tail_len == 0 || r->tail_len > IDM_SYMBOL_MAX ||
         memchr(r->tail, 0, r->tail_len) == NULL)
         return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
                          "the name in the %u-byte tail is empty, longer than %u bytes or not "
                          "NUL-terminated", r->tail_len, (unsigned)IDM_SYMBOL_MAX);
-    *name = (const char *)r->tail;
+    r->name = (const char *)r->tail;
+    return CUDA_SUCCESS;
+}
+
+CUresult rq_tail_name(struct rq *r, const char **name)
+{
+    if (r->name == NULL) /* an op without a name tail in idm_ops.def */
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "the op carries no name");
+    *name = r->name;
     return CUDA_SUCCESS;
 }

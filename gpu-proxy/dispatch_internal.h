@@ -25,6 +25,8 @@ struct rq {
     uint32_t rtail_max;
     uint32_t rtail_len;
     int deferred;          /* a stream worker will send the reply */
+    struct idm_bulk bulk;  /* the op's bulk data (its properties in idm_ops.def), unchecked */
+    const char *name;      /* ops with a name tail: the name, checked before the handler */
 };
 
 #define ZN(r) ((r)->s->zone->name)
@@ -54,7 +56,14 @@ CUresult rq_ctx(struct rq *r, idm_handle h, idm_handle *out);
 CUresult rq_dev_range(struct rq *r, uint64_t va, uint64_t len, uint64_t *baddr);
 /* [off, off+len) of the connection's window. */
 CUresult rq_win_range(struct rq *r, uint64_t off, uint64_t len, uint8_t **p);
-/* A NUL-terminated name in the request tail. */
+/* Where the request's bulk data is (r->bulk, from the op's properties), checked: the window
+ * range when win_len is not 0, else inline (r->bulk.win_len == 0): an IN op's source (*src) is
+ * then the request tail, an OUT op's destination (*dst) NULL, the reply tail. The pointer of the
+ * other direction may be NULL. Call with len > 0. */
+CUresult rq_bulk(struct rq *r, const void **src, void **dst);
+/* Checks the name tail of an op that has one (before its handler; the name in r->name). */
+CUresult rq_check_name(struct rq *r);
+/* The request's name (checked by the dispatch before the handler, ops with a name tail). */
 CUresult rq_tail_name(struct rq *r, const char **name);
 /* Logs the refusal of handle h, which is not a live handle of type type in this session. */
 void rq_refuse_handle(struct rq *r, idm_handle h, uint8_t type);

@@ -138,34 +138,20 @@ CUresult h_MEM_GET_ADDRESS_RANGE(struct rq *r, const struct idm_req_MEM_GET_ADDR
 
 /* ---- copies and memsets: prepare steps (stream.c issues them) ---- */
 
-/* The source is the window range or, when win_len is 0, the request tail: that data lives in the
+/* The source is the window range or the request tail (rq_bulk): inline data lives in the
  * request message, so such a copy is issued inline even on a stream (after its queue). */
 static CUresult prep_htod(struct rq *r, const struct idm_req_MEMCPY_HTOD *q, struct stream_op *op,
                           struct stream_obj **st)
 {
-    uint8_t *w;
     CUresult rc;
 
     if ((rc = rq_stream(r, q->stream, st)) != CUDA_SUCCESS)
         return rc;
     if (q->len == 0)
         return CUDA_SUCCESS;
-    if (q->win_len == 0) {
-        if (q->len > r->tail_len)
-            return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
-                             "%llu bytes to copy, %u bytes of inline data",
-                             (unsigned long long)q->len, r->tail_len);
-        op->hsrc = r->tail;
-        op->inline_only = 1;
-    } else {
-        if (q->len > q->win_len)
-            return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
-                             "%llu bytes to copy through a %llu-byte window range",
-                             (unsigned long long)q->len, (unsigned long long)q->win_len);
-        if ((rc = rq_win_range(r, q->win_off, q->len, &w)) != CUDA_SUCCESS)
-            return rc;
-        op->hsrc = w;
-    }
+    if ((rc = rq_bulk(r, &op->hsrc, NULL)) != CUDA_SUCCESS)
+        return rc;
+    op->inline_only = r->bulk.win_len == 0;
     if ((rc = rq_dev_range(r, q->dst, q->len, &op->dst)) != CUDA_SUCCESS)
         return rc;
     op->kind = SOP_HTOD;
@@ -173,11 +159,10 @@ static CUresult prep_htod(struct rq *r, const struct idm_req_MEMCPY_HTOD *q, str
     return CUDA_SUCCESS;
 }
 
-/* The data goes to the window range or, when win_len is 0, to the reply tail. */
+/* The data goes to the window range or, inline, to the reply tail (rq_bulk: hdst NULL). */
 static CUresult prep_dtoh(struct rq *r, const struct idm_req_MEMCPY_DTOH *q, struct stream_op *op,
                           struct stream_obj **st)
 {
-    uint8_t *w = NULL;
     CUresult rc;
 
     if ((rc = rq_stream(r, q->stream, st)) != CUDA_SUCCESS)
@@ -186,23 +171,11 @@ static CUresult prep_dtoh(struct rq *r, const struct idm_req_MEMCPY_DTOH *q, str
         return rq_sticky(r);
     if (q->len == 0)
         return CUDA_SUCCESS; /* the reply's len stays 0 */
-    if (q->win_len == 0) {
-        if (q->len > r->rtail_max)
-            return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
-                             "%llu bytes to copy into a reply with room for %u",
-                             (unsigned long long)q->len, r->rtail_max);
-    } else {
-        if (q->len > q->win_len)
-            return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
-                             "%llu bytes to copy through a %llu-byte window range",
-                             (unsigned long long)q->len, (unsigned long long)q->win_len);
-        if ((rc = rq_win_range(r, q->win_off, q->len, &w)) != CUDA_SUCCESS)
-            return rc;
-    }
+    if ((rc = rq_bulk(r, NULL, &op->hdst)) != CUDA_SUCCESS)
+        return rc;
     if ((rc = rq_dev_range(r, q->src, q->len, &op->src)) != CUDA_SUCCESS)
         return rc;
     op->kind = SOP_DTOH;
-    op->hdst = w;
     op->len = q->len;
     return CUDA_SUCCESS;
 }

@@ -60,7 +60,7 @@ CUresult h_IMAGE_CHUNK(struct rq *r, const struct idm_req_IMAGE_CHUNK *q,
                        struct idm_rep_IMAGE_CHUNK *p)
 {
     struct image_obj *im = rq_image(r, q->image);
-    uint8_t *w;
+    const void *w;
     CUresult rc;
 
     (void)p;
@@ -73,7 +73,7 @@ CUresult h_IMAGE_CHUNK(struct rq *r, const struct idm_req_IMAGE_CHUNK *q,
                          (unsigned long long)im->size);
     if (q->len == 0)
         return CUDA_SUCCESS;
-    if ((rc = rq_win_range(r, q->win_off, q->len, &w)) != CUDA_SUCCESS)
+    if ((rc = rq_bulk(r, &w, NULL)) != CUDA_SUCCESS)
         return rc;
     memcpy(im->data + q->offset, w, q->len);
     return CUDA_SUCCESS;

@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 
 #include "backend.h"
-#include "idm_log.h"
 #include "log.h"
 #include "ptx/ptx.h"
 #include "supervisor.h"
@@ -264,6 +263,7 @@ int main(int argc, char **argv)
 {
     static struct server_config cfg;
 
+    log_init();
     cfg.be = backend_by_name(GPU_PROXY_DEFAULT_BACKEND);
     /* A kernel that never ends must not hold a proxy thread for ever (the stub backend). */
     ptx_set_watchdog(GPU_PROXY_KERNEL_WATCHDOG_DEFAULT);
@@ -309,10 +309,6 @@ int main(int argc, char **argv)
     }
     if (cfg.nzones == 0 && cfg.nxen_zones == 0)
         add_zone(&cfg, "default");
-    idm_log_set_level(log_level_current == LOG_TRACE ? IDM_LOG_TRACE
-                      : log_level_current == LOG_DEBUG ? IDM_LOG_DEBUG
-                      : log_level_current == LOG_INFO ? IDM_LOG_INFO
-                      : log_level_current == LOG_WARN ? IDM_LOG_WARN : IDM_LOG_ERROR);
     umask(0077); /* sockets and anything else we create are private to the proxy's user */
     return supervisor_run(&cfg);
 }

@@ -62,7 +62,6 @@ struct sup {
     uint64_t dead_scrubbed;   /* bytes scrubbed by workers that have ended */
 };
 
-uint64_t sup_now_ms(void);
 int sup_spawn_worker(struct sup *S, struct szone *z);
 void sup_stop_worker(struct wproc *w);
 struct wproc *sup_serving_worker(struct szone *z);

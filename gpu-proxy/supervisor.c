@@ -26,6 +26,7 @@
 #include "dispatch.h"
 #include "idm_transport.h"
 #include "log.h"
+#include "monotime.h"
 #include "sup_internal.h"
 #include "worker.h"
 #include "zone.h"
@@ -33,14 +34,6 @@
 #define STOP_GRACE_MS 2000      /* a worker asked to stop is killed after this */
 #define START_TIMEOUT_MS 60000  /* the first workers must be ready within this */
 #define BACKOFF_MAX_MS 30000
-
-uint64_t sup_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ---- sd_notify, written here so no libsystemd is needed ---- */
 
@@ -166,7 +159,7 @@ int sup_spawn_worker(struct sup *S, struct szone *z)
     w->z = z;
     w->generation = z->generation++;
     w->state = WS_STARTING;
-    w->started_ms = sup_now_ms();
+    w->started_ms = now_ms();
     w->next = z->workers;
     z->workers = w;
     log_info("zone=%s: worker %d started (generation %u)", z->name, (int)pid, w->generation);
@@ -178,7 +171,7 @@ void sup_stop_worker(struct wproc *w)
     if (w->kill_at)
         return;
     w->state = WS_STOPPING;
-    w->kill_at = sup_now_ms() + STOP_GRACE_MS;
+    w->kill_at = now_ms() + STOP_GRACE_MS;
     if (kill(w->pid, SIGTERM) != 0 && errno != ESRCH)
         log_error("zone=%s: SIGTERM to worker %d: %s", w->z->name, (int)w->pid,
                   strerror(errno));
@@ -226,7 +219,7 @@ static void handle_note(struct sup *S, struct wproc *w)
             if (S->total_mem == 0)
                 S->total_mem = __atomic_load_n(&w->st->total_mem, __ATOMIC_RELAXED);
             log_info("zone=%s: worker %d ready after %llu ms", z->name, (int)w->pid,
-                     (unsigned long long)(sup_now_ms() - w->started_ms));
+                     (unsigned long long)(now_ms() - w->started_ms));
         } else if (notes[i] == WN_RETIRING && w->state == WS_READY) {
             w->state = WS_RETIRING;
             z->faults++;
@@ -282,7 +275,7 @@ static void schedule_restart(struct szone *z, int init_failed, uint64_t lived_ms
             delay = BACKOFF_MAX_MS;
         z->quick_failures++;
     }
-    z->restart_at = sup_now_ms() + delay;
+    z->restart_at = now_ms() + delay;
     if (delay)
         log_warn("zone=%s: restarting its worker in %llu ms", z->name,
                  (unsigned long long)delay);
@@ -312,7 +305,7 @@ static void reap_children(struct sup *S)
             log_info("zone=%s: worker %d ended (%s)", z->name, (int)pid, how);
         } else {
             int init_failed = WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_INIT;
-            uint64_t lived = sup_now_ms() - w->started_ms;
+            uint64_t lived = now_ms() - w->started_ms;
             if (!init_failed)
                 snprintf(z->last_fault, sizeof(z->last_fault), "worker %s", how);
             log_error("zone=%s: worker %d ended unexpectedly (%s)%s%s", z->name, (int)pid, how,
@@ -440,7 +433,7 @@ static void handle_signal(struct sup *S)
  * timeout until the next such deadline (-1: none). */
 static int run_timers(struct sup *S)
 {
-    uint64_t now = sup_now_ms(), next = UINT64_MAX;
+    uint64_t now = now_ms(), next = UINT64_MAX;
 
     for (struct szone *z = S->zones; z; z = z->next) {
         for (struct wproc *w = z->workers; w; w = w->next) {
@@ -511,12 +504,12 @@ static void poll_once(struct sup *S, int timeout)
 /* Waits until every first worker is ready; 0, or -1 when one failed or took too long. */
 static int await_first_workers(struct sup *S)
 {
-    uint64_t deadline = sup_now_ms() + START_TIMEOUT_MS;
+    uint64_t deadline = now_ms() + START_TIMEOUT_MS;
 
     S->starting = 1;
     for (;;) {
         int waiting = 0;
-        uint64_t now = sup_now_ms();
+        uint64_t now = now_ms();
         for (struct szone *z = S->zones; z; z = z->next)
             for (struct wproc *w = z->workers; w; w = w->next)
                 waiting += w->state == WS_STARTING;

@@ -25,6 +25,7 @@
 
 #include "dispatch.h"
 #include "log.h"
+#include "monotime.h"
 #include "sandbox.h"
 #include "zone.h"
 
@@ -67,14 +68,6 @@ struct worker {
     int retire_grace_ms; /* how long a retiring worker waits for its clients to leave */
     int stopping;
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void notify_supervisor(struct worker *w, char note)
 {

@@ -87,6 +87,22 @@ enum idm_op_kind { IDM_KIND_SYNC = 0, IDM_KIND_ASYNC = 1 };
 #undef IDM_F
 #undef IDM_A
 
+/* Direction of an op's bulk data (its IDM_PROPS line in idm_ops.def). */
+enum idm_bulk_dir { IDM_BULK_NONE = 0, IDM_BULK_IN = 1, IDM_BULK_OUT = 2 };
+
+#define IDM_PROP_NOFIELD 0xffffu /* an offset below: the op's request has no such field */
+
+/* An op's properties from its IDM_PROPS line (all zero / IDM_PROP_NOFIELD when it has none):
+ * byte offsets of the named uint64_t fields in struct idm_req_X. */
+struct idm_op_props {
+    uint8_t bulk;       /* enum idm_bulk_dir */
+    uint8_t name_tail;  /* 1: the request tail is a NUL-terminated name (<= IDM_SYMBOL_MAX) */
+    uint16_t win_off;   /* bulk: window offset field */
+    uint16_t win_len;   /* bulk: window length field; IDM_PROP_NOFIELD: window only */
+    uint16_t len;       /* bulk: data length field */
+    uint16_t stream;    /* the stream handle field */
+};
+
 /* Static description of every op, indexed by op number (idm_ops.c). */
 struct idm_op_info {
     const char *name;  /* "MEM_ALLOC" */
@@ -94,12 +110,29 @@ struct idm_op_info {
     uint8_t kind;      /* enum idm_op_kind */
     uint32_t req_size; /* sizeof(struct idm_req_X): the minimum request payload */
     uint32_t rep_size; /* sizeof(struct idm_rep_X): the minimum reply payload */
+    const struct idm_op_props *props; /* never NULL */
 };
 extern const struct idm_op_info idm_op_table[IDM_OP_COUNT];
 
 /* Returns the op's info, or NULL for an unknown op number. */
 const struct idm_op_info *idm_op_lookup(uint32_t op);
 const char *idm_op_name(uint32_t op);
+
+/* The bulk data a request names, read from its fixed struct through the op's properties. */
+struct idm_bulk {
+    uint8_t dir;         /* enum idm_bulk_dir; IDM_BULK_NONE: the op moves none */
+    uint8_t can_inline;  /* the op may carry it inline (it has a win_len field) */
+    uint64_t win_off;
+    uint64_t win_len;    /* 0: inline (request tail for IN, reply tail for OUT) */
+    uint64_t len;
+};
+/* Fills *b from req (the op's fixed request struct, info->req_size bytes). */
+void idm_op_bulk(const struct idm_op_info *info, const void *req, struct idm_bulk *b);
+/* The stream handle req names: 1 and *stream, or 0 when the op has no stream field. */
+int idm_op_stream(const struct idm_op_info *info, const void *req, idm_handle *stream);
+/* The most bytes of bulk data op can carry inline, given the room for a message's payload in one
+ * ring slot (max_payload): 0 for ops without bulk data or with window-only bulk data. */
+uint64_t idm_op_inline_max(const struct idm_op_info *info, uint32_t max_payload);
 
 /* Writes a one-line description of a message (op name, seq, flags, then every fixed field of the
  * request or reply as name=value) into buf; used by tracing. Returns buf. */

@@ -1,5 +1,7 @@
-/* idm_log.c - the levelled stderr logger of idm_log.h: level cached from $IDM_LOG at first use,
- * each line formatted into a local buffer and written with a single write(2). */
+/* idm_log.c - the logger of idm_log.h: the level (cached from $IDM_LOG at first use unless set)
+ * and the line format of the process, each line formatted into a local buffer and written with a
+ * single write(2) so that lines of different threads never interleave, and the token buckets of
+ * rate-limited lines. */
 #include "idm_log.h"
 
 #include <errno.h>
@@ -8,13 +10,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LEVEL_UNSET (-100)
+#define LINE_MAX_BYTES 1024
 
 static _Atomic int log_level = LEVEL_UNSET;
+static _Atomic int log_format = IDM_LOG_FMT_PLAIN;
+_Thread_local struct idm_log_bucket idm_log_thread_bucket;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug", "trace"};
+static const int level_prio[] = {3, 4, 6, 7, 7}; /* syslog priorities, as journald reads them */
 
 int idm_log_parse_level(const char *s)
 {
@@ -55,21 +62,53 @@ void idm_log_set_level(int level)
     atomic_store_explicit(&log_level, level, memory_order_relaxed);
 }
 
-void idm_log_vwrite(int level, const char *tag, const char *fmt, va_list ap)
+void idm_log_set_format(enum idm_log_format format)
 {
-    char buf[1024];
-    if (level < 0)
-        level = 0;
-    if (level > IDM_LOG_TRACE)
-        level = IDM_LOG_TRACE;
-    int n = snprintf(buf, sizeof(buf), "%s: %s: ", tag ? tag : "idm", level_names[level]);
+    atomic_store_explicit(&log_format, (int)format, memory_order_relaxed);
+}
+
+/* The line's prefix for level (already clamped to 0..4) in the process's format. */
+static int put_prefix(char *buf, size_t len, int level, const char *tag)
+{
+    const char *sep = tag && tag[0] ? ": " : "";
+
+    if (!tag)
+        tag = "";
+    switch (atomic_load_explicit(&log_format, memory_order_relaxed)) {
+    case IDM_LOG_FMT_JOURNAL:
+        return snprintf(buf, len, "<%d>%s%s", level_prio[level], tag, sep);
+    case IDM_LOG_FMT_STAMPED: {
+        struct timespec ts = {0, 0};
+        struct tm tm;
+        /* A line without a usable time beats no line. */
+        if (clock_gettime(CLOCK_REALTIME, &ts) != 0 || gmtime_r(&ts.tv_sec, &tm) == NULL)
+            memset(&tm, 0, sizeof(tm));
+        return snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s%s",
+                        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                        tm.tm_sec, ts.tv_nsec / 1000000, level_names[level], tag, sep);
+    }
+    default:
+        return snprintf(buf, len, "%s%s%s: ", tag, sep, level_names[level]);
+    }
+}
+
+/* Formats one line (and a note of dropped lines, if any) and writes it. */
+static void write_line(int level, const char *tag, uint32_t dropped, const char *fmt,
+                       va_list ap)
+{
+    char buf[LINE_MAX_BYTES];
+    int n, m;
+
+    level = level < 0 ? 0 : level > IDM_LOG_TRACE ? IDM_LOG_TRACE : level;
+    n = put_prefix(buf, sizeof(buf), level, tag);
     if (n < 0)
         return;
-    if ((size_t)n < sizeof(buf)) {
-        int m = vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
-        if (m > 0)
-            n += m;
-    }
+    if ((size_t)n < sizeof(buf) && (m = vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap)) > 0)
+        n += m;
+    if (dropped && (size_t)n < sizeof(buf) &&
+        (m = snprintf(buf + n, sizeof(buf) - (size_t)n, " (%u similar lines dropped)",
+                      dropped)) > 0)
+        n += m;
     if ((size_t)n >= sizeof(buf) - 1)
         n = (int)sizeof(buf) - 2; /* truncated: keep the newline */
     buf[n++] = '\n';
@@ -78,10 +117,69 @@ void idm_log_vwrite(int level, const char *tag, const char *fmt, va_list ap)
     (void)w;
 }
 
+void idm_log_vwrite(int level, const char *tag, const char *fmt, va_list ap)
+{
+    write_line(level, tag, 0, fmt, ap);
+}
+
 void idm_log_write(int level, const char *tag, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    idm_log_vwrite(level, tag, fmt, ap);
+    write_line(level, tag, 0, fmt, ap);
     va_end(ap);
+}
+
+void idm_log_msg(int level, const char *tag, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!IDM_LOG_ON(level))
+        return;
+    va_start(ap, fmt);
+    write_line(level, tag, 0, fmt, ap);
+    va_end(ap);
+}
+
+int idm_log_bucket_take(struct idm_log_bucket *b, uint64_t now)
+{
+    const uint64_t per_token = 1000000000ull / IDM_LOG_LIMIT_RATE;
+    uint64_t earned;
+
+    if (b->refill_ns == 0 || now < b->refill_ns) {
+        b->tokens = IDM_LOG_LIMIT_BURST;
+        b->refill_ns = now;
+    }
+    earned = (now - b->refill_ns) / per_token;
+    if (earned >= IDM_LOG_LIMIT_BURST - b->tokens) {
+        b->tokens = IDM_LOG_LIMIT_BURST;
+        b->refill_ns = now;
+    } else if (earned) {
+        b->tokens += (uint32_t)earned;
+        b->refill_ns += earned * per_token;
+    }
+    if (b->tokens == 0)
+        return 0;
+    b->tokens--;
+    return 1;
+}
+
+void idm_log_limited(struct idm_log_bucket *b, int level, const char *tag, const char *fmt, ...)
+{
+    struct timespec ts;
+    va_list ap;
+
+    if (!IDM_LOG_ON(level))
+        return;
+    /* The coarse clock is enough for 200 ms tokens and costs no system call. */
+    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0)
+        ts = (struct timespec){0, 0};
+    if (!idm_log_bucket_take(b, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec)) {
+        b->dropped++;
+        return;
+    }
+    va_start(ap, fmt);
+    write_line(level, tag, b->dropped, fmt, ap);
+    va_end(ap);
+    b->dropped = 0;
 }

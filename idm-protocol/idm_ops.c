@@ -1,18 +1,105 @@
-/* idm_ops.c - the op-info table, op-name lookup and message tracing, all expanded from
- * idm_ops.def: once for idm_op_table (designated initialisers indexed by op number) and once more
- * for one formatter per request and reply struct that prints every fixed field as name=value. */
+/* idm_ops.c - the op-info table, the ops' properties and the readers of the bulk and stream
+ * fields they name, op-name lookup and message tracing, all expanded from idm_ops.def: the
+ * properties list once into compile-time checks and once into idm_op_props_table, the ops once
+ * for idm_op_table (designated initialisers indexed by op number) and once more for one
+ * formatter per request and reply struct that prints every fixed field as name=value. */
 #include "idm.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
+/* ---- properties ---- */
+
+/* The spellings of IDM_PROPS lines: a missing field is the structs' zero-sized idm_empty_. */
+#define IDM_NOFIELD idm_empty_
+#define IDM_NOBULK NONE, IDM_NOFIELD, IDM_NOFIELD, IDM_NOFIELD
+#define IDM_BULK(dir, win_off, win_len, len) dir, win_off, win_len, len
+
+#define FSIZE(name, f) sizeof(((struct idm_req_##name *)0)->f)
+#define FOFF(name, f) (FSIZE(name, f) ? (uint16_t)offsetof(struct idm_req_##name, f)         \
+                                      : (uint16_t)IDM_PROP_NOFIELD)
+
+/* Every field a property names is a uint64_t of the op's request (an unknown op or field does not
+ * compile); a bulk op names its window offset and length. */
+#define PROPS_CHECK(...) PROPS_CHECK_(__VA_ARGS__)
+#define PROPS_CHECK_(name, dir, off, wlen, len, nt, sf)                                         \
+    _Static_assert(IDM_BULK_##dir == IDM_BULK_NONE || (FSIZE(name, off) == 8 &&                 \
+                   FSIZE(name, len) == 8), #name ": bulk without win_off/len fields");         \
+    _Static_assert(FSIZE(name, wlen) == 0 || FSIZE(name, wlen) == 8, #name ": win_len type");  \
+    _Static_assert(FSIZE(name, sf) == 0 || FSIZE(name, sf) == 8, #name ": stream field type"); \
+    _Static_assert((nt) == 0 || (nt) == 1, #name ": name_tail is 0 or 1");
+#define IDM_PROPS(name, bulk, nt, sf) PROPS_CHECK(name, bulk, nt, sf)
+#include "idm_ops.def"
+#undef IDM_PROPS
+
+#define PROPS_ROW(...) PROPS_ROW_(__VA_ARGS__)
+#define PROPS_ROW_(name, dir, off, wlen, len, nt, sf)                                           \
+    [IDM_OP_##name] = {IDM_BULK_##dir, nt, FOFF(name, off), FOFF(name, wlen), FOFF(name, len),  \
+                       FOFF(name, sf)},
+#define NO_PROPS                                                                                \
+    {IDM_BULK_NONE, 0, IDM_PROP_NOFIELD, IDM_PROP_NOFIELD, IDM_PROP_NOFIELD, IDM_PROP_NOFIELD}
+
+/* Indexed by op number: every entry starts as NO_PROPS (a range designator), then the ops with
+ * an IDM_PROPS line override theirs, as the Linux system call tables do. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Woverride-init"
+static const struct idm_op_props idm_op_props_table[IDM_OP_COUNT] = {
+    [0 ... IDM_OP_COUNT - 1] = NO_PROPS,
+#define IDM_PROPS(name, bulk, nt, sf) PROPS_ROW(name, bulk, nt, sf)
+#include "idm_ops.def"
+#undef IDM_PROPS
+};
+#pragma GCC diagnostic pop
+
 const struct idm_op_info idm_op_table[IDM_OP_COUNT] = {
 #define IDM_OP(name, num, kind, req, rep)                                                       \
-    [num] = {#name, num, kind, sizeof(struct idm_req_##name), sizeof(struct idm_rep_##name)},
+    [num] = {#name, num, kind, sizeof(struct idm_req_##name), sizeof(struct idm_rep_##name),    \
+             &idm_op_props_table[num]},
 #include "idm_ops.def"
 #undef IDM_OP
 };
+
+static uint64_t field_u64(const void *req, uint16_t off)
+{
+    uint64_t v;
+
+    memcpy(&v, (const uint8_t *)req + off, sizeof(v));
+    return v;
+}
+
+void idm_op_bulk(const struct idm_op_info *info, const void *req, struct idm_bulk *b)
+{
+    const struct idm_op_props *p = info->props;
+
+    memset(b, 0, sizeof(*b));
+    if (p->bulk == IDM_BULK_NONE)
+        return;
+    b->dir = p->bulk;
+    b->can_inline = p->win_len != IDM_PROP_NOFIELD;
+    b->win_off = field_u64(req, p->win_off);
+    b->len = field_u64(req, p->len);
+    b->win_len = b->can_inline ? field_u64(req, p->win_len) : b->len;
+}
+
+int idm_op_stream(const struct idm_op_info *info, const void *req, idm_handle *stream)
+{
+    if (info->props->stream == IDM_PROP_NOFIELD)
+        return 0;
+    *stream = field_u64(req, info->props->stream);
+    return 1;
+}
+
+uint64_t idm_op_inline_max(const struct idm_op_info *info, uint32_t max_payload)
+{
+    const struct idm_op_props *p = info->props;
+    uint32_t fixed = p->bulk == IDM_BULK_IN ? info->req_size : info->rep_size;
+
+    if (p->bulk == IDM_BULK_NONE || p->win_len == IDM_PROP_NOFIELD || max_payload < fixed)
+        return 0;
+    return max_payload - fixed;
+}
 
 const struct idm_op_info *idm_op_lookup(uint32_t op)
 {
@@ -172,6 +259,21 @@ static const tr_fn tr_rep_table[IDM_OP_COUNT] = {
 #undef IDM_OP
 };
 
+/* What a request's op properties say: where its bulk data travels, and the name in its tail. */
+static void tr_req_props(char *buf, size_t buflen, size_t *pos, const struct idm_op_info *info,
+                         const void *payload, uint32_t len)
+{
+    struct idm_bulk b;
+
+    idm_op_bulk(info, payload, &b);
+    if (b.dir != IDM_BULK_NONE)
+        tr_put(buf, buflen, pos, " bulk=%s:%s", b.dir == IDM_BULK_IN ? "in" : "out",
+               b.win_len ? "window" : "inline");
+    if (info->props->name_tail && len > info->req_size)
+        tr_str(buf, buflen, pos, "name", (const char *)payload + info->req_size,
+               len - info->req_size);
+}
+
 char *idm_trace_format(const struct idm_hdr *h, const void *payload, char *buf, size_t buflen)
 {
     if (!buf || buflen == 0)
@@ -204,6 +306,8 @@ char *idm_trace_format(const struct idm_hdr *h, const void *payload, char *buf, 
     if (need > 0) {
         tr_fn fn = is_reply ? tr_rep_table[h->op] : tr_req_table[h->op];
         pos = fn(payload, buf, buflen, pos);
+        if (!is_reply)
+            tr_req_props(buf, buflen, &pos, info, payload, h->len);
     }
     if (h->len > need)
         tr_put(buf, buflen, &pos, " tail=%u", (unsigned)(h->len - need));

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "idm.h"
+#include "idm_log.h"
 #include "idm_transport.h"
 
 #define VGPU_DRIVER_VERSION 13000
@@ -25,18 +26,15 @@
 #define VGPU_SYMBOL_MAX 4096   /* longest kernel or global name sent (incl. NUL); the request
                                 * tail must also fit one ring slot */
 
-/* ---- logging (VGPU_LOG=error|warn|info|debug|trace; default warn) ---- */
-enum vgpu_log_level { VGPU_LOG_ERROR = 0, VGPU_LOG_WARN, VGPU_LOG_INFO, VGPU_LOG_DEBUG,
-                      VGPU_LOG_TRACE };
-extern int vgpu_log_level_; /* read through vgpu_log_on(); set once by vgpu_log_init() */
-void vgpu_log_init(void);
-void vgpu_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-#define vgpu_log_on(lvl) ((lvl) <= vgpu_log_level_)
-#define VLOG(lvl, ...)                                                                         \
-    do {                                                                                       \
-        if (vgpu_log_on(lvl))                                                                  \
-            vgpu_log(lvl, __VA_ARGS__);                                                        \
-    } while (0)
+/* ---- logging: libvgpu's names for the one logger (idm_log.h), tag "libvgpu", plain lines;
+ * the level is VGPU_LOG=error|warn|info|debug|trace when set, else IDM_LOG, default warn ---- */
+enum vgpu_log_level { VGPU_LOG_ERROR = IDM_LOG_ERROR, VGPU_LOG_WARN = IDM_LOG_WARN,
+                      VGPU_LOG_INFO = IDM_LOG_INFO, VGPU_LOG_DEBUG = IDM_LOG_DEBUG,
+                      VGPU_LOG_TRACE = IDM_LOG_TRACE };
+void vgpu_log_init(void); /* reads VGPU_LOG */
+#define vgpu_log(level, ...) idm_log_write((level), "libvgpu", __VA_ARGS__)
+#define vgpu_log_on(lvl) IDM_LOG_ON(lvl)
+#define VLOG(lvl, ...) IDM_LOG_AT((lvl), "libvgpu", __VA_ARGS__)
 
 /* ---- local object records ---- */
 #define VGPU_CTX_MAGIC 0x56435458u  /* "VCTX" */

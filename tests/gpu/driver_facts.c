@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gpucheck.h"
+
 #define PATTERN 0x11223344u
 #define MARK 0xCAFEBABEu
 #define CHILD_TIMEOUT_S 60
@@ -43,48 +45,9 @@ static const char ptx[] =
 /* An address no allocation ever gets: the first page of the GPU's address space. */
 #define NULL_PAGE_ADDR ((CUdeviceptr)0x100)
 
-static const char *g_question = "?";
 static int g_errors;
 
-/* ---- output ---- */
-
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
-/* emit(name, status, "key", "value", ..., NULL): one JSON object, string values. */
-static void emit(const char *name, const char *status, ...)
-{
-    va_list ap;
-    const char *k;
-
-    printf("{\"name\":");
-    json_str(stdout, name);
-    printf(",\"status\":");
-    json_str(stdout, status);
-    va_start(ap, status);
-    while ((k = va_arg(ap, const char *)) != NULL) {
-        const char *v = va_arg(ap, const char *);
-        printf(",");
-        json_str(stdout, k);
-        printf(":");
-        json_str(stdout, v ? v : "");
-    }
-    va_end(ap);
-    printf("}\n");
-    fflush(stdout);
-}
+/* ---- output: gc_emit and gc_fmt of gpucheck.h ---- */
 
 static const char *cu_name(CUresult rc)
 {
@@ -95,22 +58,9 @@ static const char *cu_name(CUresult rc)
     return s;
 }
 
-static char *fmt(const char *f, ...)
-{
-    static char bufs[8][256];
-    static int next;
-    char *b = bufs[next++ & 7];
-    va_list ap;
-
-    va_start(ap, f);
-    vsnprintf(b, sizeof(bufs[0]), f, ap);
-    va_end(ap);
-    return b;
-}
-
 static const char *rc_str(CUresult rc)
 {
-    return fmt("%s (%d)", cu_name(rc), (int)rc);
+    return gc_fmt("%s (%d)", cu_name(rc), (int)rc);
 }
 
 /* A CUDA call that must succeed for the question to be answerable: on failure an "error"
@@ -119,8 +69,8 @@ static const char *rc_str(CUresult rc)
     do {                                                                                       \
         CUresult rc_ = (call);                                                                 \
         if (rc_ != CUDA_SUCCESS) {                                                             \
-            emit(fmt("%s.error", g_question), "error", "call", #call, "line",                  \
-                 fmt("%d", __LINE__), "cuda", rc_str(rc_), NULL);                              \
+            gc_emit(gc_fmt("%s.error", g_test), "error", "call", #call, "line",            \
+                    gc_fmt("%d", __LINE__), "cuda", rc_str(rc_), NULL);                        \
             exit(1);                                                                           \
         }                                                                                      \
     } while (0)
@@ -188,18 +138,18 @@ static const char *ctx_works(CUcontext c, struct probe_mod *m)
     CUresult rc;
 
     if ((rc = cuCtxSetCurrent(c)) != CUDA_SUCCESS)
-        return fmt("no: cuCtxSetCurrent %s", rc_str(rc));
+        return gc_fmt("no: cuCtxSetCurrent %s", rc_str(rc));
     if ((rc = cuMemAlloc(&p, 4096)) != CUDA_SUCCESS)
-        return fmt("no: cuMemAlloc %s", rc_str(rc));
+        return gc_fmt("no: cuMemAlloc %s", rc_str(rc));
     if ((rc = cuMemsetD32(p, 0, 1024)) != CUDA_SUCCESS)
-        return fmt("no: cuMemsetD32 %s", rc_str(rc));
+        return gc_fmt("no: cuMemsetD32 %s", rc_str(rc));
     if ((rc = run_write(m, p + 64, MARK)) != CUDA_SUCCESS)
-        return fmt("no: kernel %s", rc_str(rc));
+        return gc_fmt("no: kernel %s", rc_str(rc));
     if ((rc = cuMemcpyDtoH(&v, p + 64, 4)) != CUDA_SUCCESS)
-        return fmt("no: cuMemcpyDtoH %s", rc_str(rc));
+        return gc_fmt("no: cuMemcpyDtoH %s", rc_str(rc));
     cuMemFree(p);
     if (v != MARK)
-        return fmt("no: kernel wrote 0x%08x, expected 0x%08x", v, MARK);
+        return gc_fmt("no: kernel wrote 0x%08x, expected 0x%08x", v, MARK);
     return "yes";
 }
 
@@ -225,14 +175,14 @@ static int q_ctx_read(void)
     rc = run_read(&mb, abuf, bout);
     if (rc == CUDA_SUCCESS) {
         MUST(cuMemcpyDtoH(&v, bout, 4));
-        emit("one_process.b_reads_a", "answer",
-             "answer", v == PATTERN ? "yes: B's kernel read A's data" :
-                       "no fault, but B's kernel did not see A's data",
-             "value", fmt("0x%08x", v), "expected", fmt("0x%08x", PATTERN),
-             "address", fmt("0x%llx", (unsigned long long)abuf), NULL);
+        gc_emit("one_process.b_reads_a", "answer",
+                "answer", v == PATTERN ? "yes: B's kernel read A's data" :
+                          "no fault, but B's kernel did not see A's data",
+                "value", gc_fmt("0x%08x", v), "expected", gc_fmt("0x%08x", PATTERN),
+                "address", gc_fmt("0x%llx", (unsigned long long)abuf), NULL);
     } else {
-        emit("one_process.b_reads_a", "answer", "answer", fmt("no: B's kernel failed with %s",
-             rc_str(rc)), "address", fmt("0x%llx", (unsigned long long)abuf), NULL);
+        gc_emit("one_process.b_reads_a", "answer", "answer", gc_fmt("no: B's kernel failed with %s",
+                rc_str(rc)), "address", gc_fmt("0x%llx", (unsigned long long)abuf), NULL);
     }
     return 0;
 }
@@ -256,16 +206,17 @@ static int q_ctx_write(void)
     MUST(cuCtxSetCurrent(a));
     {
         CUresult rr = cuMemcpyDtoH(&v, abuf, 4);
-        const char *seen = rr == CUDA_SUCCESS ? fmt("0x%08x", v) : fmt("unreadable: %s", rc_str(rr));
+        const char *seen = rr == CUDA_SUCCESS ? gc_fmt("0x%08x", v)
+                                              : gc_fmt("unreadable: %s", rc_str(rr));
         const char *ans;
         if (rc == CUDA_SUCCESS && rr == CUDA_SUCCESS && v == MARK)
             ans = "yes: B's kernel changed A's data";
         else if (rc == CUDA_SUCCESS)
             ans = "no fault, but A's data is unchanged";
         else
-            ans = fmt("no: B's kernel failed with %s", rc_str(rc));
-        emit("one_process.b_writes_a", "answer", "answer", ans, "a_reads_back", seen,
-             "kernel_result", rc_str(rc), NULL);
+            ans = gc_fmt("no: B's kernel failed with %s", rc_str(rc));
+        gc_emit("one_process.b_writes_a", "answer", "answer", ans, "a_reads_back", seen,
+                "kernel_result", rc_str(rc), NULL);
     }
     return 0;
 }
@@ -284,10 +235,10 @@ static int q_ctx_fault(void)
     b = new_ctx(dev);
     load_probes(&mb);
     rc = run_write(&mb, NULL_PAGE_ADDR, MARK);
-    emit("one_process.b_fault", "answer", "answer",
-         rc == CUDA_ERROR_ILLEGAL_ADDRESS ? "B's kernel faulted with CUDA_ERROR_ILLEGAL_ADDRESS"
-                                          : fmt("B's kernel gave %s", rc_str(rc)),
-         "cuda", rc_str(rc), "a_worked_before", before, NULL);
+    gc_emit("one_process.b_fault", "answer", "answer",
+            rc == CUDA_ERROR_ILLEGAL_ADDRESS ? "B's kernel faulted with CUDA_ERROR_ILLEGAL_ADDRESS"
+                                             : gc_fmt("B's kernel gave %s", rc_str(rc)),
+            "cuda", rc_str(rc), "a_worked_before", before, NULL);
     {
         const char *a_after = ctx_works(a, &ma);
         CUdeviceptr p = 0;
@@ -300,7 +251,7 @@ static int q_ctx_fault(void)
             CUcontext c;
             CUresult rcc = cuCtxCreate(&c, NULL, 0, dev);
             if (rcc != CUDA_SUCCESS) {
-                c_after = fmt("no: cuCtxCreate %s", rc_str(rcc));
+                c_after = gc_fmt("no: cuCtxCreate %s", rc_str(rcc));
             } else {
                 struct probe_mod mc;
                 CUresult lr = cuModuleLoadData(&mc.mod, ptx);
@@ -309,11 +260,11 @@ static int q_ctx_fault(void)
                 if (lr == CUDA_SUCCESS)
                     lr = cuModuleGetFunction(&mc.wr, mc.mod, "probe_write");
                 c_after = lr == CUDA_SUCCESS ? ctx_works(c, &mc)
-                                             : fmt("no: cuModuleLoadData %s", rc_str(lr));
+                                             : gc_fmt("no: cuModuleLoadData %s", rc_str(lr));
             }
         }
-        emit("one_process.a_after_b_fault", "answer", "answer", a_after,
-             "b_alloc_after_fault", rc_str(bmem), "new_context_after_fault", c_after, NULL);
+        gc_emit("one_process.a_after_b_fault", "answer", "answer", a_after,
+                "b_alloc_after_fault", rc_str(bmem), "new_context_after_fault", c_after, NULL);
     }
     return 0;
 }
@@ -340,21 +291,21 @@ static int q_proc_owner(const char *file)
     f = fopen(tmp, "w");
     if (f == NULL || fprintf(f, "0x%llx\n", (unsigned long long)abuf) < 0 || fclose(f) != 0 ||
         rename(tmp, file) != 0) {
-        emit("two_process.owner.error", "error", "error",
-             fmt("writing %s: %s", file, strerror(errno)), NULL);
+        gc_emit("two_process.owner.error", "error", "error",
+                gc_fmt("writing %s: %s", file, strerror(errno)), NULL);
         return 1;
     }
     if (fgets(line, sizeof(line), stdin) == NULL) {
-        emit("two_process.owner.error", "error", "error", "orchestrator closed stdin", NULL);
+        gc_emit("two_process.owner.error", "error", "error", "orchestrator closed stdin", NULL);
         return 1;
     }
     {
         CUresult rr = cuMemcpyDtoH(&v, abuf, 4);
-        emit("two_process.a_data_after_b", "answer", "answer",
-             rr != CUDA_SUCCESS ? fmt("unreadable: %s", rc_str(rr)) :
-             v == PATTERN ? "intact" : fmt("changed to 0x%08x", v), NULL);
+        gc_emit("two_process.a_data_after_b", "answer", "answer",
+                rr != CUDA_SUCCESS ? gc_fmt("unreadable: %s", rc_str(rr)) :
+                v == PATTERN ? "intact" : gc_fmt("changed to 0x%08x", v), NULL);
     }
-    emit("two_process.a_after_b_fault", "answer", "answer", ctx_works(a, &m), NULL);
+    gc_emit("two_process.a_after_b_fault", "answer", "answer", ctx_works(a, &m), NULL);
     (void)pad;
     return 0;
 }
@@ -370,7 +321,7 @@ static int q_proc_probe(const char *what, const char *addr_s)
     unsigned v = 0;
     CUresult rc, mapped;
     const char *name = strcmp(what, "faults") == 0 ? "two_process.b_faults"
-                                                   : fmt("two_process.b_%s_a", what);
+                                                   : gc_fmt("two_process.b_%s_a", what);
 
     new_ctx(dev);
     MUST(cuMemAlloc(&out, 4096));
@@ -380,27 +331,27 @@ static int q_proc_probe(const char *what, const char *addr_s)
     mapped = strcmp(what, "faults") == 0 ? CUDA_ERROR_NOT_FOUND
                                          : cuMemGetAddressRange(&base, &size, addr);
     if (mapped == CUDA_SUCCESS) {
-        emit(name, "answer", "answer", "inconclusive: the address is mapped in this process too",
-             "address", addr_s, NULL);
+        gc_emit(name, "answer", "answer", "inconclusive: the address is mapped in this process too",
+                "address", addr_s, NULL);
         return 0;
     }
     if (strcmp(what, "reads") == 0) {
         rc = run_read(&m, addr, out);
         if (rc == CUDA_SUCCESS) {
             MUST(cuMemcpyDtoH(&v, out, 4));
-            emit(name, "answer", "answer", v == PATTERN ? "yes: B's kernel read A's data"
-                                                        : "no fault, but not A's data",
-                 "value", fmt("0x%08x", v), "address", addr_s, NULL);
+            gc_emit(name, "answer", "answer", v == PATTERN ? "yes: B's kernel read A's data"
+                                                           : "no fault, but not A's data",
+                    "value", gc_fmt("0x%08x", v), "address", addr_s, NULL);
         } else {
-            emit(name, "answer", "answer", fmt("no: B's kernel failed with %s", rc_str(rc)),
-                 "address", addr_s, NULL);
+            gc_emit(name, "answer", "answer", gc_fmt("no: B's kernel failed with %s", rc_str(rc)),
+                    "address", addr_s, NULL);
         }
     } else {
         rc = run_write(&m, strcmp(what, "faults") == 0 ? NULL_PAGE_ADDR : addr, MARK);
-        emit(name, "answer", "answer", rc == CUDA_SUCCESS ? "B's kernel completed without a fault"
-                                                          : fmt("B's kernel failed with %s",
-                                                                rc_str(rc)),
-             "address", strcmp(what, "faults") == 0 ? "0x100" : addr_s, NULL);
+        gc_emit(name, "answer", "answer",
+                rc == CUDA_SUCCESS ? "B's kernel completed without a fault"
+                                   : gc_fmt("B's kernel failed with %s", rc_str(rc)),
+                "address", strcmp(what, "faults") == 0 ? "0x100" : addr_s, NULL);
     }
     return 0;
 }
@@ -421,7 +372,7 @@ static int q_vmm_hint(void)
     MUST(cuDeviceGetAttribute(&supported,
                               CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, dev));
     if (!supported) {
-        emit("vmm.hint", "answer", "answer", "virtual memory management is not supported", NULL);
+        gc_emit("vmm.hint", "answer", "answer", "virtual memory management is not supported", NULL);
         return 0;
     }
     memset(&prop, 0, sizeof(prop));
@@ -432,8 +383,8 @@ static int q_vmm_hint(void)
     size = 16 * gran;
     MUST(cuMemAddressReserve(&first, size, 0, 0, 0));
     MUST(cuMemAddressFree(first, size));
-    emit("vmm.granularity", "answer", "answer", fmt("%zu", gran),
-         "first_reservation", fmt("0x%llx", (unsigned long long)first), NULL);
+    gc_emit("vmm.granularity", "answer", "answer", gc_fmt("%zu", gran),
+            "first_reservation", gc_fmt("0x%llx", (unsigned long long)first), NULL);
     {
         const CUdeviceptr hints[] = {first, first + 64 * (CUdeviceptr)gran,
                                      (CUdeviceptr)0x200000000000ull,
@@ -447,8 +398,9 @@ static int q_vmm_hint(void)
 
             rc = cuMemAddressReserve(&got, size, 0, hints[i], 0);
             if (rc != CUDA_SUCCESS) {
-                emit(fmt("vmm.hint_%zu", i), "answer", "hint", fmt("0x%llx",
-                     (unsigned long long)hints[i]), "answer", fmt("refused: %s", rc_str(rc)), NULL);
+                gc_emit(gc_fmt("vmm.hint_%zu", i), "answer", "hint",
+                        gc_fmt("0x%llx", (unsigned long long)hints[i]), "answer",
+                        gc_fmt("refused: %s", rc_str(rc)), NULL);
                 continue;
             }
             rc = cuMemCreate(&h, size, &prop, 0);
@@ -464,24 +416,24 @@ static int q_vmm_hint(void)
                         rc = run_write(&m, got + size - 64, MARK);
                         if (rc == CUDA_SUCCESS)
                             rc = cuMemcpyDtoH(&v, got + size - 64, 4);
-                        use = rc != CUDA_SUCCESS ? fmt("kernel/copy failed: %s", rc_str(rc))
+                        use = rc != CUDA_SUCCESS ? gc_fmt("kernel/copy failed: %s", rc_str(rc))
                               : v == MARK ? "yes: mapped, written by a kernel, read back"
-                                          : fmt("read back 0x%08x", v);
+                                          : gc_fmt("read back 0x%08x", v);
                     } else {
-                        use = fmt("cuMemSetAccess failed: %s", rc_str(rc));
+                        use = gc_fmt("cuMemSetAccess failed: %s", rc_str(rc));
                     }
                     cuMemUnmap(got, size);
                 } else {
-                    use = fmt("cuMemMap failed: %s", rc_str(rc));
+                    use = gc_fmt("cuMemMap failed: %s", rc_str(rc));
                 }
                 cuMemRelease(h);
             } else {
-                use = fmt("cuMemCreate failed: %s", rc_str(rc));
+                use = gc_fmt("cuMemCreate failed: %s", rc_str(rc));
             }
-            emit(fmt("vmm.hint_%zu", i), "answer",
-                 "hint", fmt("0x%llx", (unsigned long long)hints[i]),
-                 "got", fmt("0x%llx", (unsigned long long)got),
-                 "answer", got == hints[i] ? "honoured" : "not honoured", "usable", use, NULL);
+            gc_emit(gc_fmt("vmm.hint_%zu", i), "answer",
+                    "hint", gc_fmt("0x%llx", (unsigned long long)hints[i]),
+                    "got", gc_fmt("0x%llx", (unsigned long long)got),
+                    "answer", got == hints[i] ? "honoured" : "not honoured", "usable", use, NULL);
             MUST(cuMemAddressFree(got, size));
         }
     }
@@ -498,7 +450,7 @@ static int q_fresh_alloc(void)
     size_t nonzero = 0;
 
     if (h == NULL) {
-        emit("alloc.fresh_is_zero.error", "error", "error", "out of host memory", NULL);
+        gc_emit("alloc.fresh_is_zero.error", "error", "error", "out of host memory", NULL);
         return 1;
     }
     new_ctx(dev);
@@ -510,10 +462,11 @@ static int q_fresh_alloc(void)
     MUST(cuMemcpyDtoH(h, q, size));
     for (size_t i = 0; i < size; i++)
         nonzero += h[i] != 0;
-    emit("alloc.fresh_is_zero", "answer", "answer",
-         nonzero == 0 ? "yes: all zero" : fmt("no: %zu of %zu bytes non-zero%s", nonzero, size,
-                                              q == p ? " (same address as the freed block)" : ""),
-         "same_address", q == p ? "yes" : "no", NULL);
+    gc_emit("alloc.fresh_is_zero", "answer", "answer",
+            nonzero == 0 ? "yes: all zero"
+                         : gc_fmt("no: %zu of %zu bytes non-zero%s", nonzero, size,
+                                  q == p ? " (same address as the freed block)" : ""),
+            "same_address", q == p ? "yes" : "no", NULL);
     free(h);
     return 0;
 }
@@ -522,7 +475,7 @@ static int question(int argc, char **argv)
 {
     const char *q = argv[2];
 
-    g_question = q;
+    g_test = q;
     if (strcmp(q, "ctx_read") == 0)
         return q_ctx_read();
     if (strcmp(q, "ctx_write") == 0)
@@ -568,16 +521,17 @@ static void reap(pid_t pid, const char *what)
     int st = 0;
 
     if (pid < 0) {
-        emit(fmt("%s.error", what), "error", "error", fmt("fork: %s", strerror(errno)), NULL);
+        gc_emit(gc_fmt("%s.error", what), "error", "error", gc_fmt("fork: %s", strerror(errno)),
+                NULL);
         g_errors++;
         return;
     }
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
     if (WIFSIGNALED(st)) {
-        emit(fmt("%s.error", what), "error", "error",
-             WTERMSIG(st) == SIGALRM ? fmt("no answer within %d s", CHILD_TIMEOUT_S)
-                                     : fmt("killed by signal %d", WTERMSIG(st)), NULL);
+        gc_emit(gc_fmt("%s.error", what), "error", "error",
+                WTERMSIG(st) == SIGALRM ? gc_fmt("no answer within %d s", CHILD_TIMEOUT_S)
+                                        : gc_fmt("killed by signal %d", WTERMSIG(st)), NULL);
         g_errors++;
     } else if (WEXITSTATUS(st) != 0) {
         g_errors++; /* the child printed its own error record */
@@ -601,7 +555,7 @@ static void two_process(void)
     snprintf(file, sizeof(file), "/tmp/driver_facts.%d.addr", (int)getpid());
     unlink(file);
     if (pipe(fds) != 0) {
-        emit("two_process.error", "error", "error", fmt("pipe: %s", strerror(errno)), NULL);
+        gc_emit("two_process.error", "error", "error", gc_fmt("pipe: %s", strerror(errno)), NULL);
         g_errors++;
         return;
     }
@@ -623,8 +577,8 @@ static void two_process(void)
             break;
         }
         if (waitpid(owner, &st, WNOHANG) == owner) {
-            emit("two_process.error", "error", "error",
-                 "the owner process ended before publishing its address", NULL);
+            gc_emit("two_process.error", "error", "error",
+                    "the owner process ended before publishing its address", NULL);
             g_errors++;
             close(fds[1]);
             unlink(file);
@@ -635,7 +589,8 @@ static void two_process(void)
     }
     unlink(file);
     if (addr[0] == '\0') {
-        emit("two_process.error", "error", "error", "the owner never published its address", NULL);
+        gc_emit("two_process.error", "error", "error", "the owner never published its address",
+                NULL);
         g_errors++;
         kill(owner, SIGKILL);
         close(fds[1]);
@@ -651,8 +606,8 @@ static void two_process(void)
         reap(spawn(n, -1), "two_process.b_faults");
     }
     if (write(fds[1], "go\n", 3) != 3)
-        emit("two_process.error", "error", "error", fmt("write to owner: %s", strerror(errno)),
-             NULL);
+        gc_emit("two_process.error", "error", "error",
+                gc_fmt("write to owner: %s", strerror(errno)), NULL);
     close(fds[1]);
     reap(owner, "two_process.owner");
 }
@@ -681,6 +636,7 @@ int main(int argc, char **argv)
     two_process();
     run_simple("vmm_hint");
     run_simple("fresh_alloc");
-    emit("driver_facts.done", g_errors ? "fail" : "pass", "errors", fmt("%d", g_errors), NULL);
+    gc_emit("driver_facts.done", g_errors ? "fail" : "pass", "errors", gc_fmt("%d", g_errors),
+            NULL);
     return g_errors ? 1 : 0;
 }

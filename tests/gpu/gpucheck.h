@@ -1,5 +1,5 @@
-/* gpucheck.h - shared by the CUDA programs of tests/gpu (isolation, libs, bench_gpu): one JSON
- * object per result on stdout ({"name":..., "status":..., ...}), checked CUDA runtime calls
+/* gpucheck.h - shared by the programs of tests/gpu (isolation, libs, bench_gpu, driver_facts):
+ * one JSON object per result on stdout ({"name":..., "status":..., ...}), checked CUDA runtime calls
  * that name the call and the error, and which libcuda.so.1 the process actually loaded (so a
  * run meant to go through libvgpu can prove it did, and a native one that it did not). */
 #ifndef GPUCHECK_H

@@ -1,5 +1,6 @@
-/* test_ops.c - the op table expanded from idm_ops.def (numbers, names, kinds, sizes), the wire
- * header layout, and the trace formatter's output for requests, replies and bad input. */
+/* test_ops.c - the op table expanded from idm_ops.def (numbers, names, kinds, sizes), the ops'
+ * properties (bulk data, name tails, stream fields) and their readers, the wire header layout,
+ * and the trace formatter's output for requests, replies and bad input. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -75,6 +76,86 @@ static void test_ops_entries(void **state)
     assert_int_equal(l->req_size, sizeof(struct idm_req_LAUNCH));
     assert_int_equal(idm_op_lookup(IDM_OP_DEVICE_GET_PROPS)->rep_size,
                      8 + 16 + 256 + 4 * IDM_ATTR_COUNT);
+}
+
+/* The properties list of idm_ops.def, read back through the info table. */
+static void test_ops_props(void **state)
+{
+    (void)state;
+    struct idm_bulk b;
+    idm_handle st = 0;
+    const struct idm_op_info *htod = idm_op_lookup(IDM_OP_MEMCPY_HTOD);
+    const struct idm_op_info *dtoh = idm_op_lookup(IDM_OP_MEMCPY_DTOH);
+    const struct idm_op_info *chunk = idm_op_lookup(IDM_OP_IMAGE_CHUNK);
+    const struct idm_op_info *alloc = idm_op_lookup(IDM_OP_MEM_ALLOC);
+
+    struct idm_req_MEMCPY_HTOD hq = {.dst = 1, .stream = 0x77, .win_off = 4096, .win_len = 8192,
+                                     .len = 100};
+    idm_op_bulk(htod, &hq, &b);
+    assert_int_equal(b.dir, IDM_BULK_IN);
+    assert_true(b.can_inline);
+    assert_int_equal(b.win_off, 4096);
+    assert_int_equal(b.win_len, 8192);
+    assert_int_equal(b.len, 100);
+    assert_int_equal(idm_op_stream(htod, &hq, &st), 1);
+    assert_int_equal(st, 0x77);
+    assert_int_equal(idm_op_inline_max(htod, 4064), 4064 - sizeof(hq));
+
+    struct idm_req_MEMCPY_DTOH dq = {.src = 1, .len = 33};
+    idm_op_bulk(dtoh, &dq, &b);
+    assert_int_equal(b.dir, IDM_BULK_OUT);
+    assert_int_equal(b.win_len, 0);
+    assert_int_equal(idm_op_inline_max(dtoh, 4064), 4064 - sizeof(struct idm_rep_MEMCPY_DTOH));
+
+    /* IMAGE_CHUNK has no win_len field: window only, the range is len bytes. */
+    struct idm_req_IMAGE_CHUNK cq = {.image = 5, .offset = 0, .win_off = 65536, .len = 512};
+    idm_op_bulk(chunk, &cq, &b);
+    assert_int_equal(b.dir, IDM_BULK_IN);
+    assert_false(b.can_inline);
+    assert_int_equal(b.win_off, 65536);
+    assert_int_equal(b.win_len, 512);
+    assert_int_equal(idm_op_inline_max(chunk, 4064), 0);
+    assert_int_equal(idm_op_stream(chunk, &cq, &st), 0);
+
+    struct idm_req_MEM_ALLOC aq = {.ctx = 1, .size = 2};
+    idm_op_bulk(alloc, &aq, &b);
+    assert_int_equal(b.dir, IDM_BULK_NONE);
+    assert_int_equal(idm_op_inline_max(alloc, 4064), 0);
+    assert_int_equal(idm_op_stream(alloc, &aq, &st), 0);
+
+    assert_int_equal(idm_op_lookup(IDM_OP_LIBRARY_GET_KERNEL)->props->name_tail, 1);
+    assert_int_equal(idm_op_lookup(IDM_OP_LIBRARY_GET_GLOBAL)->props->name_tail, 1);
+    assert_int_equal(alloc->props->name_tail, 0);
+    struct idm_req_LAUNCH lq = {.func = 1, .stream = 0x99};
+    assert_int_equal(idm_op_stream(idm_op_lookup(IDM_OP_LAUNCH), &lq, &st), 1);
+    assert_int_equal(st, 0x99);
+    /* Every op has properties, none or not. */
+    for (uint32_t op = 0; op < IDM_OP_COUNT; op++)
+        if (idm_op_lookup(op))
+            assert_non_null(idm_op_lookup(op)->props);
+}
+
+/* Tracing prints where the bulk data travels and the name of a name tail. */
+static void test_ops_trace_props(void **state)
+{
+    (void)state;
+    char buf[512];
+    uint8_t msg[sizeof(struct idm_req_LIBRARY_GET_KERNEL) + 8];
+    struct idm_req_LIBRARY_GET_KERNEL kq = {.library = 0x42};
+    struct idm_req_MEMCPY_HTOD hq = {.dst = 1, .win_off = 0, .win_len = 4096, .len = 4096};
+    struct idm_hdr h = {.op = IDM_OP_LIBRARY_GET_KERNEL, .seq = 1, .len = sizeof(msg)};
+
+    memcpy(msg, &kq, sizeof(kq));
+    memcpy(msg + sizeof(kq), "saxpy\0\0", 8);
+    idm_trace_format(&h, msg, buf, sizeof(buf));
+    assert_non_null(strstr(buf, " name=\"saxpy\""));
+    h = (struct idm_hdr){.op = IDM_OP_MEMCPY_HTOD, .seq = 2, .len = sizeof(hq)};
+    idm_trace_format(&h, &hq, buf, sizeof(buf));
+    assert_non_null(strstr(buf, " bulk=in:window"));
+    h.op = IDM_OP_MEMCPY_DTOH;
+    struct idm_req_MEMCPY_DTOH dq = {.src = 1, .len = 8};
+    idm_trace_format(&h, &dq, buf, sizeof(buf));
+    assert_non_null(strstr(buf, " bulk=out:inline"));
 }
 
 static void test_ops_trace_request(void **state)
@@ -212,6 +293,8 @@ int main(void)
         cmocka_unit_test(test_ops_header_layout),
         cmocka_unit_test(test_ops_table),
         cmocka_unit_test(test_ops_entries),
+        cmocka_unit_test(test_ops_props),
+        cmocka_unit_test(test_ops_trace_props),
         cmocka_unit_test(test_ops_trace_request),
         cmocka_unit_test(test_ops_trace_reply),
         cmocka_unit_test(test_ops_trace_bad_input),

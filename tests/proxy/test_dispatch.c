@@ -160,6 +160,37 @@ static void test_dispatch_short_and_unknown(void **state)
     assert_int_equal(call(f->a, 0, z, 8, NULL, 0), CUDA_ERROR_NOT_SUPPORTED);
 }
 
+/* What the ops' properties in idm_ops.def make the dispatch check before any handler: a name
+ * tail without its NUL (refused even with a library handle that is not live), and the bulk data
+ * of a copy: inline data longer than the tail or the reply, a window range shorter than len. */
+static void test_dispatch_op_properties(void **state)
+{
+    struct fixture *f = *state;
+    idm_handle ctx = ctx_of(f->a);
+    idm_dptr d = alloc_in(f->a, ctx, 64);
+    struct idm_req_LIBRARY_GET_KERNEL gk = {.library = 0x1234};
+    struct idm_req_MEMCPY_HTOD wr = {.dst = d, .win_len = 0, .len = 8};
+    struct idm_req_MEMCPY_DTOH rd = {.src = d, .win_len = 0, .len = 8};
+    uint8_t data[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+
+    assert_int_equal(call(f->a, IDM_OP_LIBRARY_GET_KERNEL, &gk, sizeof(gk), "abc", 3),
+                     CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(call(f->a, IDM_OP_LIBRARY_GET_KERNEL, &gk, sizeof(gk), "abc", 4),
+                     CUDA_ERROR_INVALID_HANDLE);
+    assert_int_equal(call(f->a, IDM_OP_MEMCPY_HTOD, &wr, sizeof(wr), data, 7),
+                     CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(call(f->a, IDM_OP_MEMCPY_HTOD, &wr, sizeof(wr), data, 8), 0);
+    assert_int_equal(call(f->a, IDM_OP_MEMCPY_DTOH, &rd, sizeof(rd), NULL, 0), 0);
+    assert_memory_equal(f->a->rbuf + sizeof(struct idm_rep_MEMCPY_DTOH), data, 8);
+    rd.len = f->a->max_reply; /* more than the reply can hold inline */
+    assert_int_equal(call(f->a, IDM_OP_MEMCPY_DTOH, &rd, sizeof(rd), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    rd.len = 8;
+    rd.win_len = 4;
+    assert_int_equal(call(f->a, IDM_OP_MEMCPY_DTOH, &rd, sizeof(rd), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+}
+
 static void test_dispatch_kernel_launch(void **state)
 {
     struct fixture *f = *state;
@@ -617,6 +648,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_stream_reply_matches_inline, setup,
                                         teardown),
         cmocka_unit_test(test_dispatch_errno_mapping),
+        cmocka_unit_test_setup_teardown(test_dispatch_op_properties, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_refusal_log_rate_limited, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
