@@ -134,13 +134,21 @@ static uint32_t spin_default(void)
         }
     }
     if (v < 0) {
-        /* The CPUs this process may run on (no file is read: sandboxed servers call this). */
-        cpu_set_t set;
-        int ncpu = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+        /* The machine's online CPUs, not this process's affinity: a peer on another CPU answers
+         * while we spin even when we are pinned to one (a proxy under CPUAffinity=, a pod with
+         * a one-CPU cpuset). sysconf reads /sys, so this runs at load (spin_init), before a
+         * server enters its sandbox. */
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         v = ncpu > 1 ? IDM_SPIN_US_DEFAULT : 0;
     }
     atomic_store_explicit(&cached, v, memory_order_relaxed);
     return (uint32_t)v;
+}
+
+/* Settles the default spin budget when the library is loaded, while files can still be read. */
+__attribute__((constructor)) static void spin_init(void)
+{
+    (void)spin_default();
 }
 
 int idm_conn_attach(void *base, size_t size, int role, const struct idm_conn_ops *ops, void *tp,
