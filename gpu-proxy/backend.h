@@ -36,10 +36,13 @@ struct backend_memview {
 };
 
 /* Lets a backend allocate zone memory while loading a library (module globals): the zone layer
- * charges the zone's quota and records the allocation as owned by the library. */
+ * charges the zone's quota and records the allocation as owned by the library. charge() only
+ * charges the quota, for memory the driver allocates itself at load (the real GPU's module
+ * globals); the library gives it back when it is unloaded. */
 struct backend_allocator {
     void *ctx;
     CUresult (*alloc)(void *ctx, uint64_t size, uint64_t *zone_addr, uint64_t *baddr);
+    CUresult (*charge)(void *ctx, uint64_t bytes);
 };
 
 struct backend_launch {

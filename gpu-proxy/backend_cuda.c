@@ -16,6 +16,7 @@
 
 #include "backend.h"
 #include "log.h"
+#include "ptx/ptx.h"
 
 /* The driver entry points we use: field, name asked of cuGetProcAddress, prototype. Each is asked
  * at CU_VERSION (13.0), which selects the variant whose prototype cuda.h declares under that
@@ -499,16 +500,40 @@ static CUresult cuda_event_elapsed(struct backend_zone *z, struct backend_event 
     return rc ? rc : CU_CHECK(z->name, cu.EventElapsedTime(ms, a->e, b->e));
 }
 
+/* The device memory the driver will allocate for the image's module globals, read from the
+ * image by the PTX engine's image reader (a cubin's section headers, else the PTX's variable
+ * declarations): charged to the zone before the driver sees the image. An image it cannot read
+ * is refused: its globals could not be charged. */
+static CUresult image_global_bytes(struct backend_zone *z, const void *image, size_t size,
+                                   uint64_t *bytes, char *err, size_t errlen)
+{
+    char why[200] = "";
+
+    if (ptx_image_global_bytes(image, size, bytes, why, sizeof(why)) != PTX_OK) {
+        snprintf(err, errlen, "the image's module globals cannot be sized (%s), so they cannot "
+                 "be charged to the zone's quota", why);
+        log_warn("zone=%s cuda backend: %s", z->name, err);
+        return CUDA_ERROR_INVALID_IMAGE;
+    }
+    return CUDA_SUCCESS;
+}
+
 static CUresult cuda_library_load(struct backend_zone *z, const void *image, size_t size,
                                   const struct backend_allocator *alloc,
                                   struct backend_library **out, char *err, size_t errlen)
 {
-    struct backend_library *l = calloc(1, sizeof(*l));
+    struct backend_library *l;
+    uint64_t globals = 0;
     int rc;
 
-    (void)size;
-    (void)alloc; /* the driver allocates module globals itself */
-    if (l == NULL)
+    if ((rc = image_global_bytes(z, image, size, &globals, err, errlen)) != CUDA_SUCCESS)
+        return rc;
+    if ((rc = alloc->charge(alloc->ctx, globals)) != CUDA_SUCCESS) {
+        snprintf(err, errlen, "its module globals take %llu bytes, over the zone's quota",
+                 (unsigned long long)globals);
+        return rc;
+    }
+    if ((l = calloc(1, sizeof(*l))) == NULL)
         return CUDA_ERROR_OUT_OF_MEMORY;
     rc = use_zone(z);
     if (rc == CUDA_SUCCESS)

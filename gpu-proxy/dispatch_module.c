@@ -82,6 +82,7 @@ CUresult h_IMAGE_CHUNK(struct rq *r, const struct idm_req_IMAGE_CHUNK *q,
 struct lib_alloc_ctx {
     struct rq *r;
     idm_handle lib;
+    struct library_obj *obj;
 };
 
 static CUresult lib_alloc(void *ctx, uint64_t size, uint64_t *zone_addr, uint64_t *baddr)
@@ -91,6 +92,22 @@ static CUresult lib_alloc(void *ctx, uint64_t size, uint64_t *zone_addr, uint64_
     return dispatch_alloc(c->r, size, ALLOC_GLOBAL_OWNED, c->lib, zone_addr, baddr);
 }
 
+static CUresult lib_charge(void *ctx, uint64_t bytes)
+{
+    struct lib_alloc_ctx *c = ctx;
+    int err;
+
+    if (bytes == 0)
+        return CUDA_SUCCESS;
+    if ((err = zone_charge(c->r->s->zone, bytes, NULL)) != 0)
+        return rq_refuse(c->r, cu_from_errno(err),
+                         "the image's module globals (%llu bytes) exceed the zone's quota of "
+                         "%llu", (unsigned long long)bytes,
+                         (unsigned long long)c->r->s->zone->quota);
+    c->obj->charged += bytes;
+    return CUDA_SUCCESS;
+}
+
 /* Loads image im as a new library of context ctx: its handle in *out. Globals the backend
  * allocated before a failure belong to the new handle and go with it. */
 static CUresult load_library(struct rq *r, idm_handle ctx, uint32_t as_module,
@@ -98,7 +115,7 @@ static CUresult load_library(struct rq *r, idm_handle ctx, uint32_t as_module,
 {
     struct session *s = r->s;
     struct lib_alloc_ctx ac = {.r = r};
-    struct backend_allocator alloc = {.ctx = &ac, .alloc = lib_alloc};
+    struct backend_allocator alloc = {.ctx = &ac, .alloc = lib_alloc, .charge = lib_charge};
     struct library_obj *lib = calloc(1, sizeof(*lib));
     char why[256] = "";
     CUresult rc;
@@ -106,6 +123,7 @@ static CUresult load_library(struct rq *r, idm_handle ctx, uint32_t as_module,
 
     if (lib == NULL)
         return CUDA_ERROR_OUT_OF_MEMORY;
+    ac.obj = lib;
     lib->ctx = ctx;
     lib->as_module = as_module;
     if ((err = htab_insert(&s->ht, HT_LIBRARY, lib, &ac.lib)) != 0) {
@@ -119,6 +137,7 @@ static CUresult load_library(struct rq *r, idm_handle ctx, uint32_t as_module,
         for (long i = (long)s->at.n - 1; i >= 0; i--)
             if (s->at.v[i].owner == ac.lib)
                 session_free_alloc(s, i);
+        zone_uncharge(s->zone, lib->charged);
         htab_remove(&s->ht, ac.lib, HT_LIBRARY);
         free(lib);
         return rc;
@@ -250,16 +269,18 @@ static CUresult map_global(struct rq *r, idm_handle lh, uint64_t baddr, uint64_t
     }
     if (size == 0)
         return rq_refuse(r, CUDA_ERROR_NOT_FOUND, "the global has no size");
-    if ((err = zone_charge(s->zone, size, s->be->real_addresses ? NULL : &va)) != 0)
+    /* A real-address backend's globals were charged when the library was loaded: only the
+     * mapping (for copies to and from the global) is added. */
+    if (s->be->real_addresses)
+        va = baddr;
+    else if ((err = zone_charge(s->zone, size, &va)) != 0)
         return rq_refuse(r, cu_from_errno(err),
                          "a global of %llu bytes exceeds the zone's quota or address space",
                          (unsigned long long)size);
-    if (s->be->real_addresses)
-        va = baddr;
     memset(&a, 0, sizeof(a));
     a.va = va;
     a.size = size;
-    a.charged = size;
+    a.charged = s->be->real_addresses ? 0 : size;
     a.baddr = baddr;
     a.owner = lh;
     a.kind = ALLOC_GLOBAL_MAPPED;
@@ -268,7 +289,7 @@ static CUresult map_global(struct rq *r, idm_handle lh, uint64_t baddr, uint64_t
     err = atab_insert(&s->at, &a);
     pthread_rwlock_unlock(&s->at_lock);
     if (err != 0) {
-        zone_uncharge(s->zone, size);
+        zone_uncharge(s->zone, a.charged);
         return cu_from_errno(err);
     }
     *zaddr = va;

@@ -539,6 +539,7 @@ void session_free_library(struct session *s, idm_handle h, struct library_obj *l
             (s->at.v[i].kind == ALLOC_GLOBAL_OWNED || s->at.v[i].kind == ALLOC_GLOBAL_MAPPED))
             session_free_alloc(s, i);
     s->be->library_unload(s->bz, lib->bl);
+    zone_uncharge(s->zone, lib->charged);
     htab_remove(&s->ht, h, HT_LIBRARY);
     free(lib);
 }

@@ -164,6 +164,7 @@ struct library_obj {
     idm_handle ctx;
     struct backend_library *bl;
     uint32_t as_module;
+    uint64_t charged; /* quota charged for globals the backend's driver allocated */
     struct kernel_obj *kernels; /* looked-up kernels, freed with the library */
 };
 struct kernel_obj {

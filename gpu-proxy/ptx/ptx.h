@@ -76,6 +76,16 @@ int ptx_kernel_executable(const struct ptx_kernel *k); /* 1 if PTX was found for
  * (in the loading zone), copies init data in, and binds the address before any launch. */
 unsigned ptx_program_global_count(const struct ptx_program *p);
 int ptx_program_global(const struct ptx_program *p, unsigned i, struct ptx_global_info *out);
+/* Global memory a driver allocates for the image's module-scope variables when it loads it:
+ * the sizes of the PTX's .global variables or, for an image without PTX, of its cubin's
+ * .nv.global and .nv.global.init sections (saturating; constant banks, at most 64 KiB a module,
+ * are not counted). The real backend charges it to the zone's quota. */
+uint64_t ptx_program_global_bytes(const struct ptx_program *p);
+/* The same figure for an image that is not loaded: a fatbin's cubin sections when it has a
+ * cubin (the driver's SASS and its PTX declare the same globals; the PTX is not parsed), else
+ * the PTX's variables. PTX_OK, or the error ptx_program_load would give. */
+int ptx_image_global_bytes(const void *image, size_t size, uint64_t *bytes, char *err,
+                           size_t errlen);
 /* By name; returns the index or -1. */
 int ptx_program_global_find(const struct ptx_program *p, const char *name);
 int ptx_program_bind_global(struct ptx_program *p, unsigned i, uint64_t device_address);

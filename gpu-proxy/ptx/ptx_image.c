@@ -5,6 +5,7 @@
 #include "ptx_internal.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,7 @@ struct elf_kernel {
 struct elf_info {
     struct elf_kernel *k;
     uint32_t n;
+    uint64_t global_bytes; /* .nv.global (zero-filled) and .nv.global.init sections */
 };
 
 static void elf_info_free(struct elf_info *e)
@@ -158,6 +160,12 @@ static int elf_scan(const uint8_t *d, uint64_t size, struct elf_info *out, char 
         size_t nl = strnlen(nm, maxn);
         if (nl == maxn)
             continue;
+        if (strcmp(nm, ".nv.global") == 0 || strcmp(nm, ".nv.global.init") == 0) {
+            /* Device memory the driver allocates at load (.nv.global has no file bytes). */
+            out->global_bytes = len > UINT64_MAX - out->global_bytes ? UINT64_MAX
+                                                                      : out->global_bytes + len;
+            continue;
+        }
         if (nl <= 9 || strncmp(nm, ".nv.info.", 9) != 0)
             continue;
         if (off > size || len > size - off) {
@@ -380,6 +388,8 @@ static int build(struct ptx_program *p, const char *ptx, size_t ptx_len,
                 return rc;
         }
     }
+    if (elf && !ptx)
+        p->elf_global_bytes = elf->global_bytes;
     for (uint32_t i = 0; elf && i < elf->n; i++) {
         if (ptx_program_kernel(p, elf->k[i].name))
             continue;
@@ -391,8 +401,10 @@ static int build(struct ptx_program *p, const char *ptx, size_t ptx_len,
     return 0; /* a module without kernels is valid (the driver loads it too) */
 }
 
-int ptx_program_load(const void *image, size_t size, struct ptx_program **out, char *err,
-                     size_t errlen)
+/* Loads image into *out; sizing_only: a fatbin with an ELF cubin only records the cubin's
+ * global sections (its PTX is not parsed: ptx_image_global_bytes). */
+static int load_image(const void *image, size_t size, int sizing_only, struct ptx_program **out,
+                      char *err, size_t errlen)
 {
     if (err && errlen)
         err[0] = 0;
@@ -447,7 +459,10 @@ int ptx_program_load(const void *image, size_t size, struct ptx_program **out, c
             rc = PTX_ERR_NO_BINARY;
             goto fail;
         }
-        rc = build(p, f.ptx, f.ptx_len, &elf, err, errlen);
+        if (sizing_only && f.elf)
+            p->elf_global_bytes = elf.global_bytes;
+        else
+            rc = build(p, f.ptx, f.ptx_len, &elf, err, errlen);
     } else if (memcmp(d, "\x7f" "ELF", 4) == 0) {
         rc = elf_scan(d, size, &elf, err, errlen);
         if (!rc)
@@ -493,4 +508,36 @@ fail:
     ptx_program_clear(p);
     free(p);
     return rc;
+}
+
+int ptx_program_load(const void *image, size_t size, struct ptx_program **out, char *err,
+                     size_t errlen)
+{
+    return load_image(image, size, 0, out, err, errlen);
+}
+
+int ptx_image_global_bytes(const void *image, size_t size, uint64_t *bytes, char *err,
+                           size_t errlen)
+{
+    struct ptx_program *p = NULL;
+    int rc = load_image(image, size, 1, &p, err, errlen);
+
+    if (rc != PTX_OK)
+        return rc;
+    *bytes = ptx_program_global_bytes(p);
+    ptx_program_free(p);
+    return PTX_OK;
+}
+
+uint64_t ptx_program_global_bytes(const struct ptx_program *p)
+{
+    uint64_t sum = p->elf_global_bytes;
+
+    for (uint32_t i = 0; i < p->nglobals; i++) {
+        struct ptx_global_info g;
+        if (ptx_program_global(p, i, &g) != 0 || g.space != PTX_SPACE_GLOBAL)
+            continue; /* constant banks: at most 64 KiB a module, by the hardware */
+        sum = g.size > UINT64_MAX - sum ? UINT64_MAX : sum + g.size;
+    }
+    return sum;
 }

@@ -193,6 +193,7 @@ struct ptx_program {
     uint32_t nstrings;
     int has_relocs;
     _Atomic int relocated;
+    uint64_t elf_global_bytes; /* an image without PTX: its cubin's global sections */
 };
 
 /* ptx_parse.c: parses NUL-terminated PTX text into p (which starts zeroed). */

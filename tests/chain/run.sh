@@ -152,6 +152,16 @@ if grep -q "seccomp denied" "$work/proxy.log"; then
     ko "no system call denied to the cuda workers" "$(grep -m1 'seccomp denied' "$work/proxy.log")"
 else ok "no system call denied to the cuda workers' sandbox"; fi
 
+# (4d) module globals are charged to the quota: a 512 MiB __device__ array in a 256 MiB zone.
+if "${NVCC:-/usr/local/cuda/bin/nvcc}" -O2 -o "$work/globals" "$top/tests/chain/globals.cu" \
+        >"$work/globals.build.log" 2>&1; then
+    if "$top/bin/vgpu-run" --quota 256M --proxy "$chain" --keep-log "$work/globals.proxy.log" \
+            -- "$work/globals" >"$work/globals.log" 2>&1 &&
+            grep -q "module globals" "$work/globals.proxy.log"; then
+        ok "a module with a 512 MiB global in a 256 MiB zone is refused; the zone still works"
+    else ko "module globals against the quota" "not refused by the worker" "$work/globals.log"; fi
+else ko "building tests/chain/globals.cu" "nvcc failed" "$work/globals.build.log"; fi
+
 # (5) gpu_proxy's own real-backend test (tests/proxy/test_cuda.c, which skips where no driver
 # loads) with this repository's libcuda.so.1 as the driver, in front of an inner stub.
 tc="$top/gpu-proxy/build/cc/tests/test_cuda"

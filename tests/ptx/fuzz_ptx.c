@@ -66,7 +66,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     char err[256];
     struct ptx_program *p = NULL;
-    /* as given (binary images) */
+    uint64_t global_bytes;
+    /* as given (binary images): sized as the real backend sizes them, then loaded */
+    (void)ptx_image_global_bytes(data, size, &global_bytes, err, sizeof(err));
     if (ptx_program_load(data, size, &p, err, sizeof(err)) == PTX_OK) {
         for (unsigned i = 0; i < ptx_program_kernel_count(p); i++)
             (void)ptx_kernel_param_bytes(ptx_program_kernel_at(p, i));

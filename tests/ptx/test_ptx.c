@@ -208,6 +208,36 @@ static int close_f(double got, double want, double rel)
 
 /* ---- tests ---- */
 
+/* What a real GPU's driver allocates for module globals (the real backend charges it): the
+ * same figure whether read from the PTX text, from the fatbin's cubin or from the cubin alone,
+ * holding at least `__device__ int counter` (and device printf's format strings, which are
+ * global data too); the 96 bytes of __constant__ data are not counted. */
+static void test_ptx_image_global_bytes(void **state)
+{
+    static const char *names[] = {"kernels.ptx", "kernels.fatbin", "kernels.cubin"};
+    uint64_t got[3];
+    (void)state;
+    for (unsigned i = 0; i < 3; i++) {
+        size_t n;
+        void *img = read_file(names[i], &n);
+        char err[256] = "";
+        int rc = ptx_image_global_bytes(img, n, &got[i], err, sizeof(err));
+        if (rc != PTX_OK)
+            fail_msg("%s: %d %s", names[i], rc, err);
+        free(img);
+    }
+    assert_true(got[0] >= 4);
+    if (got[1] != got[0] || got[2] != got[0])
+        fail_msg("globals: PTX %llu bytes, fatbin %llu, cubin %llu (want equal)",
+                 (unsigned long long)got[0], (unsigned long long)got[1],
+                 (unsigned long long)got[2]);
+    {
+        static const char bad[] = "not an image at all";
+        uint64_t bytes = 0;
+        assert_int_not_equal(ptx_image_global_bytes(bad, sizeof(bad), &bytes, NULL, 0), PTX_OK);
+    }
+}
+
 static void test_ptx_vector_add_fatbin(void **state)
 {
     (void)state;
@@ -2429,6 +2459,7 @@ static void test_ptx_cancel(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ptx_image_global_bytes),
         cmocka_unit_test(test_ptx_vector_add_fatbin),
         cmocka_unit_test(test_ptx_saxpy_ptx_text),
         cmocka_unit_test(test_ptx_matmul_shared),
