@@ -2,9 +2,8 @@
  * against one zone's session (stub backend, in-process, no transport), checking after each
  * input that another zone's memory, allocations, handles and quota are untouched. Leaks are
  * caught by LeakSanitizer because every input's session is closed again.
- * Input: records of [u16 op][u16 len][len payload bytes]; a payload word 0xFFFFFFFFFFFFFFxx
- * is replaced by the xx-th handle or device address the zone received so far. Op 0xFFFF is not
- * a request: it writes its payload after a u32 offset into the (simulated) window. */
+ * Input: the records of fuzz_records.h (shared with fuzz_worker.c, which replays the corpus
+ * against a live worker). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,11 +11,12 @@
 
 #include "backend.h"
 #include "dispatch.h"
+#include "fuzz_records.h"
 #include "log.h"
 #include "zone.h"
 
 #define WINDOW_SIZE (64u << 10)
-#define SLOT_SIZE 4096u
+#define SLOT_SIZE FUZZ_SLOT_SIZE
 #define B_BYTES 8192u
 
 static struct zone_registry reg;
@@ -137,7 +137,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct session *sa;
     uint64_t known[256];
     unsigned nknown = 0;
-    size_t off = 0;
+    struct fuzz_input in = {.data = data, .size = size, .window = window,
+                            .window_size = WINDOW_SIZE, .known = known, .nknown = &nknown};
+    uint8_t payload[FUZZ_SLOT_SIZE];
+    uint16_t op, len;
 
     if (session_open(za, NULL, window, WINDOW_SIZE, SLOT_SIZE, "fuzz-A", &sa) != 0)
         abort();
@@ -145,49 +148,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     known[nknown++] = b_ctx;
     known[nknown++] = b_stream;
     known[nknown++] = b_mem;
-    while (off + 4 <= size) {
-        uint8_t payload[SLOT_SIZE];
+    while (fuzz_next(&in, &op, payload, &len)) {
         struct idm_hdr h;
         uint32_t rep_len;
         int32_t status;
-        uint16_t op, len;
 
-        memcpy(&op, data + off, 2);
-        memcpy(&len, data + off + 2, 2);
-        off += 4;
-        len %= SLOT_SIZE - sizeof(struct idm_hdr) + 1;
-        if (len > size - off)
-            len = (uint16_t)(size - off);
-        memcpy(payload, data + off, len);
-        off += len;
-        if (op == 0xFFFF) {
-            uint32_t woff;
-            if (len < 4)
-                continue;
-            memcpy(&woff, payload, 4);
-            woff %= WINDOW_SIZE;
-            memcpy(window + woff, payload + 4,
-                   len - 4u < WINDOW_SIZE - woff ? len - 4u : WINDOW_SIZE - woff);
-            continue;
-        }
-        for (uint32_t w = 0; w + 8 <= len; w += 8) {
-            uint64_t v;
-            memcpy(&v, payload + w, 8);
-            if ((v >> 8) == 0xFFFFFFFFFFFFFFull && (v & 0xFF) < nknown)
-                memcpy(payload + w, &known[v & 0xFF], 8);
-        }
-        /* The simulated GPU really runs kernels: keep grids small so an input ends. */
-        if (op == IDM_OP_LAUNCH && len >= sizeof(struct idm_req_LAUNCH)) {
-            struct idm_req_LAUNCH q;
-            memcpy(&q, payload, sizeof(q));
-            if ((uint64_t)q.grid[0] * q.grid[1] * q.grid[2] * q.block[0] * q.block[1] *
-                    q.block[2] > 4096)
-                continue;
-        }
         memset(&h, 0, sizeof(h));
         h.op = op;
         h.len = len;
-        h.seq = off;
+        h.seq = in.off;
         int rc = dispatch_request(sa, &h, payload, &rep_len, &status);
         if (rc == 1)
             continue; /* queued on a stream; its reply goes nowhere here */

@@ -23,13 +23,13 @@
 
 #include <cmocka.h>
 
+#include "fuzz_records.h"
 #include "proxy_client.h"
 
 #ifndef FUZZ_CORPUS_DIR
 #error "build with -DFUZZ_CORPUS_DIR=\"<repository>/tests/proxy/corpus\""
 #endif
 
-#define SLOT_SIZE 4096u  /* fuzz_dispatch's slot: the same record boundaries */
 #define OTHER_BYTES 8192u
 #define INPUT_MAX_BYTES (1u << 20)
 #define SETTLE_MS 5000   /* how long a closed session may take to release its objects */
@@ -152,30 +152,6 @@ static void harvest(uint16_t op, const uint8_t *rep, uint32_t rep_len, uint64_t 
     known[(*nknown)++] = v;
 }
 
-/* The simulated GPU really runs kernels: as fuzz_dispatch, skip launches of over 4096 threads
- * (a zero dimension makes the product 0: sent, and refused by the worker). */
-static int launch_too_big(const uint8_t *payload, uint16_t len)
-{
-    struct idm_req_LAUNCH q;
-    uint64_t threads = 1;
-
-    if (len < sizeof(q))
-        return 0;
-    memcpy(&q, payload, sizeof(q));
-    for (int i = 0; i < 3; i++)
-        if (q.grid[i] == 0 || q.block[i] == 0)
-            return 0;
-    for (int i = 0; i < 3; i++) {
-        threads *= q.grid[i];
-        if (threads > 4096)
-            return 1;
-        threads *= q.block[i];
-        if (threads > 4096)
-            return 1;
-    }
-    return 0;
-}
-
 /* Sends every record of one input to zone fuzzA on a fresh connection. Returns the number of
  * requests answered; stops early when the worker cuts the connection (it may, on a protocol
  * violation; whether it survived is checked by the caller). */
@@ -185,44 +161,21 @@ static unsigned replay(const uint8_t *data, size_t size)
     unsigned nknown = 3, answered = 0;
     char path[300];
     struct pc p;
-    size_t off = 0;
+    struct fuzz_input in = {.data = data, .size = size, .known = known, .nknown = &nknown};
+    uint8_t payload[FUZZ_SLOT_SIZE];
+    uint16_t op, len;
 
     zone_path(path, sizeof(path), "fuzzA");
     assert_int_equal(pc_connect(&p, path), 0);
     /* Every record fuzz_dispatch accepts must fit one request slot of the real connection. */
-    assert_true(idm_conn_geometry(p.c)->slot_size >= SLOT_SIZE);
-    while (off + 4 <= size) {
-        uint8_t payload[SLOT_SIZE], rep[SLOT_SIZE];
+    assert_true(idm_conn_geometry(p.c)->slot_size >= FUZZ_SLOT_SIZE);
+    in.window = p.win;
+    in.window_size = p.wsize;
+    while (fuzz_next(&in, &op, payload, &len)) {
+        uint8_t rep[FUZZ_SLOT_SIZE];
         uint32_t rep_len = 0;
-        uint16_t op, len;
         int rc;
 
-        memcpy(&op, data + off, 2);
-        memcpy(&len, data + off + 2, 2);
-        off += 4;
-        len %= SLOT_SIZE - sizeof(struct idm_hdr) + 1;
-        if (len > size - off)
-            len = (uint16_t)(size - off);
-        memcpy(payload, data + off, len);
-        off += len;
-        if (op == 0xFFFF) {
-            uint32_t woff;
-            if (len < 4)
-                continue;
-            memcpy(&woff, payload, 4);
-            woff %= (uint32_t)p.wsize;
-            memcpy(p.win + woff, payload + 4,
-                   len - 4u < p.wsize - woff ? len - 4u : p.wsize - woff);
-            continue;
-        }
-        for (uint32_t w = 0; w + 8 <= len; w += 8) {
-            uint64_t v;
-            memcpy(&v, payload + w, 8);
-            if ((v >> 8) == 0xFFFFFFFFFFFFFFull && (v & 0xFF) < nknown)
-                memcpy(payload + w, &known[v & 0xFF], 8);
-        }
-        if (op == IDM_OP_LAUNCH && launch_too_big(payload, len))
-            continue;
         rc = pc_call(&p, op, payload, len, NULL, 0, rep, sizeof(rep), &rep_len);
         if (rc == -ETIMEDOUT || rc == -EAGAIN)
             fail_msg("request %u (op %u, %u bytes) got no reply within 30 s", answered, op, len);
