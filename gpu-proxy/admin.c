@@ -73,8 +73,18 @@ close_fd:
     return -EIO;
 }
 
+/* What admin clients can make the supervisor log (refused or dropped connections, answers
+ * they did not take) goes through one bucket: the supervisor is a single thread. */
+static struct log_bucket admin_bucket;
+
+/* Closes a connection. Unread input is discarded first (bounded): closing a Unix socket with
+ * unread data makes the peer's next read fail with ECONNRESET instead of seeing the end. */
 static void conn_close(struct admin_conn *c)
 {
+    char sink[4096];
+
+    for (int i = 0; i < 16 && recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+        ;
     if (close(c->fd) != 0)
         log_warn("admin: closing a connection: %s", strerror(errno));
     free(c->out);
@@ -107,7 +117,8 @@ static void conn_flush(struct admin_conn *c)
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
         if (w < 0) {
-            log_warn("admin: answer not delivered: %s", strerror(errno));
+            log_limited(&admin_bucket, LOG_WARN, "admin: answer not delivered: %s",
+                        strerror(errno));
             break;
         }
         c->out_off += (size_t)w;
@@ -180,7 +191,7 @@ static void cmd_list(struct sup *S, struct admin_conn *c)
         fprintf(f, "%s %llu %llu %d state=%s pid=%d restarts=%u faults=%u cgroup=%s\n",
                 z->name, (unsigned long long)z->quota, (unsigned long long)used, clients,
                 state_name(z), w ? (int)w->pid : 0, z->restarts, z->faults,
-                cgroup_kind_name(w ? w->cg : CGROUP_NONE));
+                cgroup_kind_name(z->cg_made && (w == NULL || w->cg) ? S->cg.kind : CGROUP_NONE));
     }
     if (fclose(f) != 0)
         admin_answer(c, "ERR out of memory\n");
@@ -280,9 +291,9 @@ static void admin_command(struct sup *S, struct admin_conn *c, char *line)
 }
 
 /* A refusal the admin client caused, logged through the admin socket's bucket. */
-static void refuse(struct sup *S, struct admin_conn *c, const char *why, const char *answer)
+static void refuse(struct admin_conn *c, const char *why, const char *answer)
 {
-    log_limited(&S->admin.refusals, LOG_WARN, "admin: connection refused: %s", why);
+    log_limited(&admin_bucket, LOG_WARN, "admin: connection refused: %s", why);
     if (answer)
         admin_answer(c, answer);
     else
@@ -305,7 +316,7 @@ static void accept_one(struct sup *S)
             c = &S->admin.conns[i];
     if (c == NULL) {
         busy.fd = fd;
-        refuse(S, &busy, "all admin connection slots are taken",
+        refuse(&busy, "all admin connection slots are taken",
                "ERR busy: too many admin connections\n");
         if (busy.state != AC_FREE) /* the answer did not fit the socket: drop it */
             conn_close(&busy);
@@ -325,14 +336,14 @@ static void conn_read(struct sup *S, struct admin_conn *c)
 
     if (r < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            refuse(S, c, strerror(errno), NULL);
+            refuse(c, strerror(errno), NULL);
         return;
     }
     c->in_len += (size_t)r;
     c->in[c->in_len] = 0;
     nl = memchr(c->in, '\n', c->in_len);
     if (nl == NULL && r > 0 && c->in_len == sizeof(c->in) - 1) {
-        refuse(S, c, "request line too long",
+        refuse(c, "request line too long",
                "ERR request too long (at most 511 bytes and a newline)\n");
         return;
     }
@@ -362,7 +373,7 @@ int admin_poll_add(struct sup *S, struct pollfd *pfd, nfds_t *n, nfds_t cap)
         if (c->state != AC_READING && c->state != AC_WRITING)
             continue;
         if (now >= c->deadline_ms) {
-            refuse(S, c, c->state == AC_READING ? "no request line within the idle timeout"
+            refuse(c, c->state == AC_READING ? "no request line within the idle timeout"
                                                 : "the answer was not read in time", NULL);
             continue;
         }

@@ -9,7 +9,6 @@
 #include "cgroup.h"
 #include "config.h"
 #include "idm_transport.h"
-#include "log.h"
 #include "worker_ipc.h"
 
 struct szone;
@@ -74,7 +73,6 @@ struct admin_state {
     int pidx;                 /* the listener's slot in the current poll set, or -1 */
     char path[300];
     struct admin_conn conns[ADMIN_MAX_CONNS];
-    struct log_bucket refusals; /* dropped connections, bad requests */
 };
 
 struct sup {
