@@ -103,6 +103,7 @@ static void close_other_fds(int *keep, int n)
 static void child_main(struct sup *S, struct szone *z, int ctl_fd, struct worker_stats *st)
 {
     int keep[2], n = 0;
+    char go;
     struct worker_spec ws = {
         .cfg = S->cfg,
         .zone_name = z->name,
@@ -115,8 +116,6 @@ static void child_main(struct sup *S, struct szone *z, int ctl_fd, struct worker
         .stats = st,
         .generation = z->generation,
     };
-
-    char go;
 
     /* Nothing runs before the supervisor has placed this process in the zone's group. */
     if (recv(ctl_fd, &go, 1, 0) != 1 || go != WORKER_GO)
@@ -182,9 +181,12 @@ int sup_spawn_worker(struct sup *S, struct szone *z)
     }
     close(sv[1]);
     w->cg = place_child(S, z, pid);
-    if (send(sv[0], &(char){WORKER_GO}, 1, MSG_NOSIGNAL) != 1)
-        log_error("zone=%s: cannot release worker %d: %s (it exits)", z->name, (int)pid,
+    if (send(sv[0], &(char){WORKER_GO}, 1, MSG_NOSIGNAL) != 1) {
+        log_error("zone=%s: cannot release worker %d: %s; killing it", z->name, (int)pid,
                   strerror(errno));
+        if (kill(pid, SIGKILL) != 0)
+            log_error("zone=%s: SIGKILL to worker %d: %s", z->name, (int)pid, strerror(errno));
+    }
     if (fcntl(sv[0], F_SETFL, O_NONBLOCK) != 0)
         log_warn("zone=%s: O_NONBLOCK on the worker's control socket: %s", z->name,
                  strerror(errno));
