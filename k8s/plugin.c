@@ -302,6 +302,8 @@ static void restore_zones(struct plugin *p)
                       err);
             continue;
         }
+        z->restarts_seen = 0;       /* the new gpu_proxy counts this zone's restarts afresh */
+        z->listed = true;
         if (make_zone_dir(p, z->name, sock, err, sizeof(err)) < 0) {
             log_error("zone %s: re-linking its socket failed: %s", z->name, err);
             continue;
@@ -337,6 +339,7 @@ static bool zones_health(struct plugin *p, bool *down)
         return false;
     }
     memset(down, 0, PLUGIN_MAX_SLICES * sizeof(*down));
+    log_debug("zone health: gpu_proxy lists %zu zones", n_live);
     pthread_mutex_lock(&p->zones_lock);
     for (size_t i = 0; i < p->n_zones; i++) {
         struct zone *z = p->zones[i];
@@ -765,6 +768,7 @@ static void create_zone(struct plugin *p, const unsigned *idx, size_t n, struct 
     z->n_devs = (unsigned)n;
     for (size_t i = 0; i < n; i++)
         z->devs[i] = idx[i];
+    z->listed = true;               /* a zone gpu_proxy has just made has restarted 0 times */
     int rc = admin_add(p->cfg.proxy_admin, z->name, z->quota, sock, sizeof(sock), err,
                        sizeof(err));
     if (rc < 0) {

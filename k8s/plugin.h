@@ -37,7 +37,8 @@ struct zone {
     time_t created;                 /* wall clock, survives restarts through the state file */
     uint64_t quota;
     unsigned restarts_seen;         /* LIST's restarts= at the last health check */
-    bool listed;                    /* restarts_seen is known */
+    bool listed;                    /* restarts_seen is known (set when we ADD the zone, or at
+                                     * the first check after loading it from the state file) */
     unsigned n_devs;
     uint32_t devs[];                /* slice indices */
 };
