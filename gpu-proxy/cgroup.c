@@ -279,7 +279,15 @@ void cgroup_setup(struct cgroup_ctx *cg, const char *spec)
 
 void cgroup_teardown(struct cgroup_ctx *cg)
 {
-    drop_parents(cg, cg->ndirs);
+    /* Another proxy may share the parent (same --cgroup): it goes with the last one out. */
+    for (int i = 0; i < cg->ndirs; i++) {
+        if (rmdir(cg->parent[i]) == 0 || errno == ENOENT)
+            continue;
+        if (errno == EBUSY || errno == ENOTEMPTY)
+            log_debug("cgroup: %s stays (still in use)", cg->parent[i]);
+        else
+            log_warn("cgroup: removing %s: %s", cg->parent[i], strerror(errno));
+    }
     cg->kind = CGROUP_NONE;
     cg->ndirs = 0;
 }

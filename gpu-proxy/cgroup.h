@@ -30,14 +30,14 @@ struct cgroup_ctx {
     int kind;                              /* enum cgroup_kind */
     int ndirs;                             /* 1 (v2) or 3 (v1: memory, cpu, pids) */
     char parent[CGROUP_NDIRS][PATH_MAX];   /* the proxy's parent group in each hierarchy */
-    int made_parent[CGROUP_NDIRS];         /* created by us: removed at the end if empty */
+    int made_parent[CGROUP_NDIRS];         /* created by us: removed if set-up fails */
 };
 
 /* Finds a writable hierarchy and makes the parent group. spec: "off", a NAME (made under the
  * proxy's own group in each hierarchy) or an absolute /PATH inside each hierarchy. Without a
  * usable hierarchy kind stays CGROUP_NONE and one line says what was tried and why not. */
 void cgroup_setup(struct cgroup_ctx *cg, const char *spec);
-/* Removes the parent groups this process made (when empty). */
+/* Removes the parent groups when empty (another proxy with the same parent may still use them). */
 void cgroup_teardown(struct cgroup_ctx *cg);
 
 /* Makes the zone's group with its limits (memory_max 0: no memory limit). 0, or -errno with
