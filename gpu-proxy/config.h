@@ -1,6 +1,6 @@
 /* config.h - gpu_proxy's configuration as main.c parses it: the backend, the listen directory,
- * the zones with their quotas, the Xen domid -> zone mapping and the workers' sandbox. The
- * supervisor (supervisor.h) runs it; each zone's worker (worker.h) gets a read-only copy. */
+ * the zones with their quotas, the Xen domid -> zone mapping, the workers' sandbox and cgroups.
+ * The * supervisor (supervisor.h) runs it; each zone's worker (worker.h) gets a read-only copy. */
 #ifndef GPU_PROXY_CONFIG_H
 #define GPU_PROXY_CONFIG_H
 
@@ -32,7 +32,9 @@ struct server_config {
     struct xen_zone_cfg xen_zones[SERVER_MAX_ZONES_CFG];
     unsigned nxen_zones;
     struct sandbox_config sandbox; /* applied by each worker before it serves */
+    char cgroup[256];              /* --cgroup: "off", a NAME or an absolute /PATH */
 };
 
+#define GPU_PROXY_DEFAULT_CGROUP "gpu-proxy"
 
 #endif /* GPU_PROXY_CONFIG_H */

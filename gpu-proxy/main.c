@@ -55,6 +55,11 @@ static void usage(FILE *f)
             "  --sandbox on|off         the workers' seccomp allow-list (default on)\n"
             "  --worker-memory SIZE     RLIMIT_DATA of each worker, e.g. 4G (default: none)\n"
             "  --worker-files N         RLIMIT_NOFILE of each worker (default 1024)\n"
+            "  --cgroup NAME|/PATH|off  started as root: a control group per zone under NAME\n"
+            "                           (inside the proxy's own group) or /PATH (from the\n"
+            "                           hierarchy's root), cgroup v2 or v1 (memory, cpu, pids):\n"
+            "                           memory limit = --worker-memory, equal CPU weight,\n"
+            "                           bounded tasks (default " GPU_PROXY_DEFAULT_CGROUP ")\n"
             "  --help                   this text\n");
 }
 
@@ -197,6 +202,13 @@ static int apply_option(struct server_config *cfg, const char *key, const char *
             return -EINVAL;
         }
         cfg->sandbox.max_files = (unsigned)n;
+    } else if (strcmp(key, "cgroup") == 0) {
+        if (strlen(value) >= 200 || value[0] == 0 || strstr(value, "..") != NULL) {
+            fprintf(stderr, "gpu_proxy: --cgroup wants off, a name or /path (no \"..\"), not "
+                    "\"%s\"\n", value);
+            return -EINVAL;
+        }
+        snprintf(cfg->cgroup, sizeof(cfg->cgroup), "%s", value);
     } else if (strcmp(key, "config") == 0) {
         return read_config(cfg, value, depth + 1);
     } else {
@@ -272,6 +284,7 @@ int main(int argc, char **argv)
     snprintf(cfg.sandbox.user, sizeof(cfg.sandbox.user), "%s", SANDBOX_DEFAULT_USER);
     cfg.sandbox.seccomp = 1;
     cfg.sandbox.max_files = SANDBOX_DEFAULT_MAX_FILES;
+    snprintf(cfg.cgroup, sizeof(cfg.cgroup), "%s", GPU_PROXY_DEFAULT_CGROUP);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         char key[64];

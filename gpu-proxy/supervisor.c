@@ -2,8 +2,9 @@
  * and the life cycle of their worker processes (start, ready, retire after a fault, restart
  * after a crash with back-off, stop with a grace before SIGKILL), signals and sd_notify. It is
  * single-threaded, so fork() is safe, and it reads nothing a tenant wrote: a worker's figures
- * come from a page the worker publishes and are only displayed and summed. The admin socket's
- * requests are parsed in admin.c. */
+ * come from a page the worker publishes and are only displayed and summed. Each zone's worker
+ * is moved into the zone's control group (cgroup.c) before it runs. The admin socket's
+ * connections are served in admin.c, inside this process's poll loop. */
 #include "supervisor.h"
 
 #include <errno.h>
@@ -90,9 +91,12 @@ static void close_other_fds(int *keep, int n)
         _exit(WORKER_EXIT_INIT);
 }
 
+#define WORKER_GO 'G' /* supervisor -> new child: placed, go on */
+
 static void child_main(struct sup *S, struct szone *z, int ctl_fd, struct worker_stats *st)
 {
     int keep[2], n = 0;
+    char go;
     struct worker_spec ws = {
         .cfg = S->cfg,
         .zone_name = z->name,
@@ -106,11 +110,29 @@ static void child_main(struct sup *S, struct szone *z, int ctl_fd, struct worker
         .generation = z->generation,
     };
 
+    /* Nothing runs before the supervisor has placed this process in the zone's group. */
+    if (recv(ctl_fd, &go, 1, 0) != 1 || go != WORKER_GO)
+        _exit(WORKER_EXIT_INIT);
     keep[n++] = ctl_fd;
     if (z->l)
         keep[n++] = S->posix->listener_fd(z->l);
     close_other_fds(keep, n);
     worker_run(&ws);
+}
+
+/* Moves a new worker (waiting for WORKER_GO) into its zone's group; the kind it is in. */
+static int place_child(struct sup *S, struct szone *z, pid_t pid)
+{
+    char err[PATH_MAX + 128];
+
+    if (!z->cg_made)
+        return CGROUP_NONE;
+    if (cgroup_zone_attach(&S->cg, z->name, pid, err, sizeof(err)) != 0) {
+        log_error("zone=%s: worker %d is not in the zone's cgroup (%s); it runs bounded by "
+                  "rlimits only", z->name, (int)pid, err);
+        return CGROUP_NONE;
+    }
+    return S->cg.kind;
 }
 
 int sup_spawn_worker(struct sup *S, struct szone *z)
@@ -151,6 +173,13 @@ int sup_spawn_worker(struct sup *S, struct szone *z)
         child_main(S, z, sv[1], w->st);
     }
     close(sv[1]);
+    w->cg = place_child(S, z, pid);
+    if (send(sv[0], &(char){WORKER_GO}, 1, MSG_NOSIGNAL) != 1) {
+        log_error("zone=%s: cannot release worker %d: %s; killing it", z->name, (int)pid,
+                  strerror(errno));
+        if (kill(pid, SIGKILL) != 0)
+            log_error("zone=%s: SIGKILL to worker %d: %s", z->name, (int)pid, strerror(errno));
+    }
     if (fcntl(sv[0], F_SETFL, O_NONBLOCK) != 0)
         log_warn("zone=%s: O_NONBLOCK on the worker's control socket: %s", z->name,
                  strerror(errno));
@@ -339,6 +368,21 @@ struct szone *sup_zone_get(struct sup *S, const char *name)
     return zone_find(S, name);
 }
 
+/* The zone's control group, when the proxy has a hierarchy; a zone without one is logged. */
+static void zone_make_cgroup(struct sup *S, struct szone *z)
+{
+    char err[PATH_MAX + 128];
+
+    if (S->cg.kind == CGROUP_NONE)
+        return;
+    if (cgroup_zone_create(&S->cg, z->name, S->cfg->sandbox.memory_max, err, sizeof(err)) != 0) {
+        log_error("zone=%s: no cgroup for its workers (%s); they run bounded by rlimits only",
+                  z->name, err);
+        return;
+    }
+    z->cg_made = 1;
+}
+
 int sup_zone_add(struct sup *S, const char *name, uint64_t quota, int32_t xen_domid)
 {
     struct szone *z;
@@ -355,7 +399,6 @@ int sup_zone_add(struct sup *S, const char *name, uint64_t quota, int32_t xen_do
     z->quota = quota;
     z->xen_domid = xen_domid;
     z->id = S->next_zone_id++;
-    z->remove_fd = -1;
     if (S->cfg->listen_dir[0]) {
         snprintf(z->path, sizeof(z->path), "%s/%s.sock", S->cfg->listen_dir, name);
         rc = S->posix->listen(z->path, NULL, &z->l);
@@ -365,8 +408,11 @@ int sup_zone_add(struct sup *S, const char *name, uint64_t quota, int32_t xen_do
             return rc;
         }
     }
+    zone_make_cgroup(S, z);
     rc = sup_spawn_worker(S, z);
     if (rc != 0) {
+        if (z->cg_made)
+            cgroup_zone_remove(&S->cg, z->name);
         if (z->l)
             S->posix->listener_close(z->l);
         free(z);
@@ -383,11 +429,11 @@ int sup_zone_add(struct sup *S, const char *name, uint64_t quota, int32_t xen_do
 }
 
 /* No new clients; the workers are asked to stop (killed after a grace). The zone goes once
- * they have all ended; admin_fd (or -1) then gets the answer. Never waits here. */
-void sup_zone_remove(struct sup *S, struct szone *z, int admin_fd)
+ * they have all ended; ac (or NULL) then gets the answer. Never waits here. */
+void sup_zone_remove(struct sup *S, struct szone *z, struct admin_conn *ac)
 {
     z->removing = 1;
-    z->remove_fd = admin_fd;
+    z->remove_conn = ac;
     z->restart_at = 0;
     if (z->l) {
         S->posix->listener_close(z->l);
@@ -406,10 +452,10 @@ void sup_zone_finish_remove(struct sup *S, struct szone *z)
             *pp = z->next;
             break;
         }
-    if (z->remove_fd >= 0) {
-        admin_reply(z->remove_fd, S->stopping ? "ERR proxy stopping\n" : "OK\n");
-        close(z->remove_fd);
-    }
+    if (z->cg_made)
+        cgroup_zone_remove(&S->cg, z->name);
+    if (z->remove_conn)
+        admin_answer(z->remove_conn, S->stopping ? "ERR proxy stopping\n" : "OK\n");
     log_info("zone=%s: removed", z->name);
     free(z);
 }
@@ -465,18 +511,21 @@ static int run_timers(struct sup *S)
 
 #define MAX_POLL 1024
 
-/* One round of waiting: signals, the admin socket (when open) and the workers' notes. */
+static int earliest(int a, int b)
+{
+    return a < 0 ? b : b < 0 ? a : a < b ? a : b;
+}
+
+/* One round of waiting: signals, the admin socket and its connections, the workers' notes. */
 static void poll_once(struct sup *S, int timeout)
 {
     struct pollfd pfd[MAX_POLL];
     struct wproc *ws[MAX_POLL];
     nfds_t n = 0, first_worker;
-    int t = run_timers(S);
 
-    if (t >= 0 && (timeout < 0 || t < timeout))
-        timeout = t;
+    timeout = earliest(timeout, run_timers(S));
     pfd[n++] = (struct pollfd){.fd = S->signal_fd, .events = POLLIN};
-    pfd[n++] = (struct pollfd){.fd = S->starting ? -1 : S->admin.fd, .events = POLLIN};
+    timeout = earliest(timeout, admin_poll_add(S, pfd, &n, MAX_POLL));
     first_worker = n;
     for (struct szone *z = S->zones; z; z = z->next)
         for (struct wproc *w = z->workers; w && n < MAX_POLL; w = w->next)
@@ -497,8 +546,7 @@ static void poll_once(struct sup *S, int timeout)
             handle_note(S, ws[i]);
     if (pfd[0].revents)
         handle_signal(S);
-    if (pfd[1].revents && !S->stopping)
-        admin_accept(S);
+    admin_poll_done(S, pfd);
 }
 
 /* Waits until every first worker is ready; 0, or -1 when one failed or took too long. */
@@ -535,7 +583,7 @@ static void shutdown_all(struct sup *S)
     S->stopping = 1;
     for (struct szone *z = S->zones, *next; z; z = next) {
         next = z->next;
-        sup_zone_remove(S, z, z->remove_fd);
+        sup_zone_remove(S, z, z->remove_conn);
     }
     while (S->zones)
         poll_once(S, 100);
@@ -627,6 +675,7 @@ int supervisor_run(const struct server_config *cfg)
         log_error("cannot create the listen directory %s: %s", cfg->listen_dir, strerror(errno));
         goto close_signal;
     }
+    cgroup_setup(&S.cg, cfg->cgroup);
     if (add_configured_zones(&S) != 0 || await_first_workers(&S) != 0) {
         log_error("gpu_proxy cannot start: %s",
                   S.zones && S.zones->last_fault[0] ? S.zones->last_fault : "see above");
@@ -647,6 +696,7 @@ int supervisor_run(const struct server_config *cfg)
 stop_zones:
     shutdown_all(&S);
     admin_close(&S);
+    cgroup_teardown(&S.cg);
 close_signal:
     close(S.signal_fd);
     log_info("gpu_proxy exits with status %d (scrubbed %llu bytes in all)", status,

@@ -302,6 +302,8 @@ static void restore_zones(struct plugin *p)
                       err);
             continue;
         }
+        z->restarts_seen = 0;       /* the new gpu_proxy counts this zone's restarts afresh */
+        z->listed = true;
         if (make_zone_dir(p, z->name, sock, err, sizeof(err)) < 0) {
             log_error("zone %s: re-linking its socket failed: %s", z->name, err);
             continue;
@@ -313,8 +315,67 @@ static void restore_zones(struct plugin *p)
     free(live);
 }
 
+/* A zone whose worker is not serving (restarting, down, starting again after a crash) or has
+ * restarted since the last check: its slices are Unhealthy for at least one check, so the kubelet
+ * sees a crash even when the restart is quicker than the health interval. */
+static bool zone_down(struct zone *z, const struct admin_zone *live)
+{
+    bool restarted = z->listed && live->restarts != z->restarts_seen;
+    bool down = strcmp(live->state, "restarting") == 0 || strcmp(live->state, "down") == 0 ||
+                (strcmp(live->state, "starting") == 0 && live->restarts > 0) || restarted;
+    z->restarts_seen = live->restarts;
+    z->listed = true;
+    return down;
+}
+
+/* Which allocated slices are down, from LIST; false when LIST failed (nothing changes). */
+static bool zones_health(struct plugin *p, bool *down)
+{
+    struct admin_zone *live = NULL;
+    size_t n_live = 0;
+    char err[256];
+    if (admin_list(p->cfg.proxy_admin, &live, &n_live, err, sizeof(err)) < 0) {
+        log_warn("zone health: LIST failed: %s", err);
+        return false;
+    }
+    memset(down, 0, PLUGIN_MAX_SLICES * sizeof(*down));
+    log_debug("zone health: gpu_proxy lists %zu zones", n_live);
+    pthread_mutex_lock(&p->zones_lock);
+    for (size_t i = 0; i < p->n_zones; i++) {
+        struct zone *z = p->zones[i];
+        for (size_t j = 0; j < n_live; j++) {
+            if (strcmp(live[j].name, z->name) != 0 || !zone_down(z, &live[j]))
+                continue;
+            for (unsigned d = 0; d < z->n_devs; d++)
+                if (z->devs[d] < PLUGIN_MAX_SLICES)
+                    down[z->devs[d]] = true;
+            log_info("zone %s: state=%s restarts=%u: its %u slices are Unhealthy", z->name,
+                     live[j].state[0] ? live[j].state : "?", live[j].restarts, z->n_devs);
+        }
+    }
+    pthread_mutex_unlock(&p->zones_lock);
+    free(live);
+    return true;
+}
+
+/* Takes the new per-slice health; true when it changed (the caller holds p->lock). */
+static bool apply_slice_health(struct plugin *p, const bool *down)
+{
+    unsigned was = 0, now = 0;
+    if (memcmp(p->slice_down, down, sizeof(p->slice_down)) == 0)
+        return false;
+    for (unsigned i = 0; i < PLUGIN_MAX_SLICES; i++) {
+        was += p->slice_down[i];
+        now += down[i];
+    }
+    memcpy(p->slice_down, down, sizeof(p->slice_down));
+    log_info("slices whose zone is not serving: %u (were %u)", now, was);
+    return true;
+}
+
 bool plugin_check_health(struct plugin *p)
 {
+    static bool down[PLUGIN_MAX_SLICES]; /* only main.c's loop checks health */
     char info[256], err[256];
     bool ok = admin_ping(p->cfg.proxy_admin, info, sizeof(info), err, sizeof(err)) == 0;
     unsigned n = 0;
@@ -335,8 +396,10 @@ bool plugin_check_health(struct plugin *p)
                  PLUGIN_MAX_SLICES, PLUGIN_MAX_SLICES);
         n = PLUGIN_MAX_SLICES;
     }
-    bool changed = false, came_back = false;
+    bool changed = false, came_back = false, zones_known = ok && zones_health(p, down);
     pthread_mutex_lock(&p->lock);
+    if (zones_known)
+        changed = apply_slice_health(p, down);
     if (!p->health_known || ok != p->healthy) {
         if (ok)
             log_info("gpu_proxy at %s answers PING (%s): slices are Healthy", p->cfg.proxy_admin,
@@ -504,15 +567,18 @@ static int m_list_and_watch(void *ctx, const uint8_t *req, size_t len, uint64_t 
         pthread_mutex_unlock(&p->lock);
         return 0;
     }
-    unsigned n = p->n_slices;
-    const char *health = p->healthy ? "Healthy" : "Unhealthy";
+    unsigned n = p->n_slices, n_down = 0;
+    bool healthy = p->healthy;
+    bool *down = malloc(sizeof(p->slice_down));
+    if (down)
+        memcpy(down, p->slice_down, sizeof(p->slice_down));
     *cursor = p->generation + 1;
     pthread_mutex_unlock(&p->lock);
 
     V1beta1__Device *devs = calloc(n ? n : 1, sizeof(*devs));
     V1beta1__Device **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
     char (*ids)[24] = calloc(n ? n : 1, sizeof(*ids));
-    if (!devs || !ptrs || !ids) {
+    if (!devs || !ptrs || !ids || !down) {
         grpc_status_set(st, GRPC_INTERNAL, "out of memory building the device list");
         goto free_all;
     }
@@ -520,15 +586,17 @@ static int m_list_and_watch(void *ctx, const uint8_t *req, size_t len, uint64_t 
         v1beta1__device__init(&devs[i]);
         plugin_device_id(i, ids[i], sizeof(ids[i]));
         devs[i].id = ids[i];
-        devs[i].health = (char *)health;
+        devs[i].health = (char *)(healthy && !down[i] ? "Healthy" : "Unhealthy");
+        n_down += healthy && down[i];
         ptrs[i] = &devs[i];
     }
     V1beta1__ListAndWatchResponse r = V1BETA1__LIST_AND_WATCH_RESPONSE__INIT;
     r.n_devices = n;
     r.devices = ptrs;
     pack_reply(&r.base, out, st);
-    log_info("ListAndWatch: sent %u %s slices", n, health);
+    log_info("ListAndWatch: sent %u slices, %u Unhealthy", n, healthy ? n_down : n);
 free_all:
+    free(down);
     free(ids);
     free(ptrs);
     free(devs);
@@ -700,6 +768,7 @@ static void create_zone(struct plugin *p, const unsigned *idx, size_t n, struct 
     z->n_devs = (unsigned)n;
     for (size_t i = 0; i < n; i++)
         z->devs[i] = idx[i];
+    z->listed = true;               /* a zone gpu_proxy has just made has restarted 0 times */
     int rc = admin_add(p->cfg.proxy_admin, z->name, z->quota, sock, sizeof(sock), err,
                        sizeof(err));
     if (rc < 0) {

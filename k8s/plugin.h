@@ -1,5 +1,5 @@
 /* plugin.h - the device plugin's state and behaviour: memory slices advertised as devices, their
- * health (gpu_proxy answering PING), zones created on Allocate and released when PodResources no
+ * health (gpu_proxy answering PING; a slice's zone serving, per LIST's state=), zones created on Allocate and released when PodResources no
  * longer lists their devices, and the DevicePlugin gRPC methods. main.c drives it. */
 #ifndef VGPU_K8S_PLUGIN_H
 #define VGPU_K8S_PLUGIN_H
@@ -36,6 +36,9 @@ struct zone {
     char name[64];
     time_t created;                 /* wall clock, survives restarts through the state file */
     uint64_t quota;
+    unsigned restarts_seen;         /* LIST's restarts= at the last health check */
+    bool listed;                    /* restarts_seen is known (set when we ADD the zone, or at
+                                     * the first check after loading it from the state file) */
     unsigned n_devs;
     uint32_t devs[];                /* slice indices */
 };
@@ -45,8 +48,9 @@ struct plugin {
     pthread_mutex_t lock;           /* everything below */
     pthread_mutex_t zones_lock;     /* serialises zone changes (held across admin-socket calls) */
     unsigned n_slices;
-    bool healthy;
+    bool healthy;                   /* gpu_proxy answers PING */
     bool health_known;
+    bool slice_down[PLUGIN_MAX_SLICES]; /* its zone's worker is not serving, or restarted */
     uint64_t generation;            /* bumped whenever the advertised device list changes */
     struct zone **zones;
     size_t n_zones;
@@ -60,8 +64,8 @@ extern const size_t plugin_n_methods;
 int plugin_init(struct plugin *p, const struct plugin_config *cfg);
 void plugin_fini(struct plugin *p);
 
-/* Pings gpu_proxy, refreshes the slice count and health; restores zones after the proxy comes
- * back. Returns true when the advertised list changed (main.c then notifies the streams). */
+/* Pings gpu_proxy, refreshes the slice count and health (the whole proxy's, and each allocated
+ * slice's from its zone's LIST state); restores zones after the proxy comes back. Returns true when the advertised list changed (main.c then notifies the streams). */
 bool plugin_check_health(struct plugin *p);
 /* Warns about zones named like ours (k8s-...) that gpu_proxy has but the state file does not:
  * nobody will release them (a lost state file); the operator removes them with REMOVE. */

@@ -254,6 +254,30 @@ int admin_remove(const char *sock, const char *name, char *err, size_t errlen)
     return rc;
 }
 
+void admin_parse_zone_keys(const char *line, struct admin_zone *z)
+{
+    const char *p = line;
+    z->state[0] = 0;
+    z->restarts = 0;
+    for (int field = 0; *p; field++) {
+        p += strspn(p, " \t\n");
+        size_t tlen = strcspn(p, " \t\n");
+        const char *tok = p;
+        p += tlen;
+        if (field < 4 || tlen == 0)
+            continue;
+        if (tlen > 6 && memcmp(tok, "state=", 6) == 0 && tlen - 6 < sizeof(z->state) &&
+            strspn(tok + 6, "abcdefghijklmnopqrstuvwxyz") == tlen - 6) {
+            memcpy(z->state, tok + 6, tlen - 6);
+            z->state[tlen - 6] = 0;
+        } else if (tlen > 9 && tlen <= 29 && memcmp(tok, "restarts=", 9) == 0 &&
+                   strspn(tok + 9, "0123456789") == tlen - 9) {
+            unsigned long long v = strtoull(tok + 9, NULL, 10);
+            z->restarts = v > UINT32_MAX ? UINT32_MAX : (unsigned)v;
+        }
+    }
+}
+
 int admin_list(const char *sock, struct admin_zone **zones, size_t *n, char *err, size_t errlen)
 {
     char *reply;
@@ -290,6 +314,7 @@ int admin_list(const char *sock, struct admin_zone **zones, size_t *n, char *err
         }
         snprintf(z[got].name, sizeof(z[got].name), "%s", name);
         z[got].clients = clients;
+        admin_parse_zone_keys(line, &z[got]);
         got++;
     }
     free(reply);

@@ -81,6 +81,15 @@ def admin_zones(sock_path):
     return zones
 
 
+def admin_zone_keys(sock_path, zone):
+    """The key=value fields after the first four of zone's LIST line ({} if not listed)."""
+    for line in admin(sock_path, "LIST").splitlines()[1:]:
+        fields = line.split()
+        if fields and fields[0] == zone:
+            return dict(f.split("=", 1) for f in fields[4:] if "=" in f)
+    return {}
+
+
 class Kubelet:
     """Registration server on <dir>/kubelet.sock plus the plugin connections it dials back."""
 

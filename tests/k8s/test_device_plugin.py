@@ -18,8 +18,8 @@ import traceback
 import grpc
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kubelet_standin import (TOP, Kubelet, PodResources, Proxy, admin, admin_zones,  # noqa: E402
-                             compile_protos, stat_is_socket, wait_for)
+from kubelet_standin import (TOP, Kubelet, PodResources, Proxy, admin, admin_zone_keys,  # noqa
+                             admin_zones, compile_protos, stat_is_socket, wait_for)
 
 PLUGIN = os.path.join(TOP, "k8s", "vgpu-device-plugin")
 HOOK = os.path.join(TOP, "k8s", "vgpu-cdi-hook")
@@ -351,6 +351,27 @@ def test_kubelet_restart(e):
     check_zone_allocation(e, r.container_responses[0], [sid(15)])
 
 
+def test_health_follows_worker(e):
+    # The worker of the zone holding slice 4 is killed: gpu_proxy restarts it (LIST restarts=
+    # grows), the plugin reports that zone's slice Unhealthy, the others stay Healthy, and the
+    # slice is Healthy again once the zone is serving.
+    zone = "k8s-s4-n1"
+    keys = admin_zone_keys(e.proxy.admin_sock, zone)
+    check(keys.get("state") == "ready" and int(keys.get("pid", "0")) > 0, "LIST %s" % keys)
+    e.kubelet.drain()
+    os.kill(int(keys["pid"]), signal.SIGKILL)
+    r = e.kubelet.next_update(lambda r: any(d.health == "Unhealthy" for d in r.devices))
+    bad = sorted(d.ID for d in r.devices if d.health == "Unhealthy")
+    check(bad == [sid(4)], "Unhealthy after killing %s's worker: %s" % (zone, bad))
+    r = e.kubelet.next_update(lambda r: all(d.health == "Healthy" for d in r.devices))
+    check(len(r.devices) == N_SLICES, "healthy list has %d devices" % len(r.devices))
+    after = admin_zone_keys(e.proxy.admin_sock, zone)
+    check(after.get("state") == "ready" and after.get("pid") != keys["pid"] and
+          int(after.get("restarts", "0")) == int(keys.get("restarts", "0")) + 1,
+          "LIST after the restart: %s (before %s)" % (after, keys))
+    check(plugin_log_has(e, "zone %s: state=" % zone), "the plugin did not log the zone's state")
+
+
 def test_restart_keeps_zones(e):
     rc = stop_plugin(e)
     check(rc == 0, "SIGTERM exit status %s" % rc)
@@ -441,7 +462,7 @@ TESTS = [test_registration, test_list_and_watch_initial, test_options_and_presta
          test_allocate_two_containers, test_invalid_requests, test_authority_is_a_socket_path,
          test_concurrent_calls,
          test_reallocate_released_slice, test_health_follows_proxy, test_podresources_release,
-         test_kubelet_restart, test_restart_keeps_zones, test_sigterm_cleanup,
+         test_kubelet_restart, test_health_follows_worker, test_restart_keeps_zones, test_sigterm_cleanup,
          test_capacity_from_proxy, test_daemonset_args]
 
 

@@ -48,6 +48,31 @@ static void test_proxy_admin_find_size_token(void **state)
     assert_int_equal(find_size_token("OK total_bytes_free=5", "total_bytes"), 0);
 }
 
+/* LIST's optional key=value fields: read when well-formed, ignored otherwise. */
+static void test_proxy_admin_zone_keys(void **state)
+{
+    (void)state;
+    struct admin_zone z;
+    admin_parse_zone_keys("k8s-a 1024 0 2 state=ready pid=41 restarts=3 faults=1 cgroup=v1", &z);
+    assert_string_equal(z.state, "ready");
+    assert_int_equal(z.restarts, 3);
+    admin_parse_zone_keys("k8s-a 1024 0 2", &z); /* an older proxy: the four fields only */
+    assert_string_equal(z.state, "");
+    assert_int_equal(z.restarts, 0);
+    admin_parse_zone_keys("k8s-a 1024 0 2 future=x restarts=7 state=restarting", &z);
+    assert_string_equal(z.state, "restarting");
+    assert_int_equal(z.restarts, 7);
+    /* A name or field that looks like a key does not count; bad values are ignored. */
+    admin_parse_zone_keys("state=down 1 2 3 state=ReAdY restarts=-1 restarts=1x", &z);
+    assert_string_equal(z.state, "");
+    assert_int_equal(z.restarts, 0);
+    admin_parse_zone_keys("a 1 2 3 state=averyveryverylongstate restarts=99999999999999", &z);
+    assert_string_equal(z.state, "");
+    assert_int_equal(z.restarts, UINT32_MAX);
+    admin_parse_zone_keys("a 1 2 3\tstate=down\t\n", &z);
+    assert_string_equal(z.state, "down");
+}
+
 static void test_proxy_admin_unreachable(void **state)
 {
     (void)state;
@@ -71,6 +96,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_proxy_admin_parse_size),
         cmocka_unit_test(test_proxy_admin_find_size_token),
+        cmocka_unit_test(test_proxy_admin_zone_keys),
         cmocka_unit_test(test_proxy_admin_unreachable),
     };
     return cmocka_run_group_tests_name("k8s proxy_admin", tests, NULL, NULL);
