@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "monotime.h"
 #include "sup_internal.h"
 #include "supervisor.h"
 #include "zone.h"
@@ -75,7 +76,7 @@ close_fd:
 
 /* What admin clients can make the supervisor log (refused or dropped connections, answers
  * they did not take) goes through one bucket: the supervisor is a single thread. */
-static struct log_bucket admin_bucket;
+static struct idm_log_bucket admin_bucket;
 
 /* Closes a connection. Unread input is discarded first (bounded): closing a Unix socket with
  * unread data makes the peer's next read fail with ECONNRESET instead of seeing the end. */
@@ -140,7 +141,7 @@ void admin_answer(struct admin_conn *c, const char *text)
     c->out_len = n;
     c->out_off = 0;
     c->state = AC_WRITING;
-    c->deadline_ms = sup_now_ms() + ADMIN_IDLE_MS;
+    c->deadline_ms = now_ms() + ADMIN_IDLE_MS;
     conn_flush(c);
 }
 
@@ -325,7 +326,7 @@ static void accept_one(struct sup *S)
     c->fd = fd;
     c->state = AC_READING;
     c->in_len = 0;
-    c->deadline_ms = sup_now_ms() + ADMIN_IDLE_MS;
+    c->deadline_ms = now_ms() + ADMIN_IDLE_MS;
 }
 
 /* Reads what has arrived; a whole line (or the peer's end of sending) becomes the request. */
@@ -360,7 +361,7 @@ static void conn_read(struct sup *S, struct admin_conn *c)
 
 int admin_poll_add(struct sup *S, struct pollfd *pfd, nfds_t *n, nfds_t cap)
 {
-    uint64_t now = sup_now_ms(), next = UINT64_MAX;
+    uint64_t now = now_ms(), next = UINT64_MAX;
 
     S->admin.pidx = -1;
     if (S->admin.fd >= 0 && !S->starting && *n < cap) {
