@@ -301,9 +301,9 @@ CUresult stream_issue(struct session *s, struct backend_stream *bs, struct strea
 
 /* ---- stream workers ---- */
 
-/* Issues a queued op and sends its reply. After an execution fault nothing but event records
- * runs in the session any more, as on a real GPU. */
-static void run_queued(struct stream_obj *st, struct stream_op *op)
+/* Issues a queued op; its reply payload is left in st->rbuf (*len bytes). After an execution
+ * fault nothing but event records runs in the session any more, as on a real GPU. */
+static CUresult run_queued(struct stream_obj *st, struct stream_op *op, uint32_t *len)
 {
     struct session *s = st->s;
     const struct idm_op_info *info = idm_op_lookup(op->req.op);
@@ -322,9 +322,8 @@ static void run_queued(struct stream_obj *st, struct stream_op *op)
         memset(st->rbuf, 0, rep_size);
         rep.tail_len = 0;
     }
-    /* A failed send means the client is gone; its dispatch thread tears down. */
-    if (s->send_reply)
-        s->send_reply(s->reply_ctx, &op->req, rc, st->rbuf, rep_size + rep.tail_len);
+    *len = rep_size + rep.tail_len;
+    return rc;
 }
 
 static void *stream_main(void *arg)
@@ -333,6 +332,8 @@ static void *stream_main(void *arg)
 
     for (;;) {
         struct stream_op *op;
+        uint32_t len;
+        CUresult rc;
 
         pthread_mutex_lock(&st->lock);
         while (st->head == NULL && !st->stop)
@@ -341,7 +342,16 @@ static void *stream_main(void *arg)
         pthread_mutex_unlock(&st->lock);
         if (op == NULL)
             break; /* stopped with an empty queue */
-        run_queued(st, op);
+        rc = run_queued(st, op, &len);
+        /* Executed before the reply goes out (a query after the answer finds the op done);
+         * finished after it (a synchronisation returns only once every earlier reply was
+         * sent, so a client never sees a sync overtake the data of an earlier copy). */
+        pthread_mutex_lock(&st->lock);
+        st->exec_seq = op->seq;
+        pthread_mutex_unlock(&st->lock);
+        /* A failed send means the client is gone; its dispatch thread tears down. */
+        if (st->s->send_reply)
+            st->s->send_reply(st->s->reply_ctx, &op->req, rc, st->rbuf, len);
         pthread_mutex_lock(&st->lock);
         st->head = op->next;
         if (st->head == NULL)
@@ -452,7 +462,7 @@ int stream_idle(struct stream_obj *st)
     int idle;
 
     pthread_mutex_lock(&st->lock);
-    idle = st->done_seq == st->enq_seq;
+    idle = st->exec_seq == st->enq_seq;
     pthread_mutex_unlock(&st->lock);
     return idle;
 }

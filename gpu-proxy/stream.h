@@ -108,7 +108,7 @@ void session_runs_fini(struct session *s);
 int stream_start(struct stream_obj *st);
 /* Drains the queue, stops and joins the worker. */
 void stream_stop(struct stream_obj *st);
-/* 1 when every queued op of st has finished. */
+/* 1 when every queued op of st has executed (stream and context queries). */
 int stream_idle(struct stream_obj *st);
 /* 1 when the event's last record has happened. */
 int event_done(const struct event_obj *e);

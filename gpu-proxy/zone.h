@@ -144,7 +144,8 @@ struct stream_obj {
     pthread_cond_t cond;  /* queue grew, an op finished, or stop */
     struct stream_op *head, *tail;
     uint64_t enq_seq;     /* tickets handed out (dispatch thread, under lock) */
-    uint64_t done_seq;    /* last ticket finished (worker, under lock) */
+    uint64_t exec_seq;    /* last ticket executed, its reply maybe not yet sent (under lock) */
+    uint64_t done_seq;    /* last ticket finished: executed and answered (under lock) */
     int stop;
     int cancel;           /* atomic: its context is going: queued ops drain without running */
     uint8_t *rbuf;        /* the worker's reply buffer (session max_reply bytes) */
