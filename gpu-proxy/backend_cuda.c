@@ -131,9 +131,60 @@ static int use_zone(struct backend_zone *z)
     return CU_CHECK(z->name, cu.CtxSetCurrent(z->ctx));
 }
 
-static CUresult cuda_init(char *err, size_t errlen)
+/* Resolves every entry point of CU_FUNCS through the driver's cuGetProcAddress. */
+static int resolve_entry_points(char *err, size_t errlen)
 {
     CUresult (*gpa)(const char *, void **, int, cuuint64_t, CUdriverProcAddressQueryResult *);
+    CUresult rc;
+
+    *(void **)&gpa = dlsym(cu.lib, "cuGetProcAddress_v2");
+    if (gpa == NULL) {
+        snprintf(err, errlen, "libcuda.so.1 has no cuGetProcAddress_v2: driver older than CUDA 12.5?");
+        return -1;
+    }
+#define X(field, name, proto)                                                                   \
+    {                                                                                           \
+        CUdriverProcAddressQueryResult st = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;               \
+        void *p = NULL;                                                                         \
+        rc = gpa(name, &p, CU_FUNC_VERSION(name), CU_GET_PROC_ADDRESS_DEFAULT, &st);            \
+        if (rc != CUDA_SUCCESS || p == NULL) {                                                  \
+            snprintf(err, errlen, "the NVIDIA driver lacks %s (CUresult %d, status %d)", name,  \
+                     (int)rc, (int)st);                                                         \
+            return -1;                                                                          \
+        }                                                                                       \
+        *(void **)&cu.field = p;                                                                \
+    }
+    CU_FUNCS(X)
+#undef X
+    return 0;
+}
+
+/* Device properties never change: read them once. */
+static CUresult read_device_props(char *err, size_t errlen)
+{
+    size_t total = 0;
+    CUuuid uuid;
+    CUresult rc;
+
+    if ((rc = cu.DeviceGetName(cu.props.name, sizeof(cu.props.name), cu.dev)) != CUDA_SUCCESS ||
+        (rc = cu.DeviceTotalMem(&total, cu.dev)) != CUDA_SUCCESS ||
+        (rc = cu.DeviceGetUuid(&uuid, cu.dev)) != CUDA_SUCCESS) {
+        snprintf(err, errlen, "reading device 0's identity failed: %s (%d)", cu_errstr(rc), rc);
+        return rc;
+    }
+    cu.props.total_mem = total;
+    memcpy(cu.props.uuid, uuid.bytes, sizeof(cu.props.uuid));
+    for (int a = 1; a < (int)IDM_ATTR_COUNT && a < CU_DEVICE_ATTRIBUTE_MAX; a++) {
+        int v = 0;
+        /* Attributes this driver does not know stay 0. */
+        if (cu.DeviceGetAttribute(&v, (CUdevice_attribute)a, cu.dev) == CUDA_SUCCESS)
+            cu.props.attrs[a] = v;
+    }
+    return CUDA_SUCCESS;
+}
+
+static CUresult cuda_init(char *err, size_t errlen)
+{
     CUresult rc;
     int n = 0;
 
@@ -142,25 +193,8 @@ static CUresult cuda_init(char *err, size_t errlen)
         snprintf(err, errlen, "no NVIDIA driver/GPU: dlopen(libcuda.so.1) failed: %s", dlerror());
         return CUDA_ERROR_NO_DEVICE;
     }
-    *(void **)&gpa = dlsym(cu.lib, "cuGetProcAddress_v2");
-    if (gpa == NULL) {
-        snprintf(err, errlen, "libcuda.so.1 has no cuGetProcAddress_v2: driver older than CUDA 12.5?");
+    if (resolve_entry_points(err, errlen) != 0)
         goto close_lib;
-    }
-#define X(field, name, proto)                                                                   \
-    {                                                                                           \
-        CUdriverProcAddressQueryResult st = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;               \
-        void *p = NULL;                                                                         \
-        rc = gpa(name, &p, CU_FUNC_VERSION(name), CU_GET_PROC_ADDRESS_DEFAULT, &st);        \
-        if (rc != CUDA_SUCCESS || p == NULL) {                                                  \
-            snprintf(err, errlen, "the NVIDIA driver lacks %s (CUresult %d, status %d)", name,  \
-                     (int)rc, (int)st);                                                         \
-            goto close_lib;                                                                     \
-        }                                                                                       \
-        *(void **)&cu.field = p;                                                                \
-    }
-    CU_FUNCS(X)
-#undef X
     rc = cu.Init(0);
     if (rc != CUDA_SUCCESS) {
         snprintf(err, errlen, "no NVIDIA driver/GPU: cuInit failed: %s (%d)", cu_errstr(rc), rc);
@@ -183,25 +217,8 @@ static CUresult cuda_init(char *err, size_t errlen)
                  rc);
         goto release_ctx;
     }
-    /* Device properties never change: read them once. */
-    {
-        size_t total = 0;
-        CUuuid uuid;
-        if ((rc = cu.DeviceGetName(cu.props.name, sizeof(cu.props.name), cu.dev)) != CUDA_SUCCESS ||
-            (rc = cu.DeviceTotalMem(&total, cu.dev)) != CUDA_SUCCESS ||
-            (rc = cu.DeviceGetUuid(&uuid, cu.dev)) != CUDA_SUCCESS) {
-            snprintf(err, errlen, "reading device 0's identity failed: %s (%d)", cu_errstr(rc), rc);
-            goto release_ctx;
-        }
-        cu.props.total_mem = total;
-        memcpy(cu.props.uuid, uuid.bytes, sizeof(cu.props.uuid));
-        for (int a = 1; a < (int)IDM_ATTR_COUNT && a < CU_DEVICE_ATTRIBUTE_MAX; a++) {
-            int v = 0;
-            /* Attributes this driver does not know stay 0. */
-            if (cu.DeviceGetAttribute(&v, (CUdevice_attribute)a, cu.dev) == CUDA_SUCCESS)
-                cu.props.attrs[a] = v;
-        }
-    }
+    if (read_device_props(err, errlen) != CUDA_SUCCESS)
+        goto release_ctx;
     {
         Dl_info info;
         /* Name the library we got: a libvgpu libcuda.so.1 found first would be a loop. */
