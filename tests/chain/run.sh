@@ -2,10 +2,12 @@
 # tests/chain/run.sh - gpu_proxy's real CUDA backend (the worker that forwards to NVIDIA's
 # driver) tested without a GPU: tests/chain/chain-proxy puts this repository's libcuda.so.1 in
 # the driver's place, in front of a gpu_proxy_stub. Runs (1) the kernels suite and (2) the
-# libvgpu end-to-end suite through the chain, (3) every kernel program in two zones at once,
-# and (4) fault containment: an out-of-bounds kernel in zone a while zone b computes; a's
-# worker (whose context is lost) is replaced, b finishes correctly, a's next program works;
-# (5) gpu_proxy's test_cuda with the chain's driver. Prints "N passed, N failed" last.
+# libvgpu end-to-end suite through the chain, (3) every kernel and libvgpu e2e program in two
+# zones at once, (4) fault containment: an out-of-bounds kernel in zone a while zone b
+# computes; a's worker (whose context is lost) is replaced, b finishes correctly, a's next
+# program works; zone a's kernel on zone b's address; a killed client's never-ending kernel;
+# module globals against the quota; (5) gpu_proxy's test_cuda with the chain's driver.
+# Prints "N passed, N failed" last.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 chain="$top/tests/chain/chain-proxy"
@@ -82,6 +84,20 @@ for p in "$kbuild"/*; do
     wait $ia; ra=$?
     if [[ $ra -eq 0 && $rb -eq 0 ]]; then ok "$n in zones a and b at once"
     else ko "$n in zones a and b at once" "zone a exit $ra, zone b exit $rb" \
+        "$work/$n.$([[ $ra -ne 0 ]] && echo a || echo b).log"; fi
+done
+
+# (3b) the libvgpu e2e programs (built by (2)) in zones a and b at the same time; those that
+# need a special set-up (no proxy, a quota, the advertised properties, cuBLAS's outcome) ran in (2)
+for p in "$top"/libvgpu/build/e2e/t_*-static "$top"/libvgpu/build/e2e/t_*-shared; do
+    n=$(basename "$p")
+    [[ -x "$p" ]] || continue
+    case "$n" in t_noproxy-*|t_errors-*|t_props-*|t_cublas-*) continue ;; esac
+    in_zone a "$p" "$work/$n.a.log" & ia=$!
+    in_zone b "$p" "$work/$n.b.log"; rb=$?
+    wait $ia; ra=$?
+    if [[ $ra -eq 0 && $rb -eq 0 ]]; then ok "libvgpu e2e $n in zones a and b at once"
+    else ko "libvgpu e2e $n in zones a and b at once" "zone a exit $ra, zone b exit $rb" \
         "$work/$n.$([[ $ra -ne 0 ]] && echo a || echo b).log"; fi
 done
 
