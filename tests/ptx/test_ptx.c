@@ -1835,6 +1835,120 @@ static void test_ptx_mul24_ptx_text(void **state)
     ptx_program_free(p);
 }
 
+/* A ".ptr [.space] .align N" kernel parameter attribute gives the alignment of the memory the
+ * pointer points to, not the parameter's (PTX ISA, "Kernel Parameter Attribute: .ptr"): the
+ * u64 after a u32 sits at offset 8 whatever N is, in both spellings (with and without spaces,
+ * as LLVM's NVPTX back end writes them). */
+static void test_ptx_param_ptr_align(void **state)
+{
+    (void)state;
+    static const char src[] =
+        ".version 9.0\n.target sm_75\n.address_size 64\n"
+        ".visible .entry pa(.param .u32 n, .param .u64 .ptr .global .align 16 p,\n"
+        "    .param .u32 m, .param .u64 .ptr.shared.align 64 q, .param .u16 h,\n"
+        "    .param .u64 .ptr .align 1 r, .param .align 16 .b8 blob[16])\n{\n"
+        "  .reg .b32 %r<4>;\n  .reg .b64 %rd<4>;\n  .reg .b16 %rs<2>;\n"
+        "  ld.param.u32 %r1, [n];\n  ld.param.u64 %rd1, [p];\n  ld.param.u32 %r2, [m];\n"
+        "  ld.param.u64 %rd2, [r];\n  ld.param.u16 %rs1, [h];\n  ld.param.u32 %r3, [blob+4];\n"
+        "  st.global.u32 [%rd1], %r1;\n  st.global.u32 [%rd1+4], %r2;\n"
+        "  st.global.u64 [%rd1+8], %rd2;\n  st.global.u16 [%rd1+16], %rs1;\n"
+        "  st.global.u32 [%rd1+20], %r3;\n  ret;\n}\n";
+    struct ptx_program *p = NULL;
+    char err[320];
+    if (ptx_program_load(src, sizeof(src), &p, err, sizeof(err)) != PTX_OK)
+        fail_msg("load: %s", err);
+    const struct ptx_kernel *k = kern(p, "pa");
+    static const uint32_t offs[7] = {0, 8, 16, 24, 32, 40, 48}, sizes[7] = {4, 8, 4, 8, 2, 8, 16};
+    assert_int_equal(ptx_kernel_param_count(k), 7);
+    for (int i = 0; i < 7; i++) {
+        if (ptx_kernel_params(k)[i].offset != offs[i] || ptx_kernel_params(k)[i].size != sizes[i])
+            fail_msg("param %d at %u (%u bytes), want %u (%u)", i,
+                     ptx_kernel_params(k)[i].offset, ptx_kernel_params(k)[i].size, offs[i],
+                     sizes[i]);
+    }
+    assert_int_equal(ptx_kernel_param_bytes(k), 64);
+    struct tmem m;
+    tm_init(&m);
+    uint64_t out = tm_alloc(&m, 24);
+    uint8_t *ho = tm_host(&m, out);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, (uint32_t)77);
+    PB(&pb, out);
+    PB(&pb, (uint32_t)0xdeadbeefu);
+    PB(&pb, (uint64_t)0);
+    PB(&pb, (uint16_t)0x1234);
+    PB(&pb, (uint64_t)0x0123456789abcdefull);
+    uint32_t blob[4] = {1, 0x55aa55aau, 3, 4};
+    pb_put(&pb, blob, sizeof(blob));
+    RUN_OK(k, 1, 1, 1, 1, 0, &pb, &m, 1);
+    uint32_t w0, w1, w5;
+    uint64_t w2;
+    uint16_t h;
+    memcpy(&w0, ho, 4);
+    memcpy(&w1, ho + 4, 4);
+    memcpy(&w2, ho + 8, 8);
+    memcpy(&h, ho + 16, 2);
+    memcpy(&w5, ho + 20, 4);
+    assert_int_equal(w0, 77);
+    assert_int_equal(w1, 0xdeadbeefu);
+    assert_int_equal(w2, 0x0123456789abcdefull);
+    assert_int_equal(h, 0x1234);
+    assert_int_equal(w5, 0x55aa55aau);
+    tm_free(&m);
+    ptx_program_free(p);
+    /* a .ptr attribute with anything else in it is refused, naming it */
+    static const char bad[] = ".version 9.0\n.target sm_75\n.address_size 64\n"
+                              ".visible .entry b(.param .u64 .ptr.param p)\n{\n  ret;\n}\n";
+    p = NULL;
+    assert_int_equal(ptx_program_load(bad, sizeof(bad), &p, err, sizeof(err)),
+                     PTX_ERR_INVALID_PTX);
+    assert_non_null(strstr(err, ".ptr.param"));
+}
+
+/* warpSize: nvcc writes it as PTX's predefined constant WARP_SZ (kernels2.cu), which is 32,
+ * also negated in a hand-written operand. */
+static void test_ptx_warp_sz(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels2.fatbin");
+    const struct ptx_kernel *k = kern(p, "warp_size_use");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    uint64_t out = tm_alloc(&m, 96 * 4);
+    int *ho = tm_host(&m, out);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, out);
+    RUN_OK(k, 1, 1, 96, 1, 0, &pb, &m, 1);
+    for (int t = 0; t < 96; t++)
+        if (ho[t] != 32000 + (t / 32) * 100 + t % 32)
+            fail_msg("out[%d] = %d, want %d", t, ho[t], 32000 + (t / 32) * 100 + t % 32);
+    tm_free(&m);
+    ptx_program_free(p);
+    static const char src[] =
+        ".version 9.0\n.target sm_75\n.address_size 64\n"
+        ".visible .entry w(.param .u64 out)\n{\n  .reg .b32 %r<3>;\n  .reg .b64 %rd<2>;\n"
+        "  ld.param.u64 %rd1, [out];\n  mov.u32 %r1, WARP_SZ;\n  add.s32 %r2, %r1, -WARP_SZ;\n"
+        "  st.global.u32 [%rd1], %r1;\n  st.global.u32 [%rd1+4], %r2;\n  ret;\n}\n";
+    char err[320];
+    p = NULL;
+    if (ptx_program_load(src, sizeof(src), &p, err, sizeof(err)) != PTX_OK)
+        fail_msg("load: %s", err);
+    k = kern(p, "w");
+    tm_init(&m);
+    out = tm_alloc(&m, 8);
+    ho = tm_host(&m, out);
+    pb_init(&pb, k);
+    PB(&pb, out);
+    RUN_OK(k, 1, 1, 1, 1, 0, &pb, &m, 1);
+    assert_int_equal(ho[0], 32);
+    assert_int_equal(ho[1], 0);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
 /* ops.ptx: instruction forms nvcc rarely emits, checked one by one. */
 static void test_ptx_instruction_forms(void **state)
 {
@@ -2498,6 +2612,8 @@ int main(void)
         cmocka_unit_test(test_ptx_dp4a_mul24),
         cmocka_unit_test(test_ptx_redux_lop3_sm80),
         cmocka_unit_test(test_ptx_mul24_ptx_text),
+        cmocka_unit_test(test_ptx_param_ptr_align),
+        cmocka_unit_test(test_ptx_warp_sz),
         cmocka_unit_test(test_ptx_instruction_forms),
         cmocka_unit_test(test_ptx_address_initialisers),
         cmocka_unit_test(test_ptx_named_barriers),
