@@ -1,5 +1,5 @@
-/* ptx_image.c - finds the code in a CUDA image: fatbin wrapper -> fatbin -> the PTX entry with
- * the highest sm (zstd-decompressed when flagged), or raw PTX text; ELF cubins (inside fatbins
+/* ptx_image.c - finds the code in a CUDA image: fatbin wrapper -> fatbin -> the PTX entry a
+ * driver would pick for the simulated device (zstd-decompressed when flagged), or raw PTX text; ELF cubins (inside fatbins
  * or raw) contribute kernel names and parameter layouts from their .nv.info sections. Every
  * offset and length in the image is checked: the image comes from a guest. */
 #include "ptx_internal.h"
@@ -271,6 +271,17 @@ static int take_ptx(const uint8_t *e, uint32_t hdr, uint64_t payload, uint32_t f
     return 0;
 }
 
+/* Whether a fatbin's PTX for sm beats the one for cur: a driver JITs the newest PTX the device
+ * can run (sm <= PTX_DEVICE_SM; newer PTX may use instructions the device lacks); the simulated
+ * GPU falls back to the oldest newer one when there is none. */
+static int ptx_sm_better(uint32_t sm, uint32_t cur)
+{
+    int fits = sm <= PTX_DEVICE_SM, cur_fits = cur <= PTX_DEVICE_SM;
+    if (fits != cur_fits)
+        return fits;
+    return fits ? sm > cur : sm < cur;
+}
+
 static int scan_fatbin(const uint8_t *d, size_t size, struct found *f, char *err,
                        size_t errlen)
 {
@@ -298,7 +309,7 @@ static int scan_fatbin(const uint8_t *d, size_t size, struct found *f, char *err
             }
             uint32_t sm = hdr >= 32 ? rd32(e + 28) : 0;
             uint32_t flags = hdr >= 48 ? (uint32_t)rd64(e + 40) : 0;
-            if (kind == FATBIN_KIND_PTX && (!f->ptx || sm > f->ptx_sm)) {
+            if (kind == FATBIN_KIND_PTX && (!f->ptx || ptx_sm_better(sm, f->ptx_sm))) {
                 int rc = take_ptx(e, hdr, payload, flags, f, err, errlen);
                 if (rc)
                     return rc;

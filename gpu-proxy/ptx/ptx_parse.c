@@ -1435,6 +1435,14 @@ static int parse_instruction(struct parser *ps)
         op = OP_ld;
     if (!strcmp(base, "fence"))
         op = OP_membar;
+    /* griddepcontrol.wait/.launch_dependents (programmatic dependent launch, sm_90): the
+     * simulated GPU runs a stream's grids one after another, so the grids a kernel would wait
+     * for have completed before it starts, and letting dependents start early is a hint */
+    if (!strcmp(base, "griddepcontrol") && m.nwords == 1 &&
+        (!strcmp(m.words[0], "wait") || !strcmp(m.words[0], "launch_dependents"))) {
+        op = OP_nop;
+        m.nwords = 0;
+    }
     if (!strcmp(base, "cp") && oplen > 8 && !memcmp(opstart, "cp.async", 8))
         op = OP_cpasync;
     if (op < 0 || op == OP_unsupported || op == OP_movlocal || op == OP_barred ||
@@ -2515,12 +2523,30 @@ static int parse_function(struct parser *ps, int is_entry)
     return rc;
 }
 
+/* ".target sm_XX[a|f][, option]...": records XX (the architecture the PTX was written for,
+ * CU_FUNC_ATTRIBUTE_PTX_VERSION); other targets and options are skipped. */
+static void parse_target(struct parser *ps)
+{
+    next(ps);
+    uint32_t sm = 0;
+    if (ps->t.kind == TK_WORD && ps->t.len > 3 && memcmp(ps->t.s, "sm_", 3) == 0) {
+        for (uint32_t i = 3; i < ps->t.len && isdigit((unsigned char)ps->t.s[i]) && sm < 10000;
+             i++)
+            sm = sm * 10 + (uint32_t)(ps->t.s[i] - '0');
+    }
+    ps->p->ptx_target = sm;
+    skip_line(ps);
+}
+
 static int parse_module(struct parser *ps)
 {
     next(ps);
     while (!ps->failed && ps->t.kind != TK_EOF) {
-        if (tok_is(ps, ".version") || tok_is(ps, ".target") || tok_is(ps, ".file") ||
-            tok_is(ps, ".loc")) {
+        if (tok_is(ps, ".target")) {
+            parse_target(ps);
+            continue;
+        }
+        if (tok_is(ps, ".version") || tok_is(ps, ".file") || tok_is(ps, ".loc")) {
             skip_line(ps);
             continue;
         }

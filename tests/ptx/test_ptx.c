@@ -1949,6 +1949,35 @@ static void test_ptx_warp_sz(void **state)
     ptx_program_free(p);
 }
 
+/* A fatbin with PTX for compute_75, compute_90 and compute_120 (kernels_arch.cu): the engine
+ * runs the compute_90 PTX, as a driver JITs the newest PTX not above the device's sm_90 (the
+ * compute_120 one may use instructions the device lacks), reports its version 90 (CUB checks
+ * CU_FUNC_ATTRIBUTE_PTX_VERSION against the program's architectures), and that PTX's
+ * griddepcontrol.wait/launch_dependents run; a PTX text reports its .target. */
+static void test_ptx_fatbin_ptx_choice(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels_arch.fatbin");
+    const struct ptx_kernel *k = kern(p, "which_arch");
+    assert_int_equal(ptx_kernel_ptx_version(k), 90);
+    struct tmem m;
+    tm_init(&m);
+    uint64_t out = tm_alloc(&m, 4 * 4);
+    int *ho = tm_host(&m, out);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, out);
+    RUN_OK(k, 1, 1, 4, 1, 0, &pb, &m, 1);
+    for (int t = 0; t < 4; t++)
+        assert_int_equal(ho[t], 900 + t);
+    tm_free(&m);
+    ptx_program_free(p);
+    p = load("kernels80.ptx");
+    assert_true(ptx_program_kernel_count(p) > 0);
+    assert_int_equal(ptx_kernel_ptx_version(ptx_program_kernel_at(p, 0)), 80);
+    ptx_program_free(p);
+}
+
 /* ops.ptx: instruction forms nvcc rarely emits, checked one by one. */
 static void test_ptx_instruction_forms(void **state)
 {
@@ -2614,6 +2643,7 @@ int main(void)
         cmocka_unit_test(test_ptx_mul24_ptx_text),
         cmocka_unit_test(test_ptx_param_ptr_align),
         cmocka_unit_test(test_ptx_warp_sz),
+        cmocka_unit_test(test_ptx_fatbin_ptx_choice),
         cmocka_unit_test(test_ptx_instruction_forms),
         cmocka_unit_test(test_ptx_address_initialisers),
         cmocka_unit_test(test_ptx_named_barriers),
