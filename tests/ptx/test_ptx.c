@@ -238,10 +238,9 @@ static void test_ptx_image_global_bytes(void **state)
     }
 }
 
-static void test_ptx_vector_add_fatbin(void **state)
+static void vector_add(const char *image)
 {
-    (void)state;
-    struct ptx_program *p = load("kernels.fatbin");
+    struct ptx_program *p = load(image);
     const struct ptx_kernel *k = kern(p, "vec_add");
     struct tmem m;
     tm_init(&m);
@@ -264,6 +263,28 @@ static void test_ptx_vector_add_fatbin(void **state)
             fail_msg("c[%d] = %g, want %g", i, hc[i], ha[i] + hb[i]);
     assert_true(ptx_instructions_executed() > (uint64_t)n * 10);
     tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_vector_add_fatbin(void **state)
+{
+    (void)state;
+    vector_add("kernels.fatbin");
+}
+
+/* The same fatbin with every entry LZ4-compressed (nvcc --compress-mode=speed), as cuFFT's are;
+ * its cubin is read too (params_mix's layout from .nv.info). */
+static void test_ptx_lz4_fatbin(void **state)
+{
+    (void)state;
+    vector_add("kernels_lz4.fatbin");
+    struct ptx_program *p = load("kernels_lz4.fatbin");
+    unsigned n = ptx_program_kernel_count(p);
+    struct ptx_program *plain = load("kernels.fatbin");
+    assert_int_equal(n, ptx_program_kernel_count(plain));
+    assert_int_equal(ptx_kernel_param_bytes(kern(p, "params_mix")),
+                     ptx_kernel_param_bytes(kern(plain, "params_mix")));
+    ptx_program_free(plain);
     ptx_program_free(p);
 }
 
@@ -2604,6 +2625,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ptx_image_global_bytes),
         cmocka_unit_test(test_ptx_vector_add_fatbin),
+        cmocka_unit_test(test_ptx_lz4_fatbin),
         cmocka_unit_test(test_ptx_saxpy_ptx_text),
         cmocka_unit_test(test_ptx_matmul_shared),
         cmocka_unit_test(test_ptx_block_reduce),
