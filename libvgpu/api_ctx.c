@@ -512,3 +512,16 @@ CUresult cuCtxDestroy(CUcontext ctx)
 {
     return cuCtxDestroy_v2(ctx);
 }
+
+/* Profiler ranges: no profiler can attach through libvgpu, and a driver with none attached
+ * accepts these and does nothing, so they succeed as no-ops (programs call them
+ * unconditionally around the work they time). */
+CUresult cuProfilerStart(void)
+{
+    return CUDA_SUCCESS;
+}
+
+CUresult cuProfilerStop(void)
+{
+    return CUDA_SUCCESS;
+}

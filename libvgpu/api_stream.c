@@ -1,9 +1,12 @@
 /* api_stream.c - streams and events. CUstream and CUevent are the proxy's opaque handles; the
  * legacy and per-thread default streams travel as handle 0. Records and waits are posted without
- * waiting; synchronize drains every reply first, so errors of earlier async work surface there. */
+ * waiting; synchronize drains every reply first, so errors of earlier async work surface there.
+ * Stream attributes (cuStreamSetAttribute) are kept here: the ones a stream may carry are
+ * performance hints that change no result, so they are checked, remembered and read back. */
 #include "vgpu_calls.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static CUresult enter(struct vgpu *v, idm_handle *ctx)
 {
@@ -15,12 +18,23 @@ static CUresult enter(struct vgpu *v, idm_handle *ctx)
 
 /* ---- streams: what cuStreamCreate was told is remembered locally for the queries ---- */
 
+/* The hints cuStreamSetAttribute accepts; zeroed means the driver's defaults. */
+struct stream_attrs {
+    CUaccessPolicyWindow window;
+    CUsynchronizationPolicy sync_policy; /* 0: never set (reads as CU_SYNC_POLICY_AUTO) */
+    CUlaunchMemSyncDomainMap domain_map;
+    int domain_map_set;
+    CUlaunchMemSyncDomain domain;
+    unsigned nvlink_util_centric;
+};
+
 struct stream_rec {
     idm_handle h;
     unsigned flags;
     int priority;
     struct vgpu_ctx *ctx;
     unsigned long long id;
+    struct stream_attrs attrs;
 };
 
 static struct stream_rec *streams;
@@ -80,6 +94,141 @@ static CUresult stream_lookup(CUstream s, struct stream_rec *out)
     return r;
 }
 
+
+/* ---- stream attributes ---- */
+
+static struct stream_attrs default_stream_attrs; /* both default streams; under streams_lock */
+
+/* Whether v is a valid value of stream attribute id; the reason goes to the log. */
+static CUresult stream_attr_check(CUstreamAttrID id, const CUstreamAttrValue *v)
+{
+    const char *why = NULL;
+    switch (id) {
+    case CU_LAUNCH_ATTRIBUTE_ACCESS_POLICY_WINDOW: {
+        const CUaccessPolicyWindow *w = &v->accessPolicyWindow;
+        if (!(w->hitRatio >= 0.0f && w->hitRatio <= 1.0f) ||
+            (unsigned)w->hitProp > CU_ACCESS_PROPERTY_PERSISTING ||
+            (unsigned)w->missProp > CU_ACCESS_PROPERTY_PERSISTING)
+            why = "hit ratio outside [0, 1] or an unknown access property";
+        break;
+    }
+    case CU_LAUNCH_ATTRIBUTE_SYNCHRONIZATION_POLICY:
+        if (v->syncPolicy < CU_SYNC_POLICY_AUTO || v->syncPolicy > CU_SYNC_POLICY_BLOCKING_SYNC)
+            why = "unknown synchronization policy";
+        break;
+    case CU_LAUNCH_ATTRIBUTE_MEM_SYNC_DOMAIN:
+        if ((unsigned)v->memSyncDomain > CU_LAUNCH_MEM_SYNC_DOMAIN_REMOTE)
+            why = "unknown memory synchronization domain";
+        break;
+    case CU_LAUNCH_ATTRIBUTE_MEM_SYNC_DOMAIN_MAP:
+    case CU_LAUNCH_ATTRIBUTE_NVLINK_UTIL_CENTRIC_SCHEDULING:
+        break;
+    case CU_LAUNCH_ATTRIBUTE_PRIORITY:
+        /* the proxy's stream keeps the priority it was created with */
+        VLOG(VGPU_LOG_WARN, "cuStreamSetAttribute: changing a stream's priority is not "
+                            "supported (create it with cuStreamCreateWithPriority)");
+        return CUDA_ERROR_NOT_SUPPORTED;
+    default:
+        why = "not an attribute of streams";
+    }
+    if (why) {
+        VLOG(VGPU_LOG_WARN, "cuStreamSetAttribute(attribute %d) refused: %s", (int)id, why);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    return CUDA_SUCCESS;
+}
+
+static void stream_attr_put(struct stream_attrs *a, CUstreamAttrID id, const CUstreamAttrValue *v)
+{
+    switch (id) {
+    case CU_LAUNCH_ATTRIBUTE_ACCESS_POLICY_WINDOW: a->window = v->accessPolicyWindow; break;
+    case CU_LAUNCH_ATTRIBUTE_SYNCHRONIZATION_POLICY: a->sync_policy = v->syncPolicy; break;
+    case CU_LAUNCH_ATTRIBUTE_MEM_SYNC_DOMAIN: a->domain = v->memSyncDomain; break;
+    case CU_LAUNCH_ATTRIBUTE_MEM_SYNC_DOMAIN_MAP:
+        a->domain_map = v->memSyncDomainMap;
+        a->domain_map_set = 1;
+        break;
+    default: a->nvlink_util_centric = v->nvlinkUtilCentricScheduling; break;
+    }
+}
+
+/* Reads attribute id of a stream record; the defaults are the driver's. */
+static CUresult stream_attr_get(const struct stream_rec *rec, CUstreamAttrID id,
+                                CUstreamAttrValue *v)
+{
+    const struct stream_attrs *a = &rec->attrs;
+    memset(v, 0, sizeof(*v));
+    switch (id) {
+    case CU_LAUNCH_ATTRIBUTE_ACCESS_POLICY_WINDOW: v->accessPolicyWindow = a->window; break;
+    case CU_LAUNCH_ATTRIBUTE_SYNCHRONIZATION_POLICY:
+        v->syncPolicy = a->sync_policy ? a->sync_policy : CU_SYNC_POLICY_AUTO;
+        break;
+    case CU_LAUNCH_ATTRIBUTE_MEM_SYNC_DOMAIN: v->memSyncDomain = a->domain; break;
+    case CU_LAUNCH_ATTRIBUTE_MEM_SYNC_DOMAIN_MAP:
+        if (a->domain_map_set)
+            v->memSyncDomainMap = a->domain_map;
+        else
+            v->memSyncDomainMap.remote = 1; /* default domain 0, remote domain 1 */
+        break;
+    case CU_LAUNCH_ATTRIBUTE_NVLINK_UTIL_CENTRIC_SCHEDULING:
+        v->nvlinkUtilCentricScheduling = a->nvlink_util_centric;
+        break;
+    case CU_LAUNCH_ATTRIBUTE_PRIORITY: v->priority = rec->priority; break;
+    default: return CUDA_ERROR_INVALID_VALUE;
+    }
+    return CUDA_SUCCESS;
+}
+
+CUresult cuStreamSetAttribute(CUstream hStream, CUstreamAttrID attr,
+                              const CUstreamAttrValue *value)
+{
+    struct stream_rec rec;
+    if (value == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = stream_lookup(hStream, &rec);
+    if (r == CUDA_SUCCESS)
+        r = stream_attr_check(attr, value);
+    if (r != CUDA_SUCCESS)
+        return r;
+    idm_handle h = vgpu_stream_handle(hStream);
+    pthread_mutex_lock(&streams_lock);
+    struct stream_attrs *a = h == 0 ? &default_stream_attrs : NULL;
+    for (size_t i = 0; a == NULL && i < nstreams; i++)
+        if (streams[i].h == h)
+            a = &streams[i].attrs;
+    if (a)
+        stream_attr_put(a, attr, value);
+    pthread_mutex_unlock(&streams_lock);
+    return a ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+}
+
+CUresult cuStreamSetAttribute_ptsz(CUstream hStream, CUstreamAttrID attr,
+                                   const CUstreamAttrValue *value)
+{
+    return cuStreamSetAttribute(hStream, attr, value);
+}
+
+CUresult cuStreamGetAttribute(CUstream hStream, CUstreamAttrID attr, CUstreamAttrValue *value_out)
+{
+    struct stream_rec rec;
+    if (value_out == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = stream_lookup(hStream, &rec);
+    if (r != CUDA_SUCCESS)
+        return r;
+    if (vgpu_stream_handle(hStream) == 0) {
+        pthread_mutex_lock(&streams_lock);
+        rec.attrs = default_stream_attrs;
+        pthread_mutex_unlock(&streams_lock);
+    }
+    return stream_attr_get(&rec, attr, value_out);
+}
+
+CUresult cuStreamGetAttribute_ptsz(CUstream hStream, CUstreamAttrID attr,
+                                   CUstreamAttrValue *value_out)
+{
+    return cuStreamGetAttribute(hStream, attr, value_out);
+}
 
 CUresult cuStreamCreateWithPriority(CUstream *phStream, unsigned int flags, int priority)
 {

@@ -289,6 +289,26 @@ static CUresult devext_flag(unsigned char *out, CUdevice dev)
 
 static uintptr_t device_extended_rt[26];
 static uintptr_t cublas_private[95];
+/* TOOLS_MODULE (6e163fbe..., "CU_ETID_ToolsModule" in NVIDIA's tools libraries): functions and
+ * modules for tools; its real size is not known. cuFFT 12 asks for it in every cufftPlan*
+ * (CUFFT_INTERNAL_ERROR without it), then calls slot 7 with (context, module, callback, user
+ * data) for each module it loads: a walk over the module's functions that hands the callback
+ * the driver's internal function objects, whose layout cuFFT reads. We have no such objects,
+ * so slot 7 and every other slot fail closed (CUDA_ERROR_NOT_SUPPORTED); slot 7 says so. */
+#define TOOLS_MODULE_SLOTS 64
+
+static CUresult tools_module_functions(CUcontext ctx, CUmodule mod, void *callback, void *arg)
+{
+    static int once;
+    (void)ctx, (void)callback, (void)arg;
+    if (!__atomic_exchange_n(&once, 1, __ATOMIC_RELAXED))
+        VLOG(VGPU_LOG_WARN, "private table TOOLS_MODULE slot 7 (walk module %p's functions as "
+                            "the driver's internal objects, used by cuFFT) is not supported",
+             (void *)mod);
+    return CUDA_ERROR_NOT_SUPPORTED;
+}
+
+static uintptr_t tools_module[TOOLS_MODULE_SLOTS];
 
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 
@@ -302,6 +322,10 @@ static void tables_init(void)
     cublas_private[0] = ET_SIZE(95);
     for (int i = 1; i < 95; i++)
         cublas_private[i] = ET_SLOT(et_noop);
+    tools_module[0] = ET_SIZE(TOOLS_MODULE_SLOTS);
+    for (int i = 1; i < TOOLS_MODULE_SLOTS; i++)
+        tools_module[i] = ET_SLOT(et_not_supported);
+    tools_module[7] = ET_SLOT(tools_module_functions);
 }
 
 /* UUIDs as the 16 bytes the caller passes, in hex (the contract's spelling). */
@@ -322,6 +346,7 @@ static const struct export_table export_tables[] = {
     {"195bcbf4d67d024aacc51d29cea631ae", "HEAP_ACCESS", heap_access},
     {"b10541e1f7c7c74a9f64f223be99f1e2", "DEVICE_EXTENDED_RT", device_extended_rt},
     {"21318c60971432488ca641ff7324c8f2", "CUBLAS_PRIVATE", cublas_private},
+    {"6e163fbeb958444d835ce182aff1991e", "TOOLS_MODULE", tools_module},
 };
 
 CUresult cuGetExportTable(const void **ppExportTable, const CUuuid *pExportTableId)

@@ -50,8 +50,12 @@ struct ptx_global_info {
  * call stack would take a thread past it fails with PTX_ERR_LAUNCH_FAILED. */
 #define PTX_LOCAL_BYTES_MAX (512u << 10)
 
-/* Loads an image: a fatbin wrapper (magic 0x466243B1), a fatbin (0xBA55ED50; the PTX entry with
- * the highest sm, zstd-decompressed when flagged), or NUL-terminated PTX text. An image with
+/* The compute capability the simulated GPU reports (major * 10 + minor). */
+#define PTX_DEVICE_SM 90
+
+/* Loads an image: a fatbin wrapper (magic 0x466243B1), a fatbin (0xBA55ED50; of its PTX entries
+ * the one a driver would JIT for a PTX_DEVICE_SM device, the highest sm not above it, else the
+ * lowest above it; zstd-decompressed when flagged), or NUL-terminated PTX text. An image with
  * only ELF cubins loads with kernels known by name and parameter layout (from .nv.info) but not
  * executable (ptx_launch then fails with PTX_ERR_NOT_SUPPORTED naming the kernel).
  * err receives a one-line reason on failure. */
@@ -71,6 +75,10 @@ uint32_t ptx_kernel_param_bytes(const struct ptx_kernel *k); /* size of the pack
 uint32_t ptx_kernel_static_shared(const struct ptx_kernel *k);
 uint32_t ptx_kernel_local_bytes(const struct ptx_kernel *k);
 int ptx_kernel_executable(const struct ptx_kernel *k); /* 1 if PTX was found for it */
+/* The architecture its PTX was written for (".target sm_75": 75), as a driver reports it in
+ * CU_FUNC_ATTRIBUTE_PTX_VERSION (CUB picks its tuning policy from it and refuses to run when
+ * it is not one of the architectures the program was built for); 0 without PTX. */
+uint32_t ptx_kernel_ptx_version(const struct ptx_kernel *k);
 
 /* Module-scope variables (.global / .const). The backend allocates device memory for each one
  * (in the loading zone), copies init data in, and binds the address before any launch. */

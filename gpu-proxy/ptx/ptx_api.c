@@ -70,6 +70,11 @@ int ptx_kernel_executable(const struct ptx_kernel *k)
     return k && k->func >= 0;
 }
 
+uint32_t ptx_kernel_ptx_version(const struct ptx_kernel *k)
+{
+    return k && k->func >= 0 ? k->prog->ptx_target : 0;
+}
+
 unsigned ptx_program_global_count(const struct ptx_program *p)
 {
     return p ? p->nglobals : 0;

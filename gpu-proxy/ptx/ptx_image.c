@@ -1,5 +1,5 @@
-/* ptx_image.c - finds the code in a CUDA image: fatbin wrapper -> fatbin -> the PTX entry with
- * the highest sm (zstd-decompressed when flagged), or raw PTX text; ELF cubins (inside fatbins
+/* ptx_image.c - finds the code in a CUDA image: fatbin wrapper -> fatbin -> the PTX entry a
+ * driver would pick for the simulated device (zstd- or LZ4-decompressed when flagged), or raw PTX text; ELF cubins (inside fatbins
  * or raw) contribute kernel names and parameter layouts from their .nv.info sections. Every
  * offset and length in the image is checked: the image comes from a guest. */
 #include "ptx_internal.h"
@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <lz4.h>
 #include <zstd.h>
 
 #define FATBIN_WRAPPER_MAGIC 0x466243B1u
@@ -205,18 +206,34 @@ struct found {
     uint8_t *elf_owned; /* decompressed ELF */
 };
 
-/* Decompresses a zstd payload of a fatbin entry into a new buffer (NUL-terminated). */
-static int entry_unzstd(const uint8_t *e, uint32_t hdr, uint64_t payload, uint8_t **out,
-                        size_t *outlen, char *err, size_t errlen)
+/* How a fatbin entry's payload is stored. */
+enum packing { PACK_NONE, PACK_ZSTD, PACK_LZ4 };
+
+static enum packing entry_packing(const uint8_t *e, uint32_t hdr, uint64_t payload,
+                                  uint32_t flags)
+{
+    if ((flags & FATBIN_FLAG_ZSTD) || (payload >= 4 && rd32(e + hdr) == 0xFD2FB528u))
+        return PACK_ZSTD;
+    return flags & FATBIN_FLAG_LZ4 ? PACK_LZ4 : PACK_NONE;
+}
+
+/* Decompresses the zstd or LZ4 (one block) payload of a fatbin entry into a new buffer
+ * (NUL-terminated). The header gives the uncompressed size (a zstd frame's own size wins) and
+ * the compressed one; LZ4 decoding stops at the uncompressed size, so padding after the block
+ * is ignored, and never writes or reads past either buffer. */
+static int entry_unpack(const uint8_t *e, uint32_t hdr, uint64_t payload, enum packing how,
+                        uint8_t **out, size_t *outlen, char *err, size_t errlen)
 {
     const uint8_t *data = e + hdr;
     uint32_t csize = rd32(e + 16);
     uint64_t usize = hdr >= 64 ? rd64(e + 56) : 0;
     uint64_t clen = csize && csize <= payload ? csize : payload;
-    unsigned long long fsize = ZSTD_getFrameContentSize(data, clen);
-    if (fsize != ZSTD_CONTENTSIZE_UNKNOWN && fsize != ZSTD_CONTENTSIZE_ERROR)
-        usize = fsize;
-    if (usize == 0 || usize > MAX_PTX_TEXT) {
+    if (how == PACK_ZSTD) {
+        unsigned long long fsize = ZSTD_getFrameContentSize(data, clen);
+        if (fsize != ZSTD_CONTENTSIZE_UNKNOWN && fsize != ZSTD_CONTENTSIZE_ERROR)
+            usize = fsize;
+    }
+    if (usize == 0 || usize > MAX_PTX_TEXT || clen > INT32_MAX) {
         seterr(err, errlen, "fatbin: compressed entry has a bad size (%llu)",
                (unsigned long long)usize);
         return PTX_ERR_INVALID_IMAGE;
@@ -224,9 +241,21 @@ static int entry_unzstd(const uint8_t *e, uint32_t hdr, uint64_t payload, uint8_
     uint8_t *buf = malloc(usize + 1);
     if (!buf)
         return PTX_ERR_OUT_OF_MEMORY;
-    size_t r = ZSTD_decompress(buf, usize, data, clen);
-    if (ZSTD_isError(r)) {
-        seterr(err, errlen, "fatbin: zstd: %s", ZSTD_getErrorName(r));
+    size_t r;
+    const char *why = NULL;
+    if (how == PACK_ZSTD) {
+        r = ZSTD_decompress(buf, usize, data, clen);
+        if (ZSTD_isError(r))
+            why = ZSTD_getErrorName(r);
+    } else {
+        int n = LZ4_decompress_safe_partial((const char *)data, (char *)buf, (int)clen,
+                                            (int)usize, (int)usize);
+        r = n < 0 ? 0 : (size_t)n;
+        if (n < 0 || (uint64_t)n != usize)
+            why = "corrupt or short LZ4 block";
+    }
+    if (why) {
+        seterr(err, errlen, "fatbin: %s: %s", how == PACK_ZSTD ? "zstd" : "lz4", why);
         free(buf);
         return PTX_ERR_INVALID_IMAGE;
     }
@@ -242,14 +271,9 @@ static int take_ptx(const uint8_t *e, uint32_t hdr, uint64_t payload, uint32_t f
     const uint8_t *data = e + hdr;
     char *text;
     size_t len;
-    int zstd = (flags & FATBIN_FLAG_ZSTD) ||
-               (payload >= 4 && rd32(data) == 0xFD2FB528u);
-    if (flags & FATBIN_FLAG_LZ4 && !zstd) {
-        seterr(err, errlen, "fatbin: LZ4-compressed PTX is not supported");
-        return PTX_ERR_INVALID_IMAGE;
-    }
-    if (zstd) {
-        int rc = entry_unzstd(e, hdr, payload, (uint8_t **)&text, &len, err, errlen);
+    enum packing how = entry_packing(e, hdr, payload, flags);
+    if (how != PACK_NONE) {
+        int rc = entry_unpack(e, hdr, payload, how, (uint8_t **)&text, &len, err, errlen);
         if (rc)
             return rc;
     } else {
@@ -269,6 +293,17 @@ static int take_ptx(const uint8_t *e, uint32_t hdr, uint64_t payload, uint32_t f
     f->ptx = text;
     f->ptx_len = len;
     return 0;
+}
+
+/* Whether a fatbin's PTX for sm beats the one for cur: a driver JITs the newest PTX the device
+ * can run (sm <= PTX_DEVICE_SM; newer PTX may use instructions the device lacks); the simulated
+ * GPU falls back to the oldest newer one when there is none. */
+static int ptx_sm_better(uint32_t sm, uint32_t cur)
+{
+    int fits = sm <= PTX_DEVICE_SM, cur_fits = cur <= PTX_DEVICE_SM;
+    if (fits != cur_fits)
+        return fits;
+    return fits ? sm > cur : sm < cur;
 }
 
 static int scan_fatbin(const uint8_t *d, size_t size, struct found *f, char *err,
@@ -298,17 +333,17 @@ static int scan_fatbin(const uint8_t *d, size_t size, struct found *f, char *err
             }
             uint32_t sm = hdr >= 32 ? rd32(e + 28) : 0;
             uint32_t flags = hdr >= 48 ? (uint32_t)rd64(e + 40) : 0;
-            if (kind == FATBIN_KIND_PTX && (!f->ptx || sm > f->ptx_sm)) {
+            if (kind == FATBIN_KIND_PTX && (!f->ptx || ptx_sm_better(sm, f->ptx_sm))) {
                 int rc = take_ptx(e, hdr, payload, flags, f, err, errlen);
                 if (rc)
                     return rc;
                 f->ptx_sm = sm;
             } else if (kind == FATBIN_KIND_ELF && (!f->elf || sm > f->elf_sm)) {
-                if ((flags & FATBIN_FLAG_ZSTD) ||
-                    (payload >= 4 && rd32(e + hdr) == 0xFD2FB528u)) {
+                enum packing how = entry_packing(e, hdr, payload, flags);
+                if (how != PACK_NONE) {
                     uint8_t *buf;
                     size_t len;
-                    int rc = entry_unzstd(e, hdr, payload, &buf, &len, err, errlen);
+                    int rc = entry_unpack(e, hdr, payload, how, &buf, &len, err, errlen);
                     if (rc)
                         return rc;
                     free(f->elf_owned);
@@ -316,7 +351,7 @@ static int scan_fatbin(const uint8_t *d, size_t size, struct found *f, char *err
                     f->elf = buf;
                     f->elf_size = len;
                     f->elf_sm = sm;
-                } else if (!(flags & FATBIN_FLAG_LZ4)) {
+                } else {
                     f->elf = e + hdr;
                     f->elf_size = payload;
                     f->elf_sm = sm;

@@ -194,6 +194,7 @@ struct ptx_program {
     int has_relocs;
     _Atomic int relocated;
     uint64_t elf_global_bytes; /* an image without PTX: its cubin's global sections */
+    uint32_t ptx_target;       /* the PTX's ".target sm_XX": XX; 0 if none */
 };
 
 /* ptx_parse.c: parses NUL-terminated PTX text into p (which starts zeroed). */

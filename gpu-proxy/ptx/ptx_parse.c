@@ -28,6 +28,7 @@ struct tok {
 };
 
 #define MAX_SCOPES 64
+#define PTX_WARP_SIZE 32u /* the value of PTX's predefined WARP_SZ */
 
 enum { SYM_REG = 1, SYM_PARAM, SYM_SHARED, SYM_LOCAL, SYM_GLOBAL, SYM_DYNSHARED, SYM_FUNC };
 
@@ -475,9 +476,44 @@ static void decl_free(struct decl *d)
     d->name = NULL;
 }
 
-/* Parses "[.align N] [.vN] .type name[<N>][[N]]..." after the space directive. */
+/* A ".ptr" kernel parameter attribute also comes without spaces (".ptr.global.align 16"),
+ * lexed as one word: checks its parts and leaves ".align" for the caller to read with its
+ * value (after a .ptr, the pointee's alignment). */
+static int parse_ptr_attr(struct parser *ps)
+{
+    static const char *const parts[] = {"global", "shared", "local", "const"};
+    const char *s = ps->t.s + 4, *end = ps->t.s + ps->t.len;
+    while (s < end) {
+        const char *dot = memchr(s + 1, '.', (size_t)(end - s - 1));
+        size_t n = (size_t)((dot ? dot : end) - s) - 1;
+        if (*s != '.' || n == 0)
+            break;
+        if (n == 5 && memcmp(s + 1, "align", 5) == 0 && !dot) {
+            ps->t.s = s;   /* the rest of the word is ".align": the loop reads it next */
+            ps->t.len = 6;
+            return 0;
+        }
+        size_t i = 0;
+        while (i < sizeof(parts) / sizeof(parts[0]) &&
+               !(strlen(parts[i]) == n && memcmp(parts[i], s + 1, n) == 0))
+            i++;
+        if (i == sizeof(parts) / sizeof(parts[0]))
+            break;
+        s += n + 1;
+    }
+    if (s != end)
+        return fail(ps, ps->t.line, "bad .ptr attribute '%.*s'", (int)ps->t.len, ps->t.s);
+    next(ps);
+    return 0;
+}
+
+/* Parses "[.align N] [.vN] .type name[<N>][[N]]..." after the space directive. A kernel
+ * parameter's ".ptr [.space] [.align N]" (PTX ISA, "Kernel Parameter Attribute: .ptr") says
+ * where the pointer points and how the memory it points to is aligned: that .align is the
+ * pointee's, so it is read and dropped, and the parameter keeps its type's alignment. */
 static int parse_decl_body(struct parser *ps, struct decl *d)
 {
+    int after_ptr = 0;
     d->align = 0;
     d->vec = 1;
     d->type = PT_NONE;
@@ -491,7 +527,8 @@ static int parse_decl_body(struct parser *ps, struct decl *d)
             if (ps->t.kind != TK_WORD || parse_number(ps->t.s, ps->t.len, &v, &isf) || isf ||
                 v == 0 || v > 4096 || (v & (v - 1)))
                 return fail(ps, ps->t.line, "bad .align value");
-            d->align = (uint32_t)v;
+            if (!after_ptr)
+                d->align = (uint32_t)v;
             next(ps);
             continue;
         }
@@ -500,9 +537,15 @@ static int parse_decl_body(struct parser *ps, struct decl *d)
             next(ps);
             continue;
         }
-        if (tok_is(ps, ".ptr") || tok_is(ps, ".global") || tok_is(ps, ".shared") ||
-            tok_is(ps, ".local") || tok_is(ps, ".const") || tok_is(ps, ".volatile")) {
-            /* .ptr.space.align qualifiers of kernel pointer params */
+        if (ps->t.kind == TK_WORD && ps->t.len >= 4 && memcmp(ps->t.s, ".ptr", 4) == 0) {
+            if (parse_ptr_attr(ps))
+                return -EINVAL;
+            after_ptr = 1;
+            continue;
+        }
+        if (tok_is(ps, ".global") || tok_is(ps, ".shared") || tok_is(ps, ".local") ||
+            tok_is(ps, ".const") || tok_is(ps, ".volatile")) {
+            /* the state space of a ".ptr .space" attribute written with spaces */
             next(ps);
             continue;
         }
@@ -1091,6 +1134,13 @@ static int parse_operand(struct parser *ps, struct operand *o)
         next(ps);
         return 0;
     }
+    if (tok_is(ps, "WARP_SZ")) {
+        /* the PTX ISA's predefined constant: the warp size, as an immediate */
+        o->imm = minus ? 0 - (uint64_t)PTX_WARP_SIZE : PTX_WARP_SIZE;
+        o->kind = OPD_IMM;
+        next(ps);
+        return 0;
+    }
     if (minus)
         return fail(ps, ps->t.line, "unexpected '-'");
     if (tok_is(ps, "_")) {
@@ -1385,6 +1435,14 @@ static int parse_instruction(struct parser *ps)
         op = OP_ld;
     if (!strcmp(base, "fence"))
         op = OP_membar;
+    /* griddepcontrol.wait/.launch_dependents (programmatic dependent launch, sm_90): the
+     * simulated GPU runs a stream's grids one after another, so the grids a kernel would wait
+     * for have completed before it starts, and letting dependents start early is a hint */
+    if (!strcmp(base, "griddepcontrol") && m.nwords == 1 &&
+        (!strcmp(m.words[0], "wait") || !strcmp(m.words[0], "launch_dependents"))) {
+        op = OP_nop;
+        m.nwords = 0;
+    }
     if (!strcmp(base, "cp") && oplen > 8 && !memcmp(opstart, "cp.async", 8))
         op = OP_cpasync;
     if (op < 0 || op == OP_unsupported || op == OP_movlocal || op == OP_barred ||
@@ -2465,12 +2523,30 @@ static int parse_function(struct parser *ps, int is_entry)
     return rc;
 }
 
+/* ".target sm_XX[a|f][, option]...": records XX (the architecture the PTX was written for,
+ * CU_FUNC_ATTRIBUTE_PTX_VERSION); other targets and options are skipped. */
+static void parse_target(struct parser *ps)
+{
+    next(ps);
+    uint32_t sm = 0;
+    if (ps->t.kind == TK_WORD && ps->t.len > 3 && memcmp(ps->t.s, "sm_", 3) == 0) {
+        for (uint32_t i = 3; i < ps->t.len && isdigit((unsigned char)ps->t.s[i]) && sm < 10000;
+             i++)
+            sm = sm * 10 + (uint32_t)(ps->t.s[i] - '0');
+    }
+    ps->p->ptx_target = sm;
+    skip_line(ps);
+}
+
 static int parse_module(struct parser *ps)
 {
     next(ps);
     while (!ps->failed && ps->t.kind != TK_EOF) {
-        if (tok_is(ps, ".version") || tok_is(ps, ".target") || tok_is(ps, ".file") ||
-            tok_is(ps, ".loc")) {
+        if (tok_is(ps, ".target")) {
+            parse_target(ps);
+            continue;
+        }
+        if (tok_is(ps, ".version") || tok_is(ps, ".file") || tok_is(ps, ".loc")) {
             skip_line(ps);
             continue;
         }

@@ -56,11 +56,15 @@ for f in "$src"/t_*.cu; do
     p=$(basename "$f" .cu)
     libs=""
     [[ $p == t_cublas ]] && libs="-lcublas"
+    [[ $p == t_cufft ]] && libs="-lcufft"
     [[ $p == t_driver ]] && libs="-L$cuda_home/lib64/stubs -lcuda"
+    arch=""
+    # SASS for sm_75 and PTX for compute_90 (the simulated device's): CUB's policy choice
+    [[ $p == t_cub_sort ]] && arch="-gencode arch=compute_75,code=sm_75 -gencode arch=compute_90,code=compute_90"
     for rt in static shared; do
         out="$build/$p-$rt"
         if [[ ! -x "$out" || "$f" -nt "$out" || "$src/check.h" -nt "$out" || "$0" -nt "$out" ]]; then
-            if ! "$nvcc" -O1 -cudart "$rt" -Xlinker -rpath="$cuda_home/lib64" -o "$out" "$f" $libs \
+            if ! "$nvcc" -O1 $arch -cudart "$rt" -Xlinker -rpath="$cuda_home/lib64" -o "$out" "$f" $libs \
                     >"$out.build.log" 2>&1; then
                 ko "$p-$rt" "nvcc failed" "$out.build.log"; continue
             fi
@@ -115,6 +119,18 @@ for t in "${progs[@]}"; do
                grep -q '^SGEMM-LAUNCH-ERROR cudaErrorNotSupported$' "$log"; }; then
             ok "$t ($(grep '^SGEMM-LAUNCH-ERROR' "$log"); proxy: $(grep -Eo 'launch of kernel [^ ]* refused|kernel [^ ]* failed' "$plog" | head -1 | cut -c1-80))"
         else ko "$t" "sgemm neither ran nor failed at the proxy's launch (a kernel without PTX must give cudaErrorNotSupported)" "$log"; fi
+        ;;
+    t_cufft-*)
+        if ! timeout 600 "$run" "${run_flags[@]}" --keep-log "$plog" -- "$bin" >"$log" 2>&1; then
+            ko "$t" "program failed" "$log"; continue
+        fi
+        # planning needs TOOLS_MODULE slot 7 (the driver's internal function objects): until
+        # that is served, the plan must fail there and nowhere earlier (export table, images)
+        if grep -q '^CUFFT-RAN' "$log"; then ok "$t (forward + inverse ran, results checked)"
+        elif grep -q '^CUFFT-PLAN-ERROR' "$log" && grep -q 'TOOLS_MODULE slot 7' "$log" &&
+             ! grep -q 'LIBRARY_LOAD refused' "$log" "$plog"; then
+            ok "$t (cufftPlan1d: $(grep -o 'CUFFT-PLAN-ERROR.*' "$log"), at TOOLS_MODULE slot 7; FFT not run)"
+        else ko "$t" "cuFFT neither ran nor stopped at TOOLS_MODULE slot 7" "$log"; fi
         ;;
     *)
         if timeout 900 "$run" "${run_flags[@]}" --keep-log "$plog" -- "$bin" >"$log" 2>&1; then ok "$t"

@@ -35,6 +35,7 @@ static const void *table(const char *hex)
 #define CLS "c693336e1121df11a8c368f355d89593"
 #define CHECKS "263e88607cd2614392f6bbd5006dfa7e"
 #define INTEGRITY "d4082055bde6704b8d34ba123c66e1f2"
+#define TOOLS_MODULE "6e163fbeb958444d835ce182aff1991e" /* cuFFT's cufftPlan* needs it */
 
 static void test_export_sizes(void **state)
 {
@@ -43,6 +44,7 @@ static void test_export_sizes(void **state)
         {CUDART, 13}, {HOOKS, 7}, {TLS, 4}, {CHECKS, 4}, {INTEGRITY, 3},
         {"0ca50b8c1004929a89a7d0df10e77286", 2}, {"195bcbf4d67d024aacc51d29cea631ae", 3},
         {"b10541e1f7c7c74a9f64f223be99f1e2", 26}, {"21318c60971432488ca641ff7324c8f2", 95},
+        {TOOLS_MODULE, 64},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         const uintptr_t *p = table(t[i].uuid);
@@ -54,6 +56,9 @@ static void test_export_sizes(void **state)
     const uintptr_t *cls = table(CLS); /* no size header: slot 0 is put() */
     assert_non_null(cls);
     assert_true(cls[0] > 4096);
+    const uintptr_t *tm = table(TOOLS_MODULE); /* every slot fails closed */
+    for (size_t s = 1; s < 64; s++)
+        assert_int_equal(((CUresult(*)(void))tm[s])(), CUDA_ERROR_NOT_SUPPORTED);
     assert_null(table("f8cff95121468b4eb9e2fb469e7c0dd9")); /* the probe is refused */
     assert_null(table("00000000000000000000000000000000"));
 }

@@ -300,3 +300,10 @@ extern "C" __global__ void fptr_call(int *out, int v)
 {
     out[0] = reloc_fp(v);
 }
+
+// warpSize: nvcc writes PTX's predefined constant WARP_SZ as an operand.
+extern "C" __global__ void warp_size_use(int *out)
+{
+    int t = threadIdx.x;
+    out[t] = warpSize * 1000 + (t / warpSize) * 100 + t % warpSize;
+}

@@ -238,10 +238,9 @@ static void test_ptx_image_global_bytes(void **state)
     }
 }
 
-static void test_ptx_vector_add_fatbin(void **state)
+static void vector_add(const char *image)
 {
-    (void)state;
-    struct ptx_program *p = load("kernels.fatbin");
+    struct ptx_program *p = load(image);
     const struct ptx_kernel *k = kern(p, "vec_add");
     struct tmem m;
     tm_init(&m);
@@ -264,6 +263,28 @@ static void test_ptx_vector_add_fatbin(void **state)
             fail_msg("c[%d] = %g, want %g", i, hc[i], ha[i] + hb[i]);
     assert_true(ptx_instructions_executed() > (uint64_t)n * 10);
     tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_vector_add_fatbin(void **state)
+{
+    (void)state;
+    vector_add("kernels.fatbin");
+}
+
+/* The same fatbin with every entry LZ4-compressed (nvcc --compress-mode=speed), as cuFFT's are;
+ * its cubin is read too (params_mix's layout from .nv.info). */
+static void test_ptx_lz4_fatbin(void **state)
+{
+    (void)state;
+    vector_add("kernels_lz4.fatbin");
+    struct ptx_program *p = load("kernels_lz4.fatbin");
+    unsigned n = ptx_program_kernel_count(p);
+    struct ptx_program *plain = load("kernels.fatbin");
+    assert_int_equal(n, ptx_program_kernel_count(plain));
+    assert_int_equal(ptx_kernel_param_bytes(kern(p, "params_mix")),
+                     ptx_kernel_param_bytes(kern(plain, "params_mix")));
+    ptx_program_free(plain);
     ptx_program_free(p);
 }
 
@@ -1835,6 +1856,149 @@ static void test_ptx_mul24_ptx_text(void **state)
     ptx_program_free(p);
 }
 
+/* A ".ptr [.space] .align N" kernel parameter attribute gives the alignment of the memory the
+ * pointer points to, not the parameter's (PTX ISA, "Kernel Parameter Attribute: .ptr"): the
+ * u64 after a u32 sits at offset 8 whatever N is, in both spellings (with and without spaces,
+ * as LLVM's NVPTX back end writes them). */
+static void test_ptx_param_ptr_align(void **state)
+{
+    (void)state;
+    static const char src[] =
+        ".version 9.0\n.target sm_75\n.address_size 64\n"
+        ".visible .entry pa(.param .u32 n, .param .u64 .ptr .global .align 16 p,\n"
+        "    .param .u32 m, .param .u64 .ptr.shared.align 64 q, .param .u16 h,\n"
+        "    .param .u64 .ptr .align 1 r, .param .align 16 .b8 blob[16])\n{\n"
+        "  .reg .b32 %r<4>;\n  .reg .b64 %rd<4>;\n  .reg .b16 %rs<2>;\n"
+        "  ld.param.u32 %r1, [n];\n  ld.param.u64 %rd1, [p];\n  ld.param.u32 %r2, [m];\n"
+        "  ld.param.u64 %rd2, [r];\n  ld.param.u16 %rs1, [h];\n  ld.param.u32 %r3, [blob+4];\n"
+        "  st.global.u32 [%rd1], %r1;\n  st.global.u32 [%rd1+4], %r2;\n"
+        "  st.global.u64 [%rd1+8], %rd2;\n  st.global.u16 [%rd1+16], %rs1;\n"
+        "  st.global.u32 [%rd1+20], %r3;\n  ret;\n}\n";
+    struct ptx_program *p = NULL;
+    char err[320];
+    if (ptx_program_load(src, sizeof(src), &p, err, sizeof(err)) != PTX_OK)
+        fail_msg("load: %s", err);
+    const struct ptx_kernel *k = kern(p, "pa");
+    static const uint32_t offs[7] = {0, 8, 16, 24, 32, 40, 48}, sizes[7] = {4, 8, 4, 8, 2, 8, 16};
+    assert_int_equal(ptx_kernel_param_count(k), 7);
+    for (int i = 0; i < 7; i++) {
+        if (ptx_kernel_params(k)[i].offset != offs[i] || ptx_kernel_params(k)[i].size != sizes[i])
+            fail_msg("param %d at %u (%u bytes), want %u (%u)", i,
+                     ptx_kernel_params(k)[i].offset, ptx_kernel_params(k)[i].size, offs[i],
+                     sizes[i]);
+    }
+    assert_int_equal(ptx_kernel_param_bytes(k), 64);
+    struct tmem m;
+    tm_init(&m);
+    uint64_t out = tm_alloc(&m, 24);
+    uint8_t *ho = tm_host(&m, out);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, (uint32_t)77);
+    PB(&pb, out);
+    PB(&pb, (uint32_t)0xdeadbeefu);
+    PB(&pb, (uint64_t)0);
+    PB(&pb, (uint16_t)0x1234);
+    PB(&pb, (uint64_t)0x0123456789abcdefull);
+    uint32_t blob[4] = {1, 0x55aa55aau, 3, 4};
+    pb_put(&pb, blob, sizeof(blob));
+    RUN_OK(k, 1, 1, 1, 1, 0, &pb, &m, 1);
+    uint32_t w0, w1, w5;
+    uint64_t w2;
+    uint16_t h;
+    memcpy(&w0, ho, 4);
+    memcpy(&w1, ho + 4, 4);
+    memcpy(&w2, ho + 8, 8);
+    memcpy(&h, ho + 16, 2);
+    memcpy(&w5, ho + 20, 4);
+    assert_int_equal(w0, 77);
+    assert_int_equal(w1, 0xdeadbeefu);
+    assert_int_equal(w2, 0x0123456789abcdefull);
+    assert_int_equal(h, 0x1234);
+    assert_int_equal(w5, 0x55aa55aau);
+    tm_free(&m);
+    ptx_program_free(p);
+    /* a .ptr attribute with anything else in it is refused, naming it */
+    static const char bad[] = ".version 9.0\n.target sm_75\n.address_size 64\n"
+                              ".visible .entry b(.param .u64 .ptr.param p)\n{\n  ret;\n}\n";
+    p = NULL;
+    assert_int_equal(ptx_program_load(bad, sizeof(bad), &p, err, sizeof(err)),
+                     PTX_ERR_INVALID_PTX);
+    assert_non_null(strstr(err, ".ptr.param"));
+}
+
+/* warpSize: nvcc writes it as PTX's predefined constant WARP_SZ (kernels2.cu), which is 32,
+ * also negated in a hand-written operand. */
+static void test_ptx_warp_sz(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels2.fatbin");
+    const struct ptx_kernel *k = kern(p, "warp_size_use");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    uint64_t out = tm_alloc(&m, 96 * 4);
+    int *ho = tm_host(&m, out);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, out);
+    RUN_OK(k, 1, 1, 96, 1, 0, &pb, &m, 1);
+    for (int t = 0; t < 96; t++)
+        if (ho[t] != 32000 + (t / 32) * 100 + t % 32)
+            fail_msg("out[%d] = %d, want %d", t, ho[t], 32000 + (t / 32) * 100 + t % 32);
+    tm_free(&m);
+    ptx_program_free(p);
+    static const char src[] =
+        ".version 9.0\n.target sm_75\n.address_size 64\n"
+        ".visible .entry w(.param .u64 out)\n{\n  .reg .b32 %r<3>;\n  .reg .b64 %rd<2>;\n"
+        "  ld.param.u64 %rd1, [out];\n  mov.u32 %r1, WARP_SZ;\n  add.s32 %r2, %r1, -WARP_SZ;\n"
+        "  st.global.u32 [%rd1], %r1;\n  st.global.u32 [%rd1+4], %r2;\n  ret;\n}\n";
+    char err[320];
+    p = NULL;
+    if (ptx_program_load(src, sizeof(src), &p, err, sizeof(err)) != PTX_OK)
+        fail_msg("load: %s", err);
+    k = kern(p, "w");
+    tm_init(&m);
+    out = tm_alloc(&m, 8);
+    ho = tm_host(&m, out);
+    pb_init(&pb, k);
+    PB(&pb, out);
+    RUN_OK(k, 1, 1, 1, 1, 0, &pb, &m, 1);
+    assert_int_equal(ho[0], 32);
+    assert_int_equal(ho[1], 0);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+/* A fatbin with PTX for compute_75, compute_90 and compute_120 (kernels_arch.cu): the engine
+ * runs the compute_90 PTX, as a driver JITs the newest PTX not above the device's sm_90 (the
+ * compute_120 one may use instructions the device lacks), reports its version 90 (CUB checks
+ * CU_FUNC_ATTRIBUTE_PTX_VERSION against the program's architectures), and that PTX's
+ * griddepcontrol.wait/launch_dependents run; a PTX text reports its .target. */
+static void test_ptx_fatbin_ptx_choice(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels_arch.fatbin");
+    const struct ptx_kernel *k = kern(p, "which_arch");
+    assert_int_equal(ptx_kernel_ptx_version(k), 90);
+    struct tmem m;
+    tm_init(&m);
+    uint64_t out = tm_alloc(&m, 4 * 4);
+    int *ho = tm_host(&m, out);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, out);
+    RUN_OK(k, 1, 1, 4, 1, 0, &pb, &m, 1);
+    for (int t = 0; t < 4; t++)
+        assert_int_equal(ho[t], 900 + t);
+    tm_free(&m);
+    ptx_program_free(p);
+    p = load("kernels80.ptx");
+    assert_true(ptx_program_kernel_count(p) > 0);
+    assert_int_equal(ptx_kernel_ptx_version(ptx_program_kernel_at(p, 0)), 80);
+    ptx_program_free(p);
+}
+
 /* ops.ptx: instruction forms nvcc rarely emits, checked one by one. */
 static void test_ptx_instruction_forms(void **state)
 {
@@ -2461,6 +2625,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ptx_image_global_bytes),
         cmocka_unit_test(test_ptx_vector_add_fatbin),
+        cmocka_unit_test(test_ptx_lz4_fatbin),
         cmocka_unit_test(test_ptx_saxpy_ptx_text),
         cmocka_unit_test(test_ptx_matmul_shared),
         cmocka_unit_test(test_ptx_block_reduce),
@@ -2498,6 +2663,9 @@ int main(void)
         cmocka_unit_test(test_ptx_dp4a_mul24),
         cmocka_unit_test(test_ptx_redux_lop3_sm80),
         cmocka_unit_test(test_ptx_mul24_ptx_text),
+        cmocka_unit_test(test_ptx_param_ptr_align),
+        cmocka_unit_test(test_ptx_warp_sz),
+        cmocka_unit_test(test_ptx_fatbin_ptx_choice),
         cmocka_unit_test(test_ptx_instruction_forms),
         cmocka_unit_test(test_ptx_address_initialisers),
         cmocka_unit_test(test_ptx_named_barriers),

@@ -1,5 +1,8 @@
 // t_streams.cu - streams and events with async copies and kernels: producer stream, an event,
-// a consumer stream waiting on it, elapsed time, queries after synchronisation.
+// a consumer stream waiting on it, elapsed time, queries after synchronisation; stream
+// attributes (hints kept and read back, invalid values and priority changes refused) and
+// profiler ranges (no-ops that succeed).
+#include <cuda_profiler_api.h>
 #include "check.h"
 
 __global__ void scale(int n, float a, float *x)
@@ -15,8 +18,49 @@ static void CUDART_CB host_fn(void *arg)
     host_calls += *(float *)arg == 3.0f ? 1 : 100;
 }
 
+// Stream attributes: an L2 access policy window and a synchronisation policy are accepted and
+// read back, on a created stream and on the default stream; bad values and attributes that are
+// not a stream's are refused with cudaErrorInvalidValue, a priority change with
+// cudaErrorNotSupported (the stream keeps the priority it was created with).
+static void stream_attributes(cudaStream_t s, void *dev, size_t bytes)
+{
+    cudaStreamAttrValue v = {}, got = {};
+    v.accessPolicyWindow.base_ptr = dev;
+    v.accessPolicyWindow.num_bytes = bytes;
+    v.accessPolicyWindow.hitRatio = 0.6f;
+    v.accessPolicyWindow.hitProp = cudaAccessPropertyPersisting;
+    v.accessPolicyWindow.missProp = cudaAccessPropertyStreaming;
+    for (cudaStream_t st : {s, (cudaStream_t)0}) {
+        CHECK(cudaStreamSetAttribute(st, cudaStreamAttributeAccessPolicyWindow, &v));
+        CHECK(cudaStreamGetAttribute(st, cudaStreamAttributeAccessPolicyWindow, &got));
+        EXPECT(got.accessPolicyWindow.base_ptr == dev && got.accessPolicyWindow.num_bytes == bytes &&
+                   got.accessPolicyWindow.hitRatio == 0.6f &&
+                   got.accessPolicyWindow.hitProp == cudaAccessPropertyPersisting,
+               "access policy window read back as %p %zu %g", got.accessPolicyWindow.base_ptr,
+               got.accessPolicyWindow.num_bytes, got.accessPolicyWindow.hitRatio);
+    }
+    CHECK(cudaStreamGetAttribute(s, cudaStreamAttributeSynchronizationPolicy, &got));
+    EXPECT(got.syncPolicy == cudaSyncPolicyAuto, "default sync policy %d", (int)got.syncPolicy);
+    v.syncPolicy = cudaSyncPolicyBlockingSync;
+    CHECK(cudaStreamSetAttribute(s, cudaStreamAttributeSynchronizationPolicy, &v));
+    CHECK(cudaStreamGetAttribute(s, cudaStreamAttributeSynchronizationPolicy, &got));
+    EXPECT(got.syncPolicy == cudaSyncPolicyBlockingSync, "sync policy %d", (int)got.syncPolicy);
+    cudaStreamAttrValue bad = v;
+    bad.accessPolicyWindow.hitRatio = 2.0f;
+    EXPECT_ERR(cudaStreamSetAttribute(s, cudaStreamAttributeAccessPolicyWindow, &bad),
+               cudaErrorInvalidValue);
+    EXPECT_ERR(cudaStreamSetAttribute(s, cudaLaunchAttributeCooperative, &v),
+               cudaErrorInvalidValue);
+    v.priority = -1;
+    EXPECT_ERR(cudaStreamSetAttribute(s, cudaStreamAttributePriority, &v), cudaErrorNotSupported);
+    CHECK(cudaStreamGetAttribute(s, cudaStreamAttributePriority, &got));
+    EXPECT(got.priority == 0, "priority %d", got.priority);
+    cudaGetLastError(); // the refusals above are not sticky
+}
+
 int main()
 {
+    CHECK(cudaProfilerStart());
     const int n = 1 << 20;
     const size_t bytes = n * sizeof(float);
     float *h = nullptr, *out = nullptr, *d = nullptr, *d2 = nullptr;
@@ -102,6 +146,8 @@ int main()
     CHECK(cudaEventDestroy(start));
     CHECK(cudaEventDestroy(produced));
     CHECK(cudaEventDestroy(end));
+    stream_attributes(s1, d, sizeof(float));
+    CHECK(cudaProfilerStop());
     CHECK(cudaStreamDestroy(s1));
     CHECK(cudaStreamDestroy(s2));
     CHECK(cudaFree(d));
