@@ -74,17 +74,23 @@ field() { # zone key -> value from LIST
         if (kv[1] == k) print kv[2] } }'
 }
 
+both_zones() { # label program: runs it in zones a and b at the same time
+    local n ia ra rb
+    n=$(basename "$2")
+    in_zone a "$2" "$work/$n.a.log" & ia=$!
+    in_zone b "$2" "$work/$n.b.log"; rb=$?
+    wait $ia; ra=$?
+    if [[ $ra -eq 0 && $rb -eq 0 ]]; then ok "$1 in zones a and b at once"
+    else ko "$1 in zones a and b at once" "zone a exit $ra, zone b exit $rb" \
+        "$work/$n.$([[ $ra -ne 0 ]] && echo a || echo b).log"; fi
+}
+
 # (3) every kernel program in zones a and b at the same time
 for p in "$kbuild"/*; do
     [[ -x "$p" && "$p" != *.log ]] || continue
     n=$(basename "$p")
     [[ $n == out_of_bounds* ]] && continue # (4) runs it
-    in_zone a "$p" "$work/$n.a.log" & ia=$!
-    in_zone b "$p" "$work/$n.b.log"; rb=$?
-    wait $ia; ra=$?
-    if [[ $ra -eq 0 && $rb -eq 0 ]]; then ok "$n in zones a and b at once"
-    else ko "$n in zones a and b at once" "zone a exit $ra, zone b exit $rb" \
-        "$work/$n.$([[ $ra -ne 0 ]] && echo a || echo b).log"; fi
+    both_zones "$n" "$p"
 done
 
 # (3b) the libvgpu e2e programs (built by (2)) in zones a and b at the same time; those that
@@ -93,12 +99,7 @@ for p in "$top"/libvgpu/build/e2e/t_*-static "$top"/libvgpu/build/e2e/t_*-shared
     n=$(basename "$p")
     [[ -x "$p" ]] || continue
     case "$n" in t_noproxy-*|t_errors-*|t_props-*|t_cublas-*) continue ;; esac
-    in_zone a "$p" "$work/$n.a.log" & ia=$!
-    in_zone b "$p" "$work/$n.b.log"; rb=$?
-    wait $ia; ra=$?
-    if [[ $ra -eq 0 && $rb -eq 0 ]]; then ok "libvgpu e2e $n in zones a and b at once"
-    else ko "libvgpu e2e $n in zones a and b at once" "zone a exit $ra, zone b exit $rb" \
-        "$work/$n.$([[ $ra -ne 0 ]] && echo a || echo b).log"; fi
+    both_zones "libvgpu e2e $n" "$p"
 done
 
 # (4) fault containment
