@@ -107,11 +107,14 @@ static void log_failure(struct session *s, const struct idm_hdr *h,
               (unsigned long long)h->seq, on, rc);
 }
 
-/* Counts a request that left the dispatch (refused: 1 + enum wm_refusal, or 0). */
+/* Counts a request that left the dispatch (t0: when a timed one came in, else 0; refused:
+ * 1 + enum wm_refusal, or 0). */
 static void count_request(struct worker_counters *m, const struct idm_hdr *h, uint64_t t0,
                           int deferred, CUresult rc, uint8_t refused)
 {
-    wm_call(m, h->op, wm_now_ns() - t0);
+    uint64_t ns = t0 ? wm_now_ns() - t0 : 0;
+
+    wm_call(m, h->op, t0 && ns == 0 ? 1 : ns);
     if (!deferred)
         wm_result(m, rc);
     if (refused)
@@ -122,7 +125,7 @@ int dispatch_request(struct session *s, const struct idm_hdr *h, const uint8_t *
                      uint32_t *rep_len, int32_t *status)
 {
     struct worker_counters *m = s->zone->m;
-    uint64_t t0 = m ? wm_now_ns() : 0;
+    uint64_t t0 = m && wm_timed_next() ? wm_now_ns() : 0;
     /* Fixed structs are copied to aligned private memory before they are looked at. */
     union {
         uint64_t align;

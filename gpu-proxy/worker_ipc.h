@@ -49,8 +49,9 @@ enum wm_refusal {
  * worker adds with relaxed atomics: no locks on the request path. */
 struct worker_counters {
     uint64_t calls[WM_FAMILIES];
-    uint64_t lat_sum_ns[WM_FAMILIES];           /* time spent in the dispatch per call */
-    uint64_t lat_bucket[WM_FAMILIES][WM_LAT_BUCKETS]; /* not cumulative */
+    uint64_t lat_sum_ns[WM_FAMILIES];  /* time in the dispatch of the timed calls (one in
+                                        * WM_TIMED_EVERY per client thread, counters.h) */
+    uint64_t lat_bucket[WM_FAMILIES][WM_LAT_BUCKETS]; /* the timed calls; not cumulative */
     uint64_t refusals[WM_REFUSALS];
     uint64_t kernels;          /* launches that ran (or were issued, real GPU) successfully */
     uint64_t busy_ns;          /* time spent in the backend's launch calls */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "counters.h"
 #include "dispatch.h"
 #include "log.h"
 #include "metrics.h"
@@ -98,7 +99,8 @@ static uint64_t sum(const uint64_t *v, unsigned n)
     return t;
 }
 
-/* Calls land in their family, each in one latency bucket; failures by CUresult. */
+/* Calls land in their family, one in WM_TIMED_EVERY in a latency bucket; failures by
+ * CUresult. */
 static void test_metrics_calls_and_failures(void **state)
 {
     struct fixture *f = *state;
@@ -106,14 +108,15 @@ static void test_metrics_calls_and_failures(void **state)
     idm_handle ctx = ctx_of(f->s);
     struct idm_req_MEM_GET_INFO gi = {.ctx = ctx};
 
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 2 * WM_TIMED_EVERY - 1; i++)
         assert_int_equal(call(f->s, IDM_OP_MEM_GET_INFO, &gi, sizeof(gi), NULL, 0), 0);
     gi.ctx = ctx ^ 0x100000000ull; /* a stale generation */
     assert_int_equal(call(f->s, IDM_OP_MEM_GET_INFO, &gi, sizeof(gi), NULL, 0),
                      CUDA_ERROR_INVALID_CONTEXT);
-    assert_int_equal(m->calls[WM_FAM_DEVICE], 6);
+    assert_int_equal(m->calls[WM_FAM_DEVICE], 2 * WM_TIMED_EVERY);
     assert_int_equal(m->calls[WM_FAM_CONTEXT], 1);
-    assert_int_equal(sum(m->lat_bucket[WM_FAM_DEVICE], WM_LAT_BUCKETS), 6);
+    /* 2 x WM_TIMED_EVERY calls in a row on one thread: exactly two were timed. */
+    assert_int_equal(sum(m->lat_bucket[WM_FAM_DEVICE], WM_LAT_BUCKETS), 2);
     assert_true(m->lat_sum_ns[WM_FAM_DEVICE] > 0);
     assert_int_equal(m->failures[CUDA_ERROR_INVALID_CONTEXT], 1);
     assert_int_equal(sum(m->failures, WM_RESULTS), 1);
@@ -279,7 +282,7 @@ static void test_metrics_admin_text(void **state)
     (void)state;
     assert_memory_equal(t, head, strlen(head));
     assert_non_null(strstr(t, " last_fault=worker%20killed%20by%20signal%209%20(Killed) "));
-    assert_non_null(strstr(t, " calls.memory=3 lat_ns.memory=2000000000 "));
+    assert_non_null(strstr(t, " calls.memory=3 lat_ns.memory=2000000000 timed.memory=3 "));
     assert_non_null(strstr(t, " refused.handle=7 "));
     assert_non_null(strstr(t, " fail.CUDA_ERROR_INVALID_HANDLE=7 fail.other=1\n"));
     assert_int_equal(t[strlen(t) - 1], '\n');
