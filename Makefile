@@ -5,6 +5,8 @@
 #   make test SANITIZE=address,undefined   the same with ASan/UBSan builds
 #   make demo       builds and runs the stub-mode demo end to end
 #   make bench      the benchmarks (never part of pass/fail)
+#   make vgpu-smi   gpu-proxy/vgpu-smi, the figures of a running gpu_proxy (also built by make)
+#   make test-metrics  Debian's prometheus scraping a gpu_proxy_stub (tests/metrics)
 #   make gpu-check  the real-GPU check of tests/gpu (writes to $$GPU_CHECK_OUT; skips without a GPU)
 #   make test-fresh the README's set-up lines up to make demo in a fresh Debian 12 root (root,
 #                   network); FULL=1 runs make test there too (tests/fresh/run.sh)
@@ -14,7 +16,8 @@ export SANITIZE V
 
 COMPONENTS := idm-protocol gpu-proxy/ptx gpu-proxy libvgpu k8s
 
-.PHONY: all stub test test-xen test-kernel test-fresh demo bench deps clean regen kernel gpu-check
+.PHONY: all stub test test-xen test-kernel test-fresh demo bench deps clean regen kernel gpu-check \
+        vgpu-smi test-metrics
 
 all: deps
 	@for c in $(COMPONENTS); do $(MAKE) --no-print-directory -C $$c all || exit 1; done
@@ -29,6 +32,12 @@ stub: deps
 # Every suite runs even when an earlier one fails; the summary's last line counts them.
 test: deps
 	@$(TOP)/tests/run-all.sh
+
+vgpu-smi:
+	@$(MAKE) --no-print-directory -C gpu-proxy vgpu-smi
+
+test-metrics: deps
+	@$(MAKE) --no-print-directory -C tests/metrics test
 
 test-xen: deps
 	@$(MAKE) --no-print-directory -C tests/xen test

@@ -550,8 +550,8 @@ struct child {
     FILE *in, *out;
 };
 
-static int spawn_child(const char *self, const char *sock, int cpu, uint64_t rep_ns, int reps,
-                       struct child *c)
+static int spawn_child(const char *self, const char *mode, const char *sock, int cpu,
+                       uint64_t rep_ns, int reps, struct child *c)
 {
     int to[2], from[2];
     char a1[32], a2[32];
@@ -569,7 +569,7 @@ static int spawn_child(const char *self, const char *sock, int cpu, uint64_t rep
             dup2(from[1], 1) < 0)
             _exit(126);
         setenv("VGPU_SOCKET", sock, 1);
-        execl(self, self, "--scale-child", a1, a2, (char *)NULL);
+        execl(self, self, mode, a1, a2, (char *)NULL);
         fprintf(stderr, "bench: exec %s failed: %s\n", self, strerror(errno));
         _exit(127);
     }
@@ -626,7 +626,8 @@ static int scale_figure(struct proxy *px, const char *self, const char *sfx)
         snprintf(flabel, sizeof(flabel), "%2d zone%s: fairness slowest/fastest%s", nz,
                  nz > 1 ? "s" : "", wait);
         for (int z = 0; z < nz; z++) {
-            if (spawn_child(self, socks[z], bh_cpu_a(), rep_ns, reps, &ch[z]) != 0) {
+            if (spawn_child(self, "--scale-child", socks[z], bh_cpu_a(), rep_ns, reps,
+                            &ch[z]) != 0) {
                 snprintf(err, sizeof(err), "could not start zone client %d", z);
                 break;
             }
@@ -730,6 +731,130 @@ static int scale_figure(struct proxy *px, const char *self, const char *sfx)
 
 /* ---------------------------------------------------------------------------------------- */
 
+/* ---------------------------------------------------------------------------------------- */
+/* Figure 3, last rows: the cost of the per-zone counters (issue 17). Two proxies, one with
+ * --call-stats on and a --metrics listener, one with --call-stats off; a child process per
+ * proxy calls cuMemGetInfo for one repetition each time it is told to, alternately, so the two
+ * rows' repetitions run side by side in the same minutes. */
+
+/* Child: after "ready", each "go" line runs cuMemGetInfo for rep_ns and answers
+ * "MEDIAN_US CALLS". */
+static int meminfo_child(uint64_t rep_ns, int reps)
+{
+    CUdevice dev;
+    CUcontext ctx;
+    char line[64];
+
+    if (CU(cuInit(0)) || CU(cuDeviceGet(&dev, 0)) || CU(cuDevicePrimaryCtxRetain(&ctx, dev)) ||
+        CU(cuCtxSetCurrent(ctx))) {
+        printf("error %s\n", g_err);
+        return 1;
+    }
+    printf("ready\n");
+    fflush(stdout);
+    for (int r = 0; r < reps && fgets(line, sizeof(line), stdin); r++) {
+        struct bh_samples rs;
+        struct bh_stats st;
+        uint64_t n = 0, el = 0;
+        if (bh_samples_init(&rs, 4000000) != 0 ||
+            sync_loop(SYNC_MEMINFO, NULL, rep_ns, &rs, &n, &el) != 0 || rs.n == 0) {
+            printf("error %s\n", g_err);
+            return 1;
+        }
+        bh_stats(rs.v, rs.n, &st);
+        printf("%.6f %llu\n", st.median, (unsigned long long)n);
+        fflush(stdout);
+        bh_samples_free(&rs);
+    }
+    CU(cuDevicePrimaryCtxRelease(dev));
+    return 0;
+}
+
+/* One repetition of child c: its median call latency in us, or a negative value. */
+static double child_rep(struct child *c)
+{
+    char line[256];
+    double med;
+
+    if (fprintf(c->in, "go\n") < 0 || fflush(c->in) != 0 || !fgets(line, sizeof(line), c->out))
+        return -1;
+    if (sscanf(line, "%lf", &med) != 1) {
+        snprintf(g_err, sizeof(g_err), "child: %.200s", line);
+        return -1;
+    }
+    return med;
+}
+
+static void emit_metrics_rows(double v[2][1000], int reps)
+{
+    static const char *const ids[2] = {"sync.metrics.off", "sync.metrics.on"};
+    static const char *const labels[2] = {
+        "cuMemGetInfo, proxy with --call-stats off",
+        "cuMemGetInfo, proxy with --call-stats on and --metrics"};
+    char cpus[96];
+
+    snprintf(cpus, sizeof(cpus), "client cpu%d, server cpu%d", bh_cpu_a(), bh_cpu_b());
+    for (int i = 0; i < 2; i++) {
+        struct bh_row row = {0};
+        bh_row_reps(&row, v[i], (size_t)reps);
+        row.id = ids[i];
+        row.fig = "3";
+        row.label = labels[i];
+        row.cpus = cpus;
+        row.unit = "us";
+        if (i == 1) {
+            row.ref = ids[0];
+            row.paired = 1;
+            row.ref_what = "counters off";
+            row.goal = "ratio<=1.1";
+        }
+        row.note = "two proxies, repetitions alternated between them in the same run";
+        bh_emit(&row);
+    }
+}
+
+/* Starts the two proxies and a child on each; measures reps alternated repetitions. */
+static int metrics_figure(const char *proxy_bin, const char *self)
+{
+    static const char *const args[2] = {"--call-stats off", "--call-stats on --metrics 127.0.0.1:0"};
+    static double v[2][1000];
+    struct proxy px[2];
+    struct child ch[2] = {{.pid = -1}, {.pid = -1}};
+    char sock[256], line[256];
+    int reps = bh_reps(), started = 0, rc = 0;
+
+    for (; started < 2 && rc == 0; started++) {
+        rc = proxy_start(&px[started], proxy_bin, args[started], bh_cpu_b());
+        if (rc != 0)
+            break;
+        if (proxy_add_zone(&px[started], "bench", "2G", sock, sizeof(sock)) != 0 ||
+            spawn_child(self, "--meminfo-child", sock, bh_cpu_a(), bh_rep_ns(), reps,
+                        &ch[started]) != 0 ||
+            !fgets(line, sizeof(line), ch[started].out) || strncmp(line, "ready", 5) != 0)
+            rc = -EIO;
+    }
+    for (int r = 0; r < reps && rc == 0; r++)
+        for (int i = 0; i < 2 && rc == 0; i++)
+            if ((v[i][r] = child_rep(&ch[i])) < 0)
+                rc = -EIO;
+    for (int i = 0; i < 2; i++) {
+        if (ch[i].pid > 0) {
+            fclose(ch[i].in);
+            fclose(ch[i].out);
+            bh_wait(ch[i].pid);
+        }
+        if (i < started)
+            proxy_stop(&px[i]);
+    }
+    if (rc != 0) {
+        bh_emit_missing("sync.metrics", "3", "cuMemGetInfo with the counters on vs off",
+                        "unavailable", g_err[0] ? g_err : "a proxy or child did not start");
+        return rc;
+    }
+    emit_metrics_rows(v, reps);
+    return 0;
+}
+
 static void all_missing(const char *reason, int only)
 {
     static const struct {
@@ -758,6 +883,8 @@ int main(int argc, char **argv)
 
     if (argc == 4 && strcmp(argv[1], "--scale-child") == 0)
         return scale_child(strtoull(argv[2], NULL, 10), atoi(argv[3]));
+    if (argc == 4 && strcmp(argv[1], "--meminfo-child") == 0)
+        return meminfo_child(strtoull(argv[2], NULL, 10), atoi(argv[3]));
     if (argc < 2) {
         fprintf(stderr, "usage: %s PROXY_BINARY [3|4|5|6]\n", argv[0]);
         return 2;
@@ -818,6 +945,8 @@ int main(int argc, char **argv)
     CU(cuMemFree(g_small));
     CU(cuDevicePrimaryCtxRelease(dev));
     proxy_stop(&px);
+    if (only == 0 || only == 3)
+        fails += metrics_figure(proxy_bin, self) != 0;
     if (only == 0 || only == 6) {
         /* The same scaling figure with blocking waits everywhere: a second proxy started with
          * IDM_SPIN_US=0, which the zone clients inherit as well. */

@@ -1,5 +1,6 @@
 /* config.h - gpu_proxy's configuration as main.c parses it: the backend, the listen directory,
- * the zones with their quotas, the Xen domid -> zone mapping, the workers' sandbox and cgroups.
+ * the zones with their quotas, the Xen domid -> zone mapping, the workers' sandbox and cgroups,
+ * the workers' counters and the Prometheus listener.
  * The * supervisor (supervisor.h) runs it; each zone's worker (worker.h) gets a read-only copy. */
 #ifndef GPU_PROXY_CONFIG_H
 #define GPU_PROXY_CONFIG_H
@@ -33,6 +34,8 @@ struct server_config {
     unsigned nxen_zones;
     struct sandbox_config sandbox; /* applied by each worker before it serves */
     char cgroup[256];              /* --cgroup: "off", a NAME or an absolute /PATH */
+    int call_stats;                /* --call-stats: workers count calls, latency, failures */
+    char metrics[256];             /* --metrics: "" (off), [HOST:]PORT or a Unix socket path */
 };
 
 #define GPU_PROXY_DEFAULT_CGROUP "gpu-proxy"

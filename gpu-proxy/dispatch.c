@@ -2,7 +2,9 @@
  * idm_ops.def, in the dispatch_*.c families) by op number, the start-up check that it is full,
  * and the framing of one request: reply flag, op, length checked before any handler sees it, the
  * fixed struct copied to aligned memory, what the op's properties say decoded for the handler
- * (bulk data fields, the name tail checked), the reply zeroed when a handler fails. */
+ * (bulk data fields, the name tail checked), the reply zeroed when a handler fails, and the
+ * zone's counters (counters.h): each request's family, time in the dispatch, CUresult (a
+ * deferred one's when its stream worker answers) and refusal reason. */
 #include "dispatch.h"
 
 #include <cuda.h>
@@ -105,9 +107,25 @@ static void log_failure(struct session *s, const struct idm_hdr *h,
               (unsigned long long)h->seq, on, rc);
 }
 
+/* Counts a request that left the dispatch (t0: when a timed one came in, else 0; refused:
+ * 1 + enum wm_refusal, or 0). */
+static void count_request(struct worker_counters *m, const struct idm_hdr *h, uint64_t t0,
+                          int deferred, CUresult rc, uint8_t refused)
+{
+    uint64_t ns = t0 ? wm_now_ns() - t0 : 0;
+
+    wm_call(m, h->op, t0 && ns == 0 ? 1 : ns);
+    if (!deferred)
+        wm_result(m, rc);
+    if (refused)
+        wm_refused(m, (enum wm_refusal)(refused - 1));
+}
+
 int dispatch_request(struct session *s, const struct idm_hdr *h, const uint8_t *payload,
                      uint32_t *rep_len, int32_t *status)
 {
+    struct worker_counters *m = s->zone->m;
+    uint64_t t0 = m && wm_timed_next() ? wm_now_ns() : 0;
     /* Fixed structs are copied to aligned private memory before they are looked at. */
     union {
         uint64_t align;
@@ -129,8 +147,11 @@ int dispatch_request(struct session *s, const struct idm_hdr *h, const uint8_t *
                   idm_trace_format(h, payload, line, sizeof(line)));
     }
     info = idm_op_lookup(h->op);
-    if ((*status = frame_check(s, h, info)) != CUDA_SUCCESS)
+    if ((*status = frame_check(s, h, info)) != CUDA_SUCCESS) {
+        if (m)
+            count_request(m, h, t0, 0, *status, 1 + WM_REF_MALFORMED);
         return 0;
+    }
     memset(req.b, 0, sizeof(req.b));
     memcpy(req.b, payload, info->req_size);
     memset(s->rbuf, 0, info->rep_size);
@@ -139,6 +160,8 @@ int dispatch_request(struct session *s, const struct idm_hdr *h, const uint8_t *
     if (rc == CUDA_SUCCESS)
         rc = handlers[h->op](&r, req.b, s->rbuf);
     *status = rc;
+    if (m)
+        count_request(m, h, t0, r.deferred, rc, r.refused);
     if (r.deferred)
         return 1;
     if (rc != CUDA_SUCCESS) {

@@ -28,12 +28,13 @@ void rq_refuse_handle(struct rq *r, idm_handle h, uint8_t type)
     const char *tag = htype_name((uint8_t)(h >> 56));
 
     if ((uint8_t)(h >> 56) != type)
-        (void)rq_refuse(r, 0, "%s handle 0x%llx has the type tag of a%s %s", htype_name(type),
-                        (unsigned long long)h, strchr("aeiou", tag[0]) ? "n" : "", tag);
+        (void)rq_refuse_as(r, WM_REF_HANDLE, 0, "%s handle 0x%llx has the type tag of a%s %s",
+                           htype_name(type), (unsigned long long)h,
+                           strchr("aeiou", tag[0]) ? "n" : "", tag);
     else
-        (void)rq_refuse(r, 0, "%s handle 0x%llx is not live in this session (freed, stale "
-                        "generation or another session's)", htype_name(type),
-                        (unsigned long long)h);
+        (void)rq_refuse_as(r, WM_REF_HANDLE, 0, "%s handle 0x%llx is not live in this session "
+                           "(freed, stale generation or another session's)", htype_name(type),
+                           (unsigned long long)h);
 }
 
 CUresult rq_device(struct rq *r, int32_t device)
@@ -66,9 +67,9 @@ CUresult rq_dev_range(struct rq *r, uint64_t va, uint64_t len, uint64_t *baddr)
     long i = atab_find(&r->s->at, va, len);
 
     if (i < 0)
-        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
-                         "device range 0x%llx+%llu is not inside one allocation of the zone",
-                         (unsigned long long)va, (unsigned long long)len);
+        return rq_refuse_as(r, WM_REF_DEVICE_RANGE, CUDA_ERROR_INVALID_VALUE,
+                            "device range 0x%llx+%llu is not inside one allocation of the zone",
+                            (unsigned long long)va, (unsigned long long)len);
     *baddr = r->s->at.v[i].baddr + (va - r->s->at.v[i].va);
     return CUDA_SUCCESS;
 }
@@ -79,10 +80,10 @@ CUresult rq_win_range(struct rq *r, uint64_t off, uint64_t len, uint8_t **p)
 
     if (s->window == NULL || off > s->window_size || len > s->window_size - off ||
         (s->conn != NULL && idm_window_check(s->conn, off, len) != 0))
-        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
-                         "window range %llu+%llu is outside the %llu-byte window",
-                         (unsigned long long)off, (unsigned long long)len,
-                         (unsigned long long)s->window_size);
+        return rq_refuse_as(r, WM_REF_WINDOW, CUDA_ERROR_INVALID_VALUE,
+                            "window range %llu+%llu is outside the %llu-byte window",
+                            (unsigned long long)off, (unsigned long long)len,
+                            (unsigned long long)s->window_size);
     *p = s->window + off;
     return CUDA_SUCCESS;
 }
@@ -94,8 +95,9 @@ static CUresult bulk_inline(struct rq *r, const void **src)
     uint32_t room = b->dir == IDM_BULK_IN ? r->tail_len : r->rtail_max;
 
     if (!b->can_inline || b->len > room)
-        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "%llu bytes to copy, room for %u inline",
-                         (unsigned long long)b->len, b->can_inline ? room : 0);
+        return rq_refuse_as(r, WM_REF_MALFORMED, CUDA_ERROR_INVALID_VALUE,
+                            "%llu bytes to copy, room for %u inline",
+                            (unsigned long long)b->len, b->can_inline ? room : 0);
     if (b->dir == IDM_BULK_IN)
         *src = r->tail;
     return CUDA_SUCCESS;
@@ -114,9 +116,9 @@ CUresult rq_bulk(struct rq *r, const void **src, void **dst)
     if (b->win_len == 0)
         return bulk_inline(r, src);
     if (b->len > b->win_len)
-        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
-                         "%llu bytes to copy through a %llu-byte window range",
-                         (unsigned long long)b->len, (unsigned long long)b->win_len);
+        return rq_refuse_as(r, WM_REF_WINDOW, CUDA_ERROR_INVALID_VALUE,
+                            "%llu bytes to copy through a %llu-byte window range",
+                            (unsigned long long)b->len, (unsigned long long)b->win_len);
     if ((rc = rq_win_range(r, b->win_off, b->len, &w)) != CUDA_SUCCESS)
         return rc;
     if (b->dir == IDM_BULK_IN)
@@ -130,9 +132,9 @@ CUresult rq_check_name(struct rq *r)
 {
     if (r->tail_len == 0 || r->tail_len > IDM_SYMBOL_MAX ||
         memchr(r->tail, 0, r->tail_len) == NULL)
-        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
-                         "the name in the %u-byte tail is empty, longer than %u bytes or not "
-                         "NUL-terminated", r->tail_len, (unsigned)IDM_SYMBOL_MAX);
+        return rq_refuse_as(r, WM_REF_MALFORMED, CUDA_ERROR_INVALID_VALUE,
+                            "the name in the %u-byte tail is empty, longer than %u bytes or not "
+                            "NUL-terminated", r->tail_len, (unsigned)IDM_SYMBOL_MAX);
     r->name = (const char *)r->tail;
     return CUDA_SUCCESS;
 }

@@ -7,6 +7,7 @@
 #include <cuda.h>
 #include <stdint.h>
 
+#include "counters.h"
 #include "idm.h"
 #include "log.h"
 #include "stream.h"
@@ -27,18 +28,23 @@ struct rq {
     int deferred;          /* a stream worker will send the reply */
     struct idm_bulk bulk;  /* the op's bulk data (its properties in idm_ops.def), unchecked */
     const char *name;      /* ops with a name tail: the name, checked before the handler */
+    uint8_t refused;       /* 1 + enum wm_refusal of the request's first refusal; 0: none */
 };
 
 #define ZN(r) ((r)->s->zone->name)
 #define PEER(r) ((r)->s->peer)
 
 /* Refuses the request: logs why ("zone=Z peer: OP refused: why", at warn, through the thread's
- * token bucket so that a flood of bad requests cannot flood the log) and evaluates to rc. Every
- * check that turns a tenant's request away goes through it. */
-#define rq_refuse(r, rc, fmt, ...)                                                              \
-    (log_limited(&log_thread_bucket, LOG_WARN, "zone=%s %s: %s refused: " fmt, ZN(r), PEER(r), \
+ * token bucket so that a flood of bad requests cannot flood the log), notes the reason (enum
+ * wm_refusal; the dispatch counts one per refused request) and evaluates to rc. Every check that
+ * turns a tenant's request away goes through it; rq_refuse takes the reason rc stands for
+ * (wm_refusal_of), rq_refuse_as names it. */
+#define rq_refuse_as(r, why, rc, fmt, ...)                                                      \
+    ((r)->refused = (r)->refused ? (r)->refused : (uint8_t)(1 + (why)),                         \
+     log_limited(&log_thread_bucket, LOG_WARN, "zone=%s %s: %s refused: " fmt, ZN(r), PEER(r), \
                  idm_op_name((r)->h->op), ##__VA_ARGS__),                                       \
      (rc))
+#define rq_refuse(r, rc, fmt, ...) rq_refuse_as(r, wm_refusal_of(rc), rc, fmt, ##__VA_ARGS__)
 
 /* One handler per op: h_NAME(r, typed request, typed reply) returns the CUresult. */
 #define IDM_OP(name, num, kind, req, rep)                                                       \

@@ -51,8 +51,9 @@ CUresult dispatch_alloc(struct rq *r, uint64_t size, uint8_t kind, idm_handle ow
 
     err = zone_charge(s->zone, size, real ? NULL : va);
     if (err == -ENOMEM)
-        return rq_refuse(r, cu_from_errno(err), "%llu bytes exceed the zone's quota of %llu",
-                         (unsigned long long)size, (unsigned long long)s->zone->quota);
+        return rq_refuse_as(r, WM_REF_QUOTA, cu_from_errno(err),
+                            "%llu bytes exceed the zone's quota of %llu",
+                            (unsigned long long)size, (unsigned long long)s->zone->quota);
     if (err != 0)
         return rq_refuse(r, cu_from_errno(err),
                          "%llu bytes do not fit the zone's remaining address space",
@@ -80,6 +81,8 @@ CUresult dispatch_alloc(struct rq *r, uint64_t size, uint8_t kind, idm_handle ow
         rc = cu_from_errno(err);
         goto free_backend;
     }
+    if (kind == ALLOC_MEM)
+        zone_count_alloc(s->zone, +1);
     if (baddr_out)
         *baddr_out = baddr;
     return CUDA_SUCCESS;
@@ -129,8 +132,9 @@ CUresult h_MEM_GET_ADDRESS_RANGE(struct rq *r, const struct idm_req_MEM_GET_ADDR
     long i = atab_find(&r->s->at, q->dptr, 1);
 
     if (i < 0)
-        return rq_refuse(r, CUDA_ERROR_NOT_FOUND, "0x%llx lies in no allocation of the zone",
-                         (unsigned long long)q->dptr);
+        return rq_refuse_as(r, WM_REF_DEVICE_RANGE, CUDA_ERROR_NOT_FOUND,
+                            "0x%llx lies in no allocation of the zone",
+                            (unsigned long long)q->dptr);
     p->base = r->s->at.v[i].va;
     p->size = r->s->at.v[i].size;
     return CUDA_SUCCESS;
@@ -254,8 +258,9 @@ CUresult h_POINTER_GET_ATTRIBUTE(struct rq *r, const struct idm_req_POINTER_GET_
     const struct alloc *a;
 
     if (i < 0)
-        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "0x%llx lies in no allocation of the zone",
-                         (unsigned long long)q->ptr);
+        return rq_refuse_as(r, WM_REF_DEVICE_RANGE, CUDA_ERROR_INVALID_VALUE,
+                            "0x%llx lies in no allocation of the zone",
+                            (unsigned long long)q->ptr);
     a = &r->s->at.v[i];
     switch (q->attr) {
     case CU_POINTER_ATTRIBUTE_CONTEXT:

@@ -31,9 +31,9 @@ CUresult h_IMAGE_BEGIN(struct rq *r, const struct idm_req_IMAGE_BEGIN *q,
                          (unsigned long long)s->staging_bytes, STAGING_MAX_BYTES);
     /* Staged images are host memory of the zone's worker: charged to the zone's quota. */
     if (zone_charge(s->zone, q->size, NULL) != 0)
-        return rq_refuse(r, CUDA_ERROR_OUT_OF_MEMORY,
-                         "an image of %llu bytes does not fit in the zone's quota",
-                         (unsigned long long)q->size);
+        return rq_refuse_as(r, WM_REF_QUOTA, CUDA_ERROR_OUT_OF_MEMORY,
+                            "an image of %llu bytes does not fit in the zone's quota",
+                            (unsigned long long)q->size);
     im = calloc(1, sizeof(*im));
     if (im == NULL)
         goto uncharge;
@@ -100,10 +100,10 @@ static CUresult lib_charge(void *ctx, uint64_t bytes)
     if (bytes == 0)
         return CUDA_SUCCESS;
     if ((err = zone_charge(c->r->s->zone, bytes, NULL)) != 0)
-        return rq_refuse(c->r, cu_from_errno(err),
-                         "the image's module globals (%llu bytes) exceed the zone's quota of "
-                         "%llu", (unsigned long long)bytes,
-                         (unsigned long long)c->r->s->zone->quota);
+        return rq_refuse_as(c->r, WM_REF_QUOTA, cu_from_errno(err),
+                            "the image's module globals (%llu bytes) exceed the zone's quota "
+                            "of %llu", (unsigned long long)bytes,
+                            (unsigned long long)c->r->s->zone->quota);
     c->obj->charged += bytes;
     return CUDA_SUCCESS;
 }
@@ -274,9 +274,10 @@ static CUresult map_global(struct rq *r, idm_handle lh, uint64_t baddr, uint64_t
     if (s->be->real_addresses)
         va = baddr;
     else if ((err = zone_charge(s->zone, size, &va)) != 0)
-        return rq_refuse(r, cu_from_errno(err),
-                         "a global of %llu bytes exceeds the zone's quota or address space",
-                         (unsigned long long)size);
+        return rq_refuse_as(r, err == -ENOMEM ? WM_REF_QUOTA : WM_REF_LIMIT,
+                            cu_from_errno(err),
+                            "a global of %llu bytes exceeds the zone's quota or address space",
+                            (unsigned long long)size);
     memset(&a, 0, sizeof(a));
     a.va = va;
     a.size = size;

@@ -60,6 +60,13 @@ static void usage(FILE *f)
             "                           hierarchy's root), cgroup v2 or v1 (memory, cpu, pids):\n"
             "                           memory limit = --worker-memory, equal CPU weight,\n"
             "                           bounded tasks (default " GPU_PROXY_DEFAULT_CGROUP ")\n"
+            "  --call-stats on|off      workers count calls per op family, their latency,\n"
+            "                           failures and refusals for METRICS and --metrics\n"
+            "                           (default on)\n"
+            "  --metrics ADDR           serve Prometheus metrics (text format 0.0.4) at\n"
+            "                           /metrics on ADDR: PORT or HOST:PORT (TCP, HOST\n"
+            "                           default 127.0.0.1) or a Unix socket /PATH; \"off\"\n"
+            "                           (the default) serves none\n"
             "  --help                   this text\n");
 }
 
@@ -209,6 +216,20 @@ static int apply_option(struct server_config *cfg, const char *key, const char *
             return -EINVAL;
         }
         snprintf(cfg->cgroup, sizeof(cfg->cgroup), "%s", value);
+    } else if (strcmp(key, "call-stats") == 0) {
+        if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0) {
+            fprintf(stderr, "gpu_proxy: --call-stats wants on or off, not \"%s\"\n", value);
+            return -EINVAL;
+        }
+        cfg->call_stats = strcmp(value, "on") == 0;
+    } else if (strcmp(key, "metrics") == 0) {
+        if (strlen(value) >= 100 || value[0] == 0) {
+            fprintf(stderr, "gpu_proxy: --metrics wants [HOST:]PORT, /PATH or off, not \"%s\"\n",
+                    value);
+            return -EINVAL;
+        }
+        snprintf(cfg->metrics, sizeof(cfg->metrics), "%s",
+                 strcmp(value, "off") == 0 ? "" : value);
     } else if (strcmp(key, "config") == 0) {
         return read_config(cfg, value, depth + 1);
     } else {
@@ -285,6 +306,7 @@ int main(int argc, char **argv)
     cfg.sandbox.seccomp = 1;
     cfg.sandbox.max_files = SANDBOX_DEFAULT_MAX_FILES;
     snprintf(cfg.cgroup, sizeof(cfg.cgroup), "%s", GPU_PROXY_DEFAULT_CGROUP);
+    cfg.call_stats = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         char key[64];

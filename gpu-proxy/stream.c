@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "counters.h"
 #include "idm_transport.h"
 #include "log.h"
 
@@ -285,8 +286,8 @@ static CUresult issue_event_record(struct session *s, struct backend_stream *bs,
     return s->be->event_record(s->bz, op->ev->be, bs);
 }
 
-CUresult stream_issue(struct session *s, struct backend_stream *bs, struct stream_op *op,
-                      struct sop_reply *rep)
+static CUresult issue_kind(struct session *s, struct backend_stream *bs, struct stream_op *op,
+                           struct sop_reply *rep)
 {
     switch (op->kind) {
     case SOP_HTOD: return issue_htod(s, bs, op, rep);
@@ -297,6 +298,33 @@ CUresult stream_issue(struct session *s, struct backend_stream *bs, struct strea
     case SOP_EVENT_RECORD: return issue_event_record(s, bs, op, rep);
     default: return CUDA_ERROR_UNKNOWN;
     }
+}
+
+/* Counts what an op that ran moved or launched (counters.h); ns: its time in the backend. */
+static void count_issued(struct worker_counters *m, const struct stream_op *op, uint64_t ns)
+{
+    switch (op->kind) {
+    case SOP_HTOD: wm_add(&m->htod_bytes, op->len); break;
+    case SOP_DTOH: wm_add(&m->dtoh_bytes, op->len); break;
+    case SOP_DTOD: wm_add(&m->dtod_bytes, op->len); break;
+    case SOP_LAUNCH:
+        wm_add(&m->kernels, 1);
+        wm_add(&m->busy_ns, ns);
+        break;
+    default: break;
+    }
+}
+
+CUresult stream_issue(struct session *s, struct backend_stream *bs, struct stream_op *op,
+                      struct sop_reply *rep)
+{
+    struct worker_counters *m = s->zone->m;
+    uint64_t t0 = m && op->kind == SOP_LAUNCH ? wm_now_ns() : 0;
+    CUresult rc = issue_kind(s, bs, op, rep);
+
+    if (m && rc == CUDA_SUCCESS)
+        count_issued(m, op, t0 ? wm_now_ns() - t0 : 0);
+    return rc;
 }
 
 /* ---- stream workers ---- */
@@ -349,6 +377,7 @@ static void *stream_main(void *arg)
         pthread_mutex_lock(&st->lock);
         st->exec_seq = op->seq;
         pthread_mutex_unlock(&st->lock);
+        wm_result(st->s->zone->m, rc); /* the dispatch counted the call, not its answer */
         /* A failed send means the client is gone; its dispatch thread tears down. */
         if (st->s->send_reply)
             st->s->send_reply(st->s->reply_ctx, &op->req, rc, st->rbuf, len);

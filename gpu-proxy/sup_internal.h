@@ -1,5 +1,6 @@
 /* sup_internal.h - the supervisor's own state, shared by supervisor.c (zones and worker
- * processes) and admin.c (the admin socket). Not used by workers. */
+ * processes), admin.c (the admin socket) and metrics_serve.c (the metrics listener). Not used
+ * by workers. */
 #ifndef GPU_PROXY_SUP_INTERNAL_H
 #define GPU_PROXY_SUP_INTERNAL_H
 
@@ -8,11 +9,11 @@
 
 #include "cgroup.h"
 #include "config.h"
+#include "conn.h"
 #include "idm_transport.h"
 #include "worker_ipc.h"
 
 struct szone;
-struct admin_conn;
 
 /* One worker process of a zone. */
 struct wproc {
@@ -44,43 +45,25 @@ struct szone {
     uint64_t restart_at;      /* start a worker at this time (0: none due) */
     int removing;
     int cg_made;              /* its group exists in S->cg (removed after its workers) */
-    struct admin_conn *remove_conn; /* the admin connection waiting for REMOVE's answer */
+    struct sconn *remove_conn; /* the admin connection waiting for REMOVE's answer */
+    struct worker_counters dead; /* the counters of its workers that have ended */
+    uint64_t dead_peak;       /* the highest peak of those workers */
     struct szone *next;
 };
 
-/* One admin connection: a request line read without blocking, then its answer written
- * without blocking (admin.c). */
-#define ADMIN_MAX_CONNS 16    /* more are answered "ERR busy" and closed */
+/* The admin socket's bounds (admin.c, on the connections of conn.h). */
+#define ADMIN_MAX_CONNS CONN_MAX /* more are answered "ERR busy" and closed */
 #define ADMIN_LINE_MAX 512    /* a request line, newline included */
 #define ADMIN_OUT_MAX (1u << 20)
-#define ADMIN_IDLE_MS 5000    /* to send the line, and to drain the answer */
-
-enum admin_conn_state { AC_FREE = 0, AC_READING, AC_WAITING, AC_WRITING };
-
-struct admin_conn {
-    int fd;
-    int state;                /* enum admin_conn_state */
-    size_t in_len;
-    char in[ADMIN_LINE_MAX];
-    char *out;                /* the answer (malloc'd), out_off bytes of it sent */
-    size_t out_len, out_off;
-    uint64_t deadline_ms;     /* closed at this time (0: none, while REMOVE waits) */
-    int pidx;                 /* its slot in the current poll set, or -1 */
-};
-
-struct admin_state {
-    int fd;
-    int pidx;                 /* the listener's slot in the current poll set, or -1 */
-    char path[300];
-    struct admin_conn conns[ADMIN_MAX_CONNS];
-};
+#define ADMIN_IDLE_MS CONN_IDLE_MS /* to send the line, and to drain the answer */
 
 struct sup {
     const struct server_config *cfg;
     const struct idm_transport *posix;
     struct szone *zones;
     uint32_t next_zone_id;
-    struct admin_state admin;
+    struct conn_server admin;   /* DIR/admin.sock (admin.c) */
+    struct conn_server metrics; /* --metrics (metrics_serve.c); fd -1 when off */
     struct cgroup_ctx cg;
     int signal_fd;
     int stopping;
@@ -96,7 +79,17 @@ struct szone *sup_zone_get(struct sup *S, const char *name);
 /* Adds a zone and starts its worker: 0, -EEXIST, -EINVAL (name) or another -errno. */
 int sup_zone_add(struct sup *S, const char *name, uint64_t quota, int32_t xen_domid);
 /* Starts removing a zone; ac (or NULL) gets "OK" once its workers have ended. */
-void sup_zone_remove(struct sup *S, struct szone *z, struct admin_conn *ac);
+void sup_zone_remove(struct sup *S, struct szone *z, struct sconn *ac);
 void sup_zone_finish_remove(struct sup *S, struct szone *z);
+
+struct gpu_snap;
+struct zone_snap;
+/* The zone's figures: its own, its live workers' pages (copied and bounded) and those of the
+ * workers that ended (metrics_serve.c). */
+void sup_zone_snap(struct szone *z, struct zone_snap *out);
+/* Every zone's snapshot (*out: an array to free) and the GPU's; the zone count or -ENOMEM. */
+int sup_collect(struct sup *S, struct gpu_snap *g, struct zone_snap **out);
+/* Binds the --metrics listener (S->metrics) when one is configured; 0 or -errno. */
+int metrics_open(struct sup *S);
 
 #endif /* GPU_PROXY_SUP_INTERNAL_H */

@@ -2,9 +2,10 @@
  * and the life cycle of their worker processes (start, ready, retire after a fault, restart
  * after a crash with back-off, stop with a grace before SIGKILL), signals and sd_notify. It is
  * single-threaded, so fork() is safe, and it reads nothing a tenant wrote: a worker's figures
- * come from a page the worker publishes and are only displayed and summed. Each zone's worker
- * is moved into the zone's control group (cgroup.c) before it runs. The admin socket's
- * connections are served in admin.c, inside this process's poll loop. */
+ * come from a page the worker publishes and are only displayed and summed (a worker's counters
+ * are kept in its zone when it ends). Each zone's worker is moved into the zone's control group
+ * (cgroup.c) before it runs. The admin socket (admin.c) and the metrics listener
+ * (metrics_serve.c) are served on conn.c's connections, inside this process's poll loop. */
 #include "supervisor.h"
 
 #include <errno.h>
@@ -27,6 +28,7 @@
 #include "dispatch.h"
 #include "idm_transport.h"
 #include "log.h"
+#include "metrics.h"
 #include "monotime.h"
 #include "sup_internal.h"
 #include "worker.h"
@@ -278,6 +280,7 @@ static const char *exit_text(int status, char *buf, size_t cap)
 static void forget_worker(struct sup *S, struct wproc *w)
 {
     struct szone *z = w->z;
+    uint64_t peak = __atomic_load_n(&w->st->peak, __ATOMIC_RELAXED);
 
     for (struct wproc **pp = &z->workers; *pp; pp = &(*pp)->next)
         if (*pp == w) {
@@ -285,6 +288,9 @@ static void forget_worker(struct sup *S, struct wproc *w)
             break;
         }
     S->dead_scrubbed += __atomic_load_n(&w->st->scrubbed_bytes, __ATOMIC_RELAXED);
+    metrics_sum(&z->dead, &w->st->m);
+    if (peak > z->dead_peak)
+        z->dead_peak = peak;
     if (w->ctl_fd >= 0)
         close(w->ctl_fd);
     munmap(w->st, sizeof(*w->st));
@@ -430,7 +436,7 @@ int sup_zone_add(struct sup *S, const char *name, uint64_t quota, int32_t xen_do
 
 /* No new clients; the workers are asked to stop (killed after a grace). The zone goes once
  * they have all ended; ac (or NULL) then gets the answer. Never waits here. */
-void sup_zone_remove(struct sup *S, struct szone *z, struct admin_conn *ac)
+void sup_zone_remove(struct sup *S, struct szone *z, struct sconn *ac)
 {
     z->removing = 1;
     z->remove_conn = ac;
@@ -455,7 +461,7 @@ void sup_zone_finish_remove(struct sup *S, struct szone *z)
     if (z->cg_made)
         cgroup_zone_remove(&S->cg, z->name);
     if (z->remove_conn)
-        admin_answer(z->remove_conn, S->stopping ? "ERR proxy stopping\n" : "OK\n");
+        conn_answer_str(z->remove_conn, S->stopping ? "ERR proxy stopping\n" : "OK\n");
     log_info("zone=%s: removed", z->name);
     free(z);
 }
@@ -525,7 +531,8 @@ static void poll_once(struct sup *S, int timeout)
 
     timeout = earliest(timeout, run_timers(S));
     pfd[n++] = (struct pollfd){.fd = S->signal_fd, .events = POLLIN};
-    timeout = earliest(timeout, admin_poll_add(S, pfd, &n, MAX_POLL));
+    timeout = earliest(timeout, conn_poll_add(&S->admin, S->starting, pfd, &n, MAX_POLL));
+    timeout = earliest(timeout, conn_poll_add(&S->metrics, S->starting, pfd, &n, MAX_POLL));
     first_worker = n;
     for (struct szone *z = S->zones; z; z = z->next)
         for (struct wproc *w = z->workers; w && n < MAX_POLL; w = w->next)
@@ -546,7 +553,8 @@ static void poll_once(struct sup *S, int timeout)
             handle_note(S, ws[i]);
     if (pfd[0].revents)
         handle_signal(S);
-    admin_poll_done(S, pfd);
+    conn_poll_done(S, &S->admin, pfd, !S->stopping);
+    conn_poll_done(S, &S->metrics, pfd, !S->stopping);
 }
 
 /* Waits until every first worker is ready; 0, or -1 when one failed or took too long. */
@@ -655,7 +663,8 @@ int supervisor_run(const struct server_config *cfg)
 
     memset(&S, 0, sizeof(S));
     S.cfg = cfg;
-    S.admin.fd = -1;
+    conn_server_init(&S.admin, "admin");
+    conn_server_init(&S.metrics, "metrics");
     S.signal_fd = -1;
     S.next_zone_id = 1;
     if (dispatch_selfcheck() != 0)
@@ -681,8 +690,10 @@ int supervisor_run(const struct server_config *cfg)
                   S.zones && S.zones->last_fault[0] ? S.zones->last_fault : "see above");
         goto stop_zones;
     }
-    if (admin_open(&S) != 0)
+    if (admin_open(&S) != 0 || metrics_open(&S) != 0)
         goto stop_zones;
+    if (S.metrics.fd >= 0)
+        log_info("metrics: Prometheus text format at /metrics on %s", cfg->metrics);
     if (cfg->xen)
         log_info("xen: serving guests under xenstore %s", cfg->xen_path);
     log_info("gpu_proxy %s ready: backend=%s, listening in %s", GPU_PROXY_VERSION,
@@ -695,7 +706,8 @@ int supervisor_run(const struct server_config *cfg)
     status = 0;
 stop_zones:
     shutdown_all(&S);
-    admin_close(&S);
+    conn_server_close(&S.metrics);
+    conn_server_close(&S.admin);
     cgroup_teardown(&S.cg);
 close_signal:
     close(S.signal_fd);

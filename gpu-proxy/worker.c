@@ -462,6 +462,7 @@ static void worker_setup(struct worker *w)
     if (rc != 0)
         fail_init(ws, "cannot create the zone: %s", strerror(-rc));
     w->zone->pub = ws->stats;
+    w->zone->m = ws->cfg->call_stats ? &ws->stats->m : NULL;
     if (ws->xen_domid >= 0) {
         char address[300];
         w->xen = idm_transport_by_name("xen");

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "counters.h"
 #include "log.h"
 #include "stream.h"
 
@@ -358,6 +359,8 @@ void zone_publish(struct zone *z)
     pthread_mutex_lock(&z->lock);
     __atomic_store_n(&p->used, z->used, __ATOMIC_RELAXED);
     __atomic_store_n(&p->clients, z->clients, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->peak, z->peak, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->allocations, z->allocs, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&z->lock);
     __atomic_store_n(&p->allocated_bytes,
                      __atomic_load_n(&z->reg->allocated_bytes, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
@@ -388,7 +391,7 @@ int zone_charge(struct zone *z, uint64_t bytes, uint64_t *va)
         return -ENOMEM;
     pthread_mutex_lock(&z->lock);
     if (z->quota && (bytes > z->quota || z->used > z->quota - bytes)) {
-        rc = -ENOMEM;
+        rc = -ENOMEM; /* counted as a refusal (WM_REF_QUOTA) where the request is refused */
     } else if (va == NULL) {
         z->used += bytes;
     } else if (span > z->va_end - z->va_next) {
@@ -401,6 +404,8 @@ int zone_charge(struct zone *z, uint64_t bytes, uint64_t *va)
         if (z->va_next > z->va_end)
             z->va_next = z->va_end;
     }
+    if (z->used > z->peak)
+        z->peak = z->used;
     pthread_mutex_unlock(&z->lock);
     if (rc == 0) {
         __atomic_add_fetch(&z->reg->allocated_bytes, bytes, __ATOMIC_RELAXED);
@@ -415,6 +420,17 @@ void zone_uncharge(struct zone *z, uint64_t bytes)
     z->used = bytes > z->used ? 0 : z->used - bytes;
     pthread_mutex_unlock(&z->lock);
     __atomic_sub_fetch(&z->reg->allocated_bytes, bytes, __ATOMIC_RELAXED);
+    zone_publish(z);
+}
+
+void zone_count_alloc(struct zone *z, int delta)
+{
+    pthread_mutex_lock(&z->lock);
+    if (delta > 0)
+        z->allocs++;
+    else if (z->allocs > 0)
+        z->allocs--;
+    pthread_mutex_unlock(&z->lock);
     zone_publish(z);
 }
 
@@ -467,12 +483,16 @@ int session_open(struct zone *z, struct idm_conn *conn, void *window, uint64_t w
         pthread_mutex_unlock(&z->lock);
         log_warn("zone=%s %s: client refused: %s", z->name, s->peer,
                  z->removed ? "the zone is being removed" : "too many clients in the zone");
+        if (!z->removed)
+            wm_refused(z->m, WM_REF_LIMIT);
         rc = -EBUSY;
         goto close_backend;
     }
     z->refs++;
     z->clients++;
     pthread_mutex_unlock(&z->lock);
+    if (z->m)
+        wm_add(&z->m->connections, 1);
     zone_publish(z);
     *out = s;
     return 0;
@@ -498,6 +518,8 @@ void session_free_alloc(struct session *s, long i)
     pthread_rwlock_wrlock(&s->at_lock);
     atab_remove(&s->at, i);
     pthread_rwlock_unlock(&s->at_lock);
+    if (a.kind == ALLOC_MEM)
+        zone_count_alloc(s->zone, -1);
     if (a.kind == ALLOC_GLOBAL_MAPPED) {
         /* The backend's library owns the memory; only the zone's mapping goes. */
         zone_uncharge(s->zone, a.charged);

@@ -86,6 +86,8 @@ struct zone {
     uint32_t id;
     uint64_t quota;   /* bytes; 0: the whole device */
     uint64_t used;    /* bytes charged, all sessions (under lock) */
+    uint64_t peak;    /* the highest used (under lock) */
+    uint64_t allocs;  /* live device allocations (under lock) */
     uint64_t va_next, va_end;
     int clients;
     int removed;
@@ -94,6 +96,7 @@ struct zone {
     pthread_cond_t cond; /* signalled when clients drops */
     struct zone *next;
     struct worker_stats *pub; /* figures published to the supervisor (worker_ipc.h), or NULL */
+    struct worker_counters *m; /* counters.h: &pub->m while counting, else NULL */
 };
 
 struct zone_registry {
@@ -114,7 +117,8 @@ struct zone *zreg_get(struct zone_registry *r, const char *name);
 /* Unlinks a zone from the registry (its sessions must be stopped by the caller). */
 int zreg_unlink(struct zone_registry *r, struct zone *z);
 void zone_ref(struct zone *z);
-/* Copies the zone's usage and client count to z->pub (if set), for the supervisor to read. */
+/* Copies the zone's usage, peak, allocations and client count to z->pub (if set), for the
+ * supervisor to read. */
 void zone_publish(struct zone *z);
 void zone_unref(struct zone *z);
 int zone_name_valid(const char *name);
@@ -126,6 +130,8 @@ int parse_size(const char *s, uint64_t *out);
  * are the device's own). */
 int zone_charge(struct zone *z, uint64_t bytes, uint64_t *va);
 void zone_uncharge(struct zone *z, uint64_t bytes);
+/* A device allocation of the zone made (+1) or freed (-1). */
+void zone_count_alloc(struct zone *z, int delta);
 
 /* ---- sessions: one connected client of a zone ---- */
 struct ctx_obj {

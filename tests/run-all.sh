@@ -13,6 +13,7 @@ suites=(
     "idm-protocol|make --no-print-directory -C idm-protocol test"
     "ptx|make --no-print-directory -C gpu-proxy/ptx test"
     "gpu-proxy|make --no-print-directory -C gpu-proxy test"
+    "metrics|make --no-print-directory -C tests/metrics test"
     "libvgpu|make --no-print-directory -C libvgpu test"
     "kernels|make --no-print-directory -C tests/kernels test"
     "chain|tests/chain/run.sh"
@@ -21,7 +22,7 @@ suites=(
     "xen|make --no-print-directory -C tests/xen test"
 )
 # Suites that are not part of the sanitizer pass (they run in the plain `make test`).
-sanitize_skip="kernel-config xen chain"
+sanitize_skip="kernel-config xen chain metrics"
 
 pass=0; fail=0; skip=0; summary=()
 for entry in "${suites[@]}"; do

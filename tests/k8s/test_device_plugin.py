@@ -455,6 +455,15 @@ def test_daemonset_args(e):
     with open(os.path.join(TOP, "k8s", "manifests", "runtimeclass-xen.yaml")) as f:
         rc = yaml.safe_load(f)
     check(rc["kind"] == "RuntimeClass" and rc["handler"], "RuntimeClass manifest")
+    # Prometheus' scrape annotations name the port gpu_proxy's --metrics listens on.
+    ann = ds["spec"]["template"]["metadata"]["annotations"]
+    proxy = [c for c in pod["containers"] if c["name"] == "gpu-proxy"][0]
+    listen = proxy["args"][proxy["args"].index("--metrics") + 1]
+    check(ann["prometheus.io/scrape"] == "true" and ann["prometheus.io/path"] == "/metrics",
+          "scrape annotations")
+    check(listen.rsplit(":", 1)[1] == ann["prometheus.io/port"], "--metrics port vs annotation")
+    check([p["containerPort"] for p in proxy["ports"] if p["name"] == "metrics"] ==
+          [int(ann["prometheus.io/port"])], "metrics containerPort")
 
 
 TESTS = [test_registration, test_list_and_watch_initial, test_options_and_prestart,

@@ -1,6 +1,6 @@
 #!/bin/sh
 # run_tests.sh - runs gpu_proxy's test programs: run_tests.sh BINDIR TEST...
-# Integration tests (test_proxy*, test_workers*, test_bounds*, test_admin*, test_cgroup*,
+# Integration tests (test_proxy*, test_workers*, test_bounds*, test_admin*, test_cgroup*, test_metrics_live*,
 # fuzz_worker*) get BINDIR/gpu_proxy_stub as their argument; test_cuda gets BINDIR/gpu_proxy.
 # Exit status 77 counts as skipped. Prints "N passed, N failed" last.
 bindir=$1
@@ -9,7 +9,7 @@ pass=0; fail=0; skip=0
 for t in "$@"; do
     name=$(basename "$t")
     case "$name" in
-        test_proxy*|test_workers*|test_bounds*|test_admin*|test_cgroup*|fuzz_worker*) arg="$bindir/gpu_proxy_stub" ;;
+        test_proxy*|test_workers*|test_bounds*|test_admin*|test_cgroup*|test_metrics_live*|fuzz_worker*) arg="$bindir/gpu_proxy_stub" ;;
         test_cuda*) arg="$bindir/gpu_proxy" ;;
         *) arg="" ;;
     esac
