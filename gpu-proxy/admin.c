@@ -74,10 +74,11 @@ static void cmd_list(struct sup *S, struct sconn *c)
         struct wproc *w = sup_serving_worker(z);
         sup_zone_snap(z, zs);
         /* The first four fields are the contract; key=value fields may be added after them. */
-        fprintf(f, "%s %llu %llu %d state=%s pid=%d restarts=%u faults=%u cgroup=%s\n",
+        fprintf(f, "%s %llu %llu %d state=%s pid=%d restarts=%u faults=%u cgroup=%s xen=%d\n",
                 z->name, (unsigned long long)z->quota, (unsigned long long)zs->used,
                 zs->clients, zs->state, zs->pid, z->restarts, z->faults,
-                cgroup_kind_name(z->cg_made && (w == NULL || w->cg) ? S->cg.kind : CGROUP_NONE));
+                cgroup_kind_name(z->cg_made && (w == NULL || w->cg) ? S->cg.kind : CGROUP_NONE),
+                (int)z->xen_domid);
     }
     free(zs);
     answer_stream(c, f, &out, &outlen, 0);
@@ -126,6 +127,53 @@ static void cmd_stats(struct sup *S, struct sconn *c)
              zones, (unsigned long long)scrubbed, (unsigned long long)allocated, workers,
              restarts);
     conn_answer_str(c, buf);
+}
+
+/* ATTACH <zone> xen=<domid> (what binds a Xen guest to its zone) / DETACH <zone> (how). */
+static void cmd_bind(struct sup *S, struct sconn *c, const char *name, const char *target)
+{
+    struct szone *z = sup_zone_get(S, name);
+    long domid = -1;
+    char *end = NULL;
+    int rc;
+
+    if (z == NULL) {
+        conn_answer_str(c, "ERR no such zone\n");
+        return;
+    }
+    if (target) {
+        if (strncmp(target, "xen=", 4) == 0) {
+            errno = 0;
+            domid = strtol(target + 4, &end, 10);
+        }
+        if (end == NULL || *end || end == target + 4 || errno || domid < 1 || domid >= 0x7ff0) {
+            conn_answer_str(c, "ERR ATTACH wants <zone> xen=<domid>, a guest's domain id "
+                               "(1..32751)\n");
+            return;
+        }
+    }
+    rc = sup_zone_bind_xen(S, z, (int32_t)domid);
+    switch (rc) {
+    case 0:
+        conn_answer_str(c, "OK\n");
+        break;
+    case -EOPNOTSUPP:
+        conn_answer_str(c, "ERR this gpu_proxy has no Xen transport (start it with --xen)\n");
+        break;
+    case -EBUSY:
+        conn_answer_str(c, z->removing ? "ERR zone is being removed\n"
+                                       : "ERR zone is bound to a domain already (DETACH first)\n");
+        break;
+    case -ENOENT:
+        conn_answer_str(c, "ERR zone is bound to no domain\n");
+        break;
+    case -EEXIST:
+        conn_answer_str(c, "ERR another zone is bound to that domain\n");
+        break;
+    default:
+        conn_answer_str(c, "ERR no worker could be started for the zone (see the log)\n");
+        break;
+    }
 }
 
 static void cmd_add(struct sup *S, struct sconn *c, const char *name, const char *quota_s)
@@ -185,6 +233,10 @@ static void admin_command(struct sup *S, struct sconn *c, char *line)
             c->deadline_ms = 0;
             sup_zone_remove(S, z, c);
         }
+    } else if (strcmp(cmd, "ATTACH") == 0 && a1 && a2 && !extra) {
+        cmd_bind(S, c, a1, a2);
+    } else if (strcmp(cmd, "DETACH") == 0 && a1 && !a2) {
+        cmd_bind(S, c, a1, NULL);
     } else if (strcmp(cmd, "LIST") == 0 && a1 == NULL) {
         cmd_list(S, c);
     } else if (strcmp(cmd, "STATS") == 0 && a1 == NULL) {

@@ -80,6 +80,11 @@ struct szone *sup_zone_get(struct sup *S, const char *name);
 int sup_zone_add(struct sup *S, const char *name, uint64_t quota, int32_t xen_domid);
 /* Starts removing a zone; ac (or NULL) gets "OK" once its workers have ended. */
 void sup_zone_remove(struct sup *S, struct szone *z, struct sconn *ac);
+/* Binds zone z to Xen domain domid, or unbinds it (domid -1): the zone's workers are stopped
+ * and a fresh one takes that domain's offers only (its clients reconnect). 0, -EOPNOTSUPP (no
+ * Xen transport), -EBUSY (removing, or already bound: unbind first), -ENOENT (not bound),
+ * -EEXIST (another zone has that domain), or the error of starting the worker. */
+int sup_zone_bind_xen(struct sup *S, struct szone *z, int32_t domid);
 void sup_zone_finish_remove(struct sup *S, struct szone *z);
 
 struct gpu_snap;

@@ -434,6 +434,36 @@ int sup_zone_add(struct sup *S, const char *name, uint64_t quota, int32_t xen_do
     return 0;
 }
 
+int sup_zone_bind_xen(struct sup *S, struct szone *z, int32_t domid)
+{
+    int32_t was = z->xen_domid;
+    int rc;
+
+    if (!S->cfg->xen)
+        return -EOPNOTSUPP;
+    if (z->removing || (domid >= 0 && was >= 0))
+        return -EBUSY;
+    if (domid < 0 && was < 0)
+        return -ENOENT;
+    for (struct szone *o = S->zones; o && domid >= 0; o = o->next)
+        if (o != z && o->xen_domid == domid)
+            return -EEXIST;
+    z->xen_domid = domid;
+    for (struct wproc *w = z->workers; w; w = w->next)
+        sup_stop_worker(w);
+    z->restart_at = 0;
+    if ((rc = sup_spawn_worker(S, z)) != 0) {
+        log_error("zone=%s: no worker for domain %d: %s; the zone has none until it is bound "
+                  "again", z->name, (int)domid, strerror(-rc));
+        return rc;
+    }
+    if (domid >= 0)
+        log_info("zone=%s: bound to Xen domain %d", z->name, (int)domid);
+    else
+        log_info("zone=%s: unbound from Xen domain %d", z->name, (int)was);
+    return 0;
+}
+
 /* No new clients; the workers are asked to stop (killed after a grace). The zone goes once
  * they have all ended; ac (or NULL) then gets the answer. Never waits here. */
 void sup_zone_remove(struct sup *S, struct szone *z, struct sconn *ac)

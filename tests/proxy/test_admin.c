@@ -1,7 +1,8 @@
 /* test_admin.c - gpu_proxy's admin socket against a real gpu_proxy_stub: a client that sends
  * half a line and stalls does not hold up another client's PING, an over-long line gets a
- * clear error, connections past the limit are told the proxy is busy, and a stalled client is
- * dropped after the idle timeout. */
+ * clear error, connections past the limit are told the proxy is busy, a stalled client is
+ * dropped after the idle timeout, and binding a zone to a Xen domain is refused with the reason
+ * where it cannot be done (the Xen suite binds one for real). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -160,6 +161,36 @@ static void test_admin_idle_timeout(void **state)
     close(fd);
 }
 
+/* ATTACH/DETACH: wrong forms and a proxy without the Xen transport get their reasons; the
+ * zone keeps serving and LIST shows it bound to no domain. */
+static void test_admin_attach_refusals(void **state)
+{
+    static const struct {
+        const char *req, *want;
+    } cases[] = {
+        {"ATTACH A xen=5", "ERR this gpu_proxy has no Xen transport"},
+        {"ATTACH A xen=0", "ERR ATTACH wants <zone> xen=<domid>"},
+        {"ATTACH A xen=5x", "ERR ATTACH wants <zone> xen=<domid>"},
+        {"ATTACH A domid=5", "ERR ATTACH wants <zone> xen=<domid>"},
+        {"ATTACH A xen=99999", "ERR ATTACH wants <zone> xen=<domid>"},
+        {"ATTACH nosuch xen=5", "ERR no such zone"},
+        {"ATTACH A", "ERR unknown request"},
+        {"DETACH A", "ERR this gpu_proxy has no Xen transport"},
+        {"DETACH nosuch", "ERR no such zone"},
+    };
+    char buf[512];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(admin_cmd(dir, cases[i].req, buf, sizeof(buf)), 0);
+        if (strncmp(buf, cases[i].want, strlen(cases[i].want)) != 0)
+            fail_msg("%s: answered \"%s\", want \"%s...\"", cases[i].req, buf, cases[i].want);
+    }
+    assert_int_equal(admin_cmd(dir, "LIST", buf, sizeof(buf)), 0);
+    assert_non_null(strstr(buf, "state=ready"));
+    assert_non_null(strstr(buf, " xen=-1"));
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -167,6 +198,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_admin_long_line),
         cmocka_unit_test(test_admin_too_many),
         cmocka_unit_test(test_admin_idle_timeout),
+        cmocka_unit_test(test_admin_attach_refusals),
     };
 
     if (argc != 2) {

@@ -77,8 +77,10 @@ base_tree() {
         ln -sf xenstore "$dest/usr/bin/xenstore-$a"
     done
     add_libs "$dest" "$dest/usr/bin/xenstore"
-    printf 'root:x:0:0:root:/root:/bin/sh\n' > "$dest/etc/passwd"
-    printf 'root:x:0:\n' > "$dest/etc/group"
+    # nobody: what gpu_proxy's workers of non-Xen zones run as (Xen zones' workers keep root)
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' \
+        > "$dest/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' > "$dest/etc/group"
 }
 
 # add_progs DEST PROG...: test programs into /opt/vgpu/bin, with their libraries.

@@ -88,10 +88,22 @@ else
     XL_CREATE_FLAGS=-p guest_start cs proxy-scribbler
     ca=$(domid_of ca); cb=$(domid_of cb); cs=$(domid_of cs)
     mkdir -p /run/gpu-proxy
+    # za and zs are bound at start-up; zb is an ordinary zone bound to its guest at run time
+    # through the admin socket, as a container runtime does once the domain exists.
     IDM_LOG=info gpu_proxy_stub --listen /run/gpu-proxy --log-level info --xen \
-        --xen-zone $ca:za:256M --xen-zone $cb:zb:256M --xen-zone $cs:zs:64M \
+        --xen-zone $ca:za:256M --zone zb:256M --xen-zone $cs:zs:64M \
         > /run/proxy.log 2>&1 &
     proxy_pid=$!
+    for _ in $(seq 1 600); do # emulated CPUs: its start may take many seconds
+        xen_admin /run/gpu-proxy/admin.sock PING >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    if out=$(xen_admin /run/gpu-proxy/admin.sock "ATTACH zb xen=$cb") &&
+       xen_admin /run/gpu-proxy/admin.sock LIST | grep -q "^zb .* xen=$cb\b"; then
+        echo "XENTEST CASE proxy-attach PASS zone zb bound to domain $cb at run time (ATTACH)"
+    else
+        echo "XENTEST CASE proxy-attach FAIL ATTACH zb xen=$cb answered: $out"
+    fi
     for g in ca cb cs; do xl unpause $g; done
     # B tries A's values once A holds them; A checks them after B is done.
     if probe=$(wait_key /local/domain/$ca/data/test/probe 200); then
@@ -108,6 +120,12 @@ else
         echo "XENTEST CASE proxy-serves PASS gpu_proxy served every guest and is still running"
     else
         echo "XENTEST CASE proxy-serves FAIL gpu_proxy died"
+    fi
+    if out=$(xen_admin /run/gpu-proxy/admin.sock "DETACH zb") &&
+       xen_admin /run/gpu-proxy/admin.sock LIST | grep -q "^zb .* xen=-1\b"; then
+        echo "XENTEST CASE proxy-detach PASS zone zb unbound from domain $cb (DETACH)"
+    else
+        echo "XENTEST CASE proxy-detach FAIL DETACH zb answered: $out"
     fi
     kill $proxy_pid; wait $proxy_pid 2>/dev/null
     sed 's/^/[proxy] /' /run/proxy.log
