@@ -1,10 +1,12 @@
 /* dispatch_launch.c - the kernel launch: its prepare step checks grid, block and parameter bytes
- * against the kernel's layout and fills the launch (with its context's printf FIFO size and
- * the context it belongs to, for cancellation); stream.c issues it (default stream inline,
- * other streams queued with a copy of the parameters). */
+ * against the kernel's layout, takes the parameters (the request tail, or a private copy of the
+ * window range for buffers that do not fit one slot) and fills the launch (with its context's
+ * printf FIFO size and the context it belongs to, for cancellation); stream.c issues it (default
+ * stream inline, other streams queued with their own copy of the parameters). */
 #include "dispatch_internal.h"
 
 #include <cuda.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Grid and block dimensions a device of compute capability 9.0 accepts. */
@@ -37,8 +39,43 @@ static idm_handle kernel_ctx(struct rq *r, const struct kernel_obj *k, uint64_t 
     return lib ? lib->ctx : 0;
 }
 
+/* The packed parameters: at most IDM_PARAM_BYTES_MAX bytes, as many as the kernel takes, from
+ * the request tail (already a private copy) or the window range named by the op's bulk fields.
+ * A window range is copied out before anything reads it (the client can still write there);
+ * *own is that copy, which the caller frees once the launch has run or been queued. */
+static CUresult take_params(struct rq *r, const struct idm_req_LAUNCH *q,
+                            const struct kernel_obj *k, const void **params, void **own)
+{
+    const void *src;
+    CUresult rc;
+
+    *params = NULL;
+    if (q->param_bytes > IDM_PARAM_BYTES_MAX)
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "kernel %s with %llu parameter bytes (at "
+                         "most %u)", k->name, (unsigned long long)q->param_bytes,
+                         IDM_PARAM_BYTES_MAX);
+    if (q->param_bytes != k->param_bytes)
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "kernel %s with %llu parameter bytes (it "
+                         "takes %u)", k->name, (unsigned long long)q->param_bytes,
+                         k->param_bytes);
+    if (q->param_bytes == 0)
+        return CUDA_SUCCESS;
+    if ((rc = rq_bulk(r, &src, NULL)) != CUDA_SUCCESS)
+        return rc;
+    if (r->bulk.win_len == 0) {
+        *params = src;
+        return CUDA_SUCCESS;
+    }
+    if ((*own = malloc(q->param_bytes)) == NULL)
+        return rq_refuse(r, CUDA_ERROR_OUT_OF_MEMORY, "no memory for a copy of kernel %s's "
+                         "%llu parameter bytes", k->name, (unsigned long long)q->param_bytes);
+    memcpy(*own, src, q->param_bytes);
+    *params = *own;
+    return CUDA_SUCCESS;
+}
+
 static CUresult prep_launch(struct rq *r, const struct idm_req_LAUNCH *q, struct stream_op *op,
-                            struct stream_obj **st)
+                            struct stream_obj **st, void **own)
 {
     struct kernel_obj *k = rq_kernel(r, q->func);
     CUresult rc;
@@ -51,18 +88,15 @@ static CUresult prep_launch(struct rq *r, const struct idm_req_LAUNCH *q, struct
         return rq_sticky(r);
     if ((rc = check_geometry(r, q)) != CUDA_SUCCESS)
         return rc;
-    if (q->param_bytes != k->param_bytes || q->param_bytes > r->tail_len)
-        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
-                         "kernel %s with %u parameter bytes (it takes %u, %u sent)", k->name,
-                         q->param_bytes, k->param_bytes, r->tail_len);
+    if ((rc = take_params(r, q, k, &op->l.params, own)) != CUDA_SUCCESS)
+        return rc;
     op->kind = SOP_LAUNCH;
     op->k = k;
     memcpy(op->l.grid, q->grid, sizeof(op->l.grid));
     memcpy(op->l.block, q->block, sizeof(op->l.block));
     memcpy(op->l.cluster, q->cluster, sizeof(op->l.cluster));
     op->l.shared_bytes = q->shared_bytes;
-    op->l.params = r->tail;
-    op->l.params_size = q->param_bytes;
+    op->l.params_size = (uint32_t)q->param_bytes;
     op->l.layout = k->params;
     op->l.param_count = k->param_count;
     op->l.mem = NULL;
@@ -71,4 +105,20 @@ static CUresult prep_launch(struct rq *r, const struct idm_req_LAUNCH *q, struct
     return CUDA_SUCCESS;
 }
 
-DISPATCH_ASYNC(LAUNCH, prep_launch)
+/* DISPATCH_ASYNC's steps, plus freeing the window copy of the parameters: the default stream
+ * has run the launch by then, and a queued launch owns a copy of its own (stream.c). */
+CUresult h_LAUNCH(struct rq *r, const struct idm_req_LAUNCH *q, struct idm_rep_LAUNCH *p)
+{
+    struct stream_op op;
+    struct stream_obj *st = NULL;
+    void *own = NULL;
+    CUresult rc;
+
+    (void)p;
+    stream_op_init(&op);
+    rc = prep_launch(r, q, &op, &st, &own);
+    if (rc == CUDA_SUCCESS)
+        rc = rq_run(r, st, &op);
+    free(own);
+    return rc;
+}

@@ -40,7 +40,8 @@ struct stream_op {
     uint64_t width, pitch, height;
     struct kernel_obj *k;
     idm_handle ctx;          /* a launch: the context of its kernel's library */
-    struct backend_launch l; /* l.params: the request tail; a queued copy owns its own */
+    struct backend_launch l; /* l.params: the request tail or the dispatch's copy of the
+                              * window range; a queued copy owns its own */
     struct event_obj *ev;
 };
 

@@ -335,16 +335,6 @@ static size_t copy_step(const struct vgpu *v, size_t len)
     return step < v->chunk_size ? step : v->chunk_size;
 }
 
-/* The most bytes of op's bulk data that travel inline in one message (its properties in
- * idm_ops.def: the request tail for IN ops, the reply tail for OUT ops). */
-static uint64_t inline_max(const struct vgpu *v, uint32_t op)
-{
-    const struct idm_op_info *info = idm_op_lookup(op);
-    size_t room = info->props->bulk == IDM_BULK_OUT ? v->max_tail_rep : v->max_tail_req;
-
-    return idm_op_inline_max(info, (uint32_t)room);
-}
-
 /* Host to device: inline when small, else window chunks (the next chunk is filled while the
  * proxy works on the previous ones). */
 static CUresult htod_locked(struct vgpu *v, uint64_t dst, const void *src, size_t len,
@@ -354,7 +344,7 @@ static CUresult htod_locked(struct vgpu *v, uint64_t dst, const void *src, size_
     CUresult r = CUDA_SUCCESS;
     if (len == 0)
         return CUDA_SUCCESS;
-    if (len <= inline_max(v, IDM_OP_MEMCPY_HTOD)) {
+    if (len <= vgpu_inline_max(v, IDM_OP_MEMCPY_HTOD)) {
         struct idm_req_MEMCPY_HTOD rq = {.dst = dst, .stream = stream, .len = len};
         return vgpu_post_MEMCPY_HTOD_locked(v, &rq, src, len, -1, NULL, 0);
     }
@@ -382,7 +372,7 @@ static CUresult dtoh_locked(struct vgpu *v, void *dst, uint64_t src, size_t len,
     CUresult r = CUDA_SUCCESS;
     if (len == 0)
         return CUDA_SUCCESS;
-    if (len <= inline_max(v, IDM_OP_MEMCPY_DTOH)) {
+    if (len <= vgpu_inline_max(v, IDM_OP_MEMCPY_DTOH)) {
         struct idm_req_MEMCPY_DTOH rq = {.src = src, .stream = stream, .len = len};
         return vgpu_post_MEMCPY_DTOH_locked(v, &rq, NULL, 0, -1, dst, len);
     }

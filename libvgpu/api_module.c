@@ -720,6 +720,52 @@ CUresult cuOccupancyMaxPotentialBlockSize(int *minGridSize, int *blockSize, CUfu
 
 /* ---- launches ---- */
 
+/* Packs f's arguments into buf (f->param_bytes bytes): from kernelParams, else from extra's
+ * buffer. 0 or -EINVAL. */
+static int pack_args(const struct vgpu_func *f, void **kernelParams, void **extra, uint8_t *buf)
+{
+    if (kernelParams != NULL)
+        return vgpu_params_pack(f->params, f->param_count, f->param_bytes, kernelParams, buf);
+    if (extra != NULL)
+        return vgpu_params_pack_extra(f->param_bytes, extra, buf);
+    return f->param_bytes == 0 ? 0 : -EINVAL;
+}
+
+/* Sends the launch rq with f's packed arguments: in the message tail when they fit one slot,
+ * else packed straight into a window chunk, which the proxy copies out and which comes back
+ * with the reply. Caller holds v->lock. */
+static CUresult post_launch_locked(struct vgpu *v, const struct vgpu_func *f,
+                                   struct idm_req_LAUNCH *rq, void **kernelParams, void **extra)
+{
+    uint8_t tail[4096], *buf = tail;
+    CUresult r = CUDA_SUCCESS;
+    int c = -1;
+
+    if (f->param_bytes > sizeof tail || f->param_bytes > vgpu_inline_max(v, IDM_OP_LAUNCH)) {
+        if (f->param_bytes > v->chunk_size) {
+            VLOG(VGPU_LOG_ERROR, "kernel %s: %u bytes of parameters do not fit a %llu-byte "
+                                 "window chunk", f->name, f->param_bytes,
+                 (unsigned long long)v->chunk_size);
+            return CUDA_ERROR_NOT_SUPPORTED;
+        }
+        if ((c = vgpu_chunk_get_locked(v, &r)) < 0)
+            return r;
+        buf = vgpu_chunk_ptr(v, c);
+        rq->win_off = (uint64_t)c * v->chunk_size;
+        rq->win_len = f->param_bytes;
+    }
+    if (pack_args(f, kernelParams, extra, buf) < 0) {
+        if (c >= 0)
+            vgpu_chunk_put_locked(v, c);
+        VLOG(VGPU_LOG_ERROR, "kernel %s: its arguments do not match its %u parameters", f->name,
+             f->param_count);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (c >= 0)
+        return vgpu_post_LAUNCH_locked(v, rq, NULL, 0, c, NULL, 0);
+    return vgpu_post_LAUNCH_locked(v, rq, tail, f->param_bytes, -1, NULL, 0);
+}
+
 static CUresult launch(void *p, const uint32_t grid[3], const uint32_t block[3],
                        uint32_t shared, CUstream s, void **kernelParams, void **extra,
                        const uint32_t cluster[3])
@@ -734,27 +780,10 @@ static CUresult launch(void *p, const uint32_t grid[3], const uint32_t block[3],
     if (grid[0] == 0 || grid[1] == 0 || grid[2] == 0 || block[0] == 0 || block[1] == 0 ||
         block[2] == 0)
         return CUDA_ERROR_INVALID_VALUE;
-    if (f->param_bytes > v->max_tail_req - sizeof(struct idm_req_LAUNCH)) {
-        VLOG(VGPU_LOG_ERROR, "kernel %s: %u bytes of parameters do not fit one message (max "
-                             "%zu)", f->name, f->param_bytes,
-             v->max_tail_req - sizeof(struct idm_req_LAUNCH));
-        return CUDA_ERROR_NOT_SUPPORTED;
-    }
-    uint8_t stackbuf[4096], *buf = stackbuf;
-    if (f->param_bytes > sizeof stackbuf && (buf = malloc(f->param_bytes)) == NULL)
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    int rc;
-    if (kernelParams != NULL)
-        rc = vgpu_params_pack(f->params, f->param_count, f->param_bytes, kernelParams, buf);
-    else if (extra != NULL)
-        rc = vgpu_params_pack_extra(f->param_bytes, extra, buf);
-    else
-        rc = f->param_bytes == 0 ? 0 : -EINVAL;
-    if (rc < 0) {
-        VLOG(VGPU_LOG_ERROR, "kernel %s: its arguments do not match its %u parameters", f->name,
-             f->param_count);
-        r = CUDA_ERROR_INVALID_VALUE;
-        goto out_free;
+    if (f->param_bytes > IDM_PARAM_BYTES_MAX) {
+        VLOG(VGPU_LOG_ERROR, "kernel %s: %u bytes of parameters, more than CUDA's %u",
+             f->name, f->param_bytes, IDM_PARAM_BYTES_MAX);
+        return CUDA_ERROR_INVALID_VALUE;
     }
     struct idm_req_LAUNCH rq = {.func = f->h, .stream = vgpu_stream_handle(s),
                                 .shared_bytes = shared, .param_bytes = f->param_bytes};
@@ -762,11 +791,8 @@ static CUresult launch(void *p, const uint32_t grid[3], const uint32_t block[3],
     memcpy(rq.block, block, sizeof rq.block);
     memcpy(rq.cluster, cluster, sizeof rq.cluster);
     pthread_mutex_lock(&v->lock);
-    r = vgpu_post_LAUNCH_locked(v, &rq, buf, f->param_bytes, -1, NULL, 0);
+    r = post_launch_locked(v, f, &rq, kernelParams, extra);
     pthread_mutex_unlock(&v->lock);
-out_free:
-    if (buf != stackbuf)
-        free(buf);
     return r;
 }
 

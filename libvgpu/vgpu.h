@@ -170,6 +170,10 @@ CUresult vgpu_rpc_locked(struct vgpu *v, uint16_t op, const void *req, size_t re
  * copied to dst, a failure remembered in async_error). Caller holds v->lock. */
 CUresult vgpu_post_locked(struct vgpu *v, uint16_t op, const void *req, size_t req_size,
                           const void *tail, size_t tail_len, int chunk, void *dst, uint64_t len);
+/* The most bytes of op's bulk data that travel inline in one message (its properties in
+ * idm_ops.def: the request tail for IN ops, the reply tail for OUT ops); larger data goes through
+ * a window chunk. */
+uint64_t vgpu_inline_max(const struct vgpu *v, uint32_t op);
 /* Waits for a free window chunk (processing replies); returns its index or -1 with *err set. */
 int vgpu_chunk_get_locked(struct vgpu *v, CUresult *err);
 void *vgpu_chunk_ptr(struct vgpu *v, int chunk);

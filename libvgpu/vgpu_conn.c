@@ -255,6 +255,14 @@ CUresult vgpu_post_locked(struct vgpu *v, uint16_t op, const void *req, size_t r
     return CUDA_SUCCESS;
 }
 
+uint64_t vgpu_inline_max(const struct vgpu *v, uint32_t op)
+{
+    const struct idm_op_info *info = idm_op_lookup(op);
+    size_t room = info->props->bulk == IDM_BULK_OUT ? v->max_tail_rep : v->max_tail_req;
+
+    return idm_op_inline_max(info, (uint32_t)room);
+}
+
 int vgpu_chunk_get_locked(struct vgpu *v, CUresult *err)
 {
     uint32_t all = v->nchunks >= 32 ? 0xffffffffu : ((1u << v->nchunks) - 1);

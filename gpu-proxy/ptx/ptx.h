@@ -50,6 +50,12 @@ struct ptx_global_info {
  * call stack would take a thread past it fails with PTX_ERR_LAUNCH_FAILED. */
 #define PTX_LOCAL_BYTES_MAX (512u << 10)
 
+/* An .entry's parameter area (the packed kernel parameter buffer), as ptxas allows it for sm_70
+ * and later with PTX ISA 8.1+ (CUDA 12.1): a load whose PTX declares more fails with
+ * PTX_ERR_INVALID_PTX, as its JIT compilation would. (ptxas allows only 4352 bytes to older PTX
+ * ISA versions; the engine does not tell versions apart.) */
+#define PTX_ENTRY_PARAM_BYTES_MAX 32764u
+
 /* The compute capability the simulated GPU reports (major * 10 + minor). */
 #define PTX_DEVICE_SM 90
 

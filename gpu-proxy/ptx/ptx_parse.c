@@ -2440,6 +2440,9 @@ static int parse_function(struct parser *ps, int is_entry)
         for (uint32_t i = 0; i < tmp.nparams; i++)
             if (tmp.params[i].offset + tmp.params[i].size > tmp.param_bytes)
                 tmp.param_bytes = tmp.params[i].offset + tmp.params[i].size;
+        if (is_entry && tmp.param_bytes > PTX_ENTRY_PARAM_BYTES_MAX) /* ptxas refuses it too */
+            rc = fail(ps, ps->t.line, "entry function '%s' uses too much parameter space (%u "
+                      "bytes, %u max)", tmp.name, tmp.param_bytes, PTX_ENTRY_PARAM_BYTES_MAX);
     }
     /* performance directives before the body */
     while (!rc && ps->t.kind == TK_WORD && ps->t.s[0] == '.') {

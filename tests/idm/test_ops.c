@@ -126,9 +126,19 @@ static void test_ops_props(void **state)
     assert_int_equal(idm_op_lookup(IDM_OP_LIBRARY_GET_KERNEL)->props->name_tail, 1);
     assert_int_equal(idm_op_lookup(IDM_OP_LIBRARY_GET_GLOBAL)->props->name_tail, 1);
     assert_int_equal(alloc->props->name_tail, 0);
-    struct idm_req_LAUNCH lq = {.func = 1, .stream = 0x99};
-    assert_int_equal(idm_op_stream(idm_op_lookup(IDM_OP_LAUNCH), &lq, &st), 1);
+    struct idm_req_LAUNCH lq = {.func = 1, .stream = 0x99, .win_off = 8192, .win_len = 30000,
+                                .param_bytes = 30000};
+    const struct idm_op_info *launch = idm_op_lookup(IDM_OP_LAUNCH);
+    assert_int_equal(idm_op_stream(launch, &lq, &st), 1);
     assert_int_equal(st, 0x99);
+    /* LAUNCH's parameters: inline in the tail, or a window range when they do not fit. */
+    idm_op_bulk(launch, &lq, &b);
+    assert_int_equal(b.dir, IDM_BULK_IN);
+    assert_true(b.can_inline);
+    assert_int_equal(b.win_off, 8192);
+    assert_int_equal(b.win_len, 30000);
+    assert_int_equal(b.len, 30000);
+    assert_int_equal(idm_op_inline_max(launch, 4064), 4064 - sizeof(lq));
     /* Every op has properties, none or not. */
     for (uint32_t op = 0; op < IDM_OP_COUNT; op++)
         if (idm_op_lookup(op))

@@ -1,8 +1,9 @@
 /* test_dispatch.c - unit tests of gpu-proxy/dispatch*.c driven in-process with the stub backend
  * and the PTX engine (real modules, no transport): length checks, kernel load and launch, a
  * launch that touches another zone's memory (ILLEGAL_ADDRESS, sticky, the other zone
- * untouched), module globals charged to the zone, context teardown, replies of queued ops, the
- * errno-to-CUresult mapping, rate-limited refusal logs. */
+ * untouched), module globals charged to the zone, context teardown, replies of queued ops,
+ * kernel parameters through the window (and their bounds), the errno-to-CUresult mapping,
+ * rate-limited refusal logs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,6 +30,18 @@ static const char ptx_src[] =
     ".reg .b64 %rd<3>;\n.reg .b32 %r<2>;\n"
     "ld.param.u64 %rd1, [p];\ncvta.to.global.u64 %rd2, %rd1;\n"
     "mov.u32 %r1, 7;\nst.global.u32 [%rd2], %r1;\nret;\n}\n";
+
+/* Sums the 4000 words of a 16,000-byte struct parameter (more than one ring slot). */
+static const char ptx_bigsum[] =
+    ".version 8.1\n.target sm_90\n.address_size 64\n"
+    ".visible .entry bigsum(.param .align 4 .b8 s[16000], .param .u64 out)\n{\n"
+    ".reg .b32 %r<4>;\n.reg .b64 %rd<5>;\n.reg .pred %p<2>;\n"
+    "ld.param.u64 %rd1, [out];\ncvta.to.global.u64 %rd1, %rd1;\nmov.b64 %rd2, s;\n"
+    "mov.u32 %r1, 0;\nmov.u32 %r2, 0;\n"
+    "LOOP:\ncvt.u64.u32 %rd3, %r1;\nadd.u64 %rd4, %rd2, %rd3;\nld.param.u32 %r3, [%rd4];\n"
+    "add.u32 %r2, %r2, %r3;\nadd.u32 %r1, %r1, 4;\nsetp.lt.u32 %p1, %r1, 16000;\n"
+    "@%p1 bra LOOP;\nst.global.u32 [%rd1], %r2;\nret;\n}\n";
+#define BIGSUM_PARAMS 16008u
 
 struct fixture {
     struct zone_registry reg;
@@ -147,13 +160,14 @@ static int32_t launch(struct session *s, idm_handle k, idm_dptr arg)
 static void test_dispatch_short_and_unknown(void **state)
 {
     struct fixture *f = *state;
-    uint8_t z[64] = {0};
+    uint8_t z[256] = {0}; /* longer than every request struct */
 
     assert_int_equal(dispatch_selfcheck(), 0);
     for (uint16_t op = 1; op < IDM_OP_COUNT; op++) {
         const struct idm_op_info *info = idm_op_lookup(op);
         if (info == NULL || info->req_size == 0)
             continue;
+        assert_true(info->req_size <= sizeof(z));
         assert_int_equal(call(f->a, op, z, info->req_size - 1, NULL, 0), CUDA_ERROR_INVALID_VALUE);
     }
     assert_int_equal(call(f->a, 999, z, 8, NULL, 0), CUDA_ERROR_NOT_SUPPORTED);
@@ -592,36 +606,127 @@ static void test_dispatch_errno_mapping(void **state)
     assert_int_equal(cu_from_errno(-EXDEV), CUDA_ERROR_UNKNOWN);
 }
 
+/* Sends stderr (where the log goes) to a temporary file until log_capture_end, which reads it
+ * into buf (NUL-terminated) and restores stderr; the thread's token bucket starts full. */
+struct log_capture {
+    int fd, saved;
+};
+
+static void log_capture_begin(struct log_capture *lc)
+{
+    char path[] = "/tmp/test_dispatch_log_XXXXXX";
+
+    lc->fd = mkstemp(path);
+    lc->saved = dup(STDERR_FILENO);
+    assert_true(lc->fd >= 0 && lc->saved >= 0);
+    unlink(path);
+    memset(&log_thread_bucket, 0, sizeof(log_thread_bucket));
+    log_set_level(LOG_WARN);
+    assert_int_equal(dup2(lc->fd, STDERR_FILENO), STDERR_FILENO);
+}
+
+static void log_capture_end(struct log_capture *lc, char *buf, size_t cap)
+{
+    ssize_t n;
+
+    dup2(lc->saved, STDERR_FILENO);
+    close(lc->saved);
+    log_set_level(LOG_ERR);
+    n = pread(lc->fd, buf, cap - 1, 0);
+    close(lc->fd);
+    assert_true(n >= 0);
+    buf[n] = 0;
+}
+
+/* A kernel's parameters that do not fit one slot come through the window range the request
+ * names: copied out before the launch uses them (a queued launch runs with what the window held
+ * when it was sent, whatever the client writes there afterwards); a range outside the window, a
+ * window range shorter than the parameters, a missing inline tail and more than 32,764 bytes
+ * are refused with INVALID_VALUE, the last with its reason in the log. */
+static void test_dispatch_launch_params_window(void **state)
+{
+    struct fixture *f = *state;
+    idm_handle ctx = ctx_of(f->a), lib, k;
+    idm_dptr d = alloc_in(f->a, ctx, 64);
+    struct idm_req_LIBRARY_GET_KERNEL gk;
+    struct idm_req_STREAM_CREATE sc = {.ctx = ctx};
+    struct idm_req_STREAM_SYNCHRONIZE ss;
+    struct idm_req_MEMCPY_DTOH rd = {.src = d, .win_len = 0, .len = 4};
+    struct idm_req_LAUNCH q;
+    uint32_t words[BIGSUM_PARAMS / 4], want = 0, got;
+    struct log_capture lc;
+    char log[4096];
+
+    lib = load_ptx_text(f, f->a, ctx, ptx_bigsum, sizeof(ptx_bigsum));
+    gk.library = lib;
+    assert_int_equal(call(f->a, IDM_OP_LIBRARY_GET_KERNEL, &gk, sizeof(gk), "bigsum", 7), 0);
+    k = REP(f->a, LIBRARY_GET_KERNEL)->kernel;
+    assert_int_equal(REP(f->a, LIBRARY_GET_KERNEL)->param_bytes, BIGSUM_PARAMS);
+    for (uint32_t i = 0; i < 4000; i++)
+        want += words[i] = i * 3 + 1;
+    memcpy(&words[4000], &d, 8);
+    memset(&q, 0, sizeof(q));
+    q.func = k;
+    q.grid[0] = q.grid[1] = q.grid[2] = q.block[0] = q.block[1] = q.block[2] = 1;
+    q.win_off = 8192;
+    q.win_len = q.param_bytes = BIGSUM_PARAMS;
+    memcpy(f->win + q.win_off, words, BIGSUM_PARAMS);
+    assert_int_equal(call(f->a, IDM_OP_LAUNCH, &q, sizeof(q), NULL, 0), 0);
+    assert_int_equal(call(f->a, IDM_OP_MEMCPY_DTOH, &rd, sizeof(rd), NULL, 0), 0);
+    memcpy(&got, f->a->rbuf + sizeof(struct idm_rep_MEMCPY_DTOH), 4);
+    assert_int_equal(got, want);
+
+    /* queued: the window is overwritten as soon as the request is in */
+    assert_int_equal(call(f->a, IDM_OP_STREAM_CREATE, &sc, sizeof(sc), NULL, 0), 0);
+    q.stream = ss.stream = REP(f->a, STREAM_CREATE)->stream;
+    want = 0;
+    for (uint32_t i = 0; i < 4000; i++)
+        want += words[i] = i ^ 0x5555u;
+    memcpy(f->win + q.win_off, words, BIGSUM_PARAMS);
+    assert_int_equal(call(f->a, IDM_OP_LAUNCH, &q, sizeof(q), NULL, 0), -1000);
+    memset(f->win + q.win_off, 0xEE, BIGSUM_PARAMS);
+    assert_int_equal(call(f->a, IDM_OP_STREAM_SYNCHRONIZE, &ss, sizeof(ss), NULL, 0), 0);
+    assert_int_equal(call(f->a, IDM_OP_MEMCPY_DTOH, &rd, sizeof(rd), NULL, 0), 0);
+    memcpy(&got, f->a->rbuf + sizeof(struct idm_rep_MEMCPY_DTOH), 4);
+    assert_int_equal(got, want);
+
+    q.stream = 0;
+    q.win_off = WIN - 4096; /* runs past the end of the window */
+    assert_int_equal(call(f->a, IDM_OP_LAUNCH, &q, sizeof(q), NULL, 0), CUDA_ERROR_INVALID_VALUE);
+    q.win_off = UINT64_MAX - 100; /* wraps around */
+    assert_int_equal(call(f->a, IDM_OP_LAUNCH, &q, sizeof(q), NULL, 0), CUDA_ERROR_INVALID_VALUE);
+    q.win_off = 0;
+    q.win_len = 100; /* shorter than the parameters */
+    assert_int_equal(call(f->a, IDM_OP_LAUNCH, &q, sizeof(q), NULL, 0), CUDA_ERROR_INVALID_VALUE);
+    q.win_len = 0; /* inline, but the tail holds 4 bytes */
+    assert_int_equal(call(f->a, IDM_OP_LAUNCH, &q, sizeof(q), words, 4), CUDA_ERROR_INVALID_VALUE);
+    log_capture_begin(&lc);
+    q.win_len = q.param_bytes = IDM_PARAM_BYTES_MAX + 1;
+    assert_int_equal(call(f->a, IDM_OP_LAUNCH, &q, sizeof(q), NULL, 0), CUDA_ERROR_INVALID_VALUE);
+    log_capture_end(&lc, log, sizeof(log));
+    assert_non_null(strstr(log, "LAUNCH refused: kernel bigsum with 32765 parameter bytes (at "
+                                "most 32764)"));
+}
+
 /* Refusals are logged with the check that failed, through a token bucket: a flood of bad
  * requests writes at most a burst of lines, and the next line after a pause counts the rest. */
 static void test_dispatch_refusal_log_rate_limited(void **state)
 {
     struct fixture *f = *state;
     struct idm_req_EVENT_QUERY eq = {.event = 0x3300000100000007ull};
-    char path[] = "/tmp/test_dispatch_log_XXXXXX";
-    int fd = mkstemp(path), saved = dup(STDERR_FILENO);
+    struct log_capture lc;
     char buf[16384];
-    ssize_t n;
     int lines = 0;
 
-    assert_true(fd >= 0 && saved >= 0);
-    unlink(path);
-    memset(&log_thread_bucket, 0, sizeof(log_thread_bucket));
-    log_set_level(LOG_WARN);
-    assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+    log_capture_begin(&lc);
     for (int i = 0; i < 200; i++)
         assert_int_equal(call(f->a, IDM_OP_EVENT_QUERY, &eq, sizeof(eq), NULL, 0),
                          CUDA_ERROR_INVALID_HANDLE);
     usleep(2 * 1000000 / LOG_LIMIT_RATE);
     assert_int_equal(call(f->a, IDM_OP_EVENT_QUERY, &eq, sizeof(eq), NULL, 0),
                      CUDA_ERROR_INVALID_HANDLE);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    log_set_level(LOG_ERR);
-    n = pread(fd, buf, sizeof(buf) - 1, 0);
-    close(fd);
-    assert_true(n > 0);
-    buf[n] = 0;
+    log_capture_end(&lc, buf, sizeof(buf));
+    assert_true(buf[0] != 0);
     for (char *l = buf; (l = strchr(l, '\n')) != NULL; l++)
         lines++;
     assert_true(lines > 1 && lines <= LOG_LIMIT_BURST + 2);
@@ -649,6 +754,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test(test_dispatch_errno_mapping),
         cmocka_unit_test_setup_teardown(test_dispatch_op_properties, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_launch_params_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_refusal_log_rate_limited, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -2426,6 +2426,61 @@ static int run_local_big(const struct ptx_kernel *k, uint32_t blocks, uint32_t t
     return ptx_launch(k, &l, err, errlen);
 }
 
+/* Loads PTX text whose .entry k takes a pointer and a struct of n bytes; 0 or the PTX_ERR_. */
+static int load_big_entry(uint32_t n, struct ptx_program **p, char *err, size_t errlen)
+{
+    char src[1024];
+
+    snprintf(src, sizeof(src), ".version 8.1\n.target sm_90\n.address_size 64\n"
+             ".visible .func f(.param .align 4 .b8 a[40000])\n{\nret;\n}\n"
+             ".visible .entry k(.param .u64 out, .param .align 4 .b8 s[%u])\n{\n"
+             ".reg .b32 %%r<3>;\n.reg .b64 %%rd<3>;\n"
+             "ld.param.u64 %%rd1, [out];\ncvta.to.global.u64 %%rd1, %%rd1;\n"
+             "ld.param.u32 %%r1, [s];\nld.param.u32 %%r2, [s+%u];\nadd.u32 %%r1, %%r1, %%r2;\n"
+             "st.global.u32 [%%rd1], %%r1;\nret;\n}\n", n, n - 4);
+    *p = NULL;
+    return ptx_program_load(src, strlen(src) + 1, p, err, errlen);
+}
+
+/* An .entry's parameters may take 32,764 bytes (CUDA 12.1, PTX ISA 8.1): that loads and runs
+ * with the whole buffer; 4 bytes more do not load (as ptxas refuses them), while a .func's
+ * parameter area is not bound by it. */
+static void test_ptx_entry_param_limit(void **state)
+{
+    (void)state;
+    const uint32_t n = PTX_ENTRY_PARAM_BYTES_MAX - 8; /* after the 8-byte pointer */
+    struct ptx_program *p;
+    char err[320];
+    struct tmem m;
+    uint8_t *params = calloc(1, PTX_ENTRY_PARAM_BYTES_MAX);
+    uint32_t first = 0x1234, last = 0x50000, got;
+
+    assert_non_null(params);
+    assert_int_equal(load_big_entry(n + 4, &p, err, sizeof(err)), PTX_ERR_INVALID_PTX);
+    assert_null(p);
+    assert_non_null(strstr(err, "entry function 'k' uses too much parameter space (32768 "
+                                "bytes, 32764 max)"));
+    if (load_big_entry(n, &p, err, sizeof(err)) != 0)
+        fail_msg("loading: %s", err);
+    const struct ptx_kernel *k = kern(p, "k");
+    assert_int_equal(ptx_kernel_param_bytes(k), PTX_ENTRY_PARAM_BYTES_MAX);
+    tm_init(&m);
+    uint64_t out = tm_alloc(&m, 4);
+    memcpy(params, &out, 8);
+    memcpy(params + 8, &first, 4);
+    memcpy(params + PTX_ENTRY_PARAM_BYTES_MAX - 4, &last, 4);
+    struct ptx_launch l = {.grid = {1, 1, 1}, .block = {1, 1, 1}, .params = params,
+                           .params_size = PTX_ENTRY_PARAM_BYTES_MAX, .mem = &m.mem,
+                           .host_threads = 1};
+    if (ptx_launch(k, &l, err, sizeof(err)) != 0)
+        fail_msg("launch: %s", err);
+    memcpy(&got, tm_host(&m, out), 4);
+    assert_int_equal(got, first + last);
+    tm_free(&m);
+    ptx_program_free(p);
+    free(params);
+}
+
 /* Local memory: more than 512 KiB per thread does not load (as ptxas refuses it), a call
  * stack past it fails the launch, and what a launch holds for its blocks stays within its
  * host memory budget: fewer host threads, or OUT_OF_RESOURCES when one block does not fit. */
@@ -2673,6 +2728,7 @@ int main(void)
         cmocka_unit_test(test_ptx_printf_bomb),
         cmocka_unit_test(test_ptx_printf_cut_at_unknown_conversion),
         cmocka_unit_test(test_ptx_local_memory_limits),
+        cmocka_unit_test(test_ptx_entry_param_limit),
         cmocka_unit_test(test_ptx_watchdog_counts_local_zeroing),
         cmocka_unit_test(test_ptx_cancel),
     };

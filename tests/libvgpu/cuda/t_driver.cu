@@ -1,7 +1,8 @@
 // t_driver.cu - the Driver API used directly (linked against cuda.h's libcuda, run on libvgpu):
 // contexts (create, push/pop, both cuCtxGetDevice forms), a module from PTX text, parameter
-// info, cuLaunchKernel with kernelParams and with `extra`, cuLaunchKernelEx, globals, pointer
-// attributes, error names, and fail-closed unsupported calls.
+// info, cuLaunchKernel with kernelParams and with `extra` (also with 20,008 bytes of parameters,
+// more than one ring slot), cuLaunchKernelEx, globals, pointer attributes, error names, and
+// fail-closed unsupported calls.
 #include <cuda.h>
 #include <cstdio>
 #include <cstdlib>
@@ -29,7 +30,7 @@ static int failures = 0;
     } while (0)
 
 static const char *ptx =
-    ".version 8.0\n"
+    ".version 8.1\n" /* 8.1: kernel parameters beyond 4352 bytes */
     ".target sm_75\n"
     ".address_size 64\n"
     ".global .align 4 .u32 counter = 7;\n"
@@ -54,7 +55,49 @@ static const char *ptx =
     "  st.global.u32 [%rd4], %r5;\n"
     "DONE:\n"
     "  ret;\n"
+    "}\n"
+    ".visible .entry big(.param .u64 out, .param .align 4 .b8 s[20000])\n"
+    "{\n"
+    "  .reg .b32 %r<4>;\n"
+    "  .reg .b64 %rd<3>;\n"
+    "  ld.param.u64 %rd1, [out];\n"
+    "  ld.param.u32 %r1, [s];\n"
+    "  ld.param.u32 %r2, [s+19996];\n"
+    "  add.u32 %r3, %r1, %r2;\n"
+    "  cvta.to.global.u64 %rd2, %rd1;\n"
+    "  st.global.u32 [%rd2], %r3;\n"
+    "  ret;\n"
     "}\n";
+
+// Parameters of more than one ring slot travel through the window: kernelParams and `extra`.
+static void test_big_params(CUmodule mod, CUdeviceptr out)
+{
+    struct Big {
+        CUdeviceptr out;
+        unsigned w[5000];
+    };
+    static Big big;
+    CUfunction f;
+    unsigned v = 0;
+    size_t size = sizeof big;
+    void *args[] = {&big.out, big.w};
+    void *extra[] = {CU_LAUNCH_PARAM_BUFFER_POINTER, &big, CU_LAUNCH_PARAM_BUFFER_SIZE, &size,
+                     CU_LAUNCH_PARAM_END};
+
+    CK(cuModuleGetFunction(&f, mod, "big"));
+    big.out = out;
+    big.w[0] = 11;
+    big.w[4999] = 31;
+    CK(cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, NULL, args, NULL));
+    CK(cuCtxSynchronize());
+    CK(cuMemcpyDtoH(&v, out, 4));
+    EXPECT(v == 42, "big parameters through kernelParams: %u", v);
+    big.w[0] = 100;
+    CK(cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, NULL, NULL, extra));
+    CK(cuCtxSynchronize());
+    CK(cuMemcpyDtoH(&v, out, 4));
+    EXPECT(v == 131, "big parameters through extra: %u", v);
+}
 
 // Context-local storage (the runtime's private table): values live per context and their
 // destructors run when the primary context is finally released.
@@ -172,6 +215,7 @@ int main()
     CK(cuLaunchKernel(f, (n + 127) / 128, 1, 1, 128, 1, 1, 0, NULL, NULL, extra));
     CK(cuCtxSynchronize());
     check_out(out, n, 40, "extra");
+    test_big_params(mod, out);
 
     CUstream s;
     CK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
@@ -283,7 +327,7 @@ int main()
     EXPECT(cid > 16, "regular context id %llu", cid);
     unsigned nfun = 0;
     CK(cuModuleGetFunctionCount(&nfun, mod));
-    EXPECT(nfun == 1, "module function count %u", nfun);
+    EXPECT(nfun == 2, "module function count %u", nfun); // add, big
     CK(cuMemcpy(other, out, 8));                  // device to device, by address
     unsigned w2[2] = {0, 0};
     CK(cuMemcpy((CUdeviceptr)w2, other, 8));      // device to host, by address
