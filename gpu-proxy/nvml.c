@@ -76,13 +76,13 @@ static int resolve(char *err, size_t errlen)
     return 0;
 }
 
-/* The device by "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", or "MIG-..." for a MIG instance. */
+/* The device by "MIG-..." (a MIG instance) or "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx". */
 static nvmlReturn_t find_device(const uint8_t u[16], char *name, size_t cap)
 {
     static const char *const prefix[2] = {"GPU", "MIG"};
     nvmlReturn_t rc = 0;
 
-    for (int i = 0; i < 2; i++) {
+    for (int i = 1; i >= 0; i--) { /* ends with the GPU- form in name, for the log */
         snprintf(name, cap,
                  "%s-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
                  prefix[i], u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10],
@@ -91,7 +91,6 @@ static nvmlReturn_t find_device(const uint8_t u[16], char *name, size_t cap)
         if (rc == 0)
             return 0;
     }
-    snprintf(name, cap, "GPU-%02x%02x%02x%02x-...", u[0], u[1], u[2], u[3]);
     return rc;
 }
 
