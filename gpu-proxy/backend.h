@@ -78,6 +78,9 @@ struct backend_ops {
      * (a real GPU): a worker whose client left with kernels still running ends, and its
      * context with them (worker.c). */
     int kernels_cancellable;
+    /* 1: the device is an NVIDIA GPU that NVML knows by its UUID (device_props' uuid): its
+     * worker publishes the GPU's own figures (nvml.c); 0: none (the simulated GPU). */
+    int nvml_device;
     /* Process-wide set-up; err gets a one-line reason on failure. */
     CUresult (*init)(char *err, size_t errlen);
     void (*shutdown)(void);

@@ -90,11 +90,17 @@ static void admin_gpu(FILE *f, const struct gpu_snap *g)
     put_u(f, "total_bytes", g->total_bytes);
     put_u(f, "nvml", (uint64_t)g->nvml);
     if (g->nvml) {
-        put_u(f, "util_pct", g->nvml_util_pct);
-        put_u(f, "mem_used_bytes", g->nvml_mem_used);
-        put_u(f, "mem_total_bytes", g->nvml_mem_total);
-        put_u(f, "temp_c", g->nvml_temp_c);
-        put_u(f, "power_mw", g->nvml_power_mw);
+        put_u(f, "age_ms", g->nvml_age_ms);
+        if (g->nvml_have & WG_UTIL)
+            put_u(f, "util_pct", g->nvml_util_pct);
+        if (g->nvml_have & WG_MEM) {
+            put_u(f, "mem_used_bytes", g->nvml_mem_used);
+            put_u(f, "mem_total_bytes", g->nvml_mem_total);
+        }
+        if (g->nvml_have & WG_TEMP)
+            put_u(f, "temp_c", g->nvml_temp_c);
+        if (g->nvml_have & WG_POWER)
+            put_u(f, "power_mw", g->nvml_power_mw);
     }
     fputc('\n', f);
 }
@@ -191,6 +197,26 @@ static void prom_label(FILE *f, const char *v)
     }
 }
 
+/* The GPU's own figures (NVML), each rendered only when the sample has it. */
+struct gpu_metric {
+    unsigned have; /* enum wg_have */
+    const char *name, *help;
+    size_t offset; /* of a uint64_t in struct gpu_snap */
+    double divisor;
+};
+
+static const struct gpu_metric gpu_metrics[] = {
+    {WG_UTIL, "vgpu_gpu_utilization_ratio",
+     "Share of NVML's last sample period in which kernels ran on the GPU, 0 to 1.",
+     offsetof(struct gpu_snap, nvml_util_pct), 100},
+    {WG_MEM, "vgpu_gpu_memory_used_bytes", "GPU memory in use by all processes (NVML).",
+     offsetof(struct gpu_snap, nvml_mem_used), 1},
+    {WG_TEMP, "vgpu_gpu_temperature_celsius", "GPU temperature (NVML).",
+     offsetof(struct gpu_snap, nvml_temp_c), 1},
+    {WG_POWER, "vgpu_gpu_power_watts", "GPU power draw (NVML).",
+     offsetof(struct gpu_snap, nvml_power_mw), 1000},
+};
+
 static void prom_gpu(FILE *f, const struct gpu_snap *g)
 {
     prom_head(f, "vgpu_gpu_info", "gauge", "The GPU gpu_proxy serves (value 1).");
@@ -201,16 +227,15 @@ static void prom_gpu(FILE *f, const struct gpu_snap *g)
     fputs("\"} 1\n", f);
     prom_head(f, "vgpu_gpu_memory_total_bytes", "gauge", "The GPU's memory.");
     fprintf(f, "vgpu_gpu_memory_total_bytes %llu\n", (unsigned long long)g->total_bytes);
-    if (!g->nvml)
-        return;
-    prom_head(f, "vgpu_gpu_utilization_ratio", "gauge", "GPU utilisation (NVML), 0 to 1.");
-    fprintf(f, "vgpu_gpu_utilization_ratio %.2f\n", g->nvml_util_pct / 100.0);
-    prom_head(f, "vgpu_gpu_memory_used_bytes", "gauge", "GPU memory in use (NVML).");
-    fprintf(f, "vgpu_gpu_memory_used_bytes %llu\n", (unsigned long long)g->nvml_mem_used);
-    prom_head(f, "vgpu_gpu_temperature_celsius", "gauge", "GPU temperature (NVML).");
-    fprintf(f, "vgpu_gpu_temperature_celsius %u\n", g->nvml_temp_c);
-    prom_head(f, "vgpu_gpu_power_watts", "gauge", "GPU power draw (NVML).");
-    fprintf(f, "vgpu_gpu_power_watts %.3f\n", g->nvml_power_mw / 1000.0);
+    for (size_t i = 0; g->nvml && i < sizeof(gpu_metrics) / sizeof(gpu_metrics[0]); i++) {
+        const struct gpu_metric *m = &gpu_metrics[i];
+        uint64_t v;
+        if (!(g->nvml_have & m->have))
+            continue;
+        memcpy(&v, (const char *)g + m->offset, sizeof(v));
+        prom_head(f, m->name, "gauge", m->help);
+        fprintf(f, "%s %.15g\n", m->name, (double)v / m->divisor);
+    }
 }
 
 /* A per-zone metric with one value per zone. */

@@ -17,11 +17,13 @@ struct gpu_snap {
     char backend[16];
     char device[64];
     uint64_t total_bytes;
-    int nvml;                  /* 1: the nvml_* fields are filled */
-    unsigned nvml_util_pct;    /* GPU utilisation over NVML's last sample period */
+    int nvml;                  /* 1: a fresh NVML sample; nvml_have says which figures */
+    unsigned nvml_have;        /* enum wg_have */
+    uint64_t nvml_age_ms;      /* how old the sample is */
+    uint64_t nvml_util_pct;    /* GPU utilisation over NVML's last sample period */
     uint64_t nvml_mem_used, nvml_mem_total;
-    unsigned nvml_temp_c;
-    unsigned nvml_power_mw;
+    uint64_t nvml_temp_c;
+    uint64_t nvml_power_mw;
 };
 
 /* One zone: the supervisor's own figures, its live workers' pages and those that ended. */

@@ -1,18 +1,23 @@
 /* metrics_serve.c - the supervisor's view of the zones' figures and the Prometheus listener.
  * Snapshots are built from the supervisor's own records and the workers' pages (untrusted:
  * copied with relaxed loads, strings bounded and made printable, values only displayed and
- * summed); `--metrics ADDR` serves them at GET /metrics in the text exposition format 0.0.4 on
+ * summed; the GPU's NVML figures are the freshest sample of any worker, read under the
+ * page's sequence lock); `--metrics ADDR` serves them at GET /metrics in the text exposition format 0.0.4 on
  * the supervisor's non-blocking connections (conn.c), never from anything a tenant sent. */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "metrics.h"
+#include "monotime.h"
 #include "sup_internal.h"
 
 #define METRICS_OUT_MAX (16u << 20)
+#define NVML_STALE_MS 10000 /* an NVML sample older than this is not shown */
+#define NVML_AHEAD_MS 1000  /* nor one stamped later than now (clock skew cannot explain it) */
 
 static const char *state_name(struct szone *z)
 {
@@ -53,7 +58,19 @@ void sup_zone_snap(struct szone *z, struct zone_snap *out)
     }
 }
 
-/* The device's name from a serving worker's page: bounded, printable bytes only. */
+/* A string from a worker's page: bounded, printable bytes only. */
+static void page_string(char *dst, size_t cap, const char *src, size_t srclen)
+{
+    size_t n = 0;
+
+    while (n < srclen && n + 1 < cap && src[n]) {
+        dst[n] = src[n] < 0x20 || src[n] > 0x7e ? '?' : src[n];
+        n++;
+    }
+    dst[n] = 0;
+}
+
+/* The device's name from a serving worker's page. */
 static void device_name(struct sup *S, char *dst, size_t cap)
 {
     snprintf(dst, cap, "unknown");
@@ -62,16 +79,90 @@ static void device_name(struct sup *S, char *dst, size_t cap)
         char tmp[sizeof(w->st->device)];
         if (w == NULL || w->state != WS_READY)
             continue;
-        memcpy(tmp, w->st->device, sizeof(tmp));
-        tmp[sizeof(tmp) - 1] = 0;
-        for (char *p = tmp; *p; p++)
-            if (*p < 0x20 || *p > 0x7e)
-                *p = '?';
+        page_string(tmp, sizeof(tmp), w->st->device, sizeof(w->st->device));
         if (tmp[0]) {
             snprintf(dst, cap, "%s", tmp);
             return;
         }
     }
+}
+
+/* The reader's half of the page's sequence lock (nvml.c writes): a consistent copy of a
+ * worker's GPU sample, or -1 (being written; a worker that keeps seq odd is skipped). */
+static int gpu_read(const struct worker_gpu *p, struct worker_gpu *out)
+{
+    for (int tries = 0; tries < 4; tries++) {
+        /* Pairs with the worker's release store of the even seq that ends its write. */
+        uint64_t seq = __atomic_load_n(&p->seq, __ATOMIC_ACQUIRE);
+        if (seq & 1) {
+            sched_yield();
+            continue;
+        }
+        out->at_ms = __atomic_load_n(&p->at_ms, __ATOMIC_RELAXED);
+        out->have = __atomic_load_n(&p->have, __ATOMIC_RELAXED);
+        out->util_pct = __atomic_load_n(&p->util_pct, __ATOMIC_RELAXED);
+        out->mem_used = __atomic_load_n(&p->mem_used, __ATOMIC_RELAXED);
+        out->mem_total = __atomic_load_n(&p->mem_total, __ATOMIC_RELAXED);
+        out->temp_c = __atomic_load_n(&p->temp_c, __ATOMIC_RELAXED);
+        out->power_mw = __atomic_load_n(&p->power_mw, __ATOMIC_RELAXED);
+        /* Pairs with the worker's release fence after it made seq odd: if a field read
+         * above was being rewritten, the read below sees the changed seq. */
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&p->seq, __ATOMIC_RELAXED) == seq)
+            return 0;
+    }
+    return -1;
+}
+
+/* The freshest NVML sample of the zones' workers (each samples the same GPU). Samples older
+ * than NVML_STALE_MS (a stuck or dead worker) or from the future are not shown. */
+static void gpu_figures(struct sup *S, struct gpu_snap *g)
+{
+    uint64_t now = now_ms(), best = 0;
+    struct worker_gpu s, pick;
+
+    for (struct szone *z = S->zones; z; z = z->next)
+        for (struct wproc *w = z->workers; w; w = w->next) {
+            if (gpu_read(&w->st->gpu, &s) != 0 || s.at_ms <= best ||
+                s.at_ms > now + NVML_AHEAD_MS || now > s.at_ms + NVML_STALE_MS)
+                continue;
+            best = s.at_ms;
+            pick = s;
+        }
+    if (best == 0)
+        return;
+    g->nvml = 1;
+    g->nvml_have = (unsigned)(pick.have & (WG_UTIL | WG_MEM | WG_TEMP | WG_POWER));
+    if (pick.util_pct > 100)
+        g->nvml_have &= ~(unsigned)WG_UTIL;
+    g->nvml_age_ms = now > best ? now - best : 0;
+    g->nvml_util_pct = pick.util_pct;
+    g->nvml_mem_used = pick.mem_used;
+    g->nvml_mem_total = pick.mem_total;
+    g->nvml_temp_c = pick.temp_c;
+    g->nvml_power_mw = pick.power_mw;
+}
+
+void sup_gpu_note(struct sup *S, struct wproc *w)
+{
+    struct worker_gpu s;
+    char why[sizeof(w->st->gpu.why)];
+
+    if (S->gpu_noted)
+        return;
+    S->gpu_noted = 1;
+    if (gpu_read(&w->st->gpu, &s) == 0 && s.at_ms != 0) {
+        log_info("GPU figures: the workers read the GPU's utilisation, memory, temperature and "
+                 "power through NVML (METRICS nvml=1)");
+        return;
+    }
+    page_string(why, sizeof(why), w->st->gpu.why, sizeof(w->st->gpu.why));
+    if (S->cfg->be->nvml_device)
+        log_warn("GPU figures: NVML is not used: %s; METRICS shows nvml=0 and the GPU's own "
+                 "utilisation, memory, temperature and power are not shown",
+                 why[0] ? why : "the worker gave no reason");
+    else
+        log_info("GPU figures: NVML is not used: %s", why[0] ? why : "no reason given");
 }
 
 int sup_collect(struct sup *S, struct gpu_snap *g, struct zone_snap **out)
@@ -82,6 +173,7 @@ int sup_collect(struct sup *S, struct gpu_snap *g, struct zone_snap **out)
     snprintf(g->backend, sizeof(g->backend), "%s", S->cfg->be->name);
     device_name(S, g->device, sizeof(g->device));
     g->total_bytes = S->total_mem;
+    gpu_figures(S, g);
     for (struct szone *z = S->zones; z; z = z->next)
         n++;
     *out = calloc(n ? n : 1, sizeof(**out));

@@ -70,6 +70,7 @@ struct sup {
     int starting, start_failed;
     uint64_t total_mem;       /* the device's memory, from the first ready worker */
     uint64_t dead_scrubbed;   /* bytes scrubbed by workers that have ended */
+    int gpu_noted;            /* sup_gpu_note has logged */
 };
 
 int sup_spawn_worker(struct sup *S, struct szone *z);
@@ -96,5 +97,8 @@ void sup_zone_snap(struct szone *z, struct zone_snap *out);
 int sup_collect(struct sup *S, struct gpu_snap *g, struct zone_snap **out);
 /* Binds the --metrics listener (S->metrics) when one is configured; 0 or -errno. */
 int metrics_open(struct sup *S);
+/* Logs once, for the first worker ready, whether the GPU's own figures are read through NVML
+ * and, if not, why (the worker's reason, from its page). */
+void sup_gpu_note(struct sup *S, struct wproc *w);
 
 #endif /* GPU_PROXY_SUP_INTERNAL_H */

@@ -249,6 +249,7 @@ static void handle_note(struct sup *S, struct wproc *w)
             z->quick_failures = 0;
             if (S->total_mem == 0)
                 S->total_mem = __atomic_load_n(&w->st->total_mem, __ATOMIC_RELAXED);
+            sup_gpu_note(S, w);
             log_info("zone=%s: worker %d ready after %llu ms", z->name, (int)w->pid,
                      (unsigned long long)(now_ms() - w->started_ms));
         } else if (notes[i] == WN_RETIRING && w->state == WS_READY) {

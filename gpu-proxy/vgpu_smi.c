@@ -222,6 +222,27 @@ static void mib(char *buf, size_t cap, unsigned long long b)
     snprintf(buf, cap, "%llu MiB", b >> 20);
 }
 
+/* The GPU's own figures (NVML), those the proxy has: "-" for the others. */
+static void show_nvml(const struct rec *g)
+{
+    char util[16] = "-", mem[48] = "-", temp[16] = "-", power[24] = "-";
+
+    if (getu(g, "nvml") == 0) {
+        printf("     NVML: not read (the proxy's log says why)\n");
+        return;
+    }
+    if (get(g, "util_pct"))
+        snprintf(util, sizeof(util), "%llu%%", getu(g, "util_pct"));
+    if (get(g, "mem_used_bytes"))
+        snprintf(mem, sizeof(mem), "%llu / %llu MiB", getu(g, "mem_used_bytes") >> 20,
+                 getu(g, "mem_total_bytes") >> 20);
+    if (get(g, "temp_c"))
+        snprintf(temp, sizeof(temp), "%llu C", getu(g, "temp_c"));
+    if (get(g, "power_mw"))
+        snprintf(power, sizeof(power), "%.1f W", getu(g, "power_mw") / 1000.0);
+    printf("     utilisation %s, memory %s, %s, %s (NVML)\n", util, mem, temp, power);
+}
+
 /* The screen: the GPU, then a row per zone; rates against prev (NULL: "-"). */
 static void show_table(const struct snapshot *s, const struct snapshot *prev)
 {
@@ -231,11 +252,7 @@ static void show_table(const struct snapshot *s, const struct snapshot *prev)
     printf("vgpu-smi  %s", ctime(&t));
     printf("GPU: %s (backend %s), %llu MiB\n", get(&s->gpu, "device") ?: "?",
            get(&s->gpu, "backend") ?: "?", getu(&s->gpu, "total_bytes") >> 20);
-    if (getu(&s->gpu, "nvml"))
-        printf("     utilisation %llu%%, memory %llu / %llu MiB, %llu C, %.1f W\n",
-               getu(&s->gpu, "util_pct"), getu(&s->gpu, "mem_used_bytes") >> 20,
-               getu(&s->gpu, "mem_total_bytes") >> 20, getu(&s->gpu, "temp_c"),
-               getu(&s->gpu, "power_mw") / 1000.0);
+    show_nvml(&s->gpu);
     printf("%-20s %-10s %21s %7s %9s %8s  %s\n", "ZONE", "STATE", "MEMORY USED / QUOTA",
            "CLIENTS", "KERNELS/s", "REFUSED", "LAST FAULT");
     for (unsigned i = 0; i < s->nzones; i++) {

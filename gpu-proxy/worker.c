@@ -26,6 +26,7 @@
 #include "dispatch.h"
 #include "log.h"
 #include "monotime.h"
+#include "nvml.h"
 #include "sandbox.h"
 #include "zone.h"
 
@@ -67,6 +68,7 @@ struct worker {
     char fatal_why[160];
     int retire_grace_ms; /* how long a retiring worker waits for its clients to leave */
     int stopping;
+    int nvml;      /* NVML is open for the device (nvml.c) */
 };
 
 static void notify_supervisor(struct worker *w, char note)
@@ -432,7 +434,31 @@ static void fail_init(const struct worker_spec *ws, const char *fmt, ...)
     _exit(WORKER_EXIT_INIT);
 }
 
-/* Signals, the wake-up eventfd, the backend, the zone and the Xen listener. */
+/* NVML for the backend's device, opened before the sandbox as the driver is; or why not, on
+ * the page (the supervisor logs it once). */
+static void open_nvml(struct worker *w)
+{
+    struct worker_gpu *g = &w->ws->stats->gpu;
+    struct backend_device_props props;
+    CUresult rc;
+
+    if (!w->be->nvml_device) {
+        snprintf(g->why, sizeof(g->why), "the %s backend's GPU is simulated; NVML has no "
+                 "device to read", w->be->name);
+        return;
+    }
+    rc = w->be->device_props(0, &props);
+    if (rc != CUDA_SUCCESS) {
+        snprintf(g->why, sizeof(g->why), "the device's UUID could not be read (CUresult %d)",
+                 rc);
+        return;
+    }
+    w->nvml = nvml_open(props.uuid, g->why, sizeof(g->why)) == 0;
+    if (!w->nvml)
+        log_debug("zone=%s: NVML not used: %s", w->ws->zone_name, g->why);
+}
+
+/* Signals, the wake-up eventfd, the backend, NVML, the zone and the Xen listener. */
 static void worker_setup(struct worker *w)
 {
     const struct worker_spec *ws = w->ws;
@@ -455,6 +481,7 @@ static void worker_setup(struct worker *w)
     if (rc != CUDA_SUCCESS)
         fail_init(ws, "backend %s failed to start (CUresult %d): %s", w->be->name, rc,
                   err[0] ? err : "no reason given");
+    open_nvml(w);
     zreg_init(&w->reg, w->be);
     w->reg.next_id = ws->zone_id;
     w->reg.next_seed = ws->zone_id * 0x9E3779B9u + ws->generation * 0x85EBCA6Bu;
@@ -493,6 +520,8 @@ static void publish_ready(struct worker *w)
     if (w->be->mem_info(&free_b, &total_b) == CUDA_SUCCESS)
         __atomic_store_n(&st->total_mem, total_b, __ATOMIC_RELAXED);
     zone_publish(w->zone);
+    if (w->nvml)
+        nvml_start(&st->gpu, w->ws->zone_name); /* failures logged; figures then go stale */
     __atomic_store_n(&st->state, WS_READY, __ATOMIC_RELEASE);
     notify_supervisor(w, WN_READY);
     log_info("zone=%s: worker %d ready (backend %s, generation %u)", w->ws->zone_name,
@@ -615,6 +644,7 @@ void worker_run(const struct worker_spec *ws)
         w.xen->listener_close(w.xen_l);
     zreg_unlink(&w.reg, w.zone);
     zone_unref(w.zone);
+    nvml_stop();
     w.be->shutdown();
     log_info("zone=%s: worker %d exits (%s)", ws->zone_name, (int)getpid(),
              status == WORKER_EXIT_RETIRED ? "retired after a sticky fault" : "stopped");

@@ -1,7 +1,8 @@
 /* worker_ipc.h - what a zone's worker process and the supervisor share: a page of figures the
  * worker publishes (memory charged, clients, state, why it retired, and the counters of
  * struct worker_counters: calls, latency, failures, refusals, kernels, bytes copied) and the
- * one-byte notifications it sends on its control socket. The supervisor treats every value it reads
+ * one-byte notifications it sends on its control socket; a cuda worker adds the GPU's own
+ * figures read through NVML (struct worker_gpu). The supervisor treats every value it reads
  * from the page as untrusted: it only displays and sums them, copies strings out with a bound,
  * and never lets them decide anything about another zone. */
 #ifndef GPU_PROXY_WORKER_IPC_H
@@ -60,6 +61,24 @@ struct worker_counters {
     uint64_t failures[WM_RESULTS]; /* requests answered with this CUresult (not 0) */
 };
 
+/* The figures of struct worker_gpu that NVML gave (a GPU may not support some). */
+enum wg_have { WG_UTIL = 1, WG_MEM = 2, WG_TEMP = 4, WG_POWER = 8 };
+
+/* The GPU's own figures (real backend, NVML), sampled by the worker's NVML thread (nvml.c)
+ * about once a second. A sequence lock: seq is odd while the worker writes; a reader copies
+ * the fields between two equal, even reads of seq (metrics_serve.c). why is written once,
+ * before the worker reports ready, when NVML is not read. */
+struct worker_gpu {
+    uint64_t seq;
+    uint64_t at_ms;           /* CLOCK_MONOTONIC ms of the sample; 0: none */
+    uint64_t have;            /* enum wg_have */
+    uint64_t util_pct;        /* kernels running, % of NVML's last sample period */
+    uint64_t mem_used, mem_total; /* bytes, the whole GPU (all processes) */
+    uint64_t temp_c;
+    uint64_t power_mw;
+    char why[160];            /* why NVML is not read ("": it is) */
+};
+
 struct worker_stats {
     uint32_t magic;
     uint32_t state;           /* enum worker_state */
@@ -74,6 +93,7 @@ struct worker_stats {
     uint64_t peak;            /* the highest `used` seen */
     uint64_t allocations;     /* live device allocations */
     struct worker_counters m;
+    struct worker_gpu gpu;
 };
 
 #endif /* GPU_PROXY_WORKER_IPC_H */

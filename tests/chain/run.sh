@@ -6,7 +6,8 @@
 # zones at once, (4) fault containment: an out-of-bounds kernel in zone a while zone b
 # computes; a's worker (whose context is lost) is replaced, b finishes correctly, a's next
 # program works; zone a's kernel on zone b's address; a killed client's never-ending kernel;
-# module globals against the quota; (5) gpu_proxy's test_cuda with the chain's driver.
+# module globals against the quota; (5) gpu_proxy's test_cuda with the chain's driver; (6) the
+# GPU's own figures with a stand-in for NVIDIA's libnvidia-ml.so.1, and without one.
 # Prints "N passed, N failed" last.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -47,7 +48,7 @@ fi
 dir="$work/proxy"
 mkdir -p "$dir"
 "$chain" --backend stub --listen "$dir" --zone a:1G --zone b:1G --log-level info \
-    >"$work/proxy.log" 2>&1 &
+    --metrics "$dir/metrics.sock" >"$work/proxy.log" 2>&1 &
 proxy=$!
 for _ in $(seq 1 200); do
     printf 'PING\n' | python3 -c 'import socket,sys
@@ -55,15 +56,19 @@ s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.buf
 print(s.recv(4096).decode(), end="")' "$dir/admin.sock" 2>/dev/null | grep -q '^OK' && break
     sleep 0.05
 done
-admin() {
-    printf '%s\n' "$1" | python3 -c 'import socket,sys
+admin_at() { # socket request -> the whole answer
+    printf '%s\n' "$2" | python3 -c 'import socket,sys
 s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read())
 out=b""
 while True:
     d=s.recv(65536)
     if not d: break
     out+=d
-print(out.decode(), end="")' "$dir/admin.sock"
+print(out.decode(), end="")' "$1"
+}
+admin() { admin_at "$dir/admin.sock" "$1"; }
+scrape() { # metrics socket -> the body of GET /metrics
+    admin_at "$1" $'GET /metrics HTTP/1.0\r\n\r' | sed '1,/^\r$/d'
 }
 in_zone() { # zone program log
     LD_LIBRARY_PATH="$top/libvgpu" VGPU_SOCKET="$dir/$1.sock" VGPU_TRANSPORT=posix \
@@ -193,6 +198,57 @@ if make --no-print-directory -C "$top/gpu-proxy" SANITIZE= build/cc/tests/test_c
     else ko "test_cuda through the chain" "exit status $?" "$work/tc.log"; fi
     kill -TERM "$inner" 2>/dev/null; wait "$inner" 2>/dev/null
 else ko "building test_cuda" "failed" "$work/tc.build.log"; fi
+
+# (6) the GPU's own figures. Without NVML (the chain above): nvml=0, no NVML series, one log
+# line saying why. With tests/chain/nvml_fixture.c as libnvidia-ml.so.1: exactly its figures
+# in METRICS, vgpu-smi and Prometheus, sampled again every second, and the supervisor never
+# loads the library (only the workers do).
+gpu_line() { admin_at "$1" METRICS | grep '^gpu '; }
+nvml_series='^vgpu_gpu_(utilization_ratio|memory_used_bytes|temperature_celsius|power_watts) '
+if gpu_line "$dir/admin.sock" | grep -q ' nvml=0$' &&
+        ! scrape "$dir/metrics.sock" | grep -Eq "$nvml_series" &&
+        [[ $(grep -c 'GPU figures: NVML is not used: ' "$work/proxy.log") == 1 ]]; then
+    ok "without NVML: nvml=0, no NVML series, the reason logged once"
+else ko "without NVML" "$(gpu_line "$dir/admin.sock"); $(grep -m1 'NVML' "$work/proxy.log")" "$work/proxy.log"; fi
+kill -TERM "$proxy" 2>/dev/null; wait "$proxy" 2>/dev/null; proxy=""
+nv="$work/nvml"
+mkdir -p "$nv/p"
+if ${CC:-cc} -shared -fPIC -O2 -Wall -Wextra -Werror -o "$nv/libnvidia-ml.so.1" \
+        "$top/tests/chain/nvml_fixture.c" >"$nv/build.log" 2>&1; then
+    LD_LIBRARY_PATH="$nv" "$chain" --backend stub --listen "$nv/p" --zone a:1G --zone b:1G \
+        --log-level info --metrics "$nv/p/metrics.sock" >"$work/nvml.proxy.log" 2>&1 &
+    proxy=$!
+    line=""
+    for _ in $(seq 1 100); do
+        line=$(gpu_line "$nv/p/admin.sock" 2>/dev/null)
+        [[ $line == *" nvml=1 "* ]] && break
+        sleep 0.1
+    done
+    want="util_pct=37 mem_used_bytes=1293942784 mem_total_bytes=85899345920 temp_c=51 power_mw=123456"
+    if [[ $line == *" nvml=1 age_ms="*" $want" ]]; then ok "METRICS: the fixture's figures ($want)"
+    else ko "METRICS with NVML" "gpu line: $line" "$work/nvml.proxy.log"; fi
+    smi=$("$top/gpu-proxy/vgpu-smi" --admin "$nv/p/admin.sock" 2>&1)
+    if grep -q 'utilisation 37%, memory 1234 / 81920 MiB, 51 C, 123.5 W (NVML)' <<<"$smi"; then
+        ok "vgpu-smi shows the fixture's figures"
+    else ko "vgpu-smi with NVML" "$(head -3 <<<"$smi")"; fi
+    body=$(scrape "$nv/p/metrics.sock")
+    got=$(grep -E "$nvml_series" <<<"$body" | tr '\n' ' ')
+    if [[ $got == "vgpu_gpu_utilization_ratio 0.37 vgpu_gpu_memory_used_bytes 1293942784 vgpu_gpu_temperature_celsius 51 vgpu_gpu_power_watts 123.456 " ]]; then
+        ok "Prometheus: the four NVML gauges with the fixture's figures"
+    else ko "Prometheus with NVML" "got: $got"; fi
+    sleep 2.5
+    age=$(gpu_line "$nv/p/admin.sock" | sed -n 's/.* age_ms=\([0-9]*\).*/\1/p')
+    if [[ -n "$age" && $age -lt 1600 ]] && ! grep -q "seccomp denied" "$work/nvml.proxy.log"; then
+        ok "the sandboxed workers sample again every second (age_ms=$age after 2.5 s)"
+    else ko "NVML sampling" "age_ms='$age' 2.5 s later" "$work/nvml.proxy.log"; fi
+    wpid=$(admin_at "$nv/p/admin.sock" LIST | awk '$1 == "a" { for (i = 5; i <= NF; i++) if ($i ~ /^pid=/) print substr($i, 5) }')
+    spid=$(awk '{ print $4 }' "/proc/$wpid/stat" 2>/dev/null)
+    if [[ -n "$spid" ]] && grep -q libnvidia-ml "/proc/$wpid/maps" 2>/dev/null &&
+            ! grep -q libnvidia-ml "/proc/$spid/maps"; then
+        ok "NVML is loaded by the workers (pid $wpid), never by the supervisor (pid $spid)"
+    else ko "who loads NVML" "worker '$wpid', supervisor '$spid'"; fi
+    kill -TERM "$proxy" 2>/dev/null; wait "$proxy" 2>/dev/null; proxy=""
+else ko "building tests/chain/nvml_fixture.c" "cc failed" "$nv/build.log"; fi
 
 echo "chain: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

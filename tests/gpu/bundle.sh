@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # bundle.sh - completes tests/gpu/build/ (called by `make bundle`; settings come from the
-# Makefile through the environment): copies the project's gpu_proxy, gpu_proxy_stub, libvgpu's
+# Makefile through the environment): copies the project's gpu_proxy, gpu_proxy_stub, vgpu-smi, libvgpu's
 # libcuda.so.1 and gpu-proxy's test programs into it, the shared libraries those need beyond
 # glibc (a GPU machine may lack libxen*, libzstd, libcmocka) and libcudart.so.13, then writes
 # MANIFEST (commit, date, machine, what is missing). Exit 1 when a REQUIRED file is missing.
 set -uo pipefail
 : "${B:?} ${TOP:?} ${PROXY_TESTS:?} ${CUDA_LIB:?} ${NVCC:?} ${REQUIRED:?}"
 mkdir -p "$B/bin" "$B/vgpu" "$B/cudalib" "$B/syslib"
-cp -f "$TOP/gpu-proxy/gpu_proxy" "$TOP/gpu-proxy/gpu_proxy_stub" "$B/bin/" 2>/dev/null
+cp -f "$TOP/gpu-proxy/gpu_proxy" "$TOP/gpu-proxy/gpu_proxy_stub" "$TOP/gpu-proxy/vgpu-smi" "$B/bin/" 2>/dev/null
 for t in test_cuda test_proxy; do
     [[ -x "$PROXY_TESTS/$t" ]] && cp -f "$PROXY_TESTS/$t" "$B/bin/"
 done

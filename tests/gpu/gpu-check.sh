@@ -429,6 +429,55 @@ fresh_p1() {
     p1name=p1-$1
     start_proxy p1 "$p1name" "$p1dir" proxyenv "$proxy_bin" --backend cuda --log-level debug "${zones1[@]}"
 }
+# The GPU's own figures (NVML, read by the proxy's workers) as vgpu-smi shows them against
+# nvidia-smi's, read right after; the tolerances allow for what moves between two reads.
+check_nvml() {
+    local skipwhy="" rc
+    [[ $chain == 1 ]] && skipwhy="chain mode: no NVML"
+    command -v nvidia-smi > /dev/null || skipwhy="nvidia-smi is not installed"
+    [[ -x $B/bin/vgpu-smi ]] || skipwhy="vgpu-smi is not in the bundle"
+    if [[ -n $skipwhy ]]; then record nvml vgpu_smi_vs_nvidia_smi skip reason "$skipwhy"; return; fi
+    runp "$L/nvml-vgpu-smi" 20 proxyenv "$B/bin/vgpu-smi" --admin "$p1dir/admin.sock" --json
+    timeout 20 nvidia-smi --query-gpu=name,uuid,utilization.gpu,memory.used,memory.total,temperature.gpu,power.draw \
+        --format=csv,noheader,nounits > "$L/nvml-nvidia-smi.out" 2>&1
+    "$py" - "$L/nvml-vgpu-smi.out" "$L/nvml-nvidia-smi.out" > "$L/nvml-compare.out" 2>&1 <<'PY'
+import json, sys
+try:
+    g = json.load(open(sys.argv[1]))["gpu"]
+except (OSError, ValueError, KeyError) as e:
+    sys.exit("vgpu-smi gave no JSON (%s): see nvml-vgpu-smi.err" % e)
+if g.get("nvml") != 1:
+    sys.exit("vgpu-smi shows nvml=%s (see the proxy log's 'GPU figures' line)" % g.get("nvml"))
+rows = [[c.strip() for c in l.split(",")] for l in open(sys.argv[2]) if l.count(",") >= 6]
+row = next((r for r in rows if r[0] == g.get("device")), rows[0] if rows else None)
+if row is None:
+    sys.exit("nvidia-smi gave no GPU: " + open(sys.argv[2]).read()[:300])
+MiB = 1 << 20
+def num(s):
+    try: return float(s)
+    except ValueError: return None  # "[N/A]"
+checks = [  # figure, vgpu-smi's, nvidia-smi's, tolerance
+    ("utilisation %", g.get("util_pct"), num(row[2]), 30),
+    ("memory used MiB", g.get("mem_used_bytes", 0) / MiB if "mem_used_bytes" in g else None, num(row[3]), 1024),
+    ("memory total MiB", g.get("mem_total_bytes", 0) / MiB if "mem_total_bytes" in g else None, num(row[4]), 2),
+    ("temperature C", g.get("temp_c"), num(row[5]), 3),
+    ("power W", g["power_mw"] / 1000 if "power_mw" in g else None, num(row[6]), 60),
+]
+bad, seen = [], []
+for col, (name, ours, theirs, tol) in enumerate(checks, start=2):
+    seen.append("%s %s vs %s" % (name, "-" if ours is None else round(ours, 1), row[col]))
+    if (ours is None) != (theirs is None) or (ours is not None and abs(ours - theirs) > tol):
+        bad.append("%s: vgpu-smi %s, nvidia-smi %s (tolerance %s)" % (name, ours, theirs, tol))
+print("%s (%s), sample age %s ms: %s" % (row[0], row[1], g.get("age_ms"), "; ".join(seen)))
+if bad:
+    sys.exit("; ".join(bad))
+PY
+    rc=$?
+    record nvml vgpu_smi_vs_nvidia_smi "$([[ $rc -eq 0 ]] && echo pass || echo fail)" \
+        detail "$(tailof "$L/nvml-compare.out" 2)" \
+        proxy_log "$(grep -m1 'GPU figures' "$L/p1.log")"
+    say "nvml: $(tailof "$L/nvml-compare.out" 2)"
+}
 step_suites() {
     begin_step suites 190 || return
     start_proxy p1 p1 "$p1dir" proxyenv "$proxy_bin" --backend cuda --log-level debug "${zones1[@]}" || return
@@ -450,6 +499,7 @@ step_suites() {
     np=$(grep -c '"step":"suites".*"status":"pass"' "$rec")
     nf=$(grep -c '"step":"suites".*"status":"fail"' "$rec")
     say "suites: $np passed, $nf failed"
+    check_nvml
 
     # what must not fault: quota, zero on allocation (within and across zones)
     fresh_p1 memory || return

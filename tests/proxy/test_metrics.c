@@ -289,6 +289,59 @@ static void test_metrics_admin_text(void **state)
     free(t);
 }
 
+static char *render_gpu(const struct gpu_snap *g, int prom)
+{
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+
+    assert_non_null(f);
+    assert_int_equal(prom ? metrics_prom_text(f, g, NULL, 0) : metrics_admin_text(f, g, NULL, 0),
+                     0);
+    assert_int_equal(fclose(f), 0);
+    return out;
+}
+
+/* NVML's figures: only those the sample has, in both renderings; none at all with nvml=0. */
+static void test_metrics_nvml_figures(void **state)
+{
+    struct gpu_snap g;
+    struct zone_snap z[2];
+    char *a, *p;
+
+    (void)state;
+    snaps(&g, z);
+    g.nvml = 1;
+    g.nvml_have = WG_UTIL | WG_MEM | WG_POWER; /* no temperature */
+    g.nvml_age_ms = 250;
+    g.nvml_util_pct = 37;
+    g.nvml_mem_used = 1234ull << 20;
+    g.nvml_mem_total = 80ull << 30;
+    g.nvml_temp_c = 99;
+    g.nvml_power_mw = 123456;
+    a = render_gpu(&g, 0);
+    assert_non_null(strstr(a, " nvml=1 age_ms=250 util_pct=37 mem_used_bytes=1293942784 "
+                              "mem_total_bytes=85899345920 power_mw=123456\n"));
+    p = render_gpu(&g, 1);
+    assert_non_null(strstr(p, "\nvgpu_gpu_utilization_ratio 0.37\n"));
+    assert_non_null(strstr(p, "\nvgpu_gpu_memory_used_bytes 1293942784\n"));
+    assert_non_null(strstr(p, "\nvgpu_gpu_power_watts 123.456\n"));
+    assert_non_null(strstr(p, "# TYPE vgpu_gpu_power_watts gauge\n"));
+    assert_null(strstr(p, "temperature"));
+    free(a);
+    free(p);
+    g.nvml = 0;
+    a = render_gpu(&g, 0);
+    p = render_gpu(&g, 1);
+    assert_non_null(strstr(a, " nvml=0\n"));
+    assert_null(strstr(a, "util_pct"));
+    assert_null(strstr(p, "vgpu_gpu_utilization_ratio"));
+    assert_null(strstr(p, "vgpu_gpu_memory_used_bytes"));
+    assert_null(strstr(p, "vgpu_gpu_power_watts"));
+    free(a);
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +351,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_metrics_off_counts_nothing, setup, teardown),
         cmocka_unit_test(test_metrics_prometheus_text),
         cmocka_unit_test(test_metrics_admin_text),
+        cmocka_unit_test(test_metrics_nvml_figures),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
