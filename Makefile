@@ -34,7 +34,7 @@ test: deps
 	@$(TOP)/tests/run-all.sh
 
 vgpu-smi:
-	@$(MAKE) --no-print-directory -C gpu-proxy vgpu-smi
+	@$(MAKE) --no-print-directory -C gpu-proxy SANITIZE= vgpu-smi
 
 test-metrics: deps
 	@$(MAKE) --no-print-directory -C tests/metrics test
