@@ -78,6 +78,10 @@ struct backend_ops {
      * (a real GPU): a worker whose client left with kernels still running ends, and its
      * context with them (worker.c). */
     int kernels_cancellable;
+    /* 1: a launch call runs the kernel to its end (the simulated GPU), so its time is the
+     * zone's GPU busy time; 0: it only enqueues (a real GPU: busy time comes from NVML's
+     * per-process utilisation, nvml.c). */
+    int launch_runs_kernel;
     /* 1: the device is an NVIDIA GPU that NVML knows by its UUID (device_props' uuid): its
      * worker publishes the GPU's own figures (nvml.c); 0: none (the simulated GPU). */
     int nvml_device;

@@ -789,6 +789,7 @@ const struct backend_ops backend_cuda = {
     .fault_loses_context = 1,
     .real_addresses = 1,
     .kernels_cancellable = 0,
+    .launch_runs_kernel = 0,
     .nvml_device = 1,
     .init = cuda_init,
     .shutdown = cuda_shutdown,

@@ -793,6 +793,7 @@ const struct backend_ops backend_stub = {
     .name = "stub",
     .fault_loses_context = 0,
     .kernels_cancellable = 1,
+    .launch_runs_kernel = 1,
     .init = stub_init,
     .shutdown = stub_shutdown,
     .device_count = stub_device_count,

@@ -114,13 +114,14 @@ static uint64_t sum_buckets(const uint64_t *b)
     return t;
 }
 
-static void admin_counters(FILE *f, const struct worker_counters *m)
+static void admin_counters(FILE *f, const struct worker_counters *m, int busy_known)
 {
     char key[64];
 
     put_u(f, "connections", m->connections);
     put_u(f, "kernels", m->kernels);
-    put_u(f, "busy_ns", m->busy_ns);
+    if (busy_known) /* a real GPU without NVML: unknown, not 0 */
+        put_u(f, "busy_ns", m->busy_ns);
     put_u(f, "htod_bytes", m->htod_bytes);
     put_u(f, "dtoh_bytes", m->dtoh_bytes);
     put_u(f, "dtod_bytes", m->dtod_bytes);
@@ -163,7 +164,7 @@ static void admin_zone(FILE *f, const struct zone_snap *z)
     put_u(f, "restarts", z->restarts);
     put_u(f, "faults", z->faults);
     put_str(f, "last_fault", z->last_fault);
-    admin_counters(f, &z->m);
+    admin_counters(f, &z->m, z->busy_known);
     fputc('\n', f);
 }
 
@@ -238,10 +239,11 @@ static void prom_gpu(FILE *f, const struct gpu_snap *g)
     }
 }
 
-/* A per-zone metric with one value per zone. */
+/* A per-zone metric with one value per zone; has (if set) leaves out zones without it. */
 struct zone_metric {
     const char *name, *type, *help;
     double (*get)(const struct zone_snap *z);
+    int (*has)(const struct zone_snap *z);
 };
 
 static double z_quota(const struct zone_snap *z) { return (double)z->quota; }
@@ -253,27 +255,30 @@ static double z_up(const struct zone_snap *z) { return strcmp(z->state, "ready")
 static double z_conns(const struct zone_snap *z) { return (double)z->m.connections; }
 static double z_kernels(const struct zone_snap *z) { return (double)z->m.kernels; }
 static double z_busy(const struct zone_snap *z) { return (double)z->m.busy_ns / 1e9; }
+static int z_busy_known(const struct zone_snap *z) { return z->busy_known; }
 static double z_faults(const struct zone_snap *z) { return z->faults; }
 static double z_restarts(const struct zone_snap *z) { return z->restarts; }
 
 static const struct zone_metric zone_metrics[] = {
     {"vgpu_zone_memory_quota_bytes", "gauge", "The zone's device memory quota (0: none).",
-     z_quota},
-    {"vgpu_zone_memory_used_bytes", "gauge", "Device memory charged to the zone.", z_used},
+     z_quota, NULL},
+    {"vgpu_zone_memory_used_bytes", "gauge", "Device memory charged to the zone.", z_used, NULL},
     {"vgpu_zone_memory_peak_bytes", "gauge",
-     "The most device memory charged to the zone at once.", z_peak},
-    {"vgpu_zone_allocations", "gauge", "The zone's live device memory allocations.", z_allocs},
-    {"vgpu_zone_clients", "gauge", "Clients connected to the zone.", z_clients},
-    {"vgpu_zone_up", "gauge", "1 when the zone's worker is serving.", z_up},
-    {"vgpu_zone_connections_total", "counter", "Clients the zone accepted.", z_conns},
+     "The most device memory charged to the zone at once.", z_peak, NULL},
+    {"vgpu_zone_allocations", "gauge", "The zone's live device memory allocations.",
+     z_allocs, NULL},
+    {"vgpu_zone_clients", "gauge", "Clients connected to the zone.", z_clients, NULL},
+    {"vgpu_zone_up", "gauge", "1 when the zone's worker is serving.", z_up, NULL},
+    {"vgpu_zone_connections_total", "counter", "Clients the zone accepted.", z_conns, NULL},
     {"vgpu_zone_kernels_launched_total", "counter", "Kernel launches the zone ran.",
-     z_kernels},
+     z_kernels, NULL},
     {"vgpu_zone_gpu_busy_seconds_total", "counter",
-     "Time the backend spent in the zone's kernel launches.", z_busy},
+     "GPU time of the zone's kernels (simulated GPU: time in kernels; real GPU: NVML's "
+     "utilisation of the zone's worker process).", z_busy, z_busy_known},
     {"vgpu_zone_faults_total", "counter", "Execution faults and crashes of the zone's workers.",
-     z_faults},
+     z_faults, NULL},
     {"vgpu_zone_worker_restarts_total", "counter", "Workers started again for the zone.",
-     z_restarts},
+     z_restarts, NULL},
 };
 
 static void prom_zone_metric(FILE *f, const struct zone_metric *zm, const struct zone_snap *z,
@@ -281,7 +286,8 @@ static void prom_zone_metric(FILE *f, const struct zone_metric *zm, const struct
 {
     prom_head(f, zm->name, zm->type, zm->help);
     for (unsigned i = 0; i < n; i++)
-        fprintf(f, "%s{zone=\"%s\"} %.17g\n", zm->name, z[i].name, zm->get(&z[i]));
+        if (zm->has == NULL || zm->has(&z[i]))
+            fprintf(f, "%s{zone=\"%s\"} %.17g\n", zm->name, z[i].name, zm->get(&z[i]));
 }
 
 static void prom_labelled(FILE *f, const struct zone_snap *z, unsigned n)

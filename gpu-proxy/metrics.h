@@ -35,6 +35,7 @@ struct zone_snap {
     char last_fault[160];      /* printable ASCII, "" when none */
     uint64_t quota, used, peak, allocations;
     int clients;
+    int busy_known;            /* m.busy_ns is GPU busy time (simulated GPU, or NVML) */
     struct worker_counters m;  /* summed over the zone's workers, past and present */
 };
 

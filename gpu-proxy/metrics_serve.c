@@ -52,6 +52,7 @@ void sup_zone_snap(struct szone *z, struct zone_snap *out)
         out->used += __atomic_load_n(&w->st->used, __ATOMIC_RELAXED);
         out->allocations += __atomic_load_n(&w->st->allocations, __ATOMIC_RELAXED);
         out->clients += c > 0 && c < 1000000 ? c : 0;
+        out->busy_known |= __atomic_load_n(&w->st->busy_known, __ATOMIC_RELAXED) == 1;
         if (peak > out->peak)
             out->peak = peak;
         metrics_sum(&out->m, &w->st->m);

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "counters.h"
 #include "log.h"
 #include "monotime.h"
 
@@ -25,6 +27,14 @@ typedef struct {
     unsigned long long total, reserved, free, used;
 } nvmlMemory_v2_t;
 #define NVML_MEMORY_V2 ((unsigned int)(sizeof(nvmlMemory_v2_t) | (2u << 24)))
+typedef struct {
+    unsigned int pid;
+    unsigned long long timeStamp; /* us, CPU time of the sample */
+    unsigned int smUtil, memUtil, encUtil, decUtil; /* % of the sample period */
+} nvmlProcessUtilizationSample_t;
+#define NVML_ERROR_NOT_FOUND 6
+#define NVML_PROC_SAMPLES 256
+#define LOGGED_BUSY 0x100 /* beside enum wg_have's bits in nv.logged */
 #define NVML_TEMPERATURE_GPU 0
 
 /* The entry points: field, exported (versioned) name, 1 if NVML is unusable without it. A
@@ -36,7 +46,9 @@ typedef struct {
     X(Utilization, "nvmlDeviceGetUtilizationRates", 0, (nvmlDevice_t, nvmlUtilization_t *))     \
     X(Memory, "nvmlDeviceGetMemoryInfo_v2", 0, (nvmlDevice_t, nvmlMemory_v2_t *))               \
     X(Temperature, "nvmlDeviceGetTemperature", 0, (nvmlDevice_t, int, unsigned int *))          \
-    X(Power, "nvmlDeviceGetPowerUsage", 0, (nvmlDevice_t, unsigned int *))
+    X(Power, "nvmlDeviceGetPowerUsage", 0, (nvmlDevice_t, unsigned int *))                     \
+    X(ProcessUtil, "nvmlDeviceGetProcessUtilization", 0,                                        \
+      (nvmlDevice_t, nvmlProcessUtilizationSample_t *, unsigned int *, unsigned long long))
 
 static struct {
     void *lib;
@@ -46,6 +58,10 @@ static struct {
 #undef X
     nvmlDevice_t dev;
     struct worker_gpu *pub;
+    struct worker_stats *st;
+    unsigned long long proc_seen; /* NVML timestamp of the last per-process sample used */
+    uint64_t proc_at_ms;          /* when the busy time was last added */
+    nvmlProcessUtilizationSample_t proc[NVML_PROC_SAMPLES];
     const char *zone;
     unsigned logged;          /* enum wg_have: figures whose absence was logged */
     pthread_t thread;
@@ -194,12 +210,50 @@ static void publish(struct worker_gpu *p, const struct worker_gpu *s)
     __atomic_store_n(&p->seq, seq + 2, __ATOMIC_RELEASE);
 }
 
+/* The zone's GPU busy time on a real GPU: NVML's SM utilisation of this worker process (the
+ * zone's one context) since the last call, times the time since then. A worker in a PID
+ * namespace other than the driver's finds no samples of its own (busy time stays unknown). */
+static void add_busy_time(void)
+{
+    unsigned int n = NVML_PROC_SAMPLES, pid = (unsigned int)getpid(), sum = 0, mine = 0;
+    unsigned long long newest = nv.proc_seen;
+    uint64_t now = now_ms();
+    nvmlReturn_t rc;
+
+    if (nv.ProcessUtil == NULL) {
+        missing(LOGGED_BUSY, "per-process utilisation", -1);
+        return;
+    }
+    rc = nv.ProcessUtil(nv.dev, nv.proc, &n, nv.proc_seen);
+    if (rc == NVML_ERROR_NOT_FOUND) {
+        n = 0; /* no sample since proc_seen: nothing ran */
+    } else if (rc != 0) {
+        missing(LOGGED_BUSY, "per-process utilisation", rc);
+        return;
+    }
+    for (unsigned int i = 0; i < n && i < NVML_PROC_SAMPLES; i++) {
+        if (nv.proc[i].timeStamp > newest)
+            newest = nv.proc[i].timeStamp;
+        if (nv.proc[i].pid != pid)
+            continue;
+        sum += nv.proc[i].smUtil > 100 ? 100 : nv.proc[i].smUtil;
+        mine++;
+    }
+    if (nv.proc_at_ms && mine)
+        wm_add(&nv.st->m.busy_ns, (uint64_t)sum * (now - nv.proc_at_ms) * 1000000ull /
+                                      (100ull * mine));
+    nv.proc_seen = newest;
+    nv.proc_at_ms = now;
+    __atomic_store_n(&nv.st->busy_known, 1, __ATOMIC_RELAXED);
+}
+
 static void sample_and_publish(void)
 {
     struct worker_gpu s;
 
     sample(&s);
     publish(nv.pub, &s);
+    add_busy_time();
 }
 
 static void *sampler(void *arg)
@@ -233,12 +287,13 @@ static void *sampler(void *arg)
     return NULL;
 }
 
-int nvml_start(struct worker_gpu *pub, const char *zone)
+int nvml_start(struct worker_stats *st, const char *zone)
 {
     pthread_condattr_t ca;
     int rc;
 
-    nv.pub = pub;
+    nv.st = st;
+    nv.pub = &st->gpu;
     nv.zone = zone;
     sample_and_publish();
     if ((rc = pthread_condattr_init(&ca)) != 0 ||

@@ -17,9 +17,11 @@
  * uuid. 0, or -1 with a one-line reason in err (nothing is left loaded). */
 int nvml_open(const uint8_t uuid[16], char *err, size_t errlen);
 
-/* Publishes a first sample into pub, then starts the thread that publishes one every
- * NVML_PERIOD_MS. zone names the worker in the log. 0 or -errno (no thread). */
-int nvml_start(struct worker_gpu *pub, const char *zone);
+/* Publishes a first sample into st->gpu, then starts the thread that publishes one every
+ * NVML_PERIOD_MS; where NVML gives this process's utilisation it also adds the zone's GPU busy
+ * time to st->m.busy_ns (and sets st->busy_known). zone names the worker in the log. 0 or
+ * -errno (no thread). */
+int nvml_start(struct worker_stats *st, const char *zone);
 
 /* Stops the thread (if started) and shuts NVML down (if opened). */
 void nvml_stop(void);

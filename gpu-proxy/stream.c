@@ -300,7 +300,8 @@ static CUresult issue_kind(struct session *s, struct backend_stream *bs, struct 
     }
 }
 
-/* Counts what an op that ran moved or launched (counters.h); ns: its time in the backend. */
+/* Counts what an op that ran moved or launched (counters.h); ns: the simulated GPU's time in
+ * a launch (0 for a real GPU's, which only enqueues). */
 static void count_issued(struct worker_counters *m, const struct stream_op *op, uint64_t ns)
 {
     switch (op->kind) {
@@ -319,7 +320,8 @@ CUresult stream_issue(struct session *s, struct backend_stream *bs, struct strea
                       struct sop_reply *rep)
 {
     struct worker_counters *m = s->zone->m;
-    uint64_t t0 = m && op->kind == SOP_LAUNCH ? wm_now_ns() : 0;
+    /* A real GPU's launch only enqueues: its busy time comes from NVML (nvml.c). */
+    uint64_t t0 = m && op->kind == SOP_LAUNCH && s->be->launch_runs_kernel ? wm_now_ns() : 0;
     CUresult rc = issue_kind(s, bs, op, rep);
 
     if (m && rc == CUDA_SUCCESS)

@@ -520,8 +520,10 @@ static void publish_ready(struct worker *w)
     if (w->be->mem_info(&free_b, &total_b) == CUDA_SUCCESS)
         __atomic_store_n(&st->total_mem, total_b, __ATOMIC_RELAXED);
     zone_publish(w->zone);
+    /* The simulated GPU's busy time is its time in launches; a real GPU's comes from NVML. */
+    __atomic_store_n(&st->busy_known, (uint32_t)w->be->launch_runs_kernel, __ATOMIC_RELAXED);
     if (w->nvml)
-        nvml_start(&st->gpu, w->ws->zone_name); /* failures logged; figures then go stale */
+        nvml_start(st, w->ws->zone_name); /* failures logged; figures then go stale */
     __atomic_store_n(&st->state, WS_READY, __ATOMIC_RELEASE);
     notify_supervisor(w, WN_READY);
     log_info("zone=%s: worker %d ready (backend %s, generation %u)", w->ws->zone_name,

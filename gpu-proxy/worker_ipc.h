@@ -55,7 +55,7 @@ struct worker_counters {
     uint64_t lat_bucket[WM_FAMILIES][WM_LAT_BUCKETS]; /* the timed calls; not cumulative */
     uint64_t refusals[WM_REFUSALS];
     uint64_t kernels;          /* launches that ran (or were issued, real GPU) successfully */
-    uint64_t busy_ns;          /* time spent in the backend's launch calls */
+    uint64_t busy_ns;          /* GPU busy time (see worker_stats.busy_known) */
     uint64_t htod_bytes, dtoh_bytes, dtod_bytes;
     uint64_t connections;      /* clients accepted */
     uint64_t failures[WM_RESULTS]; /* requests answered with this CUresult (not 0) */
@@ -92,6 +92,10 @@ struct worker_stats {
     char why[160];            /* why the worker retired or failed to start */
     uint64_t peak;            /* the highest `used` seen */
     uint64_t allocations;     /* live device allocations */
+    /* 1 when m.busy_ns is the zone's GPU busy time: the simulated GPU's time in kernels, or
+     * (real GPU) NVML's utilisation of this worker process, added by the NVML thread. */
+    uint32_t busy_known;
+    uint32_t pad_;
     struct worker_counters m;
     struct worker_gpu gpu;
 };

@@ -2,13 +2,17 @@
  * that name, found through LD_LIBRARY_PATH): the entry points gpu-proxy/nvml.c calls, with
  * NVML's documented types and return codes, answering fixed figures for one device, the
  * simulated GPU's UUID (gpu-proxy/backend_stub.c's stub_uuid, as cuDeviceGetUuid gives it
- * through the chain). Anything else is refused as NVML refuses it. */
+ * through the chain), and the calling process 50% busy. Anything else is refused as NVML
+ * refuses it. */
 #include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #define NVML_SUCCESS 0
 #define NVML_ERROR_UNINITIALIZED 1
 #define NVML_ERROR_INVALID_ARGUMENT 2
 #define NVML_ERROR_NOT_FOUND 6
+#define NVML_ERROR_INSUFFICIENT_SIZE 7
 #define NVML_ERROR_ARGUMENT_VERSION_MISMATCH 25
 
 typedef struct nvmlDevice_st *nvmlDevice_t;
@@ -19,6 +23,12 @@ typedef struct {
     unsigned int version;
     unsigned long long total, reserved, free, used;
 } nvmlMemory_v2_t;
+
+typedef struct {
+    unsigned int pid;
+    unsigned long long timeStamp;
+    unsigned int smUtil, memUtil, encUtil, decUtil;
+} nvmlProcessUtilizationSample_t;
 
 #define UUID "GPU-5a6e4750-552d-5349-4d2d-483130300001"
 #define MEM_TOTAL (80ull << 30)
@@ -107,4 +117,29 @@ int nvmlDeviceGetPowerUsage(nvmlDevice_t dev, unsigned int *mw)
     if (rc == NVML_SUCCESS)
         *mw = 123456;
     return rc;
+}
+
+/* One sample, for the calling process (a worker of the chain's outer proxy), 50% SM busy,
+ * stamped now; none when lastSeen is not older (NVML's NOT_FOUND). */
+int nvmlDeviceGetProcessUtilization(nvmlDevice_t dev, nvmlProcessUtilizationSample_t *u,
+                                    unsigned int *count, unsigned long long lastSeen)
+{
+    int rc = check(dev, count);
+    struct timeval tv;
+    unsigned long long now;
+
+    if (rc != NVML_SUCCESS)
+        return rc;
+    gettimeofday(&tv, NULL);
+    now = (unsigned long long)tv.tv_sec * 1000000ull + (unsigned long long)tv.tv_usec;
+    if (now <= lastSeen)
+        return NVML_ERROR_NOT_FOUND;
+    if (u == NULL || *count < 1) {
+        *count = 1;
+        return NVML_ERROR_INSUFFICIENT_SIZE;
+    }
+    *count = 1;
+    u[0] = (nvmlProcessUtilizationSample_t){.pid = (unsigned int)getpid(), .timeStamp = now,
+                                            .smUtil = 50, .memUtil = 10};
+    return NVML_SUCCESS;
 }

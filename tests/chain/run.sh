@@ -205,10 +205,12 @@ else ko "building test_cuda" "failed" "$work/tc.build.log"; fi
 # loads the library (only the workers do).
 gpu_line() { admin_at "$1" METRICS | grep '^gpu '; }
 nvml_series='^vgpu_gpu_(utilization_ratio|memory_used_bytes|temperature_celsius|power_watts) '
+body=$(scrape "$dir/metrics.sock"); zones=$(admin_at "$dir/admin.sock" METRICS | grep '^zone ')
 if gpu_line "$dir/admin.sock" | grep -q ' nvml=0$' &&
-        ! scrape "$dir/metrics.sock" | grep -Eq "$nvml_series" &&
+        ! grep -Eq "$nvml_series|^vgpu_zone_gpu_busy_seconds_total" <<<"$body" &&
+        [[ -n "$zones" ]] && ! grep -q ' busy_ns=' <<<"$zones" &&
         [[ $(grep -c 'GPU figures: NVML is not used: ' "$work/proxy.log") == 1 ]]; then
-    ok "without NVML: nvml=0, no NVML series, the reason logged once"
+    ok "without NVML: nvml=0, no NVML series and no GPU busy time (unknown, not 0), the reason logged once"
 else ko "without NVML" "$(gpu_line "$dir/admin.sock"); $(grep -m1 'NVML' "$work/proxy.log")" "$work/proxy.log"; fi
 kill -TERM "$proxy" 2>/dev/null; wait "$proxy" 2>/dev/null; proxy=""
 nv="$work/nvml"
@@ -241,6 +243,12 @@ if ${CC:-cc} -shared -fPIC -O2 -Wall -Wextra -Werror -o "$nv/libnvidia-ml.so.1" 
     if [[ -n "$age" && $age -lt 1600 ]] && ! grep -q "seccomp denied" "$work/nvml.proxy.log"; then
         ok "the sandboxed workers sample again every second (age_ms=$age after 2.5 s)"
     else ko "NVML sampling" "age_ms='$age' 2.5 s later" "$work/nvml.proxy.log"; fi
+    busy=$(admin_at "$nv/p/admin.sock" METRICS | awk '$1 == "zone" && / name=a / { for (i = 2; i <= NF; i++) if ($i ~ /^busy_ns=/) print substr($i, 9) }')
+    body=$(scrape "$nv/p/metrics.sock") # (a grep -q in the pipe would end it with SIGPIPE)
+    if [[ -n "$busy" && $busy -gt 500000000 && $busy -lt 5000000000 ]] &&
+            grep -q '^vgpu_zone_gpu_busy_seconds_total{zone="a"}' <<<"$body"; then
+        ok "GPU busy time from NVML's per-process utilisation (zone a: ${busy} ns at 50% for ~2.5 s)"
+    else ko "GPU busy time from NVML" "busy_ns='$busy'" "$work/nvml.proxy.log"; fi
     wpid=$(admin_at "$nv/p/admin.sock" LIST | awk '$1 == "a" { for (i = 5; i <= NF; i++) if ($i ~ /^pid=/) print substr($i, 5) }')
     spid=$(awk '{ print $4 }' "/proc/$wpid/stat" 2>/dev/null)
     if [[ -n "$spid" ]] && grep -q libnvidia-ml "/proc/$wpid/maps" 2>/dev/null &&
