@@ -436,6 +436,74 @@ static int build(struct ptx_program *p, const char *ptx, size_t ptx_len,
     return 0; /* a module without kernels is valid (the driver loads it too) */
 }
 
+/* A fatbin wrapper's fatbin must follow it inside the image (at offset 24 or 32): the
+ * wrapper's data pointer is meaningless here. Moves d and size to it; 0 or a PTX_ERR_ code. */
+static int unwrap_fatbin(const uint8_t **d, size_t *size, char *err, size_t errlen)
+{
+    size_t at = 0;
+
+    if (*size >= 24 + 16 && rd32(*d + 24) == FATBIN_MAGIC)
+        at = 24;
+    else if (*size >= 32 + 16 && rd32(*d + 32) == FATBIN_MAGIC)
+        at = 32;
+    if (!at) {
+        seterr(err, errlen, "fatbin wrapper without its fatbin in the image (send the fatbin "
+               "it points to)");
+        return PTX_ERR_INVALID_IMAGE;
+    }
+    *d += at;
+    *size -= at;
+    return 0;
+}
+
+/* A fatbin: its best PTX and ELF entries into f and elf, then the program (sizing_only with an
+ * ELF cubin: only the cubin's global sections). */
+static int load_fatbin(struct ptx_program *p, const uint8_t *d, size_t size, int sizing_only,
+                       struct found *f, struct elf_info *elf, char *err, size_t errlen)
+{
+    int rc = scan_fatbin(d, size, f, err, errlen);
+
+    if (rc)
+        return rc;
+    if (f->elf && (rc = elf_scan(f->elf, f->elf_size, elf, err, errlen)) != 0)
+        return rc;
+    if (!f->ptx && !f->elf) {
+        seterr(err, errlen, "fatbin holds neither PTX nor an ELF cubin");
+        return PTX_ERR_NO_BINARY;
+    }
+    if (sizing_only && f->elf) {
+        p->elf_global_bytes = elf->global_bytes;
+        return 0;
+    }
+    return build(p, f->ptx, f->ptx_len, elf, err, errlen);
+}
+
+/* PTX text, NUL-terminated or not (then copied into f->ptx). */
+static int load_ptx_text(struct ptx_program *p, const uint8_t *d, size_t size, struct found *f,
+                         char *err, size_t errlen)
+{
+    size_t len = strnlen((const char *)d, size);
+
+    if (len == size && size && d[size - 1] != 0) {
+        char *text = malloc(size + 1);
+        if (!text)
+            return PTX_ERR_OUT_OF_MEMORY;
+        memcpy(text, d, size);
+        text[size] = 0;
+        f->ptx = text;
+        f->ptx_len = size;
+    }
+    const char *txt = f->ptx ? f->ptx : (const char *)d;
+    size_t tlen = f->ptx ? f->ptx_len : len;
+    if (!memmem(txt, tlen, ".version", 8) && !memmem(txt, tlen, ".entry", 6) &&
+        !memmem(txt, tlen, ".func", 5)) {
+        seterr(err, errlen, "image is neither a fatbin, an ELF cubin nor PTX text (magic "
+               "0x%08x)", rd32(d));
+        return PTX_ERR_INVALID_IMAGE;
+    }
+    return build(p, txt, tlen, NULL, err, errlen);
+}
+
 /* Loads image into *out; sizing_only: a fatbin with an ELF cubin only records the cubin's
  * global sections (its PTX is not parsed: ptx_image_global_bytes). */
 static int load_image(const void *image, size_t size, int sizing_only, struct ptx_program **out,
@@ -460,89 +528,30 @@ static int load_image(const void *image, size_t size, int sizing_only, struct pt
     }
     struct found f = {0};
     struct elf_info elf = {0};
-    int rc;
     uint32_t magic = rd32(d);
-    if (magic == FATBIN_WRAPPER_MAGIC) {
-        /* The wrapper's data pointer is meaningless here: the fatbin must follow it inside
-         * the image (at offset 24 or 32). */
-        size_t at = 0;
-        if (size >= 24 + 16 && rd32(d + 24) == FATBIN_MAGIC)
-            at = 24;
-        else if (size >= 32 + 16 && rd32(d + 32) == FATBIN_MAGIC)
-            at = 32;
-        if (!at) {
-            seterr(err, errlen, "fatbin wrapper without its fatbin in the image (send the "
-                   "fatbin it points to)");
-            rc = PTX_ERR_INVALID_IMAGE;
-            goto fail;
-        }
-        d += at;
-        size -= at;
+    int rc = 0;
+    if (magic == FATBIN_WRAPPER_MAGIC && (rc = unwrap_fatbin(&d, &size, err, errlen)) == 0)
         magic = FATBIN_MAGIC;
-    }
-    if (magic == FATBIN_MAGIC) {
-        rc = scan_fatbin(d, size, &f, err, errlen);
-        if (rc)
-            goto fail;
-        if (f.elf) {
-            rc = elf_scan(f.elf, f.elf_size, &elf, err, errlen);
-            if (rc)
-                goto fail;
-        }
-        if (!f.ptx && !f.elf) {
-            seterr(err, errlen, "fatbin holds neither PTX nor an ELF cubin");
-            rc = PTX_ERR_NO_BINARY;
-            goto fail;
-        }
-        if (sizing_only && f.elf)
-            p->elf_global_bytes = elf.global_bytes;
-        else
-            rc = build(p, f.ptx, f.ptx_len, &elf, err, errlen);
-    } else if (memcmp(d, "\x7f" "ELF", 4) == 0) {
-        rc = elf_scan(d, size, &elf, err, errlen);
-        if (!rc)
+    if (rc == 0) {
+        if (magic == FATBIN_MAGIC)
+            rc = load_fatbin(p, d, size, sizing_only, &f, &elf, err, errlen);
+        else if (memcmp(d, "\x7f" "ELF", 4) != 0)
+            rc = load_ptx_text(p, d, size, &f, err, errlen);
+        else if ((rc = elf_scan(d, size, &elf, err, errlen)) == 0)
             rc = build(p, NULL, 0, &elf, err, errlen);
-    } else {
-        size_t len = strnlen((const char *)d, size);
-        if (len == size && size && d[size - 1] != 0) {
-            /* not NUL-terminated: copy */
-            char *text = malloc(size + 1);
-            if (!text) {
-                rc = PTX_ERR_OUT_OF_MEMORY;
-                goto fail;
-            }
-            memcpy(text, d, size);
-            text[size] = 0;
-            f.ptx = text;
-            f.ptx_len = size;
-        }
-        const char *txt = f.ptx ? f.ptx : (const char *)d;
-        size_t tlen = f.ptx ? f.ptx_len : len;
-        if (!memmem(txt, tlen, ".version", 8) && !memmem(txt, tlen, ".entry", 6) &&
-            !memmem(txt, tlen, ".func", 5)) {
-            seterr(err, errlen, "image is neither a fatbin, an ELF cubin nor PTX text "
-                   "(magic 0x%08x)", magic);
-            rc = PTX_ERR_INVALID_IMAGE;
-            goto fail;
-        }
-        rc = build(p, txt, tlen, NULL, err, errlen);
     }
-    if (rc)
-        goto fail;
     free(f.ptx);
     free(f.elf_owned);
     elf_info_free(&elf);
+    if (rc) {
+        if (err && errlen && !err[0])
+            seterr(err, errlen, "loading the image failed (code %d)", rc);
+        ptx_program_clear(p);
+        free(p);
+        return rc;
+    }
     *out = p;
     return PTX_OK;
-fail:
-    if (err && errlen && !err[0])
-        seterr(err, errlen, "loading the image failed (code %d)", rc);
-    free(f.ptx);
-    free(f.elf_owned);
-    elf_info_free(&elf);
-    ptx_program_clear(p);
-    free(p);
-    return rc;
 }
 
 int ptx_program_load(const void *image, size_t size, struct ptx_program **out, char *err,
