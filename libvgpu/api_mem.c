@@ -58,11 +58,29 @@ const struct vgpu_alloc *vgpu_alloc_find_locked(struct vgpu *v, uint64_t p)
     return i < 0 ? NULL : &v->allocs[i];
 }
 
+/* Counts a new allocation (at base) in default pool `pool` - 1. */
+static void pool_count_locked(struct vgpu *v, uint64_t base, int pool)
+{
+    long i = alloc_index_locked(v, base);
+    struct vgpu_pool *p = &v->pools[pool - 1];
+    v->allocs[i].pool = pool;
+    p->used += v->allocs[i].size;
+    if (p->used > p->used_high)
+        p->used_high = p->used;
+}
+
+static void pool_uncount_locked(struct vgpu *v, const struct vgpu_alloc *a)
+{
+    if (a->pool > 0)
+        v->pools[a->pool - 1].used -= a->size;
+}
+
 static void alloc_remove_locked(struct vgpu *v, uint64_t base)
 {
     long i = alloc_index_locked(v, base);
     if (i < 0 || v->allocs[i].base != base)
         return;
+    pool_uncount_locked(v, &v->allocs[i]);
     memmove(&v->allocs[i], &v->allocs[i + 1], (v->nallocs - (size_t)i - 1) * sizeof v->allocs[0]);
     v->nallocs--;
 }
@@ -73,6 +91,8 @@ void vgpu_alloc_forget_ctx_locked(struct vgpu *v, idm_handle ctx)
     for (size_t i = 0; i < v->nallocs; i++)
         if (v->allocs[i].ctx != ctx)
             v->allocs[keep++] = v->allocs[i];
+        else
+            pool_uncount_locked(v, &v->allocs[i]);
     v->nallocs = keep;
 }
 
@@ -118,7 +138,7 @@ static CUresult mem_enter(struct vgpu *v, idm_handle *ctx)
 
 /* ---- device memory ---- */
 
-CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
+CUresult vgpu_mem_alloc(CUdeviceptr *dptr, size_t bytesize, int pool)
 {
     struct vgpu *v = vgpu_get();
     idm_handle ctx;
@@ -137,12 +157,20 @@ CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
         (void)vgpu_call_MEM_FREE_locked(v, &fq, NULL, 0, &fp, NULL, 0, NULL);
         r = CUDA_ERROR_OUT_OF_MEMORY;
     }
+    if (r == CUDA_SUCCESS && pool > 0)
+        pool_count_locked(v, rp.dptr, pool);
     pthread_mutex_unlock(&v->lock);
     if (r == CUDA_SUCCESS)
         *dptr = rp.dptr;
     else
-        VLOG(VGPU_LOG_INFO, "cuMemAlloc(%zu) failed: %d", bytesize, r);
+        VLOG(VGPU_LOG_INFO, "%s(%zu) failed: %d", pool ? "cuMemAllocAsync" : "cuMemAlloc",
+             bytesize, r);
     return r;
+}
+
+CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
+{
+    return vgpu_mem_alloc(dptr, bytesize, 0);
 }
 
 CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t WidthInBytes,
@@ -788,7 +816,7 @@ static CUresult pointer_attr(void *data, CUpointer_attribute attr, CUdeviceptr p
         *(unsigned *)data = CU_POINTER_ATTRIBUTE_ACCESS_FLAG_READWRITE;
         break;
     case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE:
-        *(void **)data = NULL;
+        *(CUmemoryPool *)data = ac.pool > 0 ? (CUmemoryPool)&v->pools[ac.pool - 1] : NULL;
         break;
     default:
         if (lenient)
@@ -824,34 +852,6 @@ CUresult cuPointerGetAttributes(unsigned int numAttributes, CUpointer_attribute 
             return r;
     }
     return CUDA_SUCCESS;
-}
-
-/* ---- stream-ordered allocation, without pools: the memory exists from the call on (earlier
- * than the stream needs it, which is allowed); a free waits for the stream's earlier work ---- */
-
-CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
-{
-    (void)hStream;
-    return cuMemAlloc_v2(dptr, bytesize);
-}
-
-CUresult cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
-{
-    (void)hStream;
-    return cuMemAlloc_v2(dptr, bytesize);
-}
-
-CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
-{
-    CUresult r = cuStreamSynchronize(hStream);
-    if (r != CUDA_SUCCESS)
-        return r;
-    return cuMemFree_v2(dptr);
-}
-
-CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream)
-{
-    return cuMemFreeAsync(dptr, hStream);
 }
 
 /* ---- peer copies: every context lives on one of our devices, and the proxy addresses all of a

@@ -40,6 +40,7 @@ void vgpu_log_init(void); /* reads VGPU_LOG */
 #define VGPU_CTX_MAGIC 0x56435458u  /* "VCTX" */
 #define VGPU_LIB_MAGIC 0x564c4942u  /* "VLIB" */
 #define VGPU_FUNC_MAGIC 0x5646554eu /* "VFUN" */
+#define VGPU_POOL_MAGIC 0x56504f4cu /* "VPOL" */
 
 struct vgpu_cls_entry {
     void *key;
@@ -84,6 +85,17 @@ struct vgpu_alloc {
     uint64_t size;
     int global;              /* module global: not freeable */
     idm_handle ctx;          /* the context it belongs to */
+    int pool;                /* stream-ordered: its device's default pool + 1; 0 none */
+};
+
+/* A device's default memory pool (the only pool): its attributes and usage figures. Memory is
+ * allocated at cuMemAllocAsync and returned to the zone at free, so reserved == used. */
+struct vgpu_pool {
+    uint32_t magic;
+    int dev;
+    uint64_t release_threshold;  /* kept and returned; changes nothing */
+    int reuse[3];                /* CU_MEMPOOL_ATTR_REUSE_*: kept and returned */
+    uint64_t used, used_high;
 };
 
 /* Pinned host memory allocated locally. */
@@ -141,6 +153,7 @@ struct vgpu {
     int device_count;
     struct vgpu_device dev[VGPU_MAX_DEVICES];
     struct vgpu_ctx primary[VGPU_MAX_DEVICES];
+    struct vgpu_pool pools[VGPU_MAX_DEVICES]; /* default pools, usage under lock */
 
     struct vgpu_alloc *allocs;   /* sorted by base */
     size_t nallocs, cap_allocs;
@@ -212,6 +225,13 @@ void vgpu_alloc_forget_ctx_locked(struct vgpu *v, idm_handle ctx);
 /* The allocation containing [p, p+1), or NULL. */
 const struct vgpu_alloc *vgpu_alloc_find_locked(struct vgpu *v, uint64_t p);
 const struct vgpu_host *vgpu_host_find_locked(struct vgpu *v, const void *p);
+/* MEM_ALLOC in the current context, recorded locally; pool: the default pool it counts in (its
+ * device + 1), 0 for cuMemAlloc. */
+CUresult vgpu_mem_alloc(CUdeviceptr *dptr, size_t bytesize, int pool);
+
+/* ---- memory pools (api_pool.c) ---- */
+/* Sets up device d's default pool and the pool attributes its cached properties advertise. */
+void vgpu_pool_init(struct vgpu *v, int d);
 
 /* ---- streams ---- */
 static inline idm_handle vgpu_stream_handle(CUstream s)

@@ -414,6 +414,7 @@ static CUresult init_locked(struct vgpu *v)
         memcpy(dev->name, pr.name, sizeof dev->name);
         dev->name[sizeof dev->name - 1] = '\0';
         memcpy(dev->attrs, pr.attrs, sizeof dev->attrs);
+        vgpu_pool_init(v, d);
         struct vgpu_ctx *p = &v->primary[d];
         p->magic = VGPU_CTX_MAGIC;
         p->primary = 1;
