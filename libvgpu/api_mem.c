@@ -1,6 +1,6 @@
 /* api_mem.c - memory: device allocations (through the proxy, recorded locally so unified-address
- * copies can tell device from host), pinned host memory (local page-aligned memory), copies and
- * memsets. Bulk copies go through the window in chunks with several in flight; small ones travel
+ * copies can tell device from host, and counted in the memory pool they came from, api_pool.c),
+ * pinned host memory (local page-aligned memory), copies and memsets. Bulk copies go through the window in chunks with several in flight; small ones travel
  * inline in the message. Synchronous forms drain every reply and report earlier async errors. */
 #include "vgpu_calls.h"
 
