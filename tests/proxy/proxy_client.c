@@ -229,41 +229,74 @@ long long admin_scrubbed(const char *dir)
     return atoll(p + strlen("scrubbed_bytes="));
 }
 
-int admin_zone(const char *dir, const char *zone, long long *used, int *clients)
+/* A key=value field of a LIST line (" key=" must be present); 1 if found. */
+static int list_key(const char *line, const char *key, char *val, size_t cap)
+{
+    char pat[32];
+    const char *p;
+    size_t n = 0;
+
+    snprintf(pat, sizeof(pat), " %s=", key);
+    if ((p = strstr(line, pat)) == NULL)
+        return 0;
+    p += strlen(pat);
+    while (p[n] && p[n] != ' ' && n + 1 < cap) {
+        val[n] = p[n];
+        n++;
+    }
+    val[n] = 0;
+    return 1;
+}
+
+int admin_zone_info(const char *dir, const char *zone, struct pc_zone *out)
 {
     char buf[8192], *save = NULL;
 
     if (admin_cmd(dir, "LIST", buf, sizeof(buf)) != 0 || strncmp(buf, "OK ", 3) != 0)
         return -1;
     for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        char name[128];
-        unsigned long long quota, u;
-        int c;
-        if (sscanf(line, "%127s %llu %llu %d", name, &quota, &u, &c) == 4 &&
-            strcmp(name, zone) == 0) {
-            *used = (long long)u;
-            *clients = c;
-            return 0;
-        }
+        char name[128], v[32];
+        struct pc_zone z;
+        memset(&z, 0, sizeof(z));
+        if (sscanf(line, "%127s %llu %llu %d", name, &z.quota, &z.used, &z.clients) != 4 ||
+            strcmp(name, zone) != 0)
+            continue;
+        if (list_key(line, "state", z.state, sizeof(z.state)))
+            z.keys |= PC_ZONE_STATE;
+        if (list_key(line, "pid", v, sizeof(v)) && (z.keys |= PC_ZONE_PID))
+            z.pid = atoi(v);
+        if (list_key(line, "restarts", v, sizeof(v)) && (z.keys |= PC_ZONE_RESTARTS))
+            z.restarts = (unsigned)strtoul(v, NULL, 10);
+        if (list_key(line, "faults", v, sizeof(v)) && (z.keys |= PC_ZONE_FAULTS))
+            z.faults = (unsigned)strtoul(v, NULL, 10);
+        if (list_key(line, "cgroup", z.cgroup, sizeof(z.cgroup)))
+            z.keys |= PC_ZONE_CGROUP;
+        *out = z;
+        return 0;
     }
     return -1;
 }
 
+int admin_zone(const char *dir, const char *zone, long long *used, int *clients)
+{
+    struct pc_zone z;
+
+    if (admin_zone_info(dir, zone, &z) != 0)
+        return -1;
+    *used = (long long)z.used;
+    *clients = z.clients;
+    return 0;
+}
+
 int admin_zone_worker(const char *dir, const char *zone, int *pid, unsigned *restarts)
 {
-    char buf[8192], *save = NULL;
+    struct pc_zone z;
 
-    if (admin_cmd(dir, "LIST", buf, sizeof(buf)) != 0 || strncmp(buf, "OK ", 3) != 0)
+    if (admin_zone_info(dir, zone, &z) != 0 || (~z.keys & (PC_ZONE_PID | PC_ZONE_RESTARTS)))
         return -1;
-    for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        char name[128], *p = strstr(line, " pid="), *r = strstr(line, " restarts=");
-        if (sscanf(line, "%127s", name) == 1 && strcmp(name, zone) == 0 && p && r) {
-            *pid = atoi(p + 5);
-            *restarts = (unsigned)strtoul(r + 10, NULL, 10);
-            return 0;
-        }
-    }
-    return -1;
+    *pid = z.pid;
+    *restarts = z.restarts;
+    return 0;
 }
 
 pid_t proxy_start(const char *bin, const char *dir, const char *const *extra)

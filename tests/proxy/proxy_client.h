@@ -59,11 +59,26 @@ int proxy_stop(pid_t pid);
 
 /* One admin request; the whole answer (all lines) in out. 0 or -errno. */
 int admin_cmd(const char *dir, const char *cmd, char *out, size_t outlen);
+/* What LIST says of one zone: the four fixed fields, and the key=value fields found (keys). */
+enum { PC_ZONE_STATE = 1, PC_ZONE_PID = 2, PC_ZONE_RESTARTS = 4, PC_ZONE_FAULTS = 8,
+       PC_ZONE_ALL = 15, PC_ZONE_CGROUP = 16 };
+struct pc_zone {
+    unsigned long long quota, used;
+    int clients;
+    char state[32];
+    int pid;
+    unsigned restarts, faults;
+    char cgroup[8];
+    unsigned keys; /* PC_ZONE_* */
+};
+/* The one LIST parser of the tests: the zone's line; 0, or -1 if the zone is not listed. */
+int admin_zone_info(const char *dir, const char *zone, struct pc_zone *out);
 /* Values from the admin socket: STATS scrubbed_bytes, and LIST used/clients of a zone (-1 if the
  * zone is not listed). */
 long long admin_scrubbed(const char *dir);
 int admin_zone(const char *dir, const char *zone, long long *used, int *clients);
-/* LIST's pid= and restarts= of a zone's serving worker; 0, or -1 if the zone is not listed. */
+/* LIST's pid= and restarts= of a zone's serving worker; 0, or -1 if the zone is not listed or
+ * its line lacks them. */
 int admin_zone_worker(const char *dir, const char *zone, int *pid, unsigned *restarts);
 
 #endif /* PROXY_CLIENT_H */

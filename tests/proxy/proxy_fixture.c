@@ -54,30 +54,17 @@ int fx_admin(const struct proxy_fixture *f, const char *cmd, char *out, size_t o
     return admin_cmd(f->dir, cmd, out, outlen);
 }
 
-int fx_zone_info(const struct proxy_fixture *f, const char *zone, struct fx_zone *out)
+int fx_zone_info(const struct proxy_fixture *f, const char *zone, struct pc_zone *out)
 {
-    char buf[8192], *save = NULL, *line;
-
-    if (admin_cmd(f->dir, "LIST", buf, sizeof(buf)) != 0 || strncmp(buf, "OK ", 3) != 0)
+    if (admin_zone_info(f->dir, zone, out) != 0 || (~out->keys & PC_ZONE_ALL))
         return -1;
-    for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        char name[128];
-        struct fx_zone z;
-        if (sscanf(line, "%127s %llu %llu %d state=%31s pid=%d restarts=%u faults=%u", name,
-                   &z.quota, &z.used, &z.clients, z.state, &z.pid, &z.restarts,
-                   &z.faults) == 8 &&
-            strcmp(name, zone) == 0) {
-            *out = z;
-            return 0;
-        }
-    }
-    return -1;
+    return 0;
 }
 
 int fx_wait_worker(const struct proxy_fixture *f, const char *zone, int old_pid)
 {
     for (int i = 0; i < 200; i++) {
-        struct fx_zone z;
+        struct pc_zone z;
         if (fx_zone_info(f, zone, &z) == 0 && z.pid > 0 && z.pid != old_pid &&
             strcmp(z.state, "ready") == 0)
             return z.pid;

@@ -15,14 +15,6 @@ struct proxy_fixture {
     pid_t pid;     /* -1 while not started */
 };
 
-/* What LIST says of one zone. */
-struct fx_zone {
-    unsigned long long quota, used;
-    int clients;
-    char state[32];
-    int pid;
-    unsigned restarts, faults;
-};
 
 /* Makes /tmp/gpu-proxy-TAG.XXXXXX and starts bin there with extra arguments (proxy_start);
  * waits until it answers PING. 0 or -1. */
@@ -34,8 +26,9 @@ int fx_stop(struct proxy_fixture *f);
 void fx_connect(const struct proxy_fixture *f, struct pc *p, const char *zone);
 /* One admin request (admin_cmd). */
 int fx_admin(const struct proxy_fixture *f, const char *cmd, char *out, size_t outlen);
-/* The zone's LIST line; 0, or -1 when the zone is not listed. */
-int fx_zone_info(const struct proxy_fixture *f, const char *zone, struct fx_zone *out);
+/* The zone's LIST line with state=, pid=, restarts= and faults= (admin_zone_info); 0, or -1
+ * when the zone is not listed or its line lacks one of them. */
+int fx_zone_info(const struct proxy_fixture *f, const char *zone, struct pc_zone *out);
 /* Waits (up to 5 s) until the zone has a ready worker other than old_pid; its pid, or -1. */
 int fx_wait_worker(const struct proxy_fixture *f, const char *zone, int old_pid);
 /* A field of /proc/PID/status ("VmRSS", "PPid", ...), without the key; 0 or -1. */

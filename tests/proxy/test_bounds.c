@@ -111,7 +111,7 @@ static int group_teardown(void **state)
 
 static int worker_pid(const char *zone)
 {
-    struct fx_zone z;
+    struct pc_zone z;
 
     assert_int_equal(fx_zone_info(&fx, zone, &z), 0);
     return z.pid;
@@ -279,7 +279,7 @@ static void test_bounds_local_memory(void **state)
 /* Waits (up to 5 s) until zone has `want` clients; returns the count last seen. */
 static int wait_clients(const char *zone, int want)
 {
-    struct fx_zone z = {.clients = -1};
+    struct pc_zone z = {.clients = -1};
 
     for (int i = 0; i < 100; i++) {
         if (fx_zone_info(&fx, zone, &z) == 0 && z.clients == want)
@@ -342,7 +342,7 @@ static void test_bounds_leaks_returned(void **state)
 {
     struct idm_req_IMAGE_BEGIN ib = {.size = 40 * MiB};
     struct idm_rep_IMAGE_BEGIN ibr = {.idm_empty_ = {}};
-    struct fx_zone z;
+    struct pc_zone z;
     struct pc b;
 
     (void)state;

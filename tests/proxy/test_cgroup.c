@@ -31,22 +31,16 @@ static char parent[64];         /* --cgroup NAME, unique to this run */
 static pid_t proxy_pid = -1;
 static char kind[8];            /* "v1" or "v2", from LIST */
 
-/* LIST fields of one zone: worker pid and cgroup kind; 0 if listed. */
+/* LIST fields of one zone: worker pid and cgroup kind; 0 if listed with both. */
 static int zone_info(const char *zone, int *pid, char cg[8])
 {
-    char buf[8192], *save = NULL;
+    struct pc_zone z;
 
-    if (admin_cmd(dir, "LIST", buf, sizeof(buf)) != 0 || strncmp(buf, "OK ", 3) != 0)
+    if (admin_zone_info(dir, zone, &z) != 0 || (~z.keys & (PC_ZONE_PID | PC_ZONE_CGROUP)))
         return -1;
-    for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        char name[128], *p = strstr(line, " pid="), *c = strstr(line, " cgroup=");
-        if (sscanf(line, "%127s", name) != 1 || strcmp(name, zone) != 0 || !p || !c)
-            continue;
-        *pid = atoi(p + 5);
-        snprintf(cg, 8, "%.*s", (int)strcspn(c + 8, " \n"), c + 8);
-        return 0;
-    }
-    return -1;
+    *pid = z.pid;
+    memcpy(cg, z.cgroup, sizeof(z.cgroup));
+    return 0;
 }
 
 /* The group of pid in hierarchy ctrl ("memory", "cpu", "pids"; NULL: v2), as a directory. */

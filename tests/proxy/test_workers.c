@@ -70,7 +70,7 @@ static void roundtrip(struct pc *p, idm_handle ctx, uint8_t seed)
  * seccomp filter, no new privileges, not root when the proxy was started as root. */
 static void test_workers_one_process_per_zone(void **state)
 {
-    struct fx_zone za, zb;
+    struct pc_zone za, zb;
     int pa, pb;
     char v[128];
 
@@ -105,7 +105,7 @@ static void test_workers_fault_contained(void **state)
     struct pc a1, a2, b, a3;
     idm_handle actx, a2ctx, bctx, a3ctx, lib, k, blib, bk;
     idm_dptr bd, ad;
-    struct fx_zone z0, z1;
+    struct pc_zone z0, z1;
     uint32_t v = 0;
 
     (void)state;
@@ -160,7 +160,7 @@ static void test_workers_crash_restart(void **state)
     struct pc a, b, a2;
     idm_handle actx, bctx, a2ctx;
     idm_dptr d;
-    struct fx_zone z0, z1;
+    struct pc_zone z0, z1;
     int pid, new_pid;
 
     (void)state;
@@ -238,7 +238,7 @@ static void test_workers_remove_stuck_zone(void **state)
     struct spin_arg s;
     struct admin_arg rm = {.cmd = "REMOVE C"};
     pthread_t st, rt;
-    struct fx_zone zc;
+    struct pc_zone zc;
     char buf[256];
     int pid;
 
