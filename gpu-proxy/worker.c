@@ -46,9 +46,10 @@ struct client {
     pthread_t thread;
     int stop;  /* atomic: asks the thread to end */
     int done;  /* set by the thread when it has released everything (under w->lock) */
-    uint64_t busy_since; /* atomic: ms when its current request or its session's release
-                          * began (0: waiting for a request) */
+    int busy;            /* atomic: serving a request or releasing its session (set only
+                          * where the backend cannot cancel kernels: check_orphans) */
     int closing;         /* atomic: the client is gone and its session is being released */
+    uint64_t gone_since; /* main thread: when check_orphans first saw it gone while busy */
     char peer[64];
     struct client *next;
 };
@@ -173,9 +174,9 @@ static void retire(struct worker *w, struct client *cl, int status, const char *
     wake_main(w);
 }
 
-/* A backend that cannot cancel kernels (a real GPU): a client that has gone while its request
- * or its session's release still waits on the GPU past ORPHAN_GRACE_MS left a kernel running;
- * the worker retires so that its context, and the kernel, end. */
+/* A backend that cannot cancel kernels (a real GPU): a client seen gone while its request or
+ * its session's release still waits on the GPU, and still so ORPHAN_GRACE_MS later, left a
+ * kernel running; the worker retires so that its context, and the kernel, end. */
 static void check_orphans(struct worker *w)
 {
     uint64_t now = now_ms();
@@ -184,11 +185,17 @@ static void check_orphans(struct worker *w)
         return;
     pthread_mutex_lock(&w->lock);
     for (struct client *cl = w->clients; cl; cl = cl->next) {
-        uint64_t since = __atomic_load_n(&cl->busy_since, __ATOMIC_ACQUIRE);
-        if (cl->done || since == 0 || now - since < ORPHAN_GRACE_MS)
+        int gone = !cl->done && __atomic_load_n(&cl->busy, __ATOMIC_ACQUIRE) &&
+                   (__atomic_load_n(&cl->closing, __ATOMIC_ACQUIRE) ||
+                    idm_conn_check(cl->conn) != 0);
+        if (!gone) {
+            cl->gone_since = 0; /* idle, done, or waiting for its own work while connected */
             continue;
-        if (!__atomic_load_n(&cl->closing, __ATOMIC_ACQUIRE) && idm_conn_check(cl->conn) == 0)
-            continue; /* still connected: it is waiting for its own work */
+        }
+        if (cl->gone_since == 0)
+            cl->gone_since = now;
+        if (now - cl->gone_since < ORPHAN_GRACE_MS)
+            continue;
         pthread_mutex_unlock(&w->lock);
         w->retire_grace_ms = ORPHAN_RETIRE_MS;
         retire(w, cl, CUDA_ERROR_LAUNCH_TIMEOUT,
@@ -227,6 +234,7 @@ static void *client_main(void *arg)
     void *window = idm_window(cl->conn, &wsize);
     const struct idm_conn_config *geo = idm_conn_geometry(cl->conn);
     const char *why = "client disconnected";
+    int watch = !w->be->kernels_cancellable; /* check_orphans looks at this client */
     int rc;
 
     idm_msg_init(&m);
@@ -249,9 +257,11 @@ static void *client_main(void *arg)
             break;
         }
         if (rc == 0) {
-            __atomic_store_n(&cl->busy_since, now_ms(), __ATOMIC_RELEASE);
+            if (watch)
+                __atomic_store_n(&cl->busy, 1, __ATOMIC_RELEASE);
             rc = serve_one(cl, s, &m);
-            __atomic_store_n(&cl->busy_since, 0, __ATOMIC_RELEASE);
+            if (watch)
+                __atomic_store_n(&cl->busy, 0, __ATOMIC_RELEASE);
         }
         sticky = __atomic_load_n(&s->sticky, __ATOMIC_ACQUIRE);
         if (sticky && w->be->fault_loses_context)
@@ -275,7 +285,7 @@ static void *client_main(void *arg)
     log_info("zone=%s %s: session ends (%s); releasing its objects", w->ws->zone_name,
              cl->peer, why);
     __atomic_store_n(&cl->closing, 1, __ATOMIC_RELEASE);
-    __atomic_store_n(&cl->busy_since, now_ms(), __ATOMIC_RELEASE);
+    __atomic_store_n(&cl->busy, watch, __ATOMIC_RELEASE);
     session_close(s);
 out:
     idm_msg_free(&m);
