@@ -50,12 +50,6 @@ mkdir -p "$dir"
 "$chain" --backend stub --listen "$dir" --zone a:1G --zone b:1G --log-level info \
     --metrics "$dir/metrics.sock" >"$work/proxy.log" 2>&1 &
 proxy=$!
-for _ in $(seq 1 200); do
-    printf 'PING\n' | python3 -c 'import socket,sys
-s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read())
-print(s.recv(4096).decode(), end="")' "$dir/admin.sock" 2>/dev/null | grep -q '^OK' && break
-    sleep 0.05
-done
 admin_at() { # socket request -> the whole answer
     printf '%s\n' "$2" | python3 -c 'import socket,sys
 s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read())
@@ -66,6 +60,10 @@ while True:
     out+=d
 print(out.decode(), end="")' "$1"
 }
+for _ in $(seq 1 200); do
+    [[ $(admin_at "$dir/admin.sock" PING 2>/dev/null) == OK* ]] && break
+    sleep 0.05
+done
 admin() { admin_at "$dir/admin.sock" "$1"; }
 scrape() { # metrics socket -> the body of GET /metrics
     admin_at "$1" $'GET /metrics HTTP/1.0\r\n\r' | sed '1,/^\r$/d'
