@@ -19,6 +19,8 @@ static const char *htype_name(uint8_t type)
     case HT_LIBRARY: return "library";
     case HT_KERNEL: return "kernel";
     case HT_IMAGE: return "image";
+    case HT_GRAPH: return "graph";
+    case HT_GEXEC: return "executable graph";
     default: return "unknown";
     }
 }

@@ -171,4 +171,21 @@ static inline void rq_default_stream_enter(struct rq *r)
 CUresult dispatch_alloc(struct rq *r, uint64_t size, uint8_t kind, idm_handle owner,
                         uint64_t *va, uint64_t *baddr_out);
 
+/* The prepare steps of a device-to-device copy and a memset (dispatch_mem.c), which graph
+ * launches reuse for their nodes. */
+CUresult dispatch_prep_dtod(struct rq *r, const struct idm_req_MEMCPY_DTOD *q,
+                           struct stream_op *op, struct stream_obj **st);
+CUresult dispatch_prep_memset(struct rq *r, const struct idm_req_MEMSET *q,
+                             struct stream_op *op, struct stream_obj **st);
+
+/* ---- shared with graphs (dispatch_launch.c) ---- */
+
+/* Grid and block dimensions a device of compute capability 9.0 accepts. */
+CUresult dispatch_check_geometry(struct rq *r, const uint32_t grid[3], const uint32_t block[3]);
+/* Fills op as a launch of kernel k with k->param_bytes bytes of params (which must outlive
+ * the op's issue or queueing). */
+void dispatch_launch_fill(struct rq *r, struct kernel_obj *k, const uint32_t grid[3],
+                          const uint32_t block[3], const uint32_t cluster[3], uint32_t shared,
+                          const void *params, struct stream_op *op);
+
 #endif /* GPU_PROXY_DISPATCH_INTERNAL_H */

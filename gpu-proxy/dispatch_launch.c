@@ -9,23 +9,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Grid and block dimensions a device of compute capability 9.0 accepts. */
-static CUresult check_geometry(struct rq *r, const struct idm_req_LAUNCH *q)
+CUresult dispatch_check_geometry(struct rq *r, const uint32_t grid[3], const uint32_t block[3])
 {
-    uint64_t threads = (uint64_t)q->block[0] * q->block[1] * q->block[2];
+    uint64_t threads = (uint64_t)block[0] * block[1] * block[2];
 
     for (int i = 0; i < 3; i++)
-        if (q->grid[i] == 0 || q->block[i] == 0)
+        if (grid[i] == 0 || block[i] == 0)
             return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "grid %ux%ux%u, block %ux%ux%u: a "
-                             "dimension is 0", q->grid[0], q->grid[1], q->grid[2],
-                             q->block[0], q->block[1], q->block[2]);
-    if (q->grid[1] > 65535 || q->grid[2] > 65535 || q->grid[0] > 0x7FFFFFFFu)
+                             "dimension is 0", grid[0], grid[1], grid[2], block[0], block[1],
+                             block[2]);
+    if (grid[1] > 65535 || grid[2] > 65535 || grid[0] > 0x7FFFFFFFu)
         return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "grid %ux%ux%u exceeds the device's",
-                         q->grid[0], q->grid[1], q->grid[2]);
-    if (q->block[0] > 1024 || q->block[1] > 1024 || q->block[2] > 64 || threads > 1024)
+                         grid[0], grid[1], grid[2]);
+    if (block[0] > 1024 || block[1] > 1024 || block[2] > 64 || threads > 1024)
         return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
-                         "block %ux%ux%u exceeds 1024x1024x64 or 1024 threads", q->block[0],
-                         q->block[1], q->block[2]);
+                         "block %ux%ux%u exceeds 1024x1024x64 or 1024 threads", block[0],
+                         block[1], block[2]);
     return CUDA_SUCCESS;
 }
 
@@ -74,10 +73,30 @@ static CUresult take_params(struct rq *r, const struct idm_req_LAUNCH *q,
     return CUDA_SUCCESS;
 }
 
+void dispatch_launch_fill(struct rq *r, struct kernel_obj *k, const uint32_t grid[3],
+                          const uint32_t block[3], const uint32_t cluster[3], uint32_t shared,
+                          const void *params, struct stream_op *op)
+{
+    op->kind = SOP_LAUNCH;
+    op->k = k;
+    memcpy(op->l.grid, grid, sizeof(op->l.grid));
+    memcpy(op->l.block, block, sizeof(op->l.block));
+    memcpy(op->l.cluster, cluster, sizeof(op->l.cluster));
+    op->l.shared_bytes = shared;
+    op->l.params = params;
+    op->l.params_size = k->param_bytes;
+    op->l.layout = k->params;
+    op->l.param_count = k->param_count;
+    op->l.mem = NULL;
+    op->l.cancel = NULL; /* stream.c gives each running launch its flag */
+    op->ctx = kernel_ctx(r, k, &op->l.printf_fifo_size);
+}
+
 static CUresult prep_launch(struct rq *r, const struct idm_req_LAUNCH *q, struct stream_op *op,
                             struct stream_obj **st, void **own)
 {
     struct kernel_obj *k = rq_kernel(r, q->func);
+    const void *params;
     CUresult rc;
 
     if (k == NULL)
@@ -86,22 +105,11 @@ static CUresult prep_launch(struct rq *r, const struct idm_req_LAUNCH *q, struct
         return rc;
     if (rq_sticky(r))
         return rq_sticky(r);
-    if ((rc = check_geometry(r, q)) != CUDA_SUCCESS)
+    if ((rc = dispatch_check_geometry(r, q->grid, q->block)) != CUDA_SUCCESS)
         return rc;
-    if ((rc = take_params(r, q, k, &op->l.params, own)) != CUDA_SUCCESS)
+    if ((rc = take_params(r, q, k, &params, own)) != CUDA_SUCCESS)
         return rc;
-    op->kind = SOP_LAUNCH;
-    op->k = k;
-    memcpy(op->l.grid, q->grid, sizeof(op->l.grid));
-    memcpy(op->l.block, q->block, sizeof(op->l.block));
-    memcpy(op->l.cluster, q->cluster, sizeof(op->l.cluster));
-    op->l.shared_bytes = q->shared_bytes;
-    op->l.params_size = (uint32_t)q->param_bytes;
-    op->l.layout = k->params;
-    op->l.param_count = k->param_count;
-    op->l.mem = NULL;
-    op->l.cancel = NULL; /* stream.c gives each running launch its flag */
-    op->ctx = kernel_ctx(r, k, &op->l.printf_fifo_size);
+    dispatch_launch_fill(r, k, q->grid, q->block, q->cluster, q->shared_bytes, params, op);
     return CUDA_SUCCESS;
 }
 

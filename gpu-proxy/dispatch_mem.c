@@ -184,8 +184,8 @@ static CUresult prep_dtoh(struct rq *r, const struct idm_req_MEMCPY_DTOH *q, str
     return CUDA_SUCCESS;
 }
 
-static CUresult prep_dtod(struct rq *r, const struct idm_req_MEMCPY_DTOD *q, struct stream_op *op,
-                          struct stream_obj **st)
+CUresult dispatch_prep_dtod(struct rq *r, const struct idm_req_MEMCPY_DTOD *q,
+                           struct stream_op *op, struct stream_obj **st)
 {
     CUresult rc;
 
@@ -203,8 +203,8 @@ static CUresult prep_dtod(struct rq *r, const struct idm_req_MEMCPY_DTOD *q, str
 
 /* count elements of elem_size bytes per row, height rows pitch bytes apart, all inside one
  * allocation. */
-static CUresult prep_memset(struct rq *r, const struct idm_req_MEMSET *q, struct stream_op *op,
-                            struct stream_obj **st)
+CUresult dispatch_prep_memset(struct rq *r, const struct idm_req_MEMSET *q,
+                             struct stream_op *op, struct stream_obj **st)
 {
     uint64_t row_bytes, span, pitch;
     CUresult rc;
@@ -248,8 +248,8 @@ static CUresult prep_memset(struct rq *r, const struct idm_req_MEMSET *q, struct
 
 DISPATCH_ASYNC(MEMCPY_HTOD, prep_htod)
 DISPATCH_ASYNC(MEMCPY_DTOH, prep_dtoh)
-DISPATCH_ASYNC(MEMCPY_DTOD, prep_dtod)
-DISPATCH_ASYNC(MEMSET, prep_memset)
+DISPATCH_ASYNC(MEMCPY_DTOD, dispatch_prep_dtod)
+DISPATCH_ASYNC(MEMSET, dispatch_prep_memset)
 
 CUresult h_POINTER_GET_ATTRIBUTE(struct rq *r, const struct idm_req_POINTER_GET_ATTRIBUTE *q,
                                  struct idm_rep_POINTER_GET_ATTRIBUTE *p)

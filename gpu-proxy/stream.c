@@ -286,6 +286,21 @@ static CUresult issue_event_record(struct session *s, struct backend_stream *bs,
     return s->be->event_record(s->bz, op->ev->be, bs);
 }
 
+/* The nodes of a graph launch in order; the first failure ends it, and so does the session's
+ * cancellation (its client gone or closing). */
+static CUresult issue_graph(struct session *s, struct backend_stream *bs, struct stream_op *op,
+                            struct sop_reply *rep)
+{
+    for (uint32_t i = 0; i < op->nsub; i++) {
+        CUresult rc;
+        if (__atomic_load_n(&s->cancelled, __ATOMIC_ACQUIRE))
+            return CUDA_ERROR_CONTEXT_IS_DESTROYED;
+        if ((rc = stream_issue(s, bs, &op->sub[i], rep)) != CUDA_SUCCESS)
+            return rc;
+    }
+    return CUDA_SUCCESS;
+}
+
 static CUresult issue_kind(struct session *s, struct backend_stream *bs, struct stream_op *op,
                            struct sop_reply *rep)
 {
@@ -296,6 +311,7 @@ static CUresult issue_kind(struct session *s, struct backend_stream *bs, struct 
     case SOP_MEMSET: return issue_memset(s, bs, op, rep);
     case SOP_LAUNCH: return issue_launch(s, bs, op, rep);
     case SOP_EVENT_RECORD: return issue_event_record(s, bs, op, rep);
+    case SOP_GRAPH: return issue_graph(s, bs, op, rep);
     default: return CUDA_ERROR_UNKNOWN;
     }
 }
@@ -413,12 +429,13 @@ static uint64_t stream_submit(struct stream_obj *st, struct stream_op *op)
     return seq;
 }
 
-/* A heap copy of a prepared op that answers req; a launch's copy carries its own parameters
- * (after the struct, 16-byte aligned). */
+/* A heap copy of a prepared op that answers req; a launch's copy carries its own parameters,
+ * a graph launch's its own array of node ops (after the struct, 16-byte aligned). */
 static struct stream_op *op_copy(const struct stream_op *op, const struct idm_hdr *req)
 {
     size_t off = (sizeof(*op) + 15) & ~(size_t)15;
-    size_t extra = op->kind == SOP_LAUNCH ? (op->l.params_size ? op->l.params_size : 1) : 0;
+    size_t extra = op->kind == SOP_LAUNCH ? (op->l.params_size ? op->l.params_size : 1) :
+                   op->kind == SOP_GRAPH ? (size_t)op->nsub * sizeof(*op) : 0;
     struct stream_op *q = malloc(off + extra);
 
     if (q == NULL)
@@ -428,6 +445,9 @@ static struct stream_op *op_copy(const struct stream_op *op, const struct idm_hd
     if (op->kind == SOP_LAUNCH) {
         memcpy((uint8_t *)q + off, op->l.params, op->l.params_size);
         q->l.params = (uint8_t *)q + off;
+    } else if (op->kind == SOP_GRAPH) {
+        q->sub = (struct stream_op *)((uint8_t *)q + off);
+        memcpy(q->sub, op->sub, (size_t)op->nsub * sizeof(*op));
     }
     return q;
 }

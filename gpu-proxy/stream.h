@@ -21,6 +21,7 @@ enum sop_kind {
     SOP_MEMSET,
     SOP_LAUNCH,
     SOP_EVENT_RECORD,
+    SOP_GRAPH, /* a graph launch: nsub prepared ops in dependency order */
     SOP_COUNT
 };
 
@@ -43,6 +44,8 @@ struct stream_op {
     struct backend_launch l; /* l.params: the request tail or the dispatch's copy of the
                               * window range; a queued copy owns its own */
     struct event_obj *ev;
+    struct stream_op *sub;   /* SOP_GRAPH: the dispatch's array; a queued copy owns its own */
+    uint32_t nsub;
 };
 
 static inline void stream_op_init(struct stream_op *op)

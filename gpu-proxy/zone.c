@@ -1,7 +1,7 @@
 /* zone.c - zones and their sessions: typed handle tables with generations, sorted allocation
  * tables of zone-virtual ranges, quota accounting, and the one teardown path that releases a
- * session's objects in dependency order (work drained, events, streams, kernels, libraries,
- * images, memory, contexts). */
+ * session's objects in dependency order (work drained, events, streams, graphs, kernels,
+ * libraries, images, memory, contexts). */
 #include "zone.h"
 
 #include <ctype.h>
@@ -545,6 +545,19 @@ void session_free_image(struct session *s, idm_handle h, struct image_obj *im)
     free(im);
 }
 
+void session_free_graph(struct session *s, idm_handle h, uint8_t type, struct graph_obj *g)
+{
+    for (uint32_t i = 0; i < g->n; i++) {
+        free(g->v[i].deps);
+        free(g->v[i].params);
+    }
+    free(g->v);
+    __atomic_sub_fetch(&s->zone->graph_bytes, g->bytes, __ATOMIC_RELAXED);
+    htab_remove(&s->ht, h, type);
+    s->ngraphs--;
+    free(g);
+}
+
 void session_free_library(struct session *s, idm_handle h, struct library_obj *lib)
 {
     /* Kernels first (they point into the library), then the library's own globals. */
@@ -605,7 +618,15 @@ void session_release(struct session *s, idm_handle ctx)
             s->nstreams--;
         }
     }
-    /* 4. libraries (with their kernels and globals) */
+    /* 4. graphs (they name kernels and memory by handle and address only) */
+    for (uint32_t i = 0; i < s->ht.used; i++) {
+        uint8_t t = HT_GRAPH;
+        if ((o = htab_slot(&s->ht, i, t, &h)) == NULL)
+            o = htab_slot(&s->ht, i, t = HT_GEXEC, &h);
+        if (o != NULL && (ctx == 0 || ((struct graph_obj *)o)->ctx == ctx))
+            session_free_graph(s, h, t, o);
+    }
+    /* 5. libraries (with their kernels and globals) */
     for (uint32_t i = 0; i < s->ht.used; i++) {
         if ((o = htab_slot(&s->ht, i, HT_LIBRARY, &h)) != NULL) {
             struct library_obj *lib = o;
@@ -614,18 +635,18 @@ void session_release(struct session *s, idm_handle ctx)
             session_free_library(s, h, lib);
         }
     }
-    /* 5. staging images (not bound to a context) */
+    /* 6. staging images (not bound to a context) */
     if (ctx == 0) {
         for (uint32_t i = 0; i < s->ht.used; i++) {
             if ((o = htab_slot(&s->ht, i, HT_IMAGE, &h)) != NULL)
                 session_free_image(s, h, o);
         }
     }
-    /* 6. memory */
+    /* 7. memory */
     for (long i = (long)s->at.n - 1; i >= 0; i--)
         if (ctx == 0 || s->at.v[i].owner == ctx)
             session_free_alloc(s, i);
-    /* 7. contexts */
+    /* 8. contexts */
     for (uint32_t i = 0; i < s->ht.used; i++) {
         if ((o = htab_slot(&s->ht, i, HT_CTX, &h)) != NULL) {
             if (ctx && h != ctx)

@@ -16,11 +16,18 @@
 
 /* ---- handles: bits 63..56 type, 55..32 generation, 31..0 slot index ---- */
 enum htype { HT_NONE = 0, HT_CTX = 0x11, HT_STREAM = 0x22, HT_EVENT = 0x33, HT_LIBRARY = 0x44,
-             HT_KERNEL = 0x55, HT_IMAGE = 0x66 };
+             HT_KERNEL = 0x55, HT_IMAGE = 0x66, HT_GRAPH = 0x77, HT_GEXEC = 0x88 };
 
 #define HTAB_MAX_OBJECTS (1u << 20)
 #define SESSION_MAX_STREAMS 256 /* each stream has a worker thread */
 #define ZONE_MAX_CLIENTS 64
+/* Graphs (dispatch_graph.c): graphs and executable graphs a session holds at once, nodes in one
+ * graph, dependencies of one node, and the host memory all of a zone's graphs may take (nodes,
+ * edges, kernel parameters; graphs and executable graphs alike). */
+#define SESSION_MAX_GRAPHS 1024
+#define GRAPH_MAX_NODES 16384
+#define GRAPH_NODE_MAX_DEPS 1024
+#define ZONE_GRAPH_BYTES (64ull << 20)
 
 struct handle_slot {
     void *obj;     /* NULL when free */
@@ -97,6 +104,7 @@ struct zone {
     struct zone *next;
     struct worker_stats *pub; /* figures published to the supervisor (worker_ipc.h), or NULL */
     struct worker_counters *m; /* counters.h: &pub->m while counting, else NULL */
+    uint64_t graph_bytes; /* host memory of the zone's graphs (atomic), <= ZONE_GRAPH_BYTES */
 };
 
 struct zone_registry {
@@ -184,6 +192,27 @@ struct kernel_obj {
     struct kernel_obj *next;
 };
 
+/* A graph node (GRAPH_ADD_NODE's fields, checked; addresses stay the zone's own and are
+ * translated at each launch). Its dependencies are the indices of earlier-added or later-added
+ * nodes of the same graph; an executable graph's nodes are in dependency order. */
+struct graph_node {
+    uint32_t kind;         /* enum idm_graph_node */
+    uint32_t ndeps, cap_deps;
+    uint32_t *deps;
+    idm_handle func;       /* kernel nodes */
+    uint32_t grid[3], block[3], cluster[3], shared_bytes, param_bytes;
+    uint8_t *params;       /* owned, param_bytes */
+    uint64_t dst, src, count, pitch, height; /* memset and memcpy nodes */
+    uint32_t value, elem_size;
+};
+/* A graph (HT_GRAPH) or an executable graph (HT_GEXEC, nodes in dependency order, no deps). */
+struct graph_obj {
+    idm_handle ctx;
+    uint32_t n, cap, edges;
+    struct graph_node *v;
+    uint64_t bytes;        /* charged to the zone's graph_bytes */
+};
+
 struct session {
     struct zone *zone;
     const struct backend_ops *be;
@@ -213,6 +242,7 @@ struct session {
     uint64_t staging_bytes;
     uint64_t next_buffer_id;
     uint32_t nstreams;
+    uint32_t ngraphs;       /* graphs and executable graphs */
     /* the connection's bulk window (private copy of its geometry) */
     struct idm_conn *conn;
     uint8_t *window;
@@ -236,6 +266,9 @@ void session_free_alloc(struct session *s, long i);
 void session_forget_stream(struct session *s, struct stream_obj *st);
 /* Frees a staging image and uncharges it from the zone's quota. */
 void session_free_image(struct session *s, idm_handle h, struct image_obj *im);
+/* Frees a graph or executable graph (type HT_GRAPH or HT_GEXEC), its handle and its charge;
+ * an executable graph only once the session's streams are drained. */
+void session_free_graph(struct session *s, idm_handle h, uint8_t type, struct graph_obj *g);
 /* Unloads a library: its kernels, its globals, then the backend library and the handle. */
 void session_free_library(struct session *s, idm_handle h, struct library_obj *lib);
 
