@@ -188,7 +188,7 @@ static CUresult ctx_sync(struct vgpu_ctx *c)
 {
     struct vgpu *v = vgpu_get();
     CUresult r = vgpu_ready(v);
-    if (r != CUDA_SUCCESS)
+    if (r != CUDA_SUCCESS || (r = vgpu_capture_unsafe("cuCtxSynchronize")) != CUDA_SUCCESS)
         return r;
     if (c == NULL || c->h == 0)
         return CUDA_ERROR_INVALID_CONTEXT;

@@ -143,7 +143,7 @@ CUresult vgpu_mem_alloc(CUdeviceptr *dptr, size_t bytesize, int pool)
     struct vgpu *v = vgpu_get();
     idm_handle ctx;
     CUresult r = mem_enter(v, &ctx);
-    if (r != CUDA_SUCCESS)
+    if (r != CUDA_SUCCESS || (pool == 0 && (r = vgpu_capture_unsafe("cuMemAlloc")) != 0))
         return r;
     if (dptr == NULL || bytesize == 0)
         return CUDA_ERROR_INVALID_VALUE;
@@ -190,7 +190,7 @@ CUresult cuMemFree_v2(CUdeviceptr dptr)
 {
     struct vgpu *v = vgpu_get();
     CUresult r = vgpu_ready(v);
-    if (r != CUDA_SUCCESS)
+    if (r != CUDA_SUCCESS || (r = vgpu_capture_unsafe("cuMemFree")) != CUDA_SUCCESS)
         return r;
     if (dptr == 0)
         return CUDA_SUCCESS;
@@ -440,6 +440,11 @@ static CUresult copy(enum dir d, uint64_t dst, uint64_t src, size_t len, CUstrea
         return r;
     if (len > 0 && (dst == 0 || src == 0))
         return CUDA_ERROR_INVALID_VALUE;
+    if (sync && (r = vgpu_capture_unsafe("a synchronous copy")) != CUDA_SUCCESS)
+        return r;
+    if (!sync && vgpu_capture_on() &&
+        (r = vgpu_capture_copy(hs, d == DTOD, dst, src, len)) != VGPU_NOT_CAPTURED)
+        return r; /* recorded by the stream's capture, or refused */
     idm_handle stream = vgpu_stream_handle(hs);
     pthread_mutex_lock(&v->lock);
     switch (d) {
@@ -551,6 +556,10 @@ CUresult cuMemcpyAsync_ptsz(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream
  * copy when both sides are contiguous. */
 static CUresult copy2d(const CUDA_MEMCPY2D *p, CUstream s, int sync)
 {
+    CUresult c = sync ? vgpu_capture_unsafe("a synchronous 2D copy") :
+                 vgpu_capture_refuse(s, "cuMemcpy2DAsync (2D copy nodes)");
+    if (c != CUDA_SUCCESS && c != VGPU_NOT_CAPTURED)
+        return c;
     if (p == NULL)
         return CUDA_ERROR_INVALID_VALUE;
     uint64_t src, dst;
@@ -637,6 +646,15 @@ static CUresult memset_op(uint64_t dst, size_t pitch, uint32_t value, uint32_t e
         return r;
     if (width == 0 || height == 0)
         return CUDA_SUCCESS;
+    if (sync && (r = vgpu_capture_unsafe("a synchronous memset")) != CUDA_SUCCESS)
+        return r;
+    if (!sync && vgpu_capture_on()) { /* recorded by the stream's capture */
+        struct idm_req_GRAPH_ADD_NODE n = {.kind = IDM_GNODE_MEMSET, .dst = dst, .count = width,
+                                           .pitch = height > 1 ? pitch : 0, .height = height,
+                                           .value = value, .elem_size = elem};
+        if ((r = vgpu_capture_node(s, &n, NULL)) != VGPU_NOT_CAPTURED)
+            return r;
+    }
     struct idm_req_MEMSET rq = {.dst = dst, .stream = vgpu_stream_handle(s), .count = width,
                                 .pitch = height > 1 ? pitch : 0, .height = height,
                                 .value = value, .elem_size = elem};

@@ -766,10 +766,62 @@ static CUresult post_launch_locked(struct vgpu *v, const struct vgpu_func *f,
     return vgpu_post_LAUNCH_locked(v, rq, tail, f->param_bytes, -1, NULL, 0);
 }
 
+CUresult vgpu_kernel_node(const void *p, const uint32_t grid[3], const uint32_t block[3],
+                          const uint32_t cluster[3], uint32_t shared, void **kernelParams,
+                          void **extra, struct idm_req_GRAPH_ADD_NODE *n, uint8_t **params)
+{
+    struct vgpu_func *f = func_check(p);
+    if (f == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    if (f->param_bytes > IDM_PARAM_BYTES_MAX)
+        return CUDA_ERROR_INVALID_VALUE;
+    *params = NULL;
+    if (f->param_bytes > 0 && (*params = malloc(f->param_bytes)) == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    if (pack_args(f, kernelParams, extra, *params) < 0) {
+        free(*params);
+        *params = NULL;
+        VLOG(VGPU_LOG_ERROR, "kernel %s: its arguments do not match its %u parameters", f->name,
+             f->param_count);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    n->kind = IDM_GNODE_KERNEL;
+    n->func = f->h;
+    n->param_bytes = f->param_bytes;
+    n->shared_bytes = shared;
+    memcpy(n->grid, grid, sizeof n->grid);
+    memcpy(n->block, block, sizeof n->block);
+    memcpy(n->cluster, cluster, sizeof n->cluster);
+    return CUDA_SUCCESS;
+}
+
+/* A launch on a capturing stream becomes a node of its capture (VGPU_NOT_CAPTURED: s does not
+ * capture). */
+static CUresult capture_launch(void *p, const uint32_t grid[3], const uint32_t block[3],
+                               uint32_t shared, CUstream s, void **kernelParams, void **extra,
+                               const uint32_t cluster[3])
+{
+    struct idm_req_GRAPH_ADD_NODE n = {.kind = IDM_GNODE_KERNEL};
+    uint8_t *params = NULL;
+    if (!vgpu_capturing(s))
+        return VGPU_NOT_CAPTURED;
+    CUresult r = vgpu_kernel_node(p, grid, block, cluster, shared, kernelParams, extra, &n,
+                                  &params);
+    if (r == CUDA_SUCCESS)
+        r = vgpu_capture_node(s, &n, params);
+    free(params);
+    return r;
+}
+
 static CUresult launch(void *p, const uint32_t grid[3], const uint32_t block[3],
                        uint32_t shared, CUstream s, void **kernelParams, void **extra,
                        const uint32_t cluster[3])
 {
+    if (vgpu_capture_on()) { /* a capturing stream records the launch (api_graph.c) */
+        CUresult c = capture_launch(p, grid, block, shared, s, kernelParams, extra, cluster);
+        if (c != VGPU_NOT_CAPTURED)
+            return c;
+    }
     struct vgpu *v = vgpu_get();
     CUresult r = vgpu_ready(v);
     if (r != CUDA_SUCCESS)

@@ -64,22 +64,22 @@ static CUresult alloc_async(CUdeviceptr *dptr, size_t bytesize)
 
 CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
 {
-    (void)hStream;
-    return alloc_async(dptr, bytesize);
+    CUresult r = vgpu_capture_refuse(hStream, "cuMemAllocAsync (memory nodes)");
+    return r != VGPU_NOT_CAPTURED ? r : alloc_async(dptr, bytesize);
 }
 
 CUresult cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
 {
-    (void)hStream;
-    return alloc_async(dptr, bytesize);
+    return cuMemAllocAsync(dptr, bytesize, hStream);
 }
 
 CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool,
                                  CUstream hStream)
 {
-    (void)hStream;
-    CUresult r = vgpu_ready(vgpu_get());
-    if (r != CUDA_SUCCESS)
+    CUresult r = vgpu_capture_refuse(hStream, "cuMemAllocFromPoolAsync (memory nodes)");
+    if (r != VGPU_NOT_CAPTURED)
+        return r;
+    if ((r = vgpu_ready(vgpu_get())) != CUDA_SUCCESS)
         return r;
     const struct vgpu_pool *p = pool_check(pool);
     if (p == NULL) {

@@ -1,6 +1,7 @@
 /* api_stream.c - streams and events. CUstream and CUevent are the proxy's opaque handles; the
  * legacy and per-thread default streams travel as handle 0. Records and waits are posted without
  * waiting; synchronize drains every reply first, so errors of earlier async work surface there.
+ * A capturing stream's records and waits are capture bookkeeping (api_graph.c).
  * Stream attributes (cuStreamSetAttribute) are kept here: the ones a stream may carry are
  * performance hints that change no result, so they are checked, remembered and read back. */
 #include "vgpu_calls.h"
@@ -315,7 +316,7 @@ static CUresult stream_sync(CUstream s)
 {
     struct vgpu *v = vgpu_get();
     CUresult r = vgpu_ready(v);
-    if (r != CUDA_SUCCESS)
+    if (r != CUDA_SUCCESS || (r = vgpu_capture_sync(s, "cuStreamSynchronize")) != CUDA_SUCCESS)
         return r;
     pthread_mutex_lock(&v->lock);
     CUresult a = vgpu_drain_locked(v);
@@ -340,7 +341,7 @@ static CUresult stream_query(CUstream s)
 {
     struct vgpu *v = vgpu_get();
     CUresult r = vgpu_ready(v);
-    if (r != CUDA_SUCCESS)
+    if (r != CUDA_SUCCESS || (r = vgpu_capture_sync(s, "cuStreamQuery")) != CUDA_SUCCESS)
         return r;
     pthread_mutex_lock(&v->lock);
     vgpu_poll_locked(v);
@@ -374,6 +375,8 @@ static CUresult stream_wait_event(CUstream s, CUevent e, unsigned flags)
         return r;
     if (e == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
+    if ((r = vgpu_capture_wait(s, e)) != VGPU_NOT_CAPTURED) /* a capture's join */
+        return r;
     struct idm_req_STREAM_WAIT_EVENT rq = {.stream = vgpu_stream_handle(s),
                                            .event = (idm_handle)(uintptr_t)e, .flags = flags};
     pthread_mutex_lock(&v->lock);
@@ -392,88 +395,7 @@ CUresult cuStreamWaitEvent_ptsz(CUstream hStream, CUevent hEvent, unsigned int F
     return stream_wait_event(hStream, hEvent, Flags);
 }
 
-/* ---- stream capture: never capturing (graphs are not supported) ---- */
-
-CUresult cuStreamIsCapturing(CUstream hStream, CUstreamCaptureStatus *captureStatus)
-{
-    (void)hStream;
-    if (captureStatus == NULL)
-        return CUDA_ERROR_INVALID_VALUE;
-    *captureStatus = CU_STREAM_CAPTURE_STATUS_NONE;
-    return CUDA_SUCCESS;
-}
-
-CUresult cuStreamIsCapturing_ptsz(CUstream hStream, CUstreamCaptureStatus *captureStatus)
-{
-    return cuStreamIsCapturing(hStream, captureStatus);
-}
-
-CUresult cuStreamGetCaptureInfo(CUstream hStream, CUstreamCaptureStatus *status,
-                                cuuint64_t *id)
-{
-    (void)hStream;
-    if (status == NULL)
-        return CUDA_ERROR_INVALID_VALUE;
-    *status = CU_STREAM_CAPTURE_STATUS_NONE;
-    if (id)
-        *id = 0;
-    return CUDA_SUCCESS;
-}
-
-CUresult cuStreamGetCaptureInfo_ptsz(CUstream hStream, CUstreamCaptureStatus *status,
-                                     cuuint64_t *id)
-{
-    return cuStreamGetCaptureInfo(hStream, status, id);
-}
-
-CUresult cuStreamGetCaptureInfo_v2(CUstream hStream, CUstreamCaptureStatus *status,
-                                   cuuint64_t *id, CUgraph *graph,
-                                   const CUgraphNode **deps, size_t *ndeps)
-{
-    CUresult r = cuStreamGetCaptureInfo(hStream, status, id);
-    if (graph)
-        *graph = NULL;
-    if (deps)
-        *deps = NULL;
-    if (ndeps)
-        *ndeps = 0;
-    return r;
-}
-
-CUresult cuStreamGetCaptureInfo_v2_ptsz(CUstream hStream, CUstreamCaptureStatus *status,
-                                        cuuint64_t *id, CUgraph *graph,
-                                        const CUgraphNode **deps, size_t *ndeps)
-{
-    return cuStreamGetCaptureInfo_v2(hStream, status, id, graph, deps, ndeps);
-}
-
-CUresult cuStreamGetCaptureInfo_v3(CUstream hStream, CUstreamCaptureStatus *status,
-                                   cuuint64_t *id, CUgraph *graph, const CUgraphNode **deps,
-                                   const CUgraphEdgeData **edges, size_t *ndeps)
-{
-    if (edges)
-        *edges = NULL;
-    return cuStreamGetCaptureInfo_v2(hStream, status, id, graph, deps, ndeps);
-}
-
-CUresult cuStreamGetCaptureInfo_v3_ptsz(CUstream hStream, CUstreamCaptureStatus *status,
-                                        cuuint64_t *id, CUgraph *graph,
-                                        const CUgraphNode **deps,
-                                        const CUgraphEdgeData **edges, size_t *ndeps)
-{
-    return cuStreamGetCaptureInfo_v3(hStream, status, id, graph, deps, edges, ndeps);
-}
-
-CUresult cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode *mode)
-{
-    static __thread CUstreamCaptureMode current = CU_STREAM_CAPTURE_MODE_GLOBAL;
-    if (mode == NULL)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUstreamCaptureMode old = current;
-    current = *mode;
-    *mode = old;
-    return CUDA_SUCCESS;
-}
+/* Stream capture: api_graph.c. */
 
 /* ---- events ---- */
 
@@ -518,6 +440,8 @@ static CUresult event_record(CUevent e, CUstream s, unsigned flags)
         return r;
     if (e == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
+    if ((r = vgpu_capture_record(e, s)) != VGPU_NOT_CAPTURED) /* a capture's fork */
+        return r;
     struct idm_req_EVENT_RECORD rq = {.event = (idm_handle)(uintptr_t)e,
                                       .stream = vgpu_stream_handle(s), .flags = flags};
     pthread_mutex_lock(&v->lock);
@@ -613,7 +537,10 @@ static CUresult host_call(CUstream s, void (*fn)(CUstream, CUresult, void *), CU
 {
     if (fn == NULL && hfn == NULL)
         return CUDA_ERROR_INVALID_VALUE;
-    CUresult r = stream_sync(s);
+    CUresult r = vgpu_capture_refuse(s, "a host function (host nodes)");
+    if (r != VGPU_NOT_CAPTURED)
+        return r;
+    r = stream_sync(s);
     if (hfn != NULL) {
         if (r != CUDA_SUCCESS)
             return r; /* the work before it failed: the function is not run */

@@ -240,6 +240,48 @@ static inline idm_handle vgpu_stream_handle(CUstream s)
     return (u == (uintptr_t)CU_STREAM_LEGACY || u == (uintptr_t)CU_STREAM_PER_THREAD) ? 0 : u;
 }
 
+/* ---- graphs and stream capture (api_graph.c) ----
+ * A capturing stream records instead of executing: its launches, memsets and device-to-device
+ * copies become nodes of the proxy's graph. The entry points of those calls ask
+ * vgpu_capture_node (or _copy) first, which answers VGPU_NOT_CAPTURED when their stream is not
+ * capturing; synchronous calls ask vgpu_capture_unsafe. vgpu_capture_on() is the cheap test
+ * for "some stream of the process captures" that guards both. */
+#define VGPU_NOT_CAPTURED ((CUresult)-1)
+extern int vgpu_captures_live; /* captures begun and not ended (atomic) */
+static inline int vgpu_capture_on(void)
+{
+    return __atomic_load_n(&vgpu_captures_live, __ATOMIC_ACQUIRE) != 0;
+}
+struct idm_req_GRAPH_ADD_NODE;
+/* 1 when stream s is in a capture (active or invalidated). */
+int vgpu_capturing(CUstream s);
+/* Records node n (its deps filled here) with params (n->param_bytes bytes, NULL for none) in
+ * the capture of stream s; VGPU_NOT_CAPTURED when s does not capture. */
+CUresult vgpu_capture_node(CUstream s, struct idm_req_GRAPH_ADD_NODE *n, const void *params);
+/* An asynchronous copy of len bytes on s: a node when both sides are device memory (dtod),
+ * else refused (host memory in graphs is not supported) and the capture invalidated. */
+CUresult vgpu_capture_copy(CUstream s, int dtod, uint64_t dst, uint64_t src, size_t len);
+/* An asynchronous call on s that cannot be captured (what: its name): refused with
+ * CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED and the capture invalidated when s captures, else
+ * VGPU_NOT_CAPTURED. */
+CUresult vgpu_capture_refuse(CUstream s, const char *what);
+/* A potentially unsafe call (allocation, a synchronous copy or synchronisation): CUDA_SUCCESS,
+ * or CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED (the captures that forbid it invalidated) when the
+ * calling thread's capture mode forbids it during the captures under way. */
+CUresult vgpu_capture_unsafe(const char *what);
+/* Synchronising or querying stream s: CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED (and the capture
+ * invalidated) when s captures, else CUDA_SUCCESS. */
+CUresult vgpu_capture_sync(CUstream s, const char *what);
+/* Event record and stream wait during capture: the event takes s's capture dependencies, a
+ * wait joins s to the event's capture; VGPU_NOT_CAPTURED when neither is involved. */
+CUresult vgpu_capture_record(CUevent e, CUstream s);
+CUresult vgpu_capture_wait(CUstream s, CUevent e);
+/* The node of a launch of kernel p (api_module.c): n filled (kind, func, geometry,
+ * param_bytes), the packed arguments in *params (malloc'd, NULL when none). */
+CUresult vgpu_kernel_node(const void *p, const uint32_t grid[3], const uint32_t block[3],
+                          const uint32_t cluster[3], uint32_t shared, void **kernelParams,
+                          void **extra, struct idm_req_GRAPH_ADD_NODE *n, uint8_t **params);
+
 /* ---- images and parameters (vgpu_image.c, vgpu_params.c; pure, unit-tested) ---- */
 /* Finds the bytes to upload for a code image: a fatbin wrapper (its fatbin), a fatbin, an ELF
  * or NUL-terminated PTX text. Returns 0 with *start and *size set, or -EINVAL. */
