@@ -119,15 +119,9 @@ static void harvest(struct session *s, uint16_t op, uint64_t *known, unsigned *n
 {
     uint64_t v = 0;
 
-    switch (op) {
-    case IDM_OP_PRIMARY_CTX_RETAIN: case IDM_OP_CTX_CREATE: case IDM_OP_MEM_ALLOC:
-    case IDM_OP_STREAM_CREATE: case IDM_OP_EVENT_CREATE: case IDM_OP_IMAGE_BEGIN:
-    case IDM_OP_LIBRARY_LOAD: case IDM_OP_LIBRARY_GET_KERNEL: case IDM_OP_LIBRARY_GET_GLOBAL:
-        memcpy(&v, s->rbuf, sizeof(v));
-        break;
-    default:
+    if (!fuzz_hands_out(op))
         return;
-    }
+    memcpy(&v, s->rbuf, sizeof(v));
     if (*nknown < 256)
         known[(*nknown)++] = v;
 }

@@ -3,7 +3,8 @@
  * records of [u16 op][u16 len][len payload bytes], len taken modulo what fits one request slot;
  * op 0xFFFF writes its payload after a u32 offset into the window; a payload word
  * 0xFFFFFFFFFFFFFFxx is replaced by the xx-th handle or device address the zone has received;
- * launches of more than 4096 threads are skipped (the simulated GPU really runs them). */
+ * launches and graph kernel nodes of more than 4096 threads are skipped (the simulated GPU
+ * really runs them). */
 #ifndef TESTS_PROXY_FUZZ_RECORDS_H
 #define TESTS_PROXY_FUZZ_RECORDS_H
 
@@ -24,24 +25,52 @@ struct fuzz_input {
     const unsigned *nknown;
 };
 
-static inline int fuzz_launch_too_big(const uint8_t *payload, uint16_t len)
+/* 1 when a successful reply of op starts with a handle or device address it hands out (the
+ * fuzzers remember those for substitution). */
+static inline int fuzz_hands_out(uint16_t op)
 {
-    struct idm_req_LAUNCH q;
+    switch (op) {
+    case IDM_OP_PRIMARY_CTX_RETAIN: case IDM_OP_CTX_CREATE: case IDM_OP_MEM_ALLOC:
+    case IDM_OP_STREAM_CREATE: case IDM_OP_EVENT_CREATE: case IDM_OP_IMAGE_BEGIN:
+    case IDM_OP_LIBRARY_LOAD: case IDM_OP_LIBRARY_GET_KERNEL: case IDM_OP_LIBRARY_GET_GLOBAL:
+    case IDM_OP_GRAPH_CREATE: case IDM_OP_GRAPH_INSTANTIATE:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* More than 4096 threads in grid x block (dimensions of 0 pass: the dispatch refuses them). */
+static inline int fuzz_threads_too_many(const uint32_t grid[3], const uint32_t block[3])
+{
     uint64_t threads = 1;
 
-    if (len < sizeof(q))
-        return 0;
-    memcpy(&q, payload, sizeof(q));
     for (int i = 0; i < 3; i++)
-        if (q.grid[i] == 0 || q.block[i] == 0)
+        if (grid[i] == 0 || block[i] == 0)
             return 0; /* sent, and refused by the dispatch */
     for (int i = 0; i < 3; i++) {
-        threads *= q.grid[i];
+        threads *= grid[i];
         if (threads > 4096)
             return 1;
-        threads *= q.block[i];
+        threads *= block[i];
         if (threads > 4096)
             return 1;
+    }
+    return 0;
+}
+
+/* A launch, or a graph's kernel node (which each GRAPH_LAUNCH runs), that is too big. */
+static inline int fuzz_launch_too_big(uint16_t op, const uint8_t *payload, uint16_t len)
+{
+    if (op == IDM_OP_LAUNCH && len >= sizeof(struct idm_req_LAUNCH)) {
+        struct idm_req_LAUNCH q;
+        memcpy(&q, payload, sizeof(q));
+        return fuzz_threads_too_many(q.grid, q.block);
+    }
+    if (op == IDM_OP_GRAPH_ADD_NODE && len >= sizeof(struct idm_req_GRAPH_ADD_NODE)) {
+        struct idm_req_GRAPH_ADD_NODE q;
+        memcpy(&q, payload, sizeof(q));
+        return fuzz_threads_too_many(q.grid, q.block);
     }
     return 0;
 }
@@ -75,7 +104,7 @@ static inline int fuzz_next(struct fuzz_input *in, uint16_t *op, uint8_t *payloa
             if ((v >> 8) == 0xFFFFFFFFFFFFFFull && (v & 0xFF) < *in->nknown)
                 memcpy(payload + w, &in->known[v & 0xFF], 8);
         }
-        if (*op == IDM_OP_LAUNCH && fuzz_launch_too_big(payload, *len))
+        if (fuzz_launch_too_big(*op, payload, *len))
             continue;
         return 1;
     }

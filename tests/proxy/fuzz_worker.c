@@ -138,14 +138,8 @@ static void harvest(uint16_t op, const uint8_t *rep, uint32_t rep_len, uint64_t 
 {
     uint64_t v;
 
-    switch (op) {
-    case IDM_OP_PRIMARY_CTX_RETAIN: case IDM_OP_CTX_CREATE: case IDM_OP_MEM_ALLOC:
-    case IDM_OP_STREAM_CREATE: case IDM_OP_EVENT_CREATE: case IDM_OP_IMAGE_BEGIN:
-    case IDM_OP_LIBRARY_LOAD: case IDM_OP_LIBRARY_GET_KERNEL: case IDM_OP_LIBRARY_GET_GLOBAL:
-        break;
-    default:
+    if (!fuzz_hands_out(op))
         return;
-    }
     if (rep_len < sizeof(v) || *nknown >= 256)
         return;
     memcpy(&v, rep, sizeof(v));

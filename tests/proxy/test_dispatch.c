@@ -3,7 +3,7 @@
  * launch that touches another zone's memory (ILLEGAL_ADDRESS, sticky, the other zone
  * untouched), module globals charged to the zone, context teardown, replies of queued ops,
  * kernel parameters through the window (and their bounds), the errno-to-CUresult mapping,
- * rate-limited refusal logs. */
+ * rate-limited refusal logs, graphs (dependency order, checks at launch, bounds). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -160,7 +160,7 @@ static int32_t launch(struct session *s, idm_handle k, idm_dptr arg)
 static void test_dispatch_short_and_unknown(void **state)
 {
     struct fixture *f = *state;
-    uint8_t z[256] = {0}; /* longer than every request struct */
+    uint8_t z[512] = {0}; /* longer than every request struct (dispatch.c: REQ_STRUCT_MAX) */
 
     assert_int_equal(dispatch_selfcheck(), 0);
     for (uint16_t op = 1; op < IDM_OP_COUNT; op++) {
@@ -735,6 +735,172 @@ static void test_dispatch_refusal_log_rate_limited(void **state)
     assert_non_null(strstr(buf, "similar lines dropped)"));
 }
 
+/* ---- graphs (dispatch_graph.c) ---- */
+
+static idm_handle graph_new(struct session *s, idm_handle ctx)
+{
+    struct idm_req_GRAPH_CREATE q = {.ctx = ctx};
+
+    assert_int_equal(call(s, IDM_OP_GRAPH_CREATE, &q, sizeof(q), NULL, 0), 0);
+    return REP(s, GRAPH_CREATE)->graph;
+}
+
+static int32_t graph_node(struct session *s, struct idm_req_GRAPH_ADD_NODE *q, idm_handle g,
+                          const void *params, uint32_t *node)
+{
+    int32_t rc;
+
+    q->graph = g;
+    rc = call(s, IDM_OP_GRAPH_ADD_NODE, q, sizeof(*q), params, q->param_bytes);
+    if (rc == 0 && node)
+        *node = REP(s, GRAPH_ADD_NODE)->node;
+    return rc;
+}
+
+static int32_t graph_edge(struct session *s, idm_handle g, uint32_t from, uint32_t to)
+{
+    struct idm_req_GRAPH_ADD_DEPS q;
+
+    memset(&q, 0, sizeof(q));
+    q.graph = g;
+    q.count = 1;
+    q.from[0] = from;
+    q.to[0] = to;
+    return call(s, IDM_OP_GRAPH_ADD_DEPS, &q, sizeof(q), NULL, 0);
+}
+
+static uint32_t read_u32(struct session *s, idm_dptr d)
+{
+    struct idm_req_MEMCPY_DTOH rd = {.src = d, .win_len = 0, .len = 4};
+    uint32_t v;
+
+    assert_int_equal(call(s, IDM_OP_MEMCPY_DTOH, &rd, sizeof(rd), NULL, 0), 0);
+    memcpy(&v, s->rbuf + sizeof(struct idm_rep_MEMCPY_DTOH), 4);
+    return v;
+}
+
+/* A kernel node added before a memset node, with the edge memset -> kernel: the kernel's 7
+ * must win over the memset's 5 at every launch (insertion order would leave 5). After the
+ * memory is freed the same launch is refused, the range checked again; the executable graph
+ * outlives its graph. */
+static void test_dispatch_graph_dependency_order(void **state)
+{
+    struct fixture *f = *state;
+    idm_handle ctx = ctx_of(f->a), k, g, x;
+    idm_dptr d = alloc_in(f->a, ctx, 64);
+    struct idm_req_LIBRARY_GET_KERNEL gk = {.library = load_ptx(f, f->a, ctx)};
+    struct idm_req_GRAPH_ADD_NODE kn, mn;
+    struct idm_req_GRAPH_INSTANTIATE gi;
+    struct idm_req_GRAPH_LAUNCH gl;
+    uint32_t kid = 0, mid = 0;
+
+    assert_int_equal(call(f->a, IDM_OP_LIBRARY_GET_KERNEL, &gk, sizeof(gk), "store7", 7), 0);
+    k = REP(f->a, LIBRARY_GET_KERNEL)->kernel;
+    g = graph_new(f->a, ctx);
+    memset(&kn, 0, sizeof(kn));
+    kn.kind = IDM_GNODE_KERNEL;
+    kn.func = k;
+    kn.grid[0] = kn.grid[1] = kn.grid[2] = kn.block[0] = kn.block[1] = kn.block[2] = 1;
+    kn.param_bytes = 8;
+    assert_int_equal(graph_node(f->a, &kn, g, &d, &kid), 0);
+    memset(&mn, 0, sizeof(mn));
+    mn.kind = IDM_GNODE_MEMSET;
+    mn.dst = d;
+    mn.count = 16;
+    mn.height = 1;
+    mn.value = 5;
+    mn.elem_size = 4;
+    assert_int_equal(graph_node(f->a, &mn, g, NULL, &mid), 0);
+    assert_int_equal(graph_edge(f->a, g, mid, kid), 0);
+    assert_int_equal(graph_edge(f->a, g, mid, kid), CUDA_ERROR_INVALID_VALUE); /* twice */
+    memset(&gi, 0, sizeof(gi));
+    gi.graph = g;
+    assert_int_equal(call(f->a, IDM_OP_GRAPH_INSTANTIATE, &gi, sizeof(gi), NULL, 0), 0);
+    x = REP(f->a, GRAPH_INSTANTIATE)->exec;
+    assert_int_equal(REP(f->a, GRAPH_INSTANTIATE)->node_count, 2);
+    {
+        struct idm_req_GRAPH_DESTROY q = {.graph = g};
+        assert_int_equal(call(f->a, IDM_OP_GRAPH_DESTROY, &q, sizeof(q), NULL, 0), 0);
+    }
+    memset(&gl, 0, sizeof(gl));
+    gl.exec = x;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(call(f->a, IDM_OP_GRAPH_LAUNCH, &gl, sizeof(gl), NULL, 0), 0);
+        assert_int_equal(read_u32(f->a, d), 7);
+        assert_int_equal(read_u32(f->a, d + 4), 5);
+    }
+    /* zone B cannot launch A's executable graph */
+    assert_int_equal(call(f->b, IDM_OP_GRAPH_LAUNCH, &gl, sizeof(gl), NULL, 0),
+                     CUDA_ERROR_INVALID_HANDLE);
+    {
+        struct idm_req_MEM_FREE q = {.dptr = d};
+        assert_int_equal(call(f->a, IDM_OP_MEM_FREE, &q, sizeof(q), NULL, 0), 0);
+    }
+    assert_int_equal(call(f->a, IDM_OP_GRAPH_LAUNCH, &gl, sizeof(gl), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    {
+        struct idm_req_GRAPH_EXEC_DESTROY q = {.exec = x};
+        assert_int_equal(call(f->a, IDM_OP_GRAPH_EXEC_DESTROY, &q, sizeof(q), NULL, 0), 0);
+        assert_int_equal(call(f->a, IDM_OP_GRAPH_EXEC_DESTROY, &q, sizeof(q), NULL, 0),
+                         CUDA_ERROR_INVALID_HANDLE);
+    }
+}
+
+/* Cycles, bad nodes and the per-graph and per-session bounds are refused; a zone's graph
+ * memory goes back when its session closes. */
+static void test_dispatch_graph_bounds(void **state)
+{
+    struct fixture *f = *state;
+    idm_handle ctx = ctx_of(f->a), g = graph_new(f->a, ctx);
+    struct idm_req_GRAPH_ADD_NODE en;
+    struct idm_req_GRAPH_INSTANTIATE gi;
+    uint32_t n;
+    int created = 1;
+
+    memset(&en, 0, sizeof(en));
+    en.kind = IDM_GNODE_EMPTY;
+    for (uint32_t i = 0; i < GRAPH_MAX_NODES; i++) {
+        en.ndeps = i > 0;
+        en.deps[0] = i - 1;
+        assert_int_equal(graph_node(f->a, &en, g, NULL, &n), 0);
+        assert_int_equal(n, i);
+    }
+    assert_int_equal(graph_node(f->a, &en, g, NULL, NULL), CUDA_ERROR_OUT_OF_MEMORY);
+    en.ndeps = 1;
+    en.deps[0] = GRAPH_MAX_NODES; /* no such node */
+    assert_int_equal(graph_node(f->b, &en, graph_new(f->b, ctx_of(f->b)), NULL, NULL),
+                     CUDA_ERROR_INVALID_VALUE);
+    en.kind = 77;
+    en.ndeps = 0;
+    assert_int_equal(graph_node(f->a, &en, graph_new(f->a, ctx), NULL, NULL),
+                     CUDA_ERROR_INVALID_VALUE);
+    created++;
+    /* a chain of 16,384 nodes orders; closing it into a cycle does not */
+    memset(&gi, 0, sizeof(gi));
+    gi.graph = g;
+    assert_int_equal(call(f->a, IDM_OP_GRAPH_INSTANTIATE, &gi, sizeof(gi), NULL, 0), 0);
+    created++;
+    assert_int_equal(graph_edge(f->a, g, GRAPH_MAX_NODES - 1, 0), 0);
+    assert_int_equal(call(f->a, IDM_OP_GRAPH_INSTANTIATE, &gi, sizeof(gi), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    gi.flags = CUDA_GRAPH_INSTANTIATE_FLAG_DEVICE_LAUNCH;
+    assert_int_equal(call(f->a, IDM_OP_GRAPH_INSTANTIATE, &gi, sizeof(gi), NULL, 0),
+                     CUDA_ERROR_NOT_SUPPORTED);
+    assert_true(f->za->graph_bytes > GRAPH_MAX_NODES * sizeof(struct graph_node));
+    while (created < SESSION_MAX_GRAPHS) {
+        graph_new(f->a, ctx);
+        created++;
+    }
+    {
+        struct idm_req_GRAPH_CREATE q = {.ctx = ctx};
+        assert_int_equal(call(f->a, IDM_OP_GRAPH_CREATE, &q, sizeof(q), NULL, 0),
+                         CUDA_ERROR_OUT_OF_MEMORY);
+    }
+    session_close(f->a);
+    assert_int_equal(f->za->graph_bytes, 0);
+    assert_int_equal(session_open(f->za, NULL, f->win, WIN, 4096, "a", &f->a), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -756,6 +922,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_op_properties, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_launch_params_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_refusal_log_rate_limited, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_graph_dependency_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_graph_bounds, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     backend_stub.shutdown();
