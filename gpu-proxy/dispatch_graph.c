@@ -3,7 +3,9 @@
  * when added; instantiation copies a graph's nodes into an executable graph in dependency order
  * (a cycle is refused), and a launch prepares every node again (handles and address ranges
  * looked up at that moment, as a stream op would be) and runs them as one stream op, in that
- * order, on either backend. Graph memory is bounded per session and per zone (zone.h). */
+ * order, on either backend. Host copy nodes read and write the launch's window range (the
+ * client's host data, which it owns until the reply). Graph memory is bounded per session and
+ * per zone (zone.h). */
 #include "dispatch_internal.h"
 
 #include <stdlib.h>
@@ -128,9 +130,31 @@ static CUresult kernel_node(struct rq *r, struct graph_obj *g,
     return CUDA_SUCCESS;
 }
 
+/* A host copy node: its device range checked and translated; its host side is the launch's
+ * host data (host: the window range, or NULL when the node is only checked). */
+static CUresult host_copy_op(struct rq *r, const struct graph_node *nd, uint8_t *host,
+                             struct stream_op *op)
+{
+    int htod = nd->kind == IDM_GNODE_HTOD;
+    CUresult rc;
+
+    if (nd->count == 0)
+        return CUDA_SUCCESS;
+    rc = rq_dev_range(r, htod ? nd->dst : nd->src, nd->count, htod ? &op->dst : &op->src);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    op->kind = htod ? SOP_HTOD : SOP_DTOH;
+    op->len = nd->count;
+    op->hsrc = host ? host + nd->host_off : NULL;
+    op->hdst = host ? host + nd->host_off : NULL;
+    return CUDA_SUCCESS;
+}
+
 /* The stream op node nd stands for, prepared as its own request would be (stream: the
- * default one; it is only checked here); kind SOP_NONE for an empty node. */
-static CUresult node_op(struct rq *r, const struct graph_node *nd, struct stream_op *op)
+ * default one; it is only checked here); kind SOP_NONE for an empty node. host: the launch's
+ * host data (NULL: the node is only checked, never issued). */
+static CUresult node_op(struct rq *r, const struct graph_node *nd, uint8_t *host,
+                        struct stream_op *op)
 {
     struct stream_obj *st;
 
@@ -138,6 +162,9 @@ static CUresult node_op(struct rq *r, const struct graph_node *nd, struct stream
     switch (nd->kind) {
     case IDM_GNODE_EMPTY:
         return CUDA_SUCCESS;
+    case IDM_GNODE_HTOD:
+    case IDM_GNODE_DTOH:
+        return host_copy_op(r, nd, host, op);
     case IDM_GNODE_MEMSET: {
         struct idm_req_MEMSET m = {.dst = nd->dst, .count = nd->count, .pitch = nd->pitch,
                                    .height = nd->height, .value = nd->value,
@@ -227,6 +254,19 @@ static CUresult node_fill(struct rq *r, struct graph_obj *g,
     switch (q->kind) {
     case IDM_GNODE_KERNEL:
         return kernel_node(r, g, q, nd);
+    case IDM_GNODE_HTOD:
+    case IDM_GNODE_DTOH:
+        if (q->host_off > IDM_WINDOW_SIZE_MAX || q->count > IDM_WINDOW_SIZE_MAX - q->host_off)
+            return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "host data [%llu, +%llu) beyond "
+                             "the largest window", (unsigned long long)q->host_off,
+                             (unsigned long long)q->count);
+        nd->host_off = q->host_off;
+        nd->count = q->count;
+        nd->dst = q->dst;
+        nd->src = q->src;
+        if (q->host_off + q->count > g->host_bytes)
+            g->host_bytes = q->host_off + q->count;
+        return node_op(r, nd, NULL, &op);
     case IDM_GNODE_MEMSET:
         nd->value = q->value;
         nd->elem_size = q->elem_size;
@@ -239,7 +279,7 @@ static CUresult node_fill(struct rq *r, struct graph_obj *g,
         nd->count = q->count;
         /* fall through */
     default:
-        return node_op(r, nd, &op);
+        return node_op(r, nd, NULL, &op);
     }
 }
 
@@ -392,6 +432,7 @@ static CUresult exec_fill(struct rq *r, struct graph_obj *x, const struct graph_
     if ((x->v = calloc(g->n, sizeof(*x->v))) == NULL)
         return rq_refuse(r, CUDA_ERROR_OUT_OF_MEMORY, "no memory for %u nodes", g->n);
     x->cap = g->n;
+    x->host_bytes = g->host_bytes;
     for (uint32_t i = 0; i < g->n; i++) {
         if ((rc = node_copy(r, x, &g->v[order[i]], &x->v[i])) != CUDA_SUCCESS)
             return rc;
@@ -442,6 +483,7 @@ CUresult h_GRAPH_INSTANTIATE(struct rq *r, const struct idm_req_GRAPH_INSTANTIAT
         return rc;
     p->exec = h;
     p->node_count = x->n;
+    p->host_bytes = x->host_bytes;
     return CUDA_SUCCESS;
 }
 
@@ -459,9 +501,10 @@ CUresult h_GRAPH_EXEC_DESTROY(struct rq *r, const struct idm_req_GRAPH_EXEC_DEST
     return CUDA_SUCCESS;
 }
 
-/* The launch's node ops in x's order (empty nodes left out) in *subs (the caller frees it). */
-static CUresult launch_ops(struct rq *r, const struct graph_obj *x, struct stream_op **subs,
-                           uint32_t *n)
+/* The launch's node ops in x's order (empty nodes left out) in *subs (the caller frees it);
+ * host: its host data. */
+static CUresult launch_ops(struct rq *r, const struct graph_obj *x, uint8_t *host,
+                           struct stream_op **subs, uint32_t *n)
 {
     struct stream_op *v = malloc((x->n ? x->n : 1) * sizeof(*v));
     CUresult rc;
@@ -470,7 +513,7 @@ static CUresult launch_ops(struct rq *r, const struct graph_obj *x, struct strea
         return rq_refuse(r, CUDA_ERROR_OUT_OF_MEMORY, "no memory to launch %u nodes", x->n);
     *n = 0;
     for (uint32_t i = 0; i < x->n; i++) {
-        if ((rc = node_op(r, &x->v[i], &v[*n])) != CUDA_SUCCESS) {
+        if ((rc = node_op(r, &x->v[i], host, &v[*n])) != CUDA_SUCCESS) {
             free(v);
             return rc;
         }
@@ -487,6 +530,7 @@ CUresult h_GRAPH_LAUNCH(struct rq *r, const struct idm_req_GRAPH_LAUNCH *q,
     struct graph_obj *x = rq_lookup(r, q->exec, HT_GEXEC);
     struct stream_obj *st = NULL;
     struct stream_op op;
+    uint8_t *host = NULL;
     CUresult rc;
 
     (void)p;
@@ -496,8 +540,14 @@ CUresult h_GRAPH_LAUNCH(struct rq *r, const struct idm_req_GRAPH_LAUNCH *q,
         return rc;
     if (rq_sticky(r))
         return rq_sticky(r);
+    if (x->host_bytes > q->win_len)
+        return rq_refuse_as(r, WM_REF_WINDOW, CUDA_ERROR_INVALID_VALUE, "the graph's %llu "
+                            "bytes of host data in a %llu-byte window range",
+                            (unsigned long long)x->host_bytes, (unsigned long long)q->win_len);
+    if (x->host_bytes && (rc = rq_win_range(r, q->win_off, x->host_bytes, &host)) != 0)
+        return rc;
     stream_op_init(&op);
-    if ((rc = launch_ops(r, x, &op.sub, &op.nsub)) != CUDA_SUCCESS)
+    if ((rc = launch_ops(r, x, host, &op.sub, &op.nsub)) != CUDA_SUCCESS)
         return rc;
     if (op.nsub > 0) {
         op.kind = SOP_GRAPH;

@@ -203,6 +203,7 @@ struct graph_node {
     uint32_t grid[3], block[3], cluster[3], shared_bytes, param_bytes;
     uint8_t *params;       /* owned, param_bytes */
     uint64_t dst, src, count, pitch, height; /* memset and memcpy nodes */
+    uint64_t host_off;     /* host copy nodes: where in the launch's host data */
     uint32_t value, elem_size;
 };
 /* A graph (HT_GRAPH) or an executable graph (HT_GEXEC, nodes in dependency order, no deps). */
@@ -210,6 +211,7 @@ struct graph_obj {
     idm_handle ctx;
     uint32_t n, cap, edges;
     struct graph_node *v;
+    uint64_t host_bytes;   /* the host data its launches carry (host copy nodes) */
     uint64_t bytes;        /* charged to the zone's graph_bytes */
 };
 

@@ -58,7 +58,8 @@ struct idm_param {
 
 /* A graph node's kind (GRAPH_ADD_NODE). */
 enum idm_graph_node { IDM_GNODE_EMPTY = 0, IDM_GNODE_KERNEL = 1, IDM_GNODE_MEMSET = 2,
-                      IDM_GNODE_MEMCPY = 3, IDM_GNODE_KINDS };
+                      IDM_GNODE_MEMCPY = 3, IDM_GNODE_HTOD = 4, IDM_GNODE_DTOH = 5,
+                      IDM_GNODE_KINDS };
 #define IDM_GRAPH_DEPS_MAX 16u  /* dependencies one GRAPH_ADD_NODE names */
 #define IDM_GRAPH_EDGES_MAX 32u /* edges one GRAPH_ADD_DEPS adds */
 

@@ -1,6 +1,7 @@
 /* api_graph.c - CUDA graphs (issue 16): the explicit graph API and stream capture. Graphs live
  * in the proxy's worker (GRAPH_* ops): CUgraph and CUgraphExec are its handles, a CUgraphNode
- * is its node index + 1, and a launch is one request. Capture is kept here: which streams and
+ * is its node index + 1, and a launch is one request (its host copy nodes' data travel in one
+ * window chunk with it; such a launch waits for the graph). Capture is kept here: which streams and
  * events belong to which capture, each stream's current dependencies, the capture's open ends
  * (to tell an unjoined fork), and the rules of CUDA's capture modes for unsafe calls. */
 #include "vgpu_calls.h"
@@ -117,6 +118,125 @@ static CUresult send_node(idm_handle graph, struct idm_req_GRAPH_ADD_NODE *n, co
     return r;
 }
 
+/* ---- host memory nodes: which host memory a graph's or executable graph's launches read
+ * (HTOD) and write (DTOH), at which offset of the host data the launch carries in one window
+ * chunk (so a graph's host copies total at most one chunk) ---- */
+
+struct host_node {
+    int dtoh;
+    void *host;
+    uint64_t off, len;
+};
+
+struct host_book {
+    uint64_t h;   /* the graph's or executable graph's handle (their type tags differ) */
+    uint64_t bytes;
+    size_t n, cap;
+    struct host_node *v;
+};
+
+static pthread_mutex_t book_lock = PTHREAD_MUTEX_INITIALIZER; /* after cap_lock, before v->lock */
+static struct host_book *books;
+static size_t nbooks, cap_books;
+
+static struct host_book *book_find_locked(uint64_t h)
+{
+    for (size_t i = 0; i < nbooks; i++)
+        if (books[i].h == h)
+            return &books[i];
+    return NULL;
+}
+
+/* h's book, created empty when it has none; NULL when out of memory. */
+static struct host_book *book_get_locked(uint64_t h)
+{
+    struct host_book *b = book_find_locked(h);
+    if (b != NULL)
+        return b;
+    if (nbooks == cap_books) {
+        size_t cap = cap_books ? cap_books * 2 : 8;
+        struct host_book *n = realloc(books, cap * sizeof(*n));
+        if (n == NULL)
+            return NULL;
+        books = n;
+        cap_books = cap;
+    }
+    books[nbooks] = (struct host_book){.h = h};
+    return &books[nbooks++];
+}
+
+static int book_push_locked(struct host_book *b, const struct host_node *hn)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 8;
+        struct host_node *v = realloc(b->v, cap * sizeof(*v));
+        if (v == NULL)
+            return -1;
+        b->v = v;
+        b->cap = cap;
+    }
+    b->v[b->n++] = *hn;
+    if (hn->off + hn->len > b->bytes)
+        b->bytes = hn->off + hn->len;
+    return 0;
+}
+
+static void book_drop(uint64_t h)
+{
+    pthread_mutex_lock(&book_lock);
+    struct host_book *b = book_find_locked(h);
+    if (b != NULL) {
+        free(b->v);
+        *b = books[--nbooks];
+    }
+    pthread_mutex_unlock(&book_lock);
+}
+
+/* The executable graph x gets a copy of graph g's book. */
+static CUresult book_copy(uint64_t g, uint64_t x)
+{
+    CUresult r = CUDA_SUCCESS;
+    pthread_mutex_lock(&book_lock);
+    struct host_book *b = book_find_locked(g);
+    if (b != NULL && b->n > 0) {
+        size_t bi = (size_t)(b - books); /* book_get may move the table */
+        struct host_book *c = book_get_locked(x);
+        for (size_t i = 0; c != NULL && i < books[bi].n; i++)
+            if (book_push_locked(c, &books[bi].v[i]) < 0)
+                c = NULL;
+        if (c == NULL)
+            r = CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    pthread_mutex_unlock(&book_lock);
+    return r;
+}
+
+/* Adds a host copy node (n: its device side, kind and count) after deps to graph: its host
+ * data goes at the end of the graph's, which must fit one window chunk. */
+static CUresult send_host_node(idm_handle graph, struct idm_req_GRAPH_ADD_NODE *n, void *host,
+                               const uint32_t *deps, size_t ndeps, uint32_t *node)
+{
+    struct vgpu *v = vgpu_get();
+    CUresult r = CUDA_ERROR_OUT_OF_MEMORY;
+    pthread_mutex_lock(&book_lock);
+    struct host_book *b = book_get_locked(graph);
+    if (b != NULL && b->bytes + n->count > v->chunk_size) {
+        VLOG(VGPU_LOG_WARN, "a graph's copies from and to host memory take more than one "
+                            "%llu-byte window chunk: not supported",
+             (unsigned long long)v->chunk_size);
+        r = CUDA_ERROR_NOT_SUPPORTED;
+    } else if (b != NULL) {
+        struct host_node hn = {.dtoh = n->kind == IDM_GNODE_DTOH, .host = host, .off = b->bytes,
+                               .len = n->count};
+        n->host_off = hn.off;
+        if ((r = send_node(graph, n, NULL, deps, ndeps, node)) == CUDA_SUCCESS &&
+            book_push_locked(b, &hn) < 0)
+            r = CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    pthread_mutex_unlock(&book_lock);
+    return r;
+}
+
 /* ---- capture state (under cap_lock) ---- */
 
 static struct cap_member *member_find(struct cap_member *tab, size_t n, uint64_t h)
@@ -218,7 +338,10 @@ int vgpu_capturing(CUstream s)
     return on;
 }
 
-CUresult vgpu_capture_node(CUstream s, struct idm_req_GRAPH_ADD_NODE *n, const void *params)
+/* Records node n in the capture of s: with params, or a host copy node of host memory (host
+ * non-NULL). */
+static CUresult capture_add(CUstream s, struct idm_req_GRAPH_ADD_NODE *n, const void *params,
+                            void *host)
 {
     uint32_t node;
     pthread_mutex_lock(&cap_lock);
@@ -228,9 +351,10 @@ CUresult vgpu_capture_node(CUstream s, struct idm_req_GRAPH_ADD_NODE *n, const v
         r = CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
     if (r == CUDA_SUCCESS) {
         struct capture *c = cap_of(m);
-        r = send_node(c->graph, n, params, m->deps.v, m->deps.n, &node);
+        r = host ? send_host_node(c->graph, n, host, m->deps.v, m->deps.n, &node) :
+            send_node(c->graph, n, params, m->deps.v, m->deps.n, &node);
         if (r != CUDA_SUCCESS) {
-            cap_invalidate(c, r, "a node the proxy refused");
+            cap_invalidate(c, r, "a node that could not be added");
         } else {
             leaves_update(c, &m->deps, node);
             m->deps.n = 1;
@@ -239,6 +363,11 @@ CUresult vgpu_capture_node(CUstream s, struct idm_req_GRAPH_ADD_NODE *n, const v
     }
     pthread_mutex_unlock(&cap_lock);
     return r;
+}
+
+CUresult vgpu_capture_node(CUstream s, struct idm_req_GRAPH_ADD_NODE *n, const void *params)
+{
+    return capture_add(s, n, params, NULL);
 }
 
 /* Refuses the call on capturing member m, invalidating its capture. Under cap_lock. */
@@ -250,19 +379,22 @@ static CUresult refuse_locked(struct cap_member *m, CUresult why, const char *wh
     return why;
 }
 
-CUresult vgpu_capture_copy(CUstream s, int dtod, uint64_t dst, uint64_t src, size_t len)
+CUresult vgpu_capture_copy(CUstream s, int dst_dev, int src_dev, uint64_t dst, uint64_t src,
+                           size_t len)
 {
-    if (dtod) {
-        struct idm_req_GRAPH_ADD_NODE n = {.kind = IDM_GNODE_MEMCPY, .dst = dst, .src = src,
-                                           .count = len};
-        return vgpu_capture_node(s, &n, NULL);
+    struct idm_req_GRAPH_ADD_NODE n = {.kind = IDM_GNODE_MEMCPY, .dst = dst, .src = src,
+                                       .count = len};
+    if (dst_dev && src_dev)
+        return capture_add(s, &n, NULL, NULL);
+    if (dst_dev || src_dev) {
+        n.kind = dst_dev ? IDM_GNODE_HTOD : IDM_GNODE_DTOH;
+        return capture_add(s, &n, NULL, (void *)(uintptr_t)(dst_dev ? src : dst));
     }
     pthread_mutex_lock(&cap_lock);
     struct cap_member *m = stream_member(s);
     if (m)
-        VLOG(VGPU_LOG_WARN, "a copy from or to host memory on a capturing stream: graphs "
-                            "with host memory nodes are not supported");
-    CUresult r = refuse_locked(m, CUDA_ERROR_NOT_SUPPORTED, "a host memory copy");
+        VLOG(VGPU_LOG_WARN, "a host-to-host copy on a capturing stream is not supported");
+    CUresult r = refuse_locked(m, CUDA_ERROR_NOT_SUPPORTED, "a host-to-host copy");
     pthread_mutex_unlock(&cap_lock);
     return r;
 }
@@ -485,6 +617,7 @@ static CUresult end_capture(CUstream s, CUgraph *graph)
     struct idm_req_GRAPH_DESTROY dq = {.graph = g};
     struct idm_rep_GRAPH_DESTROY dp;
     (void)VGPU_CALL(vgpu_get(), GRAPH_DESTROY, &dq, &dp);
+    book_drop(g);
     return r;
 }
 
@@ -624,7 +757,9 @@ CUresult cuGraphDestroy(CUgraph hGraph)
         return r;
     struct idm_req_GRAPH_DESTROY rq = {.graph = GRAPH_H(hGraph)};
     struct idm_rep_GRAPH_DESTROY rp;
-    return VGPU_CALL(vgpu_get(), GRAPH_DESTROY, &rq, &rp);
+    if ((r = VGPU_CALL(vgpu_get(), GRAPH_DESTROY, &rq, &rp)) == CUDA_SUCCESS)
+        book_drop(rq.graph);
+    return r;
 }
 
 /* Node indices of deps[0..n) (a NULL node is invalid). */
@@ -647,9 +782,10 @@ static CUresult node_indices(const CUgraphNode *deps, size_t n, uint32_t **out)
     return CUDA_SUCCESS;
 }
 
-/* Adds node n (with params) after deps[0..ndeps) to graph g; *out gets it. */
-static CUresult add_node(CUgraphNode *out, CUgraph g, const CUgraphNode *deps, size_t ndeps,
-                         struct idm_req_GRAPH_ADD_NODE *n, const void *params)
+/* Adds node n (with params, or a host copy node of host memory when host is not NULL) after
+ * deps[0..ndeps) to graph g; *out gets it. */
+static CUresult add_node_any(CUgraphNode *out, CUgraph g, const CUgraphNode *deps, size_t ndeps,
+                             struct idm_req_GRAPH_ADD_NODE *n, const void *params, void *host)
 {
     uint32_t *idx, node;
     CUresult r = graph_enter(NULL);
@@ -659,11 +795,24 @@ static CUresult add_node(CUgraphNode *out, CUgraph g, const CUgraphNode *deps, s
         return CUDA_ERROR_INVALID_VALUE;
     if ((r = node_indices(deps, ndeps, &idx)) != CUDA_SUCCESS)
         return r;
-    r = send_node(GRAPH_H(g), n, params, idx, ndeps, &node);
+    r = host ? send_host_node(GRAPH_H(g), n, host, idx, ndeps, &node) :
+        send_node(GRAPH_H(g), n, params, idx, ndeps, &node);
     free(idx);
     if (r == CUDA_SUCCESS)
         *out = NODE_OF(node);
     return r;
+}
+
+static CUresult add_node(CUgraphNode *out, CUgraph g, const CUgraphNode *deps, size_t ndeps,
+                         struct idm_req_GRAPH_ADD_NODE *n, const void *params)
+{
+    return add_node_any(out, g, deps, ndeps, n, params, NULL);
+}
+
+static CUresult add_node_host(CUgraphNode *out, CUgraph g, const CUgraphNode *deps,
+                              size_t ndeps, struct idm_req_GRAPH_ADD_NODE *n, void *host)
+{
+    return add_node_any(out, g, deps, ndeps, n, NULL, host);
 }
 
 CUresult cuGraphAddEmptyNode(CUgraphNode *phGraphNode, CUgraph hGraph,
@@ -729,19 +878,23 @@ CUresult cuGraphAddMemsetNode(CUgraphNode *phGraphNode, CUgraph hGraph,
     return add_node(phGraphNode, hGraph, dependencies, numDependencies, &n, NULL);
 }
 
-/* The device address of one side of a 3D copy at (x, y, z); 0 unless that side is device
- * memory of ours. */
-static int copy_side(CUmemorytype type, CUdeviceptr dev, size_t x, size_t y, size_t z,
-                     size_t pitch, size_t height, uint64_t *addr)
+/* One side of a 3D copy at (x, y, z): its address, and 1 for device memory of ours, 0 for
+ * host memory, -1 for arrays. */
+static int copy_side(CUmemorytype type, CUdeviceptr dev, const void *host, size_t x, size_t y,
+                     size_t z, size_t pitch, size_t height, uint64_t *addr)
 {
     struct vgpu *v = vgpu_get();
-    if (type != CU_MEMORYTYPE_DEVICE && type != CU_MEMORYTYPE_UNIFIED)
-        return 0;
-    pthread_mutex_lock(&v->lock);
-    int found = vgpu_alloc_find_locked(v, dev) != NULL;
-    pthread_mutex_unlock(&v->lock);
-    *addr = dev + x + (y + z * height) * pitch;
-    return found;
+    int on_device = 0;
+    uint64_t base = type == CU_MEMORYTYPE_HOST ? (uint64_t)(uintptr_t)host : dev;
+    if (type == CU_MEMORYTYPE_ARRAY)
+        return -1;
+    if (type != CU_MEMORYTYPE_HOST) {
+        pthread_mutex_lock(&v->lock);
+        on_device = vgpu_alloc_find_locked(v, dev) != NULL;
+        pthread_mutex_unlock(&v->lock);
+    }
+    *addr = base + x + (y + z * height) * pitch;
+    return on_device;
 }
 
 /* Whether a copy's rows lie back to back on both sides (or there is one row). */
@@ -756,8 +909,9 @@ static int copy_contiguous(const CUDA_MEMCPY3D *c)
                              (c->dstHeight == c->Height || c->dstHeight == 0));
 }
 
-/* Memcpy nodes: one contiguous range of device memory to another (a 3D copy whose rows are
- * back to back on both sides, or a single row). Host or array memory is not supported. */
+/* Memcpy nodes: one contiguous range to another (a 3D copy whose rows are back to back on both
+ * sides, or a single row), device to device, or between host and device memory (the host side
+ * read or written at each launch). Arrays and host-to-host copies are not supported. */
 CUresult cuGraphAddMemcpyNode(CUgraphNode *phGraphNode, CUgraph hGraph,
                               const CUgraphNode *dependencies, size_t numDependencies,
                               const CUDA_MEMCPY3D *c, CUcontext ctx)
@@ -766,18 +920,23 @@ CUresult cuGraphAddMemcpyNode(CUgraphNode *phGraphNode, CUgraph hGraph,
     (void)ctx;
     if (c == NULL)
         return CUDA_ERROR_INVALID_VALUE;
-    if (!copy_side(c->srcMemoryType, c->srcDevice, c->srcXInBytes, c->srcY, c->srcZ,
-                   c->srcPitch, c->srcHeight, &src) ||
-        !copy_side(c->dstMemoryType, c->dstDevice, c->dstXInBytes, c->dstY, c->dstZ,
-                   c->dstPitch, c->dstHeight, &dst) || !copy_contiguous(c)) {
-        VLOG(VGPU_LOG_WARN, "cuGraphAddMemcpyNode: only copies between contiguous ranges of "
-                            "device memory are supported in graphs (no host memory or arrays)");
+    int sd = copy_side(c->srcMemoryType, c->srcDevice, c->srcHost, c->srcXInBytes, c->srcY,
+                       c->srcZ, c->srcPitch, c->srcHeight, &src);
+    int dd = copy_side(c->dstMemoryType, c->dstDevice, c->dstHost, c->dstXInBytes, c->dstY,
+                       c->dstZ, c->dstPitch, c->dstHeight, &dst);
+    if (sd < 0 || dd < 0 || (sd == 0 && dd == 0) || !copy_contiguous(c)) {
+        VLOG(VGPU_LOG_WARN, "cuGraphAddMemcpyNode: only copies of contiguous ranges with device "
+                            "memory on at least one side are supported in graphs (no arrays)");
         return CUDA_ERROR_NOT_SUPPORTED;
     }
     size_t rows = c->Height * c->Depth;
     struct idm_req_GRAPH_ADD_NODE n = {.kind = IDM_GNODE_MEMCPY, .dst = dst, .src = src,
                                        .count = (uint64_t)c->WidthInBytes * (rows ? rows : 1)};
-    return add_node(phGraphNode, hGraph, dependencies, numDependencies, &n, NULL);
+    if (sd && dd)
+        return add_node(phGraphNode, hGraph, dependencies, numDependencies, &n, NULL);
+    n.kind = dd ? IDM_GNODE_HTOD : IDM_GNODE_DTOH;
+    return add_node_host(phGraphNode, hGraph, dependencies, numDependencies, &n,
+                         (void *)(uintptr_t)(dd ? src : dst));
 }
 
 static CUresult add_edges(CUgraph g, const CUgraphNode *from, const CUgraphNode *to,
@@ -846,9 +1005,16 @@ static CUresult instantiate(CUgraphExec *out, CUgraph g, unsigned long long flag
         return CUDA_ERROR_INVALID_VALUE;
     struct idm_req_GRAPH_INSTANTIATE rq = {.graph = GRAPH_H(g), .flags = flags};
     struct idm_rep_GRAPH_INSTANTIATE rp;
-    if ((r = VGPU_CALL(vgpu_get(), GRAPH_INSTANTIATE, &rq, &rp)) == CUDA_SUCCESS)
-        *out = (CUgraphExec)(uintptr_t)rp.exec;
-    return r;
+    if ((r = VGPU_CALL(vgpu_get(), GRAPH_INSTANTIATE, &rq, &rp)) != CUDA_SUCCESS)
+        return r;
+    if ((r = book_copy(rq.graph, rp.exec)) != CUDA_SUCCESS) {
+        struct idm_req_GRAPH_EXEC_DESTROY dq = {.exec = rp.exec};
+        struct idm_rep_GRAPH_EXEC_DESTROY dp;
+        (void)VGPU_CALL(vgpu_get(), GRAPH_EXEC_DESTROY, &dq, &dp);
+        return r;
+    }
+    *out = (CUgraphExec)(uintptr_t)rp.exec;
+    return CUDA_SUCCESS;
 }
 
 CUresult cuGraphInstantiateWithFlags(CUgraphExec *phGraphExec, CUgraph hGraph,
@@ -892,10 +1058,41 @@ CUresult cuGraphExecDestroy(CUgraphExec hGraphExec)
         return r;
     struct idm_req_GRAPH_EXEC_DESTROY rq = {.exec = GRAPH_H(hGraphExec)};
     struct idm_rep_GRAPH_EXEC_DESTROY rp;
-    return VGPU_CALL(vgpu_get(), GRAPH_EXEC_DESTROY, &rq, &rp);
+    if ((r = VGPU_CALL(vgpu_get(), GRAPH_EXEC_DESTROY, &rq, &rp)) == CUDA_SUCCESS)
+        book_drop(rq.exec);
+    return r;
 }
 
-/* One request; its failure surfaces at the next synchronisation, like any asynchronous op. */
+/* A launch of an executable graph with host copy nodes (book b): the work before it has
+ * finished its replies (so an earlier copy into a source has landed), the sources go into a
+ * window chunk, the launch waits for the graph, and the destinations are filled from the chunk.
+ * Caller holds book_lock and v->lock. */
+static CUresult launch_with_host_locked(struct vgpu *v, struct idm_req_GRAPH_LAUNCH *rq,
+                                        const struct host_book *b)
+{
+    struct idm_rep_GRAPH_LAUNCH rp;
+    CUresult r = vgpu_drain_locked(v);
+    if (r != CUDA_SUCCESS)
+        return r;
+    int c = vgpu_chunk_get_locked(v, &r);
+    if (c < 0)
+        return r;
+    uint8_t *w = vgpu_chunk_ptr(v, c);
+    for (size_t i = 0; i < b->n; i++)
+        if (!b->v[i].dtoh)
+            memcpy(w + b->v[i].off, b->v[i].host, b->v[i].len);
+    rq->win_off = (uint64_t)c * v->chunk_size;
+    rq->win_len = b->bytes;
+    r = vgpu_call_GRAPH_LAUNCH_locked(v, rq, NULL, 0, &rp, NULL, 0, NULL);
+    for (size_t i = 0; r == CUDA_SUCCESS && i < b->n; i++)
+        if (b->v[i].dtoh)
+            memcpy(b->v[i].host, w + b->v[i].off, b->v[i].len);
+    vgpu_chunk_put_locked(v, c);
+    return r;
+}
+
+/* One request; its failure surfaces at the next synchronisation, like any asynchronous op (a
+ * graph with host copy nodes: at once, since its launch waits). */
 static CUresult graph_launch(CUgraphExec x, CUstream s)
 {
     struct vgpu *v = vgpu_get();
@@ -907,9 +1104,15 @@ static CUresult graph_launch(CUgraphExec x, CUstream s)
     if ((r = vgpu_capture_refuse(s, "cuGraphLaunch (child graphs)")) != VGPU_NOT_CAPTURED)
         return r;
     struct idm_req_GRAPH_LAUNCH rq = {.exec = GRAPH_H(x), .stream = vgpu_stream_handle(s)};
+    pthread_mutex_lock(&book_lock);
+    const struct host_book *b = book_find_locked(rq.exec);
     pthread_mutex_lock(&v->lock);
-    r = vgpu_post_GRAPH_LAUNCH_locked(v, &rq, NULL, 0, -1, NULL, 0);
+    if (b != NULL && b->n > 0)
+        r = launch_with_host_locked(v, &rq, b);
+    else
+        r = vgpu_post_GRAPH_LAUNCH_locked(v, &rq, NULL, 0, -1, NULL, 0);
     pthread_mutex_unlock(&v->lock);
+    pthread_mutex_unlock(&book_lock);
     return r;
 }
 

@@ -443,7 +443,8 @@ static CUresult copy(enum dir d, uint64_t dst, uint64_t src, size_t len, CUstrea
     if (sync && (r = vgpu_capture_unsafe("a synchronous copy")) != CUDA_SUCCESS)
         return r;
     if (!sync && vgpu_capture_on() &&
-        (r = vgpu_capture_copy(hs, d == DTOD, dst, src, len)) != VGPU_NOT_CAPTURED)
+        (r = vgpu_capture_copy(hs, d == HTOD || d == DTOD, d == DTOH || d == DTOD, dst, src,
+                               len)) != VGPU_NOT_CAPTURED)
         return r; /* recorded by the stream's capture, or refused */
     idm_handle stream = vgpu_stream_handle(hs);
     pthread_mutex_lock(&v->lock);

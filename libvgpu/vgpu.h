@@ -258,9 +258,11 @@ int vgpu_capturing(CUstream s);
 /* Records node n (its deps filled here) with params (n->param_bytes bytes, NULL for none) in
  * the capture of stream s; VGPU_NOT_CAPTURED when s does not capture. */
 CUresult vgpu_capture_node(CUstream s, struct idm_req_GRAPH_ADD_NODE *n, const void *params);
-/* An asynchronous copy of len bytes on s: a node when both sides are device memory (dtod),
- * else refused (host memory in graphs is not supported) and the capture invalidated. */
-CUresult vgpu_capture_copy(CUstream s, int dtod, uint64_t dst, uint64_t src, size_t len);
+/* An asynchronous copy of len bytes on s (dst_dev, src_dev: which sides are device memory): a
+ * node (a host side is read or written at each launch of the graph); host to host is refused
+ * and the capture invalidated. */
+CUresult vgpu_capture_copy(CUstream s, int dst_dev, int src_dev, uint64_t dst, uint64_t src,
+                           size_t len);
 /* An asynchronous call on s that cannot be captured (what: its name): refused with
  * CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED and the capture invalidated when s captures, else
  * VGPU_NOT_CAPTURED. */

@@ -1,7 +1,8 @@
 // graphs.cu - end-to-end: CUDA graphs (issue 16). Stream capture (memset, kernels and a
 // device-to-device copy, a fork and join through events), launched many times on a stream and
 // on the default stream; the explicit API with a dependency that runs a node added later
-// before one added earlier; the capture rules (cudaMalloc during a global capture refused and
+// before one added earlier; copies from and to host memory in both (read and written at each
+// launch); the capture rules (cudaMalloc during a global capture refused and
 // the capture invalidated, allowed in relaxed mode, the legacy stream refused); every result
 // checked element by element.
 #include "check.h"
@@ -197,6 +198,58 @@ static void explicit_graph(struct report *r, cudaStream_t s, int *x, int *y)
     CK(cudaGraphDestroy(g));
 }
 
+/* Copies between host and device memory in a captured graph and an explicit one: each launch
+ * reads the host source as it is at that launch and fills the host destination. */
+static void host_nodes(struct report *r, cudaStream_t s, int *a)
+{
+    cudaGraph_t g, e;
+    cudaGraphExec_t x, ex;
+    cudaGraphNode_t up, k, down;
+    int *hin, *hout, n = N, three = 3;
+
+    CK(cudaMallocHost(&hin, N * sizeof(int)));
+    CK(cudaMallocHost(&hout, N * sizeof(int)));
+    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+    CK(cudaMemcpyAsync(a, hin, N * sizeof(int), cudaMemcpyHostToDevice, s));
+    add_one<<<G, B, 0, s>>>(a, N);
+    scale<<<G, B, 0, s>>>(a, 3, N);
+    CK(cudaMemcpyAsync(hout, a, N * sizeof(int), cudaMemcpyDeviceToHost, s));
+    CK(cudaStreamEndCapture(s, &g));
+    CK(cudaGraphInstantiate(&x, g, 0));
+    /* the same by hand: in -> a, a *= 3, a -> out */
+    CK(cudaGraphCreate(&e, 0));
+    CK(cudaGraphAddMemcpyNode1D(&up, e, NULL, 0, a, hin, N * sizeof(int),
+                                cudaMemcpyHostToDevice));
+    cudaKernelNodeParams kp = {};
+    void *args[] = {&a, &three, &n};
+    kp.gridDim = dim3(G);
+    kp.blockDim = dim3(B);
+    kp.func = (void *)scale;
+    kp.kernelParams = args;
+    CK(cudaGraphAddKernelNode(&k, e, &up, 1, &kp));
+    CK(cudaGraphAddMemcpyNode1D(&down, e, &k, 1, hout, a, N * sizeof(int),
+                                cudaMemcpyDeviceToHost));
+    CK(cudaGraphInstantiate(&ex, e, 0));
+    for (int l = 0; l < 30; l++) {
+        for (int i = 0; i < N; i++)
+            hin[i] = l * 7 + i;
+        memset(hout, 0xA7, N * sizeof(int));
+        CK(cudaGraphLaunch(l % 2 ? x : ex, s));
+        CK(cudaStreamSynchronize(s));
+        for (int i = 0; i < N; i++, r->checked++) {
+            int want = l % 2 ? (l * 7 + i + 1) * 3 : (l * 7 + i) * 3;
+            if (hout[i] != want)
+                report_bad(r, i, hout[i], want);
+        }
+    }
+    CK(cudaGraphExecDestroy(x));
+    CK(cudaGraphExecDestroy(ex));
+    CK(cudaGraphDestroy(g));
+    CK(cudaGraphDestroy(e));
+    CK(cudaFreeHost(hin));
+    CK(cudaFreeHost(hout));
+}
+
 /* The capture rules CUDA documents. */
 static void capture_rules(struct report *r, cudaStream_t s, int *a)
 {
@@ -256,6 +309,7 @@ int main(void)
     linear_capture(&r, s1, a, b, acc);
     fork_join_capture(&r, s1, s2, a, b, c);
     explicit_graph(&r, s2, a, b);
+    host_nodes(&r, s1, a);
     capture_rules(&r, s1, a);
     CK(cudaStreamDestroy(s1));
     CK(cudaStreamDestroy(s2));

@@ -813,19 +813,40 @@ static void test_dispatch_graph_dependency_order(void **state)
     assert_int_equal(graph_node(f->a, &mn, g, NULL, &mid), 0);
     assert_int_equal(graph_edge(f->a, g, mid, kid), 0);
     assert_int_equal(graph_edge(f->a, g, mid, kid), CUDA_ERROR_INVALID_VALUE); /* twice */
+    /* the kernel's word to the launch's host data at offset 8 */
+    memset(&mn, 0, sizeof(mn));
+    mn.kind = IDM_GNODE_DTOH;
+    mn.src = d;
+    mn.count = 4;
+    mn.host_off = 8;
+    mn.ndeps = 1;
+    mn.deps[0] = kid;
+    assert_int_equal(graph_node(f->a, &mn, g, NULL, NULL), 0);
     memset(&gi, 0, sizeof(gi));
     gi.graph = g;
     assert_int_equal(call(f->a, IDM_OP_GRAPH_INSTANTIATE, &gi, sizeof(gi), NULL, 0), 0);
     x = REP(f->a, GRAPH_INSTANTIATE)->exec;
-    assert_int_equal(REP(f->a, GRAPH_INSTANTIATE)->node_count, 2);
+    assert_int_equal(REP(f->a, GRAPH_INSTANTIATE)->node_count, 3);
+    assert_int_equal(REP(f->a, GRAPH_INSTANTIATE)->host_bytes, 12);
     {
         struct idm_req_GRAPH_DESTROY q = {.graph = g};
         assert_int_equal(call(f->a, IDM_OP_GRAPH_DESTROY, &q, sizeof(q), NULL, 0), 0);
     }
     memset(&gl, 0, sizeof(gl));
     gl.exec = x;
+    assert_int_equal(call(f->a, IDM_OP_GRAPH_LAUNCH, &gl, sizeof(gl), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE); /* no window range for its host data */
+    gl.win_off = WIN - 8;
+    gl.win_len = 12;
+    assert_int_equal(call(f->a, IDM_OP_GRAPH_LAUNCH, &gl, sizeof(gl), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE); /* past the window */
+    gl.win_off = 64;
     for (int i = 0; i < 3; i++) {
+        uint32_t v = 0;
+        memset(f->win + 64, 0, 12);
         assert_int_equal(call(f->a, IDM_OP_GRAPH_LAUNCH, &gl, sizeof(gl), NULL, 0), 0);
+        memcpy(&v, f->win + 64 + 8, 4);
+        assert_int_equal(v, 7);
         assert_int_equal(read_u32(f->a, d), 7);
         assert_int_equal(read_u32(f->a, d + 4), 5);
     }
