@@ -400,23 +400,38 @@ static int topo_order(const struct graph_obj *g, uint32_t *order, uint32_t *inde
     return tail == g->n ? 0 : -1;
 }
 
-/* Copies node src into dst (an executable graph's: no dependencies), charged to x. */
-static CUresult node_copy(struct rq *r, struct graph_obj *x, const struct graph_node *src,
-                          struct graph_node *dst)
+/* A charged copy of bytes bytes of src in *dst (NULL for none). */
+static CUresult copy_charged(struct rq *r, struct graph_obj *x, const void *src, uint64_t bytes,
+                             void **dst)
 {
-    *dst = *src;
-    dst->deps = NULL;
-    dst->ndeps = dst->cap_deps = 0;
-    dst->params = NULL;
-    if (src->param_bytes == 0)
+    *dst = NULL;
+    if (bytes == 0)
         return CUDA_SUCCESS;
-    if (graph_charge(r, x, src->param_bytes) != CUDA_SUCCESS)
+    if (graph_charge(r, x, bytes) != CUDA_SUCCESS)
         return CUDA_ERROR_OUT_OF_MEMORY;
-    if ((dst->params = malloc(src->param_bytes)) == NULL)
-        return rq_refuse(r, CUDA_ERROR_OUT_OF_MEMORY, "no memory for %u parameter bytes",
-                         src->param_bytes);
-    memcpy(dst->params, src->params, src->param_bytes);
+    if ((*dst = malloc(bytes)) == NULL)
+        return rq_refuse(r, CUDA_ERROR_OUT_OF_MEMORY, "no memory for %llu bytes of a graph",
+                         (unsigned long long)bytes);
+    memcpy(*dst, src, bytes);
     return CUDA_SUCCESS;
+}
+
+/* Copies node i of a graph into dst, an executable graph's node (charged to x): its
+ * parameters and its dependencies (which GRAPH_EXEC_UPDATE compares). */
+static CUresult node_copy(struct rq *r, struct graph_obj *x, const struct graph_node *src,
+                          uint32_t i, struct graph_node *dst)
+{
+    CUresult rc;
+
+    *dst = *src;
+    dst->orig = i;
+    dst->deps = NULL;
+    dst->params = NULL;
+    dst->cap_deps = src->ndeps;
+    if ((rc = copy_charged(r, x, src->params, src->param_bytes, (void **)&dst->params)) != 0)
+        return rc;
+    return copy_charged(r, x, src->deps, (uint64_t)src->ndeps * sizeof(uint32_t),
+                        (void **)&dst->deps);
 }
 
 /* Fills the new executable graph x with g's nodes in the order order[] gives. */
@@ -434,9 +449,9 @@ static CUresult exec_fill(struct rq *r, struct graph_obj *x, const struct graph_
     x->cap = g->n;
     x->host_bytes = g->host_bytes;
     for (uint32_t i = 0; i < g->n; i++) {
-        if ((rc = node_copy(r, x, &g->v[order[i]], &x->v[i])) != CUDA_SUCCESS)
+        x->n++; /* its memory is freed with x, whatever the copy's outcome */
+        if ((rc = node_copy(r, x, &g->v[order[i]], order[i], &x->v[i])) != CUDA_SUCCESS)
             return rc;
-        x->n++;
     }
     return CUDA_SUCCESS;
 }
@@ -555,4 +570,116 @@ CUresult h_GRAPH_LAUNCH(struct rq *r, const struct idm_req_GRAPH_LAUNCH *q,
     }
     free(op.sub);
     return rc;
+}
+
+/* ---- changing an executable graph: later launches see the change (queued ones drain
+ * first, since they read its nodes) ---- */
+
+/* The node of x that was node orig of its graph, or NULL. */
+static struct graph_node *exec_node(struct graph_obj *x, uint32_t orig)
+{
+    for (uint32_t i = 0; i < x->n; i++)
+        if (x->v[i].orig == orig)
+            return &x->v[i];
+    return NULL;
+}
+
+CUresult h_GRAPH_EXEC_SET_KERNEL(struct rq *r, const struct idm_req_GRAPH_EXEC_SET_KERNEL *q,
+                                 struct idm_rep_GRAPH_EXEC_SET_KERNEL *p)
+{
+    struct graph_obj *x = rq_lookup(r, q->exec, HT_GEXEC);
+    struct graph_node *nd = x ? exec_node(x, q->node) : NULL;
+    struct kernel_obj *k;
+    const void *src = NULL;
+    CUresult rc;
+
+    (void)p;
+    if (x == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    if (nd == NULL || nd->kind != IDM_GNODE_KERNEL)
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "node %u is not a kernel node of the "
+                         "executable graph", q->node);
+    if ((k = rq_kernel(r, q->func)) == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    if ((rc = dispatch_check_geometry(r, q->grid, q->block)) != CUDA_SUCCESS)
+        return rc;
+    if (q->param_bytes != k->param_bytes || k->param_bytes != nd->param_bytes)
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "kernel %s with %llu parameter bytes for "
+                         "a node of %u (it takes %u)", k->name,
+                         (unsigned long long)q->param_bytes, nd->param_bytes, k->param_bytes);
+    if (k->param_bytes && (rc = rq_bulk(r, &src, NULL)) != CUDA_SUCCESS)
+        return rc;
+    session_drain(r->s);
+    nd->func = q->func;
+    memcpy(nd->grid, q->grid, sizeof(nd->grid));
+    memcpy(nd->block, q->block, sizeof(nd->block));
+    memcpy(nd->cluster, q->cluster, sizeof(nd->cluster));
+    nd->shared_bytes = q->shared_bytes;
+    if (k->param_bytes)
+        memcpy(nd->params, src, k->param_bytes);
+    return CUDA_SUCCESS;
+}
+
+/* How graph g differs from x's graph (CUgraphExecUpdateResult; 0: only in parameters that an
+ * update may change), the node in *bad. */
+static uint32_t update_check(const struct graph_obj *x, const struct graph_obj *g, uint32_t *bad)
+{
+    *bad = UINT32_MAX;
+    if (g->n != x->n)
+        return CU_GRAPH_EXEC_UPDATE_ERROR_TOPOLOGY_CHANGED;
+    for (uint32_t i = 0; i < x->n; i++) {
+        const struct graph_node *a = &x->v[i], *b = &g->v[a->orig];
+        *bad = a->orig;
+        if (a->kind != b->kind)
+            return CU_GRAPH_EXEC_UPDATE_ERROR_NODE_TYPE_CHANGED;
+        if (a->ndeps != b->ndeps ||
+            (a->ndeps && memcmp(a->deps, b->deps, a->ndeps * sizeof(uint32_t)) != 0))
+            return CU_GRAPH_EXEC_UPDATE_ERROR_TOPOLOGY_CHANGED;
+        if (a->kind == IDM_GNODE_KERNEL && a->param_bytes != b->param_bytes)
+            return CU_GRAPH_EXEC_UPDATE_ERROR_UNSUPPORTED_FUNCTION_CHANGE;
+    }
+    *bad = UINT32_MAX;
+    return CU_GRAPH_EXEC_UPDATE_SUCCESS;
+}
+
+/* Node b's parameters into a (same kind, same parameter size: nothing to allocate). */
+static void node_take(struct graph_node *a, const struct graph_node *b)
+{
+    a->func = b->func;
+    memcpy(a->grid, b->grid, sizeof(a->grid));
+    memcpy(a->block, b->block, sizeof(a->block));
+    memcpy(a->cluster, b->cluster, sizeof(a->cluster));
+    a->shared_bytes = b->shared_bytes;
+    if (b->param_bytes)
+        memcpy(a->params, b->params, b->param_bytes);
+    a->dst = b->dst;
+    a->src = b->src;
+    a->count = b->count;
+    a->pitch = b->pitch;
+    a->height = b->height;
+    a->value = b->value;
+    a->elem_size = b->elem_size;
+    a->host_off = b->host_off;
+}
+
+/* A graph that differs otherwise is not an error of the request: its answer says how (logged
+ * and counted as a refusal all the same). */
+CUresult h_GRAPH_EXEC_UPDATE(struct rq *r, const struct idm_req_GRAPH_EXEC_UPDATE *q,
+                             struct idm_rep_GRAPH_EXEC_UPDATE *p)
+{
+    struct graph_obj *x = rq_lookup(r, q->exec, HT_GEXEC);
+    struct graph_obj *g = x ? rq_graph(r, q->graph) : NULL;
+
+    if (g == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    p->result = update_check(x, g, &p->node);
+    if (p->result != CU_GRAPH_EXEC_UPDATE_SUCCESS)
+        return rq_refuse_as(r, WM_REF_INVALID, CUDA_SUCCESS, "graph of %u nodes for an "
+                            "executable graph of %u: CUgraphExecUpdateResult %u at node %d",
+                            g->n, x->n, p->result, (int)p->node);
+    session_drain(r->s);
+    for (uint32_t i = 0; i < x->n; i++)
+        node_take(&x->v[i], &g->v[x->v[i].orig]);
+    x->host_bytes = g->host_bytes;
+    return CUDA_SUCCESS;
 }

@@ -204,6 +204,7 @@ struct graph_node {
     uint8_t *params;       /* owned, param_bytes */
     uint64_t dst, src, count, pitch, height; /* memset and memcpy nodes */
     uint64_t host_off;     /* host copy nodes: where in the launch's host data */
+    uint32_t orig;         /* executable graphs: the node's index in its graph */
     uint32_t value, elem_size;
 };
 /* A graph (HT_GRAPH) or an executable graph (HT_GEXEC, nodes in dependency order, no deps). */

@@ -68,28 +68,38 @@ static CUresult send_edges(struct vgpu *v, idm_handle graph, const uint32_t *fro
     return CUDA_SUCCESS;
 }
 
-/* GRAPH_ADD_NODE with the parameters in the tail or, when they do not fit, a window chunk. */
-static CUresult post_node(struct vgpu *v, struct idm_req_GRAPH_ADD_NODE *n, const void *params,
-                          uint32_t *node)
+/* A synchronous request rq (req_size bytes) of op that carries n bytes of kernel parameters:
+ * in the tail or, when they do not fit, a window chunk (its range in *win_off, *win_len). */
+static CUresult call_with_params(struct vgpu *v, uint16_t op, void *rq, size_t req_size,
+                                 uint64_t *win_off, uint64_t *win_len, const void *params,
+                                 uint64_t n, void *rep, size_t rep_size)
 {
-    struct idm_rep_GRAPH_ADD_NODE rp;
     CUresult r = CUDA_SUCCESS;
     pthread_mutex_lock(&v->lock);
-    if (n->param_bytes <= vgpu_inline_max(v, IDM_OP_GRAPH_ADD_NODE)) {
-        r = vgpu_call_GRAPH_ADD_NODE_locked(v, n, params, n->param_bytes, &rp, NULL, 0, NULL);
-    } else if (n->param_bytes > v->chunk_size) {
+    if (n <= vgpu_inline_max(v, op)) {
+        r = vgpu_rpc_locked(v, op, rq, req_size, params, n, rep, rep_size, NULL, 0, NULL);
+    } else if (n > v->chunk_size) {
         r = CUDA_ERROR_NOT_SUPPORTED;
     } else {
         int c = vgpu_chunk_get_locked(v, &r);
         if (c >= 0) {
-            memcpy(vgpu_chunk_ptr(v, c), params, n->param_bytes);
-            n->win_off = (uint64_t)c * v->chunk_size;
-            n->win_len = n->param_bytes;
-            r = vgpu_call_GRAPH_ADD_NODE_locked(v, n, NULL, 0, &rp, NULL, 0, NULL);
+            memcpy(vgpu_chunk_ptr(v, c), params, n);
+            *win_off = (uint64_t)c * v->chunk_size;
+            *win_len = n;
+            r = vgpu_rpc_locked(v, op, rq, req_size, NULL, 0, rep, rep_size, NULL, 0, NULL);
             vgpu_chunk_put_locked(v, c);
         }
     }
     pthread_mutex_unlock(&v->lock);
+    return r;
+}
+
+static CUresult post_node(struct vgpu *v, struct idm_req_GRAPH_ADD_NODE *n, const void *params,
+                          uint32_t *node)
+{
+    struct idm_rep_GRAPH_ADD_NODE rp;
+    CUresult r = call_with_params(v, IDM_OP_GRAPH_ADD_NODE, n, sizeof(*n), &n->win_off,
+                                  &n->win_len, params, n->param_bytes, &rp, sizeof(rp));
     if (r == CUDA_SUCCESS)
         *node = rp.node;
     return r;
@@ -1137,4 +1147,117 @@ CUresult cuGraphUpload(CUgraphExec hGraphExec, CUstream hStream)
 CUresult cuGraphUpload_ptsz(CUgraphExec hGraphExec, CUstream hStream)
 {
     return cuGraphUpload(hGraphExec, hStream);
+}
+
+/* ---- changing an executable graph ---- */
+
+static CUresult exec_set_kernel(CUgraphExec x, CUgraphNode node, CUfunction f,
+                                const CUDA_KERNEL_NODE_PARAMS_v1 *p)
+{
+    struct idm_req_GRAPH_ADD_NODE n = {.kind = IDM_GNODE_KERNEL};
+    uint8_t *params = NULL;
+    uint32_t grid[3] = {p->gridDimX, p->gridDimY, p->gridDimZ};
+    uint32_t block[3] = {p->blockDimX, p->blockDimY, p->blockDimZ};
+    static const uint32_t cluster[3] = {1, 1, 1};
+    uint32_t idx;
+    CUresult r = graph_enter(NULL);
+    if (r != CUDA_SUCCESS)
+        return r;
+    if (x == NULL || node == NULL || (uintptr_t)node - 1 > UINT32_MAX)
+        return CUDA_ERROR_INVALID_VALUE;
+    idx = (uint32_t)((uintptr_t)node - 1);
+    if ((r = vgpu_kernel_node(f, grid, block, cluster, p->sharedMemBytes, p->kernelParams,
+                              p->extra, &n, &params)) != CUDA_SUCCESS)
+        return r;
+    struct idm_req_GRAPH_EXEC_SET_KERNEL rq = {.exec = GRAPH_H(x), .func = n.func,
+                                               .param_bytes = n.param_bytes, .node = idx,
+                                               .shared_bytes = n.shared_bytes};
+    struct idm_rep_GRAPH_EXEC_SET_KERNEL rp;
+    memcpy(rq.grid, n.grid, sizeof rq.grid);
+    memcpy(rq.block, n.block, sizeof rq.block);
+    memcpy(rq.cluster, n.cluster, sizeof rq.cluster);
+    r = call_with_params(vgpu_get(), IDM_OP_GRAPH_EXEC_SET_KERNEL, &rq, sizeof rq, &rq.win_off,
+                         &rq.win_len, params, n.param_bytes, &rp, sizeof rp);
+    free(params);
+    return r;
+}
+
+CUresult cuGraphExecKernelNodeSetParams(CUgraphExec hGraphExec, CUgraphNode hNode,
+                                        const CUDA_KERNEL_NODE_PARAMS_v1 *nodeParams)
+{
+    if (nodeParams == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    return exec_set_kernel(hGraphExec, hNode, nodeParams->func, nodeParams);
+}
+
+CUresult cuGraphExecKernelNodeSetParams_v2(CUgraphExec hGraphExec, CUgraphNode hNode,
+                                           const CUDA_KERNEL_NODE_PARAMS *p)
+{
+    if (p == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUDA_KERNEL_NODE_PARAMS_v1 v1 = {.func = p->func ? p->func : (CUfunction)p->kern,
+                                     .gridDimX = p->gridDimX, .gridDimY = p->gridDimY,
+                                     .gridDimZ = p->gridDimZ, .blockDimX = p->blockDimX,
+                                     .blockDimY = p->blockDimY, .blockDimZ = p->blockDimZ,
+                                     .sharedMemBytes = p->sharedMemBytes,
+                                     .kernelParams = p->kernelParams, .extra = p->extra};
+    return exec_set_kernel(hGraphExec, hNode, v1.func, &v1);
+}
+
+/* Takes g's parameters into x when g has x's nodes (the host copies' memory too). */
+static CUresult exec_update(CUgraphExec x, CUgraph g, CUgraphExecUpdateResult *result,
+                            CUgraphNode *bad)
+{
+    CUresult r = graph_enter(NULL);
+    *result = CU_GRAPH_EXEC_UPDATE_ERROR;
+    *bad = NULL;
+    if (r != CUDA_SUCCESS)
+        return r;
+    struct idm_req_GRAPH_EXEC_UPDATE rq = {.exec = GRAPH_H(x), .graph = GRAPH_H(g)};
+    struct idm_rep_GRAPH_EXEC_UPDATE rp;
+    pthread_mutex_lock(&book_lock); /* no launch reads x's book meanwhile */
+    r = VGPU_CALL(vgpu_get(), GRAPH_EXEC_UPDATE, &rq, &rp);
+    if (r == CUDA_SUCCESS && rp.result == CU_GRAPH_EXEC_UPDATE_SUCCESS) {
+        struct host_book *b = book_find_locked(rq.exec);
+        if (b != NULL) {
+            free(b->v);
+            *b = books[--nbooks];
+        }
+    }
+    pthread_mutex_unlock(&book_lock);
+    if (r != CUDA_SUCCESS)
+        return r;
+    *result = (CUgraphExecUpdateResult)rp.result;
+    if (rp.result != CU_GRAPH_EXEC_UPDATE_SUCCESS) {
+        *bad = rp.node == UINT32_MAX ? NULL : NODE_OF(rp.node);
+        return CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE;
+    }
+    return book_copy(rq.graph, rq.exec);
+}
+
+CUresult cuGraphExecUpdate_v2(CUgraphExec hGraphExec, CUgraph hGraph,
+                              CUgraphExecUpdateResultInfo *resultInfo)
+{
+    CUgraphExecUpdateResult res;
+    CUgraphNode bad;
+    if (resultInfo == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = exec_update(hGraphExec, hGraph, &res, &bad);
+    resultInfo->result = res;
+    resultInfo->errorNode = bad;
+    resultInfo->errorFromNode = NULL;
+    return r;
+}
+
+CUresult cuGraphExecUpdate(CUgraphExec hGraphExec, CUgraph hGraph, CUgraphNode *hErrorNode_out,
+                           CUgraphExecUpdateResult *updateResult_out)
+{
+    CUgraphExecUpdateResult res;
+    CUgraphNode bad;
+    if (hErrorNode_out == NULL || updateResult_out == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = exec_update(hGraphExec, hGraph, &res, &bad);
+    *updateResult_out = res;
+    *hErrorNode_out = bad;
+    return r;
 }

@@ -2,7 +2,8 @@
 // device-to-device copy, a fork and join through events), launched many times on a stream and
 // on the default stream; the explicit API with a dependency that runs a node added later
 // before one added earlier; copies from and to host memory in both (read and written at each
-// launch); the capture rules (cudaMalloc during a global capture refused and
+// launch); a kernel node's arguments changed in an executable graph and a whole executable
+// graph updated from another capture (one of another shape refused); the capture rules (cudaMalloc during a global capture refused and
 // the capture invalidated, allowed in relaxed mode, the legacy stream refused); every result
 // checked element by element.
 #include "check.h"
@@ -250,6 +251,74 @@ static void host_nodes(struct report *r, cudaStream_t s, int *a)
     CK(cudaFreeHost(hout));
 }
 
+static void expect_ints(struct report *r, const int *d, int mul, int add)
+{
+    static int h[N];
+    CK(cudaMemcpy(h, d, sizeof(h), cudaMemcpyDeviceToHost));
+    for (int i = 0; i < N; i++, r->checked++)
+        if (h[i] != (add + i) * mul)
+            report_bad(r, i, h[i], (add + i) * mul);
+}
+
+/* An executable graph changed after instantiation: a kernel node's arguments, then every
+ * node's from a graph captured the same way; a graph of another shape is refused. */
+static void exec_updates(struct report *r, cudaStream_t s, int *a)
+{
+    cudaGraph_t g, g2, g3;
+    cudaGraphExec_t x;
+    cudaGraphNode_t k;
+    cudaGraphExecUpdateResultInfo info;
+    int n = N, v = 10;
+
+    CK(cudaGraphCreate(&g, 0));
+    cudaKernelNodeParams kp = {};
+    void *args[] = {&a, &v, &n};
+    kp.gridDim = dim3(G);
+    kp.blockDim = dim3(B);
+    kp.func = (void *)set_value;
+    kp.kernelParams = args;
+    CK(cudaGraphAddKernelNode(&k, g, NULL, 0, &kp));
+    CK(cudaGraphInstantiate(&x, g, 0));
+    CK(cudaGraphLaunch(x, s));
+    CK(cudaStreamSynchronize(s));
+    expect_ints(r, a, 1, 10);
+    v = 20;
+    CK(cudaGraphExecKernelNodeSetParams(x, k, &kp));
+    CK(cudaGraphLaunch(x, s));
+    CK(cudaStreamSynchronize(s));
+    expect_ints(r, a, 1, 20);
+    CK(cudaGraphExecDestroy(x));
+    CK(cudaGraphDestroy(g));
+
+    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+    set_value<<<G, B, 0, s>>>(a, 30, N);
+    scale<<<G, B, 0, s>>>(a, 2, N);
+    CK(cudaStreamEndCapture(s, &g));
+    CK(cudaGraphInstantiate(&x, g, 0));
+    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+    set_value<<<G, B, 0, s>>>(a, 40, N);
+    scale<<<G, B, 0, s>>>(a, 3, N);
+    CK(cudaStreamEndCapture(s, &g2));
+    CK(cudaGraphExecUpdate(x, g2, &info));
+    CK(cudaGraphLaunch(x, s));
+    CK(cudaStreamSynchronize(s));
+    expect_ints(r, a, 3, 40);
+    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+    set_value<<<G, B, 0, s>>>(a, 50, N);
+    CK(cudaStreamEndCapture(s, &g3));
+    if (cudaGraphExecUpdate(x, g3, &info) != cudaErrorGraphExecUpdateFailure ||
+        info.result != cudaGraphExecUpdateErrorTopologyChanged)
+        report_bad(r, -20, info.result, cudaGraphExecUpdateErrorTopologyChanged);
+    (void)cudaGetLastError();
+    CK(cudaGraphLaunch(x, s)); /* unchanged */
+    CK(cudaStreamSynchronize(s));
+    expect_ints(r, a, 3, 40);
+    CK(cudaGraphExecDestroy(x));
+    CK(cudaGraphDestroy(g));
+    CK(cudaGraphDestroy(g2));
+    CK(cudaGraphDestroy(g3));
+}
+
 /* The capture rules CUDA documents. */
 static void capture_rules(struct report *r, cudaStream_t s, int *a)
 {
@@ -310,6 +379,7 @@ int main(void)
     fork_join_capture(&r, s1, s2, a, b, c);
     explicit_graph(&r, s2, a, b);
     host_nodes(&r, s1, a);
+    exec_updates(&r, s2, a);
     capture_rules(&r, s1, a);
     CK(cudaStreamDestroy(s1));
     CK(cudaStreamDestroy(s2));

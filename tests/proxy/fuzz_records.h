@@ -59,7 +59,8 @@ static inline int fuzz_threads_too_many(const uint32_t grid[3], const uint32_t b
     return 0;
 }
 
-/* A launch, or a graph's kernel node (which each GRAPH_LAUNCH runs), that is too big. */
+/* A launch, or a graph's kernel node as added or changed (each GRAPH_LAUNCH runs it), that is
+ * too big. */
 static inline int fuzz_launch_too_big(uint16_t op, const uint8_t *payload, uint16_t len)
 {
     if (op == IDM_OP_LAUNCH && len >= sizeof(struct idm_req_LAUNCH)) {
@@ -69,6 +70,11 @@ static inline int fuzz_launch_too_big(uint16_t op, const uint8_t *payload, uint1
     }
     if (op == IDM_OP_GRAPH_ADD_NODE && len >= sizeof(struct idm_req_GRAPH_ADD_NODE)) {
         struct idm_req_GRAPH_ADD_NODE q;
+        memcpy(&q, payload, sizeof(q));
+        return fuzz_threads_too_many(q.grid, q.block);
+    }
+    if (op == IDM_OP_GRAPH_EXEC_SET_KERNEL && len >= sizeof(struct idm_req_GRAPH_EXEC_SET_KERNEL)) {
+        struct idm_req_GRAPH_EXEC_SET_KERNEL q;
         memcpy(&q, payload, sizeof(q));
         return fuzz_threads_too_many(q.grid, q.block);
     }

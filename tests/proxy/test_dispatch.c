@@ -922,6 +922,55 @@ static void test_dispatch_graph_bounds(void **state)
     assert_int_equal(session_open(f->za, NULL, f->win, WIN, 4096, "a", &f->a), 0);
 }
 
+/* An executable graph takes another graph's parameters when it has the same nodes; one of
+ * another kind is answered with the reason and changes nothing; a memset node is no kernel. */
+static void test_dispatch_graph_exec_update(void **state)
+{
+    struct fixture *f = *state;
+    idm_handle ctx = ctx_of(f->a), g[3], x;
+    idm_dptr d = alloc_in(f->a, ctx, 64);
+    struct idm_req_GRAPH_ADD_NODE mn;
+    struct idm_req_GRAPH_INSTANTIATE gi;
+    struct idm_req_GRAPH_LAUNCH gl;
+    struct idm_req_GRAPH_EXEC_UPDATE up;
+    struct idm_req_GRAPH_EXEC_SET_KERNEL sk;
+
+    for (int i = 0; i < 3; i++) {
+        g[i] = graph_new(f->a, ctx);
+        memset(&mn, 0, sizeof(mn));
+        mn.kind = i == 2 ? IDM_GNODE_EMPTY : IDM_GNODE_MEMSET;
+        mn.dst = d;
+        mn.count = 1;
+        mn.height = 1;
+        mn.value = i == 0 ? 5 : 9;
+        mn.elem_size = 4;
+        assert_int_equal(graph_node(f->a, &mn, g[i], NULL, NULL), 0);
+    }
+    memset(&gi, 0, sizeof(gi));
+    gi.graph = g[0];
+    assert_int_equal(call(f->a, IDM_OP_GRAPH_INSTANTIATE, &gi, sizeof(gi), NULL, 0), 0);
+    x = REP(f->a, GRAPH_INSTANTIATE)->exec;
+    memset(&gl, 0, sizeof(gl));
+    gl.exec = x;
+    up.exec = x;
+    up.graph = g[2];
+    assert_int_equal(call(f->a, IDM_OP_GRAPH_EXEC_UPDATE, &up, sizeof(up), NULL, 0), 0);
+    assert_int_equal(REP(f->a, GRAPH_EXEC_UPDATE)->result,
+                     CU_GRAPH_EXEC_UPDATE_ERROR_NODE_TYPE_CHANGED);
+    assert_int_equal(REP(f->a, GRAPH_EXEC_UPDATE)->node, 0);
+    assert_int_equal(call(f->a, IDM_OP_GRAPH_LAUNCH, &gl, sizeof(gl), NULL, 0), 0);
+    assert_int_equal(read_u32(f->a, d), 5);
+    up.graph = g[1];
+    assert_int_equal(call(f->a, IDM_OP_GRAPH_EXEC_UPDATE, &up, sizeof(up), NULL, 0), 0);
+    assert_int_equal(REP(f->a, GRAPH_EXEC_UPDATE)->result, CU_GRAPH_EXEC_UPDATE_SUCCESS);
+    assert_int_equal(call(f->a, IDM_OP_GRAPH_LAUNCH, &gl, sizeof(gl), NULL, 0), 0);
+    assert_int_equal(read_u32(f->a, d), 9);
+    memset(&sk, 0, sizeof(sk));
+    sk.exec = x;
+    assert_int_equal(call(f->a, IDM_OP_GRAPH_EXEC_SET_KERNEL, &sk, sizeof(sk), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -945,6 +994,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_refusal_log_rate_limited, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_graph_dependency_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_graph_bounds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_graph_exec_update, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     backend_stub.shutdown();
