@@ -3,9 +3,9 @@
 // on the default stream; the explicit API with a dependency that runs a node added later
 // before one added earlier; copies from and to host memory in both (read and written at each
 // launch); a kernel node's arguments changed in an executable graph and a whole executable
-// graph updated from another capture (one of another shape refused); the capture rules (cudaMalloc during a global capture refused and
-// the capture invalidated, allowed in relaxed mode, the legacy stream refused); every result
-// checked element by element.
+// graph updated from another capture (one of another shape refused); the capture rules
+// (cudaMalloc during a global capture refused and the capture invalidated, allowed in relaxed
+// mode, the legacy stream refused); every result checked element by element.
 #include "check.h"
 
 #define N 4099
