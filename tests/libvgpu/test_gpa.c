@@ -211,10 +211,10 @@ static void test_gpa_surface(void **state)
     }
     fclose(f);
     assert_int_equal(n, 637);
-    typedef CUresult (*graph_create_fn)(CUgraph *, unsigned);
-    graph_create_fn gc = (graph_create_fn)dlsym(lib, "cuGraphCreate");
+    typedef CUresult (*graph_clone_fn)(CUgraph *, CUgraph);
+    graph_clone_fn gc = (graph_clone_fn)dlsym(lib, "cuGraphClone"); /* a fail-closed stub */
     CUgraph g;
-    assert_int_equal(gc(&g, 0), CUDA_ERROR_NOT_SUPPORTED);
+    assert_int_equal(gc(&g, NULL), CUDA_ERROR_NOT_SUPPORTED);
     assert_null(dlsym(lib, "vgpu_get"));
     assert_null(dlsym(lib, "idm_send"));
     assert_null(dlsym(lib, "md2"));

@@ -256,8 +256,10 @@ int main()
     EXPECT(str && strlen(str) > 5, "string");
     EXPECT(cuGetErrorName((CUresult)123456, &name) == CUDA_ERROR_INVALID_VALUE, "unknown code");
 
-    CUgraph graph;
-    EXPECT(cuGraphCreate(&graph, 0) == CUDA_ERROR_NOT_SUPPORTED, "graphs fail closed");
+    CUgraph graph, clone;
+    CK(cuGraphCreate(&graph, 0));
+    EXPECT(cuGraphClone(&clone, graph) == CUDA_ERROR_NOT_SUPPORTED, "cloning fails closed");
+    CK(cuGraphDestroy(graph));
     CUmoduleLoadingMode mode;
     CK(cuModuleGetLoadingMode(&mode));
     EXPECT(mode == CU_MODULE_LAZY_LOADING, "lazy loading");
