@@ -214,11 +214,13 @@ static int serve_one(struct client *cl, struct session *s, struct idm_msg *m)
     int32_t status;
     int rc;
 
+    if (fatal && (m->hdr.flags & IDM_F_NOREPLY))
+        return 0; /* its next synchronising call gets the fault, as every answered call does */
     if (fatal)
         return reply_send(cl, &m->hdr, fatal, NULL, 0);
     rc = dispatch_request(s, &m->hdr, m->payload, &rep_len, &status);
     if (rc == 1)
-        return 0; /* a stream worker replies */
+        return 0; /* a stream worker replies, or the request goes unanswered */
     if (rc != 0)
         return -EPROTO;
     return reply_send(cl, &m->hdr, status, s->rbuf, rep_len);

@@ -154,6 +154,8 @@ struct stream_obj {
     uint64_t done_seq;    /* last ticket finished: executed and answered (under lock) */
     int stop;
     int cancel;           /* atomic: its context is going: queued ops drain without running */
+    int latched;          /* atomic: first failure of an unanswered request on it (CUresult) */
+    uint64_t queued_bytes; /* heap bytes of its queued ops (under lock) */
     uint8_t *rbuf;        /* the worker's reply buffer (session max_reply bytes) */
 };
 /* An event remembers where its last record was queued, to tell when it has happened. */
@@ -194,6 +196,8 @@ struct session {
     int primary_refs;
     uint32_t primary_flags;
     int sticky;          /* CUresult of a failed execution (atomic: stream workers set it) */
+    int latched;         /* atomic: first failure of an unanswered request on the default
+                          * stream, or naming no live stream (stream.c: stream_latch) */
     pthread_rwlock_t at_lock; /* the allocation table: written by the dispatch thread only
                                * (under the write lock), read by stream workers (read lock) */
     /* Sends the reply of a request whose answer was deferred to a stream worker (NULL: replies

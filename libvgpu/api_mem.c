@@ -1,7 +1,10 @@
 /* api_mem.c - memory: device allocations (through the proxy, recorded locally so unified-address
  * copies can tell device from host, and counted in the memory pool they came from, api_pool.c),
- * pinned host memory (local page-aligned memory), copies and memsets. Bulk copies go through the window in chunks with several in flight; small ones travel
- * inline in the message. Synchronous forms drain every reply and report earlier async errors. */
+ * pinned host memory (local page-aligned memory), copies and memsets. Bulk copies go through the
+ * window in chunks with several in flight; small ones travel inline in the message, and an inline
+ * HtoD (even a synchronous one: pageable-memory semantics) or an asynchronous memset or DtoD
+ * goes unanswered (vgpu_send_locked). Synchronous forms drain every reply and report earlier
+ * async errors that replies carried. */
 #include "vgpu_calls.h"
 
 #include <errno.h>
@@ -373,8 +376,14 @@ static CUresult htod_locked(struct vgpu *v, uint64_t dst, const void *src, size_
     if (len == 0)
         return CUDA_SUCCESS;
     if (len <= vgpu_inline_max(v, IDM_OP_MEMCPY_HTOD)) {
+        /* Unanswered: the bytes are in the ring when this returns (the source may be reused,
+         * as CUDA's pageable HtoD allows); a range outside our allocations fails here, since
+         * the worker's refusal would surface only at the next synchronisation. */
+        const struct vgpu_alloc *a = vgpu_alloc_find_locked(v, dst);
+        if (a == NULL || len > a->base + a->size - dst)
+            return CUDA_ERROR_INVALID_VALUE;
         struct idm_req_MEMCPY_HTOD rq = {.dst = dst, .stream = stream, .len = len};
-        return vgpu_post_MEMCPY_HTOD_locked(v, &rq, src, len, -1, NULL, 0);
+        return vgpu_send_MEMCPY_HTOD_locked(v, &rq, src, len);
     }
     size_t step = copy_step(v, len);
     for (size_t off = 0; off < len && r == CUDA_SUCCESS;) {
@@ -419,12 +428,15 @@ static CUresult dtoh_locked(struct vgpu *v, void *dst, uint64_t src, size_t len,
     return r;
 }
 
+/* Synchronous: answered (the caller drains), so the copy's own failure is its result. */
 static CUresult dtod_locked(struct vgpu *v, uint64_t dst, uint64_t src, size_t len,
-                            idm_handle stream)
+                            idm_handle stream, int sync)
 {
     if (len == 0)
         return CUDA_SUCCESS;
     struct idm_req_MEMCPY_DTOD rq = {.dst = dst, .src = src, .stream = stream, .len = len};
+    if (!sync)
+        return vgpu_send_MEMCPY_DTOD_locked(v, &rq, NULL, 0);
     return vgpu_post_MEMCPY_DTOD_locked(v, &rq, NULL, 0, -1, NULL, 0);
 }
 
@@ -450,7 +462,7 @@ static CUresult copy(enum dir d, uint64_t dst, uint64_t src, size_t len, CUstrea
         r = dtoh_locked(v, (void *)(uintptr_t)dst, src, len, stream);
         break;
     case DTOD:
-        r = dtod_locked(v, dst, src, len, stream);
+        r = dtod_locked(v, dst, src, len, stream, sync);
         break;
     case HTOH: /* ordered after everything before it, as on a real stream */
         r = vgpu_drain_locked(v);
@@ -641,7 +653,11 @@ static CUresult memset_op(uint64_t dst, size_t pitch, uint32_t value, uint32_t e
                                 .pitch = height > 1 ? pitch : 0, .height = height,
                                 .value = value, .elem_size = elem};
     pthread_mutex_lock(&v->lock);
-    r = vgpu_post_MEMSET_locked(v, &rq, NULL, 0, -1, NULL, 0);
+    /* asynchronous: unanswered; synchronous: answered, its failure is the call's result */
+    if (!sync)
+        r = vgpu_send_MEMSET_locked(v, &rq, NULL, 0);
+    else
+        r = vgpu_post_MEMSET_locked(v, &rq, NULL, 0, -1, NULL, 0);
     if (sync) {
         CUresult a = vgpu_drain_locked(v);
         if (r == CUDA_SUCCESS)

@@ -183,6 +183,12 @@ CUresult vgpu_rpc_locked(struct vgpu *v, uint16_t op, const void *req, size_t re
  * copied to dst, a failure remembered in async_error). Caller holds v->lock. */
 CUresult vgpu_post_locked(struct vgpu *v, uint16_t op, const void *req, size_t req_size,
                           const void *tail, size_t tail_len, int chunk, void *dst, uint64_t len);
+/* Sends an ASYNC request that names no window range and returns no data, unanswered
+ * (IDM_F_NOREPLY): no pending entry, no reply; the worker latches a failure on the request's
+ * stream and the next synchronising call there (STREAM_SYNCHRONIZE, STREAM_QUERY,
+ * CTX_SYNCHRONIZE) returns it. Returns once the request is in the ring. Caller holds v->lock. */
+CUresult vgpu_send_locked(struct vgpu *v, uint16_t op, const void *req, size_t req_size,
+                          const void *tail, size_t tail_len);
 /* The most bytes of op's bulk data that travel inline in one message (its properties in
  * idm_ops.def: the request tail for IN ops, the reply tail for OUT ops); larger data goes through
  * a window chunk. */
