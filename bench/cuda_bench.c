@@ -347,7 +347,7 @@ static int async_figure(void)
 
 static int bulk_figure(void)
 {
-    static const uint64_t sizes[] = {4096, 1 * MIB, 64 * MIB, 256 * MIB};
+    static const uint64_t sizes[] = {4096, 64 * 1024, 1 * MIB, 64 * MIB, 256 * MIB};
     const uint64_t maxsz = 256 * MIB;
     int reps = bh_reps();
     uint64_t rep_ns = bh_rep_ns();

@@ -445,8 +445,10 @@ static uint64_t stream_submit(struct stream_obj *st, struct stream_op *op)
     /* Bounded queue: the dispatch thread waits for the stream's own progress, never for the
      * client (an empty queue always takes one op, however large). */
     while (st->head != NULL && (st->enq_seq - st->done_seq >= STREAM_QUEUE_MAX ||
-                                st->queued_bytes + op_size(op) > STREAM_QUEUE_BYTES))
+                                st->queued_bytes + op_size(op) > STREAM_QUEUE_BYTES)) {
+        pthread_cond_broadcast(&st->cond); /* the worker may not have been woken yet */
         pthread_cond_wait(&st->cond, &st->lock);
+    }
     st->queued_bytes += op_size(op);
     seq = op->seq = ++st->enq_seq;
     if (st->tail)
@@ -454,9 +456,29 @@ static uint64_t stream_submit(struct stream_obj *st, struct stream_op *op)
     else
         st->head = op;
     st->tail = op;
-    pthread_cond_broadcast(&st->cond);
     pthread_mutex_unlock(&st->lock);
+    /* woken by session_kick, once for the run of requests the dispatch thread is draining */
+    if (!st->kick_pending && st->s->nkick < SESSION_MAX_STREAMS) {
+        st->kick_pending = 1;
+        st->s->kick[st->s->nkick++] = st;
+    } else if (!st->kick_pending) {
+        pthread_mutex_lock(&st->lock); /* cannot happen: one entry per stream */
+        pthread_cond_broadcast(&st->cond);
+        pthread_mutex_unlock(&st->lock);
+    }
     return seq;
+}
+
+void session_kick(struct session *s)
+{
+    for (uint32_t i = 0; i < s->nkick; i++) {
+        struct stream_obj *st = s->kick[i];
+        pthread_mutex_lock(&st->lock);
+        pthread_cond_broadcast(&st->cond);
+        pthread_mutex_unlock(&st->lock);
+        st->kick_pending = 0;
+    }
+    s->nkick = 0;
 }
 
 /* A heap copy of a prepared op that answers req; a launch's copy carries its own parameters
@@ -512,6 +534,7 @@ int stream_start(struct stream_obj *st)
 
 void stream_stop(struct stream_obj *st)
 {
+    session_kick(st->s); /* also takes st off the list of streams to wake */
     pthread_mutex_lock(&st->lock);
     while (st->head != NULL)
         pthread_cond_wait(&st->cond, &st->lock);
@@ -528,6 +551,8 @@ void stream_stop(struct stream_obj *st)
 void stream_wait(struct stream_obj *st, uint64_t seq)
 {
     pthread_mutex_lock(&st->lock);
+    if (st->done_seq < seq)
+        pthread_cond_broadcast(&st->cond); /* its worker may not have been woken yet */
     while (st->done_seq < seq)
         pthread_cond_wait(&st->cond, &st->lock);
     pthread_mutex_unlock(&st->lock);
@@ -539,6 +564,8 @@ int stream_idle(struct stream_obj *st)
 
     pthread_mutex_lock(&st->lock);
     idle = st->exec_seq == st->enq_seq;
+    if (!idle)
+        pthread_cond_broadcast(&st->cond); /* its worker may not have been woken yet */
     pthread_mutex_unlock(&st->lock);
     return idle;
 }
@@ -563,6 +590,8 @@ int event_done(const struct event_obj *e)
         return 1;
     pthread_mutex_lock(&e->rec_stream->lock);
     int done = e->rec_stream->done_seq >= e->rec_seq;
+    if (!done)
+        pthread_cond_broadcast(&e->rec_stream->cond); /* its worker may not be awake yet */
     pthread_mutex_unlock(&e->rec_stream->lock);
     return done;
 }

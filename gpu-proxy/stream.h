@@ -83,6 +83,12 @@ CUresult stream_queue(struct stream_obj *st, const struct stream_op *op,
  * context synchronise with all of them). Any thread. */
 void stream_latch(struct session *s, struct stream_obj *st, CUresult rc);
 CUresult stream_take_latched(struct session *s, struct stream_obj *st);
+/* Wakes the worker of every stream given ops since it was last woken. The dispatch thread
+ * queues a run of requests without waking anyone and calls this when its ring is empty or
+ * every STREAM_KICK_BATCH requests; every wait for a stream and every query of one wakes that
+ * stream first, so nothing queued is left asleep. Dispatch thread only. */
+void session_kick(struct session *s);
+#define STREAM_KICK_BATCH 64u
 /* Waits until ticket seq of st has finished. */
 void stream_wait(struct stream_obj *st, uint64_t seq);
 /* Waits until every stream of the session is idle (the dispatch thread only). */

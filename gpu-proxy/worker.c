@@ -28,6 +28,7 @@
 #include "monotime.h"
 #include "nvml.h"
 #include "sandbox.h"
+#include "stream.h"
 #include "zone.h"
 
 #define STOP_POLL_MS 200         /* how soon an idle client thread sees a stop request */
@@ -237,6 +238,7 @@ static void *client_main(void *arg)
     const struct idm_conn_config *geo = idm_conn_geometry(cl->conn);
     const char *why = "client disconnected";
     int watch = !w->be->kernels_cancellable; /* check_orphans looks at this client */
+    unsigned batch = 0;
     int rc;
 
     idm_msg_init(&m);
@@ -252,8 +254,16 @@ static void *client_main(void *arg)
              (unsigned long long)wsize);
     for (;;) {
         int sticky;
-        /* A bounded wait, so a stop request is seen within STOP_POLL_MS even when idle. */
-        rc = idm_recv(cl->conn, &m, STOP_POLL_MS);
+        /* Requests are drained in runs: the streams given work are woken once the ring is
+         * empty (or every STREAM_KICK_BATCH requests), not once per request. A bounded wait,
+         * so a stop request is seen within STOP_POLL_MS even when idle. */
+        rc = idm_recv(cl->conn, &m, 0);
+        if (rc == -EAGAIN || ++batch >= STREAM_KICK_BATCH) {
+            session_kick(s);
+            batch = 0;
+        }
+        if (rc == -EAGAIN)
+            rc = idm_recv(cl->conn, &m, STOP_POLL_MS);
         if (__atomic_load_n(&cl->stop, __ATOMIC_ACQUIRE)) {
             why = "the client was cut off, or the zone is stopping";
             break;

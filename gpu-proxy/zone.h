@@ -156,6 +156,7 @@ struct stream_obj {
     int cancel;           /* atomic: its context is going: queued ops drain without running */
     int latched;          /* atomic: first failure of an unanswered request on it (CUresult) */
     uint64_t queued_bytes; /* heap bytes of its queued ops (under lock) */
+    int kick_pending;     /* ops queued since its worker was last woken (dispatch thread) */
     uint8_t *rbuf;        /* the worker's reply buffer (session max_reply bytes) */
 };
 /* An event remembers where its last record was queued, to tell when it has happened. */
@@ -217,6 +218,10 @@ struct session {
     uint64_t staging_bytes;
     uint64_t next_buffer_id;
     uint32_t nstreams;
+    /* Streams given ops since their workers were last woken (stream.c: session_kick): a run of
+     * requests is handed over at once, not one wake-up per op. Dispatch thread only. */
+    struct stream_obj *kick[SESSION_MAX_STREAMS];
+    uint32_t nkick;
     /* the connection's bulk window (private copy of its geometry) */
     struct idm_conn *conn;
     uint8_t *window;
