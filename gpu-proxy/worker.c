@@ -257,13 +257,11 @@ static void *client_main(void *arg)
         /* Requests are drained in runs: the streams given work are woken once the ring is
          * empty (or every STREAM_KICK_BATCH requests), not once per request. A bounded wait,
          * so a stop request is seen within STOP_POLL_MS even when idle. */
-        rc = idm_recv(cl->conn, &m, 0);
-        if (rc == -EAGAIN || ++batch >= STREAM_KICK_BATCH) {
+        if (!idm_recv_ready(cl->conn) || ++batch >= STREAM_KICK_BATCH) {
             session_kick(s);
             batch = 0;
         }
-        if (rc == -EAGAIN)
-            rc = idm_recv(cl->conn, &m, STOP_POLL_MS);
+        rc = idm_recv(cl->conn, &m, STOP_POLL_MS);
         if (__atomic_load_n(&cl->stop, __ATOMIC_ACQUIRE)) {
             why = "the client was cut off, or the zone is stopping";
             break;

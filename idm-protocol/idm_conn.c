@@ -616,6 +616,16 @@ static int64_t wait_rx(struct idm_conn *c, int timeout_ms)
     }
 }
 
+int idm_recv_ready(struct idm_conn *c)
+{
+    int64_t avail;
+
+    pthread_mutex_lock(&c->recv_mu);
+    avail = idm_ring_cons_avail(&c->rx);
+    pthread_mutex_unlock(&c->recv_mu);
+    return avail != 0; /* an impossible index too: idm_recv reports it */
+}
+
 int idm_recv(struct idm_conn *c, struct idm_msg *m, int timeout_ms)
 {
     if (!c || !m)

@@ -312,6 +312,24 @@ CUresult vgpu_drain_locked(struct vgpu *v)
     return vgpu_take_async_error_locked(v);
 }
 
+/* 1 while a request of op waits for its reply. */
+static int op_pending(const struct vgpu *v, uint16_t op)
+{
+    for (unsigned i = 0; i < VGPU_MAX_INFLIGHT; i++)
+        if (v->pending[i].seq != 0 && v->pending[i].op == op)
+            return 1;
+    return 0;
+}
+
+CUresult vgpu_drain_op_locked(struct vgpu *v, uint16_t op)
+{
+    CUresult err = CUDA_SUCCESS;
+    while (v->npending > 0 && op_pending(v, op))
+        if (recv_one(v, 0, -1, &err) < 0)
+            return err;
+    return v->dead ? CUDA_ERROR_DEVICE_UNAVAILABLE : CUDA_SUCCESS;
+}
+
 void vgpu_poll_locked(struct vgpu *v)
 {
     CUresult err;
