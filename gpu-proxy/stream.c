@@ -2,8 +2,9 @@
  * an op reaches the backend, used inline by the dispatch thread (default stream) and by the
  * worker thread of each stream, which issues its queue in order, sets the session's sticky error
  * on an execution fault and sends each reply itself (or latches the failure of an unanswered
- * request on the stream); the bounded queues and the latches. Workers read the allocation table only
- * under its read lock (launch address checks). Also the cancellation of a session's running
+ * request on the stream); the bounded queues, their wake-ups (once per run of requests) and the
+ * latches. Workers read the allocation table only under its read lock (launch address checks).
+ * Also the cancellation of a session's running
  * kernels when its client goes or a context is destroyed, with the thread that notices a
  * client's exit while a kernel runs. */
 #include "stream.h"
@@ -435,6 +436,20 @@ static void *stream_main(void *arg)
     return NULL;
 }
 
+/* Notes st for session_kick, which wakes its worker once for the run of requests the dispatch
+ * thread is draining. */
+static void kick_later(struct stream_obj *st)
+{
+    struct session *s = st->s;
+
+    if (st->kick_pending)
+        return;
+    if (s->nkick == SESSION_MAX_STREAMS) /* cannot happen: one entry per live stream */
+        session_kick(s);
+    st->kick_pending = 1;
+    s->kick[s->nkick++] = st;
+}
+
 /* Queues op (allocated with malloc; the worker frees it) and returns its ticket. */
 static uint64_t stream_submit(struct stream_obj *st, struct stream_op *op)
 {
@@ -457,15 +472,7 @@ static uint64_t stream_submit(struct stream_obj *st, struct stream_op *op)
         st->head = op;
     st->tail = op;
     pthread_mutex_unlock(&st->lock);
-    /* woken by session_kick, once for the run of requests the dispatch thread is draining */
-    if (!st->kick_pending && st->s->nkick < SESSION_MAX_STREAMS) {
-        st->kick_pending = 1;
-        st->s->kick[st->s->nkick++] = st;
-    } else if (!st->kick_pending) {
-        pthread_mutex_lock(&st->lock); /* cannot happen: one entry per stream */
-        pthread_cond_broadcast(&st->cond);
-        pthread_mutex_unlock(&st->lock);
-    }
+    kick_later(st);
     return seq;
 }
 
