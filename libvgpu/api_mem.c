@@ -442,7 +442,8 @@ static CUresult dtoh_locked(struct vgpu *v, void *dst, uint64_t src, size_t len,
     return r;
 }
 
-/* Synchronous: answered (the caller drains), so the copy's own failure is its result. */
+/* Asynchronous: unanswered. Synchronous: answered (the caller drains), so the copy's own
+ * failure is its result. */
 static CUresult dtod_locked(struct vgpu *v, uint64_t dst, uint64_t src, size_t len,
                             idm_handle stream, int sync)
 {
