@@ -6,6 +6,7 @@
 #include <cuda.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +63,8 @@ static struct {
     void *cache_ptr[STUB_CACHE_SLOTS];
     uint64_t cache_len[STUB_CACHE_SLOTS];
     uint64_t cache_bytes;
-} stub = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    unsigned cpus; /* host threads a launch may use (the CPUs at start-up); 1 if unknown */
+} stub = {.lock = PTHREAD_MUTEX_INITIALIZER, .cpus = 1};
 
 static uint64_t round_page(uint64_t n)
 {
@@ -71,8 +73,13 @@ static uint64_t round_page(uint64_t n)
 
 static CUresult stub_init(char *err, size_t errlen)
 {
+    cpu_set_t set;
+
     (void)err;
     (void)errlen;
+    /* counted once: the engine would otherwise ask the kernel at every launch */
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        stub.cpus = (unsigned)CPU_COUNT(&set);
     return CUDA_SUCCESS;
 }
 
@@ -786,6 +793,7 @@ static CUresult stub_launch(struct backend_zone *z, struct backend_kernel *k,
     pl.mem = &mem;
     pl.printf_fifo_size = l->printf_fifo_size;
     pl.cancel = l->cancel;
+    pl.host_threads = stub.cpus;
     return ptx_launch(k->k, &pl, err, errlen);
 }
 

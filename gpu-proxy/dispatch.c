@@ -4,7 +4,8 @@
  * fixed struct copied to aligned memory, what the op's properties say decoded for the handler
  * (bulk data fields, the name tail checked), the reply zeroed when a handler fails, and the
  * zone's counters (counters.h): each request's family, time in the dispatch, CUresult (a
- * deferred one's when its stream worker answers) and refusal reason. */
+ * deferred one's when its stream worker answers) and refusal reason; and which requests go
+ * unanswered (IDM_F_NOREPLY where the op allows it: a failure is latched on its stream). */
 #include "dispatch.h"
 
 #include <cuda.h>
@@ -121,6 +122,31 @@ static void count_request(struct worker_counters *m, const struct idm_hdr *h, ui
         wm_refused(m, (enum wm_refusal)(refused - 1));
 }
 
+/* The header the handlers see: IDM_F_NOREPLY kept only where the op may go unanswered. */
+static void noreply_filter(struct idm_hdr *hh, const struct idm_op_info *info, const void *req)
+{
+    struct idm_bulk b;
+
+    if (!(hh->flags & IDM_F_NOREPLY))
+        return;
+    idm_op_bulk(info, req, &b);
+    if (!idm_op_noreply(info, &b))
+        hh->flags &= ~IDM_F_NOREPLY; /* answered as usual */
+}
+
+/* An unanswered request failed in the dispatch: latched on the stream it names when that is a
+ * live stream of the session, else on the session (the default stream's latch). */
+static void latch_failure(struct session *s, const struct idm_op_info *info, const void *req,
+                          CUresult rc)
+{
+    idm_handle h;
+    struct stream_obj *st = NULL;
+
+    if (idm_op_stream(info, req, &h) && !DEFAULT_STREAM(h))
+        st = htab_lookup(&s->ht, h, HT_STREAM);
+    stream_latch(s, st, rc);
+}
+
 int dispatch_request(struct session *s, const struct idm_hdr *h, const uint8_t *payload,
                      uint32_t *rep_len, int32_t *status)
 {
@@ -132,6 +158,7 @@ int dispatch_request(struct session *s, const struct idm_hdr *h, const uint8_t *
         uint8_t b[REQ_STRUCT_MAX];
     } req;
     const struct idm_op_info *info;
+    struct idm_hdr hh;
     struct rq r;
     CUresult rc;
 
@@ -155,8 +182,10 @@ int dispatch_request(struct session *s, const struct idm_hdr *h, const uint8_t *
     memset(req.b, 0, sizeof(req.b));
     memcpy(req.b, payload, info->req_size);
     memset(s->rbuf, 0, info->rep_size);
+    hh = *h;
+    noreply_filter(&hh, info, req.b);
 
-    rc = rq_setup(&r, s, h, payload, info, req.b);
+    rc = rq_setup(&r, s, &hh, payload, info, req.b);
     if (rc == CUDA_SUCCESS)
         rc = handlers[h->op](&r, req.b, s->rbuf);
     *status = rc;
@@ -164,6 +193,13 @@ int dispatch_request(struct session *s, const struct idm_hdr *h, const uint8_t *
         count_request(m, h, t0, r.deferred, rc, r.refused);
     if (r.deferred)
         return 1;
+    if (hh.flags & IDM_F_NOREPLY) {
+        if (rc != CUDA_SUCCESS) {
+            log_failure(s, h, info, req.b, rc);
+            latch_failure(s, info, req.b, rc);
+        }
+        return 1;
+    }
     if (rc != CUDA_SUCCESS) {
         log_failure(s, h, info, req.b, rc);
         /* A failed request answers with zeros, never with half-filled values. */

@@ -13,8 +13,9 @@
 int dispatch_selfcheck(void);
 
 /* Handles one request (h and payload already copied out of shared memory). On return 0 the
- * reply payload is s->rbuf[0 .. *rep_len) with status *status (a CUresult). 1: the request was
- * queued on a stream and its worker sends the reply (s->send_reply) when it is done. -EPROTO:
+ * reply payload is s->rbuf[0 .. *rep_len) with status *status (a CUresult). 1: no reply now:
+ * the request was queued on a stream and its worker sends the reply (s->send_reply) when it is
+ * done, or it goes unanswered (IDM_F_NOREPLY; a failure, *status, is latched). -EPROTO:
  * the peer broke the protocol and its connection must be closed. */
 int dispatch_request(struct session *s, const struct idm_hdr *h, const uint8_t *payload,
                      uint32_t *rep_len, int32_t *status);

@@ -143,7 +143,7 @@ CUresult h_CTX_SYNCHRONIZE(struct rq *r, const struct idm_req_CTX_SYNCHRONIZE *q
     if ((rc = rq_ctx(r, q->ctx, &ctx)) != CUDA_SUCCESS)
         return rc;
     session_drain(r->s);
-    return rq_sync_status(r, r->s->be->zone_sync(r->s->bz));
+    return rq_sync_latched(r, NULL, r->s->be->zone_sync(r->s->bz));
 }
 
 CUresult h_CTX_GET_LIMIT(struct rq *r, const struct idm_req_CTX_GET_LIMIT *q,

@@ -140,6 +140,18 @@ static inline CUresult rq_sync_status(struct rq *r, CUresult rc)
     return rq_sticky(r) ? rq_sticky(r) : rc;
 }
 
+/* What a synchronising call on st (NULL: the default stream, or a context: all of the
+ * session's) returns: the sticky error, else rc when it failed, else the first failure latched
+ * by an unanswered request there (taken: the next call does not see it again). */
+static inline CUresult rq_sync_latched(struct rq *r, struct stream_obj *st, CUresult rc)
+{
+    CUresult latched = stream_take_latched(r->s, st);
+
+    if (rq_sticky(r))
+        return rq_sticky(r);
+    return rc != CUDA_SUCCESS ? rc : latched;
+}
+
 /* Work on the default stream runs inline, after every stream of the session has drained
  * (the legacy default stream waits for the others). */
 static inline void rq_default_stream_enter(struct rq *r)

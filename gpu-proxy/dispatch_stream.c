@@ -61,6 +61,8 @@ CUresult h_STREAM_DESTROY(struct rq *r, const struct idm_req_STREAM_DESTROY *q,
         return CUDA_ERROR_INVALID_HANDLE;
     stream_stop(o); /* runs what is queued first, as cuStreamDestroy lets it complete */
     session_forget_stream(r->s, o);
+    /* a failure nobody synchronised on yet: the context's next synchronisation reports it */
+    stream_latch(r->s, NULL, stream_take_latched(r->s, o));
     rc = r->s->be->stream_sync(r->s->bz, o->bs);
     if (rc != CUDA_SUCCESS)
         log_debug("zone=%s %s: stream ended with CUresult %d before destruction", ZN(r),
@@ -85,7 +87,7 @@ CUresult h_STREAM_SYNCHRONIZE(struct rq *r, const struct idm_req_STREAM_SYNCHRON
         stream_wait(st, st->enq_seq);
     else
         rq_default_stream_enter(r);
-    return rq_sync_status(r, r->s->be->stream_sync(r->s->bz, st ? st->bs : NULL));
+    return rq_sync_latched(r, st, r->s->be->stream_sync(r->s->bz, st ? st->bs : NULL));
 }
 
 CUresult h_STREAM_QUERY(struct rq *r, const struct idm_req_STREAM_QUERY *q,
@@ -104,7 +106,8 @@ CUresult h_STREAM_QUERY(struct rq *r, const struct idm_req_STREAM_QUERY *q,
             if ((o = htab_slot(&r->s->ht, i, HT_STREAM, NULL)) != NULL && !stream_idle(o))
                 return rq_sync_status(r, CUDA_ERROR_NOT_READY);
     }
-    return rq_sync_status(r, r->s->be->stream_query(r->s->bz, st ? st->bs : NULL));
+    rc = r->s->be->stream_query(r->s->bz, st ? st->bs : NULL);
+    return rc == CUDA_ERROR_NOT_READY ? rq_sync_status(r, rc) : rq_sync_latched(r, st, rc);
 }
 
 /* Waits (in the dispatch thread) until the event's last record has run. */

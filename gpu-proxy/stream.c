@@ -1,8 +1,10 @@
 /* stream.c - how an asynchronous op runs: one issue function per op kind, the only place such
  * an op reaches the backend, used inline by the dispatch thread (default stream) and by the
  * worker thread of each stream, which issues its queue in order, sets the session's sticky error
- * on an execution fault and sends each reply itself. Workers read the allocation table only
- * under its read lock (launch address checks). Also the cancellation of a session's running
+ * on an execution fault and sends each reply itself (or latches the failure of an unanswered
+ * request on the stream); the bounded queues, their wake-ups (once per run of requests) and the
+ * latches. Workers read the allocation table only under its read lock (launch address checks).
+ * Also the cancellation of a session's running
  * kernels when its client goes or a context is destroyed, with the thread that notices a
  * client's exit while a kernel runs. */
 #include "stream.h"
@@ -372,6 +374,41 @@ static CUresult run_queued(struct stream_obj *st, struct stream_op *op, uint32_t
     return rc;
 }
 
+/* The heap bytes of a queued op (op_copy's allocation). */
+static size_t op_size(const struct stream_op *op)
+{
+    size_t off = (sizeof(*op) + 15) & ~(size_t)15;
+
+    return off + (op->kind == SOP_LAUNCH ? (op->l.params_size ? op->l.params_size : 1) :
+                  op->kind == SOP_GRAPH ? (size_t)op->nsub * sizeof(*op) : 0);
+}
+
+void stream_latch(struct session *s, struct stream_obj *st, CUresult rc)
+{
+    int expected = 0;
+
+    __atomic_compare_exchange_n(st ? &st->latched : &s->latched, &expected, (int)rc, 0,
+                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+CUresult stream_take_latched(struct session *s, struct stream_obj *st)
+{
+    CUresult first, rc;
+    struct stream_obj *o;
+
+    if (st != NULL)
+        return (CUresult)__atomic_exchange_n(&st->latched, 0, __ATOMIC_ACQ_REL);
+    first = (CUresult)__atomic_exchange_n(&s->latched, 0, __ATOMIC_ACQ_REL);
+    for (uint32_t i = 0; i < s->ht.used; i++) {
+        if ((o = htab_slot(&s->ht, i, HT_STREAM, NULL)) == NULL)
+            continue;
+        rc = (CUresult)__atomic_exchange_n(&o->latched, 0, __ATOMIC_ACQ_REL);
+        if (first == CUDA_SUCCESS)
+            first = rc;
+    }
+    return first;
+}
+
 static void *stream_main(void *arg)
 {
     struct stream_obj *st = arg;
@@ -396,19 +433,38 @@ static void *stream_main(void *arg)
         st->exec_seq = op->seq;
         pthread_mutex_unlock(&st->lock);
         wm_result(st->s->zone->m, rc); /* the dispatch counted the call, not its answer */
-        /* A failed send means the client is gone; its dispatch thread tears down. */
-        if (st->s->send_reply)
+        if (op->req.flags & IDM_F_NOREPLY) {
+            if (rc != CUDA_SUCCESS)
+                stream_latch(st->s, st, rc);
+        } else if (st->s->send_reply) {
+            /* A failed send means the client is gone; its dispatch thread tears down. */
             st->s->send_reply(st->s->reply_ctx, &op->req, rc, st->rbuf, len);
+        }
         pthread_mutex_lock(&st->lock);
         st->head = op->next;
         if (st->head == NULL)
             st->tail = NULL;
+        st->queued_bytes -= op_size(op);
         st->done_seq = op->seq;
         pthread_cond_broadcast(&st->cond);
         pthread_mutex_unlock(&st->lock);
         free(op);
     }
     return NULL;
+}
+
+/* Notes st for session_kick, which wakes its worker once for the run of requests the dispatch
+ * thread is draining. */
+static void kick_later(struct stream_obj *st)
+{
+    struct session *s = st->s;
+
+    if (st->kick_pending)
+        return;
+    if (s->nkick == SESSION_MAX_STREAMS) /* cannot happen: one entry per live stream */
+        session_kick(s);
+    st->kick_pending = 1;
+    s->kick[s->nkick++] = st;
 }
 
 /* Queues op (allocated with malloc; the worker frees it) and returns its ticket. */
@@ -418,15 +474,35 @@ static uint64_t stream_submit(struct stream_obj *st, struct stream_op *op)
 
     op->next = NULL;
     pthread_mutex_lock(&st->lock);
+    /* Bounded queue: the dispatch thread waits for the stream's own progress, never for the
+     * client (an empty queue always takes one op, however large). */
+    while (st->head != NULL && (st->enq_seq - st->done_seq >= STREAM_QUEUE_MAX ||
+                                st->queued_bytes + op_size(op) > STREAM_QUEUE_BYTES)) {
+        pthread_cond_broadcast(&st->cond); /* the worker may not have been woken yet */
+        pthread_cond_wait(&st->cond, &st->lock);
+    }
+    st->queued_bytes += op_size(op);
     seq = op->seq = ++st->enq_seq;
     if (st->tail)
         st->tail->next = op;
     else
         st->head = op;
     st->tail = op;
-    pthread_cond_broadcast(&st->cond);
     pthread_mutex_unlock(&st->lock);
+    kick_later(st);
     return seq;
+}
+
+void session_kick(struct session *s)
+{
+    for (uint32_t i = 0; i < s->nkick; i++) {
+        struct stream_obj *st = s->kick[i];
+        pthread_mutex_lock(&st->lock);
+        pthread_cond_broadcast(&st->cond);
+        pthread_mutex_unlock(&st->lock);
+        st->kick_pending = 0;
+    }
+    s->nkick = 0;
 }
 
 /* A heap copy of a prepared op that answers req; a launch's copy carries its own parameters,
@@ -434,9 +510,7 @@ static uint64_t stream_submit(struct stream_obj *st, struct stream_op *op)
 static struct stream_op *op_copy(const struct stream_op *op, const struct idm_hdr *req)
 {
     size_t off = (sizeof(*op) + 15) & ~(size_t)15;
-    size_t extra = op->kind == SOP_LAUNCH ? (op->l.params_size ? op->l.params_size : 1) :
-                   op->kind == SOP_GRAPH ? (size_t)op->nsub * sizeof(*op) : 0;
-    struct stream_op *q = malloc(off + extra);
+    struct stream_op *q = malloc(op_size(op));
 
     if (q == NULL)
         return NULL;
@@ -487,6 +561,7 @@ int stream_start(struct stream_obj *st)
 
 void stream_stop(struct stream_obj *st)
 {
+    session_kick(st->s); /* also takes st off the list of streams to wake */
     pthread_mutex_lock(&st->lock);
     while (st->head != NULL)
         pthread_cond_wait(&st->cond, &st->lock);
@@ -503,6 +578,8 @@ void stream_stop(struct stream_obj *st)
 void stream_wait(struct stream_obj *st, uint64_t seq)
 {
     pthread_mutex_lock(&st->lock);
+    if (st->done_seq < seq)
+        pthread_cond_broadcast(&st->cond); /* its worker may not have been woken yet */
     while (st->done_seq < seq)
         pthread_cond_wait(&st->cond, &st->lock);
     pthread_mutex_unlock(&st->lock);
@@ -514,6 +591,8 @@ int stream_idle(struct stream_obj *st)
 
     pthread_mutex_lock(&st->lock);
     idle = st->exec_seq == st->enq_seq;
+    if (!idle)
+        pthread_cond_broadcast(&st->cond); /* its worker may not have been woken yet */
     pthread_mutex_unlock(&st->lock);
     return idle;
 }
@@ -538,6 +617,8 @@ int event_done(const struct event_obj *e)
         return 1;
     pthread_mutex_lock(&e->rec_stream->lock);
     int done = e->rec_stream->done_seq >= e->rec_seq;
+    if (!done)
+        pthread_cond_broadcast(&e->rec_stream->cond); /* its worker may not be awake yet */
     pthread_mutex_unlock(&e->rec_stream->lock);
     return done;
 }

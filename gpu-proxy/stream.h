@@ -3,15 +3,22 @@
  * issues it through the one issue function of its kind: inline in the dispatch thread for the
  * default stream (after every stream of the session has drained), or queued on a stream whose
  * worker thread issues its ops in submission order and sends each one's reply when it is done
- * (an HtoD copy when the window range is no longer needed, a DtoH copy when the data is there). */
+ * (an HtoD copy when the window range is no longer needed, a DtoH copy when the data is there),
+ * or, for an unanswered request (IDM_F_NOREPLY), latches its failure on the stream. A stream
+ * holds at most STREAM_QUEUE_MAX ops and STREAM_QUEUE_BYTES of them; the dispatch thread waits
+ * for room (the client's requests then wait in the ring: flow control without replies). */
 #ifndef GPU_PROXY_STREAM_H
 #define GPU_PROXY_STREAM_H
 
+#include <cuda.h>
 #include <stdint.h>
 
 #include "backend.h"
 #include "idm.h"
 #include "zone.h"
+
+#define STREAM_QUEUE_MAX 1024u           /* queued ops per stream */
+#define STREAM_QUEUE_BYTES (8ull << 20)   /* their heap bytes per stream (launch parameters) */
 
 enum sop_kind {
     SOP_NONE = 0, /* nothing to issue (a zero-length copy) */
@@ -72,6 +79,19 @@ CUresult stream_issue(struct session *s, struct backend_stream *bs, struct strea
  * CUDA_SUCCESS or CUDA_ERROR_OUT_OF_MEMORY. */
 CUresult stream_queue(struct stream_obj *st, const struct stream_op *op,
                       const struct idm_hdr *req, uint64_t *ticket);
+/* Unanswered requests (IDM_F_NOREPLY): a failure is latched, the first one kept, on the
+ * stream it ran on (st; NULL: the default stream, or a request that named no live stream), and
+ * returned by the next synchronising call there. stream_take_latched(s, st) returns and clears
+ * st's latch; with st NULL the session's and every stream's (the legacy default stream and a
+ * context synchronise with all of them). Any thread. */
+void stream_latch(struct session *s, struct stream_obj *st, CUresult rc);
+CUresult stream_take_latched(struct session *s, struct stream_obj *st);
+/* Wakes the worker of every stream given ops since it was last woken. The dispatch thread
+ * queues a run of requests without waking anyone and calls this when its ring is empty or
+ * every STREAM_KICK_BATCH requests; every wait for a stream and every query of one wakes that
+ * stream first, so nothing queued is left asleep. Dispatch thread only. */
+void session_kick(struct session *s);
+#define STREAM_KICK_BATCH 64u
 /* Waits until ticket seq of st has finished. */
 void stream_wait(struct stream_obj *st, uint64_t seq);
 /* Waits until every stream of the session is idle (the dispatch thread only). */

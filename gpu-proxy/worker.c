@@ -28,6 +28,7 @@
 #include "monotime.h"
 #include "nvml.h"
 #include "sandbox.h"
+#include "stream.h"
 #include "zone.h"
 
 #define STOP_POLL_MS 200         /* how soon an idle client thread sees a stop request */
@@ -214,11 +215,13 @@ static int serve_one(struct client *cl, struct session *s, struct idm_msg *m)
     int32_t status;
     int rc;
 
+    if (fatal && (m->hdr.flags & IDM_F_NOREPLY))
+        return 0; /* its next synchronising call gets the fault, as every answered call does */
     if (fatal)
         return reply_send(cl, &m->hdr, fatal, NULL, 0);
     rc = dispatch_request(s, &m->hdr, m->payload, &rep_len, &status);
     if (rc == 1)
-        return 0; /* a stream worker replies */
+        return 0; /* a stream worker replies, or the request goes unanswered */
     if (rc != 0)
         return -EPROTO;
     return reply_send(cl, &m->hdr, status, s->rbuf, rep_len);
@@ -235,6 +238,7 @@ static void *client_main(void *arg)
     const struct idm_conn_config *geo = idm_conn_geometry(cl->conn);
     const char *why = "client disconnected";
     int watch = !w->be->kernels_cancellable; /* check_orphans looks at this client */
+    unsigned batch = 0;
     int rc;
 
     idm_msg_init(&m);
@@ -250,7 +254,13 @@ static void *client_main(void *arg)
              (unsigned long long)wsize);
     for (;;) {
         int sticky;
-        /* A bounded wait, so a stop request is seen within STOP_POLL_MS even when idle. */
+        /* Requests are drained in runs: the streams given work are woken once the ring is
+         * empty (or every STREAM_KICK_BATCH requests), not once per request. A bounded wait,
+         * so a stop request is seen within STOP_POLL_MS even when idle. */
+        if (!idm_recv_ready(cl->conn) || ++batch >= STREAM_KICK_BATCH) {
+            session_kick(s);
+            batch = 0;
+        }
         rc = idm_recv(cl->conn, &m, STOP_POLL_MS);
         if (__atomic_load_n(&cl->stop, __ATOMIC_ACQUIRE)) {
             why = "the client was cut off, or the zone is stopping";

@@ -162,6 +162,9 @@ struct stream_obj {
     uint64_t done_seq;    /* last ticket finished: executed and answered (under lock) */
     int stop;
     int cancel;           /* atomic: its context is going: queued ops drain without running */
+    int latched;          /* atomic: first failure of an unanswered request on it (CUresult) */
+    uint64_t queued_bytes; /* heap bytes of its queued ops (under lock) */
+    int kick_pending;     /* ops queued since its worker was last woken (dispatch thread) */
     uint8_t *rbuf;        /* the worker's reply buffer (session max_reply bytes) */
 };
 /* An event remembers where its last record was queued, to tell when it has happened. */
@@ -226,6 +229,8 @@ struct session {
     int primary_refs;
     uint32_t primary_flags;
     int sticky;          /* CUresult of a failed execution (atomic: stream workers set it) */
+    int latched;         /* atomic: first failure of an unanswered request on the default
+                          * stream, or naming no live stream (stream.c: stream_latch) */
     pthread_rwlock_t at_lock; /* the allocation table: written by the dispatch thread only
                                * (under the write lock), read by stream workers (read lock) */
     /* Sends the reply of a request whose answer was deferred to a stream worker (NULL: replies
@@ -246,6 +251,10 @@ struct session {
     uint64_t next_buffer_id;
     uint32_t nstreams;
     uint32_t ngraphs;       /* graphs and executable graphs */
+    /* Streams given ops since their workers were last woken (stream.c: session_kick): a run of
+     * requests is handed over at once, not one wake-up per op. Dispatch thread only. */
+    struct stream_obj *kick[SESSION_MAX_STREAMS];
+    uint32_t nkick;
     /* the connection's bulk window (private copy of its geometry) */
     struct idm_conn *conn;
     uint8_t *window;

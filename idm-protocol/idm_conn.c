@@ -616,6 +616,30 @@ static int64_t wait_rx(struct idm_conn *c, int timeout_ms)
     }
 }
 
+/* After a slot was released: 1 when the peer sleeps waiting for space in this ring and must be
+ * woken. Only once a quarter of the ring is free (or, as far as we know, all of it): a producer
+ * that filled the ring then sends a run of messages per wake-up instead of one per slot freed,
+ * which would cost both sides a doorbell per message. We keep consuming while messages are
+ * there, so that point always comes. Under recv_mu. */
+static int rx_kick_producer(struct idm_conn *c)
+{
+    uint32_t used = c->rx.peer_idx - c->rx.idx; /* cached: at most the real count */
+
+    if (used > c->rx.nslots - c->rx.nslots / 4)
+        return 0;
+    return idm_ring_should_kick(&c->rx.sh->prod_sleeping);
+}
+
+int idm_recv_ready(struct idm_conn *c)
+{
+    int64_t avail;
+
+    pthread_mutex_lock(&c->recv_mu);
+    avail = idm_ring_cons_avail(&c->rx);
+    pthread_mutex_unlock(&c->recv_mu);
+    return avail != 0; /* an impossible index too: idm_recv reports it */
+}
+
 int idm_recv(struct idm_conn *c, struct idm_msg *m, int timeout_ms)
 {
     if (!c || !m)
@@ -674,7 +698,7 @@ int idm_recv(struct idm_conn *c, struct idm_msg *m, int timeout_ms)
     copy_from_shared(m->payload, slot + sizeof(h), h.len);
     m->hdr = h;
     idm_ring_cons_release(&c->rx);
-    int kick = idm_ring_should_kick(&c->rx.sh->prod_sleeping);
+    int kick = rx_kick_producer(c);
     pthread_mutex_unlock(&c->recv_mu);
     if (kick) {
         rc = c->ops->notify(c);

@@ -83,6 +83,13 @@ void idm_op_bulk(const struct idm_op_info *info, const void *req, struct idm_bul
     b->win_len = b->can_inline ? field_u64(req, p->win_len) : b->len;
 }
 
+int idm_op_noreply(const struct idm_op_info *info, const struct idm_bulk *b)
+{
+    if (info == NULL || info->kind != IDM_KIND_ASYNC)
+        return 0;
+    return b->dir == IDM_BULK_NONE || (b->dir == IDM_BULK_IN && b->can_inline && b->win_len == 0);
+}
+
 int idm_op_stream(const struct idm_op_info *info, const void *req, idm_handle *stream)
 {
     if (info->props->stream == IDM_PROP_NOFIELD)

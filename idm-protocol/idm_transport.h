@@ -78,6 +78,10 @@ int idm_send_timed(struct idm_conn *c, struct idm_hdr *hdr, const void *a, size_
  * reason is logged). Thread-safe against concurrent idm_send; one receiving thread at a time. */
 int idm_recv(struct idm_conn *c, struct idm_msg *m, int timeout_ms);
 
+/* 1 when idm_recv would not wait: a message is in the receive ring (or the ring is broken,
+ * which idm_recv reports). No wait, no doorbell armed, nothing consumed; one receiving thread. */
+int idm_recv_ready(struct idm_conn *c);
+
 void idm_msg_init(struct idm_msg *m);
 void idm_msg_free(struct idm_msg *m);
 

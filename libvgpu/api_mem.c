@@ -1,7 +1,11 @@
 /* api_mem.c - memory: device allocations (through the proxy, recorded locally so unified-address
  * copies can tell device from host, and counted in the memory pool they came from, api_pool.c),
- * pinned host memory (local page-aligned memory), copies and memsets. Bulk copies go through the window in chunks with several in flight; small ones travel
- * inline in the message. Synchronous forms drain every reply and report earlier async errors. */
+ * pinned host memory (local page-aligned memory), copies and memsets. Bulk copies go through the
+ * window in chunks with several in flight; small ones travel inline in the message. HtoD copies
+ * up to VGPU_HTOD_INLINE_MAX and asynchronous memsets and DtoD copies go unanswered
+ * (vgpu_send_locked); a synchronous HtoD returns once its bytes are in the ring or the window
+ * (CUDA's pageable-memory semantics), its range checked against our allocations first. Other
+ * synchronous forms drain every reply and report earlier async errors that replies carried. */
 #include "vgpu_calls.h"
 
 #include <errno.h>
@@ -363,6 +367,23 @@ static size_t copy_step(const struct vgpu *v, size_t len)
     return step < v->chunk_size ? step : v->chunk_size;
 }
 
+/* Up to VGPU_HTOD_INLINE_MAX bytes, unanswered requests that carry the bytes in the ring (one
+ * slot's worth each): the copy returns once they are there (the source may be reused, as
+ * CUDA's pageable HtoD allows). */
+static CUresult htod_inline_locked(struct vgpu *v, uint64_t dst, const uint8_t *src, size_t len,
+                                   idm_handle stream)
+{
+    size_t step = vgpu_inline_max(v, IDM_OP_MEMCPY_HTOD);
+    CUresult r = CUDA_SUCCESS;
+
+    for (size_t off = 0; off < len && r == CUDA_SUCCESS; off += step) {
+        size_t n = len - off < step ? len - off : step;
+        struct idm_req_MEMCPY_HTOD rq = {.dst = dst + off, .stream = stream, .len = n};
+        r = vgpu_send_MEMCPY_HTOD_locked(v, &rq, src + off, n);
+    }
+    return r;
+}
+
 /* Host to device: inline when small, else window chunks (the next chunk is filled while the
  * proxy works on the previous ones). */
 static CUresult htod_locked(struct vgpu *v, uint64_t dst, const void *src, size_t len,
@@ -372,10 +393,12 @@ static CUresult htod_locked(struct vgpu *v, uint64_t dst, const void *src, size_
     CUresult r = CUDA_SUCCESS;
     if (len == 0)
         return CUDA_SUCCESS;
-    if (len <= vgpu_inline_max(v, IDM_OP_MEMCPY_HTOD)) {
-        struct idm_req_MEMCPY_HTOD rq = {.dst = dst, .stream = stream, .len = len};
-        return vgpu_post_MEMCPY_HTOD_locked(v, &rq, src, len, -1, NULL, 0);
-    }
+    /* Checked here: a synchronous HtoD returns before the worker has looked at it. */
+    const struct vgpu_alloc *a = vgpu_alloc_find_locked(v, dst);
+    if (a == NULL || len > a->base + a->size - dst)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (len <= VGPU_HTOD_INLINE_MAX && vgpu_inline_max(v, IDM_OP_MEMCPY_HTOD) > 0)
+        return htod_inline_locked(v, dst, s, len, stream);
     size_t step = copy_step(v, len);
     for (size_t off = 0; off < len && r == CUDA_SUCCESS;) {
         size_t n = len - off < step ? len - off : step;
@@ -419,12 +442,16 @@ static CUresult dtoh_locked(struct vgpu *v, void *dst, uint64_t src, size_t len,
     return r;
 }
 
+/* Asynchronous: unanswered. Synchronous: answered (the caller drains), so the copy's own
+ * failure is its result. */
 static CUresult dtod_locked(struct vgpu *v, uint64_t dst, uint64_t src, size_t len,
-                            idm_handle stream)
+                            idm_handle stream, int sync)
 {
     if (len == 0)
         return CUDA_SUCCESS;
     struct idm_req_MEMCPY_DTOD rq = {.dst = dst, .src = src, .stream = stream, .len = len};
+    if (!sync)
+        return vgpu_send_MEMCPY_DTOD_locked(v, &rq, NULL, 0);
     return vgpu_post_MEMCPY_DTOD_locked(v, &rq, NULL, 0, -1, NULL, 0);
 }
 
@@ -450,13 +477,19 @@ static CUresult copy(enum dir d, uint64_t dst, uint64_t src, size_t len, CUstrea
     pthread_mutex_lock(&v->lock);
     switch (d) {
     case HTOD:
-        r = htod_locked(v, dst, (const void *)(uintptr_t)src, len, stream);
+        /* CUDA's HtoD from pageable memory synchronises before it starts (earlier DtoH bytes
+         * have landed when it returns) and returns once the source is staged: here once the
+         * bytes are in the ring or the window; chunk replies are drained later. */
+        if (sync)
+            r = vgpu_drain_op_locked(v, IDM_OP_MEMCPY_DTOH);
+        if (r == CUDA_SUCCESS)
+            r = htod_locked(v, dst, (const void *)(uintptr_t)src, len, stream);
         break;
     case DTOH:
         r = dtoh_locked(v, (void *)(uintptr_t)dst, src, len, stream);
         break;
     case DTOD:
-        r = dtod_locked(v, dst, src, len, stream);
+        r = dtod_locked(v, dst, src, len, stream, sync);
         break;
     case HTOH: /* ordered after everything before it, as on a real stream */
         r = vgpu_drain_locked(v);
@@ -467,7 +500,7 @@ static CUresult copy(enum dir d, uint64_t dst, uint64_t src, size_t len, CUstrea
     if (sync) {
         /* An async DtoH's bytes land when its reply is processed: at the latest by the next
          * synchronising call, which drains every reply. */
-        CUresult a = vgpu_drain_locked(v);
+        CUresult a = d == HTOD ? vgpu_take_async_error_locked(v) : vgpu_drain_locked(v);
         if (r == CUDA_SUCCESS)
             r = a;
     }
@@ -660,7 +693,11 @@ static CUresult memset_op(uint64_t dst, size_t pitch, uint32_t value, uint32_t e
                                 .pitch = height > 1 ? pitch : 0, .height = height,
                                 .value = value, .elem_size = elem};
     pthread_mutex_lock(&v->lock);
-    r = vgpu_post_MEMSET_locked(v, &rq, NULL, 0, -1, NULL, 0);
+    /* asynchronous: unanswered; synchronous: answered, its failure is the call's result */
+    if (!sync)
+        r = vgpu_send_MEMSET_locked(v, &rq, NULL, 0);
+    else
+        r = vgpu_post_MEMSET_locked(v, &rq, NULL, 0, -1, NULL, 0);
     if (sync) {
         CUresult a = vgpu_drain_locked(v);
         if (r == CUDA_SUCCESS)

@@ -763,7 +763,7 @@ static CUresult post_launch_locked(struct vgpu *v, const struct vgpu_func *f,
     }
     if (c >= 0)
         return vgpu_post_LAUNCH_locked(v, rq, NULL, 0, c, NULL, 0);
-    return vgpu_post_LAUNCH_locked(v, rq, tail, f->param_bytes, -1, NULL, 0);
+    return vgpu_send_LAUNCH_locked(v, rq, tail, f->param_bytes); /* unanswered */
 }
 
 CUresult vgpu_kernel_node(const void *p, const uint32_t grid[3], const uint32_t block[3],

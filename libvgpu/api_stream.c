@@ -380,7 +380,7 @@ static CUresult stream_wait_event(CUstream s, CUevent e, unsigned flags)
     struct idm_req_STREAM_WAIT_EVENT rq = {.stream = vgpu_stream_handle(s),
                                            .event = (idm_handle)(uintptr_t)e, .flags = flags};
     pthread_mutex_lock(&v->lock);
-    r = vgpu_post_STREAM_WAIT_EVENT_locked(v, &rq, NULL, 0, -1, NULL, 0);
+    r = vgpu_send_STREAM_WAIT_EVENT_locked(v, &rq, NULL, 0);
     pthread_mutex_unlock(&v->lock);
     return r;
 }
@@ -445,7 +445,7 @@ static CUresult event_record(CUevent e, CUstream s, unsigned flags)
     struct idm_req_EVENT_RECORD rq = {.event = (idm_handle)(uintptr_t)e,
                                       .stream = vgpu_stream_handle(s), .flags = flags};
     pthread_mutex_lock(&v->lock);
-    r = vgpu_post_EVENT_RECORD_locked(v, &rq, NULL, 0, -1, NULL, 0);
+    r = vgpu_send_EVENT_RECORD_locked(v, &rq, NULL, 0);
     pthread_mutex_unlock(&v->lock);
     return r;
 }

@@ -22,6 +22,8 @@
 #define VGPU_CTX_STACK 32
 #define VGPU_MAX_INFLIGHT 96   /* posted requests without a reply (< ring slots / 2) */
 #define VGPU_MAX_CHUNKS 16     /* window chunks */
+#define VGPU_HTOD_INLINE_MAX 65536 /* HtoD copies up to this size travel in the ring itself,
+                                    * unanswered (api_mem.c); larger ones through the window */
 #define VGPU_CLS_MAX 64        /* context-local storage entries per context */
 #define VGPU_SYMBOL_MAX 4096   /* longest kernel or global name sent (incl. NUL); the request
                                 * tail must also fit one ring slot */
@@ -183,6 +185,12 @@ CUresult vgpu_rpc_locked(struct vgpu *v, uint16_t op, const void *req, size_t re
  * copied to dst, a failure remembered in async_error). Caller holds v->lock. */
 CUresult vgpu_post_locked(struct vgpu *v, uint16_t op, const void *req, size_t req_size,
                           const void *tail, size_t tail_len, int chunk, void *dst, uint64_t len);
+/* Sends an ASYNC request that names no window range and returns no data, unanswered
+ * (IDM_F_NOREPLY): no pending entry, no reply; the worker latches a failure on the request's
+ * stream and the next synchronising call there (STREAM_SYNCHRONIZE, STREAM_QUERY,
+ * CTX_SYNCHRONIZE) returns it. Returns once the request is in the ring. Caller holds v->lock. */
+CUresult vgpu_send_locked(struct vgpu *v, uint16_t op, const void *req, size_t req_size,
+                          const void *tail, size_t tail_len);
 /* The most bytes of op's bulk data that travel inline in one message (its properties in
  * idm_ops.def: the request tail for IN ops, the reply tail for OUT ops); larger data goes through
  * a window chunk. */
@@ -193,6 +201,8 @@ void *vgpu_chunk_ptr(struct vgpu *v, int chunk);
 void vgpu_chunk_put_locked(struct vgpu *v, int chunk);
 /* Processes replies until nothing is pending; returns and clears async_error. */
 CUresult vgpu_drain_locked(struct vgpu *v);
+/* Processes replies until no request of op waits for one (other errors stay remembered). */
+CUresult vgpu_drain_op_locked(struct vgpu *v, uint16_t op);
 /* Processes the replies already there without waiting. */
 void vgpu_poll_locked(struct vgpu *v);
 CUresult vgpu_take_async_error_locked(struct vgpu *v);

@@ -1,6 +1,7 @@
 /* vgpu_calls.h - the generic call layer: one wire stub per op of idm_ops.def, expanded with the
  * X-macro. vgpu_call_X sends struct idm_req_X (+ tail) and waits for struct idm_rep_X (+ tail);
- * vgpu_post_X_locked sends without waiting (ASYNC ops and pipelined copies). The CUDA entry points
+ * vgpu_post_X_locked sends without waiting (its reply is processed later: window chunks, DtoH data,
+ * synchronous memsets); vgpu_send_X_locked sends an unanswered ASYNC request. The CUDA entry points
  * only adapt their arguments to these structs. */
 #ifndef VGPU_CALLS_H
 #define VGPU_CALLS_H
@@ -28,6 +29,11 @@
     {                                                                                           \
         return vgpu_post_locked(v, IDM_OP_##name, rq, sizeof *rq, tail, tail_len, chunk, dst,   \
                                 len);                                                           \
+    }                                                                                           \
+    static inline __attribute__((unused)) CUresult vgpu_send_##name##_locked(                   \
+        struct vgpu *v, const struct idm_req_##name *rq, const void *tail, size_t tail_len)     \
+    {                                                                                           \
+        return vgpu_send_locked(v, IDM_OP_##name, rq, sizeof *rq, tail, tail_len);              \
     }
 #include "idm_ops.def"
 #undef IDM_OP

@@ -1,6 +1,8 @@
 /* vgpu_conn.c - libvgpu's connection to gpu_proxy: the process-wide struct vgpu, cuInit's
- * connect + HELLO + device cache, synchronous requests, posted (unanswered) requests with their
- * window chunks, and reply processing (DtoH data copied out, async failures remembered). */
+ * connect + HELLO + device cache, synchronous requests, posted requests (answered later) with
+ * their window chunks, unanswered requests (IDM_F_NOREPLY: the worker latches their failures for
+ * the next synchronising call), and reply processing (DtoH data copied out, async failures
+ * remembered). */
 #include "vgpu_calls.h"
 #include "idm_log.h"
 #include "transport_xen.h"
@@ -255,6 +257,26 @@ CUresult vgpu_post_locked(struct vgpu *v, uint16_t op, const void *req, size_t r
     return CUDA_SUCCESS;
 }
 
+CUresult vgpu_send_locked(struct vgpu *v, uint16_t op, const void *req, size_t req_size,
+                          const void *tail, size_t tail_len)
+{
+    struct idm_hdr h = {.op = op, .seq = ++v->seq, .flags = IDM_F_ASYNC | IDM_F_NOREPLY};
+    int rc;
+
+    if (v->dead || v->conn == NULL)
+        return CUDA_ERROR_DEVICE_UNAVAILABLE;
+    if (vgpu_log_on(VGPU_LOG_TRACE))
+        trace_msg("->", h, req, req_size); /* fixed part: the tail is elsewhere */
+    /* No pending entry, no reply: the ring itself is the flow control (idm_send waits for a
+     * free slot while the worker, which never waits for us, drains it). */
+    rc = idm_send(v->conn, &h, req, req_size, tail, tail_len);
+    if (rc == -EMSGSIZE)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (rc < 0)
+        return conn_dead(v, idm_op_name(op), rc);
+    return CUDA_SUCCESS;
+}
+
 uint64_t vgpu_inline_max(const struct vgpu *v, uint32_t op)
 {
     const struct idm_op_info *info = idm_op_lookup(op);
@@ -288,6 +310,24 @@ CUresult vgpu_drain_locked(struct vgpu *v)
     if (v->dead)
         return CUDA_ERROR_DEVICE_UNAVAILABLE;
     return vgpu_take_async_error_locked(v);
+}
+
+/* 1 while a request of op waits for its reply. */
+static int op_pending(const struct vgpu *v, uint16_t op)
+{
+    for (unsigned i = 0; i < VGPU_MAX_INFLIGHT; i++)
+        if (v->pending[i].seq != 0 && v->pending[i].op == op)
+            return 1;
+    return 0;
+}
+
+CUresult vgpu_drain_op_locked(struct vgpu *v, uint16_t op)
+{
+    CUresult err = CUDA_SUCCESS;
+    while (v->npending > 0 && op_pending(v, op))
+        if (recv_one(v, 0, -1, &err) < 0)
+            return err;
+    return v->dead ? CUDA_ERROR_DEVICE_UNAVAILABLE : CUDA_SUCCESS;
 }
 
 void vgpu_poll_locked(struct vgpu *v)

@@ -399,6 +399,26 @@ static void test_conn_send_recv_threads(void **state)
     idm_msg_free(&m);
 }
 
+/* The same through a 256-slot ring: a sender sleeping on the full ring is woken once a quarter
+ * of it is free, never left asleep (the receiver's timeouts would fail the test). */
+static void test_conn_send_recv_threads_full_ring(void **state)
+{
+    test_conn_send_recv_threads(state);
+}
+
+/* idm_recv_ready says whether a message waits, without consuming it. */
+static void test_conn_recv_ready(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_int_equal(idm_recv_ready(f->srv), 0);
+    send_u64(f->cli, IDM_OP_HELLO, 1, 11);
+    assert_int_equal(idm_recv_ready(f->srv), 1);
+    assert_int_equal(idm_recv_ready(f->srv), 1);
+    assert_int_equal(recv_u64(f->srv, 1), 11);
+    assert_int_equal(idm_recv_ready(f->srv), 0);
+}
+
 static int fd_readable(int fd, int timeout_ms)
 {
     struct pollfd pfd = {.fd = fd, .events = POLLIN};
@@ -875,6 +895,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_conn_inflight_out_of_order, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_conn_concurrent_senders, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_conn_send_recv_threads, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_conn_send_recv_threads_full_ring, setup_default,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_conn_recv_ready, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_conn_fd_first_message, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_conn_fd_rule, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_conn_fd_rule_send_wait, setup_small, teardown),

@@ -98,6 +98,11 @@ for t in "${progs[@]}"; do
         if timeout 600 "$run" "${run_flags[@]}" --quota 64M --keep-log "$plog" -- "$bin" >"$log" 2>&1; then ok "$t"
         else ko "$t" "program failed" "$log"; fi
         ;;
+    t_stress-*)
+        if timeout 900 "$run" "${run_flags[@]}" --keep-log "$plog" -- "$bin" >"$log" 2>&1; then
+            ok "$t ($(sed -n 's/^t_stress: //p' "$log" | head -1))"
+        else ko "$t" "program failed" "$log"; fi
+        ;;
     t_props-*)
         if ! timeout 600 "$run" "${run_flags[@]}" --keep-log "$plog" -- "$bin" >"$log" 2>&1; then
             ko "$t" "program failed" "$log"; continue

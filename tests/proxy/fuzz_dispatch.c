@@ -3,7 +3,7 @@
  * input that another zone's memory, allocations, handles and quota are untouched. Leaks are
  * caught by LeakSanitizer because every input's session is closed again.
  * Input: the records of fuzz_records.h (shared with fuzz_worker.c, which replays the corpus
- * against a live worker). */
+ * against a live worker); every other request is sent unanswered (IDM_F_NOREPLY). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,9 +151,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         h.op = op;
         h.len = len;
         h.seq = in.off;
+        /* every other request unanswered (IDM_F_NOREPLY): latches, and the flag ignored where
+         * the op needs an answer */
+        h.flags = (in.off & 1) ? IDM_F_ASYNC | IDM_F_NOREPLY : 0;
         int rc = dispatch_request(sa, &h, payload, &rep_len, &status);
         if (rc == 1)
-            continue; /* queued on a stream; its reply goes nowhere here */
+            continue; /* queued on a stream (its reply goes nowhere here) or unanswered */
         if (rc != 0)
             break; /* the connection would be cut */
         if (rep_len > sa->max_reply)

@@ -19,6 +19,7 @@
 #include "dispatch.h"
 #include "log.h"
 #include "ptx/ptx.h"
+#include "stream.h"
 #include "zone.h"
 
 #define WIN (1u << 20)
@@ -50,8 +51,10 @@ struct fixture {
     uint8_t *win;
 };
 
-static int32_t call(struct session *s, uint16_t op, const void *req, size_t len, const void *tail,
-                    size_t tail_len)
+/* One request with header flags; returns its status, or -1000 when no reply comes now (a
+ * stream worker answers later, or the request goes unanswered). */
+static int32_t call_flags(struct session *s, uint16_t op, uint32_t flags, const void *req,
+                          size_t len, const void *tail, size_t tail_len)
 {
     uint8_t buf[4096];
     struct idm_hdr h;
@@ -60,13 +63,20 @@ static int32_t call(struct session *s, uint16_t op, const void *req, size_t len,
 
     memset(&h, 0, sizeof(h));
     h.op = op;
+    h.flags = flags;
     h.len = (uint32_t)(len + tail_len);
     memcpy(buf, req, len);
     if (tail_len)
         memcpy(buf + len, tail, tail_len);
     int rc = dispatch_request(s, &h, buf, &rep_len, &status);
     assert_true(rc == 0 || rc == 1);
-    return rc == 1 ? -1000 : status; /* -1000: answered later by a stream worker */
+    return rc == 1 ? -1000 : status;
+}
+
+static int32_t call(struct session *s, uint16_t op, const void *req, size_t len, const void *tail,
+                    size_t tail_len)
+{
+    return call_flags(s, op, 0, req, len, tail, tail_len);
 }
 
 #define REP(s, op) ((struct idm_rep_##op *)(s)->rbuf)
@@ -593,6 +603,74 @@ static void test_dispatch_stream_reply_matches_inline(void **state)
         assert_int_equal(c.payload[sizeof(rep) + i], 0x5A);
 }
 
+/* Counts the replies stream workers send. */
+static int count_reply(void *ctx, const struct idm_hdr *req, int32_t status, const void *payload,
+                       uint32_t len)
+{
+    (void)req;
+    (void)status;
+    (void)payload;
+    (void)len;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+/* Unanswered requests (IDM_F_NOREPLY): no reply, inline or from a stream worker, even when they
+ * fail; a failure is latched on its own stream (the default stream's on the session) and
+ * returned once by the next synchronisation there; the flag is ignored where the op needs an
+ * answer; a stream's bounded queue makes the dispatch wait for room, never hang. */
+static void test_dispatch_noreply_latched(void **state)
+{
+    struct fixture *f = *state;
+    const uint32_t nr = IDM_F_ASYNC | IDM_F_NOREPLY;
+    idm_handle ctx = ctx_of(f->a), sa, sb;
+    idm_dptr d = alloc_in(f->a, ctx, 64);
+    struct idm_req_STREAM_CREATE sc = {.ctx = ctx};
+    struct idm_req_STREAM_SYNCHRONIZE ss;
+    struct idm_req_CTX_SYNCHRONIZE cs = {.ctx = ctx};
+    struct idm_req_MEMSET ms = {.count = 4, .height = 1, .value = 0x77, .elem_size = 1};
+    struct idm_req_MEM_GET_INFO mi = {.ctx = ctx};
+    int replies = 0;
+
+    assert_int_equal(call(f->a, IDM_OP_STREAM_CREATE, &sc, sizeof(sc), NULL, 0), 0);
+    sa = REP(f->a, STREAM_CREATE)->stream;
+    assert_int_equal(call(f->a, IDM_OP_STREAM_CREATE, &sc, sizeof(sc), NULL, 0), 0);
+    sb = REP(f->a, STREAM_CREATE)->stream;
+    f->a->reply_ctx = &replies;
+    f->a->send_reply = count_reply;
+    ms.dst = d + 4096; /* outside every allocation: refused */
+    ms.stream = sa;
+    assert_int_equal(call_flags(f->a, IDM_OP_MEMSET, nr, &ms, sizeof(ms), NULL, 0), -1000);
+    ms.stream = 0;
+    assert_int_equal(call_flags(f->a, IDM_OP_MEMSET, nr, &ms, sizeof(ms), NULL, 0), -1000);
+    ms.dst = d;
+    ms.stream = sa;
+    for (unsigned i = 0; i < STREAM_QUEUE_MAX + 16; i++)
+        assert_int_equal(call_flags(f->a, IDM_OP_MEMSET, nr, &ms, sizeof(ms), NULL, 0), -1000);
+    /* the other stream's synchronisation does not see sa's failure */
+    ss.stream = sb;
+    assert_int_equal(call(f->a, IDM_OP_STREAM_SYNCHRONIZE, &ss, sizeof(ss), NULL, 0), 0);
+    ss.stream = sa;
+    assert_int_equal(call(f->a, IDM_OP_STREAM_SYNCHRONIZE, &ss, sizeof(ss), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(call(f->a, IDM_OP_STREAM_SYNCHRONIZE, &ss, sizeof(ss), NULL, 0), 0);
+    /* the default stream's failure, at the context's synchronisation, once */
+    assert_int_equal(call(f->a, IDM_OP_CTX_SYNCHRONIZE, &cs, sizeof(cs), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(call(f->a, IDM_OP_CTX_SYNCHRONIZE, &cs, sizeof(cs), NULL, 0), 0);
+    assert_int_equal(replies, 0);
+    /* a synchronous op is answered whatever its flags say */
+    assert_int_equal(call_flags(f->a, IDM_OP_MEM_GET_INFO, nr, &mi, sizeof(mi), NULL, 0), 0);
+    f->a->send_reply = NULL;
+    {
+        uint8_t buf[4];
+        long i = atab_find(&f->a->at, d, 4);
+        assert_true(i >= 0);
+        assert_int_equal(backend_stub.memcpy_dtoh(f->a->bz, NULL, buf, f->a->at.v[i].baddr, 4), 0);
+        assert_int_equal(buf[3], 0x77);
+    }
+}
+
 /* The one mapping of internal -errno values to CUresult. */
 static void test_dispatch_errno_mapping(void **state)
 {
@@ -988,6 +1066,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_stream_reply_matches_inline, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_noreply_latched, setup, teardown),
         cmocka_unit_test(test_dispatch_errno_mapping),
         cmocka_unit_test_setup_teardown(test_dispatch_op_properties, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_launch_params_window, setup, teardown),
