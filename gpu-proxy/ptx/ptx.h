@@ -171,6 +171,9 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
 
 /* Instructions executed since start-up, all launches together (for benchmarks). */
 uint64_t ptx_instructions_executed(void);
+/* Launches that ran translated code (see ptx_jit.c; PTX_JIT=0 in the environment turns the
+ * translator off), all launches together. */
+uint64_t ptx_launches_translated(void);
 
 /* Device printf: the text of each vprintf call goes to sink (called from the launch's host
  * threads, one call at a time); NULL restores the default, which writes "[kernel NAME] text"

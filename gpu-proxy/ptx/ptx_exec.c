@@ -2,6 +2,7 @@
  * threads; the threads of a block are interpreter states run round-robin until they reach a
  * barrier or a warp-collective instruction, which is then resolved for the block or warp. */
 #include "ptx_internal.h"
+#include "ptx_jit.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -96,6 +97,8 @@ struct launch_ctx {
     unsigned pending;      /* pool helpers still running (under lock) */
     int code;
     char err[320];
+    ptx_jit_fn jit;        /* the kernel's translation, or NULL: interpreted */
+    int jit_block;         /* the translation runs whole blocks */
 };
 
 /* A host thread keeps its thread states and shared buffer between launches, so a stream of
@@ -125,10 +128,16 @@ struct worker {
     uint32_t ctaid[3];
     uint32_t arrived[16]; /* bar.arrive arrivals not yet consumed, per barrier */
     uint64_t call_bytes;  /* stack bytes the block's calls have taken so far */
+    int single;           /* run_thread executes one instruction (for translated code) */
+    struct jit_gslot jit_gc[JIT_GSLOTS]; /* allocations translated code reaches directly */
+    unsigned jit_gnext;
+    uint64_t jit_slice;   /* instructions translated code ran since the thread was scheduled */
+    uint64_t jit_lin;     /* block mode: the thread jit_slice counts for */
 };
 
 static _Atomic uint64_t g_icount;
 static _Atomic uint64_t g_watchdog;
+static _Atomic uint64_t g_translated;
 
 static void default_printf_sink(void *ctx, const char *kernel, const char *text)
 {
@@ -152,6 +161,11 @@ void ptx_set_printf_sink(void (*sink)(void *ctx, const char *kernel, const char 
 void ptx_set_watchdog(uint64_t max_instructions)
 {
     atomic_store(&g_watchdog, max_instructions);
+}
+
+uint64_t ptx_launches_translated(void)
+{
+    return atomic_load(&g_translated);
 }
 
 uint64_t ptx_instructions_executed(void)
@@ -1385,6 +1399,10 @@ static int run_thread(struct worker *w, struct thr *t)
 #define D(i, v) do { int32_t _d = in->d[i]; if (_d >= 0) regs[_d] = (v); } while (0)
     for (;;) {
         const struct pins *in = &code[pc];
+        if (__builtin_expect(w->single, 0) && count) { /* a step for translated code */
+            t->pc = pc;
+            goto out;
+        }
         count++;
         if (in->guard >= 0 && (int)(regs[in->guard] & 1) == (int)in->gneg) {
             pc++;
@@ -2265,16 +2283,134 @@ static int resolve_group(struct worker *w, uint32_t warp, uint32_t group)
     return 0;
 }
 
-static int run_block(struct worker *w)
+/* ---- translated code (ptx_jit.c) ------------------------------------------------------ */
+
+/* The frame translated code runs with: thread t's areas (block mode: thread 0's, whose
+ * parameter area and register template every thread shares) and the block's. */
+static void jit_frame_init(struct worker *w, struct thr *t, struct jit_frame *f)
 {
     struct launch_ctx *L = w->L;
-    uint32_t n = L->nthreads;
     const struct ptx_launch *l = L->l;
-    memset(w->shared, 0, L->shared_size);
-    memset(w->arrived, 0, sizeof(w->arrived));
-    charge(w, L->shared_size >> CHARGE_SHIFT);
-    w->call_bytes = 0;
-    for (uint32_t i = 0; i < n; i++) {
+    memset(f, 0, sizeof(*f));
+    f->regs = t->regs;
+    f->gc = w->jit_gc;
+    f->shared = w->shared;
+    f->shared_size = L->shared_size;
+    f->local = t->local;
+    f->local_size = t->localtop;
+    f->param = t->param;
+    f->param_size = L->kfn->frame_param;
+    f->budget = w->poll_at > w->icount ? w->poll_at - w->icount : 0;
+    f->nthreads = L->nthreads;
+    for (int i = 0; i < 3; i++) {
+        f->ntid[i] = l->block[i];
+        f->ctaid[i] = w->ctaid[i];
+        f->nctaid[i] = l->grid[i];
+    }
+    f->dynsmem = l->dynamic_shared;
+    f->totalsmem = L->shared_size;
+    f->dynbase = L->dyn_base;
+    f->w = w;
+    f->t = t;
+}
+
+/* In block mode one thread state stands for the thread the code is at (error messages). */
+static struct thr *jit_thr(struct jit_frame *f)
+{
+    struct worker *w = f->w;
+    struct thr *t = f->t;
+    if (w->L->jit_block) {
+        const struct ptx_launch *l = w->L->l;
+        t->linear = (uint32_t)f->lin;
+        t->tid[0] = t->linear % l->block[0];
+        t->tid[1] = (t->linear / l->block[0]) % l->block[1];
+        t->tid[2] = t->linear / (l->block[0] * l->block[1]);
+    }
+    return t;
+}
+
+static uint64_t jit_step(struct jit_frame *f, uint32_t pc)
+{
+    struct worker *w = f->w;
+    struct thr *t = jit_thr(f);
+    t->pc = pc;
+    w->single = 1;
+    int rc = run_thread(w, t);
+    w->single = 0;
+    return rc || t->state != TS_RUN || t->pc != pc + 1;
+}
+
+static uint8_t *jit_mem(struct jit_frame *f, uint32_t pc, uint64_t a, uint64_t len,
+                        uint32_t space)
+{
+    struct worker *w = f->w;
+    struct thr *t = jit_thr(f);
+    t->pc = pc;
+    uint8_t *p = mem_ptr(w, t, (int)space, a, len);
+    int global = space == SP_GLOBAL || space == SP_CONST ||
+                 (space == SP_GENERIC && a - SH_WIN >= WIN_SIZE && a - LO_WIN >= WIN_SIZE);
+    if (p && global && a - w->cbase < w->csize) { /* mem_ptr cached its allocation */
+        struct jit_gslot *s = &w->jit_gc[w->jit_gnext++ % JIT_GSLOTS];
+        s->base = w->cbase;
+        s->size = w->csize;
+        s->host = w->chost;
+    }
+    return p;
+}
+
+static uint64_t jit_poll(struct jit_frame *f, uint32_t pc, uint64_t count)
+{
+    struct worker *w = f->w;
+    struct thr *t = jit_thr(f);
+    w->icount += count;
+    if (w->jit_lin != f->lin) { /* block mode: a new thread's loop */
+        w->jit_lin = f->lin;
+        w->jit_slice = 0;
+    }
+    w->jit_slice += count;
+    t->pc = pc;
+    if (poll_launch(w, t, 0))
+        return 1;
+    f->budget = w->poll_at > w->icount ? w->poll_at - w->icount : 0;
+    /* a long loop (maybe waiting for another thread): let the others run from pc (block
+     * mode: the interpreter runs the rest of the block) */
+    return w->jit_slice >= TIME_SLICE;
+}
+
+static const struct ptx_jit_helpers jit_helpers = {
+    .step = jit_step, .mem = jit_mem, .poll = jit_poll,
+};
+
+/* Runs thread t in its translation until it exits or blocks (the interpreter when it is in
+ * a call or parked at a lockstep access). */
+static int jit_thread(struct worker *w, struct thr *t)
+{
+    struct launch_ctx *L = w->L;
+    if (t->depth != 1 || t->released)
+        return run_thread(w, t);
+    struct jit_frame f;
+    jit_frame_init(w, t, &f);
+    w->jit_slice = 0;
+    uint64_t r = L->jit(&f, t->pc);
+    w->icount += f.icount;
+    switch ((unsigned)(r >> 32)) {
+    case JIT_EXIT:
+        t->state = TS_EXIT;
+        t->pc = (uint32_t)r;
+        return 0;
+    case JIT_STOP:
+        return atomic_load_explicit(&L->failed, memory_order_acquire) ? L->code : 0;
+    default:
+        t->pc = (uint32_t)r;
+        return run_thread(w, t);
+    }
+}
+
+/* Starts threads [from, n) of the block for the interpreter. */
+static int start_threads(struct worker *w, uint32_t from)
+{
+    const struct ptx_launch *l = w->L->l;
+    for (uint32_t i = from; i < w->L->nthreads; i++) {
         struct thr *t = &w->threads[i];
         t->linear = i;
         t->tid[0] = i % l->block[0];
@@ -2286,6 +2422,64 @@ static int run_block(struct worker *w)
         if (rc)
             return rc;
     }
+    return 0;
+}
+
+/* A thread of a block-mode translation looped past its time slice (it may wait for a later
+ * thread of its block): the interpreter takes over the rest of the block, that thread from
+ * where it is (its registers are in thread 0's), the threads after it from their start. */
+static int jit_handoff(struct worker *w, uint32_t cur)
+{
+    struct thr *t0 = &w->threads[0], *tc = &w->threads[cur];
+    uint32_t pc = t0->pc;
+    int rc = start_threads(w, cur == 0 ? 1 : cur);
+    if (rc)
+        return rc;
+    if (cur != 0)
+        memcpy(tc->regs, t0->regs, w->L->kfn->nregs * sizeof(uint64_t));
+    for (uint32_t i = 0; i < cur; i++)
+        w->threads[i].state = TS_EXIT;
+    tc->pc = pc;
+    tc->state = TS_RUN;
+    return 0;
+}
+
+/* Block mode: the translation runs every thread of the block, one after another. 0: the
+ * block is done; 1: the interpreter goes on with it (jit_handoff); else the launch error. */
+static int jit_block(struct worker *w)
+{
+    struct launch_ctx *L = w->L;
+    struct thr *t = &w->threads[0];
+    memset(t->tid, 0, sizeof(t->tid));
+    t->linear = 0;
+    int rc = thread_start(w, t);
+    if (rc)
+        return rc;
+    struct jit_frame f;
+    jit_frame_init(w, t, &f);
+    w->jit_lin = 0;
+    w->jit_slice = 0;
+    uint64_t r = L->jit(&f, 0);
+    w->icount += f.icount;
+    if ((unsigned)(r >> 32) == JIT_EXIT)
+        return 0;
+    if (atomic_load_explicit(&L->failed, memory_order_acquire))
+        return L->code;
+    rc = jit_handoff(w, (uint32_t)f.lin);
+    return rc ? rc : 1;
+}
+
+static int run_block(struct worker *w)
+{
+    struct launch_ctx *L = w->L;
+    uint32_t n = L->nthreads;
+    memset(w->shared, 0, L->shared_size);
+    memset(w->arrived, 0, sizeof(w->arrived));
+    charge(w, L->shared_size >> CHARGE_SHIFT);
+    w->call_bytes = 0;
+    int rc0 = L->jit_block ? jit_block(w) : start_threads(w, 0);
+    if (rc0 != (L->jit_block ? 1 : 0))
+        return rc0;
     for (;;) {
         int any_run = 0;
         if (w->icount >= w->poll_at) {
@@ -2297,7 +2491,7 @@ static int run_block(struct worker *w)
             struct thr *t = &w->threads[i];
             if (t->state != TS_RUN)
                 continue;
-            int rc = run_thread(w, t);
+            int rc = L->jit && !L->jit_block ? jit_thread(w, t) : run_thread(w, t);
             if (rc || atomic_load_explicit(&L->failed, memory_order_relaxed))
                 return rc ? rc : L->code;
             if (t->state == TS_RUN) /* its time slice ended */
@@ -2934,6 +3128,10 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
             snprintf(err, errlen, "kernel %s: pthread_cond_init failed", k->name);
         return PTX_ERR_OUT_OF_MEMORY;
     }
+    L.jit = ptx_jit_get((struct ptx_program *)prog, (uint32_t)k->func, &jit_helpers,
+                        &L.jit_block);
+    if (L.jit)
+        atomic_fetch_add(&g_translated, 1);
     struct worker *ws = calloc(nw, sizeof(*ws));
     if (!ws) {
         rc = PTX_ERR_OUT_OF_MEMORY;

@@ -1,0 +1,73 @@
+/* ptx_jit.h - the PTX translator's interface to the interpreter (private to libptx): a kernel
+ * is translated once per module into native code with LLVM; the code runs on the interpreter's
+ * thread states and calls back into the interpreter for what it does not translate. */
+#ifndef PTX_JIT_H
+#define PTX_JIT_H
+
+#include "ptx_internal.h"
+
+#include <stdint.h>
+
+/* The worker's small cache of resolved global allocations, read by translated code. */
+#define JIT_GSLOTS 4
+struct jit_gslot {
+    uint64_t base, size;
+    uint8_t *host;
+};
+
+/* What translated code sees of one host thread running a kernel (laid out for the code's
+ * loads: keep every field 8 bytes). */
+struct jit_frame {
+    uint64_t *regs;         /* the thread's register file (block mode: thread 0's) */
+    struct jit_gslot *gc;   /* JIT_GSLOTS entries */
+    uint8_t *shared;
+    uint64_t shared_size;
+    uint8_t *local;
+    uint64_t local_size;
+    uint8_t *param;
+    uint64_t param_size;
+    uint64_t icount;        /* out: instructions the code ran (stepped ones not included) */
+    uint64_t budget;        /* instructions before the code must call poll */
+    uint64_t lin;           /* block mode: the linear thread index helpers act for */
+    uint64_t nthreads;      /* block mode: the block's threads and its special registers */
+    uint64_t ntid[3], ctaid[3], nctaid[3];
+    uint64_t dynsmem, totalsmem, dynbase;
+    void *w, *t;            /* the interpreter's worker and thread */
+};
+
+/* Translated code returns (status << 32) | pc. */
+enum {
+    JIT_EXIT = 0,   /* the thread (block mode: every thread of the block) exited */
+    JIT_STOP = 1,   /* a helper stopped it: t->state and t->pc say where, or the launch failed */
+    JIT_INTERP = 2, /* run the interpreter from pc (a blocking instruction, or no entry there) */
+};
+
+/* Callbacks into the interpreter; each returns 0 to go on, nonzero to stop (JIT_STOP). */
+struct ptx_jit_helpers {
+    /* executes instruction pc with the interpreter on f->regs */
+    uint64_t (*step)(struct jit_frame *f, uint32_t pc);
+    /* host address of [addr, addr+len) in `space`, filling f->gc; NULL: the launch failed */
+    uint8_t *(*mem)(struct jit_frame *f, uint32_t pc, uint64_t addr, uint64_t len,
+                    uint32_t space);
+    /* `count` more instructions ran: polls the launch and sets f->budget */
+    uint64_t (*poll)(struct jit_frame *f, uint32_t pc, uint64_t count);
+};
+
+typedef uint64_t (*ptx_jit_fn)(struct jit_frame *f, uint32_t pc);
+
+/* Translation of function `func` of p (an .entry), compiled at the first call: *block_mode
+ * is 1 when the code runs a whole block (its threads one after another: no barrier,
+ * collective or local memory in the kernel), 0 when it runs one thread from pc until it
+ * blocks. NULL: run the kernel in the interpreter (translator off, or the kernel uses what it
+ * does not translate; logged once per kernel). Thread-safe. */
+ptx_jit_fn ptx_jit_get(struct ptx_program *p, uint32_t func, const struct ptx_jit_helpers *h,
+                       int *block_mode);
+
+/* Frees p's translations (ptx_program_free). */
+void ptx_jit_free(struct ptx_program *p);
+
+/* PTX_JIT in the environment: "0" runs every kernel in the interpreter; unset or "1"
+ * translates. Read once. */
+int ptx_jit_enabled(void);
+
+#endif /* PTX_JIT_H */
