@@ -1090,14 +1090,23 @@ static ptx_jit_fn compile(struct ptx_jit *jit, const struct pfunc *f, uint32_t f
     return fn;
 }
 
+static int g_mode = -1; /* -1: not decided yet */
+
 int ptx_jit_enabled(void)
 {
-    static int mode = -1;
-    if (__atomic_load_n(&mode, __ATOMIC_RELAXED) < 0) {
+    if (__atomic_load_n(&g_mode, __ATOMIC_RELAXED) < 0) {
         const char *e = getenv("PTX_JIT");
-        __atomic_store_n(&mode, !(e && strcmp(e, "0") == 0), __ATOMIC_RELAXED);
+        int on = !(e && strcmp(e, "0") == 0);
+        int unset = -1;
+        __atomic_compare_exchange_n(&g_mode, &unset, on, 0, __ATOMIC_RELAXED,
+                                    __ATOMIC_RELAXED);
     }
-    return __atomic_load_n(&mode, __ATOMIC_RELAXED);
+    return __atomic_load_n(&g_mode, __ATOMIC_RELAXED);
+}
+
+void ptx_set_translator(int on)
+{
+    __atomic_store_n(&g_mode, on != 0, __ATOMIC_RELAXED);
 }
 
 static struct ptx_jit *jit_of(struct ptx_program *p, char **why)

@@ -2675,6 +2675,30 @@ static void test_ptx_cancel(void **state)
     ptx_program_free(p);
 }
 
+/* The suite runs twice (make test): with the translator (the default) and with PTX_JIT=0. In
+ * the first run the kernels above ran translated (a translator that quietly fell back to the
+ * interpreter everywhere would make that run prove nothing); ptx_set_translator(0) turns it
+ * off for later launches, and the same kernel then gives the same result interpreted. */
+static void test_ptx_translator_mode(void **state)
+{
+    (void)state;
+    const char *env = getenv("PTX_JIT");
+    int on = !(env && strcmp(env, "0") == 0);
+    uint64_t before = ptx_launches_translated();
+    print_message("translated launches so far: %llu (PTX_JIT=%s)\n",
+                  (unsigned long long)before, env ? env : "unset");
+    if (on)
+        assert_true(before > 0);
+    else
+        assert_int_equal(before, 0);
+    vector_add("kernels.fatbin");
+    assert_true(ptx_launches_translated() - before == (uint64_t)on);
+    ptx_set_translator(0);
+    vector_add("kernels.fatbin");
+    assert_true(ptx_launches_translated() - before == (uint64_t)on);
+    ptx_set_translator(on);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2731,6 +2755,7 @@ int main(void)
         cmocka_unit_test(test_ptx_entry_param_limit),
         cmocka_unit_test(test_ptx_watchdog_counts_local_zeroing),
         cmocka_unit_test(test_ptx_cancel),
+        cmocka_unit_test(test_ptx_translator_mode), /* last: counts the launches above */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
