@@ -133,6 +133,7 @@ struct worker {
     unsigned jit_gnext;
     uint64_t jit_slice;   /* instructions translated code ran since the thread was scheduled */
     uint64_t jit_lin;     /* block mode: the thread jit_slice counts for */
+    struct jit_frame jit_frame;
 };
 
 static _Atomic uint64_t g_icount;
@@ -2285,22 +2286,17 @@ static int resolve_group(struct worker *w, uint32_t warp, uint32_t group)
 
 /* ---- translated code (ptx_jit.c) ------------------------------------------------------ */
 
-/* The frame translated code runs with: thread t's areas (block mode: thread 0's, whose
- * parameter area and register template every thread shares) and the block's. */
-static void jit_frame_init(struct worker *w, struct thr *t, struct jit_frame *f)
+/* The frame translated code runs with: the block's fields, set when the block starts. */
+static void jit_frame_block(struct worker *w)
 {
     struct launch_ctx *L = w->L;
     const struct ptx_launch *l = L->l;
+    struct jit_frame *f = &w->jit_frame;
     memset(f, 0, sizeof(*f));
-    f->regs = t->regs;
     f->gc = w->jit_gc;
     f->shared = w->shared;
     f->shared_size = L->shared_size;
-    f->local = t->local;
-    f->local_size = t->localtop;
-    f->param = t->param;
     f->param_size = L->kfn->frame_param;
-    f->budget = w->poll_at > w->icount ? w->poll_at - w->icount : 0;
     f->nthreads = L->nthreads;
     for (int i = 0; i < 3; i++) {
         f->ntid[i] = l->block[i];
@@ -2311,7 +2307,21 @@ static void jit_frame_init(struct worker *w, struct thr *t, struct jit_frame *f)
     f->totalsmem = L->shared_size;
     f->dynbase = L->dyn_base;
     f->w = w;
+}
+
+/* ... and thread t's (block mode: thread 0's, whose parameter area and register template
+ * every thread of the block shares). */
+static struct jit_frame *jit_frame_thread(struct worker *w, struct thr *t)
+{
+    struct jit_frame *f = &w->jit_frame;
+    f->regs = t->regs;
+    f->local = t->local;
+    f->local_size = t->localtop;
+    f->param = t->param;
+    f->icount = 0;
+    f->budget = w->poll_at > w->icount ? w->poll_at - w->icount : 0;
     f->t = t;
+    return f;
 }
 
 /* In block mode one thread state stands for the thread the code is at (error messages). */
@@ -2388,11 +2398,10 @@ static int jit_thread(struct worker *w, struct thr *t)
     struct launch_ctx *L = w->L;
     if (t->depth != 1 || t->released)
         return run_thread(w, t);
-    struct jit_frame f;
-    jit_frame_init(w, t, &f);
+    struct jit_frame *f = jit_frame_thread(w, t);
     w->jit_slice = 0;
-    uint64_t r = L->jit(&f, t->pc);
-    w->icount += f.icount;
+    uint64_t r = L->jit(f, t->pc);
+    w->icount += f->icount;
     switch ((unsigned)(r >> 32)) {
     case JIT_EXIT:
         t->state = TS_EXIT;
@@ -2400,6 +2409,12 @@ static int jit_thread(struct worker *w, struct thr *t)
         return 0;
     case JIT_STOP:
         return atomic_load_explicit(&L->failed, memory_order_acquire) ? L->code : 0;
+    case JIT_BAR: /* as run_thread's OP_bar */
+        t->bar_id = (uint32_t)f->bar_id;
+        t->bar_count = (uint32_t)f->bar_count;
+        t->state = TS_BAR;
+        t->pc = (uint32_t)r;
+        return 0;
     default:
         t->pc = (uint32_t)r;
         return run_thread(w, t);
@@ -2455,17 +2470,16 @@ static int jit_block(struct worker *w)
     int rc = thread_start(w, t);
     if (rc)
         return rc;
-    struct jit_frame f;
-    jit_frame_init(w, t, &f);
+    struct jit_frame *f = jit_frame_thread(w, t);
     w->jit_lin = 0;
     w->jit_slice = 0;
-    uint64_t r = L->jit(&f, 0);
-    w->icount += f.icount;
+    uint64_t r = L->jit(f, 0);
+    w->icount += f->icount;
     if ((unsigned)(r >> 32) == JIT_EXIT)
         return 0;
     if (atomic_load_explicit(&L->failed, memory_order_acquire))
         return L->code;
-    rc = jit_handoff(w, (uint32_t)f.lin);
+    rc = jit_handoff(w, (uint32_t)f->lin);
     return rc ? rc : 1;
 }
 
@@ -2477,6 +2491,8 @@ static int run_block(struct worker *w)
     memset(w->arrived, 0, sizeof(w->arrived));
     charge(w, L->shared_size >> CHARGE_SHIFT);
     w->call_bytes = 0;
+    if (L->jit)
+        jit_frame_block(w);
     int rc0 = L->jit_block ? jit_block(w) : start_threads(w, 0);
     if (rc0 != (L->jit_block ? 1 : 0))
         return rc0;

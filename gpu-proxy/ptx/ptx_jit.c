@@ -24,6 +24,8 @@
 #define SH_WIN 0xFE00000000000000ull /* the interpreter's generic windows */
 #define LO_WIN 0xFD00000000000000ull
 
+#define FOFF(f) offsetof(struct jit_frame, f)
+
 enum { K_UNTRIED = 0, K_DONE, K_REFUSED };
 
 struct jit_kernel {
@@ -58,8 +60,10 @@ struct cg {
     LLVMValueRef gc[JIT_GSLOTS][3]; /* allocas: the allocation cache */
     LLVMValueRef shared, shared_size, local, local_size, param, param_size, regs;
     LLVMValueRef lin;         /* block mode: alloca of the linear thread index */
-    LLVMBasicBlockRef exit_store, exit_plain, next_thread;
+    LLVMBasicBlockRef exit_plain, next_thread;
     uint8_t *entry;           /* per instruction: may be resumed at (per-thread mode) */
+    uint64_t *live;           /* per instruction: registers live before it (lwords each) */
+    uint32_t lwords;
 };
 
 static LLVMValueRef k64(struct cg *c, uint64_t v) { return LLVMConstInt(c->i64, v, 0); }
@@ -168,10 +172,21 @@ static LLVMValueRef intrinsic(struct cg *c, const char *name, LLVMTypeRef ty,
 
 /* ---- exits and helpers ---------------------------------------------------------------- */
 
+static void store_reg(struct cg *c, int32_t r);
+
+/* Leaves the code; with `store`, the registers the interpreter may read from pc on (live
+ * before pc or after it) go back to the register file first. */
 static void exit_to(struct cg *c, unsigned status, uint32_t pc, int store)
 {
+    if (store && pc < c->pf->ncode) {
+        const uint64_t *a = &c->live[(size_t)pc * c->lwords];
+        const uint64_t *b = &c->live[(size_t)(pc + 1) * c->lwords];
+        for (uint32_t r = 0; r < c->pf->nregs; r++)
+            if (((a[r / 64] | b[r / 64]) >> (r % 64)) & 1)
+                store_reg(c, (int32_t)r);
+    }
     LLVMBuildStore(c->b, k64(c, ((uint64_t)status << 32) | pc), c->ret);
-    LLVMBuildBr(c->b, store ? c->exit_store : c->exit_plain);
+    LLVMBuildBr(c->b, c->exit_plain);
 }
 
 static void reload_cache(struct cg *c)
@@ -732,6 +747,12 @@ static void emit_ins(struct cg *c, uint32_t pc)
             LLVMBuildBr(c->b, c->bb[tgt]);
     } else if (in->op == OP_exit || in->op == OP_ret) {
         emit_exit(c, pc);
+    } else if (in->op == OP_bar && in->mod2 == 0) {
+        LLVMValueRef id = LLVMBuildAnd(c->b, rd(c, in->s[0]), k64(c, 15), "");
+        LLVMBuildStore(c->b, id, frame_at(c, FOFF(bar_id), c->i64));
+        LLVMValueRef n = in->s[1] >= 0 ? zx(c, rd(c, in->s[1]), 32) : k64(c, 0);
+        LLVMBuildStore(c->b, n, frame_at(c, FOFF(bar_count), c->i64));
+        exit_to(c, JIT_BAR, pc, 1);
     } else if (blocking(in)) {
         exit_to(c, JIT_INTERP, pc, 1);
     } else if (in->op == OP_ld || in->op == OP_st) {
@@ -796,8 +817,6 @@ static void make_types(struct cg *c)
     c->p64 = LLVMPointerType(c->i64, 0);
 }
 
-#define FOFF(f) offsetof(struct jit_frame, f)
-
 /* Entry block: allocas and the frame's invariant fields. */
 static void emit_prologue(struct cg *c, const uint8_t *w)
 {
@@ -822,15 +841,9 @@ static void emit_prologue(struct cg *c, const uint8_t *w)
     reload_cache(c);
 }
 
-static void emit_exits(struct cg *c, const uint8_t *w)
+static void emit_exits(struct cg *c)
 {
-    c->exit_store = new_bb(c, "exit_store");
     c->exit_plain = new_bb(c, "exit");
-    LLVMPositionBuilderAtEnd(c->b, c->exit_store);
-    for (uint32_t r = 0; r < c->pf->nregs; r++)
-        if (w[r])
-            store_reg(c, (int32_t)r);
-    LLVMBuildBr(c->b, c->exit_plain);
     LLVMPositionBuilderAtEnd(c->b, c->exit_plain);
     LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->i64, c->cnt, ""),
                    frame_at(c, FOFF(icount), c->i64));
@@ -842,19 +855,25 @@ static void emit_exits(struct cg *c, const uint8_t *w)
 static void emit_dispatch(struct cg *c, const uint8_t *w)
 {
     const struct pfunc *f = c->pf;
-    for (uint32_t r = 0; r < f->nregs; r++)
-        if (w[r])
-            LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->i64, reg_slot(c, (int32_t)r), ""),
-                           c->ra[r]);
     LLVMBasicBlockRef other = new_bb(c, "no_entry");
     LLVMValueRef pc = LLVMGetParam(c->fn, 1);
     unsigned n = 0;
     for (uint32_t i = 0; i <= f->ncode; i++)
         n += c->entry[i];
     LLVMValueRef sw = LLVMBuildSwitch(c->b, pc, other, n);
-    for (uint32_t i = 0; i <= f->ncode; i++)
-        if (c->entry[i])
-            LLVMAddCase(sw, k32(c, i), c->bb[i]);
+    for (uint32_t i = 0; i <= f->ncode; i++) {
+        if (!c->entry[i])
+            continue;
+        LLVMBasicBlockRef in = new_bb(c, "enter");
+        LLVMAddCase(sw, k32(c, i), in);
+        LLVMPositionBuilderAtEnd(c->b, in);
+        const uint64_t *lv = &c->live[(size_t)i * c->lwords];
+        for (uint32_t r = 0; r < f->nregs; r++)
+            if (w[r] && ((lv[r / 64] >> (r % 64)) & 1))
+                LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->i64, reg_slot(c, (int32_t)r), ""),
+                               c->ra[r]);
+        LLVMBuildBr(c->b, c->bb[i]);
+    }
     LLVMPositionBuilderAtEnd(c->b, other);
     LLVMBuildStore(c->b, LLVMBuildOr(c->b, LLVMBuildZExt(c->b, pc, c->i64, ""),
                                      k64(c, (uint64_t)JIT_INTERP << 32), ""), c->ret);
@@ -935,6 +954,60 @@ static void mark_entries(struct cg *c)
     }
 }
 
+/* ---- liveness ------------------------------------------------------------------------- */
+
+static void bit_set(uint64_t *v, int32_t r)
+{
+    if (r >= 0)
+        v[r / 64] |= 1ull << (r % 64);
+}
+
+/* live[pc] = uses(pc) | (live after pc minus what pc always writes); iterated to a fixed
+ * point. live[ncode] (past the end) is empty. */
+static int liveness(struct cg *c)
+{
+    const struct pfunc *f = c->pf;
+    uint32_t lw = (f->nregs + 63) / 64;
+    if (lw == 0)
+        lw = 1;
+    c->lwords = lw;
+    c->live = calloc((size_t)(f->ncode + 1) * lw, sizeof(uint64_t));
+    uint64_t *tmp = calloc(lw, sizeof(uint64_t));
+    if (!c->live || !tmp) {
+        free(tmp);
+        return -1;
+    }
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (uint32_t pc = f->ncode; pc-- > 0;) {
+            const struct pins *in = &f->code[pc];
+            int ends = in->op == OP_exit || in->op == OP_ret;
+            int jumps = in->op == OP_bra;
+            memset(tmp, 0, lw * sizeof(uint64_t));
+            if (!((ends || jumps) && in->guard < 0)) /* falls through */
+                memcpy(tmp, &c->live[(size_t)(pc + 1) * lw], lw * sizeof(uint64_t));
+            if (jumps && (uint32_t)in->target <= f->ncode)
+                for (uint32_t i = 0; i < lw; i++)
+                    tmp[i] |= c->live[(size_t)in->target * lw + i];
+            if (in->guard < 0)
+                for (unsigned j = 0; j < 4; j++)
+                    if (in->d[j] >= 0)
+                        tmp[in->d[j] / 64] &= ~(1ull << (in->d[j] % 64));
+            for (unsigned j = 0; j < 5; j++)
+                bit_set(tmp, in->s[j]);
+            bit_set(tmp, in->areg);
+            bit_set(tmp, in->guard);
+            uint64_t *cur = &c->live[(size_t)pc * lw];
+            if (memcmp(cur, tmp, lw * sizeof(uint64_t))) {
+                memcpy(cur, tmp, lw * sizeof(uint64_t));
+                changed = 1;
+            }
+        }
+    }
+    free(tmp);
+    return 0;
+}
+
 static int build(struct cg *c, const char *name)
 {
     const struct pfunc *f = c->pf;
@@ -942,7 +1015,7 @@ static int build(struct cg *c, const char *name)
     c->ra = calloc(f->nregs ? f->nregs : 1, sizeof(*c->ra));
     c->bb = calloc(f->ncode + 1, sizeof(*c->bb));
     c->entry = calloc(f->ncode + 1, 1);
-    if (!w || !c->ra || !c->bb || !c->entry) {
+    if (!w || !c->ra || !c->bb || !c->entry || liveness(c)) {
         free(w);
         return -1;
     }
@@ -954,7 +1027,7 @@ static int build(struct cg *c, const char *name)
         c->bb[i] = new_bb(c, "i");
     LLVMPositionBuilderAtEnd(c->b, entry);
     emit_prologue(c, w);
-    emit_exits(c, w);
+    emit_exits(c);
     LLVMPositionBuilderAtEnd(c->b, entry);
     if (c->block_mode) {
         emit_thread_loop(c, w);
@@ -1061,6 +1134,7 @@ static ptx_jit_fn compile(struct ptx_jit *jit, const struct pfunc *f, uint32_t f
     free(c.ra);
     free(c.bb);
     free(c.entry);
+    free(c.live);
     ptx_jit_fn fn = NULL;
     if (rc) {
         *why = strdup("out of host memory");

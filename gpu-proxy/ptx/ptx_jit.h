@@ -32,6 +32,7 @@ struct jit_frame {
     uint64_t nthreads;      /* block mode: the block's threads and its special registers */
     uint64_t ntid[3], ctaid[3], nctaid[3];
     uint64_t dynsmem, totalsmem, dynbase;
+    uint64_t bar_id, bar_count; /* out, JIT_BAR: the barrier and the thread count it named */
     void *w, *t;            /* the interpreter's worker and thread */
 };
 
@@ -40,6 +41,7 @@ enum {
     JIT_EXIT = 0,   /* the thread (block mode: every thread of the block) exited */
     JIT_STOP = 1,   /* a helper stopped it: t->state and t->pc say where, or the launch failed */
     JIT_INTERP = 2, /* run the interpreter from pc (a blocking instruction, or no entry there) */
+    JIT_BAR = 3,    /* the thread waits at the bar.sync/barrier.sync at pc (bar_id, bar_count) */
 };
 
 /* Callbacks into the interpreter; each returns 0 to go on, nonzero to stop (JIT_STOP). */
