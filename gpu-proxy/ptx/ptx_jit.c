@@ -299,51 +299,90 @@ static LLVMValueRef host_at(struct cg *c, LLVMValueRef host, LLVMValueRef off)
     return LLVMBuildInBoundsGEP2(c->b, c->i8, host, &off, 1, "");
 }
 
-/* Host pointer for an access of len bytes at a in space sp; on a miss the interpreter's
- * memory check resolves it (or fails the launch: the code stops). */
-static LLVMValueRef mem_ptr(struct cg *c, uint32_t pc, int sp, LLVMValueRef a, uint64_t len)
+/* The fast paths of an access of len bytes at a: aligned and inside the block's shared,
+ * local or parameter area, or inside one of the cached global allocations; each branches to
+ * `access` with its host pointer (added to the phi's lists), the rest goes on to the block
+ * the builder is left in. */
+static unsigned fast_paths(struct cg *c, int sp, LLVMValueRef a, uint64_t len,
+                           LLVMValueRef aligned, LLVMBasicBlockRef access, LLVMValueRef *ptrs,
+                           LLVMBasicBlockRef *from)
 {
-    LLVMValueRef hit = NULL, ptr = LLVMConstNull(c->p8);
+    unsigned n = 0;
     if (sp == SP_SHARED || sp == SP_LOCAL || sp == SP_PARAM) {
         LLVMValueRef base = sp == SP_SHARED ? c->shared : sp == SP_LOCAL ? c->local : c->param;
         LLVMValueRef size = sp == SP_SHARED ? c->shared_size
                           : sp == SP_LOCAL ? c->local_size : c->param_size;
-        hit = in_range(c, a, len, k64(c, 0), size);
-        ptr = host_at(c, base, a);
-    } else {
-        for (int i = JIT_GSLOTS - 1; i >= 0; i--) {
-            LLVMValueRef base = LLVMBuildLoad2(c->b, c->i64, c->gc[i][0], "");
-            LLVMValueRef size = LLVMBuildLoad2(c->b, c->i64, c->gc[i][1], "");
-            LLVMValueRef host = LLVMBuildIntToPtr(
-                c->b, LLVMBuildLoad2(c->b, c->i64, c->gc[i][2], ""), c->p8, "");
-            LLVMValueRef h = in_range(c, a, len, base, size);
-            ptr = LLVMBuildSelect(c->b, h, host_at(c, host, LLVMBuildSub(c->b, a, base, "")),
-                                  ptr, "");
-            hit = hit ? LLVMBuildOr(c->b, hit, h, "") : h;
-        }
+        LLVMValueRef ok = LLVMBuildAnd(c->b, aligned, in_range(c, a, len, k64(c, 0), size), "");
+        LLVMBasicBlockRef hit = new_bb(c, "in"), miss = new_bb(c, "out");
+        LLVMBuildCondBr(c->b, ok, hit, miss);
+        LLVMPositionBuilderAtEnd(c->b, hit);
+        ptrs[n] = host_at(c, base, a);
+        from[n++] = hit;
+        LLVMBuildBr(c->b, access);
+        LLVMPositionBuilderAtEnd(c->b, miss);
+        return n;
     }
-    LLVMBasicBlockRef cur = LLVMGetInsertBlock(c->b); /* the pointer's alloca: entry block */
-    LLVMPositionBuilderBefore(c->b, LLVMGetFirstInstruction(LLVMGetEntryBasicBlock(c->fn)));
-    LLVMValueRef slot = LLVMBuildAlloca(c->b, c->p8, "p");
-    LLVMPositionBuilderAtEnd(c->b, cur);
-    LLVMBuildStore(c->b, ptr, slot);
-    LLVMBasicBlockRef slow = new_bb(c, "miss"), done = new_bb(c, "hit");
-    LLVMBuildCondBr(c->b, hit, done, slow);
-    LLVMPositionBuilderAtEnd(c->b, slow);
+    for (unsigned i = 0; i < JIT_GSLOTS; i++) {
+        LLVMValueRef base = LLVMBuildLoad2(c->b, c->i64, c->gc[i][0], "");
+        LLVMValueRef size = LLVMBuildLoad2(c->b, c->i64, c->gc[i][1], "");
+        LLVMValueRef ok = LLVMBuildAnd(c->b, aligned, in_range(c, a, len, base, size), "");
+        LLVMBasicBlockRef hit = new_bb(c, "in"), miss = new_bb(c, "out");
+        LLVMBuildCondBr(c->b, ok, hit, miss);
+        LLVMPositionBuilderAtEnd(c->b, hit);
+        LLVMValueRef host = LLVMBuildIntToPtr(
+            c->b, LLVMBuildLoad2(c->b, c->i64, c->gc[i][2], ""), c->p8, "");
+        ptrs[n] = host_at(c, host, LLVMBuildSub(c->b, a, base, ""));
+        from[n++] = hit;
+        LLVMBuildBr(c->b, access);
+        LLVMPositionBuilderAtEnd(c->b, miss);
+    }
+    return n;
+}
+
+/* Host pointer for the access of instruction pc (len bytes at a); off the fast paths, a
+ * misaligned access is stepped by the interpreter (which reports it), any other is resolved
+ * by the interpreter's memory check (which fills the cache, or fails the launch: the code
+ * stops). The builder is left in the block that performs the access. */
+static LLVMValueRef mem_ptr(struct cg *c, uint32_t pc, const struct pins *in, LLVMValueRef a,
+                            uint64_t len, LLVMBasicBlockRef next)
+{
+    LLVMValueRef ptrs[JIT_GSLOTS + 1];
+    LLVMBasicBlockRef from[JIT_GSLOTS + 1];
+    LLVMBasicBlockRef access = new_bb(c, "access");
+    LLVMValueRef aligned = LLVMConstInt(c->i1, 1, 0);
+    if (len > 1)
+        aligned = LLVMBuildICmp(c->b, LLVMIntEQ, LLVMBuildAnd(c->b, a, k64(c, len - 1), ""),
+                                k64(c, 0), "");
+    unsigned n = fast_paths(c, in->space, a, len, aligned, access, ptrs, from);
+    LLVMBasicBlockRef bad = new_bb(c, "misaligned"), resolve = new_bb(c, "resolve");
+    LLVMBuildCondBr(c->b, aligned, resolve, bad);
+    LLVMPositionBuilderAtEnd(c->b, bad);
+    emit_step(c, pc, in, next);
+    LLVMPositionBuilderAtEnd(c->b, resolve);
     LLVMTypeRef pt[5] = {c->p8, c->i32, c->i64, c->i64, c->i32};
-    LLVMValueRef args[5] = {c->frame, k32(c, pc), a, k64(c, len), k32(c, (uint32_t)sp)};
+    LLVMValueRef args[5] = {c->frame, k32(c, pc), a, k64(c, len), k32(c, in->space)};
     LLVMValueRef p = helper(c, (void *)c->h->mem, c->p8, pt, 5, args);
-    LLVMBuildStore(c->b, p, slot);
-    LLVMBasicBlockRef ok = new_bb(c, "resolved");
-    LLVMValueRef isnull = LLVMBuildICmp(c->b, LLVMIntEQ, p, LLVMConstNull(c->p8), "");
-    LLVMBasicBlockRef fail = new_bb(c, "fault");
-    LLVMBuildCondBr(c->b, isnull, fail, ok);
-    LLVMPositionBuilderAtEnd(c->b, fail);
+    LLVMBasicBlockRef fault = new_bb(c, "fault"), ok = new_bb(c, "resolved");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, p, LLVMConstNull(c->p8), ""), fault,
+                    ok);
+    LLVMPositionBuilderAtEnd(c->b, fault);
     exit_to(c, JIT_STOP, pc, 0);
     LLVMPositionBuilderAtEnd(c->b, ok);
-    LLVMBuildBr(c->b, done);
-    LLVMPositionBuilderAtEnd(c->b, done);
-    return LLVMBuildLoad2(c->b, c->p8, slot, "");
+    ptrs[n] = p;
+    from[n++] = ok;
+    LLVMBuildBr(c->b, access);
+    LLVMPositionBuilderAtEnd(c->b, access);
+    LLVMValueRef phi = LLVMBuildPhi(c->b, c->p8, "host");
+    LLVMAddIncoming(phi, ptrs, from, n);
+    return phi;
+}
+
+/* Parameters and constants do not change while a kernel runs (kernels with calls, the only
+ * writers of the parameter space, are not translated): their loads may be hoisted. */
+static void mark_invariant(struct cg *c, LLVMValueRef load)
+{
+    unsigned kind = LLVMGetMDKindIDInContext(c->cx, "invariant.load", 14);
+    LLVMSetMetadata(load, kind, LLVMMDNodeInContext(c->cx, NULL, 0));
 }
 
 static void emit_ldst(struct cg *c, uint32_t pc, const struct pins *in, LLVMBasicBlockRef next)
@@ -352,16 +391,7 @@ static void emit_ldst(struct cg *c, uint32_t pc, const struct pins *in, LLVMBasi
     if (eb == 0)
         eb = 1;
     uint64_t len = (uint64_t)eb * in->vec;
-    LLVMValueRef a = addr_of(c, in);
-    if (len > 1) { /* misaligned: the interpreter reports it */
-        LLVMBasicBlockRef bad = new_bb(c, "misaligned"), good = new_bb(c, "aligned");
-        LLVMValueRef m = LLVMBuildAnd(c->b, a, k64(c, len - 1), "");
-        LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntNE, m, k64(c, 0), ""), bad, good);
-        LLVMPositionBuilderAtEnd(c->b, bad);
-        emit_step(c, pc, in, next);
-        LLVMPositionBuilderAtEnd(c->b, good);
-    }
-    LLVMValueRef p = mem_ptr(c, pc, in->space, a, len);
+    LLVMValueRef p = mem_ptr(c, pc, in, addr_of(c, in), len, next);
     LLVMTypeRef et = ity(c, eb * 8);
     for (unsigned i = 0; i < in->vec; i++) {
         LLVMValueRef idx = k64(c, (uint64_t)i * eb);
@@ -369,6 +399,8 @@ static void emit_ldst(struct cg *c, uint32_t pc, const struct pins *in, LLVMBasi
         if (in->op == OP_ld) {
             LLVMValueRef v = LLVMBuildLoad2(c->b, et, ep, "");
             LLVMSetAlignment(v, eb);
+            if (in->space == SP_PARAM || in->space == SP_CONST)
+                mark_invariant(c, v);
             if (eb < 8)
                 v = pt_signed(in->type) ? LLVMBuildSExt(c->b, v, c->i64, "")
                                         : LLVMBuildZExt(c->b, v, c->i64, "");
