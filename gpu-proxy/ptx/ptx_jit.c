@@ -413,6 +413,65 @@ static void emit_ldst(struct cg *c, uint32_t pc, const struct pins *in, LLVMBasi
     LLVMBuildBr(c->b, next);
 }
 
+/* Atomics the host does in one instruction: integer add/and/or/xor/exch/min/max/cas and
+ * f32/f64 add, 32 or 64 bits (inc/dec and the rest are stepped). */
+static int atom_native(const struct pins *in)
+{
+    unsigned t = in->type, bits = pt_bits(t);
+    if ((bits != 32 && bits != 64) || pt_half(t) || in->vec > 1)
+        return 0;
+    switch (in->mod) {
+    case ATOM_ADD: return 1;
+    case ATOM_AND: case ATOM_OR: case ATOM_XOR: case ATOM_EXCH: case ATOM_CAS:
+    case ATOM_MIN: case ATOM_MAX:
+        return !pt_float(t);
+    default: return 0;
+    }
+}
+
+static LLVMAtomicRMWBinOp atom_op(const struct pins *in)
+{
+    int s = pt_signed(in->type);
+    switch (in->mod) {
+    case ATOM_ADD: return pt_float(in->type) ? LLVMAtomicRMWBinOpFAdd : LLVMAtomicRMWBinOpAdd;
+    case ATOM_AND: return LLVMAtomicRMWBinOpAnd;
+    case ATOM_OR: return LLVMAtomicRMWBinOpOr;
+    case ATOM_XOR: return LLVMAtomicRMWBinOpXor;
+    case ATOM_MIN: return s ? LLVMAtomicRMWBinOpMin : LLVMAtomicRMWBinOpUMin;
+    case ATOM_MAX: return s ? LLVMAtomicRMWBinOpMax : LLVMAtomicRMWBinOpUMax;
+    default: return LLVMAtomicRMWBinOpXchg;
+    }
+}
+
+/* atom/red: the interpreter's compare-and-swap loop as one host atomic (sequentially
+ * consistent, as its CAS); the old value, zero-extended, to d[0]. */
+static void emit_atom(struct cg *c, uint32_t pc, const struct pins *in, LLVMBasicBlockRef next)
+{
+    unsigned bits = pt_bits(in->type);
+    LLVMValueRef p = mem_ptr(c, pc, in, addr_of(c, in), bits / 8, next);
+    LLVMTypeRef it = ity(c, bits);
+    LLVMTypeRef vt = in->type == PT_F32 ? c->f32 : in->type == PT_F64 ? c->f64 : it;
+    LLVMValueRef q = LLVMBuildBitCast(c->b, p, LLVMPointerType(vt, 0), "");
+    LLVMValueRef v = trunc_to(c, rd(c, in->s[0]), bits), old;
+    if (vt != it)
+        v = LLVMBuildBitCast(c->b, v, vt, "");
+    if (in->mod == ATOM_CAS) {
+        LLVMValueRef n = trunc_to(c, rd(c, in->s[1]), bits);
+        LLVMValueRef x = LLVMBuildAtomicCmpXchg(c->b, q, v, n,
+                                                LLVMAtomicOrderingSequentiallyConsistent,
+                                                LLVMAtomicOrderingMonotonic, 0);
+        old = LLVMBuildExtractValue(c->b, x, 0, "");
+    } else {
+        old = LLVMBuildAtomicRMW(c->b, atom_op(in), q, v,
+                                 LLVMAtomicOrderingSequentiallyConsistent, 0);
+    }
+    if (vt != it)
+        old = LLVMBuildBitCast(c->b, old, it, "");
+    if (in->op == OP_atom)
+        wr(c, in->d[0], bits < 64 ? LLVMBuildZExt(c->b, old, c->i64, "") : old);
+    LLVMBuildBr(c->b, next);
+}
+
 /* ---- arithmetic ----------------------------------------------------------------------- */
 
 static int directed(int rnd) { return rnd == RND_RZ || rnd == RND_RM || rnd == RND_RP; }
@@ -789,6 +848,8 @@ static void emit_ins(struct cg *c, uint32_t pc)
         exit_to(c, JIT_INTERP, pc, 1);
     } else if (in->op == OP_ld || in->op == OP_st) {
         emit_ldst(c, pc, in, next);
+    } else if ((in->op == OP_atom || in->op == OP_red) && atom_native(in)) {
+        emit_atom(c, pc, in, next);
     } else if (native(in)) {
         emit_alu(c, in);
         LLVMBuildBr(c->b, next);
