@@ -98,7 +98,8 @@ struct launch_ctx {
     int code;
     char err[320];
     ptx_jit_fn jit;        /* the kernel's translation, or NULL: interpreted */
-    int jit_block;         /* the translation runs whole blocks */
+    int jit_block;         /* the translation runs whole blocks (JIT_BLOCK, JIT_PHASES) */
+    struct ptx_jit_info jit_info;
 };
 
 /* A host thread keeps its thread states and shared buffer between launches, so a stream of
@@ -134,6 +135,8 @@ struct worker {
     uint64_t jit_slice;   /* instructions translated code ran since the thread was scheduled */
     uint64_t jit_lin;     /* block mode: the thread jit_slice counts for */
     struct jit_frame jit_frame;
+    uint64_t *jit_spill;  /* phase mode: the threads' spill records (freed by worker_run) */
+    size_t jit_spill_cap;
 };
 
 static _Atomic uint64_t g_icount;
@@ -2378,13 +2381,14 @@ static uint64_t jit_poll(struct jit_frame *f, uint32_t pc, uint64_t count)
         w->jit_slice = 0;
     }
     w->jit_slice += count;
-    t->pc = pc;
+    if (pc != UINT32_MAX) /* else between two threads of a block */
+        t->pc = pc;
     if (poll_launch(w, t, 0))
         return 1;
     f->budget = w->poll_at > w->icount ? w->poll_at - w->icount : 0;
     /* a long loop (maybe waiting for another thread): let the others run from pc (block
-     * mode: the interpreter runs the rest of the block) */
-    return w->jit_slice >= TIME_SLICE;
+     * modes: the interpreter runs the rest of the block) */
+    return pc != UINT32_MAX && w->jit_slice >= TIME_SLICE;
 }
 
 static const struct ptx_jit_helpers jit_helpers = {
@@ -2459,8 +2463,62 @@ static int jit_handoff(struct worker *w, uint32_t cur)
     return 0;
 }
 
-/* Block mode: the translation runs every thread of the block, one after another. 0: the
- * block is done; 1: the interpreter goes on with it (jit_handoff); else the launch error. */
+/* The same for phase mode, where every thread's state is in its spill record: threads the
+ * round already took past thread cur wait at the barrier, the others run from where their
+ * record says (thread cur from the yield), or start. */
+static int jit_handoff_phases(struct worker *w, uint32_t cur)
+{
+    const struct ptx_jit_info *ji = &w->L->jit_info;
+    int rc = start_threads(w, 0);
+    if (rc)
+        return rc;
+    for (uint32_t i = 0; i < w->L->nthreads; i++) {
+        struct thr *t = &w->threads[i];
+        const uint64_t *rec = &w->jit_spill[(size_t)i * (ji->nspill + 2)];
+        if (rec[0] == JIT_SPILL_FRESH)
+            continue;
+        if (rec[0] == JIT_SPILL_EXITED) {
+            t->state = TS_EXIT;
+            continue;
+        }
+        for (uint32_t k = 0; k < ji->nspill; k++)
+            t->regs[ji->spill[k]] = rec[2 + k];
+        if (rec[0] == JIT_SPILL_BAR && i < cur) { /* at the barrier before pc */
+            t->pc = (uint32_t)rec[1] - 1;
+            t->bar_id = 0;
+            t->bar_count = 0;
+            t->state = TS_BAR;
+        } else {
+            t->pc = (uint32_t)rec[1];
+        }
+    }
+    return 0;
+}
+
+/* Phase mode's spill records, one per thread, within the host thread's share of the launch
+ * budget (else the block runs in the interpreter). */
+static int jit_spill_records(struct worker *w, struct jit_frame *f)
+{
+    struct launch_ctx *L = w->L;
+    size_t n = (size_t)L->nthreads * (L->jit_info.nspill + 2);
+    if (n * sizeof(uint64_t) > L->allow)
+        return -1;
+    if (w->jit_spill_cap < n) {
+        uint64_t *p = realloc(w->jit_spill, n * sizeof(uint64_t));
+        if (!p)
+            return -1;
+        w->jit_spill = p;
+        w->jit_spill_cap = n;
+    }
+    for (uint32_t i = 0; i < L->nthreads; i++)
+        w->jit_spill[(size_t)i * (L->jit_info.nspill + 2)] = JIT_SPILL_FRESH;
+    f->spill = w->jit_spill;
+    return 0;
+}
+
+/* Block modes: the translation runs every thread of the block. 0: the block is done; 1: the
+ * interpreter goes on with it (jit_handoff*, or no room for spill records); else the launch
+ * error. */
 static int jit_block(struct worker *w)
 {
     struct launch_ctx *L = w->L;
@@ -2471,6 +2529,11 @@ static int jit_block(struct worker *w)
     if (rc)
         return rc;
     struct jit_frame *f = jit_frame_thread(w, t);
+    int phases = L->jit_info.mode == JIT_PHASES;
+    if (phases && jit_spill_records(w, f)) {
+        rc = start_threads(w, 0);
+        return rc ? rc : 1;
+    }
     w->jit_lin = 0;
     w->jit_slice = 0;
     uint64_t r = L->jit(f, 0);
@@ -2479,7 +2542,7 @@ static int jit_block(struct worker *w)
         return 0;
     if (atomic_load_explicit(&L->failed, memory_order_acquire))
         return L->code;
-    rc = jit_handoff(w, (uint32_t)f->lin);
+    rc = phases ? jit_handoff_phases(w, (uint32_t)f->lin) : jit_handoff(w, (uint32_t)f->lin);
     return rc ? rc : 1;
 }
 
@@ -2618,6 +2681,8 @@ static void worker_run(struct worker *w)
         if (run_block(w))
             break;
     }
+    free(w->jit_spill);
+    w->jit_spill = NULL;
     /* a cancelled launch frees what its host threads hold */
     worker_release(w, __atomic_load_n(L->cancel, __ATOMIC_RELAXED) != 0);
 }
@@ -3145,7 +3210,8 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
         return PTX_ERR_OUT_OF_MEMORY;
     }
     L.jit = ptx_jit_get((struct ptx_program *)prog, (uint32_t)k->func, &jit_helpers,
-                        &L.jit_block);
+                        &L.jit_info);
+    L.jit_block = L.jit && L.jit_info.mode != JIT_THREAD;
     if (L.jit)
         atomic_fetch_add(&g_translated, 1);
     struct worker *ws = calloc(nw, sizeof(*ws));

@@ -30,8 +30,10 @@ enum { K_UNTRIED = 0, K_DONE, K_REFUSED };
 
 struct jit_kernel {
     int state;
-    int block_mode;
+    int mode;          /* JIT_THREAD, JIT_BLOCK, JIT_PHASES */
     ptx_jit_fn fn;
+    int32_t *spill;    /* JIT_PHASES: the registers a thread's spill record holds */
+    uint32_t nspill;
 };
 
 struct ptx_jit {
@@ -64,6 +66,9 @@ struct cg {
     uint8_t *entry;           /* per instruction: may be resumed at (per-thread mode) */
     uint64_t *live;           /* per instruction: registers live before it (lwords each) */
     uint32_t lwords;
+    int32_t *spill;           /* phase mode: registers kept across a barrier or a yield */
+    uint32_t nspill;
+    LLVMValueRef sp, waiting; /* phase mode: allocas: the thread's spill record, a barrier */
 };
 
 static LLVMValueRef k64(struct cg *c, uint64_t v) { return LLVMConstInt(c->i64, v, 0); }
@@ -254,6 +259,10 @@ static void count(struct cg *c, uint64_t n)
     LLVMBuildStore(c->b, LLVMBuildAdd(c->b, v, k64(c, n), ""), c->cnt);
 }
 
+static void spill_out(struct cg *c, uint64_t state, uint32_t pc);
+
+/* Polls when the budget is spent; pc is where a yield resumes (UINT32_MAX: between two
+ * threads of a block, where nothing yields). */
 static void poll_point(struct cg *c, uint32_t pc, LLVMBasicBlockRef next)
 {
     LLVMValueRef v = LLVMBuildLoad2(c->b, c->i64, c->cnt, "");
@@ -265,7 +274,16 @@ static void poll_point(struct cg *c, uint32_t pc, LLVMBasicBlockRef next)
     LLVMValueRef args[3] = {c->frame, k32(c, pc), v};
     LLVMValueRef r = helper(c, (void *)c->h->poll, c->i64, pt, 3, args);
     LLVMBuildStore(c->b, k64(c, 0), c->cnt);
-    stop_if(c, r, pc, go);
+    if (c->block_mode == JIT_PHASES) { /* the interpreter may go on with the block */
+        LLVMBasicBlockRef stop = new_bb(c, "yield");
+        LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntNE, r, k64(c, 0), ""), stop, go);
+        LLVMPositionBuilderAtEnd(c->b, stop);
+        if (pc != UINT32_MAX)
+            spill_out(c, JIT_SPILL_RUN, pc);
+        exit_to(c, JIT_STOP, pc, 0);
+    } else {
+        stop_if(c, r, pc, go);
+    }
     LLVMPositionBuilderAtEnd(c->b, go);
     LLVMBuildBr(c->b, next);
 }
@@ -812,12 +830,46 @@ static int blocking(const struct pins *in)
     }
 }
 
+/* ---- phase mode: spill records ------------------------------------------------------ */
+
+static LLVMValueRef spill_slot(struct cg *c, uint64_t k)
+{
+    LLVMValueRef sp = LLVMBuildLoad2(c->b, c->p64, c->sp, "");
+    LLVMValueRef idx = k64(c, k);
+    return LLVMBuildInBoundsGEP2(c->b, c->i64, sp, &idx, 1, "");
+}
+
+static void spill_out(struct cg *c, uint64_t state, uint32_t pc)
+{
+    for (uint32_t k = 0; k < c->nspill; k++)
+        LLVMBuildStore(c->b, rd(c, c->spill[k]), spill_slot(c, 2 + k));
+    LLVMBuildStore(c->b, k64(c, pc), spill_slot(c, 1));
+    LLVMBuildStore(c->b, k64(c, state), spill_slot(c, 0));
+}
+
+static void spill_in(struct cg *c)
+{
+    for (uint32_t k = 0; k < c->nspill; k++)
+        LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->i64, spill_slot(c, 2 + k), ""),
+                       c->ra[c->spill[k]]);
+}
+
 static void emit_exit(struct cg *c, uint32_t pc)
 {
+    if (c->block_mode == JIT_PHASES)
+        LLVMBuildStore(c->b, k64(c, JIT_SPILL_EXITED), spill_slot(c, 0));
     if (c->block_mode)
         LLVMBuildBr(c->b, c->next_thread);
     else
         exit_to(c, JIT_EXIT, pc, 0);
+}
+
+/* Phase mode: the thread waits at the block's barrier; the next round resumes it. */
+static void emit_phase_bar(struct cg *c, uint32_t pc)
+{
+    spill_out(c, JIT_SPILL_BAR, pc + 1);
+    LLVMBuildStore(c->b, LLVMConstInt(c->i1, 1, 0), c->waiting);
+    LLVMBuildBr(c->b, c->next_thread);
 }
 
 static void emit_ins(struct cg *c, uint32_t pc)
@@ -838,6 +890,8 @@ static void emit_ins(struct cg *c, uint32_t pc)
             LLVMBuildBr(c->b, c->bb[tgt]);
     } else if (in->op == OP_exit || in->op == OP_ret) {
         emit_exit(c, pc);
+    } else if (in->op == OP_bar && c->block_mode == JIT_PHASES) {
+        emit_phase_bar(c, pc);
     } else if (in->op == OP_bar && in->mod2 == 0) {
         LLVMValueRef id = LLVMBuildAnd(c->b, rd(c, in->s[0]), k64(c, 15), "");
         LLVMBuildStore(c->b, id, frame_at(c, FOFF(bar_id), c->i64));
@@ -877,23 +931,39 @@ static uint8_t *written_regs(const struct pfunc *f)
     return w;
 }
 
-/* Why the kernel stays in the interpreter, or NULL; *block: can run in block mode. */
-static const char *refusal(const struct pfunc *f, int *block)
+/* A plain __syncthreads: bar.sync/barrier.sync 0 without a thread count. */
+static int plain_barrier(const struct pfunc *f, const struct pins *in, const uint8_t *w)
 {
-    *block = f->local_bytes == 0;
+    return in->op == OP_bar && in->mod2 == 0 && in->s[1] < 0 && in->s[0] >= 0 &&
+           !w[in->s[0]] && f->reg_init[in->s[0]] == 0;
+}
+
+/* Why the kernel stays in the interpreter, or NULL; *mode: how its translation runs. */
+static const char *refusal(const struct pfunc *f, int *mode)
+{
+    int block = f->local_bytes == 0, barriers = 0;
+    uint8_t *w = written_regs(f);
+    if (!w)
+        return "out of host memory";
     for (uint32_t i = 0; i < f->ncode; i++) {
         const struct pins *in = &f->code[i];
-        if (in->op == OP_call)
+        if (in->op == OP_call) {
+            free(w);
             return "calls";
-        if (blocking(in) || in->op == OP_bar || in->op == OP_movlocal ||
-            in->op == OP_clock || in->space == SP_LOCAL || (in->flags & F_ALOCAL))
-            *block = 0;
+        }
+        if (plain_barrier(f, in, w))
+            barriers = 1;
+        else if (blocking(in) || in->op == OP_bar || in->op == OP_movlocal ||
+                 in->op == OP_clock || in->space == SP_LOCAL || (in->flags & F_ALOCAL))
+            block = 0;
     }
     for (unsigned i = 0; i < f->nsr; i++) {
         int s = f->srlist[i];
         if (!(s <= SR_NCTAID_Z || s == SR_DYNSMEM || s == SR_TOTALSMEM || s == SR_DYNBASE))
-            *block = 0;
+            block = 0;
     }
+    free(w);
+    *mode = !block ? JIT_THREAD : barriers ? JIT_PHASES : JIT_BLOCK;
     return NULL;
 }
 
@@ -973,29 +1043,16 @@ static void emit_dispatch(struct cg *c, const uint8_t *w)
     LLVMBuildBr(c->b, c->exit_plain);
 }
 
-/* Block mode: a loop over the block's threads; special registers computed, the others
- * start as the register file's template. */
-static void emit_thread_loop(struct cg *c, const uint8_t *w)
+/* Block modes: what a thread starts (or resumes) with: module addresses, its special
+ * registers (from its index) and, when it starts, the register file's template. */
+static void emit_thread_regs(struct cg *c, const uint8_t *w, LLVMValueRef *tid, int start)
 {
     const struct pfunc *f = c->pf;
-    LLVMValueRef tid[3];
-    for (int i = 0; i < 3; i++) {
-        tid[i] = LLVMBuildAlloca(c->b, c->i64, "tid");
-        LLVMBuildStore(c->b, k64(c, 0), tid[i]);
-    }
-    LLVMValueRef ntid[3];
-    for (int i = 0; i < 3; i++)
-        ntid[i] = frame_ld(c, FOFF(ntid) + 8 * (size_t)i, c->i64);
-    LLVMValueRef nthreads = frame_ld(c, FOFF(nthreads), c->i64);
-    LLVMBasicBlockRef start = new_bb(c, "thread"), done = new_bb(c, "block_done");
-    c->next_thread = new_bb(c, "next_thread");
-    LLVMBuildBr(c->b, start);
-    LLVMPositionBuilderAtEnd(c->b, start);
     for (uint32_t r = 0; r < f->nregs; r++) {
         if (w[r] == 3)
             LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->i64, reg_slot(c, (int32_t)r), ""),
                            c->ra[r]);
-        else if (w[r])
+        else if (w[r] == 1 && start)
             LLVMBuildStore(c->b, k64(c, f->reg_init[r]), c->ra[r]);
     }
     for (unsigned k = 0; k < f->nsr; k++) {
@@ -1013,8 +1070,71 @@ static void emit_thread_loop(struct cg *c, const uint8_t *w)
             v = frame_ld(c, FOFF(ntid) + 8 * (size_t)(s - SR_NTID_X), c->i64);
         LLVMBuildStore(c->b, v, c->ra[f->sreg[s]]);
     }
+}
+
+/* Phase mode: the thread's spill record says whether it starts, resumes after the barrier
+ * (at the pc it recorded) or has exited. */
+static void emit_phase_dispatch(struct cg *c, const uint8_t *w, LLVMValueRef *tid)
+{
+    const struct pfunc *f = c->pf;
+    LLVMValueRef sp = frame_ld(c, FOFF(spill), c->p64);
+    LLVMValueRef idx = LLVMBuildMul(c->b, LLVMBuildLoad2(c->b, c->i64, c->lin, ""),
+                                    k64(c, c->nspill + 2), "");
+    LLVMBuildStore(c->b, LLVMBuildInBoundsGEP2(c->b, c->i64, sp, &idx, 1, ""), c->sp);
+    LLVMValueRef st = LLVMBuildLoad2(c->b, c->i64, spill_slot(c, 0), "");
+    LLVMBasicBlockRef fresh = new_bb(c, "fresh"), resume = new_bb(c, "resume");
+    LLVMValueRef sw = LLVMBuildSwitch(c->b, st, c->next_thread, 2);
+    LLVMAddCase(sw, k64(c, JIT_SPILL_FRESH), fresh);
+    LLVMAddCase(sw, k64(c, JIT_SPILL_BAR), resume);
+    LLVMPositionBuilderAtEnd(c->b, fresh);
+    emit_thread_regs(c, w, tid, 1);
     LLVMBuildBr(c->b, c->bb[0]);
-    /* next thread: x fastest, then y, then z */
+    LLVMPositionBuilderAtEnd(c->b, resume);
+    emit_thread_regs(c, w, tid, 0);
+    spill_in(c);
+    LLVMBasicBlockRef lost = new_bb(c, "lost");
+    unsigned n = 0;
+    for (uint32_t i = 0; i < f->ncode; i++)
+        n += f->code[i].op == OP_bar;
+    LLVMValueRef pw = LLVMBuildSwitch(c->b, LLVMBuildLoad2(c->b, c->i64, spill_slot(c, 1), ""),
+                                      lost, n);
+    for (uint32_t i = 0; i < f->ncode; i++)
+        if (f->code[i].op == OP_bar)
+            LLVMAddCase(pw, k64(c, i + 1), c->bb[i + 1]);
+    LLVMPositionBuilderAtEnd(c->b, lost); /* cannot happen: only the code writes records */
+    exit_to(c, JIT_STOP, 0, 0);
+}
+
+/* Block modes: a loop over the block's threads, x fastest, then y, then z; in phase mode,
+ * rounds of it until no thread waits at the barrier. */
+static void emit_thread_loop(struct cg *c, const uint8_t *w)
+{
+    LLVMValueRef tid[3];
+    for (int i = 0; i < 3; i++)
+        tid[i] = LLVMBuildAlloca(c->b, c->i64, "tid");
+    c->sp = LLVMBuildAlloca(c->b, c->p64, "sp");
+    c->waiting = LLVMBuildAlloca(c->b, c->i1, "waiting");
+    LLVMValueRef ntid[3];
+    for (int i = 0; i < 3; i++)
+        ntid[i] = frame_ld(c, FOFF(ntid) + 8 * (size_t)i, c->i64);
+    LLVMValueRef nthreads = frame_ld(c, FOFF(nthreads), c->i64);
+    LLVMBasicBlockRef round = new_bb(c, "round"), start = new_bb(c, "thread");
+    LLVMBasicBlockRef done = new_bb(c, "block_done");
+    c->next_thread = new_bb(c, "next_thread");
+    LLVMBuildBr(c->b, round);
+    LLVMPositionBuilderAtEnd(c->b, round);
+    for (int i = 0; i < 3; i++)
+        LLVMBuildStore(c->b, k64(c, 0), tid[i]);
+    LLVMBuildStore(c->b, k64(c, 0), c->lin);
+    LLVMBuildStore(c->b, LLVMConstInt(c->i1, 0, 0), c->waiting);
+    LLVMBuildBr(c->b, start);
+    LLVMPositionBuilderAtEnd(c->b, start);
+    if (c->block_mode == JIT_PHASES) {
+        emit_phase_dispatch(c, w, tid);
+    } else {
+        emit_thread_regs(c, w, tid, 1);
+        LLVMBuildBr(c->b, c->bb[0]);
+    }
     LLVMPositionBuilderAtEnd(c->b, c->next_thread);
     LLVMValueRef l = LLVMBuildAdd(c->b, LLVMBuildLoad2(c->b, c->i64, c->lin, ""), k64(c, 1), "");
     LLVMBuildStore(c->b, l, c->lin);
@@ -1026,12 +1146,38 @@ static void emit_thread_loop(struct cg *c, const uint8_t *w)
         LLVMBuildStore(c->b, LLVMBuildSelect(c->b, wrap, k64(c, 0), inc, ""), tid[i]);
         carry = LLVMBuildAnd(c->b, carry, wrap, "");
     }
-    LLVMBasicBlockRef more = new_bb(c, "more");
-    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, l, nthreads, ""), more, done);
+    LLVMBasicBlockRef more = new_bb(c, "more"), end = new_bb(c, "round_end");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, l, nthreads, ""), more, end);
     LLVMPositionBuilderAtEnd(c->b, more);
-    poll_point(c, 0, start);
+    poll_point(c, UINT32_MAX, start);
+    LLVMPositionBuilderAtEnd(c->b, end);
+    LLVMBuildCondBr(c->b, LLVMBuildLoad2(c->b, c->i1, c->waiting, ""), round, done);
     LLVMPositionBuilderAtEnd(c->b, done);
     exit_to(c, JIT_EXIT, 0, 0);
+}
+
+/* Phase mode: the registers written by the code that are live where a thread resumes after
+ * a barrier or the interpreter takes it over after a yield (a backward branch's target). */
+static int spill_set(struct cg *c, const uint8_t *w)
+{
+    const struct pfunc *f = c->pf;
+    c->spill = calloc(f->nregs ? f->nregs : 1, sizeof(int32_t));
+    if (!c->spill)
+        return -1;
+    for (uint32_t r = 0; r < f->nregs; r++) {
+        int keep = 0;
+        for (uint32_t i = 0; i < f->ncode && !keep && w[r] == 1; i++) {
+            const struct pins *in = &f->code[i];
+            uint32_t at = in->op == OP_bar ? i + 1
+                        : in->op == OP_bra && (uint32_t)in->target <= i ? (uint32_t)in->target
+                        : UINT32_MAX;
+            if (at != UINT32_MAX)
+                keep = (c->live[(size_t)at * c->lwords + r / 64] >> (r % 64)) & 1;
+        }
+        if (keep)
+            c->spill[c->nspill++] = (int32_t)r;
+    }
+    return 0;
 }
 
 static void mark_entries(struct cg *c)
@@ -1108,7 +1254,8 @@ static int build(struct cg *c, const char *name)
     c->ra = calloc(f->nregs ? f->nregs : 1, sizeof(*c->ra));
     c->bb = calloc(f->ncode + 1, sizeof(*c->bb));
     c->entry = calloc(f->ncode + 1, 1);
-    if (!w || !c->ra || !c->bb || !c->entry || liveness(c)) {
+    if (!w || !c->ra || !c->bb || !c->entry || liveness(c) ||
+        (c->block_mode == JIT_PHASES && spill_set(c, w))) {
         free(w);
         return -1;
     }
@@ -1207,10 +1354,11 @@ static LLVMOrcLLJITRef make_lljit(char **why)
     return j;
 }
 
-/* Translates and compiles function `func`; NULL with *why on failure. */
+/* Translates and compiles function `func` (k->mode set) into k; NULL with *why on failure. */
 static ptx_jit_fn compile(struct ptx_jit *jit, const struct pfunc *f, uint32_t func,
-                          const struct ptx_jit_helpers *h, int block_mode, char **why)
+                          const struct ptx_jit_helpers *h, struct jit_kernel *k, char **why)
 {
+    int block_mode = k->mode;
     char name[32];
     snprintf(name, sizeof(name), "k%u_%d", func, block_mode);
     LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
@@ -1228,6 +1376,8 @@ static ptx_jit_fn compile(struct ptx_jit *jit, const struct pfunc *f, uint32_t f
     free(c.bb);
     free(c.entry);
     free(c.live);
+    k->spill = c.spill;
+    k->nspill = c.nspill;
     ptx_jit_fn fn = NULL;
     if (rc) {
         *why = strdup("out of host memory");
@@ -1302,7 +1452,7 @@ static struct ptx_jit *jit_of(struct ptx_program *p, char **why)
 }
 
 ptx_jit_fn ptx_jit_get(struct ptx_program *p, uint32_t func, const struct ptx_jit_helpers *h,
-                       int *block_mode)
+                       struct ptx_jit_info *info)
 {
     if (!ptx_jit_enabled() || func >= p->nfuncs)
         return NULL;
@@ -1314,12 +1464,9 @@ ptx_jit_fn ptx_jit_get(struct ptx_program *p, uint32_t func, const struct ptx_ji
     struct jit_kernel *k = j ? &j->k[func] : NULL;
     if (k && k->state == K_UNTRIED) {
         const struct pfunc *f = &p->funcs[func];
-        int block;
-        refused = refusal(f, &block);
-        if (!refused) {
-            k->fn = compile(j, f, func, h, block, &why);
-            k->block_mode = block;
-        }
+        refused = refusal(f, &k->mode);
+        if (!refused)
+            k->fn = compile(j, f, func, h, k, &why);
         k->state = k->fn ? K_DONE : K_REFUSED;
         if (refused || why)
             fprintf(stderr, "ptx: kernel %s runs in the interpreter: %s\n", f->name,
@@ -1330,7 +1477,9 @@ ptx_jit_fn ptx_jit_get(struct ptx_program *p, uint32_t func, const struct ptx_ji
     }
     if (k && k->state == K_DONE) {
         fn = k->fn;
-        *block_mode = k->block_mode;
+        info->mode = k->mode;
+        info->nspill = k->nspill;
+        info->spill = k->spill;
     }
     pthread_mutex_unlock(&g_jit_lock);
     free(why);
@@ -1348,6 +1497,8 @@ void ptx_jit_free(struct ptx_program *p)
         fprintf(stderr, "ptx: freeing a module's translations: %s\n", m);
         free(m);
     }
+    for (uint32_t i = 0; i < p->nfuncs; i++)
+        free(j->k[i].spill);
     free(j->k);
     free(j);
     p->jit = NULL;

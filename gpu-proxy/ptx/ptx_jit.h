@@ -33,6 +33,7 @@ struct jit_frame {
     uint64_t ntid[3], ctaid[3], nctaid[3];
     uint64_t dynsmem, totalsmem, dynbase;
     uint64_t bar_id, bar_count; /* out, JIT_BAR: the barrier and the thread count it named */
+    uint64_t *spill;        /* phase mode: per thread, JIT_SPILL_* then the spilled registers */
     void *w, *t;            /* the interpreter's worker and thread */
 };
 
@@ -57,13 +58,29 @@ struct ptx_jit_helpers {
 
 typedef uint64_t (*ptx_jit_fn)(struct jit_frame *f, uint32_t pc);
 
-/* Translation of function `func` of p (an .entry), compiled at the first call: *block_mode
- * is 1 when the code runs a whole block (its threads one after another: no barrier,
- * collective or local memory in the kernel), 0 when it runs one thread from pc until it
- * blocks. NULL: run the kernel in the interpreter (translator off, or the kernel uses what it
- * does not translate; logged once per kernel). Thread-safe. */
+/* How a translation runs. */
+enum {
+    JIT_THREAD = 0, /* one thread from pc until it exits or blocks, on the interpreter's states */
+    JIT_BLOCK = 1,  /* every thread of the block, one after another (no barrier in the kernel) */
+    JIT_PHASES = 2, /* every thread of the block up to each __syncthreads, round after round */
+};
+
+/* Phase mode: a thread's spill record is f->spill[lin * (nspill + 2) ...]: its state, its
+ * resume pc, then the registers spill[0..nspill) (those live where a thread resumes). */
+enum { JIT_SPILL_FRESH = 0, JIT_SPILL_EXITED = 1, JIT_SPILL_RUN = 2, JIT_SPILL_BAR = 3 };
+
+struct ptx_jit_info {
+    int mode;
+    uint32_t nspill;
+    const int32_t *spill;
+};
+
+/* Translation of function `func` of p (an .entry), compiled at the first call; *info says how
+ * it runs (block modes need no barrier other than a plain bar.sync 0, no warp collective, no
+ * local memory). NULL: run the kernel in the interpreter (translator off, or the kernel uses
+ * what it does not translate; logged once per kernel). Thread-safe. */
 ptx_jit_fn ptx_jit_get(struct ptx_program *p, uint32_t func, const struct ptx_jit_helpers *h,
-                       int *block_mode);
+                       struct ptx_jit_info *info);
 
 /* Frees p's translations (ptx_program_free). */
 void ptx_jit_free(struct ptx_program *p);

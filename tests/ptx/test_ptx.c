@@ -1733,6 +1733,37 @@ static void test_ptx_spin_wait_in_block(void **state)
     ptx_program_free(p);
 }
 
+/* The same wait between two __syncthreads (phase mode in the translator: its hand-over of
+ * the block to the interpreter keeps every thread's registers and where it is). */
+static void test_ptx_spin_wait_between_barriers(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels2.fatbin");
+    const struct ptx_kernel *k = kern(p, "flag_wait_sync");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    uint64_t flag = tm_alloc(&m, 4), out = tm_alloc(&m, 66 * 4);
+    int *hf = tm_host(&m, flag), *ho = tm_host(&m, out);
+    *hf = 0;
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, flag);
+    PB(&pb, out);
+    ptx_set_watchdog(200000000); /* a scheduling bug must fail, not hang */
+    char err[320];
+    int rc = run(k, 1, 1, 64, 1, 0, &pb, &m, 1, err, sizeof(err));
+    ptx_set_watchdog(0);
+    if (rc)
+        fail_msg("flag_wait_sync: %s", err);
+    assert_int_equal(ho[0], 42 + 3 * 63);
+    assert_int_equal(ho[1], 1);
+    for (int i = 0; i < 64; i++)
+        assert_int_equal(ho[2 + i], 3 * ((i + 1) % 64) + i);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
 static void test_ptx_dp4a_mul24(void **state)
 {
     (void)state;
@@ -2744,6 +2775,7 @@ int main(void)
         cmocka_unit_test(test_ptx_cub_scan_reduce),
         cmocka_unit_test(test_ptx_legacy_warp_synchronous),
         cmocka_unit_test(test_ptx_spin_wait_in_block),
+        cmocka_unit_test(test_ptx_spin_wait_between_barriers),
         cmocka_unit_test(test_ptx_dp4a_mul24),
         cmocka_unit_test(test_ptx_redux_lop3_sm80),
         cmocka_unit_test(test_ptx_mul24_ptx_text),
