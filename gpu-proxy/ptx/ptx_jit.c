@@ -69,6 +69,7 @@ struct cg {
     int32_t *spill;           /* phase mode: registers kept across a barrier or a yield */
     uint32_t nspill;
     LLVMValueRef sp, waiting; /* phase mode: allocas: the thread's spill record, a barrier */
+    unsigned gaccess;         /* global accesses emitted so far */
 };
 
 static LLVMValueRef k64(struct cg *c, uint64_t v) { return LLVMConstInt(c->i64, v, 0); }
@@ -340,7 +341,11 @@ static unsigned fast_paths(struct cg *c, int sp, LLVMValueRef a, uint64_t len,
         LLVMPositionBuilderAtEnd(c->b, miss);
         return n;
     }
-    for (unsigned i = 0; i < JIT_GSLOTS; i++) {
+    /* the worker fills slots in the order the first thread reaches new allocations: the
+     * k-th global access of the code tries slot k first */
+    unsigned first = c->gaccess++;
+    for (unsigned j = 0; j < JIT_GSLOTS; j++) {
+        unsigned i = (first + j) % JIT_GSLOTS;
         LLVMValueRef base = LLVMBuildLoad2(c->b, c->i64, c->gc[i][0], "");
         LLVMValueRef size = LLVMBuildLoad2(c->b, c->i64, c->gc[i][1], "");
         LLVMValueRef ok = LLVMBuildAnd(c->b, aligned, in_range(c, a, len, base, size), "");
@@ -364,6 +369,13 @@ static unsigned fast_paths(struct cg *c, int sp, LLVMValueRef a, uint64_t len,
 static LLVMValueRef mem_ptr(struct cg *c, uint32_t pc, const struct pins *in, LLVMValueRef a,
                             uint64_t len, LLVMBasicBlockRef next)
 {
+    uint64_t off = (uint64_t)in->aoff;
+    if (in->areg < 0 && !(in->flags & F_ALOCAL) && off % len == 0 &&
+        ((in->space == SP_PARAM && off <= c->pf->frame_param &&
+          len <= c->pf->frame_param - off) ||
+         (in->space == SP_SHARED && off <= c->pf->shared_bytes &&
+          len <= c->pf->shared_bytes - off))) /* inside an area of a size known here */
+        return host_at(c, in->space == SP_PARAM ? c->param : c->shared, a);
     LLVMValueRef ptrs[JIT_GSLOTS + 1];
     LLVMBasicBlockRef from[JIT_GSLOTS + 1];
     LLVMBasicBlockRef access = new_bb(c, "access");
