@@ -137,6 +137,7 @@ struct worker {
     struct jit_frame jit_frame;
     uint64_t *jit_spill;  /* phase mode: the threads' spill records (freed by worker_run) */
     size_t jit_spill_cap;
+    uint64_t *jit_lregs;  /* phase mode: stand-in register files of a warp (in jit_spill) */
 };
 
 static _Atomic uint64_t g_icount;
@@ -2391,8 +2392,10 @@ static uint64_t jit_poll(struct jit_frame *f, uint32_t pc, uint64_t count)
     return pc != UINT32_MAX && w->jit_slice >= TIME_SLICE;
 }
 
+static uint64_t jit_coll(struct jit_frame *f, uint32_t warp);
+
 static const struct ptx_jit_helpers jit_helpers = {
-    .step = jit_step, .mem = jit_mem, .poll = jit_poll,
+    .step = jit_step, .mem = jit_mem, .poll = jit_poll, .coll = jit_coll,
 };
 
 /* Runs thread t in its translation until it exits or blocks (the interpreter when it is in
@@ -2463,18 +2466,20 @@ static int jit_handoff(struct worker *w, uint32_t cur)
     return 0;
 }
 
-/* The same for phase mode, where every thread's state is in its spill record: threads the
- * round already took past thread cur wait at the barrier, the others run from where their
- * record says (thread cur from the yield), or start. */
+/* The same for phase mode, where every thread's state is in its spill record: threads that
+ * reached the barrier in this round wait there, those at a collective wait at it, the others
+ * run from where their record says (thread cur from the yield), or start. */
 static int jit_handoff_phases(struct worker *w, uint32_t cur)
 {
+    (void)cur;
     const struct ptx_jit_info *ji = &w->L->jit_info;
+    uint64_t round = w->jit_frame.round;
     int rc = start_threads(w, 0);
     if (rc)
         return rc;
     for (uint32_t i = 0; i < w->L->nthreads; i++) {
         struct thr *t = &w->threads[i];
-        const uint64_t *rec = &w->jit_spill[(size_t)i * (ji->nspill + 2)];
+        const uint64_t *rec = &w->jit_spill[(size_t)i * (ji->nspill + JIT_REC_HEAD)];
         if (rec[0] == JIT_SPILL_FRESH)
             continue;
         if (rec[0] == JIT_SPILL_EXITED) {
@@ -2482,36 +2487,101 @@ static int jit_handoff_phases(struct worker *w, uint32_t cur)
             continue;
         }
         for (uint32_t k = 0; k < ji->nspill; k++)
-            t->regs[ji->spill[k]] = rec[2 + k];
-        if (rec[0] == JIT_SPILL_BAR && i < cur) { /* at the barrier before pc */
-            t->pc = (uint32_t)rec[1] - 1;
+            t->regs[ji->spill[k]] = rec[JIT_REC_HEAD + k];
+        t->pc = (uint32_t)rec[1];
+        if (rec[0] == JIT_SPILL_BAR && rec[2] == round) { /* at the barrier before pc */
+            t->pc--;
             t->bar_id = 0;
             t->bar_count = 0;
             t->state = TS_BAR;
-        } else {
-            t->pc = (uint32_t)rec[1];
+        } else if (rec[0] == JIT_SPILL_COLL) {
+            t->state = TS_COLL;
         }
     }
     return 0;
 }
 
-/* Phase mode's spill records, one per thread, within the host thread's share of the launch
- * budget (else the block runs in the interpreter). */
+/* Phase mode: the collectives the lanes of a warp wait at, resolved by resolve_group on
+ * stand-in register files (the operands from the lanes' records, the results back to them),
+ * groups of lanes at the same instruction in lane order, as run_block does. */
+static uint64_t jit_coll(struct jit_frame *f, uint32_t warp)
+{
+    struct worker *w = f->w;
+    struct launch_ctx *L = w->L;
+    const struct ptx_jit_info *ji = &L->jit_info;
+    const struct pfunc *fn = L->kfn;
+    size_t stride = ji->nspill + JIT_REC_HEAD;
+    uint32_t base = warp * 32, pending = 0;
+    uint64_t *saved[32];
+    for (uint32_t l = 0; l < 32 && base + l < L->nthreads; l++)
+        if (w->jit_spill[(base + l) * stride] == JIT_SPILL_COLL)
+            pending |= 1u << l;
+    while (pending) {
+        uint32_t l0 = (uint32_t)__builtin_ctz(pending), group = 0;
+        uint64_t pc = w->jit_spill[(base + l0) * stride + 1];
+        for (uint32_t l = l0; l < 32; l++)
+            if (((pending >> l) & 1) && w->jit_spill[(base + l) * stride + 1] == pc)
+                group |= 1u << l;
+        pending &= ~group;
+        const struct pins *in = &fn->code[pc];
+        for (uint32_t l = 0; l < 32; l++) {
+            if (!((group >> l) & 1))
+                continue;
+            struct thr *t = &w->threads[base + l];
+            const uint64_t *rec = &w->jit_spill[(base + l) * stride];
+            saved[l] = t->regs;
+            t->regs = &w->jit_lregs[(size_t)l * fn->nregs];
+            for (unsigned j = 0; j < 5; j++) {
+                int32_t r = in->s[j];
+                if (r >= 0)
+                    t->regs[r] = ji->slot_of[r] >= 0 ? rec[JIT_REC_HEAD + ji->slot_of[r]]
+                                                     : fn->reg_init[r];
+            }
+            t->fn = fn;
+            t->pc = (uint32_t)pc;
+            t->state = TS_COLL;
+        }
+        int rc = resolve_group(w, warp, group);
+        for (uint32_t l = 0; l < 32; l++) {
+            if (!((group >> l) & 1))
+                continue;
+            struct thr *t = &w->threads[base + l];
+            uint64_t *rec = &w->jit_spill[(base + l) * stride];
+            for (unsigned j = 0; j < 4; j++) {
+                int32_t r = in->d[j];
+                if (r >= 0 && ji->slot_of[r] >= 0)
+                    rec[JIT_REC_HEAD + ji->slot_of[r]] = t->regs[r];
+            }
+            rec[0] = JIT_SPILL_RUN;
+            rec[1] = pc + 1;
+            t->regs = saved[l];
+        }
+        if (rc)
+            return 1;
+    }
+    return 0;
+}
+
+/* Phase mode's spill records, one per thread, and 32 stand-in register files for the
+ * collectives, within the host thread's share of the launch budget (else the block runs in
+ * the interpreter). */
 static int jit_spill_records(struct worker *w, struct jit_frame *f)
 {
     struct launch_ctx *L = w->L;
-    size_t n = (size_t)L->nthreads * (L->jit_info.nspill + 2);
-    if (n * sizeof(uint64_t) > L->allow)
+    size_t stride = L->jit_info.nspill + JIT_REC_HEAD;
+    size_t n = (size_t)L->nthreads * stride, nl = (size_t)32 * L->kfn->nregs;
+    if ((n + nl) * sizeof(uint64_t) > L->allow)
         return -1;
-    if (w->jit_spill_cap < n) {
-        uint64_t *p = realloc(w->jit_spill, n * sizeof(uint64_t));
+    if (w->jit_spill_cap < n + nl) {
+        uint64_t *p = realloc(w->jit_spill, (n + nl) * sizeof(uint64_t));
         if (!p)
             return -1;
         w->jit_spill = p;
-        w->jit_spill_cap = n;
+        w->jit_spill_cap = n + nl;
     }
+    w->jit_lregs = w->jit_spill + n;
     for (uint32_t i = 0; i < L->nthreads; i++)
-        w->jit_spill[(size_t)i * (L->jit_info.nspill + 2)] = JIT_SPILL_FRESH;
+        w->jit_spill[(size_t)i * stride] = JIT_SPILL_FRESH;
     f->spill = w->jit_spill;
     return 0;
 }

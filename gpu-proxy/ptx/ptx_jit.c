@@ -33,6 +33,7 @@ struct jit_kernel {
     int mode;          /* JIT_THREAD, JIT_BLOCK, JIT_PHASES */
     ptx_jit_fn fn;
     int32_t *spill;    /* JIT_PHASES: the registers a thread's spill record holds */
+    int32_t *slot_of;  /* and the inverse map */
     uint32_t nspill;
 };
 
@@ -69,6 +70,7 @@ struct cg {
     int32_t *spill;           /* phase mode: registers kept across a barrier or a yield */
     uint32_t nspill;
     LLVMValueRef sp, waiting; /* phase mode: allocas: the thread's spill record, a barrier */
+    LLVMValueRef coll, round; /* phase mode: a lane of the warp waits at a collective; round */
     unsigned gaccess;         /* global accesses emitted so far */
 };
 
@@ -854,7 +856,7 @@ static LLVMValueRef spill_slot(struct cg *c, uint64_t k)
 static void spill_out(struct cg *c, uint64_t state, uint32_t pc)
 {
     for (uint32_t k = 0; k < c->nspill; k++)
-        LLVMBuildStore(c->b, rd(c, c->spill[k]), spill_slot(c, 2 + k));
+        LLVMBuildStore(c->b, rd(c, c->spill[k]), spill_slot(c, JIT_REC_HEAD + k));
     LLVMBuildStore(c->b, k64(c, pc), spill_slot(c, 1));
     LLVMBuildStore(c->b, k64(c, state), spill_slot(c, 0));
 }
@@ -862,7 +864,7 @@ static void spill_out(struct cg *c, uint64_t state, uint32_t pc)
 static void spill_in(struct cg *c)
 {
     for (uint32_t k = 0; k < c->nspill; k++)
-        LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->i64, spill_slot(c, 2 + k), ""),
+        LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->i64, spill_slot(c, JIT_REC_HEAD + k), ""),
                        c->ra[c->spill[k]]);
 }
 
@@ -880,8 +882,29 @@ static void emit_exit(struct cg *c, uint32_t pc)
 static void emit_phase_bar(struct cg *c, uint32_t pc)
 {
     spill_out(c, JIT_SPILL_BAR, pc + 1);
+    LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->i64, c->round, ""), spill_slot(c, 2));
     LLVMBuildStore(c->b, LLVMConstInt(c->i1, 1, 0), c->waiting);
     LLVMBuildBr(c->b, c->next_thread);
+}
+
+/* Phase mode: the lane waits at a warp collective, resolved (by the interpreter's code, on
+ * the lanes' records) when every lane of its warp has stopped. */
+static void emit_phase_coll(struct cg *c, uint32_t pc)
+{
+    spill_out(c, JIT_SPILL_COLL, pc);
+    LLVMBuildStore(c->b, LLVMConstInt(c->i1, 1, 0), c->coll);
+    LLVMBuildBr(c->b, c->next_thread);
+}
+
+static int collective(const struct pins *in)
+{
+    switch (in->op) {
+    case OP_shfl: case OP_vote: case OP_redux: case OP_activemask: case OP_warpsync:
+    case OP_match:
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 static void emit_ins(struct cg *c, uint32_t pc)
@@ -904,6 +927,8 @@ static void emit_ins(struct cg *c, uint32_t pc)
         emit_exit(c, pc);
     } else if (in->op == OP_bar && c->block_mode == JIT_PHASES) {
         emit_phase_bar(c, pc);
+    } else if (collective(in) && c->block_mode == JIT_PHASES) {
+        emit_phase_coll(c, pc);
     } else if (in->op == OP_bar && in->mod2 == 0) {
         LLVMValueRef id = LLVMBuildAnd(c->b, rd(c, in->s[0]), k64(c, 15), "");
         LLVMBuildStore(c->b, id, frame_at(c, FOFF(bar_id), c->i64));
@@ -950,6 +975,21 @@ static int plain_barrier(const struct pfunc *f, const struct pins *in, const uin
            !w[in->s[0]] && f->reg_init[in->s[0]] == 0;
 }
 
+/* A warp collective phase mode hands to the interpreter's code: its operands are registers
+ * the code writes, or constants (the lanes' records hold the first). */
+static int phase_collective(const struct pins *in, const uint8_t *w)
+{
+    if (!collective(in))
+        return 0;
+    for (unsigned j = 0; j < 5; j++)
+        if (in->s[j] >= 0 && w[in->s[j]] > 1)
+            return 0;
+    for (unsigned j = 0; j < 4; j++)
+        if (in->d[j] >= 0 && w[in->d[j]] != 1)
+            return 0;
+    return in->guard < 0 || w[in->guard] <= 1;
+}
+
 /* Why the kernel stays in the interpreter, or NULL; *mode: how its translation runs. */
 static const char *refusal(const struct pfunc *f, int *mode)
 {
@@ -963,7 +1003,7 @@ static const char *refusal(const struct pfunc *f, int *mode)
             free(w);
             return "calls";
         }
-        if (plain_barrier(f, in, w))
+        if (plain_barrier(f, in, w) || phase_collective(in, w))
             barriers = 1;
         else if (blocking(in) || in->op == OP_bar || in->op == OP_movlocal ||
                  in->op == OP_clock || in->space == SP_LOCAL || (in->flags & F_ALOCAL))
@@ -1084,20 +1124,27 @@ static void emit_thread_regs(struct cg *c, const uint8_t *w, LLVMValueRef *tid, 
     }
 }
 
-/* Phase mode: the thread's spill record says whether it starts, resumes after the barrier
- * (at the pc it recorded) or has exited. */
+/* Phase mode: the thread's spill record says whether it starts, resumes (after a barrier of
+ * an earlier round, or a resolved collective: at the pc it records), waits or has exited. */
 static void emit_phase_dispatch(struct cg *c, const uint8_t *w, LLVMValueRef *tid)
 {
     const struct pfunc *f = c->pf;
     LLVMValueRef sp = frame_ld(c, FOFF(spill), c->p64);
     LLVMValueRef idx = LLVMBuildMul(c->b, LLVMBuildLoad2(c->b, c->i64, c->lin, ""),
-                                    k64(c, c->nspill + 2), "");
+                                    k64(c, c->nspill + JIT_REC_HEAD), "");
     LLVMBuildStore(c->b, LLVMBuildInBoundsGEP2(c->b, c->i64, sp, &idx, 1, ""), c->sp);
     LLVMValueRef st = LLVMBuildLoad2(c->b, c->i64, spill_slot(c, 0), "");
     LLVMBasicBlockRef fresh = new_bb(c, "fresh"), resume = new_bb(c, "resume");
-    LLVMValueRef sw = LLVMBuildSwitch(c->b, st, c->next_thread, 2);
+    LLVMBasicBlockRef at_bar = new_bb(c, "at_barrier");
+    LLVMValueRef sw = LLVMBuildSwitch(c->b, st, c->next_thread, 3);
     LLVMAddCase(sw, k64(c, JIT_SPILL_FRESH), fresh);
-    LLVMAddCase(sw, k64(c, JIT_SPILL_BAR), resume);
+    LLVMAddCase(sw, k64(c, JIT_SPILL_BAR), at_bar);
+    LLVMAddCase(sw, k64(c, JIT_SPILL_RUN), resume);
+    LLVMPositionBuilderAtEnd(c->b, at_bar); /* released unless it arrived in this round */
+    LLVMValueRef arrived = LLVMBuildLoad2(c->b, c->i64, spill_slot(c, 2), "");
+    LLVMValueRef now = LLVMBuildLoad2(c->b, c->i64, c->round, "");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, arrived, now, ""), resume,
+                    c->next_thread);
     LLVMPositionBuilderAtEnd(c->b, fresh);
     emit_thread_regs(c, w, tid, 1);
     LLVMBuildBr(c->b, c->bb[0]);
@@ -1107,41 +1154,94 @@ static void emit_phase_dispatch(struct cg *c, const uint8_t *w, LLVMValueRef *ti
     LLVMBasicBlockRef lost = new_bb(c, "lost");
     unsigned n = 0;
     for (uint32_t i = 0; i < f->ncode; i++)
-        n += f->code[i].op == OP_bar;
+        n += f->code[i].op == OP_bar || collective(&f->code[i]);
     LLVMValueRef pw = LLVMBuildSwitch(c->b, LLVMBuildLoad2(c->b, c->i64, spill_slot(c, 1), ""),
                                       lost, n);
     for (uint32_t i = 0; i < f->ncode; i++)
-        if (f->code[i].op == OP_bar)
+        if (f->code[i].op == OP_bar || collective(&f->code[i]))
             LLVMAddCase(pw, k64(c, i + 1), c->bb[i + 1]);
     LLVMPositionBuilderAtEnd(c->b, lost); /* cannot happen: only the code writes records */
     exit_to(c, JIT_STOP, 0, 0);
 }
 
+/* tid of linear thread index l (at the start of a warp) */
+static void split_tid(struct cg *c, LLVMValueRef l, LLVMValueRef *ntid, LLVMValueRef *tid)
+{
+    LLVMValueRef xy = LLVMBuildMul(c->b, ntid[0], ntid[1], "");
+    LLVMBuildStore(c->b, LLVMBuildURem(c->b, l, ntid[0], ""), tid[0]);
+    LLVMBuildStore(c->b, LLVMBuildURem(c->b, LLVMBuildUDiv(c->b, l, ntid[0], ""), ntid[1], ""),
+                   tid[1]);
+    LLVMBuildStore(c->b, LLVMBuildUDiv(c->b, l, xy, ""), tid[2]);
+}
+
+/* Phase mode, after the lanes of a warp: resolve its collectives and run it again, or go on
+ * to the next warp; after the last warp, another round while threads wait at the barrier. */
+static void emit_warp_end(struct cg *c, LLVMValueRef wbase, LLVMValueRef nthreads,
+                          LLVMBasicBlockRef warp_start, LLVMBasicBlockRef round,
+                          LLVMBasicBlockRef done)
+{
+    LLVMBasicBlockRef resolve = new_bb(c, "resolve_warp"), next = new_bb(c, "next_warp");
+    LLVMBasicBlockRef again = new_bb(c, "warp_again"), end = new_bb(c, "round_end");
+    LLVMBuildCondBr(c->b, LLVMBuildLoad2(c->b, c->i1, c->coll, ""), resolve, next);
+    LLVMPositionBuilderAtEnd(c->b, resolve);
+    LLVMValueRef wb = LLVMBuildLoad2(c->b, c->i64, wbase, "");
+    LLVMTypeRef pt[2] = {c->p8, c->i32};
+    LLVMValueRef args[2] = {c->frame, LLVMBuildTrunc(c->b, LLVMBuildLShr(c->b, wb, k64(c, 5), ""),
+                                                     c->i32, "")};
+    LLVMValueRef r = helper(c, (void *)c->h->coll, c->i64, pt, 2, args);
+    stop_if(c, r, 0, again);
+    LLVMPositionBuilderAtEnd(c->b, again);
+    LLVMBuildBr(c->b, warp_start);
+    LLVMPositionBuilderAtEnd(c->b, next);
+    LLVMValueRef nb = LLVMBuildAdd(c->b, LLVMBuildLoad2(c->b, c->i64, wbase, ""), k64(c, 32), "");
+    LLVMBuildStore(c->b, nb, wbase);
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, nb, nthreads, ""), warp_start, end);
+    LLVMPositionBuilderAtEnd(c->b, end);
+    LLVMBasicBlockRef more = new_bb(c, "next_round");
+    LLVMBuildCondBr(c->b, LLVMBuildLoad2(c->b, c->i1, c->waiting, ""), more, done);
+    LLVMPositionBuilderAtEnd(c->b, more);
+    LLVMBuildStore(c->b, LLVMBuildAdd(c->b, LLVMBuildLoad2(c->b, c->i64, c->round, ""),
+                                      k64(c, 1), ""), c->round);
+    LLVMBuildBr(c->b, round);
+}
+
 /* Block modes: a loop over the block's threads, x fastest, then y, then z; in phase mode,
- * rounds of it until no thread waits at the barrier. */
+ * warp by warp (a warp again after its collectives are resolved), in rounds until no thread
+ * waits at the barrier. */
 static void emit_thread_loop(struct cg *c, const uint8_t *w)
 {
+    int phases = c->block_mode == JIT_PHASES;
     LLVMValueRef tid[3];
     for (int i = 0; i < 3; i++)
         tid[i] = LLVMBuildAlloca(c->b, c->i64, "tid");
     c->sp = LLVMBuildAlloca(c->b, c->p64, "sp");
     c->waiting = LLVMBuildAlloca(c->b, c->i1, "waiting");
+    c->coll = LLVMBuildAlloca(c->b, c->i1, "coll");
+    c->round = LLVMBuildAlloca(c->b, c->i64, "round");
+    LLVMValueRef wbase = LLVMBuildAlloca(c->b, c->i64, "warp_base");
     LLVMValueRef ntid[3];
     for (int i = 0; i < 3; i++)
         ntid[i] = frame_ld(c, FOFF(ntid) + 8 * (size_t)i, c->i64);
     LLVMValueRef nthreads = frame_ld(c, FOFF(nthreads), c->i64);
-    LLVMBasicBlockRef round = new_bb(c, "round"), start = new_bb(c, "thread");
-    LLVMBasicBlockRef done = new_bb(c, "block_done");
+    LLVMBasicBlockRef round = new_bb(c, "round"), warp_start = new_bb(c, "warp");
+    LLVMBasicBlockRef start = new_bb(c, "thread"), done = new_bb(c, "block_done");
     c->next_thread = new_bb(c, "next_thread");
+    LLVMBuildStore(c->b, k64(c, 0), c->round);
     LLVMBuildBr(c->b, round);
     LLVMPositionBuilderAtEnd(c->b, round);
-    for (int i = 0; i < 3; i++)
-        LLVMBuildStore(c->b, k64(c, 0), tid[i]);
-    LLVMBuildStore(c->b, k64(c, 0), c->lin);
+    LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->i64, c->round, ""),
+                   frame_at(c, FOFF(round), c->i64));
+    LLVMBuildStore(c->b, k64(c, 0), wbase);
     LLVMBuildStore(c->b, LLVMConstInt(c->i1, 0, 0), c->waiting);
+    LLVMBuildBr(c->b, warp_start);
+    LLVMPositionBuilderAtEnd(c->b, warp_start);
+    LLVMValueRef wb = LLVMBuildLoad2(c->b, c->i64, wbase, "");
+    LLVMBuildStore(c->b, wb, c->lin);
+    split_tid(c, wb, ntid, tid);
+    LLVMBuildStore(c->b, LLVMConstInt(c->i1, 0, 0), c->coll);
     LLVMBuildBr(c->b, start);
     LLVMPositionBuilderAtEnd(c->b, start);
-    if (c->block_mode == JIT_PHASES) {
+    if (phases) {
         emit_phase_dispatch(c, w, tid);
     } else {
         emit_thread_regs(c, w, tid, 1);
@@ -1158,12 +1258,23 @@ static void emit_thread_loop(struct cg *c, const uint8_t *w)
         LLVMBuildStore(c->b, LLVMBuildSelect(c->b, wrap, k64(c, 0), inc, ""), tid[i]);
         carry = LLVMBuildAnd(c->b, carry, wrap, "");
     }
-    LLVMBasicBlockRef more = new_bb(c, "more"), end = new_bb(c, "round_end");
-    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, l, nthreads, ""), more, end);
+    /* block mode: one warp of all the threads; phase mode: warps of 32 */
+    LLVMValueRef lim = nthreads;
+    if (phases) {
+        LLVMValueRef e = LLVMBuildAdd(c->b, LLVMBuildLoad2(c->b, c->i64, wbase, ""), k64(c, 32),
+                                      "");
+        lim = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntULT, e, nthreads, ""), e,
+                              nthreads, "");
+    }
+    LLVMBasicBlockRef more = new_bb(c, "more"), wend = new_bb(c, "warp_end");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, l, lim, ""), more, wend);
     LLVMPositionBuilderAtEnd(c->b, more);
     poll_point(c, UINT32_MAX, start);
-    LLVMPositionBuilderAtEnd(c->b, end);
-    LLVMBuildCondBr(c->b, LLVMBuildLoad2(c->b, c->i1, c->waiting, ""), round, done);
+    LLVMPositionBuilderAtEnd(c->b, wend);
+    if (phases)
+        emit_warp_end(c, wbase, nthreads, warp_start, round, done);
+    else
+        LLVMBuildBr(c->b, done);
     LLVMPositionBuilderAtEnd(c->b, done);
     exit_to(c, JIT_EXIT, 0, 0);
 }
@@ -1180,11 +1291,13 @@ static int spill_set(struct cg *c, const uint8_t *w)
         int keep = 0;
         for (uint32_t i = 0; i < f->ncode && !keep && w[r] == 1; i++) {
             const struct pins *in = &f->code[i];
-            uint32_t at = in->op == OP_bar ? i + 1
+            uint32_t at = in->op == OP_bar || collective(in) ? i + 1
                         : in->op == OP_bra && (uint32_t)in->target <= i ? (uint32_t)in->target
                         : UINT32_MAX;
             if (at != UINT32_MAX)
                 keep = (c->live[(size_t)at * c->lwords + r / 64] >> (r % 64)) & 1;
+            if (collective(in)) /* its operands, read from the records */
+                keep |= (c->live[(size_t)i * c->lwords + r / 64] >> (r % 64)) & 1;
         }
         if (keep)
             c->spill[c->nspill++] = (int32_t)r;
@@ -1390,6 +1503,15 @@ static ptx_jit_fn compile(struct ptx_jit *jit, const struct pfunc *f, uint32_t f
     free(c.live);
     k->spill = c.spill;
     k->nspill = c.nspill;
+    if (c.spill && !rc) {
+        k->slot_of = malloc((f->nregs ? f->nregs : 1) * sizeof(int32_t));
+        if (!k->slot_of)
+            rc = -1;
+        for (uint32_t r = 0; k->slot_of && r < f->nregs; r++)
+            k->slot_of[r] = -1;
+        for (uint32_t i = 0; k->slot_of && i < c.nspill; i++)
+            k->slot_of[c.spill[i]] = (int32_t)i;
+    }
     ptx_jit_fn fn = NULL;
     if (rc) {
         *why = strdup("out of host memory");
@@ -1492,6 +1614,7 @@ ptx_jit_fn ptx_jit_get(struct ptx_program *p, uint32_t func, const struct ptx_ji
         info->mode = k->mode;
         info->nspill = k->nspill;
         info->spill = k->spill;
+        info->slot_of = k->slot_of;
     }
     pthread_mutex_unlock(&g_jit_lock);
     free(why);
@@ -1509,8 +1632,10 @@ void ptx_jit_free(struct ptx_program *p)
         fprintf(stderr, "ptx: freeing a module's translations: %s\n", m);
         free(m);
     }
-    for (uint32_t i = 0; i < p->nfuncs; i++)
+    for (uint32_t i = 0; i < p->nfuncs; i++) {
         free(j->k[i].spill);
+        free(j->k[i].slot_of);
+    }
     free(j->k);
     free(j);
     p->jit = NULL;

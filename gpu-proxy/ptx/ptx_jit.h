@@ -33,7 +33,8 @@ struct jit_frame {
     uint64_t ntid[3], ctaid[3], nctaid[3];
     uint64_t dynsmem, totalsmem, dynbase;
     uint64_t bar_id, bar_count; /* out, JIT_BAR: the barrier and the thread count it named */
-    uint64_t *spill;        /* phase mode: per thread, JIT_SPILL_* then the spilled registers */
+    uint64_t *spill;        /* phase mode: per thread, a record (JIT_REC_HEAD, registers) */
+    uint64_t round;         /* phase mode: the current round (barrier phase) */
     void *w, *t;            /* the interpreter's worker and thread */
 };
 
@@ -54,6 +55,8 @@ struct ptx_jit_helpers {
                     uint32_t space);
     /* `count` more instructions ran: polls the launch and sets f->budget */
     uint64_t (*poll)(struct jit_frame *f, uint32_t pc, uint64_t count);
+    /* phase mode: resolves the warp collectives the lanes of warp `warp` wait at */
+    uint64_t (*coll)(struct jit_frame *f, uint32_t warp);
 };
 
 typedef uint64_t (*ptx_jit_fn)(struct jit_frame *f, uint32_t pc);
@@ -65,19 +68,26 @@ enum {
     JIT_PHASES = 2, /* every thread of the block up to each __syncthreads, round after round */
 };
 
-/* Phase mode: a thread's spill record is f->spill[lin * (nspill + 2) ...]: its state, its
- * resume pc, then the registers spill[0..nspill) (those live where a thread resumes). */
-enum { JIT_SPILL_FRESH = 0, JIT_SPILL_EXITED = 1, JIT_SPILL_RUN = 2, JIT_SPILL_BAR = 3 };
+/* Phase mode: a thread's spill record is f->spill[lin * (nspill + JIT_REC_HEAD) ...]: its
+ * state, its pc (BAR: after the barrier; COLL: the collective; RUN: where it goes on), the
+ * round it reached a barrier in, then the registers spill[0..nspill) (those live where a
+ * thread stops or resumes). */
+enum {
+    JIT_SPILL_FRESH = 0, JIT_SPILL_EXITED = 1, JIT_SPILL_RUN = 2, JIT_SPILL_BAR = 3,
+    JIT_SPILL_COLL = 4,
+};
+#define JIT_REC_HEAD 3
 
 struct ptx_jit_info {
     int mode;
     uint32_t nspill;
-    const int32_t *spill;
+    const int32_t *spill;   /* the registers of a record */
+    const int32_t *slot_of; /* per register: its index in spill, or -1 */
 };
 
 /* Translation of function `func` of p (an .entry), compiled at the first call; *info says how
- * it runs (block modes need no barrier other than a plain bar.sync 0, no warp collective, no
- * local memory). NULL: run the kernel in the interpreter (translator off, or the kernel uses
+ * it runs (block modes need no barrier other than a plain bar.sync 0, no lockstep access or
+ * bar.red, no local memory; phase mode takes warp collectives). NULL: run the kernel in the interpreter (translator off, or the kernel uses
  * what it does not translate; logged once per kernel). Thread-safe. */
 ptx_jit_fn ptx_jit_get(struct ptx_program *p, uint32_t func, const struct ptx_jit_helpers *h,
                        struct ptx_jit_info *info);
