@@ -1489,7 +1489,7 @@ static ptx_jit_fn compile(struct ptx_jit *jit, const struct pfunc *f, uint32_t f
     LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
     struct cg c = {0};
     c.cx = LLVMOrcThreadSafeContextGetContext(tsc);
-    c.mod = LLVMModuleCreateWithNameInContext(name, c.cx);
+    c.mod = LLVMModuleCreateWithNameInContext(f->name, c.cx); /* named in PTX_JIT_DUMP */
     c.b = LLVMCreateBuilderInContext(c.cx);
     c.pf = f;
     c.h = h;
