@@ -1,6 +1,7 @@
 /* ptx_exec.c - runs a parsed kernel over a grid on the host: blocks are shared out among host
  * threads; the threads of a block are interpreter states run round-robin until they reach a
- * barrier or a warp-collective instruction, which is then resolved for the block or warp. */
+ * barrier or a warp-collective instruction, which is then resolved for the block or warp.
+ * Kernels the translator compiled (ptx_jit.c) run its code instead, with the helpers below. */
 #include "ptx_internal.h"
 #include "ptx_jit.h"
 

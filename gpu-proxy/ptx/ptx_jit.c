@@ -3,8 +3,8 @@
  * thread states: registers live in SSA values between the points where it hands back, every
  * memory access is range-checked against the block's areas or a resolved allocation of the
  * zone, and what it does not translate is executed by the interpreter, one instruction at a
- * time (helpers in ptx_exec.c). Threads are translated one at a time (a loop over the block's
- * threads in block mode), not warp-wide. */
+ * time (helpers in ptx_exec.c). Threads run one at a time, not warp-wide: a loop over the
+ * block's threads (block and phase modes) or one call per thread (per-thread mode). */
 #include "ptx_jit.h"
 
 #include <llvm-c/Core.h>
