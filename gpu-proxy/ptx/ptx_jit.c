@@ -990,9 +990,16 @@ static int phase_collective(const struct pins *in, const uint8_t *w)
     return in->guard < 0 || w[in->guard] <= 1;
 }
 
+/* Kernels longer than this stay in the interpreter: LLVM's time and memory grow with the
+ * code (a few tenths of a CPU second for the hundred-odd instructions of a tiled matmul, whose
+ * unrolled shared-memory accesses each carry a check) and nothing interrupts a compilation. */
+#define JIT_MAX_INSTRUCTIONS 20000u
+
 /* Why the kernel stays in the interpreter, or NULL; *mode: how its translation runs. */
 static const char *refusal(const struct pfunc *f, int *mode)
 {
+    if (f->ncode > JIT_MAX_INSTRUCTIONS)
+        return "more than 20000 instructions";
     int block = f->local_bytes == 0, barriers = 0;
     uint8_t *w = written_regs(f);
     if (!w)
