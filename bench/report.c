@@ -248,6 +248,7 @@ static const char *fig_title(int fig)
     case 6: return "6. Scaling: zones (separate processes) in one proxy, mixed calls";
     case 7: return "7. Real GPU: remoted (gpu_proxy --backend cuda) / native";
     case 8: return "8. Worker processes: a new zone's first call, and after its worker is killed";
+    case 9: return "9. Simulated GPU (gpu-proxy/ptx), one host thread: PTX translated / interpreted vs plain C";
     default: return "other";
     }
 }

@@ -81,5 +81,13 @@ else
         "$why" >> "$records"
 fi
 
+echo "bench: figure 9: the simulated GPU (PTX translated and interpreted) vs plain C" >&2
+if make --no-print-directory -C "$here" -f sim.mk > "$results/build-sim.log" 2>&1; then
+    timed 9 sim_bench "$here/sim_bench" "$here/sim_kernels.ptx" \
+        || echo "bench: sim_bench reported incomplete figures (see above)" >&2
+else
+    missing sim 9 "simulated GPU vs plain C" "sim_bench did not build (log: bench/results/build-sim.log)"
+fi
+
 "$here/bench_report" "$records" "$results/latest.json" || status=1
 exit $status

@@ -171,6 +171,12 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
 
 /* Instructions executed since start-up, all launches together (for benchmarks). */
 uint64_t ptx_instructions_executed(void);
+/* Launches that ran translated code (see ptx_jit.c; PTX_JIT=0 in the environment turns the
+ * translator off), all launches together. */
+uint64_t ptx_launches_translated(void);
+/* Later launches use the translator (on != 0; the default unless PTX_JIT=0 is in the
+ * environment) or run every kernel in the interpreter (0). */
+void ptx_set_translator(int on);
 
 /* Device printf: the text of each vprintf call goes to sink (called from the launch's host
  * threads, one call at a time); NULL restores the default, which writes "[kernel NAME] text"

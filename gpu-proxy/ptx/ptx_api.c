@@ -2,6 +2,7 @@
  * variables and their binding to device addresses. Loading is in ptx_image.c, execution in
  * ptx_exec.c. */
 #include "ptx_internal.h"
+#include "ptx_jit.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@ void ptx_program_free(struct ptx_program *p)
 {
     if (!p)
         return;
+    ptx_jit_free(p);
     ptx_program_clear(p);
     free(p);
 }

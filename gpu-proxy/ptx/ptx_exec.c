@@ -1,7 +1,9 @@
 /* ptx_exec.c - runs a parsed kernel over a grid on the host: blocks are shared out among host
  * threads; the threads of a block are interpreter states run round-robin until they reach a
- * barrier or a warp-collective instruction, which is then resolved for the block or warp. */
+ * barrier or a warp-collective instruction, which is then resolved for the block or warp.
+ * Kernels the translator compiled (ptx_jit.c) run its code instead, with the helpers below. */
 #include "ptx_internal.h"
+#include "ptx_jit.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -96,6 +98,9 @@ struct launch_ctx {
     unsigned pending;      /* pool helpers still running (under lock) */
     int code;
     char err[320];
+    ptx_jit_fn jit;        /* the kernel's translation, or NULL: interpreted */
+    int jit_block;         /* the translation runs whole blocks (JIT_BLOCK, JIT_PHASES) */
+    struct ptx_jit_info jit_info;
 };
 
 /* A host thread keeps its thread states and shared buffer between launches, so a stream of
@@ -125,10 +130,20 @@ struct worker {
     uint32_t ctaid[3];
     uint32_t arrived[16]; /* bar.arrive arrivals not yet consumed, per barrier */
     uint64_t call_bytes;  /* stack bytes the block's calls have taken so far */
+    int single;           /* run_thread executes one instruction (for translated code) */
+    struct jit_gslot jit_gc[JIT_GSLOTS]; /* allocations translated code reaches directly */
+    unsigned jit_gnext;
+    uint64_t jit_slice;   /* instructions translated code ran since the thread was scheduled */
+    uint64_t jit_lin;     /* block mode: the thread jit_slice counts for */
+    struct jit_frame jit_frame;
+    uint64_t *jit_spill;  /* phase mode: the threads' spill records (freed by worker_run) */
+    size_t jit_spill_cap;
+    uint64_t *jit_lregs;  /* phase mode: stand-in register files of a warp (in jit_spill) */
 };
 
 static _Atomic uint64_t g_icount;
 static _Atomic uint64_t g_watchdog;
+static _Atomic uint64_t g_translated;
 
 static void default_printf_sink(void *ctx, const char *kernel, const char *text)
 {
@@ -152,6 +167,11 @@ void ptx_set_printf_sink(void (*sink)(void *ctx, const char *kernel, const char 
 void ptx_set_watchdog(uint64_t max_instructions)
 {
     atomic_store(&g_watchdog, max_instructions);
+}
+
+uint64_t ptx_launches_translated(void)
+{
+    return atomic_load(&g_translated);
 }
 
 uint64_t ptx_instructions_executed(void)
@@ -1385,6 +1405,10 @@ static int run_thread(struct worker *w, struct thr *t)
 #define D(i, v) do { int32_t _d = in->d[i]; if (_d >= 0) regs[_d] = (v); } while (0)
     for (;;) {
         const struct pins *in = &code[pc];
+        if (__builtin_expect(w->single, 0) && count) { /* a step for translated code */
+            t->pc = pc;
+            goto out;
+        }
         count++;
         if (in->guard >= 0 && (int)(regs[in->guard] & 1) == (int)in->gneg) {
             pc++;
@@ -2265,16 +2289,151 @@ static int resolve_group(struct worker *w, uint32_t warp, uint32_t group)
     return 0;
 }
 
-static int run_block(struct worker *w)
+/* ---- translated code (ptx_jit.c) ------------------------------------------------------ */
+
+/* The frame translated code runs with: the block's fields, set when the block starts. */
+static void jit_frame_block(struct worker *w)
 {
     struct launch_ctx *L = w->L;
-    uint32_t n = L->nthreads;
     const struct ptx_launch *l = L->l;
-    memset(w->shared, 0, L->shared_size);
-    memset(w->arrived, 0, sizeof(w->arrived));
-    charge(w, L->shared_size >> CHARGE_SHIFT);
-    w->call_bytes = 0;
-    for (uint32_t i = 0; i < n; i++) {
+    struct jit_frame *f = &w->jit_frame;
+    memset(f, 0, sizeof(*f));
+    f->gc = w->jit_gc;
+    f->shared = w->shared;
+    f->shared_size = L->shared_size;
+    f->param_size = L->kfn->frame_param;
+    f->nthreads = L->nthreads;
+    for (int i = 0; i < 3; i++) {
+        f->ntid[i] = l->block[i];
+        f->ctaid[i] = w->ctaid[i];
+        f->nctaid[i] = l->grid[i];
+    }
+    f->dynsmem = l->dynamic_shared;
+    f->totalsmem = L->shared_size;
+    f->dynbase = L->dyn_base;
+    f->w = w;
+}
+
+/* ... and thread t's (block mode: thread 0's, whose parameter area and register template
+ * every thread of the block shares). */
+static struct jit_frame *jit_frame_thread(struct worker *w, struct thr *t)
+{
+    struct jit_frame *f = &w->jit_frame;
+    f->regs = t->regs;
+    f->local = t->local;
+    f->local_size = t->localtop;
+    f->param = t->param;
+    f->icount = 0;
+    f->budget = w->poll_at > w->icount ? w->poll_at - w->icount : 0;
+    f->t = t;
+    return f;
+}
+
+/* In block mode one thread state stands for the thread the code is at (error messages). */
+static struct thr *jit_thr(struct jit_frame *f)
+{
+    struct worker *w = f->w;
+    struct thr *t = f->t;
+    if (w->L->jit_block) {
+        const struct ptx_launch *l = w->L->l;
+        t->linear = (uint32_t)f->lin;
+        t->tid[0] = t->linear % l->block[0];
+        t->tid[1] = (t->linear / l->block[0]) % l->block[1];
+        t->tid[2] = t->linear / (l->block[0] * l->block[1]);
+    }
+    return t;
+}
+
+static uint64_t jit_step(struct jit_frame *f, uint32_t pc)
+{
+    struct worker *w = f->w;
+    struct thr *t = jit_thr(f);
+    t->pc = pc;
+    w->single = 1;
+    int rc = run_thread(w, t);
+    w->single = 0;
+    return rc || t->state != TS_RUN || t->pc != pc + 1;
+}
+
+static uint8_t *jit_mem(struct jit_frame *f, uint32_t pc, uint64_t a, uint64_t len,
+                        uint32_t space)
+{
+    struct worker *w = f->w;
+    struct thr *t = jit_thr(f);
+    t->pc = pc;
+    uint8_t *p = mem_ptr(w, t, (int)space, a, len);
+    int global = space == SP_GLOBAL || space == SP_CONST ||
+                 (space == SP_GENERIC && a - SH_WIN >= WIN_SIZE && a - LO_WIN >= WIN_SIZE);
+    if (p && global && a - w->cbase < w->csize) { /* mem_ptr cached its allocation */
+        struct jit_gslot *s = &w->jit_gc[w->jit_gnext++ % JIT_GSLOTS];
+        s->base = w->cbase;
+        s->size = w->csize;
+        s->host = w->chost;
+    }
+    return p;
+}
+
+static uint64_t jit_poll(struct jit_frame *f, uint32_t pc, uint64_t count)
+{
+    struct worker *w = f->w;
+    struct thr *t = jit_thr(f);
+    w->icount += count;
+    if (w->jit_lin != f->lin) { /* block mode: a new thread's loop */
+        w->jit_lin = f->lin;
+        w->jit_slice = 0;
+    }
+    w->jit_slice += count;
+    if (pc != UINT32_MAX) /* else between two threads of a block */
+        t->pc = pc;
+    if (poll_launch(w, t, 0))
+        return 1;
+    f->budget = w->poll_at > w->icount ? w->poll_at - w->icount : 0;
+    /* a long loop (maybe waiting for another thread): let the others run from pc (block
+     * modes: the interpreter runs the rest of the block) */
+    return pc != UINT32_MAX && w->jit_slice >= TIME_SLICE;
+}
+
+static uint64_t jit_coll(struct jit_frame *f, uint32_t warp);
+
+static const struct ptx_jit_helpers jit_helpers = {
+    .step = jit_step, .mem = jit_mem, .poll = jit_poll, .coll = jit_coll,
+};
+
+/* Runs thread t in its translation until it exits or blocks (the interpreter when it is in
+ * a call or parked at a lockstep access). */
+static int jit_thread(struct worker *w, struct thr *t)
+{
+    struct launch_ctx *L = w->L;
+    if (t->depth != 1 || t->released)
+        return run_thread(w, t);
+    struct jit_frame *f = jit_frame_thread(w, t);
+    w->jit_slice = 0;
+    uint64_t r = L->jit(f, t->pc);
+    w->icount += f->icount;
+    switch ((unsigned)(r >> 32)) {
+    case JIT_EXIT:
+        t->state = TS_EXIT;
+        t->pc = (uint32_t)r;
+        return 0;
+    case JIT_STOP:
+        return atomic_load_explicit(&L->failed, memory_order_acquire) ? L->code : 0;
+    case JIT_BAR: /* as run_thread's OP_bar */
+        t->bar_id = (uint32_t)f->bar_id;
+        t->bar_count = (uint32_t)f->bar_count;
+        t->state = TS_BAR;
+        t->pc = (uint32_t)r;
+        return 0;
+    default:
+        t->pc = (uint32_t)r;
+        return run_thread(w, t);
+    }
+}
+
+/* Starts threads [from, n) of the block for the interpreter. */
+static int start_threads(struct worker *w, uint32_t from)
+{
+    const struct ptx_launch *l = w->L->l;
+    for (uint32_t i = from; i < w->L->nthreads; i++) {
         struct thr *t = &w->threads[i];
         t->linear = i;
         t->tid[0] = i % l->block[0];
@@ -2286,6 +2445,191 @@ static int run_block(struct worker *w)
         if (rc)
             return rc;
     }
+    return 0;
+}
+
+/* A thread of a block-mode translation looped past its time slice (it may wait for a later
+ * thread of its block): the interpreter takes over the rest of the block, that thread from
+ * where it is (its registers are in thread 0's), the threads after it from their start. */
+static int jit_handoff(struct worker *w, uint32_t cur)
+{
+    struct thr *t0 = &w->threads[0], *tc = &w->threads[cur];
+    uint32_t pc = t0->pc;
+    int rc = start_threads(w, cur == 0 ? 1 : cur);
+    if (rc)
+        return rc;
+    if (cur != 0)
+        memcpy(tc->regs, t0->regs, w->L->kfn->nregs * sizeof(uint64_t));
+    for (uint32_t i = 0; i < cur; i++)
+        w->threads[i].state = TS_EXIT;
+    tc->pc = pc;
+    tc->state = TS_RUN;
+    return 0;
+}
+
+/* The same for phase mode, where every thread's state is in its spill record: threads that
+ * reached the barrier in this round wait there, those at a collective wait at it, the others
+ * run from where their record says (thread cur from the yield), or start. */
+static int jit_handoff_phases(struct worker *w, uint32_t cur)
+{
+    (void)cur;
+    const struct ptx_jit_info *ji = &w->L->jit_info;
+    uint64_t round = w->jit_frame.round;
+    int rc = start_threads(w, 0);
+    if (rc)
+        return rc;
+    for (uint32_t i = 0; i < w->L->nthreads; i++) {
+        struct thr *t = &w->threads[i];
+        const uint64_t *rec = &w->jit_spill[(size_t)i * (ji->nspill + JIT_REC_HEAD)];
+        if (rec[0] == JIT_SPILL_FRESH)
+            continue;
+        if (rec[0] == JIT_SPILL_EXITED) {
+            t->state = TS_EXIT;
+            continue;
+        }
+        for (uint32_t k = 0; k < ji->nspill; k++)
+            t->regs[ji->spill[k]] = rec[JIT_REC_HEAD + k];
+        t->pc = (uint32_t)rec[1];
+        if (rec[0] == JIT_SPILL_BAR && rec[2] == round) { /* at the barrier before pc */
+            t->pc--;
+            t->bar_id = 0;
+            t->bar_count = 0;
+            t->state = TS_BAR;
+        } else if (rec[0] == JIT_SPILL_COLL) {
+            t->state = TS_COLL;
+        }
+    }
+    return 0;
+}
+
+/* Phase mode: the collectives the lanes of a warp wait at, resolved by resolve_group on
+ * stand-in register files (the operands from the lanes' records, the results back to them),
+ * groups of lanes at the same instruction in lane order, as run_block does. */
+static uint64_t jit_coll(struct jit_frame *f, uint32_t warp)
+{
+    struct worker *w = f->w;
+    struct launch_ctx *L = w->L;
+    const struct ptx_jit_info *ji = &L->jit_info;
+    const struct pfunc *fn = L->kfn;
+    size_t stride = ji->nspill + JIT_REC_HEAD;
+    uint32_t base = warp * 32, pending = 0;
+    uint64_t *saved[32];
+    for (uint32_t l = 0; l < 32 && base + l < L->nthreads; l++)
+        if (w->jit_spill[(base + l) * stride] == JIT_SPILL_COLL)
+            pending |= 1u << l;
+    while (pending) {
+        uint32_t l0 = (uint32_t)__builtin_ctz(pending), group = 0;
+        uint64_t pc = w->jit_spill[(base + l0) * stride + 1];
+        for (uint32_t l = l0; l < 32; l++)
+            if (((pending >> l) & 1) && w->jit_spill[(base + l) * stride + 1] == pc)
+                group |= 1u << l;
+        pending &= ~group;
+        const struct pins *in = &fn->code[pc];
+        for (uint32_t l = 0; l < 32; l++) {
+            if (!((group >> l) & 1))
+                continue;
+            struct thr *t = &w->threads[base + l];
+            const uint64_t *rec = &w->jit_spill[(base + l) * stride];
+            saved[l] = t->regs;
+            t->regs = &w->jit_lregs[(size_t)l * fn->nregs];
+            for (unsigned j = 0; j < 5; j++) {
+                int32_t r = in->s[j];
+                if (r >= 0)
+                    t->regs[r] = ji->slot_of[r] >= 0 ? rec[JIT_REC_HEAD + ji->slot_of[r]]
+                                                     : fn->reg_init[r];
+            }
+            t->fn = fn;
+            t->pc = (uint32_t)pc;
+            t->state = TS_COLL;
+        }
+        int rc = resolve_group(w, warp, group);
+        for (uint32_t l = 0; l < 32; l++) {
+            if (!((group >> l) & 1))
+                continue;
+            struct thr *t = &w->threads[base + l];
+            uint64_t *rec = &w->jit_spill[(base + l) * stride];
+            for (unsigned j = 0; j < 4; j++) {
+                int32_t r = in->d[j];
+                if (r >= 0 && ji->slot_of[r] >= 0)
+                    rec[JIT_REC_HEAD + ji->slot_of[r]] = t->regs[r];
+            }
+            rec[0] = JIT_SPILL_RUN;
+            rec[1] = pc + 1;
+            t->regs = saved[l];
+        }
+        if (rc)
+            return 1;
+    }
+    return 0;
+}
+
+/* Phase mode's spill records, one per thread, and 32 stand-in register files for the
+ * collectives, within the host thread's share of the launch budget (else the block runs in
+ * the interpreter). */
+static int jit_spill_records(struct worker *w, struct jit_frame *f)
+{
+    struct launch_ctx *L = w->L;
+    size_t stride = L->jit_info.nspill + JIT_REC_HEAD;
+    size_t n = (size_t)L->nthreads * stride, nl = (size_t)32 * L->kfn->nregs;
+    if ((n + nl) * sizeof(uint64_t) > L->allow)
+        return -1;
+    if (w->jit_spill_cap < n + nl) {
+        uint64_t *p = realloc(w->jit_spill, (n + nl) * sizeof(uint64_t));
+        if (!p)
+            return -1;
+        w->jit_spill = p;
+        w->jit_spill_cap = n + nl;
+    }
+    w->jit_lregs = w->jit_spill + n;
+    for (uint32_t i = 0; i < L->nthreads; i++)
+        w->jit_spill[(size_t)i * stride] = JIT_SPILL_FRESH;
+    f->spill = w->jit_spill;
+    return 0;
+}
+
+/* Block modes: the translation runs every thread of the block. 0: the block is done; 1: the
+ * interpreter goes on with it (jit_handoff*, or no room for spill records); else the launch
+ * error. */
+static int jit_block(struct worker *w)
+{
+    struct launch_ctx *L = w->L;
+    struct thr *t = &w->threads[0];
+    memset(t->tid, 0, sizeof(t->tid));
+    t->linear = 0;
+    int rc = thread_start(w, t);
+    if (rc)
+        return rc;
+    struct jit_frame *f = jit_frame_thread(w, t);
+    int phases = L->jit_info.mode == JIT_PHASES;
+    if (phases && jit_spill_records(w, f)) {
+        rc = start_threads(w, 0);
+        return rc ? rc : 1;
+    }
+    w->jit_lin = 0;
+    w->jit_slice = 0;
+    uint64_t r = L->jit(f, 0);
+    w->icount += f->icount;
+    if ((unsigned)(r >> 32) == JIT_EXIT)
+        return 0;
+    if (atomic_load_explicit(&L->failed, memory_order_acquire))
+        return L->code;
+    rc = phases ? jit_handoff_phases(w, (uint32_t)f->lin) : jit_handoff(w, (uint32_t)f->lin);
+    return rc ? rc : 1;
+}
+
+static int run_block(struct worker *w)
+{
+    struct launch_ctx *L = w->L;
+    uint32_t n = L->nthreads;
+    memset(w->shared, 0, L->shared_size);
+    memset(w->arrived, 0, sizeof(w->arrived));
+    charge(w, L->shared_size >> CHARGE_SHIFT);
+    w->call_bytes = 0;
+    if (L->jit)
+        jit_frame_block(w);
+    int rc0 = L->jit_block ? jit_block(w) : start_threads(w, 0);
+    if (rc0 != (L->jit_block ? 1 : 0))
+        return rc0;
     for (;;) {
         int any_run = 0;
         if (w->icount >= w->poll_at) {
@@ -2297,7 +2641,7 @@ static int run_block(struct worker *w)
             struct thr *t = &w->threads[i];
             if (t->state != TS_RUN)
                 continue;
-            int rc = run_thread(w, t);
+            int rc = L->jit && !L->jit_block ? jit_thread(w, t) : run_thread(w, t);
             if (rc || atomic_load_explicit(&L->failed, memory_order_relaxed))
                 return rc ? rc : L->code;
             if (t->state == TS_RUN) /* its time slice ended */
@@ -2408,6 +2752,8 @@ static void worker_run(struct worker *w)
         if (run_block(w))
             break;
     }
+    free(w->jit_spill);
+    w->jit_spill = NULL;
     /* a cancelled launch frees what its host threads hold */
     worker_release(w, __atomic_load_n(L->cancel, __ATOMIC_RELAXED) != 0);
 }
@@ -2934,6 +3280,11 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
             snprintf(err, errlen, "kernel %s: pthread_cond_init failed", k->name);
         return PTX_ERR_OUT_OF_MEMORY;
     }
+    L.jit = ptx_jit_get((struct ptx_program *)prog, (uint32_t)k->func, &jit_helpers,
+                        &L.jit_info);
+    L.jit_block = L.jit && L.jit_info.mode != JIT_THREAD;
+    if (L.jit)
+        atomic_fetch_add(&g_translated, 1);
     struct worker *ws = calloc(nw, sizeof(*ws));
     if (!ws) {
         rc = PTX_ERR_OUT_OF_MEMORY;

@@ -195,6 +195,8 @@ struct ptx_program {
     _Atomic int relocated;
     uint64_t elf_global_bytes; /* an image without PTX: its cubin's global sections */
     uint32_t ptx_target;       /* the PTX's ".target sm_XX": XX; 0 if none */
+    struct ptx_jit *jit;       /* translations (ptx_jit.c), made at first launch */
+    int jit_failed;            /* the translator could not start for it (logged once) */
 };
 
 /* ptx_parse.c: parses NUL-terminated PTX text into p (which starts zeroed). */

@@ -1,6 +1,7 @@
 /* fuzz_ptx.c - libFuzzer target for the PTX engine: image scanning and the PTX parser
- * (ptx_program_load) on arbitrary bytes, and the interpreter on whatever loads (every kernel
- * runs 2 blocks of 32 threads over a small memory, under the watchdog). Loading must fail
+ * (ptx_program_load) on arbitrary bytes, and the translator and the interpreter on whatever
+ * loads (every kernel runs 2 blocks of 32 threads over a small memory, under the watchdog;
+ * translated for inputs of odd length, interpreted for even ones). Loading must fail
  * cleanly or succeed and launches must end with a result code: never read out of bounds,
  * leak, hang or crash, since the PTX comes from a guest. */
 #include <stddef.h>
@@ -64,6 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ptx_set_printf_sink(quiet_sink, NULL);
         init = 1;
     }
+    ptx_set_translator(size & 1);
     char err[256];
     struct ptx_program *p = NULL;
     uint64_t global_bytes;

@@ -268,6 +268,27 @@ extern "C" __global__ void flag_wait(volatile int *flag, int *out)
         *flag = 42;
 }
 
+// flag_wait with __syncthreads around it: the translator runs such a kernel in phase mode (the
+// block's threads round after round) and must hand the block to the interpreter when thread 0
+// spins, with every thread's state (the first barrier passed, shared memory written).
+extern "C" __global__ void flag_wait_sync(volatile int *flag, int *out)
+{
+    __shared__ int s[64];
+    s[threadIdx.x] = 3 * threadIdx.x;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int spins = 0;
+        while (*flag == 0)
+            spins++;
+        out[0] = *flag + s[63];
+        out[1] = spins > 0;
+    }
+    if (threadIdx.x == blockDim.x - 1)
+        *flag = 42;
+    __syncthreads();
+    out[2 + threadIdx.x] = s[(threadIdx.x + 1) % blockDim.x] + threadIdx.x;
+}
+
 extern "C" __global__ void int_misc(const int *a, const int *b, int *out)
 {
     int i = blockIdx.x * blockDim.x + threadIdx.x;

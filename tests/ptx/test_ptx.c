@@ -1733,6 +1733,37 @@ static void test_ptx_spin_wait_in_block(void **state)
     ptx_program_free(p);
 }
 
+/* The same wait between two __syncthreads (phase mode in the translator: its hand-over of
+ * the block to the interpreter keeps every thread's registers and where it is). */
+static void test_ptx_spin_wait_between_barriers(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels2.fatbin");
+    const struct ptx_kernel *k = kern(p, "flag_wait_sync");
+    struct tmem m;
+    tm_init(&m);
+    bind_globals(p, &m);
+    uint64_t flag = tm_alloc(&m, 4), out = tm_alloc(&m, 66 * 4);
+    int *hf = tm_host(&m, flag), *ho = tm_host(&m, out);
+    *hf = 0;
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, flag);
+    PB(&pb, out);
+    ptx_set_watchdog(200000000); /* a scheduling bug must fail, not hang */
+    char err[320];
+    int rc = run(k, 1, 1, 64, 1, 0, &pb, &m, 1, err, sizeof(err));
+    ptx_set_watchdog(0);
+    if (rc)
+        fail_msg("flag_wait_sync: %s", err);
+    assert_int_equal(ho[0], 42 + 3 * 63);
+    assert_int_equal(ho[1], 1);
+    for (int i = 0; i < 64; i++)
+        assert_int_equal(ho[2 + i], 3 * ((i + 1) % 64) + i);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
 static void test_ptx_dp4a_mul24(void **state)
 {
     (void)state;
@@ -2538,6 +2569,11 @@ static void test_ptx_local_memory_limits(void **state)
     assert_non_null(strstr(err, "budget"));
     /* a budget of two and a half blocks: at most two host threads of the eight asked for,
      * each holding one block's states */
+    /* one block first: the kernel's translation (made once per module, not bounded by the
+     * launch budget) is not what this measures */
+    rc = run_local_big(k, 1, nt, 1, block_bytes * 5 / 2, &m, out, err, sizeof(err));
+    if (rc)
+        fail_msg("local_big, one block: %d %s", rc, err);
     memset(ho, 0xA5, 1 << 16);
     rss_start(&rw);
     rc = run_local_big(k, nb, nt, 8, block_bytes * 5 / 2, &m, out, err, sizeof(err));
@@ -2675,6 +2711,30 @@ static void test_ptx_cancel(void **state)
     ptx_program_free(p);
 }
 
+/* The suite runs twice (make test): with the translator (the default) and with PTX_JIT=0. In
+ * the first run the kernels above ran translated (a translator that quietly fell back to the
+ * interpreter everywhere would make that run prove nothing); ptx_set_translator(0) turns it
+ * off for later launches, and the same kernel then gives the same result interpreted. */
+static void test_ptx_translator_mode(void **state)
+{
+    (void)state;
+    const char *env = getenv("PTX_JIT");
+    int on = !(env && strcmp(env, "0") == 0);
+    uint64_t before = ptx_launches_translated();
+    print_message("translated launches so far: %llu (PTX_JIT=%s)\n",
+                  (unsigned long long)before, env ? env : "unset");
+    if (on)
+        assert_true(before > 0);
+    else
+        assert_int_equal(before, 0);
+    vector_add("kernels.fatbin");
+    assert_true(ptx_launches_translated() - before == (uint64_t)on);
+    ptx_set_translator(0);
+    vector_add("kernels.fatbin");
+    assert_true(ptx_launches_translated() - before == (uint64_t)on);
+    ptx_set_translator(on);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2715,6 +2775,7 @@ int main(void)
         cmocka_unit_test(test_ptx_cub_scan_reduce),
         cmocka_unit_test(test_ptx_legacy_warp_synchronous),
         cmocka_unit_test(test_ptx_spin_wait_in_block),
+        cmocka_unit_test(test_ptx_spin_wait_between_barriers),
         cmocka_unit_test(test_ptx_dp4a_mul24),
         cmocka_unit_test(test_ptx_redux_lop3_sm80),
         cmocka_unit_test(test_ptx_mul24_ptx_text),
@@ -2731,6 +2792,7 @@ int main(void)
         cmocka_unit_test(test_ptx_entry_param_limit),
         cmocka_unit_test(test_ptx_watchdog_counts_local_zeroing),
         cmocka_unit_test(test_ptx_cancel),
+        cmocka_unit_test(test_ptx_translator_mode), /* last: counts the launches above */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
