@@ -279,7 +279,7 @@ static inline float ftzf(float x)
     return fpclassify(x) == FP_SUBNORMAL ? copysignf(0.0f, x) : x;
 }
 
-static float half_to_float(uint16_t h)
+float ptx_f16_to_f32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h >> 15) << 31;
     uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff;
@@ -301,7 +301,7 @@ static float half_to_float(uint16_t h)
     return f;
 }
 
-static uint16_t float_to_half(float f)
+uint16_t ptx_f32_to_f16(float f)
 {
     uint32_t x;
     memcpy(&x, &f, 4);
@@ -350,12 +350,12 @@ static uint16_t float_to_bf16(float f)
 static inline float lane_to_float(uint64_t v, int sh, unsigned t)
 {
     uint16_t h = (uint16_t)(v >> sh);
-    return (t == PT_BF16 || t == PT_BF16X2) ? bf16_to_float(h) : half_to_float(h);
+    return (t == PT_BF16 || t == PT_BF16X2) ? bf16_to_float(h) : ptx_f16_to_f32(h);
 }
 
 static inline uint64_t lane_of_float(float f, int sh, unsigned t)
 {
-    return (uint64_t)((t == PT_BF16 || t == PT_BF16X2) ? float_to_bf16(f) : float_to_half(f))
+    return (uint64_t)((t == PT_BF16 || t == PT_BF16X2) ? float_to_bf16(f) : ptx_f32_to_f16(f))
            << sh;
 }
 
@@ -365,7 +365,7 @@ static inline double to_double(uint64_t v, unsigned t)
     case PT_BF16: return bf16_to_float((uint16_t)v);
     case PT_F32: return as_f(v);
     case PT_F64: return as_d(v);
-    case PT_F16: return half_to_float((uint16_t)v);
+    case PT_F16: return ptx_f16_to_f32((uint16_t)v);
     default: return pt_signed(t) ? (double)sx(v, TBITS[t]) : (double)zx(v, TBITS[t]);
     }
 }
@@ -1338,6 +1338,35 @@ static uint64_t fbin(int fop, const struct pins *in, uint64_t a, uint64_t b, uin
     return of_f(r);
 }
 
+/* wmma.load/wmma.store for one lane: its fragment elements, at the rows and columns
+ * ptx_mma.c assigns it, from or to the matrix at the address with the given stride (in
+ * elements; default: the row length of the stored layout). */
+static int wmma_ldst(struct worker *w, struct thr *t, const struct pins *in,
+                     const struct pmma *m)
+{
+    uint64_t base = addr_of(t, in);
+    unsigned rows = m->frag == FR_B ? m->k : m->m, cols = m->frag == FR_A ? m->k : m->n;
+    uint64_t stride = in->s[0] >= 0 ? (uint32_t)t->regs[in->s[0]] : m->col ? rows : cols;
+    unsigned esz = ptx_mma_elem_bytes(m, m->frag), n = ptx_mma_lane_elems(m, m->frag);
+    for (unsigned e = 0; e < n; e++) {
+        unsigned r, c;
+        ptx_mma_coord(m, m->frag, t->linear & 31, e, &r, &c);
+        uint64_t off = m->col ? (uint64_t)c * stride + r : (uint64_t)r * stride + c;
+        uint8_t *p = mem_ptr(w, t, in->space, base + off * esz, esz);
+        if (!p)
+            return w->L->code;
+        uint64_t v = 0;
+        if (m->kind == MMA_LOAD) {
+            memcpy(&v, p, esz);
+            ptx_mma_frag_put(m, t->regs, e, v);
+        } else {
+            v = ptx_mma_frag_get(m, t->regs, e);
+            memcpy(p, &v, esz);
+        }
+    }
+    return 0;
+}
+
 /* Runs thread t until it exits, blocks at a barrier/collective, or the launch fails. */
 /* What every ld and st does before touching memory. Returns the host address of the access
  * (*eb_out: the element size in bytes), or NULL with *rc = 0 when the thread parks for a
@@ -1834,6 +1863,20 @@ static int run_thread(struct worker *w, struct thr *t)
             t->pc = pc;
             goto out;
         }
+        case OP_cvttf32:
+            D(0, ptx_cvt_tf32((uint32_t)S(0), in->mod));
+            break;
+        case OP_mma:
+            if (t->fn->mmas[in->target].kind != MMA_MMA) {
+                t->pc = pc;
+                rc = wmma_ldst(w, t, in, &t->fn->mmas[in->target]);
+                if (rc)
+                    goto out;
+                break;
+            }
+            t->state = TS_COLL; /* the multiply is warp-wide */
+            t->pc = pc;
+            goto out;
         case OP_shfl:
         case OP_vote:
         case OP_redux:
@@ -2225,6 +2268,17 @@ static int resolve_group(struct worker *w, uint32_t warp, uint32_t group)
         break;
     case OP_warpsync:
         break;
+    case OP_mma: {
+        /* .sync.aligned: every lane of the warp executes the same mma */
+        if (group != 0xffffffffu)
+            return launch_fail(w, first, PTX_ERR_LAUNCH_FAILED, "mma reached by lanes 0x%x "
+                               "of warp %u only (all 32 must execute it)", group, warp);
+        uint64_t *regs[32];
+        for (uint32_t l = 0; l < 32; l++)
+            regs[l] = lanes[l]->regs;
+        ptx_mma_warp(&first->fn->mmas[in->target], regs);
+        break;
+    }
     case OP_match: {
         unsigned bits = TBITS[in->type];
         for (uint32_t l = 0; l < 32; l++) {
