@@ -1867,14 +1867,15 @@ static int run_thread(struct worker *w, struct thr *t)
             D(0, ptx_cvt_tf32((uint32_t)S(0), in->mod));
             break;
         case OP_mma:
-            if (t->fn->mmas[in->target].kind != MMA_MMA) {
+            if (t->fn->mmas[in->target].kind == MMA_LOAD ||
+                t->fn->mmas[in->target].kind == MMA_STORE) {
                 t->pc = pc;
                 rc = wmma_ldst(w, t, in, &t->fn->mmas[in->target]);
                 if (rc)
                     goto out;
                 break;
             }
-            t->state = TS_COLL; /* the multiply is warp-wide */
+            t->state = TS_COLL; /* the others are warp-wide */
             t->pc = pc;
             goto out;
         case OP_shfl:
@@ -2163,6 +2164,22 @@ out:
 
 /* ---- block scheduling ----------------------------------------------------------------- */
 
+/* ldmatrix: lane i * 8 + q gives the address of row q of matrix i (16 bytes); every row is
+ * read, bounds-checked for the lane that gave it, before any register is written. */
+static int ldmatrix_rows(struct worker *w, struct thr *const lanes[32], const struct pins *in,
+                         const struct pmma *m, uint64_t *const regs[32])
+{
+    uint16_t rows[32][8];
+    for (unsigned q = 0; q < 8u * m->nmat; q++) {
+        uint8_t *p = mem_ptr(w, lanes[q], in->space, addr_of(lanes[q], in), 16);
+        if (!p)
+            return w->L->code;
+        memcpy(rows[q], p, 16);
+    }
+    ptx_ldmatrix_warp(m, (const uint16_t(*)[8])rows, regs);
+    return 0;
+}
+
 /* Executes the collective instruction at which the lanes in `group` (a lane mask of warp
  * `warp`) are waiting. */
 static int resolve_group(struct worker *w, uint32_t warp, uint32_t group)
@@ -2273,10 +2290,19 @@ static int resolve_group(struct worker *w, uint32_t warp, uint32_t group)
         if (group != 0xffffffffu)
             return launch_fail(w, first, PTX_ERR_LAUNCH_FAILED, "mma reached by lanes 0x%x "
                                "of warp %u only (all 32 must execute it)", group, warp);
+        const struct pmma *mm = &first->fn->mmas[in->target];
         uint64_t *regs[32];
         for (uint32_t l = 0; l < 32; l++)
             regs[l] = lanes[l]->regs;
-        ptx_mma_warp(&first->fn->mmas[in->target], regs);
+        if (mm->kind == MMA_LDMATRIX) {
+            int rc = ldmatrix_rows(w, lanes, in, mm, regs);
+            if (rc)
+                return rc;
+        } else if (mm->kind == MMA_MOVMATRIX) {
+            ptx_movmatrix_warp(mm, regs);
+        } else {
+            ptx_mma_warp(mm, regs);
+        }
         break;
     }
     case OP_match: {

@@ -124,21 +124,23 @@ struct ppatch {
     int32_t global; /* index into program globals */
 };
 
-/* Tensor-core instructions (ptx_mma.c): `wmma.load`/`wmma.store` (per lane) and
- * `wmma.mma`/`mma.sync` (warp-wide); an OP_mma instruction's target indexes pfunc.mmas. */
+/* Tensor-core instructions (ptx_mma.c): `wmma.load`/`wmma.store` (per lane),
+ * `wmma.mma`/`mma.sync`, `ldmatrix` and `movmatrix` (warp-wide); an OP_mma instruction's
+ * target indexes pfunc.mmas. */
 enum { MT_NONE = 0, MT_F16, MT_BF16, MT_TF32, MT_F32, MT_F64, MT_S8, MT_U8, MT_S32, MT_COUNT };
-enum { MMA_LOAD = 1, MMA_STORE, MMA_MMA };
+enum { MMA_LOAD = 1, MMA_STORE, MMA_MMA, MMA_LDMATRIX, MMA_MOVMATRIX };
 enum { FR_A = 0, FR_B, FR_C, FR_D };
 enum { TF32_RNA = 1, TF32_RN, TF32_RZ };
 #define PTX_MMA_MAX_ELEMS 512 /* elements of the largest fragment (m16n8k32's A, 16 x 32) */
 
 struct pmma {
-    uint8_t kind;       /* MMA_LOAD, MMA_STORE, MMA_MMA */
+    uint8_t kind;       /* MMA_LOAD, MMA_STORE, MMA_MMA, MMA_LDMATRIX, MMA_MOVMATRIX */
     uint8_t sync;       /* mma.sync (documented layouts) rather than wmma */
     uint8_t frag;       /* load/store: the fragment (FR_A, FR_B, FR_C; FR_D for store) */
-    uint8_t col;        /* load/store: the matrix is column-major in memory */
+    uint8_t col;        /* load/store: column-major in memory; ldmatrix: .trans */
     uint8_t m, n, k;
     uint8_t satfinite;
+    uint8_t nmat;       /* ldmatrix: matrices (.x1, .x2, .x4) */
     uint8_t type[4];    /* element type (MT_*) of A, B, C, D */
     uint8_t nr[4];      /* registers of each fragment operand */
     int32_t r[4][8];    /* their register indices */
@@ -160,6 +162,11 @@ uint64_t ptx_mma_frag_get(const struct pmma *m, const uint64_t *regs, unsigned e
 void ptx_mma_frag_put(const struct pmma *m, uint64_t *regs, unsigned e, uint64_t v);
 /* D = A * B + C over the register files of a whole warp's 32 lanes. */
 void ptx_mma_warp(const struct pmma *m, uint64_t *const regs[32]);
+/* ldmatrix: rows[i * 8 + q] holds row q (eight b16) of matrix i, read by the caller from
+ * the address lane i * 8 + q gave; distributes them to the lanes' destination registers. */
+void ptx_ldmatrix_warp(const struct pmma *m, const uint16_t rows[32][8], uint64_t *const regs[32]);
+/* movmatrix.sync.aligned.m8n8.trans.b16: transposes the warp's 8x8 b16 matrix. */
+void ptx_movmatrix_warp(const struct pmma *m, uint64_t *const regs[32]);
 /* cvt.{rna,rn,rz}.tf32.f32 on f32 bits. */
 uint32_t ptx_cvt_tf32(uint32_t x, int mode);
 

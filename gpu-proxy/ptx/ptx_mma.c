@@ -1,6 +1,7 @@
 /* ptx_mma.c - tensor-core instructions of the simulated GPU: decoding `wmma.load/store/mma`
  * and `mma.sync` qualifiers, the fragment layouts (which lane holds which matrix element), the
- * warp-wide matrix multiply-accumulate, and `cvt.*.tf32.f32` rounding. Memory access and
+ * warp-wide matrix multiply-accumulate, `ldmatrix`/`movmatrix` distribution and
+ * `cvt.*.tf32.f32` rounding. Memory access and
  * scheduling stay in ptx_exec.c; this file only maps fragments and computes. */
 #include "ptx_internal.h"
 
@@ -227,6 +228,32 @@ static int decode_mma(struct pmma *m, char w[16][16], int nw, int i)
     return 0;
 }
 
+/* ldmatrix.sync.aligned.m8n8.x{1,2,4}{.trans}{.shared{::cta}}.b16 and
+ * movmatrix.sync.aligned.m8n8.trans.b16 */
+static int decode_matrix(struct pmma *m, char w[16][16], int nw)
+{
+    int b16 = 0;
+    m->kind = w[0][0] == 'l' ? MMA_LDMATRIX : MMA_MOVMATRIX;
+    m->nmat = 1;
+    for (int i = 1; i < nw; i++) {
+        if (!strcmp(w[i], "sync") || !strcmp(w[i], "aligned") || !strcmp(w[i], "m8n8") ||
+            (m->kind == MMA_LDMATRIX && (!strcmp(w[i], "shared") ||
+                                         !strcmp(w[i], "shared::cta"))))
+            continue;
+        if (!strcmp(w[i], "trans"))
+            m->col = 1;
+        else if (!strcmp(w[i], "b16"))
+            b16 = 1;
+        else if (m->kind == MMA_LDMATRIX && (!strcmp(w[i], "x1") || !strcmp(w[i], "x2") ||
+                                             !strcmp(w[i], "x4")))
+            m->nmat = (uint8_t)(w[i][1] - '0');
+        else
+            return -1;
+    }
+    m->m = m->n = 8;
+    return b16 && (m->kind == MMA_LDMATRIX || m->col) ? 0 : -1;
+}
+
 int ptx_mma_decode(const char *op, size_t n, struct pmma *m)
 {
     char w[16][16];
@@ -234,6 +261,8 @@ int ptx_mma_decode(const char *op, size_t n, struct pmma *m)
     int nw = split_words(op, n, w);
     if (nw < 3)
         return -1;
+    if (!strcmp(w[0], "ldmatrix") || !strcmp(w[0], "movmatrix"))
+        return decode_matrix(m, w, nw);
     if (!strcmp(w[0], "wmma") && (!strcmp(w[1], "load") || !strcmp(w[1], "store")))
         return decode_ldst(m, w, nw, 2);
     if (!strcmp(w[0], "wmma") && !strcmp(w[1], "mma"))
@@ -260,6 +289,10 @@ int ptx_mma_set_regs(struct pmma *m, int f, const int32_t *regs, unsigned nregs)
     m->nr[f] = (uint8_t)nregs;
     for (unsigned i = 0; i < nregs; i++)
         m->r[f][i] = regs[i];
+    if (m->kind == MMA_LDMATRIX)
+        return nregs == m->nmat ? 0 : -1;
+    if (m->kind == MMA_MOVMATRIX)
+        return nregs == 1 ? 0 : -1;
     return check_regs(m);
 }
 
@@ -384,6 +417,35 @@ void ptx_mma_warp(const struct pmma *m, uint64_t *const regs[32])
     gather(m, FR_C, regs, &c);
     multiply(m, &a, &b, &c);
     scatter(m, regs, &c);
+}
+
+void ptx_ldmatrix_warp(const struct pmma *m, const uint16_t rows[32][8], uint64_t *const regs[32])
+{
+    /* lane l gets, of each matrix, row l/4, columns 2(l%4) and 2(l%4)+1 (low half first);
+     * with .trans, column l/4 of rows 2(l%4) and 2(l%4)+1 */
+    for (unsigned l = 0; l < 32; l++)
+        for (unsigned i = 0; i < m->nmat; i++) {
+            const uint16_t(*x)[8] = &rows[i * 8];
+            unsigned q = l / 4, c = (l % 4) * 2;
+            uint32_t lo = m->col ? x[c][q] : x[q][c], hi = m->col ? x[c + 1][q] : x[q][c + 1];
+            if (m->r[FR_D][i] >= 0)
+                regs[l][m->r[FR_D][i]] = lo | hi << 16;
+        }
+}
+
+void ptx_movmatrix_warp(const struct pmma *m, uint64_t *const regs[32])
+{
+    uint16_t x[8][8];
+    for (unsigned l = 0; l < 32; l++) {
+        uint32_t v = (uint32_t)regs[l][m->r[FR_A][0]];
+        x[l / 4][(l % 4) * 2] = (uint16_t)v;
+        x[l / 4][(l % 4) * 2 + 1] = (uint16_t)(v >> 16);
+    }
+    for (unsigned l = 0; l < 32; l++) {
+        unsigned q = l / 4, c = (l % 4) * 2;
+        if (m->r[FR_D][0] >= 0)
+            regs[l][m->r[FR_D][0]] = (uint32_t)x[c][q] | (uint32_t)x[c + 1][q] << 16;
+    }
 }
 
 uint64_t ptx_mma_frag_get(const struct pmma *m, const uint64_t *regs, unsigned e)

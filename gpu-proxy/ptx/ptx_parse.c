@@ -1434,8 +1434,9 @@ static int frag_regs(const struct operand *o, int32_t *regs, unsigned *n)
     return 0;
 }
 
-/* wmma.load/store/mma and mma.sync: ptx_mma.c decodes the qualifiers; the fragments'
- * registers go into a pmma record of the function that the instruction's target indexes. */
+/* wmma.load/store/mma, mma.sync, ldmatrix and movmatrix: ptx_mma.c decodes the qualifiers;
+ * the fragments' registers go into a pmma record of the function that the instruction's
+ * target indexes. */
 static int parse_mma(struct parser *ps, struct pins *in, const char *opstart, uint32_t oplen,
                      const struct operand *ops, int nops, int space)
 {
@@ -1444,7 +1445,18 @@ static int parse_mma(struct parser *ps, struct pins *in, const char *opstart, ui
     unsigned n;
     if (ptx_mma_decode(opstart, oplen, &mm))
         return emit_unsupported(ps, in, opstart, oplen);
-    if (mm.kind == MMA_MMA) {
+    if (mm.kind == MMA_MOVMATRIX) {
+        if (nops != 2 || frag_regs(&ops[0], regs, &n) || ptx_mma_set_regs(&mm, FR_D, regs, n) ||
+            frag_regs(&ops[1], regs, &n) || ptx_mma_set_regs(&mm, FR_A, regs, n))
+            return fail(ps, in->line, "movmatrix takes two registers");
+    } else if (mm.kind == MMA_LDMATRIX) {
+        if (nops != 2 || ops[1].kind != OPD_ADDR || frag_regs(&ops[0], regs, &n) ||
+            ptx_mma_set_regs(&mm, FR_D, regs, n))
+            return fail(ps, in->line, "ldmatrix takes .x1/.x2/.x4 registers and an address");
+        in->space = (uint8_t)(space == SP_SHARED ? SP_SHARED : SP_GENERIC);
+        if (set_address(ps, in, &ops[1], in->space))
+            return -EINVAL;
+    } else if (mm.kind == MMA_MMA) {
         static const int order[4] = {FR_D, FR_A, FR_B, FR_C};
         if (nops != 4)
             return fail(ps, in->line, "mma takes 4 operands");
@@ -1556,7 +1568,7 @@ static int parse_instruction(struct parser *ps)
     }
     if (!strcmp(base, "cp") && oplen > 8 && !memcmp(opstart, "cp.async", 8))
         op = OP_cpasync;
-    if (!strcmp(base, "wmma"))
+    if (!strcmp(base, "wmma") || !strcmp(base, "ldmatrix") || !strcmp(base, "movmatrix"))
         op = OP_mma;
     if (op < 0 || op == OP_unsupported || op == OP_movlocal || op == OP_barred ||
         op == OP_cvttf32 ||

@@ -225,6 +225,30 @@ extern "C" __global__ void mma_s8(const signed char *a, const signed char *b, co
     }
 }
 
+// ldmatrix.x4 (plain and .trans) from shared memory, lane i*8+q naming row 7-q of stored
+// matrix 3-i; then movmatrix of the first plain register. out: 9 words per lane.
+extern "C" __global__ void ldmatrix_x4(const unsigned short *in, unsigned *out)
+{
+    __shared__ unsigned short tile[4][8][8];
+    int lane = threadIdx.x;
+    for (int i = lane; i < 256; i += 32)
+        (&tile[0][0][0])[i] = in[i];
+    __syncwarp();
+    int i = lane / 8, q = lane % 8;
+    unsigned addr = (unsigned)__cvta_generic_to_shared(&tile[3 - i][7 - q][0]);
+    unsigned r[4], t[4], mv;
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(t[0]), "=r"(t[1]), "=r"(t[2]), "=r"(t[3]) : "r"(addr));
+    asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(mv) : "r"(r[0]));
+    for (int k = 0; k < 4; k++) {
+        out[lane * 9 + k] = r[k];
+        out[lane * 9 + 4 + k] = t[k];
+    }
+    out[lane * 9 + 8] = mv;
+}
+
 // %envreg: read as zero (no cooperative launch workspace), as a non-cooperative launch sees.
 extern "C" __global__ void envregs(unsigned *out)
 {

@@ -1970,6 +1970,39 @@ static void test_ptx_mma_partial_warp_fails(void **state)
     ptx_program_free(p);
 }
 
+static void test_ptx_ldmatrix_movmatrix(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels_mma.ptx");
+    const struct ptx_kernel *k = kern(p, "ldmatrix_x4");
+    struct tmem m;
+    tm_init(&m);
+    uint64_t in = tm_alloc(&m, 512), out = tm_alloc(&m, 32 * 9 * 4);
+    uint16_t *hi = tm_host(&m, in);
+    for (int i = 0; i < 256; i++)
+        hi[i] = (uint16_t)rnd();
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, in);
+    PB(&pb, out);
+    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
+    const uint32_t *ho = tm_host(&m, out);
+    /* matrix i, row q is stored matrix 3-i, row 7-q (the addresses the lanes gave) */
+#define MX(i, r, c) ((uint32_t)hi[(3 - (i)) * 64 + (7 - (r)) * 8 + (c)])
+    for (int l = 0; l < 32; l++) {
+        int q = l / 4, c = (l % 4) * 2;
+        for (int i = 0; i < 4; i++) {
+            assert_int_equal(ho[l * 9 + i], MX(i, q, c) | MX(i, q, c + 1) << 16);
+            assert_int_equal(ho[l * 9 + 4 + i], MX(i, c, q) | MX(i, c + 1, q) << 16);
+        }
+        /* movmatrix of matrix 0 is its transpose, as ldmatrix.trans loaded it */
+        assert_int_equal(ho[l * 9 + 8], ho[l * 9 + 4]);
+    }
+#undef MX
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
 static void test_ptx_envreg_reads_zero(void **state)
 {
     (void)state;
@@ -3133,6 +3166,7 @@ int main(void)
         cmocka_unit_test(test_ptx_wmma_f64_s8_shared),
         cmocka_unit_test(test_ptx_mma_sync_layouts),
         cmocka_unit_test(test_ptx_mma_partial_warp_fails),
+        cmocka_unit_test(test_ptx_ldmatrix_movmatrix),
         cmocka_unit_test(test_ptx_envreg_reads_zero),
         cmocka_unit_test(test_ptx_cub_block_sort),
         cmocka_unit_test(test_ptx_cub_scan_reduce),
