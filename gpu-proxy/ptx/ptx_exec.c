@@ -1913,6 +1913,12 @@ static int run_thread(struct worker *w, struct thr *t)
             if (in->s[1] >= 0 && (uint32_t)S(1) < size)
                 n = (uint32_t)S(1);
             t->pc = pc;
+            if ((dst | src) & (size - 1)) { /* both sides aligned to cp-size, as a GPU faults */
+                rc = launch_fail(w, t, PTX_ERR_LAUNCH_FAILED, "misaligned cp.async of %u bytes "
+                                 "from 0x%llx to shared offset 0x%llx", size,
+                                 (unsigned long long)src, (unsigned long long)dst);
+                goto out;
+            }
             uint8_t *d = mem_ptr(w, t, SP_SHARED, dst, size);
             uint8_t *s = n ? mem_ptr(w, t, SP_GLOBAL, src, n) : d;
             if (!d || !s) {

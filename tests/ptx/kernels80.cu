@@ -35,3 +35,16 @@ extern "C" __global__ void redux_lop3(const unsigned *in, unsigned *out)
     asm("lop3.b32 %0, %1, %2, %3, 0xE8;" : "=r"(r) : "r"(v), "r"(v * 3u), "r"(v >> 5));
     o[4] = r;
 }
+
+// cp.async with src-size < cp-size (zero fill): __pipeline_memcpy_async's zfill argument; the
+// destination index is shifted by `dshift` (out of the shared tile when large).
+extern "C" __global__ void async_zfill(const float4 *in, float4 *out, int zfill, int dshift)
+{
+    __shared__ float4 tile[32];
+    int t = threadIdx.x;
+    __pipeline_memcpy_async(&tile[t] + dshift, &in[t], sizeof(float4), zfill);
+    __pipeline_commit();
+    __pipeline_wait_prior(0);
+    __syncthreads();
+    out[t] = tile[t];
+}

@@ -2022,6 +2022,69 @@ static void test_ptx_envreg_reads_zero(void **state)
     ptx_program_free(p);
 }
 
+/* cp.async with src-size below cp-size fills the rest with zeros; both sides are
+ * bounds-checked (the source only for the bytes it reads). */
+static void test_ptx_cp_async_zfill_bounds(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels80.ptx");
+    const struct ptx_kernel *k = kern(p, "async_zfill");
+    struct tmem m;
+    tm_init(&m);
+    uint64_t in = tm_alloc(&m, 32 * 16), out = tm_alloc(&m, 32 * 16), small = tm_alloc(&m, 16);
+    uint8_t *hi = tm_host(&m, in), *ho = tm_host(&m, out);
+    for (int i = 0; i < 32 * 16; i++)
+        hi[i] = (uint8_t)(i * 7 + 1);
+    static const int zfills[] = {0, 4, 8, 14, 16};
+    for (unsigned z = 0; z < sizeof(zfills) / sizeof(zfills[0]); z++) {
+        struct pbuf pb;
+        pb_init(&pb, k);
+        PB(&pb, in);
+        PB(&pb, out);
+        PB(&pb, zfills[z]);
+        PB(&pb, 0);
+        RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
+        for (int i = 0; i < 32 * 16; i++)
+            if (ho[i] != (i % 16 < 16 - zfills[z] ? hi[i] : 0))
+                fail_msg("zfill %d: byte %d = %u", zfills[z], i, ho[i]);
+    }
+    char err[320];
+    struct pbuf pb;
+    pb_init(&pb, k); /* the destination past the 512-byte tile */
+    PB(&pb, in);
+    PB(&pb, out);
+    PB(&pb, 0);
+    PB(&pb, 32);
+    assert_int_equal(run(k, 1, 1, 32, 1, 0, &pb, &m, 1, err, sizeof(err)),
+                     PTX_ERR_ILLEGAL_ADDRESS);
+    assert_non_null(strstr(err, "shared memory"));
+    pb_init(&pb, k); /* a source of 16 bytes read by 32 threads */
+    PB(&pb, small);
+    PB(&pb, out);
+    PB(&pb, 0);
+    PB(&pb, 0);
+    assert_int_equal(run(k, 1, 1, 32, 1, 0, &pb, &m, 1, err, sizeof(err)),
+                     PTX_ERR_ILLEGAL_ADDRESS);
+    pb_init(&pb, k); /* a source misaligned for 16 bytes */
+    PB(&pb, in + 8);
+    PB(&pb, out);
+    PB(&pb, 0);
+    PB(&pb, 0);
+    assert_int_equal(run(k, 1, 1, 32, 1, 0, &pb, &m, 1, err, sizeof(err)),
+                     PTX_ERR_LAUNCH_FAILED);
+    assert_non_null(strstr(err, "misaligned cp.async"));
+    pb_init(&pb, k); /* src-size 0 reads nothing: no fault */
+    PB(&pb, small);
+    PB(&pb, out);
+    PB(&pb, 16);
+    PB(&pb, 0);
+    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
+    for (int i = 0; i < 32 * 16; i++)
+        assert_int_equal(ho[i], 0);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
 static void test_ptx_generic_spaces(void **state)
 {
     (void)state;
@@ -3159,6 +3222,7 @@ int main(void)
         cmocka_unit_test(test_ptx_switch),
         cmocka_unit_test(test_ptx_texture_not_supported),
         cmocka_unit_test(test_ptx_cp_async_bf16_sm80),
+        cmocka_unit_test(test_ptx_cp_async_zfill_bounds),
         cmocka_unit_test(test_ptx_generic_spaces),
         cmocka_unit_test(test_ptx_wmma_f16),
         cmocka_unit_test(test_ptx_wmma_f16_accumulators),
