@@ -21,6 +21,9 @@
 #define SH_WIN 0xFE00000000000000ull
 #define LO_WIN 0xFD00000000000000ull
 #define WIN_SIZE (1ull << 40)
+/* a cooperative launch's grid barrier workspace (%envreg1:%envreg2), in the global space */
+#define COOP_WS 0xFC00000000000000ull
+#define COOP_WS_SIZE 64u
 
 #define MAX_CALL_DEPTH 512
 #define MAX_LOCAL_STACK PTX_LOCAL_BYTES_MAX /* local memory per thread, all frames */
@@ -91,6 +94,7 @@ struct launch_ctx {
     uint64_t printf_cap;   /* printf FIFO size */
     _Atomic uint64_t printf_used;
     _Atomic int printf_lost; /* the loss has been reported */
+    _Alignas(8) uint8_t coop_ws[COOP_WS_SIZE]; /* cooperative: the grid barrier's counters */
     pthread_mutex_t lock;
     pthread_cond_t done;   /* signalled when the last pool helper finished */
     unsigned pending;      /* pool helpers still running (under lock) */
@@ -628,6 +632,8 @@ static inline uint8_t *global_ptr(struct worker *w, uint64_t addr, uint64_t len)
     uint64_t base = 0, size = 0;
     if (addr + len < addr)
         return NULL;
+    if (addr - COOP_WS < COOP_WS_SIZE && w->L->l->cooperative)
+        return len <= COOP_WS_SIZE - (addr - COOP_WS) ? w->L->coop_ws + (addr - COOP_WS) : NULL;
     void *h = m->resolve(m->ctx, addr, len, &base, &size);
     if (!h)
         return NULL;
@@ -794,6 +800,8 @@ static void fill_sregs(struct worker *w, struct thr *t, const struct pfunc *fn, 
         case SR_NSMID: v = 1; break;
         case SR_CLOCK: case SR_CLOCK64: v = w->icount; break;
         case SR_DYNBASE: v = w->L->dyn_base; break;
+        case SR_ENVREG1: v = l->cooperative ? (uint32_t)(COOP_WS >> 32) : 0; break;
+        case SR_ENVREG2: v = l->cooperative ? (uint32_t)COOP_WS : 0; break;
         default: v = 0; break;
         }
         regs[r] = v;
@@ -3011,6 +3019,20 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
     /* starting host threads costs more than a small grid takes to run */
     if (nblocks * nthreads < 8192)
         nw = 1;
+    if (l->cooperative) { /* every block co-resident: a host thread each */
+        uint64_t most = budget / per_block < PTX_COOP_MAX_BLOCKS ? budget / per_block
+                                                                  : PTX_COOP_MAX_BLOCKS;
+        if (nblocks > most) {
+            pthread_mutex_destroy(&L.lock);
+            pool_release(reserved);
+            if (err && errlen)
+                snprintf(err, errlen, "kernel %s: cooperative launch of %llu blocks, at most "
+                         "%llu can be co-resident", k->name, (unsigned long long)nblocks,
+                         (unsigned long long)most);
+            return PTX_ERR_COOPERATIVE_TOO_LARGE;
+        }
+        nw = (unsigned)nblocks;
+    }
     L.allow = budget / nw;
     int rc = PTX_OK;
     if (pthread_cond_init(&L.done, NULL)) {
@@ -3034,6 +3056,10 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
     /* the calling thread is worker 0; helpers from the pool run the others (fewer if the
      * pool cannot grow: the grid still completes) */
     unsigned helpers = nw > 1 ? pool_dispatch(ws + 1, nw - 1, &L) : 0;
+    if (l->cooperative && helpers < nw - 1) /* its blocks would wait for each other forever */
+        launch_fail(&ws[0], NULL, PTX_ERR_COOPERATIVE_TOO_LARGE, "cooperative launch of %u "
+                    "blocks, host threads for only %u (the process's pool is busy)", nw,
+                    helpers + 1);
     worker_run(&ws[0]);
     pthread_mutex_lock(&L.lock);
     while (L.pending)

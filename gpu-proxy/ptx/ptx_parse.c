@@ -446,7 +446,7 @@ static int sreg_of(const char *s, size_t n)
         {"%lanemask_le", SR_LANEMASK_LE}, {"%lanemask_gt", SR_LANEMASK_GT},
         {"%lanemask_ge", SR_LANEMASK_GE}, {"%dynamic_smem_size", SR_DYNSMEM},
         {"%total_smem_size", SR_TOTALSMEM}, {"%clock", SR_CLOCK}, {"%clock64", SR_CLOCK64},
-        {"%globaltimer", SR_GLOBALTIMER},
+        {"%globaltimer", SR_GLOBALTIMER}, {"%envreg1", SR_ENVREG1}, {"%envreg2", SR_ENVREG2},
     };
     for (size_t i = 0; i < sizeof(srs) / sizeof(srs[0]); i++)
         if (strlen(srs[i].s) == n && memcmp(srs[i].s, s, n) == 0)
@@ -998,7 +998,8 @@ static int lookup_reg(struct parser *ps, const char *s, size_t n, int32_t *reg, 
         return 0;
     }
     if (is_envreg(s, n)) {
-        /* %envreg0..31: the driver's environment registers; no launch sets them here */
+        /* %envreg0..31 other than 1 and 2 (the cooperative launch's workspace, special
+         * registers): the driver's environment registers, which no launch sets here */
         *reg = const_reg(ps, 0);
         *bits = 32;
         return *reg < 0 ? -ENOMEM : 0;

@@ -2,6 +2,7 @@
 // memory (cuda_pipeline.h) and bfloat16 arithmetic.
 #include <cuda_bf16.h>
 #include <cuda_pipeline.h>
+#include <cooperative_groups.h>
 
 extern "C" __global__ void async_copy_bf16(const float *in, const float *w, float *out, int n)
 {
@@ -47,4 +48,22 @@ extern "C" __global__ void async_zfill(const float4 *in, float4 *out, int zfill,
     __pipeline_wait_prior(0);
     __syncthreads();
     out[t] = tile[t];
+}
+
+// cooperative groups' grid.sync() (needs a cooperative launch): every block publishes a value,
+// then reads all the others' twice, with a second grid barrier between.
+extern "C" __global__ void grid_sync_sum(int *x, int *out)
+{
+    cooperative_groups::grid_group g = cooperative_groups::this_grid();
+    int b = blockIdx.x, n = gridDim.x;
+    if (threadIdx.x == 0)
+        x[b] = b + 1;
+    g.sync();
+    int s = 0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x)
+        s += x[i];
+    atomicAdd(&out[b], s);
+    g.sync();
+    if (threadIdx.x == 0)
+        x[(b + 1) % n] = 0; /* after everyone's reads */
 }

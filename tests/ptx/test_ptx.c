@@ -2085,6 +2085,46 @@ static void test_ptx_cp_async_zfill_bounds(void **state)
     ptx_program_free(p);
 }
 
+/* grid.sync() under a cooperative launch (all blocks co-resident, %envreg1:2 the barrier's
+ * workspace); without one it traps, as on a GPU; a grid too large to be co-resident is
+ * refused. */
+static void test_ptx_cooperative_grid_sync(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels80.ptx");
+    const struct ptx_kernel *k = kern(p, "grid_sync_sum");
+    struct tmem m;
+    tm_init(&m);
+    int nb = 12;
+    uint64_t x = tm_alloc(&m, 4 * 300), out = tm_alloc(&m, 4 * 300);
+    int *hx = tm_host(&m, x), *ho = tm_host(&m, out);
+    memset(ho, 0, 4 * 300);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, x);
+    PB(&pb, out);
+    struct ptx_launch l = {
+        .grid = {(uint32_t)nb, 1, 1}, .block = {64, 1, 1}, .params = pb.b,
+        .params_size = ptx_kernel_param_bytes(k), .mem = &m.mem, .cooperative = 1,
+    };
+    char err[320];
+    int rc = ptx_launch(k, &l, err, sizeof(err));
+    if (rc)
+        fail_msg("cooperative launch failed: %d %s", rc, err);
+    for (int b = 0; b < nb; b++) {
+        assert_int_equal(ho[b], nb * (nb + 1) / 2);
+        assert_int_equal(hx[b], 0);
+    }
+    l.cooperative = 0;
+    assert_int_equal(ptx_launch(k, &l, err, sizeof(err)), PTX_ERR_LAUNCH_FAILED);
+    assert_non_null(strstr(err, "trap"));
+    l.cooperative = 1;
+    l.grid[0] = PTX_COOP_MAX_BLOCKS + 1;
+    assert_int_equal(ptx_launch(k, &l, err, sizeof(err)), PTX_ERR_COOPERATIVE_TOO_LARGE);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
 static void test_ptx_generic_spaces(void **state)
 {
     (void)state;
@@ -3223,6 +3263,7 @@ int main(void)
         cmocka_unit_test(test_ptx_texture_not_supported),
         cmocka_unit_test(test_ptx_cp_async_bf16_sm80),
         cmocka_unit_test(test_ptx_cp_async_zfill_bounds),
+        cmocka_unit_test(test_ptx_cooperative_grid_sync),
         cmocka_unit_test(test_ptx_generic_spaces),
         cmocka_unit_test(test_ptx_wmma_f16),
         cmocka_unit_test(test_ptx_wmma_f16_accumulators),
