@@ -254,6 +254,28 @@ static int decode_matrix(struct pmma *m, char w[16][16], int nw)
     return b16 && (m->kind == MMA_LDMATRIX || m->col) ? 0 : -1;
 }
 
+/* The shapes the ISA defines for the input type a (0: any of wmma's, for load/store). */
+static int shape_ok(const struct pmma *m, unsigned a)
+{
+    unsigned sh = (unsigned)m->m << 16 | (unsigned)m->n << 8 | m->k;
+#define SH(x, y, z) ((x) << 16 | (y) << 8 | (z))
+    if (!m->sync) {
+        int k16 = sh == SH(16, 16, 16) || sh == SH(32, 8, 16) || sh == SH(8, 32, 16);
+        if (a == MT_TF32)
+            return sh == SH(16, 16, 8);
+        if (a == MT_F64)
+            return sh == SH(8, 8, 4);
+        return k16 || (!a && (sh == SH(16, 16, 8) || sh == SH(8, 8, 4)));
+    }
+    switch (a) {
+    case MT_F16: case MT_BF16: return sh == SH(16, 8, 8) || sh == SH(16, 8, 16);
+    case MT_TF32: return sh == SH(16, 8, 4) || sh == SH(16, 8, 8);
+    case MT_F64: return sh == SH(8, 8, 4);
+    default: return sh == SH(16, 8, 16) || sh == SH(16, 8, 32) || sh == SH(8, 8, 16);
+    }
+#undef SH
+}
+
 int ptx_mma_decode(const char *op, size_t n, struct pmma *m)
 {
     char w[16][16];
@@ -263,21 +285,17 @@ int ptx_mma_decode(const char *op, size_t n, struct pmma *m)
         return -1;
     if (!strcmp(w[0], "ldmatrix") || !strcmp(w[0], "movmatrix"))
         return decode_matrix(m, w, nw);
-    if (!strcmp(w[0], "wmma") && (!strcmp(w[1], "load") || !strcmp(w[1], "store")))
-        return decode_ldst(m, w, nw, 2);
+    if (!strcmp(w[0], "wmma") && (!strcmp(w[1], "load") || !strcmp(w[1], "store"))) {
+        if (decode_ldst(m, w, nw, 2))
+            return -1;
+        unsigned t = m->type[FR_A];
+        return shape_ok(m, m->frag == FR_A || m->frag == FR_B ? t : 0) ? 0 : -1;
+    }
     if (!strcmp(w[0], "wmma") && !strcmp(w[1], "mma"))
-        return decode_mma(m, w, nw, 2);
+        return decode_mma(m, w, nw, 2) || !shape_ok(m, m->type[FR_A]) ? -1 : 0;
     if (!strcmp(w[0], "mma")) {
-        m->sync = 1;
-        if (decode_mma(m, w, nw, 1))
-            return -1;
-        /* the shapes whose layouts ptx_mma_coord knows */
-        if (m->n != 8 || (m->m != 16 && m->m != 8) ||
-            (m->m == 8 && m->type[FR_A] != MT_F64 && m->type[FR_A] != MT_S8 &&
-             m->type[FR_A] != MT_U8) ||
-            (m->m == 16 && m->type[FR_A] == MT_F64))
-            return -1;
-        return 0;
+        m->sync = 1; /* the shapes whose layouts ptx_mma_coord knows */
+        return decode_mma(m, w, nw, 1) || !shape_ok(m, m->type[FR_A]) ? -1 : 0;
     }
     return -1;
 }

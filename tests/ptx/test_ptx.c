@@ -2003,6 +2003,48 @@ static void test_ptx_ldmatrix_movmatrix(void **state)
     ptx_program_free(p);
 }
 
+/* Tensor-core forms the engine does not compute (a shape the ISA does not define for the
+ * type, sub-byte types) load, and fail the launch naming the instruction when reached;
+ * fragments with the wrong register count fail the load. */
+static void test_ptx_mma_unsupported_forms(void **state)
+{
+    (void)state;
+    static const char *const forms[] = {
+        "mma.sync.aligned.m16n8k4.row.col.f32.f16.f16.f32 {%f1,%f2,%f3,%f4}, {%r1,%r2}, "
+        "{%r3}, {%f1,%f2,%f3,%f4};",
+        "mma.sync.aligned.m8n8k32.row.col.s32.s4.s4.s32 {%r1,%r2}, {%r3}, {%r4}, {%r1,%r2};",
+        "wmma.mma.sync.aligned.row.col.m16n16k8.f32.f32 {%f1,%f2,%f3,%f4,%f5,%f6,%f7,%f8}, "
+        "{%r1,%r2,%r3,%r4}, {%r1,%r2,%r3,%r4}, {%f1,%f2,%f3,%f4,%f5,%f6,%f7,%f8};",
+    };
+    for (unsigned i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        char src[1024];
+        snprintf(src, sizeof(src), ".version 9.0\n.target sm_80\n.address_size 64\n"
+                 ".visible .entry t()\n{\n  .reg .b32 %%r<8>;\n  .reg .f32 %%f<12>;\n"
+                 "  %s\n  ret;\n}\n", forms[i]);
+        struct ptx_program *p = NULL;
+        char err[320];
+        assert_int_equal(ptx_program_load(src, strlen(src) + 1, &p, err, sizeof(err)), PTX_OK);
+        struct tmem m;
+        tm_init(&m);
+        struct pbuf pb;
+        pb_init(&pb, kern(p, "t"));
+        assert_int_equal(run(kern(p, "t"), 1, 1, 32, 1, 0, &pb, &m, 1, err, sizeof(err)),
+                         PTX_ERR_NOT_SUPPORTED);
+        assert_non_null(strstr(err, "mma"));
+        ptx_program_free(p);
+    }
+    static const char bad[] =
+        ".version 9.0\n.target sm_80\n.address_size 64\n.visible .entry t()\n{\n"
+        "  .reg .b32 %r<8>;\n  .reg .f32 %f<12>;\n"
+        "  mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%f1,%f2,%f3,%f4}, {%r1,%r2}, "
+        "{%r3,%r4}, {%f1,%f2,%f3,%f4};\n  ret;\n}\n";
+    struct ptx_program *p = NULL;
+    char err[320];
+    assert_int_equal(ptx_program_load(bad, sizeof(bad), &p, err, sizeof(err)),
+                     PTX_ERR_INVALID_PTX);
+    assert_non_null(strstr(err, "does not fit the shape"));
+}
+
 static void test_ptx_envreg_reads_zero(void **state)
 {
     (void)state;
@@ -3272,6 +3314,7 @@ int main(void)
         cmocka_unit_test(test_ptx_mma_sync_layouts),
         cmocka_unit_test(test_ptx_mma_partial_warp_fails),
         cmocka_unit_test(test_ptx_ldmatrix_movmatrix),
+        cmocka_unit_test(test_ptx_mma_unsupported_forms),
         cmocka_unit_test(test_ptx_envreg_reads_zero),
         cmocka_unit_test(test_ptx_cub_block_sort),
         cmocka_unit_test(test_ptx_cub_scan_reduce),
