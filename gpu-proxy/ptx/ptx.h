@@ -121,6 +121,22 @@ struct ptx_memory {
 
 #define PTX_COOP_MAX_BLOCKS 256u /* co-resident blocks of a cooperative launch */
 
+/* Device-side malloc/free (nvcc's `.extern .func malloc/free`): a heap the caller places in
+ * device memory it owns and has charged (CU_LIMIT_MALLOC_HEAP_SIZE), handed to launches in
+ * ptx_launch.heap; blocks persist across launches until freed. The bookkeeping stays on the
+ * host, out of the kernel's reach; thread-safe. At most PTX_HEAP_MAX_BLOCKS live blocks. */
+#define PTX_HEAP_MAX_BLOCKS (1u << 20)
+struct ptx_heap;
+/* base 16-byte aligned; 0, -EINVAL or -ENOMEM. */
+int ptx_heap_create(uint64_t base, uint64_t size, struct ptx_heap **out);
+void ptx_heap_destroy(struct ptx_heap *h);
+/* A 16-byte aligned block of at least size bytes, or 0 when the heap has no room. */
+uint64_t ptx_heap_malloc(struct ptx_heap *h, uint64_t size);
+/* 0, or -EINVAL when addr is not a live block's start (0 is a no-op). */
+int ptx_heap_free(struct ptx_heap *h, uint64_t addr);
+/* Bytes in live blocks. */
+uint64_t ptx_heap_used(struct ptx_heap *h);
+
 struct ptx_launch {
     uint32_t grid[3];
     uint32_t block[3];
@@ -135,6 +151,9 @@ struct ptx_launch {
      * max_host_bytes holds fewer blocks' states: more fails with PTX_ERR_COOPERATIVE_TOO_LARGE.
      * Otherwise %envreg* read zero and grid.sync() traps, as on a GPU. */
     int cooperative;
+    /* The heap of device-side malloc/free; NULL: malloc returns NULL (and free of anything
+     * but NULL fails the launch). */
+    struct ptx_heap *heap;
     /* Device printf output this launch may produce, in bytes of formatted text, as the
      * context's CU_LIMIT_PRINTF_FIFO_SIZE bounds a GPU's printf buffer; 0: 1 MiB
      * (PTX_PRINTF_FIFO_DEFAULT). A printf call whose text does not fit in what is left is lost,

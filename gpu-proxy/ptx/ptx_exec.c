@@ -1011,15 +1011,35 @@ static int builtin_vprintf(struct worker *w, struct thr *t, uint64_t fmtaddr, ui
     return 0;
 }
 
-/* Functions the CUDA runtime provides without PTX: vprintf and __assertfail. Returns 1 when
- * the call was handled (0: not a builtin), or an error code through *rc. */
+/* Device-side malloc(size) and free(ptr) from the launch's heap; the result, if any, is
+ * written to the call's return parameter. */
+static int builtin_heap(struct worker *w, struct thr *t, const struct pfunc *fn,
+                        const struct pcall *c, uint64_t arg)
+{
+    const struct frame *cf = &t->frames[t->depth - 1];
+    struct ptx_heap *h = w->L->l->heap;
+    if (!strcmp(fn->name, "free")) {
+        if (arg && (!h || ptx_heap_free(h, arg)))
+            return launch_fail(w, t, PTX_ERR_LAUNCH_FAILED, "free(0x%llx): not a block from "
+                               "the device heap", (unsigned long long)arg);
+        return 0;
+    }
+    uint64_t p = h ? ptx_heap_malloc(h, arg) : 0;
+    if (c->nrets == 1 && (uint64_t)c->ret_off[0] + 8 <= cf->fn->frame_param)
+        memcpy(t->param + cf->param_base + c->ret_off[0], &p, 8);
+    return 0;
+}
+
+/* Functions the CUDA runtime provides without PTX: vprintf, __assertfail, malloc and free.
+ * Returns 1 when the call was handled (0: not a builtin), or an error code through *rc. */
 static int call_builtin(struct worker *w, struct thr *t, const struct pfunc *fn,
                         const struct pcall *c, int *rc)
 {
     const struct frame *cf = &t->frames[t->depth - 1];
     const struct pfunc *caller = cf->fn;
     uint64_t a[5] = {0};
-    if (strcmp(fn->name, "vprintf") && strcmp(fn->name, "__assertfail"))
+    if (strcmp(fn->name, "vprintf") && strcmp(fn->name, "__assertfail") &&
+        strcmp(fn->name, "malloc") && strcmp(fn->name, "free"))
         return 0;
     for (uint32_t i = 0; i < c->nargs && i < 5 && i < fn->nparams; i++) {
         uint32_t sz = fn->params[i].size > 8 ? 8 : fn->params[i].size;
@@ -1028,6 +1048,12 @@ static int call_builtin(struct worker *w, struct thr *t, const struct pfunc *fn,
             return 1;
         }
         memcpy(&a[i], t->param + cf->param_base + c->arg_off[i], sz);
+    }
+    if (!strcmp(fn->name, "malloc") || !strcmp(fn->name, "free")) {
+        *rc = builtin_heap(w, t, fn, c, a[0]);
+        if (!*rc)
+            t->pc++;
+        return 1;
     }
     if (!strcmp(fn->name, "vprintf")) {
         int32_t n;

@@ -67,3 +67,31 @@ extern "C" __global__ void grid_sync_sum(int *x, int *out)
     if (threadIdx.x == 0)
         x[(b + 1) % n] = 0; /* after everyone's reads */
 }
+
+// Device-side malloc/free: each thread allocates (t + 1) ints and fills them; the pointers
+// outlive the launch; a second launch sums and frees them (bad != 0: frees one twice).
+extern "C" __global__ void heap_fill(int **ptrs)
+{
+    int t = blockIdx.x * blockDim.x + threadIdx.x;
+    int *p = (int *)malloc((t + 1) * sizeof(int));
+    if (p)
+        for (int i = 0; i <= t; i++)
+            p[i] = t * 100 + i;
+    ptrs[t] = p;
+}
+
+extern "C" __global__ void heap_sum_free(int **ptrs, long long *sums, int bad)
+{
+    int t = blockIdx.x * blockDim.x + threadIdx.x;
+    int *p = ptrs[t];
+    long long s = -1;
+    if (p) {
+        s = 0;
+        for (int i = 0; i <= t; i++)
+            s += p[i];
+    }
+    sums[t] = s;
+    free(p);
+    if (bad && t == 0)
+        free(p);
+}

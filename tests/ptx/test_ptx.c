@@ -2,6 +2,7 @@
  * kernels.cu at build time (PTX text, fatbin, cubin), runs kernels through ptx_launch with a
  * small table of malloc'd buffers as device memory, and checks every output element against a
  * CPU reference. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -2167,6 +2168,81 @@ static void test_ptx_cooperative_grid_sync(void **state)
     ptx_program_free(p);
 }
 
+static void heap_launch(const struct ptx_kernel *k, struct tmem *m, struct ptx_heap *h,
+                        uint64_t ptrs, uint64_t sums, int bad, int want)
+{
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, ptrs);
+    if (sums) {
+        PB(&pb, sums);
+        PB(&pb, bad);
+    }
+    struct ptx_launch l = {
+        .grid = {1, 1, 1}, .block = {32, 1, 1}, .params = pb.b,
+        .params_size = ptx_kernel_param_bytes(k), .mem = &m->mem, .heap = h,
+    };
+    char err[320];
+    int rc = ptx_launch(k, &l, err, sizeof(err));
+    if (rc != want)
+        fail_msg("%s: %d, want %d (%s)", ptx_kernel_name(k), rc, want, err);
+    if (want)
+        assert_non_null(strstr(err, "free(0x"));
+}
+
+/* Device-side malloc/free: blocks from the caller's heap, persisting across launches; NULL
+ * when it is full or absent; a double free fails the launch. */
+static void test_ptx_device_malloc_free(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels80.ptx");
+    const struct ptx_kernel *fill = kern(p, "heap_fill"), *sumfree = kern(p, "heap_sum_free");
+    struct tmem m;
+    tm_init(&m);
+    uint64_t hbase = tm_alloc(&m, 4096), ptrs = tm_alloc(&m, 32 * 8),
+             sums = tm_alloc(&m, 32 * 8);
+    uint64_t *hp = tm_host(&m, ptrs);
+    int64_t *hs = tm_host(&m, sums);
+    struct ptx_heap *h;
+    assert_int_equal(ptx_heap_create(hbase, 4096, &h), 0);
+    heap_launch(fill, &m, h, ptrs, 0, 0, PTX_OK);
+    /* each block is rounded up to 16 bytes: 16 * 4 * (1 + .. + 8) */
+    assert_int_equal(ptx_heap_used(h), 2304);
+    for (int t = 0; t < 32; t++) {
+        assert_true(hp[t] >= hbase && hp[t] + 4u * (t + 1) <= hbase + 4096);
+        assert_int_equal(hp[t] % 16, 0);
+    }
+    heap_launch(sumfree, &m, h, ptrs, sums, 0, PTX_OK);
+    for (int t = 0; t < 32; t++)
+        assert_int_equal(hs[t], (int64_t)t * 100 * (t + 1) + t * (t + 1) / 2);
+    assert_int_equal(ptx_heap_used(h), 0);
+    /* everything freed and coalesced: the whole heap is one block again */
+    uint64_t all = ptx_heap_malloc(h, 4096);
+    assert_int_equal(all, hbase);
+    assert_int_equal(ptx_heap_free(h, all), 0);
+    assert_int_equal(ptx_heap_free(h, all), -EINVAL);
+    ptx_heap_destroy(h);
+    /* a 256-byte heap: the threads that find no room get NULL */
+    assert_int_equal(ptx_heap_create(hbase, 256, &h), 0);
+    heap_launch(fill, &m, h, ptrs, 0, 0, PTX_OK);
+    int nulls = 0;
+    for (int t = 0; t < 32; t++)
+        nulls += hp[t] == 0;
+    assert_true(nulls > 0 && nulls < 32);
+    heap_launch(sumfree, &m, h, ptrs, sums, 0, PTX_OK);
+    for (int t = 0; t < 32; t++)
+        assert_true(hs[t] == (hp[t] ? (int64_t)t * 100 * (t + 1) + t * (t + 1) / 2 : -1));
+    assert_int_equal(ptx_heap_used(h), 0);
+    heap_launch(fill, &m, h, ptrs, 0, 0, PTX_OK);
+    heap_launch(sumfree, &m, h, ptrs, sums, 1, PTX_ERR_LAUNCH_FAILED); /* double free */
+    ptx_heap_destroy(h);
+    heap_launch(fill, &m, NULL, ptrs, 0, 0, PTX_OK); /* no heap: NULL everywhere */
+    for (int t = 0; t < 32; t++)
+        assert_int_equal(hp[t], 0);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
 static void test_ptx_generic_spaces(void **state)
 {
     (void)state;
@@ -3306,6 +3382,7 @@ int main(void)
         cmocka_unit_test(test_ptx_cp_async_bf16_sm80),
         cmocka_unit_test(test_ptx_cp_async_zfill_bounds),
         cmocka_unit_test(test_ptx_cooperative_grid_sync),
+        cmocka_unit_test(test_ptx_device_malloc_free),
         cmocka_unit_test(test_ptx_generic_spaces),
         cmocka_unit_test(test_ptx_wmma_f16),
         cmocka_unit_test(test_ptx_wmma_f16_accumulators),
