@@ -62,10 +62,6 @@ struct backend_launch {
      * stopped this way (the cuda backend ignores it: its worker is retired instead). NULL: not
      * cancellable. */
     const int *cancel;
-    /* 1: cuLaunchCooperativeKernel (all blocks co-resident, grid-wide sync allowed). The stub
-     * runs every block at once (see ptx.h); nothing sets it yet: the IDM launch request has
-     * no such flag (libvgpu sends cooperative launches as plain ones). */
-    int cooperative;
 };
 
 struct backend_ops {

@@ -786,7 +786,6 @@ static CUresult stub_launch(struct backend_zone *z, struct backend_kernel *k,
     pl.mem = &mem;
     pl.printf_fifo_size = l->printf_fifo_size;
     pl.cancel = l->cancel;
-    pl.cooperative = l->cooperative;
     return ptx_launch(k->k, &pl, err, errlen);
 }
 

@@ -3304,6 +3304,14 @@ static void test_ptx_cancel(void **state)
     l.grid[0] = 1;
     t = launch_cancelled(kern(p, "spin"), &l);
     worst = t > worst ? t : worst;
+    l.cooperative = 1; /* every block on a host thread of its own */
+    for (uint32_t g = 1; g <= 4; g += 3) {
+        l.grid[0] = g;
+        t = launch_cancelled(kern(p, "spin"), &l);
+        worst = t > worst ? t : worst;
+    }
+    l.cooperative = 0;
+    l.grid[0] = 1;
 
     const struct ptx_kernel *ks = kern(p, "bar_stuck");
     pb_init(&pb, ks);
