@@ -24,6 +24,7 @@ enum {
     PTX_ERR_LAUNCH_OUT_OF_RESOURCES = 701,
     PTX_ERR_ASSERT = 710,        /* CUDA_ERROR_ASSERT: a device-side assert() failed */
     PTX_ERR_LAUNCH_FAILED = 719, /* CUDA_ERROR_LAUNCH_FAILED (trap, misaligned access) */
+    PTX_ERR_COOPERATIVE_TOO_LARGE = 720, /* CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE */
     PTX_ERR_NOT_SUPPORTED = 801, /* CUDA_ERROR_NOT_SUPPORTED: an instruction not implemented */
 };
 
@@ -118,6 +119,24 @@ struct ptx_memory {
 #define PTX_PRINTF_FIFO_DEFAULT (1u << 20)   /* CUDA's default CU_LIMIT_PRINTF_FIFO_SIZE */
 #define PTX_MAX_HOST_BYTES_DEFAULT (256ull << 20)
 
+#define PTX_COOP_MAX_BLOCKS 256u /* co-resident blocks of a cooperative launch */
+
+/* Device-side malloc/free (nvcc's `.extern .func malloc/free`): a heap the caller places in
+ * device memory it owns and has charged (CU_LIMIT_MALLOC_HEAP_SIZE), handed to launches in
+ * ptx_launch.heap; blocks persist across launches until freed. The bookkeeping stays on the
+ * host, out of the kernel's reach; thread-safe. At most PTX_HEAP_MAX_BLOCKS live blocks. */
+#define PTX_HEAP_MAX_BLOCKS (1u << 20)
+struct ptx_heap;
+/* base 16-byte aligned; 0, -EINVAL or -ENOMEM. */
+int ptx_heap_create(uint64_t base, uint64_t size, struct ptx_heap **out);
+void ptx_heap_destroy(struct ptx_heap *h);
+/* A 16-byte aligned block of at least size bytes, or 0 when the heap has no room. */
+uint64_t ptx_heap_malloc(struct ptx_heap *h, uint64_t size);
+/* 0, or -EINVAL when addr is not a live block's start (0 is a no-op). */
+int ptx_heap_free(struct ptx_heap *h, uint64_t addr);
+/* Bytes in live blocks. */
+uint64_t ptx_heap_used(struct ptx_heap *h);
+
 struct ptx_launch {
     uint32_t grid[3];
     uint32_t block[3];
@@ -126,6 +145,15 @@ struct ptx_launch {
     size_t params_size;
     const struct ptx_memory *mem;
     unsigned host_threads; /* blocks run on up to this many host threads; 0: default */
+    /* A cooperative launch (cuLaunchCooperativeKernel): every block runs at once, each on a
+     * host thread of its own, and %envreg1/%envreg2 give the grid's barrier workspace, so
+     * cooperative groups' grid.sync() works. At most PTX_COOP_MAX_BLOCKS blocks, fewer when
+     * max_host_bytes holds fewer blocks' states: more fails with PTX_ERR_COOPERATIVE_TOO_LARGE.
+     * Otherwise %envreg* read zero and grid.sync() traps, as on a GPU. */
+    int cooperative;
+    /* The heap of device-side malloc/free; NULL: malloc returns NULL (and free of anything
+     * but NULL fails the launch). */
+    struct ptx_heap *heap;
     /* Device printf output this launch may produce, in bytes of formatted text, as the
      * context's CU_LIMIT_PRINTF_FIFO_SIZE bounds a GPU's printf buffer; 0: 1 MiB
      * (PTX_PRINTF_FIFO_DEFAULT). A printf call whose text does not fit in what is left is lost,

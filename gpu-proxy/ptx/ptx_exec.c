@@ -23,6 +23,9 @@
 #define SH_WIN 0xFE00000000000000ull
 #define LO_WIN 0xFD00000000000000ull
 #define WIN_SIZE (1ull << 40)
+/* a cooperative launch's grid barrier workspace (%envreg1:%envreg2), in the global space */
+#define COOP_WS 0xFC00000000000000ull
+#define COOP_WS_SIZE 64u
 
 #define MAX_CALL_DEPTH 512
 #define MAX_LOCAL_STACK PTX_LOCAL_BYTES_MAX /* local memory per thread, all frames */
@@ -93,6 +96,7 @@ struct launch_ctx {
     uint64_t printf_cap;   /* printf FIFO size */
     _Atomic uint64_t printf_used;
     _Atomic int printf_lost; /* the loss has been reported */
+    _Alignas(8) uint8_t coop_ws[COOP_WS_SIZE]; /* cooperative: the grid barrier's counters */
     pthread_mutex_t lock;
     pthread_cond_t done;   /* signalled when the last pool helper finished */
     unsigned pending;      /* pool helpers still running (under lock) */
@@ -299,7 +303,7 @@ static inline float ftzf(float x)
     return fpclassify(x) == FP_SUBNORMAL ? copysignf(0.0f, x) : x;
 }
 
-static float half_to_float(uint16_t h)
+float ptx_f16_to_f32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h >> 15) << 31;
     uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff;
@@ -321,7 +325,7 @@ static float half_to_float(uint16_t h)
     return f;
 }
 
-static uint16_t float_to_half(float f)
+uint16_t ptx_f32_to_f16(float f)
 {
     uint32_t x;
     memcpy(&x, &f, 4);
@@ -370,12 +374,12 @@ static uint16_t float_to_bf16(float f)
 static inline float lane_to_float(uint64_t v, int sh, unsigned t)
 {
     uint16_t h = (uint16_t)(v >> sh);
-    return (t == PT_BF16 || t == PT_BF16X2) ? bf16_to_float(h) : half_to_float(h);
+    return (t == PT_BF16 || t == PT_BF16X2) ? bf16_to_float(h) : ptx_f16_to_f32(h);
 }
 
 static inline uint64_t lane_of_float(float f, int sh, unsigned t)
 {
-    return (uint64_t)((t == PT_BF16 || t == PT_BF16X2) ? float_to_bf16(f) : float_to_half(f))
+    return (uint64_t)((t == PT_BF16 || t == PT_BF16X2) ? float_to_bf16(f) : ptx_f32_to_f16(f))
            << sh;
 }
 
@@ -385,7 +389,7 @@ static inline double to_double(uint64_t v, unsigned t)
     case PT_BF16: return bf16_to_float((uint16_t)v);
     case PT_F32: return as_f(v);
     case PT_F64: return as_d(v);
-    case PT_F16: return half_to_float((uint16_t)v);
+    case PT_F16: return ptx_f16_to_f32((uint16_t)v);
     default: return pt_signed(t) ? (double)sx(v, TBITS[t]) : (double)zx(v, TBITS[t]);
     }
 }
@@ -648,6 +652,8 @@ static inline uint8_t *global_ptr(struct worker *w, uint64_t addr, uint64_t len)
     uint64_t base = 0, size = 0;
     if (addr + len < addr)
         return NULL;
+    if (addr - COOP_WS < COOP_WS_SIZE && w->L->l->cooperative)
+        return len <= COOP_WS_SIZE - (addr - COOP_WS) ? w->L->coop_ws + (addr - COOP_WS) : NULL;
     void *h = m->resolve(m->ctx, addr, len, &base, &size);
     if (!h)
         return NULL;
@@ -814,6 +820,8 @@ static void fill_sregs(struct worker *w, struct thr *t, const struct pfunc *fn, 
         case SR_NSMID: v = 1; break;
         case SR_CLOCK: case SR_CLOCK64: v = w->icount; break;
         case SR_DYNBASE: v = w->L->dyn_base; break;
+        case SR_ENVREG1: v = l->cooperative ? (uint32_t)(COOP_WS >> 32) : 0; break;
+        case SR_ENVREG2: v = l->cooperative ? (uint32_t)COOP_WS : 0; break;
         default: v = 0; break;
         }
         regs[r] = v;
@@ -1023,15 +1031,35 @@ static int builtin_vprintf(struct worker *w, struct thr *t, uint64_t fmtaddr, ui
     return 0;
 }
 
-/* Functions the CUDA runtime provides without PTX: vprintf and __assertfail. Returns 1 when
- * the call was handled (0: not a builtin), or an error code through *rc. */
+/* Device-side malloc(size) and free(ptr) from the launch's heap; the result, if any, is
+ * written to the call's return parameter. */
+static int builtin_heap(struct worker *w, struct thr *t, const struct pfunc *fn,
+                        const struct pcall *c, uint64_t arg)
+{
+    const struct frame *cf = &t->frames[t->depth - 1];
+    struct ptx_heap *h = w->L->l->heap;
+    if (!strcmp(fn->name, "free")) {
+        if (arg && (!h || ptx_heap_free(h, arg)))
+            return launch_fail(w, t, PTX_ERR_LAUNCH_FAILED, "free(0x%llx): not a block from "
+                               "the device heap", (unsigned long long)arg);
+        return 0;
+    }
+    uint64_t p = h ? ptx_heap_malloc(h, arg) : 0;
+    if (c->nrets == 1 && (uint64_t)c->ret_off[0] + 8 <= cf->fn->frame_param)
+        memcpy(t->param + cf->param_base + c->ret_off[0], &p, 8);
+    return 0;
+}
+
+/* Functions the CUDA runtime provides without PTX: vprintf, __assertfail, malloc and free.
+ * Returns 1 when the call was handled (0: not a builtin), or an error code through *rc. */
 static int call_builtin(struct worker *w, struct thr *t, const struct pfunc *fn,
                         const struct pcall *c, int *rc)
 {
     const struct frame *cf = &t->frames[t->depth - 1];
     const struct pfunc *caller = cf->fn;
     uint64_t a[5] = {0};
-    if (strcmp(fn->name, "vprintf") && strcmp(fn->name, "__assertfail"))
+    if (strcmp(fn->name, "vprintf") && strcmp(fn->name, "__assertfail") &&
+        strcmp(fn->name, "malloc") && strcmp(fn->name, "free"))
         return 0;
     for (uint32_t i = 0; i < c->nargs && i < 5 && i < fn->nparams; i++) {
         uint32_t sz = fn->params[i].size > 8 ? 8 : fn->params[i].size;
@@ -1040,6 +1068,12 @@ static int call_builtin(struct worker *w, struct thr *t, const struct pfunc *fn,
             return 1;
         }
         memcpy(&a[i], t->param + cf->param_base + c->arg_off[i], sz);
+    }
+    if (!strcmp(fn->name, "malloc") || !strcmp(fn->name, "free")) {
+        *rc = builtin_heap(w, t, fn, c, a[0]);
+        if (!*rc)
+            t->pc++;
+        return 1;
     }
     if (!strcmp(fn->name, "vprintf")) {
         int32_t n;
@@ -1356,6 +1390,35 @@ static uint64_t fbin(int fop, const struct pins *in, uint64_t a, uint64_t b, uin
     if (in->flags & F_SAT)
         r = isnan(r) ? 0.0f : r < 0.0f ? 0.0f : r > 1.0f ? 1.0f : r;
     return of_f(r);
+}
+
+/* wmma.load/wmma.store for one lane: its fragment elements, at the rows and columns
+ * ptx_mma.c assigns it, from or to the matrix at the address with the given stride (in
+ * elements; default: the row length of the stored layout). */
+static int wmma_ldst(struct worker *w, struct thr *t, const struct pins *in,
+                     const struct pmma *m)
+{
+    uint64_t base = addr_of(t, in);
+    unsigned rows = m->frag == FR_B ? m->k : m->m, cols = m->frag == FR_A ? m->k : m->n;
+    uint64_t stride = in->s[0] >= 0 ? (uint32_t)t->regs[in->s[0]] : m->col ? rows : cols;
+    unsigned esz = ptx_mma_elem_bytes(m, m->frag), n = ptx_mma_lane_elems(m, m->frag);
+    for (unsigned e = 0; e < n; e++) {
+        unsigned r, c;
+        ptx_mma_coord(m, m->frag, t->linear & 31, e, &r, &c);
+        uint64_t off = m->col ? (uint64_t)c * stride + r : (uint64_t)r * stride + c;
+        uint8_t *p = mem_ptr(w, t, in->space, base + off * esz, esz);
+        if (!p)
+            return w->L->code;
+        uint64_t v = 0;
+        if (m->kind == MMA_LOAD) {
+            memcpy(&v, p, esz);
+            ptx_mma_frag_put(m, t->regs, e, v);
+        } else {
+            v = ptx_mma_frag_get(m, t->regs, e);
+            memcpy(p, &v, esz);
+        }
+    }
+    return 0;
 }
 
 /* Runs thread t until it exits, blocks at a barrier/collective, or the launch fails. */
@@ -1858,6 +1921,21 @@ static int run_thread(struct worker *w, struct thr *t)
             t->pc = pc;
             goto out;
         }
+        case OP_cvttf32:
+            D(0, ptx_cvt_tf32((uint32_t)S(0), in->mod));
+            break;
+        case OP_mma:
+            if (t->fn->mmas[in->target].kind == MMA_LOAD ||
+                t->fn->mmas[in->target].kind == MMA_STORE) {
+                t->pc = pc;
+                rc = wmma_ldst(w, t, in, &t->fn->mmas[in->target]);
+                if (rc)
+                    goto out;
+                break;
+            }
+            t->state = TS_COLL; /* the others are warp-wide */
+            t->pc = pc;
+            goto out;
         case OP_shfl:
         case OP_vote:
         case OP_redux:
@@ -1893,6 +1971,12 @@ static int run_thread(struct worker *w, struct thr *t)
             if (in->s[1] >= 0 && (uint32_t)S(1) < size)
                 n = (uint32_t)S(1);
             t->pc = pc;
+            if ((dst | src) & (size - 1)) { /* both sides aligned to cp-size, as a GPU faults */
+                rc = launch_fail(w, t, PTX_ERR_LAUNCH_FAILED, "misaligned cp.async of %u bytes "
+                                 "from 0x%llx to shared offset 0x%llx", size,
+                                 (unsigned long long)src, (unsigned long long)dst);
+                goto out;
+            }
             uint8_t *d = mem_ptr(w, t, SP_SHARED, dst, size);
             uint8_t *s = n ? mem_ptr(w, t, SP_GLOBAL, src, n) : d;
             if (!d || !s) {
@@ -2144,6 +2228,22 @@ out:
 
 /* ---- block scheduling ----------------------------------------------------------------- */
 
+/* ldmatrix: lane i * 8 + q gives the address of row q of matrix i (16 bytes); every row is
+ * read, bounds-checked for the lane that gave it, before any register is written. */
+static int ldmatrix_rows(struct worker *w, struct thr *const lanes[32], const struct pins *in,
+                         const struct pmma *m, uint64_t *const regs[32])
+{
+    uint16_t rows[32][8];
+    for (unsigned q = 0; q < 8u * m->nmat; q++) {
+        uint8_t *p = mem_ptr(w, lanes[q], in->space, addr_of(lanes[q], in), 16);
+        if (!p)
+            return w->L->code;
+        memcpy(rows[q], p, 16);
+    }
+    ptx_ldmatrix_warp(m, (const uint16_t(*)[8])rows, regs);
+    return 0;
+}
+
 /* Executes the collective instruction at which the lanes in `group` (a lane mask of warp
  * `warp`) are waiting. */
 static int resolve_group(struct worker *w, uint32_t warp, uint32_t group)
@@ -2249,6 +2349,26 @@ static int resolve_group(struct worker *w, uint32_t warp, uint32_t group)
         break;
     case OP_warpsync:
         break;
+    case OP_mma: {
+        /* .sync.aligned: every lane of the warp executes the same mma */
+        if (group != 0xffffffffu)
+            return launch_fail(w, first, PTX_ERR_LAUNCH_FAILED, "mma reached by lanes 0x%x "
+                               "of warp %u only (all 32 must execute it)", group, warp);
+        const struct pmma *mm = &first->fn->mmas[in->target];
+        uint64_t *regs[32];
+        for (uint32_t l = 0; l < 32; l++)
+            regs[l] = lanes[l]->regs;
+        if (mm->kind == MMA_LDMATRIX) {
+            int rc = ldmatrix_rows(w, lanes, in, mm, regs);
+            if (rc)
+                return rc;
+        } else if (mm->kind == MMA_MOVMATRIX) {
+            ptx_movmatrix_warp(mm, regs);
+        } else {
+            ptx_mma_warp(mm, regs);
+        }
+        break;
+    }
     case OP_match: {
         unsigned bits = TBITS[in->type];
         for (uint32_t l = 0; l < 32; l++) {
@@ -3271,6 +3391,20 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
     /* starting host threads costs more than a small grid takes to run */
     if (nblocks * nthreads < 8192)
         nw = 1;
+    if (l->cooperative) { /* every block co-resident: a host thread each */
+        uint64_t most = budget / per_block < PTX_COOP_MAX_BLOCKS ? budget / per_block
+                                                                  : PTX_COOP_MAX_BLOCKS;
+        if (nblocks > most) {
+            pthread_mutex_destroy(&L.lock);
+            pool_release(reserved);
+            if (err && errlen)
+                snprintf(err, errlen, "kernel %s: cooperative launch of %llu blocks, at most "
+                         "%llu can be co-resident", k->name, (unsigned long long)nblocks,
+                         (unsigned long long)most);
+            return PTX_ERR_COOPERATIVE_TOO_LARGE;
+        }
+        nw = (unsigned)nblocks;
+    }
     L.allow = budget / nw;
     int rc = PTX_OK;
     if (pthread_cond_init(&L.done, NULL)) {
@@ -3299,6 +3433,10 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
     /* the calling thread is worker 0; helpers from the pool run the others (fewer if the
      * pool cannot grow: the grid still completes) */
     unsigned helpers = nw > 1 ? pool_dispatch(ws + 1, nw - 1, &L) : 0;
+    if (l->cooperative && helpers < nw - 1) /* its blocks would wait for each other forever */
+        launch_fail(&ws[0], NULL, PTX_ERR_COOPERATIVE_TOO_LARGE, "cooperative launch of %u "
+                    "blocks, host threads for only %u (the process's pool is busy)", nw,
+                    helpers + 1);
     worker_run(&ws[0]);
     pthread_mutex_lock(&L.lock);
     while (L.pending)

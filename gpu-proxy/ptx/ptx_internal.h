@@ -32,7 +32,7 @@ enum psp { SP_NONE = 0, SP_GENERIC, SP_GLOBAL, SP_SHARED, SP_LOCAL, SP_PARAM, SP
     X(popc) X(clz) X(brev) X(bfe) X(bfi) X(bfind) X(prmt) X(shf) X(fma) X(sqrt) X(rsqrt) \
     X(rcp) X(ex2) X(lg2) X(sin) X(cos) X(tanh) X(testp) X(copysign) X(trap) X(clock) \
     X(addc) X(subc) X(madc) X(sad) X(isspacep) X(prefetch) X(nanosleep) X(dp4a) X(dp2a) \
-    X(lop3) X(brkpt) X(cpasync) X(bmsk) X(redux)
+    X(lop3) X(brkpt) X(cpasync) X(bmsk) X(redux) X(mma) X(cvttf32)
 
 enum pop {
 #define X(n) OP_##n,
@@ -104,7 +104,8 @@ enum {
     SR_CTAID_X, SR_CTAID_Y, SR_CTAID_Z, SR_NCTAID_X, SR_NCTAID_Y, SR_NCTAID_Z,
     SR_LANEID, SR_WARPID, SR_NWARPID, SR_SMID, SR_NSMID, SR_GRIDID,
     SR_LANEMASK_EQ, SR_LANEMASK_LT, SR_LANEMASK_LE, SR_LANEMASK_GT, SR_LANEMASK_GE,
-    SR_DYNSMEM, SR_TOTALSMEM, SR_CLOCK, SR_CLOCK64, SR_GLOBALTIMER, SR_DYNBASE, SR_COUNT
+    SR_DYNSMEM, SR_TOTALSMEM, SR_CLOCK, SR_CLOCK64, SR_GLOBALTIMER, SR_DYNBASE,
+    SR_ENVREG1, SR_ENVREG2, SR_COUNT
 };
 
 struct pparam {
@@ -123,6 +124,56 @@ struct ppatch {
     int32_t reg;
     int32_t global; /* index into program globals */
 };
+
+/* Tensor-core instructions (ptx_mma.c): `wmma.load`/`wmma.store` (per lane),
+ * `wmma.mma`/`mma.sync`, `ldmatrix` and `movmatrix` (warp-wide); an OP_mma instruction's
+ * target indexes pfunc.mmas. */
+enum { MT_NONE = 0, MT_F16, MT_BF16, MT_TF32, MT_F32, MT_F64, MT_S8, MT_U8, MT_S32, MT_COUNT };
+enum { MMA_LOAD = 1, MMA_STORE, MMA_MMA, MMA_LDMATRIX, MMA_MOVMATRIX };
+enum { FR_A = 0, FR_B, FR_C, FR_D };
+enum { TF32_RNA = 1, TF32_RN, TF32_RZ };
+#define PTX_MMA_MAX_ELEMS 512 /* elements of the largest fragment (m16n8k32's A, 16 x 32) */
+
+struct pmma {
+    uint8_t kind;       /* MMA_LOAD, MMA_STORE, MMA_MMA, MMA_LDMATRIX, MMA_MOVMATRIX */
+    uint8_t sync;       /* mma.sync (documented layouts) rather than wmma */
+    uint8_t frag;       /* load/store: the fragment (FR_A, FR_B, FR_C; FR_D for store) */
+    uint8_t col;        /* load/store: column-major in memory; ldmatrix: .trans */
+    uint8_t m, n, k;
+    uint8_t satfinite;
+    uint8_t nmat;       /* ldmatrix: matrices (.x1, .x2, .x4) */
+    uint8_t type[4];    /* element type (MT_*) of A, B, C, D */
+    uint8_t nr[4];      /* registers of each fragment operand */
+    int32_t r[4][8];    /* their register indices */
+};
+
+/* Decodes the qualifiers of a wmma/mma instruction ("wmma.load.a.sync...."); -1 for a form
+ * the engine does not compute. */
+int ptx_mma_decode(const char *op, size_t n, struct pmma *m);
+/* Sets fragment f's registers and checks their number against the shape; -1 if wrong. */
+int ptx_mma_set_regs(struct pmma *m, int f, const int32_t *regs, unsigned nregs);
+/* Elements of fragment f one lane holds, and their size in memory. */
+unsigned ptx_mma_lane_elems(const struct pmma *m, int f);
+unsigned ptx_mma_elem_bytes(const struct pmma *m, int f);
+/* Row and column of element e of fragment f in lane `lane`. */
+void ptx_mma_coord(const struct pmma *m, int f, unsigned lane, unsigned e, unsigned *row,
+                   unsigned *col);
+/* A load/store fragment's element e in a lane's register file (bits), and setting it. */
+uint64_t ptx_mma_frag_get(const struct pmma *m, const uint64_t *regs, unsigned e);
+void ptx_mma_frag_put(const struct pmma *m, uint64_t *regs, unsigned e, uint64_t v);
+/* D = A * B + C over the register files of a whole warp's 32 lanes. */
+void ptx_mma_warp(const struct pmma *m, uint64_t *const regs[32]);
+/* ldmatrix: rows[i * 8 + q] holds row q (eight b16) of matrix i, read by the caller from
+ * the address lane i * 8 + q gave; distributes them to the lanes' destination registers. */
+void ptx_ldmatrix_warp(const struct pmma *m, const uint16_t rows[32][8], uint64_t *const regs[32]);
+/* movmatrix.sync.aligned.m8n8.trans.b16: transposes the warp's 8x8 b16 matrix. */
+void ptx_movmatrix_warp(const struct pmma *m, uint64_t *const regs[32]);
+/* cvt.{rna,rn,rz}.tf32.f32 on f32 bits. */
+uint32_t ptx_cvt_tf32(uint32_t x, int mode);
+
+/* ptx_exec.c: IEEE half precision to float and back (round to nearest even). */
+float ptx_f16_to_f32(uint16_t h);
+uint16_t ptx_f32_to_f16(float f);
 
 struct pfunc {
     char *name;
@@ -149,6 +200,8 @@ struct pfunc {
     uint32_t npatches;
     struct pcall *calls;
     uint32_t ncalls;
+    struct pmma *mmas;
+    uint32_t nmmas;
 };
 
 /* An initialiser element holding another variable's address: generic(x)+addend. */

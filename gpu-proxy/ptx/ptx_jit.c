@@ -1010,6 +1010,12 @@ static const char *refusal(const struct pfunc *f, int *mode)
             free(w);
             return "calls";
         }
+        /* Warp-wide tensor-core forms wait for the whole warp and keep their fragment
+         * registers in pfunc.mmas, which the single-instruction hand-over does not sync. */
+        if (in->op == OP_mma) {
+            free(w);
+            return "tensor-core instructions";
+        }
         if (plain_barrier(f, in, w) || phase_collective(in, w))
             barriers = 1;
         else if (blocking(in) || in->op == OP_bar || in->op == OP_movlocal ||

@@ -79,7 +79,7 @@ struct parser {
     /* current function being built */
     struct pfunc *fn;
     int fn_index;
-    size_t capcode, capregs, capparams, caprets, cappatch, capcalls;
+    size_t capcode, capregs, capparams, caprets, cappatch, capcalls, capmmas;
     struct label *labels;
     size_t nlabels, caplabels;
     struct fixup *fixups;
@@ -446,7 +446,7 @@ static int sreg_of(const char *s, size_t n)
         {"%lanemask_le", SR_LANEMASK_LE}, {"%lanemask_gt", SR_LANEMASK_GT},
         {"%lanemask_ge", SR_LANEMASK_GE}, {"%dynamic_smem_size", SR_DYNSMEM},
         {"%total_smem_size", SR_TOTALSMEM}, {"%clock", SR_CLOCK}, {"%clock64", SR_CLOCK64},
-        {"%globaltimer", SR_GLOBALTIMER},
+        {"%globaltimer", SR_GLOBALTIMER}, {"%envreg1", SR_ENVREG1}, {"%envreg2", SR_ENVREG2},
     };
     for (size_t i = 0; i < sizeof(srs) / sizeof(srs[0]); i++)
         if (strlen(srs[i].s) == n && memcmp(srs[i].s, s, n) == 0)
@@ -968,6 +968,20 @@ struct operand {
     int32_t reg2;       /* "a|b" second destination */
 };
 
+/* "%envreg0" .. "%envreg31" */
+static int is_envreg(const char *s, size_t n)
+{
+    if (n < 8 || n > 9 || memcmp(s, "%envreg", 7))
+        return 0;
+    unsigned v = 0;
+    for (size_t i = 7; i < n; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return 0;
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    return v < 32 && (n == 8 || s[7] != '0');
+}
+
 static int lookup_reg(struct parser *ps, const char *s, size_t n, int32_t *reg, uint32_t *bits)
 {
     int sr = sreg_of(s, n);
@@ -982,6 +996,13 @@ static int lookup_reg(struct parser *ps, const char *s, size_t n, int32_t *reg, 
         *reg = f->sreg[sr];
         *bits = 32;
         return 0;
+    }
+    if (is_envreg(s, n)) {
+        /* %envreg0..31 other than 1 and 2 (the cooperative launch's workspace, special
+         * registers): the driver's environment registers, which no launch sets here */
+        *reg = const_reg(ps, 0);
+        *bits = 32;
+        return *reg < 0 ? -ENOMEM : 0;
     }
     struct sym *y = sym_find(ps, s, n);
     if (!y || y->kind != SYM_REG)
@@ -1397,6 +1418,109 @@ static int set_address(struct parser *ps, struct pins *in, const struct operand 
     return 0;
 }
 
+/* Registers of a fragment operand ({r0, ..} or a single register); -1 for anything else. */
+static int frag_regs(const struct operand *o, int32_t *regs, unsigned *n)
+{
+    if (o->kind == OPD_REG) {
+        regs[0] = o->reg;
+        *n = 1;
+        return 0;
+    }
+    if (o->kind != OPD_VEC || o->nv < 1)
+        return -1;
+    for (int i = 0; i < o->nv; i++)
+        if ((regs[i] = o->vregs[i]) < 0)
+            return -1;
+    *n = (unsigned)o->nv;
+    return 0;
+}
+
+/* wmma.load/store/mma, mma.sync, ldmatrix and movmatrix: ptx_mma.c decodes the qualifiers;
+ * the fragments' registers go into a pmma record of the function that the instruction's
+ * target indexes. */
+static int parse_mma(struct parser *ps, struct pins *in, const char *opstart, uint32_t oplen,
+                     const struct operand *ops, int nops, int space)
+{
+    struct pmma mm;
+    int32_t regs[8];
+    unsigned n;
+    if (ptx_mma_decode(opstart, oplen, &mm))
+        return emit_unsupported(ps, in, opstart, oplen);
+    if (mm.kind == MMA_MOVMATRIX) {
+        if (nops != 2 || frag_regs(&ops[0], regs, &n) || ptx_mma_set_regs(&mm, FR_D, regs, n) ||
+            frag_regs(&ops[1], regs, &n) || ptx_mma_set_regs(&mm, FR_A, regs, n))
+            return fail(ps, in->line, "movmatrix takes two registers");
+    } else if (mm.kind == MMA_LDMATRIX) {
+        if (nops != 2 || ops[1].kind != OPD_ADDR || frag_regs(&ops[0], regs, &n) ||
+            ptx_mma_set_regs(&mm, FR_D, regs, n))
+            return fail(ps, in->line, "ldmatrix takes .x1/.x2/.x4 registers and an address");
+        in->space = (uint8_t)(space == SP_SHARED ? SP_SHARED : SP_GENERIC);
+        if (set_address(ps, in, &ops[1], in->space))
+            return -EINVAL;
+    } else if (mm.kind == MMA_MMA) {
+        static const int order[4] = {FR_D, FR_A, FR_B, FR_C};
+        if (nops != 4)
+            return fail(ps, in->line, "mma takes 4 operands");
+        for (int i = 0; i < 4; i++)
+            if (frag_regs(&ops[i], regs, &n) || ptx_mma_set_regs(&mm, order[i], regs, n))
+                return fail(ps, in->line, "mma operand %d does not fit the shape", i + 1);
+    } else {
+        int fi = mm.kind == MMA_LOAD ? 0 : 1, ai = 1 - fi;
+        if (nops < 2 || nops > 3 || ops[ai].kind != OPD_ADDR)
+            return fail(ps, in->line, "wmma.load/store takes a fragment, an address and a "
+                        "stride");
+        if (frag_regs(&ops[fi], regs, &n) || ptx_mma_set_regs(&mm, mm.frag, regs, n))
+            return fail(ps, in->line, "wmma fragment does not fit the shape");
+        if (space != SP_GLOBAL && space != SP_SHARED)
+            space = SP_GENERIC;
+        in->space = (uint8_t)space;
+        if (set_address(ps, in, &ops[ai], space))
+            return -EINVAL;
+        in->s[0] = nops == 3 ? opd_reg(ps, &ops[2], PT_U32) : -1;
+        if (nops == 3 && in->s[0] < 0)
+            return -EINVAL;
+        in->ns = nops == 3;
+    }
+    struct pfunc *f = ps->fn;
+    size_t cap = ps->capmmas;
+    if (grow((void **)&f->mmas, &cap, f->nmmas + 1, sizeof(struct pmma)))
+        return oom(ps);
+    ps->capmmas = cap;
+    f->mmas[f->nmmas] = mm;
+    in->op = OP_mma;
+    in->target = (int32_t)f->nmmas++;
+    return 0;
+}
+
+/* cvt.{rna,rn,rz}.tf32.f32 d, a (sm_80: rounds to 10 mantissa bits, low 13 bits zero). */
+static int parse_cvt_tf32(struct parser *ps, struct pins *in, const struct mods *m,
+                          const struct operand *ops, int nops)
+{
+    int mode = m->rnd == RND_RN ? TF32_RN : m->rnd == RND_RZ ? TF32_RZ : 0;
+    if (m->rnd && !mode)
+        return -1;
+    for (int i = 0; i < m->nwords; i++) {
+        if (!strcmp(m->words[i], "tf32"))
+            continue;
+        if (strcmp(m->words[i], "rna") || mode)
+            return -1;
+        mode = TF32_RNA;
+    }
+    if (!mode || m->flags || m->ntypes != 1 || m->types[0] != PT_F32 || nops != 2 ||
+        ops[0].kind != OPD_REG)
+        return -1;
+    int32_t r = opd_reg(ps, &ops[1], PT_F32);
+    if (r < 0)
+        return -EINVAL;
+    in->op = OP_cvttf32;
+    in->mod = (uint8_t)mode;
+    in->d[0] = ops[0].reg;
+    in->nd = 1;
+    in->s[0] = r;
+    in->ns = 1;
+    return 0;
+}
+
 static int parse_instruction(struct parser *ps)
 {
     uint32_t line = ps->t.line;
@@ -1445,7 +1569,10 @@ static int parse_instruction(struct parser *ps)
     }
     if (!strcmp(base, "cp") && oplen > 8 && !memcmp(opstart, "cp.async", 8))
         op = OP_cpasync;
+    if (!strcmp(base, "wmma") || !strcmp(base, "ldmatrix") || !strcmp(base, "movmatrix"))
+        op = OP_mma;
     if (op < 0 || op == OP_unsupported || op == OP_movlocal || op == OP_barred ||
+        op == OP_cvttf32 ||
         op == OP_warpsync || op == OP_clock) {
         /* an instruction the engine does not know (tex, wmma, ...): its operands are not
          * parsed; it fails the launch if it is ever reached */
@@ -1557,6 +1684,14 @@ static int parse_instruction(struct parser *ps)
                         return fail(ps, line, "destination must be a register"); \
                     else in->d[in->nd++] = ops[i].reg; } while (0)
 
+    if (op == OP_mma)
+        return parse_mma(ps, in, opstart, oplen, ops, nops, m.space);
+    if (op == OP_cvt && has_word(&m, "tf32")) {
+        int rc = parse_cvt_tf32(ps, in, &m, ops, nops);
+        if (rc == -1)
+            UNSUP();
+        return rc;
+    }
     /* reject modifiers we do not understand, so nothing is silently ignored */
     for (int i = 0; i < m.nwords; i++) {
         const char *w = m.words[i];
@@ -2416,6 +2551,7 @@ static int parse_function(struct parser *ps, int is_entry)
     ps->fn_index = idx;
     ps->kshared_off = 0;
     ps->capregs = ps->capparams = ps->caprets = ps->cappatch = ps->capcalls = 0;
+    ps->capmmas = 0;
     ps->capcode = 0;
     scope_push(ps);
     int rc = 0;
@@ -2503,6 +2639,7 @@ static int parse_function(struct parser *ps, int is_entry)
         free(f->rets);
         free(f->patches);
         free(f->calls);
+        free(f->mmas);
         tmp.has_body = defining;
         *f = tmp;
         if (!f->reg_init) {
@@ -2523,6 +2660,7 @@ static int parse_function(struct parser *ps, int is_entry)
     free(tmp.rets);
     free(tmp.patches);
     free(tmp.calls);
+    free(tmp.mmas);
     return rc;
 }
 
@@ -2630,6 +2768,7 @@ void ptx_program_clear(struct ptx_program *p)
         free(f->rets);
         free(f->patches);
         free(f->calls);
+        free(f->mmas);
     }
     free(p->funcs);
     for (uint32_t i = 0; i < p->nglobals; i++) {

@@ -2,6 +2,7 @@
 // memory (cuda_pipeline.h) and bfloat16 arithmetic.
 #include <cuda_bf16.h>
 #include <cuda_pipeline.h>
+#include <cooperative_groups.h>
 
 extern "C" __global__ void async_copy_bf16(const float *in, const float *w, float *out, int n)
 {
@@ -34,4 +35,63 @@ extern "C" __global__ void redux_lop3(const unsigned *in, unsigned *out)
     unsigned r;
     asm("lop3.b32 %0, %1, %2, %3, 0xE8;" : "=r"(r) : "r"(v), "r"(v * 3u), "r"(v >> 5));
     o[4] = r;
+}
+
+// cp.async with src-size < cp-size (zero fill): __pipeline_memcpy_async's zfill argument; the
+// destination index is shifted by `dshift` (out of the shared tile when large).
+extern "C" __global__ void async_zfill(const float4 *in, float4 *out, int zfill, int dshift)
+{
+    __shared__ float4 tile[32];
+    int t = threadIdx.x;
+    __pipeline_memcpy_async(&tile[t] + dshift, &in[t], sizeof(float4), zfill);
+    __pipeline_commit();
+    __pipeline_wait_prior(0);
+    __syncthreads();
+    out[t] = tile[t];
+}
+
+// cooperative groups' grid.sync() (needs a cooperative launch): every block publishes a value,
+// then reads all the others' twice, with a second grid barrier between.
+extern "C" __global__ void grid_sync_sum(int *x, int *out)
+{
+    cooperative_groups::grid_group g = cooperative_groups::this_grid();
+    int b = blockIdx.x, n = gridDim.x;
+    if (threadIdx.x == 0)
+        x[b] = b + 1;
+    g.sync();
+    int s = 0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x)
+        s += x[i];
+    atomicAdd(&out[b], s);
+    g.sync();
+    if (threadIdx.x == 0)
+        x[(b + 1) % n] = 0; /* after everyone's reads */
+}
+
+// Device-side malloc/free: each thread allocates (t + 1) ints and fills them; the pointers
+// outlive the launch; a second launch sums and frees them (bad != 0: frees one twice).
+extern "C" __global__ void heap_fill(int **ptrs)
+{
+    int t = blockIdx.x * blockDim.x + threadIdx.x;
+    int *p = (int *)malloc((t + 1) * sizeof(int));
+    if (p)
+        for (int i = 0; i <= t; i++)
+            p[i] = t * 100 + i;
+    ptrs[t] = p;
+}
+
+extern "C" __global__ void heap_sum_free(int **ptrs, long long *sums, int bad)
+{
+    int t = blockIdx.x * blockDim.x + threadIdx.x;
+    int *p = ptrs[t];
+    long long s = -1;
+    if (p) {
+        s = 0;
+        for (int i = 0; i <= t; i++)
+            s += p[i];
+    }
+    sums[t] = s;
+    free(p);
+    if (bad && t == 0)
+        free(p);
 }

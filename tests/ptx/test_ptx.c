@@ -2,6 +2,7 @@
  * kernels.cu at build time (PTX text, fatbin, cubin), runs kernels through ptx_launch with a
  * small table of malloc'd buffers as device memory, and checks every output element against a
  * CPU reference. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1573,6 +1574,675 @@ static void test_ptx_cp_async_bf16_sm80(void **state)
     ptx_program_free(p);
 }
 
+/* ---- tensor cores (kernels_mma.cu): results against C, in k order with one f32 rounding
+ * per addition for f16/bf16/tf32 inputs (their products are exact in f32) ---------------- */
+
+/* A random f16 in [2^-3, 2^2) with either sign, as bits; and its value. */
+static uint16_t rnd_f16(void)
+{
+    return (uint16_t)((rnd() & 1u) << 15 | (12u + rnd() % 5u) << 10 | (rnd() & 0x3ffu));
+}
+
+static float f16_val(uint16_t h)
+{
+    int e = (h >> 10) & 0x1f; /* no infinities or NaNs in these tests */
+    float v = e ? ldexpf(1.0f + (float)(h & 0x3ff) / 1024.0f, e - 15)
+                : ldexpf((float)(h & 0x3ff), -24);
+    return (h >> 15) ? -v : v;
+}
+
+/* f16 bits of a value exactly representable as a normal f16 (or zero). */
+static uint16_t f16_of(float v)
+{
+    if (v == 0.0f)
+        return 0;
+    int e;
+    float m = frexpf(fabsf(v), &e); /* v = m * 2^e, m in [0.5, 1) */
+    uint16_t h = (uint16_t)((uint16_t)(e - 1 + 15) << 10 | (uint16_t)((m * 2.0f - 1.0f) * 1024.0f));
+    return v < 0 ? (uint16_t)(h | 0x8000) : h;
+}
+
+static uint16_t rnd_bf16(void)
+{
+    return (uint16_t)((rnd() & 1u) << 15 | (124u + rnd() % 6u) << 7 | (rnd() & 0x7fu));
+}
+
+static float bf16_val(uint16_t h)
+{
+    uint32_t b = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &b, 4);
+    return f;
+}
+
+/* Rounds to tf32 (11 significant bits), ties away from zero, as cvt.rna.tf32.f32. */
+static float tf32_rna(float x)
+{
+    if (x == 0.0f)
+        return x;
+    int e;
+    frexpf(x, &e);
+    float q = ldexpf(1.0f, e - 11);
+    return roundf(x / q) * q;
+}
+
+static float rnd_float(void)
+{
+    return ((float)(rnd() % 2000000u) - 1000000.0f) / 262144.0f;
+}
+
+static void test_ptx_wmma_f16(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels_mma.ptx");
+    const struct ptx_kernel *k = kern(p, "wmma_f16");
+    struct tmem m;
+    tm_init(&m);
+    uint64_t a = tm_alloc(&m, 512), b = tm_alloc(&m, 512), c = tm_alloc(&m, 1024),
+             d = tm_alloc(&m, 1024);
+    uint16_t *ha = tm_host(&m, a), *hb = tm_host(&m, b);
+    float *hc = tm_host(&m, c), *hd = tm_host(&m, d);
+    for (int i = 0; i < 256; i++) {
+        ha[i] = rnd_f16();
+        hb[i] = rnd_f16();
+        hc[i] = rnd_float();
+    }
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, a);
+    PB(&pb, b);
+    PB(&pb, c);
+    PB(&pb, d);
+    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
+    for (int r = 0; r < 16; r++)
+        for (int col = 0; col < 16; col++) {
+            float acc = hc[r * 16 + col];
+            for (int kk = 0; kk < 16; kk++) /* A row-major, B column-major */
+                acc = fmaf(f16_val(ha[r * 16 + kk]), f16_val(hb[col * 16 + kk]), acc);
+            float got = hd[col * 16 + r]; /* D stored column-major */
+            if (got != 2.0f * acc)
+                fail_msg("d[%d][%d] = %.9g, want %.9g", r, col, got, 2.0f * acc);
+        }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_wmma_f16_accumulators(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels_mma.ptx");
+    const struct ptx_kernel *k = kern(p, "wmma_f16acc");
+    struct tmem m;
+    tm_init(&m);
+    /* m32n8k16: A 32x16 column-major with leading dimension 40; values in halves, so every
+     * sum is exact in f16 */
+    uint64_t a = tm_alloc(&m, 40 * 16 * 2), b = tm_alloc(&m, 16 * 8 * 2),
+             c = tm_alloc(&m, 32 * 8 * 2), d = tm_alloc(&m, 32 * 8 * 2);
+    uint16_t *ha = tm_host(&m, a), *hb = tm_host(&m, b), *hc = tm_host(&m, c),
+             *hd = tm_host(&m, d);
+    for (int i = 0; i < 40 * 16; i++)
+        ha[i] = f16_of((float)((int)(rnd() % 7u) - 3) / 2.0f);
+    for (int i = 0; i < 16 * 8; i++)
+        hb[i] = f16_of((float)((int)(rnd() % 7u) - 3) / 2.0f);
+    for (int i = 0; i < 32 * 8; i++)
+        hc[i] = f16_of((float)((int)(rnd() % 41u) - 20));
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, a);
+    PB(&pb, b);
+    PB(&pb, c);
+    PB(&pb, d);
+    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
+    for (int r = 0; r < 32; r++)
+        for (int col = 0; col < 8; col++) {
+            float acc = f16_val(hc[r * 8 + col]);
+            for (int kk = 0; kk < 16; kk++)
+                acc += f16_val(ha[kk * 40 + r]) * f16_val(hb[kk * 8 + col]);
+            if (hd[r * 8 + col] != f16_of(acc))
+                fail_msg("d[%d][%d] = 0x%04x, want %g", r, col, hd[r * 8 + col], acc);
+        }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_wmma_bf16_tf32(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels_mma.ptx");
+    struct tmem m;
+    tm_init(&m);
+    uint64_t a = tm_alloc(&m, 1024), b = tm_alloc(&m, 1024), d = tm_alloc(&m, 1024);
+    uint16_t *ha = tm_host(&m, a), *hb = tm_host(&m, b);
+    float *hd = tm_host(&m, d);
+    for (int i = 0; i < 256; i++) {
+        ha[i] = rnd_bf16();
+        hb[i] = rnd_bf16();
+    }
+    const struct ptx_kernel *k = kern(p, "wmma_bf16");
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, a);
+    PB(&pb, b);
+    PB(&pb, d);
+    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
+    for (int r = 0; r < 16; r++)
+        for (int col = 0; col < 16; col++) {
+            float acc = 1.0f; /* fill_fragment(1.0f) */
+            for (int kk = 0; kk < 16; kk++) /* both row-major */
+                acc = fmaf(bf16_val(ha[r * 16 + kk]), bf16_val(hb[kk * 16 + col]), acc);
+            if (hd[r * 16 + col] != acc)
+                fail_msg("bf16 d[%d][%d] = %.9g, want %.9g", r, col, hd[r * 16 + col], acc);
+        }
+    /* tf32: A 16x8 row-major, B 8x16 column-major, rounded in the kernel */
+    float *fa = tm_host(&m, a), *fb = tm_host(&m, b);
+    for (int i = 0; i < 128; i++) {
+        fa[i] = rnd_float();
+        fb[i] = rnd_float();
+    }
+    k = kern(p, "wmma_tf32");
+    pb_init(&pb, k);
+    PB(&pb, a);
+    PB(&pb, b);
+    PB(&pb, d);
+    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
+    for (int r = 0; r < 16; r++)
+        for (int col = 0; col < 16; col++) {
+            float acc = 0.0f;
+            for (int kk = 0; kk < 8; kk++)
+                acc = fmaf(tf32_rna(fa[r * 8 + kk]), tf32_rna(fb[col * 8 + kk]), acc);
+            if (hd[r * 16 + col] != acc)
+                fail_msg("tf32 d[%d][%d] = %.9g, want %.9g", r, col, hd[r * 16 + col], acc);
+        }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_wmma_f64_s8_shared(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels_mma.ptx");
+    struct tmem m;
+    tm_init(&m);
+    uint64_t a = tm_alloc(&m, 2048), b = tm_alloc(&m, 2048), c = tm_alloc(&m, 2048),
+             d = tm_alloc(&m, 2048);
+    double *da = tm_host(&m, a), *db = tm_host(&m, b), *dc = tm_host(&m, c), *dd = tm_host(&m, d);
+    for (int i = 0; i < 64; i++) {
+        da[i] = rnd_float() / 3.0;
+        db[i] = rnd_float() / 7.0;
+        dc[i] = rnd_float();
+    }
+    const struct ptx_kernel *k = kern(p, "wmma_f64");
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, a);
+    PB(&pb, b);
+    PB(&pb, c);
+    PB(&pb, d);
+    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
+    for (int r = 0; r < 8; r++)
+        for (int col = 0; col < 8; col++) {
+            double acc = dc[r * 8 + col];
+            for (int kk = 0; kk < 4; kk++) /* A 8x4 row-major, B 4x8 column-major */
+                acc = fma(da[r * 4 + kk], db[col * 4 + kk], acc);
+            if (dd[r * 8 + col] != acc)
+                fail_msg("f64 d[%d][%d] = %.17g, want %.17g", r, col, dd[r * 8 + col], acc);
+        }
+    /* s8: two warps, each a 16x16 tile */
+    int8_t *sa = tm_host(&m, a), *sb = tm_host(&m, b);
+    int32_t *sc = tm_host(&m, c), *sd = tm_host(&m, d);
+    for (int i = 0; i < 512; i++) {
+        sa[i] = (int8_t)rnd();
+        sc[i] = (int32_t)rnd();
+    }
+    for (int i = 0; i < 256; i++)
+        sb[i] = (int8_t)rnd();
+    k = kern(p, "wmma_s8");
+    pb_init(&pb, k);
+    PB(&pb, a);
+    PB(&pb, b);
+    PB(&pb, c);
+    PB(&pb, d);
+    RUN_OK(k, 1, 1, 64, 1, 0, &pb, &m, 1);
+    for (int r = 0; r < 32; r++)
+        for (int col = 0; col < 16; col++) {
+            uint32_t acc = (uint32_t)sc[r * 16 + col];
+            for (int kk = 0; kk < 16; kk++)
+                acc += (uint32_t)(sa[r * 16 + kk] * sb[col * 16 + kk]);
+            if ((uint32_t)sd[r * 16 + col] != acc)
+                fail_msg("s8 d[%d][%d] = %d, want %d", r, col, sd[r * 16 + col], (int)acc);
+        }
+    /* through shared memory, both row-major */
+    uint16_t *ha = tm_host(&m, a), *hb = tm_host(&m, b);
+    float *hd = tm_host(&m, d);
+    for (int i = 0; i < 256; i++) {
+        ha[i] = rnd_f16();
+        hb[i] = rnd_f16();
+    }
+    k = kern(p, "wmma_shared");
+    pb_init(&pb, k);
+    PB(&pb, a);
+    PB(&pb, b);
+    PB(&pb, d);
+    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
+    for (int r = 0; r < 16; r++)
+        for (int col = 0; col < 16; col++) {
+            float acc = 0.0f;
+            for (int kk = 0; kk < 16; kk++)
+                acc = fmaf(f16_val(ha[r * 16 + kk]), f16_val(hb[kk * 16 + col]), acc);
+            if (hd[r * 16 + col] != acc)
+                fail_msg("shared d[%d][%d] = %.9g, want %.9g", r, col, hd[r * 16 + col], acc);
+        }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_mma_sync_layouts(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels_mma.ptx");
+    struct tmem m;
+    tm_init(&m);
+    uint64_t a = tm_alloc(&m, 2048), b = tm_alloc(&m, 2048), c = tm_alloc(&m, 2048),
+             d = tm_alloc(&m, 2048);
+    /* m16n8k16 f16 -> f32; all matrices row-major */
+    uint16_t *ha = tm_host(&m, a), *hb = tm_host(&m, b);
+    float *hc = tm_host(&m, c), *hd = tm_host(&m, d);
+    for (int i = 0; i < 256; i++)
+        ha[i] = rnd_f16();
+    for (int i = 0; i < 128; i++) {
+        hb[i] = rnd_f16();
+        hc[i] = rnd_float();
+    }
+    const struct ptx_kernel *k = kern(p, "mma_f16");
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, a);
+    PB(&pb, b);
+    PB(&pb, c);
+    PB(&pb, d);
+    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
+    for (int r = 0; r < 16; r++)
+        for (int col = 0; col < 8; col++) {
+            float acc = hc[r * 8 + col];
+            for (int kk = 0; kk < 16; kk++)
+                acc = fmaf(f16_val(ha[r * 16 + kk]), f16_val(hb[kk * 8 + col]), acc);
+            if (hd[r * 8 + col] != acc)
+                fail_msg("m16n8k16 d[%d][%d] = %.9g, want %.9g", r, col, hd[r * 8 + col], acc);
+        }
+    /* m16n8k8 tf32 (valid tf32 inputs), C zero */
+    float *fa = tm_host(&m, a), *fb = tm_host(&m, b);
+    for (int i = 0; i < 128; i++)
+        fa[i] = tf32_rna(rnd_float());
+    for (int i = 0; i < 64; i++)
+        fb[i] = tf32_rna(rnd_float());
+    k = kern(p, "mma_tf32");
+    pb_init(&pb, k);
+    PB(&pb, a);
+    PB(&pb, b);
+    PB(&pb, d);
+    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
+    for (int r = 0; r < 16; r++)
+        for (int col = 0; col < 8; col++) {
+            float acc = 0.0f;
+            for (int kk = 0; kk < 8; kk++)
+                acc = fmaf(fa[r * 8 + kk], fb[kk * 8 + col], acc);
+            if (hd[r * 8 + col] != acc)
+                fail_msg("m16n8k8 d[%d][%d] = %.9g, want %.9g", r, col, hd[r * 8 + col], acc);
+        }
+    /* m8n8k4 f64 */
+    double *da = tm_host(&m, a), *db = tm_host(&m, b), *dc = tm_host(&m, c), *dd = tm_host(&m, d);
+    for (int i = 0; i < 64; i++) {
+        da[i] = rnd_float() / 3.0;
+        db[i] = rnd_float() / 7.0;
+        dc[i] = rnd_float();
+    }
+    k = kern(p, "mma_f64");
+    pb_init(&pb, k);
+    PB(&pb, a);
+    PB(&pb, b);
+    PB(&pb, c);
+    PB(&pb, d);
+    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
+    for (int r = 0; r < 8; r++)
+        for (int col = 0; col < 8; col++) {
+            double acc = dc[r * 8 + col];
+            for (int kk = 0; kk < 4; kk++)
+                acc = fma(da[r * 4 + kk], db[kk * 8 + col], acc);
+            if (dd[r * 8 + col] != acc)
+                fail_msg("m8n8k4 d[%d][%d] = %.17g, want %.17g", r, col, dd[r * 8 + col], acc);
+        }
+    /* m16n8k32 s8 .satfinite: row 0 of C starts near INT32_MAX, row 1 near INT32_MIN */
+    int8_t *sa = tm_host(&m, a), *sb = tm_host(&m, b);
+    int32_t *sc = tm_host(&m, c), *sd = tm_host(&m, d);
+    for (int i = 0; i < 512; i++)
+        sa[i] = (int8_t)rnd();
+    for (int i = 0; i < 256; i++)
+        sb[i] = (int8_t)rnd();
+    for (int i = 0; i < 128; i++)
+        sc[i] = i < 8 ? INT32_MAX - 1000 : i < 16 ? INT32_MIN + 1000 : (int32_t)(rnd() % 100000u);
+    k = kern(p, "mma_s8");
+    pb_init(&pb, k);
+    PB(&pb, a);
+    PB(&pb, b);
+    PB(&pb, c);
+    PB(&pb, d);
+    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
+    int saturated = 0;
+    for (int r = 0; r < 16; r++)
+        for (int col = 0; col < 8; col++) {
+            int64_t acc = sc[r * 8 + col];
+            for (int kk = 0; kk < 32; kk++)
+                acc += sa[r * 32 + kk] * sb[kk * 8 + col];
+            int64_t want = acc > INT32_MAX ? INT32_MAX : acc < INT32_MIN ? INT32_MIN : acc;
+            saturated += want != acc;
+            if (sd[r * 8 + col] != want)
+                fail_msg("m16n8k32 d[%d][%d] = %d, want %lld", r, col, sd[r * 8 + col],
+                         (long long)want);
+        }
+    assert_true(saturated > 0);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+/* An mma that not all 32 lanes of a warp reach fails the launch instead of guessing. */
+static void test_ptx_mma_partial_warp_fails(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels_mma.ptx");
+    const struct ptx_kernel *k = kern(p, "mma_f64");
+    struct tmem m;
+    tm_init(&m);
+    uint64_t a = tm_alloc(&m, 512), b = tm_alloc(&m, 512), c = tm_alloc(&m, 512),
+             d = tm_alloc(&m, 512);
+    memset(tm_host(&m, a), 0, 512);
+    memset(tm_host(&m, b), 0, 512);
+    memset(tm_host(&m, c), 0, 512);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, a);
+    PB(&pb, b);
+    PB(&pb, c);
+    PB(&pb, d);
+    char err[320];
+    assert_int_equal(run(k, 1, 1, 16, 1, 0, &pb, &m, 1, err, sizeof(err)),
+                     PTX_ERR_LAUNCH_FAILED);
+    assert_non_null(strstr(err, "all 32 must execute it"));
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_ldmatrix_movmatrix(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels_mma.ptx");
+    const struct ptx_kernel *k = kern(p, "ldmatrix_x4");
+    struct tmem m;
+    tm_init(&m);
+    uint64_t in = tm_alloc(&m, 512), out = tm_alloc(&m, 32 * 9 * 4);
+    uint16_t *hi = tm_host(&m, in);
+    for (int i = 0; i < 256; i++)
+        hi[i] = (uint16_t)rnd();
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, in);
+    PB(&pb, out);
+    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
+    const uint32_t *ho = tm_host(&m, out);
+    /* matrix i, row q is stored matrix 3-i, row 7-q (the addresses the lanes gave) */
+#define MX(i, r, c) ((uint32_t)hi[(3 - (i)) * 64 + (7 - (r)) * 8 + (c)])
+    for (int l = 0; l < 32; l++) {
+        int q = l / 4, c = (l % 4) * 2;
+        for (int i = 0; i < 4; i++) {
+            assert_int_equal(ho[l * 9 + i], MX(i, q, c) | MX(i, q, c + 1) << 16);
+            assert_int_equal(ho[l * 9 + 4 + i], MX(i, c, q) | MX(i, c + 1, q) << 16);
+        }
+        /* movmatrix of matrix 0 is its transpose, as ldmatrix.trans loaded it */
+        assert_int_equal(ho[l * 9 + 8], ho[l * 9 + 4]);
+    }
+#undef MX
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+/* Tensor-core forms the engine does not compute (a shape the ISA does not define for the
+ * type, sub-byte types) load, and fail the launch naming the instruction when reached;
+ * fragments with the wrong register count fail the load. */
+static void test_ptx_mma_unsupported_forms(void **state)
+{
+    (void)state;
+    static const char *const forms[] = {
+        "mma.sync.aligned.m16n8k4.row.col.f32.f16.f16.f32 {%f1,%f2,%f3,%f4}, {%r1,%r2}, "
+        "{%r3}, {%f1,%f2,%f3,%f4};",
+        "mma.sync.aligned.m8n8k32.row.col.s32.s4.s4.s32 {%r1,%r2}, {%r3}, {%r4}, {%r1,%r2};",
+        "wmma.mma.sync.aligned.row.col.m16n16k8.f32.f32 {%f1,%f2,%f3,%f4,%f5,%f6,%f7,%f8}, "
+        "{%r1,%r2,%r3,%r4}, {%r1,%r2,%r3,%r4}, {%f1,%f2,%f3,%f4,%f5,%f6,%f7,%f8};",
+    };
+    for (unsigned i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        char src[1024];
+        snprintf(src, sizeof(src), ".version 9.0\n.target sm_80\n.address_size 64\n"
+                 ".visible .entry t()\n{\n  .reg .b32 %%r<8>;\n  .reg .f32 %%f<12>;\n"
+                 "  %s\n  ret;\n}\n", forms[i]);
+        struct ptx_program *p = NULL;
+        char err[320];
+        assert_int_equal(ptx_program_load(src, strlen(src) + 1, &p, err, sizeof(err)), PTX_OK);
+        struct tmem m;
+        tm_init(&m);
+        struct pbuf pb;
+        pb_init(&pb, kern(p, "t"));
+        assert_int_equal(run(kern(p, "t"), 1, 1, 32, 1, 0, &pb, &m, 1, err, sizeof(err)),
+                         PTX_ERR_NOT_SUPPORTED);
+        assert_non_null(strstr(err, "mma"));
+        ptx_program_free(p);
+    }
+    static const char bad[] =
+        ".version 9.0\n.target sm_80\n.address_size 64\n.visible .entry t()\n{\n"
+        "  .reg .b32 %r<8>;\n  .reg .f32 %f<12>;\n"
+        "  mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%f1,%f2,%f3,%f4}, {%r1,%r2}, "
+        "{%r3,%r4}, {%f1,%f2,%f3,%f4};\n  ret;\n}\n";
+    struct ptx_program *p = NULL;
+    char err[320];
+    assert_int_equal(ptx_program_load(bad, sizeof(bad), &p, err, sizeof(err)),
+                     PTX_ERR_INVALID_PTX);
+    assert_non_null(strstr(err, "does not fit the shape"));
+}
+
+static void test_ptx_envreg_reads_zero(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels_mma.ptx");
+    const struct ptx_kernel *k = kern(p, "envregs");
+    struct tmem m;
+    tm_init(&m);
+    uint64_t out = tm_alloc(&m, 32 * 4);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, out);
+    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
+    const uint32_t *ho = tm_host(&m, out);
+    for (int i = 0; i < 32; i++)
+        assert_int_equal(ho[i], 7);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+/* cp.async with src-size below cp-size fills the rest with zeros; both sides are
+ * bounds-checked (the source only for the bytes it reads). */
+static void test_ptx_cp_async_zfill_bounds(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels80.ptx");
+    const struct ptx_kernel *k = kern(p, "async_zfill");
+    struct tmem m;
+    tm_init(&m);
+    uint64_t in = tm_alloc(&m, 32 * 16), out = tm_alloc(&m, 32 * 16), small = tm_alloc(&m, 16);
+    uint8_t *hi = tm_host(&m, in), *ho = tm_host(&m, out);
+    for (int i = 0; i < 32 * 16; i++)
+        hi[i] = (uint8_t)(i * 7 + 1);
+    static const int zfills[] = {0, 4, 8, 14, 16};
+    for (unsigned z = 0; z < sizeof(zfills) / sizeof(zfills[0]); z++) {
+        struct pbuf pb;
+        pb_init(&pb, k);
+        PB(&pb, in);
+        PB(&pb, out);
+        PB(&pb, zfills[z]);
+        PB(&pb, 0);
+        RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
+        for (int i = 0; i < 32 * 16; i++)
+            if (ho[i] != (i % 16 < 16 - zfills[z] ? hi[i] : 0))
+                fail_msg("zfill %d: byte %d = %u", zfills[z], i, ho[i]);
+    }
+    char err[320];
+    struct pbuf pb;
+    pb_init(&pb, k); /* the destination past the 512-byte tile */
+    PB(&pb, in);
+    PB(&pb, out);
+    PB(&pb, 0);
+    PB(&pb, 32);
+    assert_int_equal(run(k, 1, 1, 32, 1, 0, &pb, &m, 1, err, sizeof(err)),
+                     PTX_ERR_ILLEGAL_ADDRESS);
+    assert_non_null(strstr(err, "shared memory"));
+    pb_init(&pb, k); /* a source of 16 bytes read by 32 threads */
+    PB(&pb, small);
+    PB(&pb, out);
+    PB(&pb, 0);
+    PB(&pb, 0);
+    assert_int_equal(run(k, 1, 1, 32, 1, 0, &pb, &m, 1, err, sizeof(err)),
+                     PTX_ERR_ILLEGAL_ADDRESS);
+    pb_init(&pb, k); /* a source misaligned for 16 bytes */
+    PB(&pb, in + 8);
+    PB(&pb, out);
+    PB(&pb, 0);
+    PB(&pb, 0);
+    assert_int_equal(run(k, 1, 1, 32, 1, 0, &pb, &m, 1, err, sizeof(err)),
+                     PTX_ERR_LAUNCH_FAILED);
+    assert_non_null(strstr(err, "misaligned cp.async"));
+    pb_init(&pb, k); /* src-size 0 reads nothing: no fault */
+    PB(&pb, small);
+    PB(&pb, out);
+    PB(&pb, 16);
+    PB(&pb, 0);
+    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
+    for (int i = 0; i < 32 * 16; i++)
+        assert_int_equal(ho[i], 0);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+/* grid.sync() under a cooperative launch (all blocks co-resident, %envreg1:2 the barrier's
+ * workspace); without one it traps, as on a GPU; a grid too large to be co-resident is
+ * refused. */
+static void test_ptx_cooperative_grid_sync(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels80.ptx");
+    const struct ptx_kernel *k = kern(p, "grid_sync_sum");
+    struct tmem m;
+    tm_init(&m);
+    int nb = 12;
+    uint64_t x = tm_alloc(&m, 4 * 300), out = tm_alloc(&m, 4 * 300);
+    int *hx = tm_host(&m, x), *ho = tm_host(&m, out);
+    memset(ho, 0, 4 * 300);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, x);
+    PB(&pb, out);
+    struct ptx_launch l = {
+        .grid = {(uint32_t)nb, 1, 1}, .block = {64, 1, 1}, .params = pb.b,
+        .params_size = ptx_kernel_param_bytes(k), .mem = &m.mem, .cooperative = 1,
+    };
+    char err[320];
+    int rc = ptx_launch(k, &l, err, sizeof(err));
+    if (rc)
+        fail_msg("cooperative launch failed: %d %s", rc, err);
+    for (int b = 0; b < nb; b++) {
+        assert_int_equal(ho[b], nb * (nb + 1) / 2);
+        assert_int_equal(hx[b], 0);
+    }
+    l.cooperative = 0;
+    assert_int_equal(ptx_launch(k, &l, err, sizeof(err)), PTX_ERR_LAUNCH_FAILED);
+    assert_non_null(strstr(err, "trap"));
+    l.cooperative = 1;
+    l.grid[0] = PTX_COOP_MAX_BLOCKS + 1;
+    assert_int_equal(ptx_launch(k, &l, err, sizeof(err)), PTX_ERR_COOPERATIVE_TOO_LARGE);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void heap_launch(const struct ptx_kernel *k, struct tmem *m, struct ptx_heap *h,
+                        uint64_t ptrs, uint64_t sums, int bad, int want)
+{
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, ptrs);
+    if (sums) {
+        PB(&pb, sums);
+        PB(&pb, bad);
+    }
+    struct ptx_launch l = {
+        .grid = {1, 1, 1}, .block = {32, 1, 1}, .params = pb.b,
+        .params_size = ptx_kernel_param_bytes(k), .mem = &m->mem, .heap = h,
+    };
+    char err[320];
+    int rc = ptx_launch(k, &l, err, sizeof(err));
+    if (rc != want)
+        fail_msg("%s: %d, want %d (%s)", ptx_kernel_name(k), rc, want, err);
+    if (want)
+        assert_non_null(strstr(err, "free(0x"));
+}
+
+/* Device-side malloc/free: blocks from the caller's heap, persisting across launches; NULL
+ * when it is full or absent; a double free fails the launch. */
+static void test_ptx_device_malloc_free(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels80.ptx");
+    const struct ptx_kernel *fill = kern(p, "heap_fill"), *sumfree = kern(p, "heap_sum_free");
+    struct tmem m;
+    tm_init(&m);
+    uint64_t hbase = tm_alloc(&m, 4096), ptrs = tm_alloc(&m, 32 * 8),
+             sums = tm_alloc(&m, 32 * 8);
+    uint64_t *hp = tm_host(&m, ptrs);
+    int64_t *hs = tm_host(&m, sums);
+    struct ptx_heap *h;
+    assert_int_equal(ptx_heap_create(hbase, 4096, &h), 0);
+    heap_launch(fill, &m, h, ptrs, 0, 0, PTX_OK);
+    /* each block is rounded up to 16 bytes: 16 * 4 * (1 + .. + 8) */
+    assert_int_equal(ptx_heap_used(h), 2304);
+    for (int t = 0; t < 32; t++) {
+        assert_true(hp[t] >= hbase && hp[t] + 4u * (t + 1) <= hbase + 4096);
+        assert_int_equal(hp[t] % 16, 0);
+    }
+    heap_launch(sumfree, &m, h, ptrs, sums, 0, PTX_OK);
+    for (int t = 0; t < 32; t++)
+        assert_int_equal(hs[t], (int64_t)t * 100 * (t + 1) + t * (t + 1) / 2);
+    assert_int_equal(ptx_heap_used(h), 0);
+    /* everything freed and coalesced: the whole heap is one block again */
+    uint64_t all = ptx_heap_malloc(h, 4096);
+    assert_int_equal(all, hbase);
+    assert_int_equal(ptx_heap_free(h, all), 0);
+    assert_int_equal(ptx_heap_free(h, all), -EINVAL);
+    ptx_heap_destroy(h);
+    /* a 256-byte heap: the threads that find no room get NULL */
+    assert_int_equal(ptx_heap_create(hbase, 256, &h), 0);
+    heap_launch(fill, &m, h, ptrs, 0, 0, PTX_OK);
+    int nulls = 0;
+    for (int t = 0; t < 32; t++)
+        nulls += hp[t] == 0;
+    assert_true(nulls > 0 && nulls < 32);
+    heap_launch(sumfree, &m, h, ptrs, sums, 0, PTX_OK);
+    for (int t = 0; t < 32; t++)
+        assert_true(hs[t] == (hp[t] ? (int64_t)t * 100 * (t + 1) + t * (t + 1) / 2 : -1));
+    assert_int_equal(ptx_heap_used(h), 0);
+    heap_launch(fill, &m, h, ptrs, 0, 0, PTX_OK);
+    heap_launch(sumfree, &m, h, ptrs, sums, 1, PTX_ERR_LAUNCH_FAILED); /* double free */
+    ptx_heap_destroy(h);
+    heap_launch(fill, &m, NULL, ptrs, 0, 0, PTX_OK); /* no heap: NULL everywhere */
+    for (int t = 0; t < 32; t++)
+        assert_int_equal(hp[t], 0);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
 static void test_ptx_generic_spaces(void **state)
 {
     (void)state;
@@ -2670,6 +3340,14 @@ static void test_ptx_cancel(void **state)
     l.grid[0] = 1;
     t = launch_cancelled(kern(p, "spin"), &l);
     worst = t > worst ? t : worst;
+    l.cooperative = 1; /* every block on a host thread of its own */
+    for (uint32_t g = 1; g <= 4; g += 3) {
+        l.grid[0] = g;
+        t = launch_cancelled(kern(p, "spin"), &l);
+        worst = t > worst ? t : worst;
+    }
+    l.cooperative = 0;
+    l.grid[0] = 1;
 
     const struct ptx_kernel *ks = kern(p, "bar_stuck");
     pb_init(&pb, ks);
@@ -2770,7 +3448,19 @@ int main(void)
         cmocka_unit_test(test_ptx_switch),
         cmocka_unit_test(test_ptx_texture_not_supported),
         cmocka_unit_test(test_ptx_cp_async_bf16_sm80),
+        cmocka_unit_test(test_ptx_cp_async_zfill_bounds),
+        cmocka_unit_test(test_ptx_cooperative_grid_sync),
+        cmocka_unit_test(test_ptx_device_malloc_free),
         cmocka_unit_test(test_ptx_generic_spaces),
+        cmocka_unit_test(test_ptx_wmma_f16),
+        cmocka_unit_test(test_ptx_wmma_f16_accumulators),
+        cmocka_unit_test(test_ptx_wmma_bf16_tf32),
+        cmocka_unit_test(test_ptx_wmma_f64_s8_shared),
+        cmocka_unit_test(test_ptx_mma_sync_layouts),
+        cmocka_unit_test(test_ptx_mma_partial_warp_fails),
+        cmocka_unit_test(test_ptx_ldmatrix_movmatrix),
+        cmocka_unit_test(test_ptx_mma_unsupported_forms),
+        cmocka_unit_test(test_ptx_envreg_reads_zero),
         cmocka_unit_test(test_ptx_cub_block_sort),
         cmocka_unit_test(test_ptx_cub_scan_reduce),
         cmocka_unit_test(test_ptx_legacy_warp_synchronous),
