@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,42 +24,48 @@ static void set_why(char *why, size_t len, const char *what, int err)
     snprintf(why, len, "%s: %s", what, strerror(err));
 }
 
+/* The command's stderr goes to a memfd, not a pipe: xl create leaves a daemon behind that
+ * must not keep us waiting for an end of file. */
 int dom_run(char *const argv[], char *why, size_t whylen)
 {
     char buf[1024];
-    size_t got = 0;
     ssize_t n;
-    int fds[2], status;
+    off_t size;
+    int err, status;
     pid_t pid;
-    if (pipe2(fds, O_CLOEXEC) != 0)
-        return set_why(why, whylen, "pipe", errno), -1;
+    if ((err = memfd_create("vgpu-zone-stderr", MFD_CLOEXEC)) < 0)
+        return set_why(why, whylen, "memfd_create", errno), -1;
     if ((pid = fork()) < 0) {
         set_why(why, whylen, "fork", errno);
-        close(fds[0]), close(fds[1]);
+        close(err);
         return -1;
     }
     if (pid == 0) {
         int null = open("/dev/null", O_RDWR);
         if (null >= 0)
             dup2(null, 0), dup2(null, 1);
-        dup2(fds[1], 2);
+        dup2(err, 2);
         execvp(argv[0], argv);
         fprintf(stderr, "cannot run %s: %s", argv[0], strerror(errno));
         _exit(127);
     }
-    close(fds[1]);
-    while ((n = read(fds[0], buf + got, sizeof(buf) - 1 - got)) > 0 || (n < 0 && errno == EINTR))
-        if (n > 0 && (got += (size_t)n) == sizeof(buf) - 1)
-            got = 0; /* keep the tail: the last error is what matters */
-    close(fds[0]);
-    buf[got] = 0;
     while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
+        if (errno != EINTR) {
+            close(err);
             return set_why(why, whylen, "waitpid", errno), -1;
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        close(err);
         return 0;
-    while (got && (buf[got - 1] == '\n' || buf[got - 1] == ' '))
-        buf[--got] = 0;
+    }
+    /* Keep the tail: the last error is what matters. */
+    size = lseek(err, 0, SEEK_END);
+    n = pread(err, buf, sizeof(buf) - 1, size > (off_t)sizeof(buf) - 1 ?
+              size - (off_t)sizeof(buf) + 1 : 0);
+    close(err);
+    buf[n > 0 ? n : 0] = 0;
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+        buf[--n] = 0;
     snprintf(why, whylen, "%s %s %d: %s", argv[0], WIFEXITED(status) ? "exit status" : "signal",
              WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), buf);
     return -1;

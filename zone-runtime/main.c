@@ -265,7 +265,7 @@ static int cmd_create(struct ctx *g, int argc, char **argv)
     snprintf(st.bundle, sizeof(st.bundle), "%s", bundle);
     snprintf(st.zone, sizeof(st.zone), "%s", s.zone);
     st.created = (int64_t)time(NULL);
-    if (create_files(g->root, id, &f) < 0 || build_guest(g, &st, &s, &f) < 0 ||
+    if (create_files(g->root, id, &f) < 0 || (!s.sandbox && build_guest(g, &st, &s, &f) < 0) ||
         start_monitor(&st, &s, &o, &f, lock) < 0 || zstate_save(g->root, &st) < 0 ||
         (o.pid_file && write_pid_file(o.pid_file, st.pid) < 0)) {
         release(g, &st);
@@ -309,7 +309,7 @@ static int cmd_start(struct ctx *g, int argc, char **argv)
     if (zstate_status(&st) != ZS_CREATED)
         rlog_err("start %s: the container is %s, not created", st.id,
                  zstate_status_name(zstate_status(&st)));
-    else if (dom_unpause(&g->conf, st.domid, why, sizeof(why)) < 0)
+    else if (st.domid > 0 && dom_unpause(&g->conf, st.domid, why, sizeof(why)) < 0)
         rlog_err("start %s: xl unpause %d failed: %s", st.id, st.domid, why);
     else if ((st.started = 1, zstate_save(g->root, &st)) < 0)
         rlog_err("start %s: saving its state failed", st.id);
@@ -384,6 +384,10 @@ static int cmd_kill(struct ctx *g, int argc, char **argv)
         return 1;
     if (zstate_status(&st) == ZS_STOPPED && !o.all) {
         rlog_err("kill %s: container not running", id);
+    } else if (st.domid < 0) { /* a pod's sandbox: its monitor is all there is */
+        rc = kill(st.pid, sig) == 0 || errno == ESRCH ? 0 : 1;
+        if (rc)
+            rlog_err("kill %s: signalling pid %d failed: %s", id, (int)st.pid, strerror(errno));
     } else if (!ends_guest(sig)) {
         rlog_warn("kill %s: signal %d is not delivered into a zone guest; ignored", id, sig);
         rc = 0;

@@ -140,6 +140,12 @@ pid_t monitor_start(const struct monitor_args *a, char *why, size_t whylen)
         if (a->close_fd >= 0)
             close(a->close_fd);
         setsid();
+        if (a->domid < 0) { /* a pod's sandbox: no guest; it lives until it is signalled */
+            if (write(fds[1], "", 1) != 1)
+                _exit(125);
+            for (;;)
+                pause();
+        }
         signal(SIGPIPE, SIG_IGN);
         if (!(xs = xs_open(0)))
             snprintf(msg, sizeof(msg), "monitor: cannot open xenstore: %s", strerror(errno));

@@ -8,7 +8,7 @@
 #include <sys/types.h>
 
 struct monitor_args {
-    int domid;
+    int domid;                 /* -1: a pod's sandbox, which has no guest */
     int out_fd;                /* where the console goes (the engine's stdout, or a pty) */
     int close_fd;              /* the state lock, closed in the monitor (-1: none) */
     const char *killed_file;   /* written by `kill` with the signal number */

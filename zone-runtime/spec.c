@@ -259,6 +259,23 @@ static int parse_resources(json_t *linux_, struct zspec *s, char *err, size_t er
     return 0;
 }
 
+/* containerd and CRI-O mark a pod's sandbox (pause) container with an annotation. */
+static int parse_annotations(json_t *a, struct zspec *s, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"io.kubernetes.cri.container-type",
+                                       "io.kubernetes.cri-o.ContainerType"};
+    if (!a)
+        return 0;
+    if (!json_is_object(a))
+        return fail(err, errlen, -EINVAL, "annotations is not an object");
+    for (size_t i = 0; i < 2; i++) {
+        json_t *v = json_object_get(a, keys[i]);
+        if (json_is_string(v) && strcmp(json_string_value(v), "sandbox") == 0)
+            s->sandbox = 1;
+    }
+    return 0;
+}
+
 static int parse_doc(json_t *doc, const char *bundle, struct zspec *s, char *err, size_t errlen)
 {
     json_t *ver = json_object_get(doc, "ociVersion"), *host, *linux_;
@@ -267,7 +284,8 @@ static int parse_doc(json_t *doc, const char *bundle, struct zspec *s, char *err
         return fail(err, errlen, -EINVAL, "config.json is not a JSON object");
     if (!json_is_string(ver) || strncmp(json_string_value(ver), "1.", 2) != 0)
         return fail(err, errlen, -EINVAL, "ociVersion is missing or not 1.x");
-    if ((rc = parse_process(json_object_get(doc, "process"), s, err, errlen)) < 0 ||
+    if ((rc = parse_annotations(json_object_get(doc, "annotations"), s, err, errlen)) < 0 ||
+        (rc = parse_process(json_object_get(doc, "process"), s, err, errlen)) < 0 ||
         (rc = parse_root(json_object_get(doc, "root"), bundle, s, err, errlen)) < 0)
         return rc;
     host = json_object_get(doc, "hostname");

@@ -37,6 +37,7 @@ struct zspec {
     uint64_t memory_limit;     /* bytes, 0: none given */
     unsigned vcpus;            /* from cpu quota/period, 0: none given */
     char zone[ZSPEC_NAME_MAX]; /* "" without VGPU_ZONE */
+    int sandbox;               /* a Kubernetes pod's sandbox (pause) container: no guest */
 };
 
 /* Parses BUNDLE/config.json (or the file `config` when not NULL) into s. On failure returns

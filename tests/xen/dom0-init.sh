@@ -25,6 +25,10 @@ for m in xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc; do
     insmod /lib/modules/xen/$m.ko || fail_boot "insmod $m failed"
 done
 mount -t xenfs xenfs /proc/xen || fail_boot "mount xenfs failed"
+# The container runtime's root disks (zone.sh): loop devices served by blkback.
+for m in loop xen-blkback; do
+    insmod /lib/modules/xen/$m.ko || echo "XENTEST dom0: insmod $m failed (zone cases will fail)"
+done
 xenstored --pid-file /run/xenstored.pid || fail_boot "xenstored did not start"
 timeout 30 xen-init-dom0 >/tmp/xen-init-dom0.log 2>&1 || { cat /tmp/xen-init-dom0.log; fail_boot "xen-init-dom0 failed"; }
 xenconsoled --log=guest --log-dir=/var/log/xen/console --pid-file=/run/xenconsoled.pid \

@@ -148,6 +148,28 @@ static void test_spec_names(void **state)
     assert_int_equal(zspec_rlimit_by_name("STACK"), -1);
 }
 
+static void test_spec_sandbox_annotations(void **state)
+{
+    static const char *const docs[] = {
+        "{\"ociVersion\":\"1.0\",\"annotations\":{\"io.kubernetes.cri.container-type\":"
+        "\"sandbox\"},\"process\":{\"args\":[\"/pause\"],\"cwd\":\"/\"},\"root\":{\"path\":\"r\"}}",
+        "{\"ociVersion\":\"1.0\",\"annotations\":{\"io.kubernetes.cri-o.ContainerType\":"
+        "\"sandbox\"},\"process\":{\"args\":[\"/pause\"],\"cwd\":\"/\"},\"root\":{\"path\":\"r\"}}",
+        "{\"ociVersion\":\"1.0\",\"annotations\":{\"io.kubernetes.cri.container-type\":"
+        "\"container\"},\"process\":{\"args\":[\"/app\"],\"cwd\":\"/\"},\"root\":{\"path\":\"r\"}}",
+    };
+    struct zspec s;
+    char err[256];
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(parse(docs[i], &s, err), 0);
+        assert_int_equal(s.sandbox, i < 2);
+        zspec_free(&s);
+    }
+    assert_true(parse("{\"ociVersion\":\"1.0\",\"annotations\":[]}", &s, err) < 0);
+    assert_non_null(strstr(err, "annotations"));
+}
+
 static void test_spec_load_missing_file(void **state)
 {
     struct zspec s;
@@ -165,6 +187,7 @@ int main(void)
         cmocka_unit_test(test_spec_refusals),
         cmocka_unit_test(test_spec_truncations_and_flips),
         cmocka_unit_test(test_spec_names),
+        cmocka_unit_test(test_spec_sandbox_annotations),
         cmocka_unit_test(test_spec_load_missing_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
