@@ -336,7 +336,7 @@ int dom_create_paused(const struct zconf *c, const char *cfg, const char *id, in
     ssize_t n;
     int fds[2], status;
     pid_t pid;
-    char *const create[] = {(char *)c->xl, "-q", "create", "-p", (char *)cfg, NULL};
+    char *const create[] = {(char *)c->xl, "create", "-q", "-p", (char *)cfg, NULL};
     if (dom_run(create, why, whylen) < 0)
         return -1;
     snprintf(name, sizeof(name), XLCFG_DOMAIN_PREFIX "%s", id);

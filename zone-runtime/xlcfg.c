@@ -1,5 +1,7 @@
 /* xlcfg.c - turns a parsed spec into the xl domain configuration of its guest (our kernel, the
- * per-container initramfs, the root image as a PV disk, memory, vCPUs, "preserve" on shutdown
+ * per-container initramfs, the root image as a PV disk (always writable: it is the container's
+ * own copy, and zone-init makes its mount points before it remounts a read-only root read-only),
+ * memory, vCPUs, "preserve" on shutdown
  * so the exit status can be read before the domain goes) and into the process description that
  * zone-init applies inside the guest. */
 #include "xlcfg.h"
@@ -52,13 +54,13 @@ int xlcfg_render(const char *id, const struct zspec *s, const struct zconf *c,
                  "memory = %u\n"
                  "maxmem = %u\n"
                  "vcpus = %u\n"
-                 "disk = [ \"format=raw, vdev=xvda, access=%s, backendtype=phy, script=%s, "
+                 "disk = [ \"format=raw, vdev=xvda, access=rw, backendtype=phy, script=%s, "
                  "target=%s\" ]\n"
                  "on_poweroff = \"preserve\"\n"
                  "on_crash = \"preserve\"\n"
                  "on_reboot = \"destroy\"\n",
                  id, id, c->kernel, initrd, c->extra[0] ? " " : "", c->extra, mem, mem,
-                 s->vcpus ? s->vcpus : 1, s->root_readonly ? "ro" : "rw", disk->hotplug,
+                 s->vcpus ? s->vcpus : 1, disk->hotplug,
                  disk->target);
     if (n < 0 || (size_t)n >= len)
         return -ENOSPC;

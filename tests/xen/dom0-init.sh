@@ -12,7 +12,7 @@ mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /var/log
-mkdir -p /var/run /var/lib/xen /var/lib/xenstored /run/xen /run/xenstored /var/log/xen/console
+mkdir -p /var/run/xen /var/lib/xen /var/lib/xenstored /run/xen /run/xenstored /var/log/xen/console
 echo "XENTEST dom0 up $(cut -d' ' -f1 /proc/uptime)s"
 
 fail_boot() {

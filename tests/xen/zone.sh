@@ -35,6 +35,24 @@ engine_wait() {
     done
 }
 
+# zone_diag: what the engines, xl, the guests' consoles and dom0's kernel said (on failure).
+zone_diag() {
+    xl list
+    for f in /run/eng-*.log /var/log/xen/xl-vz-*.log /var/log/xen/console/guest-vz-*.log \
+             /var/log/xen/xen-hotplug.log; do
+        [ -f "$f" ] && tail -n 25 "$f" | sed "s|^|[diag $(basename "$f")] |"
+    done
+    dmesg | tail -n 20 | sed 's/^/[diag dmesg] /'
+}
+
+# A line every 20 s while the containers run, so a stall shows where it is.
+heartbeat() {
+    while sleep 20; do
+        echo "XENTEST zone: $(cut -d' ' -f1 /proc/uptime)s: $(xl list | grep -c '^vz-') guests;" \
+             "$(for c in ra rb rn; do [ -f /run/eng-$c.log ] && printf '%s: %s; ' $c "$(tail -n 1 /run/eng-$c.log)"; done)"
+    done
+}
+
 engine_exit() { sed -n "s/^XENTEST ENGINE $1 exit=\([0-9]*\)$/\1/p" /run/eng-$1.log; }
 first_ms() { sed -n "s/^XENTEST ENGINE $1 first-line-ms=\([0-9]*\)$/\1/p" /run/eng-$1.log; }
 
@@ -78,18 +96,24 @@ mkbundle rc '' '"/bin/zone_app", "rt-runc", "nodevice"'
 [ -d $lib ] || verdict zone-nogpu-refused FAIL "the image has no libcuda.so.1 of its own in $lib"
 
 echo "XENTEST zone: two zone containers at $(cut -d' ' -f1 /proc/uptime)s"
+heartbeat &
+hb_pid=$!
 zone_engine $rt $root /run/bundles/ra ra > /run/eng-ra.log 2>&1 &
 zone_engine $rt $root /run/bundles/rb rb > /run/eng-rb.log 2>&1 &
 i=0
-while ! grep -q 'rt-b: spinning' /run/eng-rb.log && [ $i -lt 800 ]; do sleep 0.25; i=$((i + 1)); done
+while ! grep -q 'rt-b: spinning\|XENTEST ENGINE rb \(exit\|.*failed\)' /run/eng-rb.log && [ $i -lt 300 ]; do
+    sleep 0.5; i=$((i + 1))
+done
 rb_dom=$(sed -n 's/^domid=//p' $root/rb/state 2>/dev/null)
 if grep -q 'rt-b: spinning' /run/eng-rb.log &&
    xen_admin $admin LIST | grep -q "^rb .* xen=$rb_dom\b"; then
     verdict zone-attach PASS "container rb runs CUDA in domain $rb_dom, zone rb bound to it (LIST)"
+    rb_bound=1
 else
     verdict zone-attach FAIL "container rb never ran its kernels in zone rb (domain '$rb_dom')"
+    zone_diag
 fi
-$rt --root $root kill rb KILL || verdict zone-kill FAIL "vgpu-zone-runtime kill rb KILL failed"
+$rt --root $root kill rb KILL || echo "XENTEST zone: vgpu-zone-runtime kill rb KILL failed"
 engine_wait rb 60
 if [ "$(engine_exit rb)" = 137 ] && grep -q 'XENTEST ENGINE rb deleted' /run/eng-rb.log &&
    ! xl list vz-rb >/dev/null 2>&1; then
@@ -97,7 +121,7 @@ if [ "$(engine_exit rb)" = 137 ] && grep -q 'XENTEST ENGINE rb deleted' /run/eng
 else
     verdict zone-kill FAIL "after kill: exit '$(engine_exit rb)' (want 137), domain vz-rb $(xl list vz-rb >/dev/null 2>&1 && echo still there || echo gone)"
 fi
-if xen_admin $admin LIST | grep -q "^rb .* xen=-1\b"; then
+if [ -n "${rb_bound:-}" ] && xen_admin $admin LIST | grep -q "^rb .* xen=-1\b"; then
     verdict zone-released PASS "zone rb unbound (LIST xen=-1) once its container was deleted"
 else
     verdict zone-released FAIL "zone rb still bound: $(xen_admin $admin LIST | grep '^rb ')"
@@ -128,16 +152,22 @@ fi
 echo "XENTEST zone: the same program under runc at $(cut -d' ' -f1 /proc/uptime)s"
 mkdir -p /sys/fs/cgroup
 mount -t cgroup2 none /sys/fs/cgroup 2>/dev/null
-zone_engine runc /run/runc-root /run/bundles/rc rc > /run/eng-rc.log 2>&1
+zone_engine --no-pivot runc /run/runc-root /run/bundles/rc rc > /run/eng-rc.log 2>&1
 echo "XENTEST FIGURE first-line-ms zone(alone)=$(first_ms rn) zone(two at once)=$(first_ms ra) runc=$(first_ms rc) (runc exit '$(engine_exit rc)')"
 
+kill $hb_pid 2>/dev/null
 left=$(ls $root 2>/dev/null | tr '\n' ' ')
 doms=$(xl list | grep -c '^vz-')
 if [ -z "$left" ] && [ "$doms" = 0 ]; then
     verdict zone-cleanup PASS "no container state and no zone domain left"
 else
     verdict zone-cleanup FAIL "left behind: state '$left', $doms vz- domains"
+    zone_diag
 fi
 kill $proxy_pid; wait $proxy_pid 2>/dev/null
-for c in ra rb rn rc; do sed "s/^/[eng-$c] /" /run/eng-$c.log | grep -v '^\[eng-..\] \[' ; done
+# The containers' own lines carry their verdicts (rt-a-*, rt-nogpu-*); runc's container is
+# only the figure.
+for c in ra rb rn; do sed "s/^/[eng-$c] /" /run/eng-$c.log; done
+grep '^XENTEST ENGINE' /run/eng-rc.log | sed 's/^/[eng-rc] /'
+
 grep -a 'zone=r[ab]\|domid' /run/zproxy.log | sed 's/^/[zproxy] /' | tail -n 30

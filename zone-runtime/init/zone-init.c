@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/klog.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/resource.h>
@@ -275,6 +276,8 @@ int main(void)
             run(&p, report, sizeof(report));
     }
     sync();
+    /* The kernel's power-off message would be the container's last line: console off first. */
+    klogctl(6 /* SYSLOG_ACTION_CONSOLE_OFF */, NULL, 0);
     if (xs_write(XLCFG_EXIT_KEY, report) != 0)
         say("writing %s to xenstore failed", report);
     reboot(RB_POWER_OFF);

@@ -5,7 +5,9 @@
  * any OCI runtime (runc for the comparison). Prints
  *   XENTEST ENGINE <id> first-line-ms=<ms from the create command to the first output line>
  *   XENTEST ENGINE <id> exit=<the container's exit status>
- * Usage: zone_engine RUNTIME ROOT BUNDLE ID; exit status 0 when the runtime's commands worked. */
+ * Usage: zone_engine [--no-pivot] RUNTIME ROOT BUNDLE ID (--no-pivot goes to create: runc needs it
+ * when the root filesystem is an initramfs, as in the test's dom0); exit status 0 when the
+ * runtime's commands worked. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -64,10 +66,11 @@ static void relay(FILE *in, const char *id, double t0)
 int main(int argc, char **argv)
 {
     char pid_file[256], buf[32] = {0};
-    int fds[2], status, fd;
+    int fds[2], status, fd, no_pivot = argc > 1 && strcmp(argv[1], "--no-pivot") == 0;
     pid_t pid;
+    argc -= no_pivot, argv += no_pivot;
     if (argc != 5) {
-        fprintf(stderr, "usage: zone_engine RUNTIME ROOT BUNDLE ID\n");
+        fprintf(stderr, "usage: zone_engine [--no-pivot] RUNTIME ROOT BUNDLE ID\n");
         return 2;
     }
     const char *rt = argv[1], *root = argv[2], *bundle = argv[3], *id = argv[4];
@@ -78,7 +81,11 @@ int main(int argc, char **argv)
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     double t0 = now_ms();
-    const char *create[] = {"create", "--bundle", bundle, "--pid-file", pid_file, id, NULL};
+    const char *create[] = {"create", "--bundle", bundle, "--pid-file", pid_file, id, NULL, NULL};
+    if (no_pivot) {
+        memmove(create + 2, create + 1, 5 * sizeof(*create));
+        create[1] = "--no-pivot";
+    }
     if ((status = runtime(rt, root, fds[1], create)) != 0) {
         printf("XENTEST ENGINE %s create failed with status %d\n", id, status);
         return 1;
