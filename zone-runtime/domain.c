@@ -332,7 +332,7 @@ out:
 int dom_create_paused(const struct zconf *c, const char *cfg, const char *id, int *domid,
                       char *why, size_t whylen)
 {
-    char name[ZSPEC_NAME_MAX + 8], buf[64];
+    char name[XLCFG_ID_MAX + 8], buf[64];
     ssize_t n;
     int fds[2], status;
     pid_t pid;

@@ -97,7 +97,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 static const char *need_id(const struct opts *o, const char *cmd)
 {
     if (o->npos < 1 || !xlcfg_valid_id(o->pos[0])) {
-        rlog_err("%s: a container id ([A-Za-z0-9][A-Za-z0-9_.-]{0,62}) is required", cmd);
+        rlog_err("%s: a container id ([A-Za-z0-9][A-Za-z0-9_.-]{0,127}) is required", cmd);
         exit(1);
     }
     return o->pos[0];

@@ -10,7 +10,7 @@
 #include "spec.h"
 
 struct zstate {
-    char id[ZSPEC_NAME_MAX];
+    char id[129];                  /* XLCFG_ID_MAX */
     char bundle[PATH_MAX];
     char zone[ZSPEC_NAME_MAX];     /* "" without a GPU zone */
     char loopdev[64];              /* "" when none is attached */

@@ -14,7 +14,14 @@
 
 int xlcfg_valid_id(const char *id)
 {
-    return zspec_valid_name(id);
+    size_t len = strlen(id);
+    for (size_t i = 0; i < len; i++) {
+        char c = id[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && (i == 0 || (c != '_' && c != '.' && c != '-')))
+            return 0;
+    }
+    return len > 0 && len < XLCFG_ID_MAX;
 }
 
 unsigned xlcfg_memory_mb(const struct zspec *s, const struct zconf *c)

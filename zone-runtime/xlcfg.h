@@ -33,7 +33,8 @@ int xlcfg_render(const char *id, const struct zspec *s, const struct zconf *c,
  * malloc()ed buffer; *len gets its size. The GPU variables are added when s->zone is set.
  * Returns 0 or -ENOMEM/-E2BIG. */
 int xlcfg_process(const struct zspec *s, const struct zconf *c, char **out, size_t *len);
-/* 1 if id can name a container (and so a domain): [A-Za-z0-9][A-Za-z0-9_.-]{0,62}. */
+/* Container ids (engines use 64 hex digits) name the domain too: [A-Za-z0-9][A-Za-z0-9_.-]{0,127}. */
+#define XLCFG_ID_MAX 129
 int xlcfg_valid_id(const char *id);
 
 #endif
