@@ -142,7 +142,7 @@ pack "$g" "$build/guest.cpio.gz"
 d="$build/dom0-root"
 base_tree "$d"
 install -m 0755 "$scripts/dom0-init.sh" "$d/init"
-for f in scenario.sh scenario-lib.sh boottime.sh zone.sh; do
+for f in scenario.sh scenario-lib.sh boottime.sh zone.sh podman.sh; do
     install -m 0755 "$scripts/$f" "$d/opt/vgpu/$f"
 done
 for b in xl xenstored xenconsoled xen-init-dom0 libxl-save-helper xenconsole; do
@@ -180,6 +180,18 @@ for p in mke2fs runc; do
     add_libs "$d" "$pp"
 done
 ln -sf mke2fs "$d/usr/sbin/mkfs.ext4"
+# podman and conmon, the engine of podman.sh (make test-podman): vfs storage and cgroupfs in tmpfs.
+for p in podman conmon; do
+    pp=$(command -v "$p") || die "$p not found (podman: mk/deps.txt)"
+    put "$d" "$pp" "usr/bin/$p"
+    add_libs "$d" "$pp"
+done
+mkdir -p "$d/etc/containers"
+printf '[storage]\ndriver = "vfs"\nrunroot = "/run/containers/run"\ngraphroot = "/run/containers/storage"\n' \
+    > "$d/etc/containers/storage.conf"
+printf '[containers]\nlog_driver = "k8s-file"\n[engine]\ncgroup_manager = "cgroupfs"\nno_pivot_root = true\nevents_logger = "file"\nconmon_path = ["/usr/bin/conmon"]\n' \
+    > "$d/etc/containers/containers.conf"
+printf '{"default": [{"type": "insecureAcceptAnything"}]}\n' > "$d/etc/containers/policy.json"
 [[ -f /etc/mke2fs.conf ]] && cp /etc/mke2fs.conf "$d/etc/"
 for m in block/loop block/xen-blkback/xen-blkback; do
     cp "$croot/lib/modules/$kver/kernel/drivers/$m.ko" "$d/lib/modules/xen/" || die "module $m missing"
