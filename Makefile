@@ -14,7 +14,7 @@
 TOP := $(CURDIR)
 export SANITIZE V
 
-COMPONENTS := idm-protocol gpu-proxy/ptx gpu-proxy libvgpu k8s
+COMPONENTS := idm-protocol gpu-proxy/ptx gpu-proxy libvgpu k8s zone-runtime
 
 .PHONY: all stub test test-xen test-kernel test-fresh demo bench deps clean regen kernel gpu-check \
         vgpu-smi test-metrics

@@ -18,6 +18,7 @@ suites=(
     "kernels|make --no-print-directory -C tests/kernels test"
     "chain|tests/chain/run.sh"
     "k8s|make --no-print-directory -C k8s test"
+    "zone-runtime|make --no-print-directory -C zone-runtime test"
     "kernel-config|make --no-print-directory -C kernel check"
     "xen|make --no-print-directory -C tests/xen test"
 )

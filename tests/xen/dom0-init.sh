@@ -12,7 +12,7 @@ mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /var/log
-mkdir -p /var/run /var/lib/xen /var/lib/xenstored /run/xen /run/xenstored /var/log/xen/console
+mkdir -p /var/run/xen /var/lib/xen /var/lib/xenstored /run/xen /run/xenstored /var/log/xen/console
 echo "XENTEST dom0 up $(cut -d' ' -f1 /proc/uptime)s"
 
 fail_boot() {
@@ -25,6 +25,10 @@ for m in xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc; do
     insmod /lib/modules/xen/$m.ko || fail_boot "insmod $m failed"
 done
 mount -t xenfs xenfs /proc/xen || fail_boot "mount xenfs failed"
+# The container runtime's root disks (zone.sh): loop devices served by blkback.
+for m in loop xen-blkback; do
+    insmod /lib/modules/xen/$m.ko || echo "XENTEST dom0: insmod $m failed (zone cases will fail)"
+done
 xenstored --pid-file /run/xenstored.pid || fail_boot "xenstored did not start"
 timeout 30 xen-init-dom0 >/tmp/xen-init-dom0.log 2>&1 || { cat /tmp/xen-init-dom0.log; fail_boot "xen-init-dom0 failed"; }
 xenconsoled --log=guest --log-dir=/var/log/xen/console --pid-file=/run/xenconsoled.pid \

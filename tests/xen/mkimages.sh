@@ -6,7 +6,8 @@
 # Environment: GUEST_KERNEL (default: the Debian kernel), DOM0_PROGS / GUEST_PROGS (programs put
 # in /opt/vgpu/bin), OPT_DOM0_PROGS / OPT_GUEST_PROGS / OPT_GUEST_LIBS (the same, and dlopen()ed
 # libraries put in /opt/vgpu/lib, that may be missing: each missing one is named in the image's
-# /opt/vgpu/missing, and the cases needing it fail saying so), SCRIPTS_DIR.
+# /opt/vgpu/missing, and the cases needing it fail saying so), SCRIPTS_DIR, ZONE_RUNTIME_DIR
+# (zone-runtime/, built) and ZONE_APP (the CUDA program its containers run; see zone.sh).
 set -euo pipefail
 croot=$(realpath "${1:?usage: mkimages.sh CACHE_ROOT BUILD_DIR}")
 build=$(realpath "${2:?usage: mkimages.sh CACHE_ROOT BUILD_DIR}")
@@ -141,7 +142,7 @@ pack "$g" "$build/guest.cpio.gz"
 d="$build/dom0-root"
 base_tree "$d"
 install -m 0755 "$scripts/dom0-init.sh" "$d/init"
-for f in scenario.sh scenario-lib.sh boottime.sh; do
+for f in scenario.sh scenario-lib.sh boottime.sh zone.sh podman.sh; do
     install -m 0755 "$scripts/$f" "$d/opt/vgpu/$f"
 done
 for b in xl xenstored xenconsoled xen-init-dom0 libxl-save-helper xenconsole; do
@@ -156,6 +157,66 @@ for p in ${OPT_DOM0_PROGS:-}; do
     if [[ -f "$p" ]] && ! is_failed "$p"; then add_progs "$d" "$p"; fi
 done
 cp "$build/missing" "$d/opt/vgpu/missing"
+
+# ---- the container runtime's cases (zone.sh) ----
+# vgpu-zone-runtime and the base initramfs of zone guests (zone-init + the guest's modules),
+# the GPU libraries the runtime puts into zone guests, mkfs.ext4 for the root images, runc for
+# the comparison, the loop and block back-end drivers, and one container root filesystem.
+z="$d/opt/vgpu/zone"
+mkdir -p "$z/gpu" "$z/rootfs/bin" "$z/rootfs/opt/own-lib"
+: > "$z/missing"
+zr=${ZONE_RUNTIME_DIR:-}
+if [[ -n "$zr" && -x "$zr/vgpu-zone-runtime" && -x "$zr/zone-init" ]] && ! is_failed "$zr/vgpu-zone-runtime"; then
+    add_progs "$d" "$zr/vgpu-zone-runtime"
+    install -m 0755 "$zr/vgpu-zone-block" "$z/vgpu-zone-block"
+    "$zr/mkinitrd.sh" "$zr/zone-init" "$croot/lib/modules/$kver/kernel" "$z/initrd" \
+        || die "zone-runtime/mkinitrd.sh failed"
+else
+    echo "${zr:-zone-runtime}/vgpu-zone-runtime (not built)" >> "$z/missing"
+fi
+for p in mke2fs runc; do
+    pp=$(command -v "$p" || PATH=$PATH:/usr/sbin:/sbin command -v "$p") || die "$p not found (e2fsprogs, runc: mk/deps.txt)"
+    put "$d" "$pp" "usr/sbin/$p"
+    add_libs "$d" "$pp"
+done
+ln -sf mke2fs "$d/usr/sbin/mkfs.ext4"
+# podman and conmon, the engine of podman.sh (make test-podman): vfs storage and cgroupfs in tmpfs.
+for p in podman conmon; do
+    pp=$(command -v "$p") || die "$p not found (podman: mk/deps.txt)"
+    put "$d" "$pp" "usr/bin/$p"
+    add_libs "$d" "$pp"
+done
+mkdir -p "$d/etc/containers"
+printf '[storage]\ndriver = "vfs"\nrunroot = "/run/containers/run"\ngraphroot = "/run/containers/storage"\n' \
+    > "$d/etc/containers/storage.conf"
+printf '[containers]\nlog_driver = "k8s-file"\n[engine]\ncgroup_manager = "cgroupfs"\nno_pivot_root = true\nevents_logger = "file"\nconmon_path = ["/usr/bin/conmon"]\n' \
+    > "$d/etc/containers/containers.conf"
+printf '{"default": [{"type": "insecureAcceptAnything"}]}\n' > "$d/etc/containers/policy.json"
+[[ -f /etc/mke2fs.conf ]] && cp /etc/mke2fs.conf "$d/etc/"
+for m in block/loop block/xen-blkback/xen-blkback; do
+    cp "$croot/lib/modules/$kver/kernel/drivers/$m.ko" "$d/lib/modules/xen/" || die "module $m missing"
+done
+# Our libraries and the ones they load that are not glibc's (the container brings glibc).
+gpu_libs() {
+    local dest=$1 l
+    for l in ${OPT_GUEST_LIBS:-}; do
+        if [[ -f "$l" ]] && ! is_failed "$l"; then cp -L "$l" "$dest/"; else return 1; fi
+        ldd "$l" | awk '/=> \// { print $3 }' | grep -v '/\(libc\|libm\|libdl\|libpthread\|librt\)\.so' |
+            while read -r dep; do cp -L "$dep" "$dest/"; done
+    done
+}
+gpu_libs "$z/gpu" || echo "libcuda.so.1/libvgpu-xen.so.1 (not built)" >> "$z/missing"
+r="$z/rootfs"
+cp "$busybox" "$r/bin/busybox"
+for a in sh cat ls echo sleep; do ln -s busybox "$r/bin/$a"; done
+if [[ -n "${ZONE_APP:-}" && -f "$ZONE_APP" ]]; then
+    cp "$ZONE_APP" "$r/bin/zone_app"
+    add_libs "$r" "$ZONE_APP"
+    # The zone-less container's image brings its own copy of our library (zone.sh).
+    gpu_libs "$r/opt/own-lib" || true
+else
+    echo "${ZONE_APP:-zone_app} (not built)" >> "$z/missing"
+fi
 mkdir -p "$d/opt/vgpu/guest"
 basename "$guest_kernel" > "$d/opt/vgpu/guest/kernel.name"
 # The ELF inside the bzImage: xl then copies instead of decompressing it for every guest.

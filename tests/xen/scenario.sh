@@ -145,3 +145,6 @@ else
     done
     for g in ca cb cs; do guest_log $g; done
 fi
+
+# ---- the container runtime: containers in zone guests (zone.sh) ----
+. /opt/vgpu/zone.sh
