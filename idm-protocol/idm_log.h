@@ -3,7 +3,7 @@
  * journald priority prefix, or UTC time stamp), and token buckets that bound what a peer can make
  * us log. Meant for error paths and rare events: the level test is one load of a cached integer.
  * Components keep their own call-site names as thin wrappers (gpu-proxy/log.h, k8s/log.h,
- * libvgpu/vgpu.h). */
+ * libvgpu/vgpu.h, zone-runtime/rlog.h). */
 #ifndef IDM_LOG_H
 #define IDM_LOG_H
 
@@ -24,6 +24,8 @@ enum idm_log_format {
     IDM_LOG_FMT_PLAIN = 0, /* "tag: level: message" (the default: libidm, libvgpu) */
     IDM_LOG_FMT_JOURNAL,   /* "<prio>tag: message", a journald priority (gpu_proxy) */
     IDM_LOG_FMT_STAMPED,   /* "2026-12-03T10:00:00.123Z level tag: message", UTC (k8s) */
+    IDM_LOG_FMT_JSON,      /* {"level":"error","msg":"message","time":"...Z"} (no tag): the shape
+                              runc writes with --log-format json (zone-runtime) */
 };
 
 /* The level in force: set by idm_log_set_level, else read once from $IDM_LOG (default warn). */
@@ -31,6 +33,10 @@ int idm_log_level(void);
 /* Sets the level; values outside [IDM_LOG_OFF, IDM_LOG_TRACE] are clamped. */
 void idm_log_set_level(int level);
 void idm_log_set_format(enum idm_log_format format);
+/* Lines go to fd instead of stderr (the caller keeps fd open for the process's life); with
+ * errors_to_stderr, error lines also go to stderr in the plain format (an OCI runtime's --log
+ * file, whose errors the engine also reads from stderr). fd < 0: back to stderr alone. */
+void idm_log_set_fd(int fd, int errors_to_stderr);
 
 /* Parses "off", "error", "warn", "info", "debug", "trace" (or a digit 0-4) into a level;
  * -EINVAL when unknown. */

@@ -1,67 +1,37 @@
-/* rlog.c - writes the runtime's log lines (see rlog.h); a JSON line escapes its message. */
+/* rlog.c - the runtime's log (see rlog.h) on the one logger, idm_log: where its lines go and in
+ * which shape, chosen from the global --log and --log-format options. */
 #include "rlog.h"
 
-#include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
+#include "idm_log.h"
 
-static FILE *log_file;
-static int log_json;
-static enum rlog_level log_level = RLOG_INFO;
-static const char *const level_names[] = {"error", "warning", "info", "debug"};
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <unistd.h>
 
 int rlog_open(const char *path, int json, enum rlog_level level)
 {
-    log_json = json;
-    log_level = level;
+    int fd;
+
+    idm_log_set_level((int)level);
     if (!path || !*path)
         return 0;
-    if (!(log_file = fopen(path, "ae")))
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
         return -errno;
-    setvbuf(log_file, NULL, _IOLBF, 0);
+    /* Kept open until the process ends: idm_log writes to it from then on. */
+    idm_log_set_format(json ? IDM_LOG_FMT_JSON : IDM_LOG_FMT_STAMPED);
+    idm_log_set_fd(fd, 1);
     return 0;
-}
-
-static void json_escaped(FILE *f, const char *s)
-{
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
 }
 
 void rlog(enum rlog_level level, const char *fmt, ...)
 {
-    char msg[2048], when[64];
-    struct timespec ts;
-    struct tm tm;
     va_list ap;
-    if (level > log_level)
+
+    if (!IDM_LOG_ON((int)level))
         return;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    idm_log_vwrite((int)level, "vgpu-zone-runtime", fmt, ap);
     va_end(ap);
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-    if (level == RLOG_ERROR || !log_file)
-        fprintf(stderr, "vgpu-zone-runtime: %s: %s\n", level_names[level], msg);
-    if (!log_file)
-        return;
-    if (log_json) {
-        fprintf(log_file, "{\"level\":\"%s\",\"msg\":\"", level_names[level]);
-        json_escaped(log_file, msg);
-        fprintf(log_file, "\",\"time\":\"%s.%09ldZ\"}\n", when, ts.tv_nsec);
-    } else {
-        fprintf(log_file, "%s.%09ldZ %s [%d] %s\n", when, ts.tv_nsec, level_names[level],
-                (int)getpid(), msg);
-    }
 }

@@ -1,5 +1,5 @@
 /* test_log.c - the one logger (idm_log): level names, the level filter of the macros and of
- * idm_log_msg, the three line formats as they reach stderr, and the token bucket of rate-limited
+ * idm_log_msg, the line formats as they reach stderr (JSON into a file), and the token bucket of rate-limited
  * lines (its refill driven by explicit times, so no result depends on the clock). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <regex.h>
 #include <string.h>
 #include <unistd.h>
@@ -129,6 +130,44 @@ static void test_log_formats(void **state)
     regfree(&re);
 }
 
+static int json_fd = -1;
+
+static void emit_json(void)
+{
+    idm_log_set_format(IDM_LOG_FMT_JSON);
+    idm_log_set_fd(json_fd, 1);
+    idm_log_write(IDM_LOG_ERROR, "rt", "bad \"x\"\n\tend");
+    idm_log_write(IDM_LOG_WARN, "rt", "w");
+    idm_log_set_fd(-1, 0);
+    idm_log_set_format(IDM_LOG_FMT_PLAIN);
+    idm_log_write(IDM_LOG_INFO, "rt", "back");
+}
+
+/* The JSON shape (runc's --log-format json) into a file, escaped; errors also on stderr in
+ * the plain format; idm_log_set_fd(-1) goes back to stderr. */
+static void test_log_json_to_fd(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_log_jsonXXXXXX", buf[1024], file[1024];
+    regex_t re;
+
+    json_fd = mkstemp(path);
+    assert_true(json_fd >= 0);
+    capture_stderr(emit_json, buf, sizeof(buf));
+    assert_string_equal(buf, "rt: error: bad \"x\"\n\tend\nrt: info: back\n");
+    ssize_t n = pread(json_fd, file, sizeof(file) - 1, 0);
+    assert_true(n > 0);
+    file[n] = '\0';
+    close(json_fd);
+    unlink(path);
+    assert_int_equal(regcomp(&re, "^\\{\"level\":\"error\",\"msg\":\"bad \\\\\"x\\\\\""
+                                  "\\\\u000a\\\\u0009end\",\"time\":\"[0-9T:.-]{29}Z\"\\}\n"
+                                  "\\{\"level\":\"warning\",\"msg\":\"w\",\"time\":\"[^\"]+\"\\}\n$",
+                             REG_EXTENDED), 0);
+    assert_int_equal(regexec(&re, file, 0, NULL, 0), 0);
+    regfree(&re);
+}
+
 static void emit_msg_levels(void)
 {
     idm_log_msg(IDM_LOG_WARN, "t", "shown");
@@ -212,6 +251,7 @@ int main(void)
         cmocka_unit_test(test_log_filter_and_format),
         cmocka_unit_test(test_log_truncates),
         cmocka_unit_test(test_log_formats),
+        cmocka_unit_test(test_log_json_to_fd),
         cmocka_unit_test(test_log_msg_filters),
         cmocka_unit_test(test_log_bucket),
         cmocka_unit_test(test_log_limited),
