@@ -1,4 +1,4 @@
-/* cdi.c - renders and writes the CDI spec of a zone: environment (VGPU_SOCKET), read-only bind
+/* cdi.c - renders and writes the CDI spec of a zone: environment (VGPU_SOCKET, VGPU_ZONE), read-only bind
  * mounts of our libcuda.so.1 and of the zone's socket directory, and the ld.so.cache hook. The
  * file appears complete or not at all (temp file in the same directory, fsync, rename). */
 #include "cdi.h"
@@ -56,6 +56,9 @@ int cdi_render(const struct cdi_config *cfg, const char *zone, const char *zone_
     fputs(",\n  \"devices\": [\n    {\n      \"name\": ", f);
     json_string(f, zone);
     fputs(",\n      \"containerEdits\": {\n        \"env\": [", f);
+    json_string(f, env);
+    snprintf(env, sizeof(env), "VGPU_ZONE=%s", zone);
+    fputs(", ", f);
     json_string(f, env);
     fputs("],\n        \"mounts\": [\n", f);
     for (size_t i = 0; i < cfg->n_libcuda_paths; i++)

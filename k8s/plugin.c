@@ -814,8 +814,8 @@ free_zone:
 /* The container edits for one zone, as the kubelet's AllocateResponse wants them. */
 struct alloc_edits {
     V1beta1__ContainerAllocateResponse resp;
-    V1beta1__ContainerAllocateResponse__EnvsEntry env;
-    V1beta1__ContainerAllocateResponse__EnvsEntry *envp[1];
+    V1beta1__ContainerAllocateResponse__EnvsEntry env[2];
+    V1beta1__ContainerAllocateResponse__EnvsEntry *envp[2];
     V1beta1__Mount mounts[PLUGIN_MAX_LIBCUDA_PATHS + 1];
     V1beta1__Mount *mountp[PLUGIN_MAX_LIBCUDA_PATHS + 1];
     V1beta1__CDIDevice cdi;
@@ -828,13 +828,18 @@ struct alloc_edits {
 static void fill_edits(struct plugin *p, const struct zone *z, struct alloc_edits *e)
 {
     v1beta1__container_allocate_response__init(&e->resp);
-    v1beta1__container_allocate_response__envs_entry__init(&e->env);
+    for (size_t i = 0; i < 2; i++) {
+        v1beta1__container_allocate_response__envs_entry__init(&e->env[i]);
+        e->envp[i] = &e->env[i];
+    }
     snprintf(e->env_value, sizeof(e->env_value), "%s/%s", p->cfg.cdi.socket_dir,
              p->cfg.cdi.socket_name);
-    e->env.key = "VGPU_SOCKET";
-    e->env.value = e->env_value;
-    e->envp[0] = &e->env;
-    e->resp.n_envs = 1;
+    e->env[0].key = "VGPU_SOCKET";
+    e->env[0].value = e->env_value;
+    /* The zone's name: a VM runtime (zone-runtime) binds the pod's guest to it. */
+    e->env[1].key = "VGPU_ZONE";
+    e->env[1].value = (char *)z->name;
+    e->resp.n_envs = 2;
     e->resp.envs = e->envp;
     if (p->cfg.use_mounts) {
         size_t m = 0;

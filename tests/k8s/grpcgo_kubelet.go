@@ -145,7 +145,7 @@ func main() {
             switch {
             case len(cr.CdiDevices) != 1 || cr.CdiDevices[0].Name != "vgpu.dev/zone=k8s-s1-n2":
                 err = fmt.Errorf("cdi devices %v", cr.CdiDevices)
-            case cr.Envs["VGPU_SOCKET"] != "/run/vgpu/gpu.sock":
+            case cr.Envs["VGPU_SOCKET"] != "/run/vgpu/gpu.sock" || cr.Envs["VGPU_ZONE"] != "k8s-s1-n2":
                 err = fmt.Errorf("envs %v", cr.Envs)
             case len(cr.Mounts) != 3 || len(cr.Devices) != 0:
                 err = fmt.Errorf("mounts %v devices %v", cr.Mounts, cr.Devices)

@@ -44,7 +44,8 @@ static void test_cdi_render_content(void **state)
     assert_non_null(strstr(spec, "\"cdiVersion\": \"0.3.0\""));
     assert_non_null(strstr(spec, "\"kind\": \"vgpu.dev/zone\""));
     assert_non_null(strstr(spec, "\"name\": \"k8s-s3-n2\""));
-    assert_non_null(strstr(spec, "\"VGPU_SOCKET=/run/vgpu/gpu.sock\""));
+    assert_non_null(strstr(spec, "\"env\": [\"VGPU_SOCKET=/run/vgpu/gpu.sock\", "
+                                 "\"VGPU_ZONE=k8s-s3-n2\"]"));
     assert_non_null(strstr(spec, "{\"hostPath\": \"/opt/vgpu/lib/libcuda.so.1\", "
                                  "\"containerPath\": \"/usr/lib64/libcuda.so.1\", "
                                  "\"options\": [\"ro\", \"nosuid\", \"nodev\", \"bind\"]}"));

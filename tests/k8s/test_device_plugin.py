@@ -127,7 +127,7 @@ def check_zone_allocation(e, resp_ctr, ids):
           "zone %s quota %d, want %d" % (zone, zones[zone][0], len(ids) * SLICE))
     check([d.name for d in resp_ctr.cdi_devices] == ["%s=%s" % (KIND, zone)],
           "cdi_devices %s" % list(resp_ctr.cdi_devices))
-    check(dict(resp_ctr.envs) == {"VGPU_SOCKET": "/run/vgpu/gpu.sock"},
+    check(dict(resp_ctr.envs) == {"VGPU_SOCKET": "/run/vgpu/gpu.sock", "VGPU_ZONE": zone},
           "envs %s" % dict(resp_ctr.envs))
     check(len(resp_ctr.devices) == 0, "device nodes were handed out: %s" % resp_ctr.devices)
     zone_dir = os.path.join(e.proxy.dir, "zones", zone)
@@ -147,7 +147,8 @@ def check_zone_allocation(e, resp_ctr, ids):
     dev = spec["devices"][0]
     check(dev["name"] == zone, "spec device name %s" % dev["name"])
     edits = dev["containerEdits"]
-    check(edits["env"] == ["VGPU_SOCKET=/run/vgpu/gpu.sock"], "spec env %s" % edits["env"])
+    check(edits["env"] == ["VGPU_SOCKET=/run/vgpu/gpu.sock", "VGPU_ZONE=" + zone],
+          "spec env %s" % edits["env"])
     smounts = {m["containerPath"]: m["hostPath"] for m in edits["mounts"]}
     check(smounts == {k: v[0] for k, v in want.items()}, "spec mounts %s" % smounts)
     check(all("ro" in m["options"] for m in edits["mounts"]), "spec mounts not read-only")
