@@ -8,9 +8,10 @@ PTX_DIR := $(TOP)/gpu-proxy/ptx
 all: sim_bench sim_kernels.ptx
 
 $(PTX_DIR)/libptx.a: FORCE
-	$(Q)$(MAKE) --no-print-directory -C $(PTX_DIR) libptx.a
+	$(Q)$(MAKE) --no-print-directory -C $(PTX_DIR) libptx.a libvgpu-ptxjit.so
 
-sim_bench.o: CPPFLAGS += -I$(PTX_DIR)
+# the translator is loaded at run time from where gpu-proxy/ptx built it
+sim_bench.o: CPPFLAGS += -I$(PTX_DIR) -DPTX_JIT_SO_PATH='"$(PTX_JIT_SO)"'
 sim_bench: sim_bench.o harness.o $(PTX_DIR)/libptx.a
 	@echo "  CCLD    $@"
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ sim_bench.o harness.o $(PTX_DIR)/libptx.a \

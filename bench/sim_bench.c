@@ -4,10 +4,12 @@
  * atomics, warp-shuffle scan 1M; each kernel through the translator and through the
  * interpreter. Every GPU result is checked against the C result before it is timed.
  * Usage: sim_bench KERNELS.ptx (nvcc -ptx of sim_kernels.cu); SIM_BENCH_ONLY=kernel measures
- * one, SIM_BENCH_JIT_ONLY=1 leaves out the interpreter. */
+ * one, SIM_BENCH_JIT_ONLY=1 leaves out the interpreter. The translator is loaded from
+ * PTX_JIT_SO_PATH (gpu-proxy/ptx/libvgpu-ptxjit.so). */
 #include "harness.h"
 #include "ptx.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -398,7 +400,9 @@ int main(int argc, char **argv)
         return 2;
     }
     struct ptx_program *p;
-    char err[256];
+    char err[PATH_MAX + 256];
+    if (ptx_translator_load(PTX_JIT_SO_PATH, err, sizeof(err)) != 0)
+        fprintf(stderr, "sim_bench: the translator is off: %s\n", err);
     if (ptx_program_load(text, n + 1, &p, err, sizeof(err))) {
         fprintf(stderr, "sim_bench: %s: %s\n", argv[1], err);
         return 1;

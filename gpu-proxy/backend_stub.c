@@ -2,9 +2,11 @@
  * when handed out, scrubbed on free, recycled through a small cache), work runs in submission
  * order when it is submitted, events carry real CLOCK_MONOTONIC timestamps, and kernels run on
  * the PTX engine (gpu-proxy/ptx) with every global access checked against the launching zone's
- * allocations; a launch stops when its cancel flag is set (client gone, context destroyed). */
+ * allocations; a launch stops when its cancel flag is set (client gone, context destroyed).
+ * Its workers load the engine's translator (libvgpu-ptxjit.so, beside the executable). */
 #include <cuda.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -71,6 +73,17 @@ static uint64_t round_page(uint64_t n)
     return (n + STUB_PAGE - 1) & ~(STUB_PAGE - 1);
 }
 
+/* The translator (and LLVM with it) is mapped by the stub's workers only, loaded here, before
+ * the worker enters its sandbox; without it kernels are interpreted, which the log says. */
+static void stub_load_translator(void)
+{
+    char why[PATH_MAX + 256];
+    if (ptx_translator_load_beside_exe(why, sizeof(why)) == 0)
+        log_info("stub backend: translator=%s", ptx_translator_state());
+    else
+        log_warn("stub backend: translator=off, kernels run in the interpreter: %s", why);
+}
+
 static CUresult stub_init(char *err, size_t errlen)
 {
     cpu_set_t set;
@@ -80,6 +93,7 @@ static CUresult stub_init(char *err, size_t errlen)
     /* counted once: the engine would otherwise ask the kernel at every launch */
     if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
         stub.cpus = (unsigned)CPU_COUNT(&set);
+    stub_load_translator();
     return CUDA_SUCCESS;
 }
 

@@ -1,8 +1,10 @@
 /* bench_ptx.c - benchmark of the PTX interpreter: interpreted instructions per second, the
  * time of a 1M-element vector add and of a 256x256 tiled matrix multiply. Usage:
- * bench_ptx [image] [host_threads] (image: the kernels.fatbin that `make test` builds). */
+ * bench_ptx [image] [host_threads] (image: the kernels.fatbin that `make test` builds). The
+ * translator is loaded from PTX_JIT_SO_PATH (PTX_JIT=0: the interpreter only). */
 #include "ptx.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,7 +89,9 @@ int main(int argc, char **argv)
     size_t n = fread(img, 1, sizeof(img), f);
     fclose(f);
     struct ptx_program *p;
-    char err[256];
+    char err[PATH_MAX + 256];
+    if (ptx_translator_load(PTX_JIT_SO_PATH, err, sizeof(err)) != 0)
+        fprintf(stderr, "bench_ptx: the translator is off: %s\n", err);
     int rc = ptx_program_load(img, n, &p, err, sizeof(err));
     if (rc) {
         fprintf(stderr, "bench_ptx: loading %s: %s\n", path, err);

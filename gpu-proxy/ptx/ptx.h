@@ -206,6 +206,18 @@ uint64_t ptx_launches_translated(void);
  * environment) or run every kernel in the interpreter (0). */
 void ptx_set_translator(int on);
 
+/* The translator is a shared object, PTX_JIT_SO_NAME (it links LLVM), that only programs that
+ * run kernels load, so no other process maps LLVM. Without it every kernel is interpreted.
+ * ptx_translator_load loads it from path (dlopen, no search); ptx_translator_load_beside_exe
+ * from the directory of /proc/self/exe, then from ../lib/gpu-proxy/ beside it (where `make
+ * install` puts it). Call before the first launch, before any sandbox forbids opening files.
+ * 0: loaded (or loaded already); -1: not loaded, with why (a failed load changes nothing). */
+#define PTX_JIT_SO_NAME "libvgpu-ptxjit.so"
+int ptx_translator_load(const char *path, char *why, size_t whylen);
+int ptx_translator_load_beside_exe(char *why, size_t whylen);
+/* Whether launches can be translated: "on (PATH)", or "off: " and why. */
+const char *ptx_translator_state(void);
+
 /* Device printf: the text of each vprintf call goes to sink (called from the launch's host
  * threads, one call at a time); NULL restores the default, which writes "[kernel NAME] text"
  * to stderr. Formatting is bounded whatever the format says: field widths and precisions

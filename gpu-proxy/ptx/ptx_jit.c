@@ -4,7 +4,9 @@
  * memory access is range-checked against the block's areas or a resolved allocation of the
  * zone, and what it does not translate is executed by the interpreter, one instruction at a
  * time (helpers in ptx_exec.c). Threads run one at a time, not warp-wide: a loop over the
- * block's threads (block and phase modes) or one call per thread (per-thread mode). */
+ * block's threads (block and phase modes) or one call per thread (per-thread mode). Built as
+ * libvgpu-ptxjit.so (only the stub backend's workers load it, with ptx_jit_load.c), so no other
+ * process maps LLVM; its one export is ptx_jit_ops. */
 #include "ptx_jit.h"
 
 #include <llvm-c/Core.h>
@@ -832,15 +834,41 @@ static void emit_alu(struct cg *c, const struct pins *in)
 
 /* ---- control flow and the instruction loop -------------------------------------------- */
 
+/* Instructions a thread executes on its own registers, its carry and memory alone, so that
+ * translated code may run them (natively, or stepped by the interpreter on its registers): an
+ * allow-list, so an opcode added to the engine later (or one whose semantics become more than
+ * that, as cp.async's may with asynchronous groups) hands back to the interpreter until it is
+ * added here. Not here: barriers and warp collectives (modes handle them), calls (refused),
+ * cp.async, unsupported instructions. */
+static int per_thread(unsigned op)
+{
+    switch (op) {
+    case OP_nop: case OP_mov: case OP_movlocal: case OP_ld: case OP_st: case OP_cvta:
+    case OP_cvt: case OP_add: case OP_sub: case OP_mul: case OP_mad: case OP_mul24:
+    case OP_mad24: case OP_div: case OP_rem: case OP_abs: case OP_neg: case OP_min:
+    case OP_max: case OP_and: case OP_or: case OP_xor: case OP_not: case OP_cnot: case OP_shl:
+    case OP_shr: case OP_setp: case OP_selp: case OP_set: case OP_slct: case OP_bra:
+    case OP_ret: case OP_exit: case OP_membar: case OP_atom: case OP_red: case OP_popc:
+    case OP_clz: case OP_brev: case OP_bfe: case OP_bfi: case OP_bfind: case OP_prmt:
+    case OP_shf: case OP_fma: case OP_sqrt: case OP_rsqrt: case OP_rcp: case OP_ex2:
+    case OP_lg2: case OP_sin: case OP_cos: case OP_tanh: case OP_testp: case OP_copysign:
+    case OP_trap: case OP_clock: case OP_addc: case OP_subc: case OP_madc: case OP_sad:
+    case OP_isspacep: case OP_prefetch: case OP_nanosleep: case OP_dp4a: case OP_dp2a:
+    case OP_lop3: case OP_brkpt: case OP_bmsk:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Whether translated code hands the instruction to the interpreter (JIT_INTERP): it waits for
+ * other threads, or it is not on the allow-list above. */
 static int blocking(const struct pins *in)
 {
     switch (in->op) {
     case OP_bar: return in->mod2 == 0;
-    case OP_barred: case OP_shfl: case OP_vote: case OP_redux: case OP_activemask:
-    case OP_warpsync: case OP_match:
-        return 1;
     case OP_ld: case OP_st: return (in->flags & F_LOCKSTEP) != 0;
-    default: return 0;
+    default: return !per_thread(in->op);
     }
 }
 
@@ -1554,25 +1582,6 @@ static ptx_jit_fn compile(struct ptx_jit *jit, const struct pfunc *f, uint32_t f
     return fn;
 }
 
-static int g_mode = -1; /* -1: not decided yet */
-
-int ptx_jit_enabled(void)
-{
-    if (__atomic_load_n(&g_mode, __ATOMIC_RELAXED) < 0) {
-        const char *e = getenv("PTX_JIT");
-        int on = !(e && strcmp(e, "0") == 0);
-        int unset = -1;
-        __atomic_compare_exchange_n(&g_mode, &unset, on, 0, __ATOMIC_RELAXED,
-                                    __ATOMIC_RELAXED);
-    }
-    return __atomic_load_n(&g_mode, __ATOMIC_RELAXED);
-}
-
-void ptx_set_translator(int on)
-{
-    __atomic_store_n(&g_mode, on != 0, __ATOMIC_RELAXED);
-}
-
 static struct ptx_jit *jit_of(struct ptx_program *p, char **why)
 {
     if (p->jit)
@@ -1598,10 +1607,10 @@ static struct ptx_jit *jit_of(struct ptx_program *p, char **why)
     return j;
 }
 
-ptx_jit_fn ptx_jit_get(struct ptx_program *p, uint32_t func, const struct ptx_jit_helpers *h,
-                       struct ptx_jit_info *info)
+static ptx_jit_fn jit_get(struct ptx_program *p, uint32_t func, const struct ptx_jit_helpers *h,
+                          struct ptx_jit_info *info)
 {
-    if (!ptx_jit_enabled() || func >= p->nfuncs)
+    if (func >= p->nfuncs)
         return NULL;
     pthread_mutex_lock(&g_jit_lock);
     char *why = NULL;
@@ -1634,7 +1643,7 @@ ptx_jit_fn ptx_jit_get(struct ptx_program *p, uint32_t func, const struct ptx_ji
     return fn;
 }
 
-void ptx_jit_free(struct ptx_program *p)
+static void jit_free(struct ptx_program *p)
 {
     struct ptx_jit *j = p->jit;
     if (!j)
@@ -1653,3 +1662,14 @@ void ptx_jit_free(struct ptx_program *p)
     free(j);
     p->jit = NULL;
 }
+
+/* The one symbol libvgpu-ptxjit.so exports (everything else is hidden): ptx_jit_load.c checks
+ * that it was built against the same structures as the program that loads it. */
+__attribute__((visibility("default"))) const struct ptx_jit_ops ptx_jit_ops = {
+    .abi = PTX_JIT_ABI,
+    .program_size = sizeof(struct ptx_program),
+    .func_size = sizeof(struct pfunc),
+    .frame_size = sizeof(struct jit_frame),
+    .get = jit_get,
+    .free = jit_free,
+};

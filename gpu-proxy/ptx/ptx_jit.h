@@ -6,6 +6,7 @@
 
 #include "ptx_internal.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* The worker's small cache of resolved global allocations, read by translated code. */
@@ -85,8 +86,25 @@ struct ptx_jit_info {
     const int32_t *slot_of; /* per register: its index in spill, or -1 */
 };
 
-/* Translation of function `func` of p (an .entry), compiled at the first call; *info says how
- * it runs (block modes need no barrier other than a plain bar.sync 0, no lockstep access or
+/* The translator's entry points: the one symbol libvgpu-ptxjit.so exports (ptx_jit.c). The
+ * loader (ptx_jit_load.c) refuses a translator built with another PTX_JIT_ABI or other sizes of
+ * the structures the two share; bump PTX_JIT_ABI when their meaning changes. */
+#define PTX_JIT_ABI 1
+struct ptx_jit_ops {
+    uint32_t abi;
+    uint32_t program_size, func_size, frame_size;
+    ptx_jit_fn (*get)(struct ptx_program *p, uint32_t func, const struct ptx_jit_helpers *h,
+                      struct ptx_jit_info *info);
+    void (*free)(struct ptx_program *p);
+};
+extern const struct ptx_jit_ops ptx_jit_ops;
+
+/* Programs that link ptx_jit.c itself (the fuzzer): use that translator. 0, or -1 with why
+ * (its ABI differs, or a translator is already in use). */
+int ptx_jit_attach(const struct ptx_jit_ops *ops, char *why, size_t whylen);
+
+/* Translation of function `func` of p (an .entry) by the loaded translator, compiled at the
+ * first call; *info says how it runs (block modes need no barrier other than a plain bar.sync 0, no lockstep access or
  * bar.red, no local memory; phase mode takes warp collectives). NULL: run the kernel in the interpreter (translator off, or the kernel uses
  * what it does not translate; logged once per kernel). Thread-safe. */
 ptx_jit_fn ptx_jit_get(struct ptx_program *p, uint32_t func, const struct ptx_jit_helpers *h,
@@ -95,8 +113,8 @@ ptx_jit_fn ptx_jit_get(struct ptx_program *p, uint32_t func, const struct ptx_ji
 /* Frees p's translations (ptx_program_free). */
 void ptx_jit_free(struct ptx_program *p);
 
-/* PTX_JIT in the environment: "0" runs every kernel in the interpreter; unset or "1"
- * translates. Read once. */
+/* PTX_JIT in the environment: "0" runs every kernel in the interpreter (and loads no
+ * translator); unset or "1" translates, once a translator is loaded. Read once. */
 int ptx_jit_enabled(void);
 
 #endif /* PTX_JIT_H */

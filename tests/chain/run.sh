@@ -6,7 +6,8 @@
 # zones at once, (4) fault containment: an out-of-bounds kernel in zone a while zone b
 # computes; a's worker (whose context is lost) is replaced, b finishes correctly, a's next
 # program works; zone a's kernel on zone b's address; a killed client's never-ending kernel;
-# module globals against the quota; (5) gpu_proxy's test_cuda with the chain's driver; (6) the
+# LLVM mapped by the stub's workers only; a stub without its translator; module globals
+# against the quota; (5) gpu_proxy's test_cuda with the chain's driver; (6) the
 # GPU's own figures with a stand-in for NVIDIA's libnvidia-ml.so.1, and without one.
 # Prints "N passed, N failed" last.
 set -uo pipefail
@@ -171,6 +172,33 @@ else ko "building tests/chain/peek.cu" "nvcc failed" "$work/peek.build.log"; fi
 if grep -q "seccomp denied" "$work/proxy.log"; then
     ko "no system call denied to the cuda workers" "$(grep -m1 'seccomp denied' "$work/proxy.log")"
 else ok "no system call denied to the cuda workers' sandbox"; fi
+
+# (4e) LLVM (the PTX translator, libvgpu-ptxjit.so) is mapped by the stub's workers only: not by
+# a supervisor, nor by the cuda workers (the outer proxy), which run no PTX.
+maps_has() { grep -q "$2" "/proc/$1/maps"; }
+parent_of() { awk '{ print $4 }' "/proc/$1/stat" 2>/dev/null; }
+cpid=$(field a pid); csup=$(parent_of "$cpid")
+ipid=$(admin_at "$dir/inner/admin.sock" LIST | awk '$1 == "chain" { for (i = 5; i <= NF; i++) if ($i ~ /^pid=/) print substr($i, 5) }')
+isup=$(parent_of "$ipid")
+readable=1
+for p in "$cpid" "$csup" "$ipid" "$isup"; do [[ -n "$p" && -r /proc/$p/maps ]] || readable=0; done
+if [[ $readable == 1 ]] && maps_has "$ipid" libLLVM && maps_has "$ipid" libvgpu-ptxjit &&
+        ! maps_has "$cpid" libLLVM && ! maps_has "$csup" libLLVM && ! maps_has "$isup" libLLVM; then
+    ok "LLVM is mapped by the stub's worker (pid $ipid) only: not by the cuda worker ($cpid) nor the supervisors ($csup, $isup)"
+else ko "who maps LLVM" "stub worker '$ipid', cuda worker '$cpid', supervisors '$csup' '$isup'"; fi
+
+# (4f) without the translator beside it, a gpu_proxy_stub says so once and interprets
+bare="$work/bare"
+mkdir -p "$bare/p"
+cp "$top/gpu-proxy/gpu_proxy_stub" "$bare/"
+"$bare/gpu_proxy_stub" --listen "$bare/p" --zone a:1G --log-level info >"$bare/proxy.log" 2>&1 &
+bpid=$!
+for _ in $(seq 1 200); do [[ -S "$bare/p/a.sock" ]] && break; sleep 0.05; done
+if LD_LIBRARY_PATH="$top/libvgpu" VGPU_SOCKET="$bare/p/a.sock" VGPU_TRANSPORT=posix         timeout 300 "$kbuild/vector_add" >"$bare/va.log" 2>&1 &&
+        [[ $(grep -c 'translator=off, kernels run in the interpreter: no libvgpu-ptxjit.so' "$bare/proxy.log") == 1 ]]; then
+    ok "without libvgpu-ptxjit.so: translator=off logged once with why, kernels interpreted"
+else ko "gpu_proxy_stub without its translator" "$(grep -m1 translator "$bare/proxy.log")" "$bare/va.log"; fi
+kill -TERM "$bpid" 2>/dev/null; wait "$bpid" 2>/dev/null
 
 # (4d) module globals are charged to the quota: a 512 MiB __device__ array in a 256 MiB zone.
 if "${NVCC:-/usr/local/cuda/bin/nvcc}" -O2 -o "$work/globals" "$top/tests/chain/globals.cu" \

@@ -13,6 +13,7 @@
 #include "dispatch.h"
 #include "fuzz_records.h"
 #include "log.h"
+#include "ptx/ptx.h"
 #include "zone.h"
 
 #define WINDOW_SIZE (64u << 10)
@@ -103,6 +104,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argv;
     log_set_level(getenv("FUZZ_LOG") ? LOG_TRACE : LOG_OFF);
     zreg_init(&reg, &backend_stub);
+    char why[4096]; /* the kernels it launches run translated, as in a stub worker */
+    if (ptx_translator_load(PTX_JIT_SO_PATH, why, sizeof(why)) != 0 && getenv("FUZZ_LOG"))
+        fprintf(stderr, "fuzz_dispatch: the translator is off: %s\n", why);
     if (zreg_add(&reg, "fuzzA", 64u << 20, &za) != 0 || zreg_add(&reg, "fuzzB", 1u << 20, &zb) != 0)
         abort();
     window = calloc(1, WINDOW_SIZE);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ptx.h"
+#include "ptx_jit.h"
 
 #define MEM_BASE 0x10000ull
 #define MEM_SIZE 65536u
@@ -63,6 +64,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!init) {
         ptx_set_watchdog(200000);
         ptx_set_printf_sink(quiet_sink, NULL);
+        char why[256];
+        if (ptx_jit_attach(&ptx_jit_ops, why, sizeof(why)) != 0)
+            abort(); /* the translator built in must be the one fuzzed */
         init = 1;
     }
     ptx_set_translator(size & 1);

@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include <cmocka.h>
 
 #include "ptx.h"
+#include "ptx_jit.h"
 
 #ifndef KERNELS_DIR
 #error "KERNELS_DIR must name the directory holding the nvcc outputs"
@@ -3413,8 +3415,41 @@ static void test_ptx_translator_mode(void **state)
     ptx_set_translator(on);
 }
 
+/* The translator is a shared object (ptx_jit_load.c): loads that fail say why and leave the
+ * translator main() loaded in place; one built for other structures is refused. */
+static void test_ptx_translator_load_refusals(void **state)
+{
+    (void)state;
+    char why[PATH_MAX + 256], before[PATH_MAX + 64];
+    snprintf(before, sizeof(before), "%s", ptx_translator_state());
+    print_message("translator: %s\n", before);
+    int on = strncmp(before, "on (", 4) == 0;
+    assert_int_equal(on, ptx_jit_enabled()); /* main() loaded it unless PTX_JIT=0 */
+    assert_int_equal(ptx_translator_load(KERNELS_DIR "/no-such.so", why, sizeof(why)), -1);
+    assert_non_null(strstr(why, on ? "no-such.so" : "PTX_JIT=0"));
+    if (on) {
+        assert_int_equal(ptx_translator_load("libm.so.6", why, sizeof(why)), -1);
+        assert_non_null(strstr(why, "not a PTX translator"));
+        assert_int_equal(ptx_translator_load(PTX_JIT_SO_PATH, why, sizeof(why)), 0);
+    }
+    struct ptx_jit_ops other = {
+        .abi = PTX_JIT_ABI + 1, .program_size = sizeof(struct ptx_program),
+        .func_size = sizeof(struct pfunc), .frame_size = sizeof(struct jit_frame),
+    };
+    assert_int_equal(ptx_jit_attach(&other, why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "another engine"));
+    other.abi = PTX_JIT_ABI;
+    other.frame_size++;
+    assert_int_equal(ptx_jit_attach(&other, why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "another engine"));
+    assert_string_equal(ptx_translator_state(), before);
+}
+
 int main(void)
 {
+    char why[PATH_MAX + 256];
+    if (ptx_translator_load(PTX_JIT_SO_PATH, why, sizeof(why)) != 0)
+        print_message("the translator is off: %s\n", why);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ptx_image_global_bytes),
         cmocka_unit_test(test_ptx_vector_add_fatbin),
@@ -3482,6 +3517,7 @@ int main(void)
         cmocka_unit_test(test_ptx_entry_param_limit),
         cmocka_unit_test(test_ptx_watchdog_counts_local_zeroing),
         cmocka_unit_test(test_ptx_cancel),
+        cmocka_unit_test(test_ptx_translator_load_refusals),
         cmocka_unit_test(test_ptx_translator_mode), /* last: counts the launches above */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
