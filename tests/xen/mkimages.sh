@@ -142,7 +142,7 @@ pack "$g" "$build/guest.cpio.gz"
 d="$build/dom0-root"
 base_tree "$d"
 install -m 0755 "$scripts/dom0-init.sh" "$d/init"
-for f in scenario.sh scenario-lib.sh boottime.sh zone.sh podman.sh; do
+for f in scenario.sh scenario-lib.sh boottime.sh zone.sh zone-lib.sh podman.sh; do
     install -m 0755 "$scripts/$f" "$d/opt/vgpu/$f"
 done
 for b in xl xenstored xenconsoled xen-init-dom0 libxl-save-helper xenconsole; do
