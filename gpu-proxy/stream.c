@@ -385,21 +385,23 @@ static size_t op_size(const struct stream_op *op)
 
 /* Ops up to OP_SPARE_SIZE bytes (a launch with up to 256 bytes of parameters, a copy, a
  * memset) are allocated at that size and, once finished, kept on their stream for the next
- * ones (at most OP_SPARE_MAX on the stream's list plus as many taken by the dispatch thread),
+ * ones (the stream's list takes a run's small ops while it holds fewer than OP_SPARE_MAX, so at
+ * most OP_SPARE_MAX + STREAM_PUBLISH_EVERY, and the dispatch thread takes the whole list),
  * so that a run of small ops costs no malloc and no free across the two threads. */
 #define OP_SPARE_SIZE (((sizeof(struct stream_op) + 15) & ~(size_t)15) + 256)
 #define OP_SPARE_MAX 32u
 
-/* Under st->lock: keeps op as a spare if it is small and the list is not full; returns 0
- * when it did, 1 when the caller frees it. */
-static int op_keep_locked(struct stream_obj *st, struct stream_op *op)
+/* Sorts op onto the chain of small ops to keep (*keep, its last op *keep_tail) or of those to
+ * free (*drop). Touches only op's link, which no other thread reads once op has run. */
+static void op_sort(struct stream_op *op, struct stream_op **keep, struct stream_op **keep_tail,
+                    struct stream_op **drop)
 {
-    if (op_size(op) > OP_SPARE_SIZE || st->nspare >= OP_SPARE_MAX)
-        return 1;
-    op->next = st->spare;
-    st->spare = op;
-    st->nspare++;
-    return 0;
+    struct stream_op **list = op_size(op) <= OP_SPARE_SIZE ? keep : drop;
+
+    if (list == keep && *keep == NULL)
+        *keep_tail = op;
+    op->next = *list;
+    *list = op;
 }
 
 static void op_list_free(struct stream_op *op)
@@ -445,8 +447,14 @@ CUresult stream_take_latched(struct session *s, struct stream_obj *st)
 static void publish_done(struct stream_obj *st, struct stream_op **first, struct stream_op *last,
                          uint32_t n, size_t bytes)
 {
-    struct stream_op *op = *first, *next, *drop = NULL;
+    struct stream_op *op = *first, *next, *keep = NULL, *keep_tail = NULL, *drop = NULL;
 
+    /* The run's ops before `last` are sorted outside the lock: their links were written under
+     * it before the run was taken, and only this thread reads them. */
+    for (uint32_t i = 0; i + 1 < n; i++, op = next) {
+        next = op->next;
+        op_sort(op, &keep, &keep_tail, &drop);
+    }
     pthread_mutex_lock(&st->lock);
     st->exec_seq = last->seq;
     st->done_seq = last->seq;
@@ -455,15 +463,16 @@ static void publish_done(struct stream_obj *st, struct stream_op **first, struct
         st->tail = NULL;
     *first = st->head;
     st->queued_bytes -= bytes;
-    for (uint32_t i = 0; i < n; i++, op = next) {
-        next = i + 1 < n ? op->next : NULL; /* links of the run's ops before `last` */
-        if (op_keep_locked(st, op)) {
-            op->next = drop;
-            drop = op;
-        }
+    op_sort(last, &keep, &keep_tail, &drop);
+    if (keep != NULL && st->nspare < OP_SPARE_MAX) { /* the list grows by one run at most */
+        keep_tail->next = st->spare;
+        st->spare = keep;
+        st->nspare += n; /* an upper bound of what was kept */
+        keep = NULL;
     }
     pthread_cond_broadcast(&st->cond);
     pthread_mutex_unlock(&st->lock);
+    op_list_free(keep);
     op_list_free(drop);
 }
 
