@@ -3,7 +3,7 @@
  * worker thread of each stream, which issues its queue in order, sets the session's sticky error
  * on an execution fault and sends each reply itself (or latches the failure of an unanswered
  * request on the stream); the bounded queues, their wake-ups (once per run of requests) and the
- * latches. Workers read the allocation table only under its read lock (launch address checks).
+ * latches, and the recycling of small queued ops between the two threads. Workers read the allocation table only under its read lock (launch address checks).
  * Also the cancellation of a session's running
  * kernels when its client goes or a context is destroyed, with the thread that notices a
  * client's exit while a kernel runs. */
@@ -374,13 +374,43 @@ static CUresult run_queued(struct stream_obj *st, struct stream_op *op, uint32_t
     return rc;
 }
 
-/* The heap bytes of a queued op (op_copy's allocation). */
+/* The heap bytes of a queued op (what op_copy needs). */
 static size_t op_size(const struct stream_op *op)
 {
     size_t off = (sizeof(*op) + 15) & ~(size_t)15;
 
     return off + (op->kind == SOP_LAUNCH ? (op->l.params_size ? op->l.params_size : 1) :
                   op->kind == SOP_GRAPH ? (size_t)op->nsub * sizeof(*op) : 0);
+}
+
+/* Ops up to OP_SPARE_SIZE bytes (a launch with up to 256 bytes of parameters, a copy, a
+ * memset) are allocated at that size and, once finished, kept on their stream for the next
+ * ones (the stream's list takes a run's small ops while it holds fewer than OP_SPARE_MAX, so at
+ * most OP_SPARE_MAX + STREAM_PUBLISH_EVERY, and the dispatch thread takes the whole list),
+ * so that a run of small ops costs no malloc and no free across the two threads. */
+#define OP_SPARE_SIZE (((sizeof(struct stream_op) + 15) & ~(size_t)15) + 256)
+#define OP_SPARE_MAX 32u
+
+/* Sorts op onto the chain of small ops to keep (*keep, its last op *keep_tail) or of those to
+ * free (*drop). Touches only op's link, which no other thread reads once op has run. */
+static void op_sort(struct stream_op *op, struct stream_op **keep, struct stream_op **keep_tail,
+                    struct stream_op **drop)
+{
+    struct stream_op **list = op_size(op) <= OP_SPARE_SIZE ? keep : drop;
+
+    if (list == keep && *keep == NULL)
+        *keep_tail = op;
+    op->next = *list;
+    *list = op;
+}
+
+static void op_list_free(struct stream_op *op)
+{
+    while (op != NULL) {
+        struct stream_op *next = op->next;
+        free(op);
+        op = next;
+    }
 }
 
 void stream_latch(struct session *s, struct stream_obj *st, CUresult rc)
@@ -409,46 +439,108 @@ CUresult stream_take_latched(struct session *s, struct stream_obj *st)
     return first;
 }
 
+#define STREAM_PUBLISH_EVERY 64 /* unanswered ops run between two progress publications */
+
+/* Under no lock: publishes that every op of the run up to `last` (n ops from *first on,
+ * `bytes` heap bytes) is executed and finished, takes them off the queue, wakes whoever waits
+ * (a synchronisation, a full queue, an event query) and frees them. */
+static void publish_done(struct stream_obj *st, struct stream_op **first, struct stream_op *last,
+                         uint32_t n, size_t bytes)
+{
+    struct stream_op *op = *first, *next, *keep = NULL, *keep_tail = NULL, *drop = NULL;
+
+    /* The run's ops before `last` are sorted outside the lock: their links were written under
+     * it before the run was taken, and only this thread reads them. */
+    for (uint32_t i = 0; i + 1 < n; i++, op = next) {
+        next = op->next;
+        op_sort(op, &keep, &keep_tail, &drop);
+    }
+    pthread_mutex_lock(&st->lock);
+    st->exec_seq = last->seq;
+    st->done_seq = last->seq;
+    st->head = last->next; /* read under the lock: the dispatch thread may be appending */
+    if (st->head == NULL)
+        st->tail = NULL;
+    *first = st->head;
+    st->queued_bytes -= bytes;
+    op_sort(last, &keep, &keep_tail, &drop);
+    if (keep != NULL && st->nspare < OP_SPARE_MAX) { /* the list grows by one run at most */
+        keep_tail->next = st->spare;
+        st->spare = keep;
+        st->nspare += n; /* an upper bound of what was kept */
+        keep = NULL;
+    }
+    pthread_cond_broadcast(&st->cond);
+    pthread_mutex_unlock(&st->lock);
+    op_list_free(keep);
+    op_list_free(drop);
+}
+
+/* Under no lock: marks op executed before its reply goes out (a query after the answer finds
+ * the op done); its publication as finished comes after the reply (a synchronisation returns
+ * only once every earlier reply was sent, so a client never sees a sync overtake the data of an
+ * earlier copy). */
+static void answer_queued(struct stream_obj *st, struct stream_op *op, CUresult rc,
+                          uint32_t len)
+{
+    pthread_mutex_lock(&st->lock);
+    st->exec_seq = op->seq;
+    pthread_mutex_unlock(&st->lock);
+    /* A failed send means the client is gone; its dispatch thread tears down. */
+    if (st->s->send_reply)
+        st->s->send_reply(st->s->reply_ctx, &op->req, rc, st->rbuf, len);
+}
+
+/* Runs the ops queued from `op` up to `last` (the queue's tail when the run was taken) in
+ * order. Unanswered ops only latch their failure and are published as done in groups, so a
+ * stream's run of launches costs one lock and one wake-up per group, not per op. */
+static void run_ops(struct stream_obj *st, struct stream_op *op, struct stream_op *last)
+{
+    struct stream_op *first = op;
+    uint32_t n = 0;
+    size_t bytes = 0;
+
+    for (;;) {
+        uint32_t len;
+        CUresult rc = run_queued(st, op, &len);
+        int end = op == last;
+
+        wm_result(st->s->zone->m, rc); /* the dispatch counted the call, not its answer */
+        if (!(op->req.flags & IDM_F_NOREPLY))
+            answer_queued(st, op, rc, len);
+        else if (rc != CUDA_SUCCESS)
+            stream_latch(st->s, st, rc);
+        n++;
+        bytes += op_size(op);
+        if (end || n == STREAM_PUBLISH_EVERY || !(op->req.flags & IDM_F_NOREPLY)) {
+            publish_done(st, &first, op, n, bytes);
+            if (end)
+                return;
+            op = first;
+            n = 0;
+            bytes = 0;
+        } else {
+            op = op->next; /* op is not the run's last: its link was set under the lock */
+        }
+    }
+}
+
 static void *stream_main(void *arg)
 {
     struct stream_obj *st = arg;
 
     for (;;) {
-        struct stream_op *op;
-        uint32_t len;
-        CUresult rc;
+        struct stream_op *first, *last;
 
         pthread_mutex_lock(&st->lock);
         while (st->head == NULL && !st->stop)
             pthread_cond_wait(&st->cond, &st->lock);
-        op = st->head;
+        first = st->head;
+        last = st->tail;
         pthread_mutex_unlock(&st->lock);
-        if (op == NULL)
+        if (first == NULL)
             break; /* stopped with an empty queue */
-        rc = run_queued(st, op, &len);
-        /* Executed before the reply goes out (a query after the answer finds the op done);
-         * finished after it (a synchronisation returns only once every earlier reply was
-         * sent, so a client never sees a sync overtake the data of an earlier copy). */
-        pthread_mutex_lock(&st->lock);
-        st->exec_seq = op->seq;
-        pthread_mutex_unlock(&st->lock);
-        wm_result(st->s->zone->m, rc); /* the dispatch counted the call, not its answer */
-        if (op->req.flags & IDM_F_NOREPLY) {
-            if (rc != CUDA_SUCCESS)
-                stream_latch(st->s, st, rc);
-        } else if (st->s->send_reply) {
-            /* A failed send means the client is gone; its dispatch thread tears down. */
-            st->s->send_reply(st->s->reply_ctx, &op->req, rc, st->rbuf, len);
-        }
-        pthread_mutex_lock(&st->lock);
-        st->head = op->next;
-        if (st->head == NULL)
-            st->tail = NULL;
-        st->queued_bytes -= op_size(op);
-        st->done_seq = op->seq;
-        pthread_cond_broadcast(&st->cond);
-        pthread_mutex_unlock(&st->lock);
-        free(op);
+        run_ops(st, first, last);
     }
     return NULL;
 }
@@ -488,6 +580,11 @@ static uint64_t stream_submit(struct stream_obj *st, struct stream_op *op)
     else
         st->head = op;
     st->tail = op;
+    if (st->own == NULL) { /* the dispatch thread takes the spares for its next ops */
+        st->own = st->spare;
+        st->spare = NULL;
+        st->nspare = 0;
+    }
     pthread_mutex_unlock(&st->lock);
     kick_later(st);
     return seq;
@@ -505,13 +602,21 @@ void session_kick(struct session *s)
     s->nkick = 0;
 }
 
-/* A heap copy of a prepared op that answers req; a launch's copy carries its own parameters,
- * a graph launch's its own array of node ops (after the struct, 16-byte aligned). */
-static struct stream_op *op_copy(const struct stream_op *op, const struct idm_hdr *req)
+/* A heap copy of a prepared op that answers req, for st's queue (a spare when it is small);
+ * a launch's copy carries its own parameters, a graph launch's its own array of node ops
+ * (after the struct, 16-byte aligned). */
+static struct stream_op *op_copy(struct stream_obj *st, const struct stream_op *op,
+                                 const struct idm_hdr *req)
 {
-    size_t off = (sizeof(*op) + 15) & ~(size_t)15;
-    struct stream_op *q = malloc(op_size(op));
+    size_t off = (sizeof(*op) + 15) & ~(size_t)15, size = op_size(op);
+    struct stream_op *q;
 
+    if (size <= OP_SPARE_SIZE && st->own != NULL) {
+        q = st->own;
+        st->own = q->next;
+    } else {
+        q = malloc(size <= OP_SPARE_SIZE ? OP_SPARE_SIZE : size);
+    }
     if (q == NULL)
         return NULL;
     *q = *op;
@@ -529,7 +634,7 @@ static struct stream_op *op_copy(const struct stream_op *op, const struct idm_hd
 CUresult stream_queue(struct stream_obj *st, const struct stream_op *op,
                       const struct idm_hdr *req, uint64_t *ticket)
 {
-    struct stream_op *q = op_copy(op, req);
+    struct stream_op *q = op_copy(st, op, req);
 
     if (q == NULL)
         return CUDA_ERROR_OUT_OF_MEMORY;
@@ -573,6 +678,10 @@ void stream_stop(struct stream_obj *st)
     pthread_cond_destroy(&st->cond);
     free(st->rbuf);
     st->rbuf = NULL;
+    op_list_free(st->spare);
+    op_list_free(st->own);
+    st->spare = st->own = NULL;
+    st->nspare = 0;
 }
 
 void stream_wait(struct stream_obj *st, uint64_t seq)

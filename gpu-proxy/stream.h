@@ -76,7 +76,8 @@ struct sop_reply {
 CUresult stream_issue(struct session *s, struct backend_stream *bs, struct stream_op *op,
                       struct sop_reply *rep);
 /* Queues a heap copy of op that answers request req on st; *ticket gets its ticket. Returns
- * CUDA_SUCCESS or CUDA_ERROR_OUT_OF_MEMORY. */
+ * CUDA_SUCCESS or CUDA_ERROR_OUT_OF_MEMORY. The dispatch thread only (the copies of small ops
+ * come from st's spares, which that thread takes without a lock). */
 CUresult stream_queue(struct stream_obj *st, const struct stream_op *op,
                       const struct idm_hdr *req, uint64_t *ticket);
 /* Unanswered requests (IDM_F_NOREPLY): a failure is latched, the first one kept, on the

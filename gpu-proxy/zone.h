@@ -166,6 +166,9 @@ struct stream_obj {
     uint64_t queued_bytes; /* heap bytes of its queued ops (under lock) */
     int kick_pending;     /* ops queued since its worker was last woken (dispatch thread) */
     uint8_t *rbuf;        /* the worker's reply buffer (session max_reply bytes) */
+    struct stream_op *spare; /* small finished ops kept for reuse (under lock, stream.c) */
+    uint32_t nspare;      /* how many (under lock; at most OP_SPARE_MAX) */
+    struct stream_op *own; /* spares the dispatch thread took (its own, no lock) */
 };
 /* An event remembers where its last record was queued, to tell when it has happened. */
 struct event_obj {
