@@ -62,6 +62,9 @@ struct backend_launch {
      * stopped this way (the cuda backend ignores it: its worker is retired instead). NULL: not
      * cancellable. */
     const int *cancel;
+    /* 1: a cooperative launch (every block co-resident, grid-wide sync allowed); a grid larger
+     * than the device holds at once fails with CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE. */
+    int cooperative;
 };
 
 struct backend_ops {

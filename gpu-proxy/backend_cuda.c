@@ -74,6 +74,7 @@
     X(OccupancyMaxActiveClusters, "cuOccupancyMaxActiveClusters", cuOccupancyMaxActiveClusters) \
     X(LaunchKernel, "cuLaunchKernel", cuLaunchKernel)                                           \
     X(LaunchKernelEx, "cuLaunchKernelEx", cuLaunchKernelEx)                                     \
+    X(LaunchCooperativeKernel, "cuLaunchCooperativeKernel", cuLaunchCooperativeKernel)          \
     X(GetErrorString, "cuGetErrorString", cuGetErrorString)
 
 static struct {
@@ -727,6 +728,52 @@ static CUresult cuda_occupancy(struct backend_zone *z, struct backend_kernel *k,
     }
 }
 
+/* A launch with a cluster shape: cuLaunchKernelEx, with the cooperative attribute too when the
+ * launch is cooperative. */
+static CUresult launch_clustered(struct backend_zone *z, struct backend_kernel *k,
+                                 struct backend_stream *s, const struct backend_launch *l,
+                                 void **argv)
+{
+    CUlaunchAttribute attr[2];
+    CUlaunchConfig lc;
+
+    memset(&lc, 0, sizeof(lc));
+    memset(attr, 0, sizeof(attr));
+    lc.gridDimX = l->grid[0];
+    lc.gridDimY = l->grid[1];
+    lc.gridDimZ = l->grid[2];
+    lc.blockDimX = l->block[0];
+    lc.blockDimY = l->block[1];
+    lc.blockDimZ = l->block[2];
+    lc.sharedMemBytes = l->shared_bytes;
+    lc.hStream = cs(s);
+    attr[0].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    attr[0].value.clusterDim.x = l->cluster[0] ? l->cluster[0] : 1;
+    attr[0].value.clusterDim.y = l->cluster[1] ? l->cluster[1] : 1;
+    attr[0].value.clusterDim.z = l->cluster[2] ? l->cluster[2] : 1;
+    attr[1].id = CU_LAUNCH_ATTRIBUTE_COOPERATIVE;
+    attr[1].value.cooperative = 1;
+    lc.attrs = attr;
+    lc.numAttrs = l->cooperative ? 2 : 1;
+    return CU_CHECK(z->name, cu.LaunchKernelEx(&lc, (CUfunction)(void *)k->k, argv, NULL));
+}
+
+static CUresult launch_plain(struct backend_zone *z, struct backend_kernel *k,
+                             struct backend_stream *s, const struct backend_launch *l,
+                             void **argv)
+{
+    CUfunction f = (CUfunction)(void *)k->k;
+
+    if (l->cooperative)
+        return CU_CHECK(z->name, cu.LaunchCooperativeKernel(f, l->grid[0], l->grid[1],
+                                                            l->grid[2], l->block[0], l->block[1],
+                                                            l->block[2], l->shared_bytes, cs(s),
+                                                            argv));
+    return CU_CHECK(z->name, cu.LaunchKernel(f, l->grid[0], l->grid[1], l->grid[2], l->block[0],
+                                             l->block[1], l->block[2], l->shared_bytes, cs(s),
+                                             argv, NULL));
+}
+
 static CUresult cuda_launch(struct backend_zone *z, struct backend_kernel *k,
                             struct backend_stream *s, const struct backend_launch *l, char *err,
                             size_t errlen)
@@ -751,33 +798,13 @@ static CUresult cuda_launch(struct backend_zone *z, struct backend_kernel *k,
     rc = use_zone(z);
     if (rc != CUDA_SUCCESS)
         goto free_bufs;
-    if (l->cluster[0] > 1 || l->cluster[1] > 1 || l->cluster[2] > 1) {
-        CUlaunchAttribute attr;
-        CUlaunchConfig lc;
-        memset(&lc, 0, sizeof(lc));
-        memset(&attr, 0, sizeof(attr));
-        lc.gridDimX = l->grid[0];
-        lc.gridDimY = l->grid[1];
-        lc.gridDimZ = l->grid[2];
-        lc.blockDimX = l->block[0];
-        lc.blockDimY = l->block[1];
-        lc.blockDimZ = l->block[2];
-        lc.sharedMemBytes = l->shared_bytes;
-        lc.hStream = cs(s);
-        attr.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
-        attr.value.clusterDim.x = l->cluster[0] ? l->cluster[0] : 1;
-        attr.value.clusterDim.y = l->cluster[1] ? l->cluster[1] : 1;
-        attr.value.clusterDim.z = l->cluster[2] ? l->cluster[2] : 1;
-        lc.attrs = &attr;
-        lc.numAttrs = 1;
-        rc = CU_CHECK(z->name, cu.LaunchKernelEx(&lc, (CUfunction)(void *)k->k, argv, NULL));
-    } else {
-        rc = CU_CHECK(z->name, cu.LaunchKernel((CUfunction)(void *)k->k, l->grid[0], l->grid[1],
-                                               l->grid[2], l->block[0], l->block[1], l->block[2],
-                                               l->shared_bytes, cs(s), argv, NULL));
-    }
+    if (l->cluster[0] > 1 || l->cluster[1] > 1 || l->cluster[2] > 1)
+        rc = launch_clustered(z, k, s, l, argv);
+    else
+        rc = launch_plain(z, k, s, l, argv);
     if (rc != CUDA_SUCCESS)
-        snprintf(err, errlen, "cuLaunchKernel: %s", cu_errstr(rc));
+        snprintf(err, errlen, "%s: %s", l->cooperative ? "cooperative launch" : "cuLaunchKernel",
+                 cu_errstr(rc));
     /* The driver copied the parameters at launch: the pointer array can go. */
 free_bufs:
     free(argv);

@@ -23,6 +23,12 @@
 #define STUB_PAGE 4096ull
 #define STUB_CACHE_SLOTS 32
 #define STUB_CACHE_MAX_BYTES (1ull << 30)
+#define STUB_SMS 132u
+/* Blocks one multiprocessor holds at once, as occupancy reports it: a cooperative grid sized
+ * from it (occupancy x STUB_SMS, as cudart's samples do) must fit the simulated GPU's
+ * co-resident blocks (PTX_COOP_MAX_BLOCKS), or it is refused as too large. */
+#define STUB_BLOCKS_PER_SM (PTX_COOP_MAX_BLOCKS / STUB_SMS)
+_Static_assert(STUB_BLOCKS_PER_SM >= 1, "a multiprocessor holds at least one block");
 
 struct backend_zone {
     char name[64];
@@ -137,7 +143,7 @@ static const struct { int attr; int value; } stub_attrs[] = {
     {CU_DEVICE_ATTRIBUTE_CLOCK_RATE, 1980000},
     {CU_DEVICE_ATTRIBUTE_TEXTURE_ALIGNMENT, 512},
     {CU_DEVICE_ATTRIBUTE_GPU_OVERLAP, 1},
-    {CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, 132},
+    {CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, STUB_SMS},
     {CU_DEVICE_ATTRIBUTE_KERNEL_EXEC_TIMEOUT, 0},
     {CU_DEVICE_ATTRIBUTE_INTEGRATED, 0},
     {CU_DEVICE_ATTRIBUTE_CAN_MAP_HOST_MEMORY, 1},
@@ -740,7 +746,7 @@ static CUresult stub_occupancy(struct backend_zone *z, struct backend_kernel *k,
         by_threads = 2048 / (((block_size + 31) / 32) * 32);
         by_smem = smem_block ? 233472 / (smem_block + 1024) : 32;
         blocks = by_threads < by_smem ? by_threads : by_smem;
-        *value = blocks < 32 ? blocks : 32;
+        *value = blocks < STUB_BLOCKS_PER_SM ? blocks : STUB_BLOCKS_PER_SM;
         return CUDA_SUCCESS;
     case 1:
         if (block_size == 0 || num_blocks == 0)
@@ -760,7 +766,7 @@ static CUresult stub_occupancy(struct backend_zone *z, struct backend_kernel *k,
         }
         if (csize > 16)
             return CUDA_ERROR_INVALID_CLUSTER_SIZE;
-        *value = 132 / csize;
+        *value = STUB_SMS / csize;
         return CUDA_SUCCESS;
     }
     default:
@@ -807,6 +813,7 @@ static CUresult stub_launch(struct backend_zone *z, struct backend_kernel *k,
     pl.mem = &mem;
     pl.printf_fifo_size = l->printf_fifo_size;
     pl.cancel = l->cancel;
+    pl.cooperative = l->cooperative;
     pl.host_threads = stub.cpus;
     return ptx_launch(k->k, &pl, err, errlen);
 }

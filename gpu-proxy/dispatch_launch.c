@@ -1,8 +1,9 @@
-/* dispatch_launch.c - the kernel launch: its prepare step checks grid, block and parameter bytes
- * against the kernel's layout, takes the parameters (the request tail, or a private copy of the
- * window range for buffers that do not fit one slot) and fills the launch (with its context's
- * printf FIFO size and the context it belongs to, for cancellation); stream.c issues it (default
- * stream inline, other streams queued with their own copy of the parameters). */
+/* dispatch_launch.c - the kernel launch: its prepare step checks grid, block, flags and
+ * parameter bytes against the kernel's layout, takes the parameters (the request tail, or a
+ * private copy of the window range for buffers that do not fit one slot) and fills the launch
+ * (with its context's printf FIFO size, the context it belongs to, for cancellation, and the
+ * cooperative flag); stream.c issues it (default stream inline, other streams queued with their
+ * own copy of the parameters). */
 #include "dispatch_internal.h"
 
 #include <cuda.h>
@@ -79,6 +80,7 @@ void dispatch_launch_fill(struct rq *r, struct kernel_obj *k, const uint32_t gri
 {
     op->kind = SOP_LAUNCH;
     op->k = k;
+    memset(&op->l, 0, sizeof(op->l)); /* fields not named here read as "no" (cooperative...) */
     memcpy(op->l.grid, grid, sizeof(op->l.grid));
     memcpy(op->l.block, block, sizeof(op->l.block));
     memcpy(op->l.cluster, cluster, sizeof(op->l.cluster));
@@ -87,8 +89,7 @@ void dispatch_launch_fill(struct rq *r, struct kernel_obj *k, const uint32_t gri
     op->l.params_size = k->param_bytes;
     op->l.layout = k->params;
     op->l.param_count = k->param_count;
-    op->l.mem = NULL;
-    op->l.cancel = NULL; /* stream.c gives each running launch its flag */
+    op->l.cancel = NULL; /* stream.c gives each running launch its flag (mem: the worker's) */
     op->ctx = kernel_ctx(r, k, &op->l.printf_fifo_size);
 }
 
@@ -107,9 +108,13 @@ static CUresult prep_launch(struct rq *r, const struct idm_req_LAUNCH *q, struct
         return rq_sticky(r);
     if ((rc = dispatch_check_geometry(r, q->grid, q->block)) != CUDA_SUCCESS)
         return rc;
+    if (q->flags & ~IDM_LAUNCH_COOPERATIVE)
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "kernel %s: unknown launch flags 0x%x",
+                         k->name, q->flags);
     if ((rc = take_params(r, q, k, &params, own)) != CUDA_SUCCESS)
         return rc;
     dispatch_launch_fill(r, k, q->grid, q->block, q->cluster, q->shared_bytes, params, op);
+    op->l.cooperative = (q->flags & IDM_LAUNCH_COOPERATIVE) != 0;
     return CUDA_SUCCESS;
 }
 

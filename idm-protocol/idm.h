@@ -61,6 +61,9 @@ struct idm_param {
     uint32_t size;   /* bytes */
 };
 
+/* LAUNCH flags. */
+#define IDM_LAUNCH_COOPERATIVE 0x1u /* cuLaunchCooperativeKernel */
+
 /* A graph node's kind (GRAPH_ADD_NODE). */
 enum idm_graph_node { IDM_GNODE_EMPTY = 0, IDM_GNODE_KERNEL = 1, IDM_GNODE_MEMSET = 2,
                       IDM_GNODE_MEMCPY = 3, IDM_GNODE_HTOD = 4, IDM_GNODE_DTOH = 5,

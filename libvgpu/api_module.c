@@ -650,6 +650,17 @@ static void config_cluster(const CUlaunchConfig *c, uint32_t out[3])
         }
 }
 
+/* IDM_LAUNCH_* flags of a launch configuration: CU_LAUNCH_ATTRIBUTE_COOPERATIVE with a nonzero
+ * value makes it cooperative. */
+static uint32_t config_flags(const CUlaunchConfig *c)
+{
+    uint32_t flags = 0;
+    for (unsigned i = 0; c->attrs && i < c->numAttrs; i++)
+        if (c->attrs[i].id == CU_LAUNCH_ATTRIBUTE_COOPERATIVE)
+            flags = c->attrs[i].value.cooperative ? IDM_LAUNCH_COOPERATIVE : 0;
+    return flags;
+}
+
 CUresult cuOccupancyMaxActiveClusters(int *numClusters, CUfunction func,
                                       const CUlaunchConfig *config)
 {
@@ -813,10 +824,37 @@ static CUresult capture_launch(void *p, const uint32_t grid[3], const uint32_t b
     return r;
 }
 
+/* A cooperative grid must be co-resident: at most the device's multiprocessors times the
+ * blocks of this shape each holds (occupancy), or CUDA refuses the launch call itself with
+ * CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE. The worker checks again (the simulated GPU may hold
+ * fewer when its host memory budget is short; that refusal comes at the next synchronisation). */
+static CUresult coop_fits(void *p, const uint32_t grid[3], const uint32_t block[3],
+                          uint32_t shared)
+{
+    struct vgpu *v = vgpu_get();
+    uint64_t blocks = (uint64_t)grid[0] * grid[1] * grid[2];
+    int per_sm = 0, sms = v->dev[cur_dev()].attrs[CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT];
+    CUresult r = cuOccupancyMaxActiveBlocksPerMultiprocessor(
+        &per_sm, p, (int)(block[0] * block[1] * block[2]), shared);
+    if (r != CUDA_SUCCESS)
+        return r;
+    if (blocks > (uint64_t)per_sm * (uint64_t)(sms > 0 ? sms : 1)) {
+        VLOG(VGPU_LOG_ERROR, "cooperative launch of %llu blocks: at most %d x %d are "
+             "co-resident", (unsigned long long)blocks, sms, per_sm);
+        return CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE;
+    }
+    return CUDA_SUCCESS;
+}
+
+/* flags: IDM_LAUNCH_* (a cooperative launch is not captured: graph nodes carry no flags). */
 static CUresult launch(void *p, const uint32_t grid[3], const uint32_t block[3],
                        uint32_t shared, CUstream s, void **kernelParams, void **extra,
-                       const uint32_t cluster[3])
+                       const uint32_t cluster[3], uint32_t flags)
 {
+    if ((flags & IDM_LAUNCH_COOPERATIVE) && vgpu_capture_on() && vgpu_capturing(s)) {
+        VLOG(VGPU_LOG_ERROR, "a cooperative launch on a capturing stream is not supported");
+        return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+    }
     if (vgpu_capture_on()) { /* a capturing stream records the launch (api_graph.c) */
         CUresult c = capture_launch(p, grid, block, shared, s, kernelParams, extra, cluster);
         if (c != VGPU_NOT_CAPTURED)
@@ -837,8 +875,11 @@ static CUresult launch(void *p, const uint32_t grid[3], const uint32_t block[3],
              f->name, f->param_bytes, IDM_PARAM_BYTES_MAX);
         return CUDA_ERROR_INVALID_VALUE;
     }
+    if ((flags & IDM_LAUNCH_COOPERATIVE) && (r = coop_fits(p, grid, block, shared)) != 0)
+        return r;
     struct idm_req_LAUNCH rq = {.func = f->h, .stream = vgpu_stream_handle(s),
-                                .shared_bytes = shared, .param_bytes = f->param_bytes};
+                                .shared_bytes = shared, .param_bytes = f->param_bytes,
+                                .flags = flags};
     memcpy(rq.grid, grid, sizeof rq.grid);
     memcpy(rq.block, block, sizeof rq.block);
     memcpy(rq.cluster, cluster, sizeof rq.cluster);
@@ -856,7 +897,7 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDi
                         void **kernelParams, void **extra)
 {
     uint32_t g[3] = {gridDimX, gridDimY, gridDimZ}, b[3] = {blockDimX, blockDimY, blockDimZ};
-    return launch(f, g, b, sharedMemBytes, hStream, kernelParams, extra, no_cluster);
+    return launch(f, g, b, sharedMemBytes, hStream, kernelParams, extra, no_cluster, 0);
 }
 
 CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned int gridDimX, unsigned int gridDimY,
@@ -867,7 +908,7 @@ CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned int gridDimX, unsigned int g
 {
     uint32_t g[3] = {gridDimX, gridDimY, gridDimZ}, b[3] = {blockDimX, blockDimY, blockDimZ};
     return launch(f, g, b, sharedMemBytes, hStream ? hStream : CU_STREAM_PER_THREAD,
-                  kernelParams, extra, no_cluster);
+                  kernelParams, extra, no_cluster, 0);
 }
 
 CUresult cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **kernelParams,
@@ -879,7 +920,8 @@ CUresult cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **ker
     uint32_t b[3] = {config->blockDimX, config->blockDimY, config->blockDimZ};
     uint32_t c[3];
     config_cluster(config, c);
-    return launch(f, g, b, config->sharedMemBytes, config->hStream, kernelParams, extra, c);
+    return launch(f, g, b, config->sharedMemBytes, config->hStream, kernelParams, extra, c,
+                  config_flags(config));
 }
 
 CUresult cuLaunchKernelEx_ptsz(const CUlaunchConfig *config, CUfunction f, void **kernelParams,
@@ -894,8 +936,9 @@ CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int gridDimX, unsigned
                                    unsigned int sharedMemBytes, CUstream hStream,
                                    void **kernelParams)
 {
-    return cuLaunchKernel(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ,
-                          sharedMemBytes, hStream, kernelParams, NULL);
+    uint32_t g[3] = {gridDimX, gridDimY, gridDimZ}, b[3] = {blockDimX, blockDimY, blockDimZ};
+    return launch(f, g, b, sharedMemBytes, hStream, kernelParams, NULL, no_cluster,
+                  IDM_LAUNCH_COOPERATIVE);
 }
 
 CUresult cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned int gridDimX,
@@ -904,6 +947,7 @@ CUresult cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned int gridDimX,
                                         unsigned int blockDimZ, unsigned int sharedMemBytes,
                                         CUstream hStream, void **kernelParams)
 {
-    return cuLaunchKernel_ptsz(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY,
-                               blockDimZ, sharedMemBytes, hStream, kernelParams, NULL);
+    uint32_t g[3] = {gridDimX, gridDimY, gridDimZ}, b[3] = {blockDimX, blockDimY, blockDimZ};
+    return launch(f, g, b, sharedMemBytes, hStream ? hStream : CU_STREAM_PER_THREAD,
+                  kernelParams, NULL, no_cluster, IDM_LAUNCH_COOPERATIVE);
 }

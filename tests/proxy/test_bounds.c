@@ -3,7 +3,8 @@
  * for 1 GiB of local memory and the largest allowed local memory on three streams, a
  * never-ending kernel whose client is killed (its worker's CPU use stops, the zone forgets the
  * client), staged images charged to the quota, clients that leak memory and images on their
- * way out, and PING answered while a REMOVE of a zone with a running kernel is pending.
+ * way out, PING answered while a REMOVE of a zone with a running kernel is pending, and LAUNCH
+ * flags (unknown bits, a cooperative grid too large to be co-resident).
  * Throughout, the proxy's processes stay within their budgets (RSS; not checked under ASan,
  * whose shadow memory makes RSS meaningless) and zone b's results stay correct. */
 #include <errno.h>
@@ -430,6 +431,51 @@ static void test_bounds_remove_pending(void **state)
     check_zone_b();
 }
 
+/* LAUNCH's flags: a bit other than IDM_LAUNCH_COOPERATIVE is refused; a cooperative grid
+ * larger than the simulated GPU's co-resident blocks is refused as too large without poisoning
+ * the context; a cooperative launch that fits runs. */
+static void launch_flagged(struct pc *p, idm_handle k, idm_dptr d, uint32_t blocks,
+                           uint32_t flags, int want)
+{
+    struct idm_req_LAUNCH q;
+
+    memset(&q, 0, sizeof(q));
+    q.func = k;
+    q.grid[0] = blocks;
+    q.grid[1] = q.grid[2] = q.block[0] = q.block[1] = q.block[2] = 1;
+    q.param_bytes = 8;
+    q.flags = flags;
+    assert_int_equal(pc_call(p, IDM_OP_LAUNCH, &q, sizeof(q), &d, 8, NULL, 0, NULL), want);
+}
+
+static void test_bounds_launch_flags(void **state)
+{
+    struct pc b;
+    idm_handle ctx, lib, k;
+    idm_dptr d;
+    uint32_t in[512], out[256];
+
+    (void)state;
+    fx_connect(&fx, &b, "b");
+    assert_int_equal(pc_ctx(&b, &ctx), 0);
+    for (int i = 0; i < 512; i++)
+        in[i] = (uint32_t)(i * 7 + 2);
+    assert_int_equal(pc_alloc(&b, ctx, 3072, &d), 0);
+    assert_int_equal(pc_htod(&b, d, in, sizeof(in)), 0);
+    assert_int_equal(pc_load_ptx(&b, ctx, ptx_vadd, &lib), 0);
+    assert_int_equal(pc_get_kernel(&b, lib, "vadd", &k), 0);
+    launch_flagged(&b, k, d, 1, 0x2, CUDA_ERROR_INVALID_VALUE);
+    launch_flagged(&b, k, d, 1, 0x80000001u, CUDA_ERROR_INVALID_VALUE);
+    launch_flagged(&b, k, d, 100000, IDM_LAUNCH_COOPERATIVE,
+                   CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE);
+    launch_flagged(&b, k, d, 2, IDM_LAUNCH_COOPERATIVE, 0);
+    assert_int_equal(pc_sync(&b), 0);
+    assert_int_equal(pc_dtoh(&b, out, d + 2048, sizeof(out)), 0);
+    for (int i = 0; i < 256; i++)
+        assert_int_equal(out[i], in[i] + in[256 + i]);
+    pc_close(&b);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -438,6 +484,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bounds_kernel_stops_with_client),
         cmocka_unit_test(test_bounds_leaks_returned),
         cmocka_unit_test(test_bounds_remove_pending),
+        cmocka_unit_test(test_bounds_launch_flags),
     };
 
     if (argc != 2) {
