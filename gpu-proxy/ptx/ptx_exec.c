@@ -231,6 +231,11 @@ __attribute__((noinline)) static int poll_launch(struct worker *w, const struct 
     if (L->watchdog && L->watchdog - work < step)
         step = L->watchdog - work + 1;
     w->poll_at = w->icount + count + step;
+    /* A cooperative launch runs a host thread per block, usually more than there are cores,
+     * and grid.sync() spins on the barrier's counters: give the core to the blocks that still
+     * have to arrive rather than spin out the scheduler's whole time slice. */
+    if (L->l->cooperative)
+        sched_yield();
     return 0;
 }
 
