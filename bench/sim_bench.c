@@ -6,6 +6,7 @@
  * Usage: sim_bench KERNELS.ptx (nvcc -ptx of sim_kernels.cu); SIM_BENCH_ONLY=kernel measures
  * one, SIM_BENCH_JIT_ONLY=1 leaves out the interpreter. The translator is loaded from
  * PTX_JIT_SO_PATH (gpu-proxy/ptx/libvgpu-ptxjit.so). */
+#include "bench_mem.h"
 #include "harness.h"
 #include "ptx.h"
 
@@ -15,52 +16,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NBUF 4
-struct bmem {
-    uint64_t dev[NBUF];
-    size_t size[NBUF];
-    void *host[NBUF];
-    int n;
-};
-
-static void *bresolve(void *ctx, uint64_t addr, uint64_t len, uint64_t *base, uint64_t *size)
-{
-    struct bmem *m = ctx;
-    for (int i = 0; i < m->n; i++)
-        if (addr >= m->dev[i] && addr - m->dev[i] <= m->size[i] &&
-            len <= m->size[i] - (addr - m->dev[i])) {
-            *base = m->dev[i];
-            *size = m->size[i];
-            return (char *)m->host[i] + (addr - m->dev[i]);
-        }
-    return NULL;
-}
-
 static void *xcalloc(size_t n)
 {
-    void *p = calloc(1, n);
-    if (!p) {
-        fprintf(stderr, "sim_bench: out of memory\n");
-        exit(1);
-    }
-    return p;
+    return bmem_calloc("sim_bench", n);
 }
 
 /* A device buffer of the simulated zone; returns its device address, *host its bytes. */
 static uint64_t balloc(struct bmem *m, size_t size, void **host)
 {
-    m->host[m->n] = xcalloc(size);
-    m->dev[m->n] = 0x100000000000ull + (uint64_t)m->n * 0x100000000ull;
-    m->size[m->n] = size;
-    *host = m->host[m->n];
-    return m->dev[m->n++];
-}
-
-static void bfree(struct bmem *m)
-{
-    for (int i = 0; i < m->n; i++)
-        free(m->host[i]);
-    m->n = 0;
+    return bmem_alloc(m, "sim_bench", size, host);
 }
 
 /* One workload: its launch, and the C version that computes the same output. */
@@ -431,7 +395,7 @@ int main(int argc, char **argv)
             bh_emit_missing(w->name, "9", w->label, "unavailable", "failed (see stderr)");
             status = 1;
         }
-        bfree(&w->mem);
+        bmem_free(&w->mem);
         free(w->ref);
     }
     ptx_program_free(p);

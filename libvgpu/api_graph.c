@@ -389,6 +389,18 @@ static CUresult refuse_locked(struct cap_member *m, CUresult why, const char *wh
     return why;
 }
 
+/* Refuses call `what` on stream s if s captures (logged, its capture invalidated with why). */
+static CUresult refuse_stream(CUstream s, CUresult why, const char *what)
+{
+    pthread_mutex_lock(&cap_lock);
+    struct cap_member *m = stream_member(s);
+    if (m)
+        VLOG(VGPU_LOG_WARN, "%s on a capturing stream is not supported", what);
+    CUresult r = refuse_locked(m, why, what);
+    pthread_mutex_unlock(&cap_lock);
+    return r;
+}
+
 CUresult vgpu_capture_copy(CUstream s, int dst_dev, int src_dev, uint64_t dst, uint64_t src,
                            size_t len)
 {
@@ -400,26 +412,14 @@ CUresult vgpu_capture_copy(CUstream s, int dst_dev, int src_dev, uint64_t dst, u
         n.kind = dst_dev ? IDM_GNODE_HTOD : IDM_GNODE_DTOH;
         return capture_add(s, &n, NULL, (void *)(uintptr_t)(dst_dev ? src : dst));
     }
-    pthread_mutex_lock(&cap_lock);
-    struct cap_member *m = stream_member(s);
-    if (m)
-        VLOG(VGPU_LOG_WARN, "a host-to-host copy on a capturing stream is not supported");
-    CUresult r = refuse_locked(m, CUDA_ERROR_NOT_SUPPORTED, "a host-to-host copy");
-    pthread_mutex_unlock(&cap_lock);
-    return r;
+    return refuse_stream(s, CUDA_ERROR_NOT_SUPPORTED, "a host-to-host copy");
 }
 
 CUresult vgpu_capture_refuse(CUstream s, const char *what)
 {
     if (!vgpu_capture_on())
         return VGPU_NOT_CAPTURED;
-    pthread_mutex_lock(&cap_lock);
-    struct cap_member *m = stream_member(s);
-    if (m)
-        VLOG(VGPU_LOG_WARN, "%s on a capturing stream is not supported", what);
-    CUresult r = refuse_locked(m, CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, what);
-    pthread_mutex_unlock(&cap_lock);
-    return r;
+    return refuse_stream(s, CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, what);
 }
 
 CUresult vgpu_capture_sync(CUstream s, const char *what)
@@ -462,29 +462,40 @@ CUresult vgpu_capture_unsafe(const char *what)
     return r;
 }
 
-CUresult vgpu_capture_record(CUevent e, CUstream s)
+/* Runs fn under cap_lock with the capture member of stream s and of event e (each NULL when
+ * not captured); VGPU_NOT_CAPTURED without a lock while no capture is live. */
+typedef CUresult (*stream_event_fn)(CUstream s, CUevent e, struct cap_member *m,
+                                    struct cap_member *ev);
+static CUresult with_stream_event(CUstream s, CUevent e, stream_event_fn fn)
 {
-    CUresult r = VGPU_NOT_CAPTURED;
     if (!vgpu_capture_on())
-        return r;
+        return VGPU_NOT_CAPTURED;
     pthread_mutex_lock(&cap_lock);
-    struct cap_member *m = stream_member(s);
-    struct cap_member *ev = member_find(cap_events, CAP_EVENTS, (uintptr_t)e);
-    if (m != NULL) {
-        if (ev == NULL)
-            ev = member_new(cap_events, CAP_EVENTS, (uintptr_t)e, m->cap);
-        if (ev == NULL) {
-            r = refuse_locked(m, CUDA_ERROR_NOT_SUPPORTED, "more than 256 captured events");
-        } else {
-            ev->cap = m->cap;
-            ev->deps = m->deps;
-            r = CUDA_SUCCESS;
-        }
-    } else if (ev != NULL) {
-        ev->cap = 0; /* recorded outside the capture again */
-    }
+    CUresult r = fn(s, e, stream_member(s), member_find(cap_events, CAP_EVENTS, (uintptr_t)e));
     pthread_mutex_unlock(&cap_lock);
     return r;
+}
+
+static CUresult record_locked(CUstream s, CUevent e, struct cap_member *m, struct cap_member *ev)
+{
+    (void)s;
+    if (m == NULL) {
+        if (ev != NULL)
+            ev->cap = 0; /* recorded outside the capture again */
+        return VGPU_NOT_CAPTURED;
+    }
+    if (ev == NULL)
+        ev = member_new(cap_events, CAP_EVENTS, (uintptr_t)e, m->cap);
+    if (ev == NULL)
+        return refuse_locked(m, CUDA_ERROR_NOT_SUPPORTED, "more than 256 captured events");
+    ev->cap = m->cap;
+    ev->deps = m->deps;
+    return CUDA_SUCCESS;
+}
+
+CUresult vgpu_capture_record(CUevent e, CUstream s)
+{
+    return with_stream_event(s, e, record_locked);
 }
 
 /* Stream s, not capturing, waits for event ev of a capture: s joins it. Under cap_lock. */
@@ -500,26 +511,25 @@ static CUresult join_locked(CUstream s, struct cap_member *ev)
     return CUDA_SUCCESS;
 }
 
+static CUresult wait_locked(CUstream s, CUevent e, struct cap_member *m, struct cap_member *ev)
+{
+    (void)e;
+    if (ev != NULL && m == NULL)
+        return join_locked(s, ev);
+    if (ev != NULL && m->cap != ev->cap)
+        return refuse_locked(m, CUDA_ERROR_STREAM_CAPTURE_ISOLATION, "a wait on another capture");
+    if (ev != NULL)
+        return deps_union(&m->deps, &ev->deps) == 0 ? CUDA_SUCCESS :
+               refuse_locked(m, CUDA_ERROR_NOT_SUPPORTED, "more than 64 dependencies");
+    if (m != NULL)
+        return refuse_locked(m, CUDA_ERROR_STREAM_CAPTURE_ISOLATION,
+                             "a wait on an event recorded outside the capture");
+    return VGPU_NOT_CAPTURED;
+}
+
 CUresult vgpu_capture_wait(CUstream s, CUevent e)
 {
-    CUresult r = VGPU_NOT_CAPTURED;
-    if (!vgpu_capture_on())
-        return r;
-    pthread_mutex_lock(&cap_lock);
-    struct cap_member *m = stream_member(s);
-    struct cap_member *ev = member_find(cap_events, CAP_EVENTS, (uintptr_t)e);
-    if (ev != NULL && m == NULL)
-        r = join_locked(s, ev);
-    else if (ev != NULL && m->cap != ev->cap)
-        r = refuse_locked(m, CUDA_ERROR_STREAM_CAPTURE_ISOLATION, "a wait on another capture");
-    else if (ev != NULL)
-        r = deps_union(&m->deps, &ev->deps) == 0 ? CUDA_SUCCESS :
-            refuse_locked(m, CUDA_ERROR_NOT_SUPPORTED, "more than 64 dependencies");
-    else if (m != NULL)
-        r = refuse_locked(m, CUDA_ERROR_STREAM_CAPTURE_ISOLATION,
-                          "a wait on an event recorded outside the capture");
-    pthread_mutex_unlock(&cap_lock);
-    return r;
+    return with_stream_event(s, e, wait_locked);
 }
 
 /* ---- capture entry points ---- */

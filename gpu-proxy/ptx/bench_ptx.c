@@ -2,6 +2,7 @@
  * time of a 1M-element vector add and of a 256x256 tiled matrix multiply. Usage:
  * bench_ptx [image] [host_threads] (image: the kernels.fatbin that `make test` builds). The
  * translator is loaded from PTX_JIT_SO_PATH (PTX_JIT=0: the interpreter only). */
+#include "bench_mem.h"
 #include "ptx.h"
 
 #include <limits.h>
@@ -10,38 +11,9 @@
 #include <string.h>
 #include <time.h>
 
-#define NBUF 4
-struct bmem {
-    uint64_t dev[NBUF];
-    size_t size[NBUF];
-    void *host[NBUF];
-    int n;
-};
-
-static void *bresolve(void *ctx, uint64_t addr, uint64_t len, uint64_t *base, uint64_t *size)
-{
-    struct bmem *m = ctx;
-    for (int i = 0; i < m->n; i++)
-        if (addr >= m->dev[i] && addr - m->dev[i] <= m->size[i] &&
-            len <= m->size[i] - (addr - m->dev[i])) {
-            *base = m->dev[i];
-            *size = m->size[i];
-            return (char *)m->host[i] + (addr - m->dev[i]);
-        }
-    return NULL;
-}
-
 static uint64_t balloc(struct bmem *m, size_t size)
 {
-    void *h = calloc(1, size);
-    if (!h) {
-        fprintf(stderr, "bench_ptx: out of memory\n");
-        exit(1);
-    }
-    m->dev[m->n] = 0x100000000000ull + (uint64_t)m->n * 0x100000000ull;
-    m->size[m->n] = size;
-    m->host[m->n] = h;
-    return m->dev[m->n++];
+    return bmem_alloc(m, "bench_ptx", size, NULL);
 }
 
 static double now(void)
@@ -141,10 +113,8 @@ int main(int argc, char **argv)
         return 1;
     printf("matmul 256x256, 1 host thread: %.3f s, %.1f M instr/s\n", s,
            (double)ins / s / 1e6);
-    for (int i = 0; i < m1.n; i++)
-        free(m1.host[i]);
-    for (int i = 0; i < m2.n; i++)
-        free(m2.host[i]);
+    bmem_free(&m1);
+    bmem_free(&m2);
     ptx_program_free(p);
     return 0;
 }

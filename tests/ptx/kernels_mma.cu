@@ -124,6 +124,25 @@ __device__ static void c_rc(int lane, int i, int *r, int *c)
     *c = (lane & 3) * 2 + (i & 1);
 }
 
+// The four accumulators of this lane (m16n8 C/D fragment) from / to an M x 8 row-major matrix.
+template <typename T> __device__ static void load_c(int lane, const T *c, T rc[4])
+{
+    for (int i = 0; i < 4; i++) {
+        int r, cc;
+        c_rc(lane, i, &r, &cc);
+        rc[i] = c[r * 8 + cc];
+    }
+}
+
+template <typename T> __device__ static void store_d(int lane, const T rd[4], T *d)
+{
+    for (int i = 0; i < 4; i++) {
+        int r, cc;
+        c_rc(lane, i, &r, &cc);
+        d[r * 8 + cc] = rd[i];
+    }
+}
+
 extern "C" __global__ void mma_f16(const half *a, const half *b, const float *c, float *d)
 {
     int lane = threadIdx.x, g = lane >> 2, t = lane & 3;
@@ -140,21 +159,13 @@ extern "C" __global__ void mma_f16(const half *a, const half *b, const float *c,
         unsigned short h = __half_as_ushort(b[row * 8 + col]);
         rb[i / 2] = (i & 1) ? (rb[i / 2] | (unsigned)h << 16) : h;
     }
-    for (int i = 0; i < 4; i++) {
-        int r, cc;
-        c_rc(lane, i, &r, &cc);
-        rc[i] = c[r * 8 + cc];
-    }
+    load_c(lane, c, rc);
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
                  "{%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};"
                  : "=f"(rd[0]), "=f"(rd[1]), "=f"(rd[2]), "=f"(rd[3])
                  : "r"(ra[0]), "r"(ra[1]), "r"(ra[2]), "r"(ra[3]), "r"(rb[0]), "r"(rb[1]),
                    "f"(rc[0]), "f"(rc[1]), "f"(rc[2]), "f"(rc[3]));
-    for (int i = 0; i < 4; i++) {
-        int r, cc;
-        c_rc(lane, i, &r, &cc);
-        d[r * 8 + cc] = rd[i];
-    }
+    store_d(lane, rd, d);
 }
 
 extern "C" __global__ void mma_tf32(const float *a, const float *b, float *d)
@@ -175,11 +186,7 @@ extern "C" __global__ void mma_tf32(const float *a, const float *b, float *d)
                  : "=f"(rd[0]), "=f"(rd[1]), "=f"(rd[2]), "=f"(rd[3])
                  : "r"(ra[0]), "r"(ra[1]), "r"(ra[2]), "r"(ra[3]), "r"(rb[0]), "r"(rb[1]),
                    "f"(0.0f));
-    for (int i = 0; i < 4; i++) {
-        int r, cc;
-        c_rc(lane, i, &r, &cc);
-        d[r * 8 + cc] = rd[i];
-    }
+    store_d(lane, rd, d);
 }
 
 extern "C" __global__ void mma_f64(const double *a, const double *b, const double *c, double *d)
@@ -208,21 +215,13 @@ extern "C" __global__ void mma_s8(const signed char *a, const signed char *b, co
         int row = t * 4 + (i & 3) + (i >= 4 ? 16 : 0), col = g;
         rb[i / 4] |= (unsigned)(unsigned char)b[row * 8 + col] << (8 * (i & 3));
     }
-    for (int i = 0; i < 4; i++) {
-        int r, cc;
-        c_rc(lane, i, &r, &cc);
-        rc[i] = c[r * 8 + cc];
-    }
+    load_c(lane, c, rc);
     asm volatile("mma.sync.aligned.m16n8k32.row.col.satfinite.s32.s8.s8.s32 {%0,%1,%2,%3}, "
                  "{%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};"
                  : "=r"(rd[0]), "=r"(rd[1]), "=r"(rd[2]), "=r"(rd[3])
                  : "r"(ra[0]), "r"(ra[1]), "r"(ra[2]), "r"(ra[3]), "r"(rb[0]), "r"(rb[1]),
                    "r"(rc[0]), "r"(rc[1]), "r"(rc[2]), "r"(rc[3]));
-    for (int i = 0; i < 4; i++) {
-        int r, cc;
-        c_rc(lane, i, &r, &cc);
-        d[r * 8 + cc] = rd[i];
-    }
+    store_d(lane, rd, d);
 }
 
 // ldmatrix.x4 (plain and .trans) from shared memory, lane i*8+q naming row 7-q of stored

@@ -184,6 +184,22 @@ static int run(const struct ptx_kernel *k, uint32_t gx, uint32_t gy, uint32_t bx
 #define RUN_OK(...) do { char _e[320]; int _rc = run(__VA_ARGS__, _e, sizeof(_e)); \
                          if (_rc) fail_msg("launch failed: %d %s", _rc, _e); } while (0)
 
+/* Launches k on one block of bx threads with the n device addresses args as its parameters
+ * (one host thread); fails the test if the launch fails. */
+static void run_bufs(const struct ptx_kernel *k, uint32_t bx, struct tmem *m, const uint64_t *args,
+                     size_t n)
+{
+    struct pbuf pb;
+    pb_init(&pb, k);
+    for (size_t i = 0; i < n; i++)
+        PB(&pb, args[i]);
+    RUN_OK(k, 1, 1, bx, 1, 0, &pb, m, 1);
+}
+/* RUN_BUFS(k, bx, m, dev0, dev1, ...): run_bufs with the device addresses listed. */
+#define RUN_BUFS(k, bx, m, ...) \
+    run_bufs((k), (bx), (m), (const uint64_t[]){__VA_ARGS__}, \
+             sizeof((const uint64_t[]){__VA_ARGS__}) / sizeof(uint64_t))
+
 static const struct ptx_kernel *kern(const struct ptx_program *p, const char *name)
 {
     const struct ptx_kernel *k = ptx_program_kernel(p, name);
@@ -1633,6 +1649,38 @@ static float rnd_float(void)
     return ((float)(rnd() % 2000000u) - 1000000.0f) / 262144.0f;
 }
 
+/* A float reference for the tensor-core tests: D = scale * (C + A * B), summed with fmaf in k
+ * order; A(r,k) = get(a, r*ars + k*acs), B(k,c) = get(b, k*brs + c*bcs), C row-major M x N
+ * (NULL: every element init); checks got (D(r,c) at r*drs + c*dcs) exactly. */
+struct mm_ref {
+    const char *what;
+    int M, N, K;
+    float (*get)(const void *v, int i);
+    const void *a, *b;
+    int ars, acs, brs, bcs, drs, dcs;
+    const float *c;
+    float init, scale;
+};
+
+static float el_f16(const void *v, int i) { return f16_val(((const uint16_t *)v)[i]); }
+static float el_bf16(const void *v, int i) { return bf16_val(((const uint16_t *)v)[i]); }
+static float el_f32(const void *v, int i) { return ((const float *)v)[i]; }
+static float el_tf32(const void *v, int i) { return tf32_rna(((const float *)v)[i]); }
+
+static void check_mm_f32(const struct mm_ref *x, const float *got)
+{
+    for (int r = 0; r < x->M; r++)
+        for (int col = 0; col < x->N; col++) {
+            float acc = x->c ? x->c[r * x->N + col] : x->init;
+            for (int kk = 0; kk < x->K; kk++)
+                acc = fmaf(x->get(x->a, r * x->ars + kk * x->acs),
+                           x->get(x->b, kk * x->brs + col * x->bcs), acc);
+            float g = got[r * x->drs + col * x->dcs];
+            if (g != x->scale * acc)
+                fail_msg("%s d[%d][%d] = %.9g, want %.9g", x->what, r, col, g, x->scale * acc);
+        }
+}
+
 static void test_ptx_wmma_f16(void **state)
 {
     (void)state;
@@ -1649,22 +1697,11 @@ static void test_ptx_wmma_f16(void **state)
         hb[i] = rnd_f16();
         hc[i] = rnd_float();
     }
-    struct pbuf pb;
-    pb_init(&pb, k);
-    PB(&pb, a);
-    PB(&pb, b);
-    PB(&pb, c);
-    PB(&pb, d);
-    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
-    for (int r = 0; r < 16; r++)
-        for (int col = 0; col < 16; col++) {
-            float acc = hc[r * 16 + col];
-            for (int kk = 0; kk < 16; kk++) /* A row-major, B column-major */
-                acc = fmaf(f16_val(ha[r * 16 + kk]), f16_val(hb[col * 16 + kk]), acc);
-            float got = hd[col * 16 + r]; /* D stored column-major */
-            if (got != 2.0f * acc)
-                fail_msg("d[%d][%d] = %.9g, want %.9g", r, col, got, 2.0f * acc);
-        }
+    RUN_BUFS(k, 32, &m, a, b, c, d);
+    /* A row-major, B column-major, D stored column-major */
+    check_mm_f32(&(struct mm_ref){.what = "wmma f16", .M = 16, .N = 16, .K = 16, .get = el_f16,
+                                  .a = ha, .b = hb, .ars = 16, .acs = 1, .brs = 1, .bcs = 16,
+                                  .drs = 1, .dcs = 16, .c = hc, .scale = 2.0f}, hd);
     tm_free(&m);
     ptx_program_free(p);
 }
@@ -1688,13 +1725,7 @@ static void test_ptx_wmma_f16_accumulators(void **state)
         hb[i] = f16_of((float)((int)(rnd() % 7u) - 3) / 2.0f);
     for (int i = 0; i < 32 * 8; i++)
         hc[i] = f16_of((float)((int)(rnd() % 41u) - 20));
-    struct pbuf pb;
-    pb_init(&pb, k);
-    PB(&pb, a);
-    PB(&pb, b);
-    PB(&pb, c);
-    PB(&pb, d);
-    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
+    RUN_BUFS(k, 32, &m, a, b, c, d);
     for (int r = 0; r < 32; r++)
         for (int col = 0; col < 8; col++) {
             float acc = f16_val(hc[r * 8 + col]);
@@ -1721,20 +1752,11 @@ static void test_ptx_wmma_bf16_tf32(void **state)
         hb[i] = rnd_bf16();
     }
     const struct ptx_kernel *k = kern(p, "wmma_bf16");
-    struct pbuf pb;
-    pb_init(&pb, k);
-    PB(&pb, a);
-    PB(&pb, b);
-    PB(&pb, d);
-    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
-    for (int r = 0; r < 16; r++)
-        for (int col = 0; col < 16; col++) {
-            float acc = 1.0f; /* fill_fragment(1.0f) */
-            for (int kk = 0; kk < 16; kk++) /* both row-major */
-                acc = fmaf(bf16_val(ha[r * 16 + kk]), bf16_val(hb[kk * 16 + col]), acc);
-            if (hd[r * 16 + col] != acc)
-                fail_msg("bf16 d[%d][%d] = %.9g, want %.9g", r, col, hd[r * 16 + col], acc);
-        }
+    RUN_BUFS(k, 32, &m, a, b, d);
+    /* both row-major, C fill_fragment(1.0f) */
+    check_mm_f32(&(struct mm_ref){.what = "bf16", .M = 16, .N = 16, .K = 16, .get = el_bf16,
+                                  .a = ha, .b = hb, .ars = 16, .acs = 1, .brs = 16, .bcs = 1,
+                                  .drs = 16, .dcs = 1, .init = 1.0f, .scale = 1.0f}, hd);
     /* tf32: A 16x8 row-major, B 8x16 column-major, rounded in the kernel */
     float *fa = tm_host(&m, a), *fb = tm_host(&m, b);
     for (int i = 0; i < 128; i++) {
@@ -1742,19 +1764,10 @@ static void test_ptx_wmma_bf16_tf32(void **state)
         fb[i] = rnd_float();
     }
     k = kern(p, "wmma_tf32");
-    pb_init(&pb, k);
-    PB(&pb, a);
-    PB(&pb, b);
-    PB(&pb, d);
-    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
-    for (int r = 0; r < 16; r++)
-        for (int col = 0; col < 16; col++) {
-            float acc = 0.0f;
-            for (int kk = 0; kk < 8; kk++)
-                acc = fmaf(tf32_rna(fa[r * 8 + kk]), tf32_rna(fb[col * 8 + kk]), acc);
-            if (hd[r * 16 + col] != acc)
-                fail_msg("tf32 d[%d][%d] = %.9g, want %.9g", r, col, hd[r * 16 + col], acc);
-        }
+    RUN_BUFS(k, 32, &m, a, b, d);
+    check_mm_f32(&(struct mm_ref){.what = "tf32", .M = 16, .N = 16, .K = 8, .get = el_tf32,
+                                  .a = fa, .b = fb, .ars = 8, .acs = 1, .brs = 1, .bcs = 8,
+                                  .drs = 16, .dcs = 1, .scale = 1.0f}, hd);
     tm_free(&m);
     ptx_program_free(p);
 }
@@ -1774,13 +1787,7 @@ static void test_ptx_wmma_f64_s8_shared(void **state)
         dc[i] = rnd_float();
     }
     const struct ptx_kernel *k = kern(p, "wmma_f64");
-    struct pbuf pb;
-    pb_init(&pb, k);
-    PB(&pb, a);
-    PB(&pb, b);
-    PB(&pb, c);
-    PB(&pb, d);
-    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
+    RUN_BUFS(k, 32, &m, a, b, c, d);
     for (int r = 0; r < 8; r++)
         for (int col = 0; col < 8; col++) {
             double acc = dc[r * 8 + col];
@@ -1799,12 +1806,7 @@ static void test_ptx_wmma_f64_s8_shared(void **state)
     for (int i = 0; i < 256; i++)
         sb[i] = (int8_t)rnd();
     k = kern(p, "wmma_s8");
-    pb_init(&pb, k);
-    PB(&pb, a);
-    PB(&pb, b);
-    PB(&pb, c);
-    PB(&pb, d);
-    RUN_OK(k, 1, 1, 64, 1, 0, &pb, &m, 1);
+    RUN_BUFS(k, 64, &m, a, b, c, d);
     for (int r = 0; r < 32; r++)
         for (int col = 0; col < 16; col++) {
             uint32_t acc = (uint32_t)sc[r * 16 + col];
@@ -1821,19 +1823,10 @@ static void test_ptx_wmma_f64_s8_shared(void **state)
         hb[i] = rnd_f16();
     }
     k = kern(p, "wmma_shared");
-    pb_init(&pb, k);
-    PB(&pb, a);
-    PB(&pb, b);
-    PB(&pb, d);
-    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
-    for (int r = 0; r < 16; r++)
-        for (int col = 0; col < 16; col++) {
-            float acc = 0.0f;
-            for (int kk = 0; kk < 16; kk++)
-                acc = fmaf(f16_val(ha[r * 16 + kk]), f16_val(hb[kk * 16 + col]), acc);
-            if (hd[r * 16 + col] != acc)
-                fail_msg("shared d[%d][%d] = %.9g, want %.9g", r, col, hd[r * 16 + col], acc);
-        }
+    RUN_BUFS(k, 32, &m, a, b, d);
+    check_mm_f32(&(struct mm_ref){.what = "shared", .M = 16, .N = 16, .K = 16, .get = el_f16,
+                                  .a = ha, .b = hb, .ars = 16, .acs = 1, .brs = 16, .bcs = 1,
+                                  .drs = 16, .dcs = 1, .scale = 1.0f}, hd);
     tm_free(&m);
     ptx_program_free(p);
 }
@@ -1856,21 +1849,10 @@ static void test_ptx_mma_sync_layouts(void **state)
         hc[i] = rnd_float();
     }
     const struct ptx_kernel *k = kern(p, "mma_f16");
-    struct pbuf pb;
-    pb_init(&pb, k);
-    PB(&pb, a);
-    PB(&pb, b);
-    PB(&pb, c);
-    PB(&pb, d);
-    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
-    for (int r = 0; r < 16; r++)
-        for (int col = 0; col < 8; col++) {
-            float acc = hc[r * 8 + col];
-            for (int kk = 0; kk < 16; kk++)
-                acc = fmaf(f16_val(ha[r * 16 + kk]), f16_val(hb[kk * 8 + col]), acc);
-            if (hd[r * 8 + col] != acc)
-                fail_msg("m16n8k16 d[%d][%d] = %.9g, want %.9g", r, col, hd[r * 8 + col], acc);
-        }
+    RUN_BUFS(k, 32, &m, a, b, c, d);
+    check_mm_f32(&(struct mm_ref){.what = "m16n8k16", .M = 16, .N = 8, .K = 16, .get = el_f16,
+                                  .a = ha, .b = hb, .ars = 16, .acs = 1, .brs = 8, .bcs = 1,
+                                  .drs = 8, .dcs = 1, .c = hc, .scale = 1.0f}, hd);
     /* m16n8k8 tf32 (valid tf32 inputs), C zero */
     float *fa = tm_host(&m, a), *fb = tm_host(&m, b);
     for (int i = 0; i < 128; i++)
@@ -1878,19 +1860,10 @@ static void test_ptx_mma_sync_layouts(void **state)
     for (int i = 0; i < 64; i++)
         fb[i] = tf32_rna(rnd_float());
     k = kern(p, "mma_tf32");
-    pb_init(&pb, k);
-    PB(&pb, a);
-    PB(&pb, b);
-    PB(&pb, d);
-    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
-    for (int r = 0; r < 16; r++)
-        for (int col = 0; col < 8; col++) {
-            float acc = 0.0f;
-            for (int kk = 0; kk < 8; kk++)
-                acc = fmaf(fa[r * 8 + kk], fb[kk * 8 + col], acc);
-            if (hd[r * 8 + col] != acc)
-                fail_msg("m16n8k8 d[%d][%d] = %.9g, want %.9g", r, col, hd[r * 8 + col], acc);
-        }
+    RUN_BUFS(k, 32, &m, a, b, d);
+    check_mm_f32(&(struct mm_ref){.what = "m16n8k8", .M = 16, .N = 8, .K = 8, .get = el_f32,
+                                  .a = fa, .b = fb, .ars = 8, .acs = 1, .brs = 8, .bcs = 1,
+                                  .drs = 8, .dcs = 1, .scale = 1.0f}, hd);
     /* m8n8k4 f64 */
     double *da = tm_host(&m, a), *db = tm_host(&m, b), *dc = tm_host(&m, c), *dd = tm_host(&m, d);
     for (int i = 0; i < 64; i++) {
@@ -1899,12 +1872,7 @@ static void test_ptx_mma_sync_layouts(void **state)
         dc[i] = rnd_float();
     }
     k = kern(p, "mma_f64");
-    pb_init(&pb, k);
-    PB(&pb, a);
-    PB(&pb, b);
-    PB(&pb, c);
-    PB(&pb, d);
-    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
+    RUN_BUFS(k, 32, &m, a, b, c, d);
     for (int r = 0; r < 8; r++)
         for (int col = 0; col < 8; col++) {
             double acc = dc[r * 8 + col];
@@ -1923,12 +1891,7 @@ static void test_ptx_mma_sync_layouts(void **state)
     for (int i = 0; i < 128; i++)
         sc[i] = i < 8 ? INT32_MAX - 1000 : i < 16 ? INT32_MIN + 1000 : (int32_t)(rnd() % 100000u);
     k = kern(p, "mma_s8");
-    pb_init(&pb, k);
-    PB(&pb, a);
-    PB(&pb, b);
-    PB(&pb, c);
-    PB(&pb, d);
-    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
+    RUN_BUFS(k, 32, &m, a, b, c, d);
     int saturated = 0;
     for (int r = 0; r < 16; r++)
         for (int col = 0; col < 8; col++) {
@@ -1984,11 +1947,7 @@ static void test_ptx_ldmatrix_movmatrix(void **state)
     uint16_t *hi = tm_host(&m, in);
     for (int i = 0; i < 256; i++)
         hi[i] = (uint16_t)rnd();
-    struct pbuf pb;
-    pb_init(&pb, k);
-    PB(&pb, in);
-    PB(&pb, out);
-    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
+    RUN_BUFS(k, 32, &m, in, out);
     const uint32_t *ho = tm_host(&m, out);
     /* matrix i, row q is stored matrix 3-i, row 7-q (the addresses the lanes gave) */
 #define MX(i, r, c) ((uint32_t)hi[(3 - (i)) * 64 + (7 - (r)) * 8 + (c)])
@@ -2056,10 +2015,7 @@ static void test_ptx_envreg_reads_zero(void **state)
     struct tmem m;
     tm_init(&m);
     uint64_t out = tm_alloc(&m, 32 * 4);
-    struct pbuf pb;
-    pb_init(&pb, k);
-    PB(&pb, out);
-    RUN_OK(k, 1, 1, 32, 1, 0, &pb, &m, 1);
+    RUN_BUFS(k, 32, &m, out);
     const uint32_t *ho = tm_host(&m, out);
     for (int i = 0; i < 32; i++)
         assert_int_equal(ho[i], 7);
