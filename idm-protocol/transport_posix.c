@@ -230,9 +230,10 @@ static int posix_listen(const char *address, const struct idm_conn_config *cfg,
     int rc;
     l->base.transport = &idm_transport_posix;
     l->fd = -1;
-    if (strlen(address) >= sizeof(l->path)) {
+    /* One byte spare: the socket is bound at "<address>~" and renamed once it listens. */
+    if (strlen(address) + 1 >= sizeof(l->path)) {
         IDM_ERR("posix listen %s: socket path longer than %zu bytes", address,
-                sizeof(l->path) - 1);
+                sizeof(l->path) - 2);
         rc = -ENAMETOOLONG;
         goto free_listener;
     }
@@ -268,36 +269,45 @@ static int posix_listen(const char *address, const struct idm_conn_config *cfg,
         IDM_ERR("posix listen %s: socket: %s", address, strerror(errno));
         goto free_listener;
     }
+    /* Bound and made to listen under a temporary name, then renamed: a client never finds a
+     * socket at the address that does not accept yet (it would get ECONNREFUSED). */
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    memcpy(sa.sun_path, l->path, strlen(l->path) + 1);
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s~", l->path);
+    if (lstat(sa.sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(sa.sun_path); /* a server that died between bind and rename left it */
     if (bind(l->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
         rc = -errno;
-        IDM_ERR("posix listen %s: bind: %s", address, strerror(errno));
+        IDM_ERR("posix listen %s: bind %s: %s", address, sa.sun_path, strerror(errno));
         goto close_fd;
     }
     /* Before listen(): nobody can connect while the mode is still the umask's. */
-    if (chmod(address, 0600) != 0) {
+    if (chmod(sa.sun_path, 0600) != 0) {
         rc = -errno;
         IDM_ERR("posix listen %s: chmod 0600: %s", address, strerror(errno));
-        goto unlink_path;
+        goto unlink_tmp;
     }
-    if (lstat(address, &st) != 0) {
+    if (lstat(sa.sun_path, &st) != 0) {
         rc = -errno;
         IDM_ERR("posix listen %s: stat after bind: %s", address, strerror(errno));
-        goto unlink_path;
+        goto unlink_tmp;
     }
     l->dev = st.st_dev;
     l->ino = st.st_ino;
     if (listen(l->fd, 64) != 0) {
         rc = -errno;
         IDM_ERR("posix listen %s: listen: %s", address, strerror(errno));
-        goto unlink_path;
+        goto unlink_tmp;
+    }
+    if (rename(sa.sun_path, address) != 0) {
+        rc = -errno;
+        IDM_ERR("posix listen %s: rename from %s: %s", address, sa.sun_path, strerror(errno));
+        goto unlink_tmp;
     }
     *out = &l->base;
     return 0;
 
-unlink_path:
-    unlink(address);
+unlink_tmp:
+    unlink(sa.sun_path);
 close_fd:
     close(l->fd);
 free_listener:
