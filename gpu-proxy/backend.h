@@ -18,7 +18,6 @@ struct backend_stream;  /* NULL everywhere means the zone's default stream */
 struct backend_event;
 struct backend_library;
 struct backend_kernel;
-struct backend_heap;    /* the device-side malloc/free heap of a context (stub) */
 
 struct backend_device_props {
     char name[IDM_NAME_MAX];
@@ -66,9 +65,6 @@ struct backend_launch {
     /* 1: a cooperative launch (every block co-resident, grid-wide sync allowed); a grid larger
      * than the device holds at once fails with CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE. */
     int cooperative;
-    /* The context's device-side malloc/free heap (backend_ops.heap_create); NULL: none, device
-     * malloc returns NULL (the cuda backend: the driver keeps the heap). */
-    struct backend_heap *heap;
 };
 
 struct backend_ops {
@@ -166,14 +162,6 @@ struct backend_ops {
                           uint32_t block_size, uint64_t dynamic_smem, uint32_t num_blocks,
                           const uint32_t cluster_dim[3], const uint32_t grid_dim[3], uint32_t flags,
                           uint64_t *value);
-    /* Device-side malloc/free (NULL: the driver provides the heap itself, as cuda's does).
-     * kernel_uses_heap: 1 when k's module calls malloc or free. heap_create: a heap over
-     * [zone_addr, zone_addr + size) of zone memory the caller allocated and charged (the
-     * addresses kernels see); heap_destroy frees its bookkeeping (not the memory). */
-    int (*kernel_uses_heap)(struct backend_kernel *k);
-    CUresult (*heap_create)(struct backend_zone *z, uint64_t zone_addr, uint64_t size,
-                            struct backend_heap **out);
-    void (*heap_destroy)(struct backend_zone *z, struct backend_heap *h);
     /* Runs (stub) or enqueues (cuda) a launch. err names the kernel/instruction on failure. */
     CUresult (*launch)(struct backend_zone *z, struct backend_kernel *k, struct backend_stream *s,
                        const struct backend_launch *l, char *err, size_t errlen);

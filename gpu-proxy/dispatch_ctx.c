@@ -163,7 +163,6 @@ CUresult h_CTX_GET_LIMIT(struct rq *r, const struct idm_req_CTX_GET_LIMIT *q,
 CUresult h_CTX_SET_LIMIT(struct rq *r, const struct idm_req_CTX_SET_LIMIT *q,
                          struct idm_rep_CTX_SET_LIMIT *p)
 {
-    struct ctx_obj *c;
     idm_handle ctx;
     CUresult rc;
 
@@ -179,11 +178,6 @@ CUresult h_CTX_SET_LIMIT(struct rq *r, const struct idm_req_CTX_SET_LIMIT *q,
         return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
                          "a printf FIFO of %llu bytes (1 .. %llu)",
                          (unsigned long long)q->value, PRINTF_FIFO_MAX);
-    c = htab_lookup(&r->s->ht, ctx, HT_CTX);
-    /* cuCtxSetLimit: the heap size must be set before a kernel that uses malloc/free runs. */
-    if (q->limit == CU_LIMIT_MALLOC_HEAP_SIZE && c->heap_made)
-        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "the device heap's size after a kernel "
-                         "that uses malloc/free was launched");
-    c->limits[q->limit] = q->value;
+    ((struct ctx_obj *)htab_lookup(&r->s->ht, ctx, HT_CTX))->limits[q->limit] = q->value;
     return CUDA_SUCCESS;
 }

@@ -656,8 +656,6 @@ void session_release(struct session *s, idm_handle ctx)
                 s->primary_refs = 0;
             }
             htab_remove(&s->ht, h, HT_CTX);
-            if (s->be->heap_destroy)
-                s->be->heap_destroy(s->bz, ((struct ctx_obj *)o)->heap);
             free(o);
         }
     }

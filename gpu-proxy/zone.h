@@ -57,9 +57,7 @@ int htab_remove(struct handle_table *t, idm_handle h, uint8_t type);
 void *htab_slot(const struct handle_table *t, uint32_t i, uint8_t type, idm_handle *h);
 
 /* ---- allocations ---- */
-/* ALLOC_HEAP: a context's device-side malloc/free heap (owner: the context; not the tenant's to
- * free). */
-enum alloc_kind { ALLOC_MEM = 1, ALLOC_GLOBAL_OWNED = 2, ALLOC_GLOBAL_MAPPED = 3, ALLOC_HEAP = 4 };
+enum alloc_kind { ALLOC_MEM = 1, ALLOC_GLOBAL_OWNED = 2, ALLOC_GLOBAL_MAPPED = 3 };
 
 struct alloc {
     uint64_t va;    /* zone-virtual base */
@@ -148,11 +146,6 @@ struct ctx_obj {
     int primary;
     uint32_t flags;
     uint64_t limits[CU_LIMIT_MAX];
-    /* The device-side malloc/free heap, made at the first launch of a kernel whose module
-     * uses it (dispatch_ctx_heap): limits[CU_LIMIT_MALLOC_HEAP_SIZE] bytes of zone memory (an
-     * ALLOC_HEAP allocation); NULL before, and always with a backend that keeps its own. */
-    struct backend_heap *heap;
-    int heap_made; /* the heap exists (its size can no longer be set) */
 };
 struct stream_op;
 /* A stream: its backend stream and the worker thread that runs its queue in order (stream.c). */
