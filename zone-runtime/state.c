@@ -21,18 +21,27 @@ int zstate_path(const char *root, const char *id, const char *name, char *buf, s
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-static int lock_dir(const char *root, const char *id)
+/* Takes the container's lock. Only create makes the lock file: another command (state, kill,
+ * delete) opens the existing one, so it can never put a lock file back into a directory that a
+ * concurrent delete is emptying; one that got the lock after that delete unlinked the file
+ * finds the container gone (-ENOENT). */
+static int lock_dir(const char *root, const char *id, int create)
 {
     char path[PATH_MAX];
+    struct stat sb;
     int fd, rc = zstate_path(root, id, "lock", path, sizeof(path));
     if (rc < 0)
         return rc;
-    if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+    if ((fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600)) < 0)
         return -errno;
-    if (flock(fd, LOCK_EX) != 0) {
+    if (flock(fd, LOCK_EX) != 0 || fstat(fd, &sb) != 0) {
         rc = -errno;
         close(fd);
         return rc;
+    }
+    if (sb.st_nlink == 0) {
+        close(fd);
+        return -ENOENT;
     }
     return fd;
 }
@@ -47,7 +56,7 @@ int zstate_create_dir(const char *root, const char *id)
         return -errno;
     if (mkdir(path, 0700) != 0)
         return -errno;
-    return lock_dir(root, id);
+    return lock_dir(root, id, 1);
 }
 
 int zstate_lock(const char *root, const char *id)
@@ -59,7 +68,7 @@ int zstate_lock(const char *root, const char *id)
         return rc;
     if (stat(path, &sb) != 0)
         return -errno;
-    return lock_dir(root, id);
+    return lock_dir(root, id, 0);
 }
 
 int zstate_save(const char *root, const struct zstate *st)

@@ -10,12 +10,15 @@ if [[ $(id -u) -ne 0 ]] || ! command -v podman >/dev/null; then
     echo "SKIP: needs root and podman (mk/deps.txt)"; exit 77
 fi
 tmp=$(mktemp -d)
-root=$tmp/state
+# The runtime's default state directory: podman hands `--runtime-flag`s to the commands it runs
+# itself but not to `podman container cleanup`, which conmon starts when the container exits and
+# which may be the one that deletes it (a runtime root of our own would then be left behind).
+root=/run/vgpu-zone-runtime
 export VGPU_ZONE_RUNTIME_CONFIG=$tmp/runtime.conf
 : > "$VGPU_ZONE_RUNTIME_CONFIG"
 mkdir -p "$tmp/rootfs/bin"
 cp "$(command -v busybox)" "$tmp/rootfs/bin/"
-P=(podman --runtime "$rt" --runtime-flag "root=$root")
+P=(podman --runtime "$rt")
 id=
 cleanup() { [[ -n "$id" ]] && timeout 60 "${P[@]}" rm -f "$id" >/dev/null 2>&1; rm -rf "$tmp"; }
 trap cleanup EXIT
@@ -37,7 +40,7 @@ if [[ -n "$id" ]]; then
     [[ "$st" == "exited 143" ]] && ok "exited with 143 (SIGTERM)" || ko "after stop: '$st'"
     timeout 60 "${P[@]}" rm "$id" >/dev/null 2>"$tmp/err" && ok "podman rm" \
         || ko "podman rm: $(cat "$tmp/err")"
-    [[ ! -e "$root/$id" ]] && ok "no state left" || ko "state left in $root/$id"
+    [[ ! -e "$root/$id" ]] && ok "no state left" || ko "state left in $root/$id: $(ls -A "$root/$id" 2>&1 | tr "\n" " ")"
     id=
 fi
 echo "$pass passed, $fail failed"
