@@ -141,6 +141,10 @@ struct backend_ops {
     void (*library_unload)(struct backend_zone *z, struct backend_library *l);
     CUresult (*library_kernel_count)(struct backend_zone *z, struct backend_library *l,
                                      uint32_t *count);
+    /* The name of kernel index (0 .. count - 1) into name[cap], NUL-terminated;
+     * CUDA_ERROR_INVALID_VALUE past the last, CUDA_ERROR_NOT_SUPPORTED if it does not fit. */
+    CUresult (*library_kernel_name)(struct backend_zone *z, struct backend_library *l,
+                                    uint32_t index, char *name, size_t cap);
     /* params receives up to IDM_PARAMS_MAX entries. */
     CUresult (*library_get_kernel)(struct backend_zone *z, struct backend_library *l,
                                    const char *name, struct backend_kernel **out,

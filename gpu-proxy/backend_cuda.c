@@ -62,6 +62,8 @@
     X(LibraryUnload, "cuLibraryUnload", cuLibraryUnload)                                        \
     X(LibraryGetKernel, "cuLibraryGetKernel", cuLibraryGetKernel)                               \
     X(LibraryGetKernelCount, "cuLibraryGetKernelCount", cuLibraryGetKernelCount)                \
+    X(LibraryEnumerateKernels, "cuLibraryEnumerateKernels", cuLibraryEnumerateKernels)          \
+    X(KernelGetName, "cuKernelGetName", cuKernelGetName)                                        \
     X(LibraryGetGlobal, "cuLibraryGetGlobal", cuLibraryGetGlobal)                               \
     X(KernelGetParamInfo, "cuKernelGetParamInfo", cuKernelGetParamInfo)                         \
     X(KernelGetAttribute, "cuKernelGetAttribute", cuKernelGetAttribute)                         \
@@ -593,6 +595,35 @@ static CUresult cuda_library_kernel_count(struct backend_zone *z, struct backend
     return rc;
 }
 
+/* The driver lists a library's kernels as handles; the name of the one at index. */
+static CUresult cuda_library_kernel_name(struct backend_zone *z, struct backend_library *l,
+                                         uint32_t index, char *name, size_t cap)
+{
+    unsigned n = 0;
+    CUkernel *ks;
+    const char *kn = NULL;
+    int rc = use_zone(z);
+
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(z->name, cu.LibraryGetKernelCount(&n, l->lib));
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (index >= n)
+        return CUDA_ERROR_INVALID_VALUE;
+    if ((ks = calloc(n, sizeof(*ks))) == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    rc = CU_CHECK(z->name, cu.LibraryEnumerateKernels(ks, n, l->lib));
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(z->name, cu.KernelGetName(&kn, ks[index]));
+    free(ks);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (kn == NULL || strlen(kn) >= cap)
+        return CUDA_ERROR_NOT_SUPPORTED;
+    strcpy(name, kn);
+    return CUDA_SUCCESS;
+}
+
 static CUresult cuda_library_get_kernel(struct backend_zone *z, struct backend_library *l,
                                         const char *name, struct backend_kernel **out,
                                         struct idm_param *params, uint32_t *param_count,
@@ -847,6 +878,7 @@ const struct backend_ops backend_cuda = {
     .library_load = cuda_library_load,
     .library_unload = cuda_library_unload,
     .library_kernel_count = cuda_library_kernel_count,
+    .library_kernel_name = cuda_library_kernel_name,
     .library_get_kernel = cuda_library_get_kernel,
     .library_get_global = cuda_library_get_global,
     .func_get_attribute = cuda_func_get_attribute,

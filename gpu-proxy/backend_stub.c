@@ -624,6 +624,20 @@ static CUresult stub_library_kernel_count(struct backend_zone *z, struct backend
     return CUDA_SUCCESS;
 }
 
+static CUresult stub_library_kernel_name(struct backend_zone *z, struct backend_library *l,
+                                         uint32_t index, char *name, size_t cap)
+{
+    const char *n;
+    (void)z;
+    if (index >= l->nkernels)
+        return CUDA_ERROR_INVALID_VALUE;
+    n = ptx_kernel_name(ptx_program_kernel_at(l->prog, index));
+    if (strlen(n) >= cap)
+        return CUDA_ERROR_NOT_SUPPORTED;
+    strcpy(name, n);
+    return CUDA_SUCCESS;
+}
+
 static CUresult stub_library_get_kernel(struct backend_zone *z, struct backend_library *l,
                                         const char *name, struct backend_kernel **out,
                                         struct idm_param *params, uint32_t *param_count,
@@ -852,6 +866,7 @@ const struct backend_ops backend_stub = {
     .library_load = stub_library_load,
     .library_unload = stub_library_unload,
     .library_kernel_count = stub_library_kernel_count,
+    .library_kernel_name = stub_library_kernel_name,
     .library_get_kernel = stub_library_get_kernel,
     .library_get_global = stub_library_get_global,
     .func_get_attribute = stub_func_get_attribute,

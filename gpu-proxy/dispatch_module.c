@@ -331,6 +331,26 @@ CUresult h_LIBRARY_GET_KERNEL_COUNT(struct rq *r,
     return r->s->be->library_kernel_count(r->s->bz, lib->bl, &p->count);
 }
 
+CUresult h_LIBRARY_KERNEL_NAME(struct rq *r, const struct idm_req_LIBRARY_KERNEL_NAME *q,
+                               struct idm_rep_LIBRARY_KERNEL_NAME *p)
+{
+    struct library_obj *lib = rq_library(r, q->library);
+    CUresult rc;
+
+    (void)p;
+    if (lib == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    rc = r->s->be->library_kernel_name(r->s->bz, lib->bl, q->index, (char *)r->rtail,
+                                       r->rtail_max);
+    if (rc == CUDA_ERROR_INVALID_VALUE)
+        return rq_refuse(r, rc, "kernel index %u is past the library's last", q->index);
+    if (rc == CUDA_ERROR_NOT_SUPPORTED)
+        return rq_refuse(r, rc, "the name of kernel %u does not fit a reply slot", q->index);
+    if (rc == CUDA_SUCCESS)
+        r->rtail_len = (uint32_t)strlen((char *)r->rtail) + 1;
+    return rc;
+}
+
 CUresult h_FUNC_GET_ATTRIBUTE(struct rq *r, const struct idm_req_FUNC_GET_ATTRIBUTE *q,
                               struct idm_rep_FUNC_GET_ATTRIBUTE *p)
 {

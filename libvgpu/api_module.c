@@ -499,6 +499,47 @@ CUresult cuModuleGetFunctionCount(unsigned int *count, CUmodule mod)
     return cuLibraryGetKernelCount(count, (CUlibrary)mod);
 }
 
+/* Fills kernels[0 .. min(num, count)) with the library's kernels in the proxy's order: each name
+ * is asked for by index, then looked up as cuLibraryGetKernel does (same handle for the same
+ * name). */
+static CUresult enumerate_kernels(struct vgpu_func **kernels, unsigned num, void *plib)
+{
+    unsigned count = 0;
+    CUresult r = cuLibraryGetKernelCount(&count, (CUlibrary)plib);
+    if (r != CUDA_SUCCESS)
+        return r;
+    if (kernels == NULL && num > 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct vgpu *v = vgpu_get();
+    struct vgpu_lib *l = lib_check(plib);
+    if (l == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    char name[VGPU_SYMBOL_MAX];
+    for (unsigned i = 0; i < num && i < count; i++) {
+        struct idm_req_LIBRARY_KERNEL_NAME rq = {.library = l->h, .index = i};
+        struct idm_rep_LIBRARY_KERNEL_NAME rp;
+        size_t len = 0;
+        r = vgpu_call_LIBRARY_KERNEL_NAME(v, &rq, NULL, 0, &rp, name, sizeof name - 1, &len);
+        if (r != CUDA_SUCCESS)
+            return r;
+        name[len < sizeof name ? len : sizeof name - 1] = 0;
+        if ((r = get_kernel(plib, name, &kernels[i])) != CUDA_SUCCESS)
+            return r;
+    }
+    return CUDA_SUCCESS;
+}
+
+CUresult cuLibraryEnumerateKernels(CUkernel *kernels, unsigned int numKernels, CUlibrary lib)
+{
+    return enumerate_kernels((struct vgpu_func **)kernels, numKernels, lib);
+}
+
+CUresult cuModuleEnumerateFunctions(CUfunction *functions, unsigned int numFunctions,
+                                    CUmodule mod)
+{
+    return enumerate_kernels((struct vgpu_func **)functions, numFunctions, mod);
+}
+
 /* ---- attributes ---- */
 
 static CUresult func_get_attr(int *pi, CUfunction_attribute attrib, void *p, CUdevice dev)

@@ -291,21 +291,40 @@ static uintptr_t device_extended_rt[26];
 static uintptr_t cublas_private[95];
 /* TOOLS_MODULE (6e163fbe..., "CU_ETID_ToolsModule" in NVIDIA's tools libraries): functions and
  * modules for tools; its real size is not known. cuFFT 12 asks for it in every cufftPlan*
- * (CUFFT_INTERNAL_ERROR without it), then calls slot 7 with (context, module, callback, user
- * data) for each module it loads: a walk over the module's functions that hands the callback
- * the driver's internal function objects, whose layout cuFFT reads. We have no such objects,
- * so slot 7 and every other slot fail closed (CUDA_ERROR_NOT_SUPPORTED); slot 7 says so. */
+ * (CUFFT_INTERNAL_ERROR without it) and uses slot 7 only: (context, module, callback, user
+ * data), a walk over the module's functions that calls callback(user data, CUfunction) for
+ * each, and returns 1 when it is done (cuFFT's caller checks for exactly 1; its callback keeps
+ * the function it is handed: its kernel modules hold one each). Every other slot fails closed
+ * (CUDA_ERROR_NOT_SUPPORTED). */
 #define TOOLS_MODULE_SLOTS 64
 
-static CUresult tools_module_functions(CUcontext ctx, CUmodule mod, void *callback, void *arg)
+typedef void (*tools_function_cb)(void *arg, CUfunction f);
+
+static CUresult tools_module_functions(CUcontext ctx, CUmodule mod, tools_function_cb callback,
+                                       void *arg)
 {
-    static int once;
-    (void)ctx, (void)callback, (void)arg;
-    if (!__atomic_exchange_n(&once, 1, __ATOMIC_RELAXED))
-        VLOG(VGPU_LOG_WARN, "private table TOOLS_MODULE slot 7 (walk module %p's functions as "
-                            "the driver's internal objects, used by cuFFT) is not supported",
-             (void *)mod);
-    return CUDA_ERROR_NOT_SUPPORTED;
+    unsigned n = 0;
+    CUfunction *fs;
+    CUresult r;
+
+    (void)ctx;
+    if (callback == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    if ((r = cuModuleGetFunctionCount(&n, mod)) != CUDA_SUCCESS)
+        return r;
+    if (n == 0)
+        return 1;
+    if ((fs = calloc(n, sizeof(*fs))) == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    r = cuModuleEnumerateFunctions(fs, n, mod);
+    if (r == CUDA_SUCCESS)
+        for (unsigned i = 0; i < n; i++)
+            callback(arg, fs[i]);
+    else
+        VLOG(VGPU_LOG_WARN, "private table TOOLS_MODULE slot 7: listing module %p's functions "
+                            "failed: %d", (void *)mod, (int)r);
+    free(fs);
+    return r == CUDA_SUCCESS ? 1 : r;
 }
 
 static uintptr_t tools_module[TOOLS_MODULE_SLOTS];

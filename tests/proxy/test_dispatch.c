@@ -488,6 +488,29 @@ static void test_dispatch_long_kernel_name(void **state)
     assert_int_equal(v, 9);
 }
 
+/* LIBRARY_KERNEL_NAME lists a library's kernels by index (cuLibraryEnumerateKernels, cuFFT's
+ * TOOLS_MODULE walk): the one kernel's name, then the index past it and another zone's library
+ * refused. */
+static void test_dispatch_library_kernel_name(void **state)
+{
+    struct fixture *f = *state;
+    idm_handle ctx = ctx_of(f->a), lib = load_ptx(f, f->a, ctx);
+    struct idm_req_LIBRARY_KERNEL_NAME q = {.library = lib, .index = 0};
+    const char *name = (const char *)f->a->rbuf + sizeof(struct idm_rep_LIBRARY_KERNEL_NAME);
+
+    assert_int_equal(call(f->a, IDM_OP_LIBRARY_KERNEL_NAME, &q, sizeof(q), NULL, 0), 0);
+    assert_string_equal(name, "store7");
+    q.index = 1;
+    assert_int_equal(call(f->a, IDM_OP_LIBRARY_KERNEL_NAME, &q, sizeof(q), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    q.index = UINT32_MAX;
+    assert_int_equal(call(f->a, IDM_OP_LIBRARY_KERNEL_NAME, &q, sizeof(q), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    q.index = 0;
+    assert_int_equal(call(f->b, IDM_OP_LIBRARY_KERNEL_NAME, &q, sizeof(q), NULL, 0),
+                     CUDA_ERROR_INVALID_HANDLE);
+}
+
 /* Every CUlimit of CUDA 13 can be queried (cuBLAS asks for CU_LIMIT_CIG_ENABLED); the
  * query-only ones cannot be set. */
 static void test_dispatch_ctx_limits(void **state)
@@ -1053,6 +1076,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_dispatch_short_and_unknown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_library_kernel_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_kernel_launch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_long_kernel_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_ctx_limits, setup, teardown),
