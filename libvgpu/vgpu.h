@@ -249,6 +249,12 @@ static inline idm_handle vgpu_stream_handle(CUstream s)
     uintptr_t u = (uintptr_t)s;
     return (u == (uintptr_t)CU_STREAM_LEGACY || u == (uintptr_t)CU_STREAM_PER_THREAD) ? 0 : u;
 }
+/* A stream argument of a _ptsz entry point (gen/vgpu_per_thread.h): 0 is the calling thread's
+ * default stream there. */
+static inline CUstream vgpu_per_thread_stream(CUstream s)
+{
+    return s ? s : CU_STREAM_PER_THREAD;
+}
 
 /* ---- graphs and stream capture (api_graph.c) ----
  * A capturing stream records instead of executing: its launches, memsets and device-to-device
