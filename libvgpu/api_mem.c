@@ -732,7 +732,7 @@ static CUresult pointer_attr(void *data, CUpointer_attribute attr, CUdeviceptr p
         return CUDA_ERROR_INVALID_VALUE;
     switch (attr) {
     case CU_POINTER_ATTRIBUTE_CONTEXT:
-        *(CUcontext *)data = (a || h) ? (CUcontext)cur : NULL;
+        *(CUcontext *)data = (a || h) ? vgpu_ctx_handle(cur) : NULL;
         break;
     case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
         *(unsigned *)data = a ? CU_MEMORYTYPE_DEVICE : h ? CU_MEMORYTYPE_HOST : 0;

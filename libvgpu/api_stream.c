@@ -278,7 +278,7 @@ CUresult cuStreamDestroy(CUstream hStream)
 STREAM_QUERY_FN(cuStreamGetFlags, unsigned int, flags, rec.flags)
 STREAM_QUERY_FN(cuStreamGetPriority, int, priority, rec.priority)
 STREAM_QUERY_FN(cuStreamGetId, unsigned long long, streamId, rec.id)
-STREAM_QUERY_FN(cuStreamGetCtx, CUcontext, pctx, (CUcontext)rec.ctx)
+STREAM_QUERY_FN(cuStreamGetCtx, CUcontext, pctx, vgpu_ctx_handle(rec.ctx))
 STREAM_QUERY_FN(cuStreamGetDevice, CUdevice, device, rec.ctx ? rec.ctx->dev : 0)
 #undef STREAM_QUERY_FN
 
