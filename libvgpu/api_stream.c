@@ -95,6 +95,7 @@ static CUresult stream_lookup(CUstream s, struct stream_rec *out)
     return r;
 }
 
+
 /* ---- stream attributes ---- */
 
 static struct stream_attrs default_stream_attrs; /* both default streams; under streams_lock */

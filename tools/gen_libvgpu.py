@@ -22,7 +22,8 @@ and the linker version script (--map) exporting exactly the names of driver_symb
 Usage: gen_libvgpu.py --cuda-include DIR --symbols FILE --implemented FILE --out DIR --map FILE
        gen_libvgpu.py --cuda-include DIR --symbols FILE --implemented FILE --check-defined OBJ...
 The second form (run before libcuda.so.1 is linked) fails, naming the symbol, when a listed name
-has no definition among the objects, or an exported name that is not listed is defined there.
+has no definition among the objects (nm), an exported name that is not listed is defined there, or
+vgpu_stubs.h / vgpu_per_thread.h in --out (default gen) are not what the list makes.
 """
 import argparse
 import os
