@@ -10,8 +10,9 @@
 static __thread struct vgpu_ctx *ctx_stack[VGPU_CTX_STACK];
 static __thread int ctx_depth;
 
-/* Regular contexts ever created (destroyed ones keep their memory with magic cleared, so a
- * stale CUcontext is refused instead of being dereferenced as freed memory). */
+/* Regular contexts ever created. A destroyed one's handle is refused from then on, but its
+ * record is kept (h 0): another thread may still have it current (its calls then fail with
+ * CUDA_ERROR_INVALID_CONTEXT). */
 #define MAX_REGULAR 256
 static struct vgpu_ctx *regular[MAX_REGULAR];
 static unsigned nregular;
@@ -25,25 +26,13 @@ struct vgpu_ctx *vgpu_ctx_current(void)
 
 struct vgpu_ctx *vgpu_ctx_check(CUcontext c)
 {
-    struct vgpu *v = vgpu_get();
-    struct vgpu_ctx *x = (struct vgpu_ctx *)c;
-    if (x == NULL)
-        return NULL;
-    if (x >= &v->primary[0] && x < &v->primary[VGPU_MAX_DEVICES])
-        return x->magic == VGPU_CTX_MAGIC ? x : NULL;
-    struct vgpu_ctx *found = NULL;
-    pthread_mutex_lock(&regular_lock);
-    for (unsigned i = 0; i < nregular; i++)
-        if (regular[i] == x && x->magic == VGPU_CTX_MAGIC)
-            found = x;
-    pthread_mutex_unlock(&regular_lock);
-    return found;
+    return vgpu_handle_get((uint64_t)(uintptr_t)c, VGPU_H_CTX);
 }
 
 CUresult vgpu_cur_ctx_handle(idm_handle *out)
 {
     struct vgpu_ctx *c = vgpu_ctx_current();
-    if (c == NULL || c->magic != VGPU_CTX_MAGIC || c->h == 0)
+    if (c == NULL || c->h == 0)
         return CUDA_ERROR_INVALID_CONTEXT;
     *out = c->h;
     return CUDA_SUCCESS;
@@ -55,7 +44,7 @@ CUresult cuCtxGetCurrent(CUcontext *pctx)
 {
     if (pctx == NULL)
         return CUDA_ERROR_INVALID_VALUE;
-    *pctx = (CUcontext)vgpu_ctx_current();
+    *pctx = vgpu_ctx_handle(vgpu_ctx_current());
     VLOG(VGPU_LOG_TRACE, "cuCtxGetCurrent -> %p", (void *)*pctx);
     return CUDA_SUCCESS;
 }
@@ -99,7 +88,7 @@ CUresult cuCtxPopCurrent_v2(CUcontext *pctx)
         return CUDA_ERROR_INVALID_CONTEXT;
     struct vgpu_ctx *c = ctx_stack[--ctx_depth];
     if (pctx)
-        *pctx = (CUcontext)c;
+        *pctx = vgpu_ctx_handle(c);
     return CUDA_SUCCESS;
 }
 
@@ -289,7 +278,7 @@ CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
     VLOG(VGPU_LOG_TRACE, "cuDevicePrimaryCtxRetain(%d) -> %p, %u references", dev, (void *)p,
          p->refs);
     pthread_mutex_unlock(&v->lock);
-    *pctx = (CUcontext)p;
+    *pctx = vgpu_ctx_handle(p);
     return CUDA_SUCCESS;
 }
 
@@ -423,16 +412,16 @@ static CUresult ctx_create(CUcontext *pctx, unsigned flags, CUdevice dev)
     r = VGPU_CALL(v, CTX_CREATE, &rq, &rp);
     if (r != CUDA_SUCCESS)
         goto fail_free;
-    c->magic = VGPU_CTX_MAGIC;
     c->dev = dev;
     c->flags = flags;
     c->id = __atomic_add_fetch(&next_ctx_id, 1, __ATOMIC_RELAXED);
     c->h = rp.ctx;
     pthread_mutex_init(&c->cls_lock, NULL);
     pthread_mutex_lock(&regular_lock);
-    if (nregular == MAX_REGULAR) {
+    if (nregular == MAX_REGULAR || (c->self = vgpu_handle_new(VGPU_H_CTX, c)) == 0) {
         pthread_mutex_unlock(&regular_lock);
-        VLOG(VGPU_LOG_ERROR, "too many contexts created (%d)", MAX_REGULAR);
+        if (nregular == MAX_REGULAR)
+            VLOG(VGPU_LOG_ERROR, "too many contexts created (%d)", MAX_REGULAR);
         struct idm_req_CTX_DESTROY dq = {.ctx = rp.ctx};
         struct idm_rep_CTX_DESTROY dp;
         (void)VGPU_CALL(v, CTX_DESTROY, &dq, &dp);
@@ -441,9 +430,9 @@ static CUresult ctx_create(CUcontext *pctx, unsigned flags, CUdevice dev)
     }
     regular[nregular++] = c;
     pthread_mutex_unlock(&regular_lock);
-    if ((r = cuCtxPushCurrent_v2((CUcontext)c)) != CUDA_SUCCESS)
+    if ((r = cuCtxPushCurrent_v2(vgpu_ctx_handle(c))) != CUDA_SUCCESS)
         return r;
-    *pctx = (CUcontext)c;
+    *pctx = vgpu_ctx_handle(c);
     return CUDA_SUCCESS;
 
 fail_free:
@@ -496,7 +485,7 @@ CUresult cuCtxDestroy_v2(CUcontext ctx)
     CUresult r = vgpu_call_CTX_DESTROY_locked(v, &rq, NULL, 0, &rp, NULL, 0, NULL);
     vgpu_alloc_forget_ctx_locked(v, c->h);
     pthread_mutex_unlock(&v->lock);
-    c->magic = 0; /* memory kept: see `regular` */
+    (void)vgpu_handle_free(c->self, VGPU_H_CTX); /* record kept: see `regular` */
     c->h = 0;
     for (int i = 0; i < ctx_depth; i++)
         if (ctx_stack[i] == c) {

@@ -576,17 +576,7 @@ CUresult cuStreamBeginCapture_v2(CUstream hStream, CUstreamCaptureMode mode)
     return begin_capture(hStream, mode);
 }
 
-CUresult cuStreamBeginCapture_v2_ptsz(CUstream hStream, CUstreamCaptureMode mode)
-{
-    return begin_capture(hStream, mode);
-}
-
 CUresult cuStreamBeginCapture(CUstream hStream)
-{
-    return begin_capture(hStream, CU_STREAM_CAPTURE_MODE_GLOBAL);
-}
-
-CUresult cuStreamBeginCapture_ptsz(CUstream hStream)
 {
     return begin_capture(hStream, CU_STREAM_CAPTURE_MODE_GLOBAL);
 }
@@ -646,11 +636,6 @@ CUresult cuStreamEndCapture(CUstream hStream, CUgraph *phGraph)
     return end_capture(hStream, phGraph);
 }
 
-CUresult cuStreamEndCapture_ptsz(CUstream hStream, CUgraph *phGraph)
-{
-    return end_capture(hStream, phGraph);
-}
-
 /* What cuStreamGetCaptureInfo reports of s; deps point to a per-thread copy. */
 static CUresult capture_info(CUstream s, CUstreamCaptureStatus *status, cuuint64_t *id,
                              CUgraph *graph, const CUgraphNode **deps, size_t *ndeps)
@@ -685,18 +670,7 @@ CUresult cuStreamIsCapturing(CUstream hStream, CUstreamCaptureStatus *captureSta
     return capture_info(hStream, captureStatus, NULL, NULL, NULL, NULL);
 }
 
-CUresult cuStreamIsCapturing_ptsz(CUstream hStream, CUstreamCaptureStatus *captureStatus)
-{
-    return capture_info(hStream, captureStatus, NULL, NULL, NULL, NULL);
-}
-
 CUresult cuStreamGetCaptureInfo(CUstream hStream, CUstreamCaptureStatus *status, cuuint64_t *id)
-{
-    return capture_info(hStream, status, id, NULL, NULL, NULL);
-}
-
-CUresult cuStreamGetCaptureInfo_ptsz(CUstream hStream, CUstreamCaptureStatus *status,
-                                     cuuint64_t *id)
 {
     return capture_info(hStream, status, id, NULL, NULL, NULL);
 }
@@ -708,13 +682,6 @@ CUresult cuStreamGetCaptureInfo_v2(CUstream hStream, CUstreamCaptureStatus *stat
     return capture_info(hStream, status, id, graph, deps, ndeps);
 }
 
-CUresult cuStreamGetCaptureInfo_v2_ptsz(CUstream hStream, CUstreamCaptureStatus *status,
-                                        cuuint64_t *id, CUgraph *graph,
-                                        const CUgraphNode **deps, size_t *ndeps)
-{
-    return capture_info(hStream, status, id, graph, deps, ndeps);
-}
-
 CUresult cuStreamGetCaptureInfo_v3(CUstream hStream, CUstreamCaptureStatus *status,
                                    cuuint64_t *id, CUgraph *graph, const CUgraphNode **deps,
                                    const CUgraphEdgeData **edges, size_t *ndeps)
@@ -722,14 +689,6 @@ CUresult cuStreamGetCaptureInfo_v3(CUstream hStream, CUstreamCaptureStatus *stat
     if (edges)
         *edges = NULL; /* every edge is a default one */
     return capture_info(hStream, status, id, graph, deps, ndeps);
-}
-
-CUresult cuStreamGetCaptureInfo_v3_ptsz(CUstream hStream, CUstreamCaptureStatus *status,
-                                        cuuint64_t *id, CUgraph *graph,
-                                        const CUgraphNode **deps,
-                                        const CUgraphEdgeData **edges, size_t *ndeps)
-{
-    return cuStreamGetCaptureInfo_v3(hStream, status, id, graph, deps, edges, ndeps);
 }
 
 CUresult cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode *mode)
@@ -1065,12 +1024,6 @@ CUresult cuGraphInstantiateWithParams(CUgraphExec *phGraphExec, CUgraph hGraph,
     return r;
 }
 
-CUresult cuGraphInstantiateWithParams_ptsz(CUgraphExec *phGraphExec, CUgraph hGraph,
-                                           CUDA_GRAPH_INSTANTIATE_PARAMS *p)
-{
-    return cuGraphInstantiateWithParams(phGraphExec, hGraph, p);
-}
-
 CUresult cuGraphExecDestroy(CUgraphExec hGraphExec)
 {
     CUresult r = graph_enter(NULL);
@@ -1141,22 +1094,12 @@ CUresult cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream)
     return graph_launch(hGraphExec, hStream);
 }
 
-CUresult cuGraphLaunch_ptsz(CUgraphExec hGraphExec, CUstream hStream)
-{
-    return graph_launch(hGraphExec, hStream ? hStream : CU_STREAM_PER_THREAD);
-}
-
 /* Nothing to upload ahead of a launch: the worker holds the graph already. */
 CUresult cuGraphUpload(CUgraphExec hGraphExec, CUstream hStream)
 {
     (void)hStream;
     CUresult r = graph_enter(NULL);
     return r != CUDA_SUCCESS ? r : hGraphExec ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
-}
-
-CUresult cuGraphUpload_ptsz(CUgraphExec hGraphExec, CUstream hStream)
-{
-    return cuGraphUpload(hGraphExec, hStream);
 }
 
 /* ---- changing an executable graph ---- */

@@ -525,65 +525,33 @@ CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n)
 {
     return copy(HTOD, dst, H2U(src), n, NULL, 1);
 }
-CUresult cuMemcpyHtoD_v2_ptds(CUdeviceptr dst, const void *src, size_t n)
-{
-    return copy(HTOD, dst, H2U(src), n, CU_STREAM_PER_THREAD, 1);
-}
 CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t n)
 {
     return copy(DTOH, H2U(dst), src, n, NULL, 1);
-}
-CUresult cuMemcpyDtoH_v2_ptds(void *dst, CUdeviceptr src, size_t n)
-{
-    return copy(DTOH, H2U(dst), src, n, CU_STREAM_PER_THREAD, 1);
 }
 CUresult cuMemcpyDtoD_v2(CUdeviceptr dst, CUdeviceptr src, size_t n)
 {
     return copy(DTOD, dst, src, n, NULL, 1);
 }
-CUresult cuMemcpyDtoD_v2_ptds(CUdeviceptr dst, CUdeviceptr src, size_t n)
-{
-    return copy(DTOD, dst, src, n, CU_STREAM_PER_THREAD, 1);
-}
 CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, CUstream s)
 {
     return copy(HTOD, dst, H2U(src), n, s, 0);
-}
-CUresult cuMemcpyHtoDAsync_v2_ptsz(CUdeviceptr dst, const void *src, size_t n, CUstream s)
-{
-    return copy(HTOD, dst, H2U(src), n, s ? s : CU_STREAM_PER_THREAD, 0);
 }
 CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, CUstream s)
 {
     return copy(DTOH, H2U(dst), src, n, s, 0);
 }
-CUresult cuMemcpyDtoHAsync_v2_ptsz(void *dst, CUdeviceptr src, size_t n, CUstream s)
-{
-    return copy(DTOH, H2U(dst), src, n, s ? s : CU_STREAM_PER_THREAD, 0);
-}
 CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s)
 {
     return copy(DTOD, dst, src, n, s, 0);
-}
-CUresult cuMemcpyDtoDAsync_v2_ptsz(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s)
-{
-    return copy(DTOD, dst, src, n, s ? s : CU_STREAM_PER_THREAD, 0);
 }
 CUresult cuMemcpy(CUdeviceptr dst, CUdeviceptr src, size_t n)
 {
     return copy(classify(dst, src), dst, src, n, NULL, 1);
 }
-CUresult cuMemcpy_ptds(CUdeviceptr dst, CUdeviceptr src, size_t n)
-{
-    return copy(classify(dst, src), dst, src, n, CU_STREAM_PER_THREAD, 1);
-}
 CUresult cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s)
 {
     return copy(classify(dst, src), dst, src, n, s, 0);
-}
-CUresult cuMemcpyAsync_ptsz(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s)
-{
-    return copy(classify(dst, src), dst, src, n, s ? s : CU_STREAM_PER_THREAD, 0);
 }
 
 /* 2D copies between host and device memory (arrays are not supported): row by row, or as one
@@ -647,25 +615,13 @@ CUresult cuMemcpy2D_v2(const CUDA_MEMCPY2D *p)
 {
     return copy2d(p, NULL, 1);
 }
-CUresult cuMemcpy2D_v2_ptds(const CUDA_MEMCPY2D *p)
-{
-    return copy2d(p, CU_STREAM_PER_THREAD, 1);
-}
 CUresult cuMemcpy2DUnaligned_v2(const CUDA_MEMCPY2D *p)
 {
     return copy2d(p, NULL, 1);
 }
-CUresult cuMemcpy2DUnaligned_v2_ptds(const CUDA_MEMCPY2D *p)
-{
-    return copy2d(p, CU_STREAM_PER_THREAD, 1);
-}
 CUresult cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *p, CUstream s)
 {
     return copy2d(p, s, 0);
-}
-CUresult cuMemcpy2DAsync_v2_ptsz(const CUDA_MEMCPY2D *p, CUstream s)
-{
-    return copy2d(p, s ? s : CU_STREAM_PER_THREAD, 0);
 }
 
 /* ---- memsets ---- */
@@ -707,109 +663,56 @@ static CUresult memset_op(uint64_t dst, size_t pitch, uint32_t value, uint32_t e
     return r;
 }
 
-#define PTS CU_STREAM_PER_THREAD
 CUresult cuMemsetD8_v2(CUdeviceptr d, unsigned char uc, size_t n)
 {
     return memset_op(d, 0, uc, 1, n, 1, NULL, 1);
-}
-CUresult cuMemsetD8_v2_ptds(CUdeviceptr d, unsigned char uc, size_t n)
-{
-    return memset_op(d, 0, uc, 1, n, 1, PTS, 1);
 }
 CUresult cuMemsetD16_v2(CUdeviceptr d, unsigned short us, size_t n)
 {
     return memset_op(d, 0, us, 2, n, 1, NULL, 1);
 }
-CUresult cuMemsetD16_v2_ptds(CUdeviceptr d, unsigned short us, size_t n)
-{
-    return memset_op(d, 0, us, 2, n, 1, PTS, 1);
-}
 CUresult cuMemsetD32_v2(CUdeviceptr d, unsigned int ui, size_t n)
 {
     return memset_op(d, 0, ui, 4, n, 1, NULL, 1);
-}
-CUresult cuMemsetD32_v2_ptds(CUdeviceptr d, unsigned int ui, size_t n)
-{
-    return memset_op(d, 0, ui, 4, n, 1, PTS, 1);
 }
 CUresult cuMemsetD8Async(CUdeviceptr d, unsigned char uc, size_t n, CUstream s)
 {
     return memset_op(d, 0, uc, 1, n, 1, s, 0);
 }
-CUresult cuMemsetD8Async_ptsz(CUdeviceptr d, unsigned char uc, size_t n, CUstream s)
-{
-    return memset_op(d, 0, uc, 1, n, 1, s ? s : PTS, 0);
-}
 CUresult cuMemsetD16Async(CUdeviceptr d, unsigned short us, size_t n, CUstream s)
 {
     return memset_op(d, 0, us, 2, n, 1, s, 0);
-}
-CUresult cuMemsetD16Async_ptsz(CUdeviceptr d, unsigned short us, size_t n, CUstream s)
-{
-    return memset_op(d, 0, us, 2, n, 1, s ? s : PTS, 0);
 }
 CUresult cuMemsetD32Async(CUdeviceptr d, unsigned int ui, size_t n, CUstream s)
 {
     return memset_op(d, 0, ui, 4, n, 1, s, 0);
 }
-CUresult cuMemsetD32Async_ptsz(CUdeviceptr d, unsigned int ui, size_t n, CUstream s)
-{
-    return memset_op(d, 0, ui, 4, n, 1, s ? s : PTS, 0);
-}
 CUresult cuMemsetD2D8_v2(CUdeviceptr d, size_t pitch, unsigned char uc, size_t w, size_t h)
 {
     return memset_op(d, pitch, uc, 1, w, h, NULL, 1);
-}
-CUresult cuMemsetD2D8_v2_ptds(CUdeviceptr d, size_t pitch, unsigned char uc, size_t w, size_t h)
-{
-    return memset_op(d, pitch, uc, 1, w, h, PTS, 1);
 }
 CUresult cuMemsetD2D16_v2(CUdeviceptr d, size_t pitch, unsigned short us, size_t w, size_t h)
 {
     return memset_op(d, pitch, us, 2, w, h, NULL, 1);
 }
-CUresult cuMemsetD2D16_v2_ptds(CUdeviceptr d, size_t pitch, unsigned short us, size_t w,
-                               size_t h)
-{
-    return memset_op(d, pitch, us, 2, w, h, PTS, 1);
-}
 CUresult cuMemsetD2D32_v2(CUdeviceptr d, size_t pitch, unsigned int ui, size_t w, size_t h)
 {
     return memset_op(d, pitch, ui, 4, w, h, NULL, 1);
-}
-CUresult cuMemsetD2D32_v2_ptds(CUdeviceptr d, size_t pitch, unsigned int ui, size_t w, size_t h)
-{
-    return memset_op(d, pitch, ui, 4, w, h, PTS, 1);
 }
 CUresult cuMemsetD2D8Async(CUdeviceptr d, size_t pitch, unsigned char uc, size_t w, size_t h,
                            CUstream s)
 {
     return memset_op(d, pitch, uc, 1, w, h, s, 0);
 }
-CUresult cuMemsetD2D8Async_ptsz(CUdeviceptr d, size_t pitch, unsigned char uc, size_t w,
-                                size_t h, CUstream s)
-{
-    return memset_op(d, pitch, uc, 1, w, h, s ? s : PTS, 0);
-}
 CUresult cuMemsetD2D16Async(CUdeviceptr d, size_t pitch, unsigned short us, size_t w, size_t h,
                             CUstream s)
 {
     return memset_op(d, pitch, us, 2, w, h, s, 0);
 }
-CUresult cuMemsetD2D16Async_ptsz(CUdeviceptr d, size_t pitch, unsigned short us, size_t w,
-                                 size_t h, CUstream s)
-{
-    return memset_op(d, pitch, us, 2, w, h, s ? s : PTS, 0);
-}
 CUresult cuMemsetD2D32Async(CUdeviceptr d, size_t pitch, unsigned int ui, size_t w, size_t h,
                             CUstream s)
 {
     return memset_op(d, pitch, ui, 4, w, h, s, 0);
-}
-CUresult cuMemsetD2D32Async_ptsz(CUdeviceptr d, size_t pitch, unsigned int ui, size_t w,
-                                 size_t h, CUstream s)
-{
-    return memset_op(d, pitch, ui, 4, w, h, s ? s : PTS, 0);
 }
 
 /* ---- pointer attributes: answered from the local tables ---- */
@@ -829,7 +732,7 @@ static CUresult pointer_attr(void *data, CUpointer_attribute attr, CUdeviceptr p
         return CUDA_ERROR_INVALID_VALUE;
     switch (attr) {
     case CU_POINTER_ATTRIBUTE_CONTEXT:
-        *(CUcontext *)data = (a || h) ? (CUcontext)cur : NULL;
+        *(CUcontext *)data = (a || h) ? vgpu_ctx_handle(cur) : NULL;
         break;
     case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
         *(unsigned *)data = a ? CU_MEMORYTYPE_DEVICE : h ? CU_MEMORYTYPE_HOST : 0;
@@ -925,13 +828,6 @@ CUresult cuMemcpyPeer(CUdeviceptr dstDevice, CUcontext dstContext, CUdeviceptr s
     return r != CUDA_SUCCESS ? r : copy(DTOD, dstDevice, srcDevice, ByteCount, NULL, 1);
 }
 
-CUresult cuMemcpyPeer_ptds(CUdeviceptr dstDevice, CUcontext dstContext, CUdeviceptr srcDevice,
-                           CUcontext srcContext, size_t ByteCount)
-{
-    CUresult r = peer_check(dstContext, srcContext);
-    return r != CUDA_SUCCESS ? r : copy(DTOD, dstDevice, srcDevice, ByteCount, PTS, 1);
-}
-
 CUresult cuMemcpyPeerAsync(CUdeviceptr dstDevice, CUcontext dstContext, CUdeviceptr srcDevice,
                            CUcontext srcContext, size_t ByteCount, CUstream hStream)
 {
@@ -939,12 +835,3 @@ CUresult cuMemcpyPeerAsync(CUdeviceptr dstDevice, CUcontext dstContext, CUdevice
     return r != CUDA_SUCCESS ? r : copy(DTOD, dstDevice, srcDevice, ByteCount, hStream, 0);
 }
 
-CUresult cuMemcpyPeerAsync_ptsz(CUdeviceptr dstDevice, CUcontext dstContext,
-                                CUdeviceptr srcDevice, CUcontext srcContext, size_t ByteCount,
-                                CUstream hStream)
-{
-    CUresult r = peer_check(dstContext, srcContext);
-    if (r != CUDA_SUCCESS)
-        return r;
-    return copy(DTOD, dstDevice, srcDevice, ByteCount, hStream ? hStream : PTS, 0);
-}

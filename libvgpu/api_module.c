@@ -12,21 +12,26 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The records behind CUmodule/CUlibrary and CUfunction/CUkernel handles (vgpu_handle.c):
+ * NULL for anything that is not a live handle of that kind. */
 static struct vgpu_lib *lib_check(const void *p)
 {
-    const struct vgpu_lib *l = p;
-    return (l != NULL && l->magic == VGPU_LIB_MAGIC) ? (struct vgpu_lib *)l : NULL;
+    return vgpu_handle_get((uint64_t)(uintptr_t)p, VGPU_H_LIB);
 }
 
 static struct vgpu_func *func_check(const void *p)
 {
-    const struct vgpu_func *f = p;
-    return (f != NULL && f->magic == VGPU_FUNC_MAGIC) ? (struct vgpu_func *)f : NULL;
+    return vgpu_handle_get((uint64_t)(uintptr_t)p, VGPU_H_FUNC);
+}
+
+static void *handle_of(uint64_t self)
+{
+    return (void *)(uintptr_t)self;
 }
 
 /* ---- loading ---- */
 
-static CUresult image_load(const void *image, int as_module, struct vgpu_lib **out)
+static CUresult image_load(const void *image, int as_module, void **out)
 {
     struct vgpu *v = vgpu_get();
     idm_handle ctx;
@@ -46,7 +51,8 @@ static CUresult image_load(const void *image, int as_module, struct vgpu_lib **o
     const void *start;
     size_t size;
     if (vgpu_image_extent(image, &start, &size) < 0) {
-        VLOG(VGPU_LOG_ERROR, "code image at %p is neither a fatbin, an ELF nor PTX text", image);
+        VLOG(VGPU_LOG_ERROR, "code image at %p refused: not a whole fatbin, ELF or PTX text in "
+                             "readable memory (truncated or garbled)", image);
         return CUDA_ERROR_INVALID_IMAGE;
     }
     struct vgpu_lib *lib = calloc(1, sizeof *lib);
@@ -79,14 +85,19 @@ static CUresult image_load(const void *image, int as_module, struct vgpu_lib **o
         r = vgpu_call_LIBRARY_LOAD_locked(v, &lq, NULL, 0, &lp, NULL, 0, NULL);
         lib->h = lp.library;
     }
+    if (r == CUDA_SUCCESS && (lib->self = vgpu_handle_new(VGPU_H_LIB, lib)) == 0) {
+        struct idm_req_LIBRARY_UNLOAD uq = {.library = lib->h};
+        struct idm_rep_LIBRARY_UNLOAD up;
+        (void)vgpu_call_LIBRARY_UNLOAD_locked(v, &uq, NULL, 0, &up, NULL, 0, NULL);
+        r = CUDA_ERROR_OUT_OF_MEMORY;
+    }
     if (r != CUDA_SUCCESS)
         goto fail_unlock;
     pthread_mutex_unlock(&v->lock);
-    lib->magic = VGPU_LIB_MAGIC;
     lib->as_module = as_module;
     VLOG(VGPU_LOG_DEBUG, "loaded a %zu-byte image as %s %#llx", size,
          as_module ? "module" : "library", (unsigned long long)lib->h);
-    *out = lib;
+    *out = handle_of(lib->self);
     return CUDA_SUCCESS;
 
 fail_unlock:
@@ -103,24 +114,24 @@ CUresult cuLibraryLoadData(CUlibrary *library, const void *code, CUjit_option *j
 {
     (void)jitOptions, (void)jitOptionsValues, (void)numJitOptions;
     (void)libraryOptions, (void)libraryOptionValues, (void)numLibraryOptions;
-    return image_load(code, 0, (struct vgpu_lib **)library);
+    return image_load(code, 0, (void **)library);
 }
 
 CUresult cuModuleLoadData(CUmodule *module, const void *image)
 {
-    return image_load(image, 1, (struct vgpu_lib **)module);
+    return image_load(image, 1, (void **)module);
 }
 
 CUresult cuModuleLoadDataEx(CUmodule *module, const void *image, unsigned int numOptions,
                             CUjit_option *options, void **optionValues)
 {
     (void)numOptions, (void)options, (void)optionValues;
-    return image_load(image, 1, (struct vgpu_lib **)module);
+    return image_load(image, 1, (void **)module);
 }
 
 CUresult cuModuleLoadFatBinary(CUmodule *module, const void *fatCubin)
 {
-    return image_load(fatCubin, 1, (struct vgpu_lib **)module);
+    return image_load(fatCubin, 1, (void **)module);
 }
 
 /* Reads a whole file (NUL-terminated, for PTX) into malloc'd memory. */
@@ -165,7 +176,7 @@ CUresult cuModuleLoad(CUmodule *module, const char *fname)
     CUresult r = read_file(fname, &img);
     if (r != CUDA_SUCCESS)
         return r;
-    r = image_load(img, 1, (struct vgpu_lib **)module);
+    r = image_load(img, 1, (void **)module);
     free(img);
     return r;
 }
@@ -183,7 +194,7 @@ CUresult cuLibraryLoadFromFile(CUlibrary *library, const char *fileName, CUjit_o
     CUresult r = read_file(fileName, &img);
     if (r != CUDA_SUCCESS)
         return r;
-    r = image_load(img, 0, (struct vgpu_lib **)library);
+    r = image_load(img, 0, (void **)library);
     free(img);
     return r;
 }
@@ -201,10 +212,10 @@ static CUresult lib_unload(void *p)
     struct idm_rep_LIBRARY_UNLOAD rp;
     pthread_mutex_lock(&v->lock);
     r = vgpu_call_LIBRARY_UNLOAD_locked(v, &rq, NULL, 0, &rp, NULL, 0, NULL);
-    lib->magic = 0;
+    (void)vgpu_handle_free(lib->self, VGPU_H_LIB);
     for (struct vgpu_func *f = lib->funcs, *next; f != NULL; f = next) {
         next = f->next;
-        f->magic = 0;
+        (void)vgpu_handle_free(f->self, VGPU_H_FUNC);
         free(f->params);
         free(f->name);
         free(f);
@@ -255,7 +266,7 @@ static CUresult symbol_check(struct vgpu *v, const char *name, size_t *len)
     return CUDA_SUCCESS;
 }
 
-static CUresult get_kernel(void *plib, const char *name, struct vgpu_func **out)
+static CUresult get_kernel(void *plib, const char *name, void **out)
 {
     struct vgpu *v = vgpu_get();
     CUresult r = vgpu_ready(v);
@@ -274,7 +285,7 @@ static CUresult get_kernel(void *plib, const char *name, struct vgpu_func **out)
     for (struct vgpu_func *f = lib->funcs; f != NULL; f = f->next)
         if (strcmp(f->name, name) == 0) {
             pthread_mutex_unlock(&v->lock);
-            *out = f;
+            *out = handle_of(f->self);
             return CUDA_SUCCESS;
         }
     struct idm_param params[IDM_PARAMS_MAX];
@@ -302,8 +313,9 @@ static CUresult get_kernel(void *plib, const char *name, struct vgpu_func **out)
         }
     f = calloc(1, sizeof *f);
     if (f == NULL || (rp.param_count && !(f->params = malloc(tlen))) ||
-        !(f->name = malloc(nlen + 1))) {
+        !(f->name = malloc(nlen + 1)) || (f->self = vgpu_handle_new(VGPU_H_FUNC, f)) == 0) {
         if (f) {
+            free(f->name);
             free(f->params);
             free(f);
         }
@@ -311,7 +323,6 @@ static CUresult get_kernel(void *plib, const char *name, struct vgpu_func **out)
         r = CUDA_ERROR_OUT_OF_MEMORY;
         goto out_unlock;
     }
-    f->magic = VGPU_FUNC_MAGIC;
     f->h = rp.kernel;
     f->lib = lib;
     memcpy(f->name, name, nlen + 1);
@@ -324,7 +335,7 @@ static CUresult get_kernel(void *plib, const char *name, struct vgpu_func **out)
 out_unlock:
     pthread_mutex_unlock(&v->lock);
     if (r == CUDA_SUCCESS)
-        *out = f;
+        *out = handle_of(f->self);
     else
         VLOG(VGPU_LOG_INFO, "kernel lookup '%s' failed: %d", name, r);
     return r;
@@ -332,12 +343,12 @@ out_unlock:
 
 CUresult cuLibraryGetKernel(CUkernel *pKernel, CUlibrary library, const char *name)
 {
-    return get_kernel(library, name, (struct vgpu_func **)pKernel);
+    return get_kernel(library, name, (void **)pKernel);
 }
 
 CUresult cuModuleGetFunction(CUfunction *hfunc, CUmodule hmod, const char *name)
 {
-    return get_kernel(hmod, name, (struct vgpu_func **)hfunc);
+    return get_kernel(hmod, name, (void **)hfunc);
 }
 
 CUresult cuKernelGetFunction(CUfunction *pFunc, CUkernel kernel)
@@ -357,7 +368,7 @@ CUresult cuKernelGetLibrary(CUlibrary *pLib, CUkernel kernel)
         return CUDA_ERROR_INVALID_VALUE;
     if (f == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
-    *pLib = (CUlibrary)f->lib;
+    *pLib = handle_of(f->lib->self);
     return CUDA_SUCCESS;
 }
 
@@ -368,7 +379,7 @@ CUresult cuFuncGetModule(CUmodule *hmod, CUfunction hfunc)
         return CUDA_ERROR_INVALID_VALUE;
     if (f == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
-    *hmod = (CUmodule)f->lib;
+    *hmod = handle_of(f->lib->self);
     return CUDA_SUCCESS;
 }
 
@@ -502,7 +513,7 @@ CUresult cuModuleGetFunctionCount(unsigned int *count, CUmodule mod)
 /* Fills kernels[0 .. min(num, count)) with the library's kernels in the proxy's order: each name
  * is asked for by index, then looked up as cuLibraryGetKernel does (same handle for the same
  * name). */
-static CUresult enumerate_kernels(struct vgpu_func **kernels, unsigned num, void *plib)
+static CUresult enumerate_kernels(void **kernels, unsigned num, void *plib)
 {
     unsigned count = 0;
     CUresult r = cuLibraryGetKernelCount(&count, (CUlibrary)plib);
@@ -531,13 +542,13 @@ static CUresult enumerate_kernels(struct vgpu_func **kernels, unsigned num, void
 
 CUresult cuLibraryEnumerateKernels(CUkernel *kernels, unsigned int numKernels, CUlibrary lib)
 {
-    return enumerate_kernels((struct vgpu_func **)kernels, numKernels, lib);
+    return enumerate_kernels((void **)kernels, numKernels, lib);
 }
 
 CUresult cuModuleEnumerateFunctions(CUfunction *functions, unsigned int numFunctions,
                                     CUmodule mod)
 {
-    return enumerate_kernels((struct vgpu_func **)functions, numFunctions, mod);
+    return enumerate_kernels((void **)functions, numFunctions, mod);
 }
 
 /* ---- attributes ---- */
@@ -941,17 +952,6 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDi
     return launch(f, g, b, sharedMemBytes, hStream, kernelParams, extra, no_cluster, 0);
 }
 
-CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned int gridDimX, unsigned int gridDimY,
-                             unsigned int gridDimZ, unsigned int blockDimX,
-                             unsigned int blockDimY, unsigned int blockDimZ,
-                             unsigned int sharedMemBytes, CUstream hStream, void **kernelParams,
-                             void **extra)
-{
-    uint32_t g[3] = {gridDimX, gridDimY, gridDimZ}, b[3] = {blockDimX, blockDimY, blockDimZ};
-    return launch(f, g, b, sharedMemBytes, hStream ? hStream : CU_STREAM_PER_THREAD,
-                  kernelParams, extra, no_cluster, 0);
-}
-
 CUresult cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **kernelParams,
                           void **extra)
 {
@@ -965,12 +965,6 @@ CUresult cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **ker
                   config_flags(config));
 }
 
-CUresult cuLaunchKernelEx_ptsz(const CUlaunchConfig *config, CUfunction f, void **kernelParams,
-                               void **extra)
-{
-    return cuLaunchKernelEx(config, f, kernelParams, extra);
-}
-
 CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDimY,
                                    unsigned int gridDimZ, unsigned int blockDimX,
                                    unsigned int blockDimY, unsigned int blockDimZ,
@@ -982,13 +976,3 @@ CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int gridDimX, unsigned
                   IDM_LAUNCH_COOPERATIVE);
 }
 
-CUresult cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned int gridDimX,
-                                        unsigned int gridDimY, unsigned int gridDimZ,
-                                        unsigned int blockDimX, unsigned int blockDimY,
-                                        unsigned int blockDimZ, unsigned int sharedMemBytes,
-                                        CUstream hStream, void **kernelParams)
-{
-    uint32_t g[3] = {gridDimX, gridDimY, gridDimZ}, b[3] = {blockDimX, blockDimY, blockDimZ};
-    return launch(f, g, b, sharedMemBytes, hStream ? hStream : CU_STREAM_PER_THREAD,
-                  kernelParams, NULL, no_cluster, IDM_LAUNCH_COOPERATIVE);
-}

@@ -68,11 +68,6 @@ CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
     return r != VGPU_NOT_CAPTURED ? r : alloc_async(dptr, bytesize);
 }
 
-CUresult cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
-{
-    return cuMemAllocAsync(dptr, bytesize, hStream);
-}
-
 CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool,
                                  CUstream hStream)
 {
@@ -89,21 +84,9 @@ CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPoo
     return alloc_from(dptr, bytesize, p);
 }
 
-CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool,
-                                      CUstream hStream)
-{
-    return cuMemAllocFromPoolAsync(dptr, bytesize, pool, hStream);
-}
-
 CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
 {
     CUresult r = cuStreamSynchronize(hStream);
-    return r != CUDA_SUCCESS ? r : cuMemFree_v2(dptr);
-}
-
-CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream)
-{
-    CUresult r = cuStreamSynchronize_ptsz(hStream);
     return r != CUDA_SUCCESS ? r : cuMemFree_v2(dptr);
 }
 

@@ -203,12 +203,6 @@ CUresult cuStreamSetAttribute(CUstream hStream, CUstreamAttrID attr,
     return a ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
 }
 
-CUresult cuStreamSetAttribute_ptsz(CUstream hStream, CUstreamAttrID attr,
-                                   const CUstreamAttrValue *value)
-{
-    return cuStreamSetAttribute(hStream, attr, value);
-}
-
 CUresult cuStreamGetAttribute(CUstream hStream, CUstreamAttrID attr, CUstreamAttrValue *value_out)
 {
     struct stream_rec rec;
@@ -223,12 +217,6 @@ CUresult cuStreamGetAttribute(CUstream hStream, CUstreamAttrID attr, CUstreamAtt
         pthread_mutex_unlock(&streams_lock);
     }
     return stream_attr_get(&rec, attr, value_out);
-}
-
-CUresult cuStreamGetAttribute_ptsz(CUstream hStream, CUstreamAttrID attr,
-                                   CUstreamAttrValue *value_out)
-{
-    return cuStreamGetAttribute(hStream, attr, value_out);
 }
 
 CUresult cuStreamCreateWithPriority(CUstream *phStream, unsigned int flags, int priority)
@@ -289,15 +277,10 @@ CUresult cuStreamDestroy(CUstream hStream)
         return r;                                                                               \
     }
 STREAM_QUERY_FN(cuStreamGetFlags, unsigned int, flags, rec.flags)
-STREAM_QUERY_FN(cuStreamGetFlags_ptsz, unsigned int, flags, rec.flags)
 STREAM_QUERY_FN(cuStreamGetPriority, int, priority, rec.priority)
-STREAM_QUERY_FN(cuStreamGetPriority_ptsz, int, priority, rec.priority)
 STREAM_QUERY_FN(cuStreamGetId, unsigned long long, streamId, rec.id)
-STREAM_QUERY_FN(cuStreamGetId_ptsz, unsigned long long, streamId, rec.id)
-STREAM_QUERY_FN(cuStreamGetCtx, CUcontext, pctx, (CUcontext)rec.ctx)
-STREAM_QUERY_FN(cuStreamGetCtx_ptsz, CUcontext, pctx, (CUcontext)rec.ctx)
+STREAM_QUERY_FN(cuStreamGetCtx, CUcontext, pctx, vgpu_ctx_handle(rec.ctx))
 STREAM_QUERY_FN(cuStreamGetDevice, CUdevice, device, rec.ctx ? rec.ctx->dev : 0)
-STREAM_QUERY_FN(cuStreamGetDevice_ptsz, CUdevice, device, rec.ctx ? rec.ctx->dev : 0)
 #undef STREAM_QUERY_FN
 
 CUresult cuStreamGetCtx_v2(CUstream hStream, CUcontext *pCtx, CUgreenCtx *pGreenCtx)
@@ -305,11 +288,6 @@ CUresult cuStreamGetCtx_v2(CUstream hStream, CUcontext *pCtx, CUgreenCtx *pGreen
     if (pGreenCtx)
         *pGreenCtx = NULL; /* green contexts are not supported */
     return cuStreamGetCtx(hStream, pCtx);
-}
-
-CUresult cuStreamGetCtx_v2_ptsz(CUstream hStream, CUcontext *pCtx, CUgreenCtx *pGreenCtx)
-{
-    return cuStreamGetCtx_v2(hStream, pCtx, pGreenCtx);
 }
 
 static CUresult stream_sync(CUstream s)
@@ -328,11 +306,6 @@ static CUresult stream_sync(CUstream s)
 }
 
 CUresult cuStreamSynchronize(CUstream hStream)
-{
-    return stream_sync(hStream);
-}
-
-CUresult cuStreamSynchronize_ptsz(CUstream hStream)
 {
     return stream_sync(hStream);
 }
@@ -362,11 +335,6 @@ CUresult cuStreamQuery(CUstream hStream)
     return stream_query(hStream);
 }
 
-CUresult cuStreamQuery_ptsz(CUstream hStream)
-{
-    return stream_query(hStream);
-}
-
 static CUresult stream_wait_event(CUstream s, CUevent e, unsigned flags)
 {
     struct vgpu *v = vgpu_get();
@@ -386,11 +354,6 @@ static CUresult stream_wait_event(CUstream s, CUevent e, unsigned flags)
 }
 
 CUresult cuStreamWaitEvent(CUstream hStream, CUevent hEvent, unsigned int Flags)
-{
-    return stream_wait_event(hStream, hEvent, Flags);
-}
-
-CUresult cuStreamWaitEvent_ptsz(CUstream hStream, CUevent hEvent, unsigned int Flags)
 {
     return stream_wait_event(hStream, hEvent, Flags);
 }
@@ -455,17 +418,7 @@ CUresult cuEventRecord(CUevent hEvent, CUstream hStream)
     return event_record(hEvent, hStream, 0);
 }
 
-CUresult cuEventRecord_ptsz(CUevent hEvent, CUstream hStream)
-{
-    return event_record(hEvent, hStream, 0);
-}
-
 CUresult cuEventRecordWithFlags(CUevent hEvent, CUstream hStream, unsigned int flags)
-{
-    return event_record(hEvent, hStream, flags);
-}
-
-CUresult cuEventRecordWithFlags_ptsz(CUevent hEvent, CUstream hStream, unsigned int flags)
 {
     return event_record(hEvent, hStream, flags);
 }
@@ -556,11 +509,6 @@ CUresult cuLaunchHostFunc(CUstream hStream, CUhostFn fn, void *userData)
     return host_call(hStream, NULL, fn, userData);
 }
 
-CUresult cuLaunchHostFunc_ptsz(CUstream hStream, CUhostFn fn, void *userData)
-{
-    return host_call(hStream, NULL, fn, userData);
-}
-
 CUresult cuStreamAddCallback(CUstream hStream, CUstreamCallback callback, void *userData,
                              unsigned int flags)
 {
@@ -569,8 +517,3 @@ CUresult cuStreamAddCallback(CUstream hStream, CUstreamCallback callback, void *
     return host_call(hStream, callback, NULL, userData);
 }
 
-CUresult cuStreamAddCallback_ptsz(CUstream hStream, CUstreamCallback callback, void *userData,
-                                  unsigned int flags)
-{
-    return cuStreamAddCallback(hStream, callback, userData, flags);
-}

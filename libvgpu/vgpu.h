@@ -38,10 +38,20 @@ void vgpu_log_init(void); /* reads VGPU_LOG */
 #define vgpu_log_on(lvl) IDM_LOG_ON(lvl)
 #define VLOG(lvl, ...) IDM_LOG_AT((lvl), "libvgpu", __VA_ARGS__)
 
+/* ---- handles of local records (vgpu_handle.c) ----
+ * CUcontext, CUmodule/CUlibrary and CUfunction/CUkernel given to the tenant are handles of this
+ * table (slot, generation, type), never pointers: every entry point looks them up, and a
+ * stale, forged or wrong-type handle is refused (NULL) without being read through. */
+enum vgpu_htype { VGPU_H_CTX = 1, VGPU_H_LIB = 2, VGPU_H_FUNC = 3 };
+/* A new handle for obj; 0 (logged) when the table is full or memory is short. */
+uint64_t vgpu_handle_new(enum vgpu_htype t, void *obj);
+/* The record of live handle h of type t, or NULL. */
+void *vgpu_handle_get(uint64_t h, enum vgpu_htype t);
+/* Ends h: 0, or -EINVAL when h is not a live handle of type t. h is refused from then on. */
+int vgpu_handle_free(uint64_t h, enum vgpu_htype t);
+const char *vgpu_htype_name(enum vgpu_htype t);
+
 /* ---- local object records ---- */
-#define VGPU_CTX_MAGIC 0x56435458u  /* "VCTX" */
-#define VGPU_LIB_MAGIC 0x564c4942u  /* "VLIB" */
-#define VGPU_FUNC_MAGIC 0x5646554eu /* "VFUN" */
 #define VGPU_POOL_MAGIC 0x56504f4cu /* "VPOL" */
 
 struct vgpu_cls_entry {
@@ -51,7 +61,7 @@ struct vgpu_cls_entry {
 };
 
 struct vgpu_ctx {
-    uint32_t magic;
+    uint64_t self;      /* its CUcontext handle (vgpu_handle.c); freed when destroyed */
     int primary;        /* 1: the device's primary context (lives in struct vgpu) */
     CUdevice dev;
     unsigned flags;
@@ -64,7 +74,7 @@ struct vgpu_ctx {
 };
 
 struct vgpu_func {
-    uint32_t magic;
+    uint64_t self;            /* its CUfunction / CUkernel handle (vgpu_handle.c) */
     idm_handle h;
     struct vgpu_lib *lib;
     struct vgpu_func *next;   /* in lib->funcs */
@@ -75,7 +85,7 @@ struct vgpu_func {
 };
 
 struct vgpu_lib {
-    uint32_t magic;
+    uint64_t self;            /* its CUmodule / CUlibrary handle */
     idm_handle h;
     int as_module;
     struct vgpu_func *funcs;  /* kernels looked up so far (owned) */
@@ -215,6 +225,11 @@ struct vgpu_ctx *vgpu_ctx_current(void);
 /* The current context's proxy handle; CUDA_ERROR_INVALID_CONTEXT if none. */
 CUresult vgpu_cur_ctx_handle(idm_handle *out);
 struct vgpu_ctx *vgpu_ctx_check(CUcontext c); /* NULL unless a live context of ours */
+/* The CUcontext handle of record c (NULL for NULL). */
+static inline CUcontext vgpu_ctx_handle(const struct vgpu_ctx *c)
+{
+    return c ? (CUcontext)(uintptr_t)c->self : NULL;
+}
 /* Runs and clears every context-local-storage destructor of ctx. */
 void vgpu_cls_destroy_all(struct vgpu_ctx *ctx);
 
@@ -248,6 +263,12 @@ static inline idm_handle vgpu_stream_handle(CUstream s)
 {
     uintptr_t u = (uintptr_t)s;
     return (u == (uintptr_t)CU_STREAM_LEGACY || u == (uintptr_t)CU_STREAM_PER_THREAD) ? 0 : u;
+}
+/* A stream argument of a _ptsz entry point (gen/vgpu_per_thread.h): 0 is the calling thread's
+ * default stream there. */
+static inline CUstream vgpu_per_thread_stream(CUstream s)
+{
+    return s ? s : CU_STREAM_PER_THREAD;
 }
 
 /* ---- graphs and stream capture (api_graph.c) ----

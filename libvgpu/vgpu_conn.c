@@ -456,7 +456,11 @@ static CUresult init_locked(struct vgpu *v)
         memcpy(dev->attrs, pr.attrs, sizeof dev->attrs);
         vgpu_pool_init(v, d);
         struct vgpu_ctx *p = &v->primary[d];
-        p->magic = VGPU_CTX_MAGIC;
+        if (p->self == 0 && (p->self = vgpu_handle_new(VGPU_H_CTX, p)) == 0) {
+            fprintf(stderr, "libvgpu: no handle for device %d's primary context: no device\n",
+                    d);
+            goto fail_conn;
+        }
         p->primary = 1;
         p->dev = d;
         p->id = (unsigned long long)d + 1;

@@ -172,7 +172,7 @@ void vgpu_cls_destroy_all(struct vgpu_ctx *ctx)
     pthread_mutex_unlock(&ctx->cls_lock);
     for (unsigned i = 0; i < n; i++)
         if (e[i].dtor)
-            e[i].dtor((CUcontext)ctx, e[i].key, e[i].value);
+            e[i].dtor(vgpu_ctx_handle(ctx), e[i].key, e[i].value);
 }
 
 static uintptr_t context_local_storage[4] = {

@@ -2,6 +2,7 @@
  * (off|error|warn|info|debug|trace; unset: IDM_LOG, else warn, so a tenant program stays quiet by
  * default), and the once-per-name report of Driver API calls that are not supported. */
 #include "vgpu.h"
+#include "vgpu_stub_log.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -24,7 +25,6 @@ void vgpu_log_init(void)
 }
 
 /* Called by every generated NOT_SUPPORTED stub (vgpu_stubs.c). */
-void vgpu_stub_called(const char *name, int *once);
 void vgpu_stub_called(const char *name, int *once)
 {
     if (__atomic_exchange_n(once, 1, __ATOMIC_RELAXED) == 0)

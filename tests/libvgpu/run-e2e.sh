@@ -62,9 +62,12 @@ for f in "$src"/t_*.cu; do
     arch=""
     # SASS for sm_75 and PTX for compute_90 (the simulated device's): CUB's policy choice
     [[ $p == t_cub_sort ]] && arch="-gencode arch=compute_75,code=sm_75 -gencode arch=compute_90,code=compute_90"
+    # the per-thread default stream: the runtime calls the _ptds/_ptsz forms
+    [[ $p == t_per_thread ]] && arch="--default-stream per-thread"
     for rt in static shared; do
         out="$build/$p-$rt"
-        if [[ ! -x "$out" || "$f" -nt "$out" || "$src/check.h" -nt "$out" || "$0" -nt "$out" ]]; then
+        if [[ ! -x "$out" || "$f" -nt "$out" || "$src/check.h" -nt "$out" || "$0" -nt "$out" ||
+              ( $p == t_per_thread && "$src/t_streams.cu" -nt "$out" ) ]]; then
             if ! "$nvcc" -O1 $arch -cudart "$rt" -Xlinker -rpath="$cuda_home/lib64" -o "$out" "$f" $libs \
                     >"$out.build.log" 2>&1; then
                 ko "$p-$rt" "nvcc failed" "$out.build.log"; continue

@@ -1,6 +1,7 @@
 /* test_image.c - the extent of code images: fatbin wrapper -> fatbin (16-byte header + payload),
  * a bare fatbin, 64- and 32-bit ELF (last section or header table), PTX text (strlen + 1), and
- * the refusals (a wrapper that leads nowhere, an implausible fatbin). */
+ * the refusals (a wrapper that leads nowhere, an implausible fatbin), and malformed images placed
+ * at the end of readable memory (a guard page after them), which must be refused, not crash. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sys/mman.h>
 
 #include "vgpu.h"
 
@@ -141,6 +143,90 @@ static void test_image_regression_short_text(void **state)
     assert_int_equal(size, 3);
 }
 
+/* n bytes that end where readable memory ends: the page after them is PROT_NONE. */
+static uint8_t *guarded(size_t n)
+{
+    static uint8_t *pages;
+    if (pages == NULL) {
+        pages = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        assert_true(pages != MAP_FAILED);
+        assert_int_equal(mprotect(pages + 2 * 4096, 4096, PROT_NONE), 0);
+    }
+    assert_true(n <= 2 * 4096);
+    memset(pages, 0, 2 * 4096);
+    return pages + 2 * 4096 - n;
+}
+
+static void assert_refused(const void *image)
+{
+    const void *start;
+    size_t size;
+    assert_int_equal(vgpu_image_extent(image, &start, &size), -EINVAL);
+}
+
+/* Regression (issue 16): a truncated or garbled ELF image crashed the tenant's process inside
+ * libcuda.so.1 (cuModuleLoadData), its header tables and sections read wherever they pointed. */
+static void test_image_regression_truncated_elf(void **state)
+{
+    (void)state;
+    uint8_t *p = guarded(5); /* cut inside the ELF header */
+    memcpy(p, "\x7f" "ELF\x02", 5);
+    assert_refused(p);
+    p = guarded(64); /* a whole header, its section headers beyond the end */
+    memcpy(p, "\x7f" "ELF", 4);
+    p[4] = 2;
+    put(p + 0x28, 64, 8);   /* e_shoff */
+    put(p + 0x3A, 64, 2);   /* e_shentsize */
+    put(p + 0x3C, 40, 2);   /* e_shnum */
+    assert_refused(p);
+    p = guarded(128); /* one section header inside, its contents far beyond the end */
+    memcpy(p, "\x7f" "ELF", 4);
+    p[4] = 2;
+    put(p + 0x28, 64, 8);
+    put(p + 0x3A, 64, 2);
+    put(p + 0x3C, 1, 2);
+    put(p + 64 + 4, 1, 4);          /* PROGBITS */
+    put(p + 64 + 0x18, 1 << 20, 8); /* at 1 MiB */
+    put(p + 64 + 0x20, 16, 8);
+    assert_refused(p);
+    p = guarded(52); /* 32-bit: section headers at a garbled offset */
+    memcpy(p, "\x7f" "ELF", 4);
+    p[4] = 1;
+    put(p + 0x20, 0x7ffffff0, 4);
+    put(p + 0x2E, 40, 2);
+    put(p + 0x30, 3, 2);
+    assert_refused(p);
+}
+
+/* The same for fatbins and wrappers: a payload longer than the memory, a wrapper whose fatbin
+ * pointer leads to unreadable memory, and text that is not NUL-terminated before it ends. */
+static void test_image_regression_truncated_fatbin_and_text(void **state)
+{
+    (void)state;
+    uint8_t *p = guarded(64);
+    put(p, 0xBA55ED50u, 4);
+    put(p + 6, 16, 2);
+    put(p + 8, 4096, 8); /* 4 KiB payload, 48 bytes present */
+    assert_refused(p);
+    p = guarded(16);
+    put(p, 0x466243B1u, 4);
+    const void *nowhere = p + 16; /* the guard page */
+    memcpy(p + 8, &nowhere, sizeof nowhere);
+    assert_refused(p);
+    p = guarded(6); /* a fatbin header cut short */
+    put(p, 0xBA55ED50u, 4);
+    assert_refused(p);
+    p = guarded(100);
+    memset(p, 'x', 100); /* text without its NUL */
+    assert_refused(p);
+    p = guarded(3);
+    memcpy(p, "ab", 3); /* a short text that ends at the end of memory is still fine */
+    const void *start;
+    size_t size;
+    assert_int_equal(vgpu_image_extent(p, &start, &size), 0);
+    assert_int_equal(size, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -148,6 +234,8 @@ int main(void)
         cmocka_unit_test(test_image_bad_fatbin), cmocka_unit_test(test_image_elf64),
         cmocka_unit_test(test_image_elf32),      cmocka_unit_test(test_image_ptx),
         cmocka_unit_test(test_image_regression_short_text),
+        cmocka_unit_test(test_image_regression_truncated_elf),
+        cmocka_unit_test(test_image_regression_truncated_fatbin_and_text),
     };
     return cmocka_run_group_tests_name("image", tests, NULL, NULL);
 }

@@ -1,12 +1,14 @@
 // t_driver.cu - the Driver API used directly (linked against cuda.h's libcuda, run on libvgpu):
 // contexts (create, push/pop, both cuCtxGetDevice forms), a module from PTX text, parameter
 // info, cuLaunchKernel with kernelParams and with `extra` (also with 20,008 bytes of parameters,
-// more than one ring slot), cuLaunchKernelEx, globals, pointer attributes, error names, and
-// fail-closed unsupported calls.
+// more than one ring slot), cuLaunchKernelEx, globals, pointer attributes, error names,
+// fail-closed unsupported calls, stale, forged and wrong-type handles refused, and malformed
+// code images refused without crashing the program (issue 16).
 #include <cuda.h>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <sys/mman.h>
 
 static int failures = 0;
 #define CK(call)                                                                               \
@@ -165,6 +167,64 @@ static void check_out(CUdeviceptr d, int n, unsigned k, const char *what)
     free(h);
 }
 
+// Handles: a stale kernel (its library unloaded), forged and wrong-type handles, a destroyed
+// context are refused with the error CUDA documents, nothing read through them.
+static void test_bad_handles(CUmodule mod, CUfunction f, CUkernel stale_kern, CUlibrary stale_lib)
+{
+    CUfunction g;
+    CUkernel k;
+    const char *name;
+    EXPECT(cuLibraryGetKernel(&k, stale_lib, "add") == CUDA_ERROR_INVALID_HANDLE, "stale library");
+    EXPECT(cuKernelGetFunction(&g, stale_kern) == CUDA_ERROR_INVALID_HANDLE, "stale kernel");
+    EXPECT(cuFuncGetName(&name, (CUfunction)stale_kern) == CUDA_ERROR_INVALID_HANDLE,
+           "stale kernel as a function");
+    EXPECT(cuModuleGetFunction(&g, (CUmodule)0x1000, "add") == CUDA_ERROR_INVALID_HANDLE,
+           "forged module");
+    EXPECT(cuModuleGetFunction(&g, (CUmodule)f, "add") == CUDA_ERROR_INVALID_HANDLE,
+           "a function as a module");
+    EXPECT(cuFuncGetName(&name, (CUfunction)mod) == CUDA_ERROR_INVALID_HANDLE,
+           "a module as a function");
+    CUcontext c1, c2, cur;
+    CK(cuCtxGetCurrent(&cur));
+    CK(cuCtxCreate(&c1, NULL, 0, 0));
+    CK(cuCtxDestroy(c1));
+    EXPECT(cuCtxPushCurrent(c1) == CUDA_ERROR_INVALID_CONTEXT, "destroyed context");
+    EXPECT(cuCtxPushCurrent((CUcontext)mod) == CUDA_ERROR_INVALID_CONTEXT, "a module as context");
+    CK(cuCtxCreate(&c2, NULL, 0, 0));
+    EXPECT(c2 != c1 && c2 != NULL, "a new context gets a new handle");
+    CK(cuCtxDestroy(c2));
+    CK(cuCtxSetCurrent(cur));
+}
+
+// Malformed images at the end of readable memory (a PROT_NONE page after them): refused with
+// CUDA_ERROR_INVALID_IMAGE, never read past (they crashed the program inside libcuda.so.1).
+static void test_bad_images()
+{
+    long pg = 4096;
+    unsigned char *m = (unsigned char *)mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE,
+                                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    EXPECT(m != MAP_FAILED && mprotect(m + pg, pg, PROT_NONE) == 0, "guard page");
+    if (m == MAP_FAILED)
+        return;
+    CUmodule bad;
+    unsigned char *elf = m + pg - 64; // an ELF header whose section headers lie beyond it
+    memset(elf, 0, 64);
+    memcpy(elf, "\x7f" "ELF", 4);
+    elf[4] = 2;
+    elf[0x28] = 64;  // e_shoff
+    elf[0x3A] = 64;  // e_shentsize
+    elf[0x3C] = 200; // e_shnum
+    EXPECT(cuModuleLoadData(&bad, elf) == CUDA_ERROR_INVALID_IMAGE, "truncated ELF");
+    unsigned char *fb = m + pg - 32; // a fatbin header promising 1 MiB
+    memset(fb, 0, 32);
+    const unsigned char fbh[16] = {0x50, 0xED, 0x55, 0xBA, 1, 0, 16, 0, 0, 0, 0x10, 0};
+    memcpy(fb, fbh, 16);
+    EXPECT(cuModuleLoadData(&bad, fb) == CUDA_ERROR_INVALID_IMAGE, "truncated fatbin");
+    memset(m, 'x', pg); // text without a NUL
+    EXPECT(cuModuleLoadData(&bad, m) == CUDA_ERROR_INVALID_IMAGE, "unterminated text");
+    munmap(m, 2 * pg);
+}
+
 int main()
 {
     CK(cuInit(0));
@@ -307,6 +367,8 @@ int main()
     CK(cuCtxSynchronize());
     check_out(out, n, 77, "CUkernel as CUfunction");
     CK(cuLibraryUnload(lib));
+    test_bad_handles(mod, f, kern, lib);
+    test_bad_images();
 
     // memsets, address ranges, unified copies, pitched memory, limits
     CUdeviceptr base2 = 0;
