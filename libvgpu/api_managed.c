@@ -33,6 +33,7 @@ struct managed {
     uint64_t size;         /* as requested */
     uint64_t len;          /* host mapping: size rounded up to pages */
     uint64_t base;         /* the device allocation holding [ptr, ptr + len) */
+    idm_handle ctx;        /* the context it was allocated in */
     uint8_t *shadow;       /* what the device holds, as far as libvgpu wrote or read it */
     int on_device;         /* 1: the GPU owns it (host pages PROT_NONE) */
     unsigned attach;       /* CU_MEM_ATTACH_GLOBAL, _HOST or _SINGLE */
@@ -369,9 +370,8 @@ static int map_at(uint64_t p, size_t len)
     return 0;
 }
 
-static void device_free(struct vgpu *v, uint64_t base)
+static void device_free(uint64_t base)
 {
-    (void)v;
     CUresult r = cuMemFree_v2(base);
     if (r != CUDA_SUCCESS)
         VLOG(VGPU_LOG_ERROR, "managed memory: freeing device allocation %#llx failed (%d)",
@@ -379,7 +379,7 @@ static void device_free(struct vgpu *v, uint64_t base)
 }
 
 /* A device allocation one page larger than len, and host memory at its first page boundary. */
-static CUresult managed_map(struct vgpu *v, size_t len, uint64_t *base, uint64_t *ptr)
+static CUresult managed_map(size_t len, uint64_t *base, uint64_t *ptr)
 {
     uint64_t taken[MANAGED_TRIES];
     int ntaken = 0, err = 0;
@@ -396,7 +396,7 @@ static CUresult managed_map(struct vgpu *v, size_t len, uint64_t *base, uint64_t
         taken[ntaken++] = *base;
     }
     for (int i = 0; i < ntaken; i++) /* device ranges whose host addresses were taken */
-        device_free(v, taken[i]);
+        device_free(taken[i]);
     if (r == CUDA_SUCCESS && err != 0) {
         VLOG(VGPU_LOG_ERROR, "cuMemAllocManaged(%zu): host address %#llx of the device "
              "allocation is not free (%s, %d tries): out of memory", len,
@@ -420,7 +420,8 @@ CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flag
         return CUDA_ERROR_INVALID_VALUE;
     struct managed m = {.size = bytesize, .len = len, .attach = flags,
                         .preferred = {.type = CU_MEM_LOCATION_TYPE_INVALID}};
-    if ((r = managed_map(v, len, &m.base, &m.ptr)) != CUDA_SUCCESS)
+    if ((r = vgpu_cur_ctx_handle(&m.ctx)) != CUDA_SUCCESS ||
+        (r = managed_map(len, &m.base, &m.ptr)) != CUDA_SUCCESS)
         return r;
     m.shadow = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m.shadow == MAP_FAILED) {
@@ -435,11 +436,19 @@ CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flag
         if (m.shadow)
             munmap(m.shadow, len);
         munmap((void *)(uintptr_t)m.ptr, len);
-        device_free(v, m.base);
+        device_free(m.base);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     *dptr = m.ptr;
     return CUDA_SUCCESS;
+}
+
+static void managed_unmap(struct managed *m)
+{
+    if (munmap((void *)(uintptr_t)m->ptr, m->len) != 0 || munmap(m->shadow, m->len) != 0)
+        VLOG(VGPU_LOG_ERROR, "managed memory %#llx: munmap: %s", (unsigned long long)m->ptr,
+             strerror(errno));
+    *m = mtab[--nm];
 }
 
 int vgpu_managed_free_locked(uint64_t p, uint64_t *base)
@@ -448,11 +457,17 @@ int vgpu_managed_free_locked(uint64_t p, uint64_t *base)
     if (m == NULL || m->ptr != p)
         return 0;
     *base = m->base;
-    if (munmap((void *)(uintptr_t)m->ptr, m->len) != 0 || munmap(m->shadow, m->len) != 0)
-        VLOG(VGPU_LOG_ERROR, "cuMemFree(%#llx): munmap of managed memory: %s",
-             (unsigned long long)p, strerror(errno));
-    *m = mtab[--nm];
+    managed_unmap(m);
     return 1;
+}
+
+void vgpu_managed_forget_ctx_locked(idm_handle ctx)
+{
+    for (size_t i = 0; i < nm;)
+        if (mtab[i].ctx == ctx)
+            managed_unmap(&mtab[i]); /* moves the last record here */
+        else
+            i++;
 }
 
 /* ---- attachment, prefetch, advice ---- */
@@ -661,16 +676,21 @@ CUresult cuMemRangeGetAttribute(void *data, size_t dataSize, CUmem_range_attribu
 /* ---- mapped host memory: not offered (STATUS.md): a kernel cannot see the tenant's host
  * memory across the domain boundary while it runs ---- */
 
-CUresult cuMemHostGetDevicePointer_v2(CUdeviceptr *pdptr, void *p, unsigned int Flags)
+CUresult vgpu_mapped_host_refuse(const char *what, const void *p)
 {
     static int once;
+    if (__atomic_exchange_n(&once, 1, __ATOMIC_RELAXED) == 0)
+        VLOG(VGPU_LOG_WARN, "%s(%p): mapped host memory is not supported "
+             "(CU_DEVICE_ATTRIBUTE_CAN_MAP_HOST_MEMORY is 0: a kernel on the GPU cannot reach "
+             "this process's host memory); returning CUDA_ERROR_NOT_SUPPORTED", what, p);
+    return CUDA_ERROR_NOT_SUPPORTED;
+}
+
+CUresult cuMemHostGetDevicePointer_v2(CUdeviceptr *pdptr, void *p, unsigned int Flags)
+{
     (void)pdptr;
     (void)Flags;
-    if (__atomic_exchange_n(&once, 1, __ATOMIC_RELAXED) == 0)
-        VLOG(VGPU_LOG_WARN, "cuMemHostGetDevicePointer(%p): mapped host memory is not "
-             "supported (CU_DEVICE_ATTRIBUTE_CAN_MAP_HOST_MEMORY is 0: a kernel cannot reach "
-             "this process's host memory)", p);
-    return CUDA_ERROR_NOT_SUPPORTED;
+    return vgpu_mapped_host_refuse("cuMemHostGetDevicePointer", p);
 }
 
 /* ---- device attributes ---- */

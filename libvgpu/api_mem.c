@@ -92,6 +92,7 @@ static void alloc_remove_locked(struct vgpu *v, uint64_t base)
 void vgpu_alloc_forget_ctx_locked(struct vgpu *v, idm_handle ctx)
 {
     size_t keep = 0;
+    vgpu_managed_forget_ctx_locked(ctx);
     for (size_t i = 0; i < v->nallocs; i++)
         if (v->allocs[i].ctx != ctx)
             v->allocs[keep++] = v->allocs[i];
@@ -263,6 +264,8 @@ CUresult cuMemHostAlloc(void **pp, size_t bytesize, unsigned int Flags)
         (Flags & ~(unsigned)(CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP |
                              CU_MEMHOSTALLOC_WRITECOMBINED)))
         return CUDA_ERROR_INVALID_VALUE;
+    if (Flags & CU_MEMHOSTALLOC_DEVICEMAP)
+        return vgpu_mapped_host_refuse("cuMemHostAlloc with CU_MEMHOSTALLOC_DEVICEMAP", NULL);
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t map = (bytesize + page - 1) & ~(page - 1);
     void *p = mmap(NULL, map, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -330,6 +333,8 @@ CUresult cuMemHostRegister_v2(void *p, size_t bytesize, unsigned int Flags)
         return r;
     if (p == NULL || bytesize == 0)
         return CUDA_ERROR_INVALID_VALUE;
+    if (Flags & CU_MEMHOSTREGISTER_DEVICEMAP)
+        return vgpu_mapped_host_refuse("cuMemHostRegister with CU_MEMHOSTREGISTER_DEVICEMAP", p);
     pthread_mutex_lock(&v->lock);
     if (vgpu_host_find_locked(v, p) != NULL) {
         pthread_mutex_unlock(&v->lock);

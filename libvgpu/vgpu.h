@@ -269,6 +269,10 @@ int vgpu_managed_range_locked(uint64_t p, uint64_t *start, uint64_t *size);
 /* cuMemFree of a managed pointer: unmaps it, forgets it, returns 1 and the device allocation
  * to free in *base; 0 when p is not the start of a managed allocation. */
 int vgpu_managed_free_locked(uint64_t p, uint64_t *base);
+/* A context destroyed or reset: its managed allocations are unmapped and forgotten. */
+void vgpu_managed_forget_ctx_locked(idm_handle ctx);
+/* Mapped host memory (DEVICEMAP) is refused: logs what (once) and returns NOT_SUPPORTED. */
+CUresult vgpu_mapped_host_refuse(const char *what, const void *p);
 /* A memset of host-owned managed memory is done on the host (returns 1, *r its result); 0: not
  * managed or the GPU's now, the memset goes to the device. */
 int vgpu_managed_memset_locked(struct vgpu *v, uint64_t dst, size_t pitch, uint32_t value,

@@ -233,14 +233,22 @@ static void stream_attach()
     CHECK(cudaStreamDestroy(s2));
 }
 
+// Mapped host memory cannot be honest across the domain boundary: refused, not faked.
 static void mapped_host_refused()
 {
     void *p = nullptr, *d = nullptr;
-    CHECK(cudaHostAlloc(&p, 4096, cudaHostAllocMapped));
-    cudaError_t e = cudaHostGetDevicePointer(&d, p, 0);
-    EXPECT(e != cudaSuccess, "cudaHostGetDevicePointer succeeded without a device mapping");
+    static char reg[8192];
+    EXPECT(cudaHostAlloc(&p, 4096, cudaHostAllocMapped) != cudaSuccess,
+           "cudaHostAlloc(cudaHostAllocMapped) succeeded");
+    EXPECT(cudaHostRegister(reg, sizeof reg, cudaHostRegisterMapped) != cudaSuccess,
+           "cudaHostRegister(cudaHostRegisterMapped) succeeded");
+    CHECK(cudaHostAlloc(&p, 4096, cudaHostAllocDefault));
+    EXPECT(cudaHostGetDevicePointer(&d, p, 0) != cudaSuccess,
+           "cudaHostGetDevicePointer succeeded without a device mapping");
     (void)cudaGetLastError();
     CHECK(cudaFreeHost(p));
+    CHECK(cudaHostRegister(reg, sizeof reg, cudaHostRegisterDefault));
+    CHECK(cudaHostUnregister(reg));
 }
 
 int main()
