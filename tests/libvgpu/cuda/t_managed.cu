@@ -254,7 +254,7 @@ static void mapped_host_refused()
 
 int main()
 {
-    setenv("VGPU_LOG", "debug", 0); // for dirty_page's count of pages sent
+    setenv("VGPU_LOG", "debug", 1); // for dirty_page's count of pages sent (read at cuInit)
     properties();
     basic();
     dirty_page();
