@@ -186,8 +186,9 @@ static CUresult ctx_sync(struct vgpu_ctx *c)
     struct idm_req_CTX_SYNCHRONIZE rq = {.ctx = c->h};
     struct idm_rep_CTX_SYNCHRONIZE rp;
     r = vgpu_call_CTX_SYNCHRONIZE_locked(v, &rq, NULL, 0, &rp, NULL, 0, NULL);
+    CUresult m = vgpu_managed_synced_locked(v, VGPU_SYNC_CTX, 0); /* managed memory back */
     pthread_mutex_unlock(&v->lock);
-    return a != CUDA_SUCCESS ? a : r;
+    return a != CUDA_SUCCESS ? a : r != CUDA_SUCCESS ? r : m;
 }
 
 CUresult cuCtxSynchronize(void)

@@ -1080,7 +1080,10 @@ static CUresult graph_launch(CUgraphExec x, CUstream s)
     pthread_mutex_lock(&book_lock);
     const struct host_book *b = book_find_locked(rq.exec);
     pthread_mutex_lock(&v->lock);
-    if (b != NULL && b->n > 0)
+    r = vgpu_managed_launch_locked(v, s); /* managed memory its kernels may see */
+    if (r != CUDA_SUCCESS)
+        ;
+    else if (b != NULL && b->n > 0)
         r = launch_with_host_locked(v, &rq, b);
     else
         r = vgpu_post_GRAPH_LAUNCH_locked(v, &rq, NULL, 0, -1, NULL, 0);

@@ -92,6 +92,7 @@ static void alloc_remove_locked(struct vgpu *v, uint64_t base)
 void vgpu_alloc_forget_ctx_locked(struct vgpu *v, idm_handle ctx)
 {
     size_t keep = 0;
+    vgpu_managed_forget_ctx_locked(ctx);
     for (size_t i = 0; i < v->nallocs; i++)
         if (v->allocs[i].ctx != ctx)
             v->allocs[keep++] = v->allocs[i];
@@ -201,6 +202,8 @@ CUresult cuMemFree_v2(CUdeviceptr dptr)
     struct idm_req_MEM_FREE rq = {.dptr = dptr};
     struct idm_rep_MEM_FREE rp;
     pthread_mutex_lock(&v->lock);
+    if (vgpu_managed_free_locked(dptr, &rq.dptr)) /* its device allocation */
+        dptr = rq.dptr;
     r = vgpu_call_MEM_FREE_locked(v, &rq, NULL, 0, &rp, NULL, 0, NULL);
     if (r == CUDA_SUCCESS)
         alloc_remove_locked(v, dptr);
@@ -216,7 +219,11 @@ CUresult cuMemGetAddressRange_v2(CUdeviceptr *pbase, size_t *psize, CUdeviceptr 
         return r;
     struct idm_req_MEM_GET_ADDRESS_RANGE rq = {.dptr = dptr};
     struct idm_rep_MEM_GET_ADDRESS_RANGE rp;
-    r = VGPU_CALL(v, MEM_GET_ADDRESS_RANGE, &rq, &rp);
+    pthread_mutex_lock(&v->lock);
+    int managed = vgpu_managed_range_locked(dptr, &rp.base, &rp.size);
+    pthread_mutex_unlock(&v->lock);
+    if (!managed)
+        r = VGPU_CALL(v, MEM_GET_ADDRESS_RANGE, &rq, &rp);
     if (r == CUDA_SUCCESS) {
         if (pbase)
             *pbase = rp.base;
@@ -257,6 +264,8 @@ CUresult cuMemHostAlloc(void **pp, size_t bytesize, unsigned int Flags)
         (Flags & ~(unsigned)(CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP |
                              CU_MEMHOSTALLOC_WRITECOMBINED)))
         return CUDA_ERROR_INVALID_VALUE;
+    if (Flags & CU_MEMHOSTALLOC_DEVICEMAP)
+        return vgpu_mapped_host_refuse("cuMemHostAlloc with CU_MEMHOSTALLOC_DEVICEMAP", NULL);
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t map = (bytesize + page - 1) & ~(page - 1);
     void *p = mmap(NULL, map, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -324,6 +333,8 @@ CUresult cuMemHostRegister_v2(void *p, size_t bytesize, unsigned int Flags)
         return r;
     if (p == NULL || bytesize == 0)
         return CUDA_ERROR_INVALID_VALUE;
+    if (Flags & CU_MEMHOSTREGISTER_DEVICEMAP)
+        return vgpu_mapped_host_refuse("cuMemHostRegister with CU_MEMHOSTREGISTER_DEVICEMAP", p);
     pthread_mutex_lock(&v->lock);
     if (vgpu_host_find_locked(v, p) != NULL) {
         pthread_mutex_unlock(&v->lock);
@@ -386,8 +397,8 @@ static CUresult htod_inline_locked(struct vgpu *v, uint64_t dst, const uint8_t *
 
 /* Host to device: inline when small, else window chunks (the next chunk is filled while the
  * proxy works on the previous ones). */
-static CUresult htod_locked(struct vgpu *v, uint64_t dst, const void *src, size_t len,
-                            idm_handle stream)
+CUresult vgpu_htod_locked(struct vgpu *v, uint64_t dst, const void *src, size_t len,
+                          idm_handle stream)
 {
     const uint8_t *s = src;
     CUresult r = CUDA_SUCCESS;
@@ -416,8 +427,8 @@ static CUresult htod_locked(struct vgpu *v, uint64_t dst, const void *src, size_
 }
 
 /* Device to host: the reply handler copies each chunk out when its reply arrives. */
-static CUresult dtoh_locked(struct vgpu *v, void *dst, uint64_t src, size_t len,
-                            idm_handle stream)
+CUresult vgpu_dtoh_locked(struct vgpu *v, void *dst, uint64_t src, size_t len,
+                          idm_handle stream)
 {
     uint8_t *d = dst;
     CUresult r = CUDA_SUCCESS;
@@ -457,6 +468,18 @@ static CUresult dtod_locked(struct vgpu *v, uint64_t dst, uint64_t src, size_t l
 
 enum dir { HTOD, DTOH, DTOD, HTOH };
 
+/* Managed memory (api_managed.c) is host memory while the host owns it and device memory while
+ * the GPU does; the pointer is the same either way (cudaMemcpyDefault's view). */
+static enum dir managed_dir_locked(enum dir d, uint64_t dst, uint64_t src)
+{
+    int dd = d == HTOD || d == DTOD, sd = d == DTOH || d == DTOD, on;
+    if (vgpu_managed_on_device_locked(dst, &on))
+        dd = on;
+    if (vgpu_managed_on_device_locked(src, &on))
+        sd = on;
+    return dd ? (sd ? DTOD : HTOD) : (sd ? DTOH : HTOH);
+}
+
 /* One copy; sync drains every reply and returns the first error, earlier async ones included. */
 static CUresult copy(enum dir d, uint64_t dst, uint64_t src, size_t len, CUstream hs, int sync)
 {
@@ -475,6 +498,7 @@ static CUresult copy(enum dir d, uint64_t dst, uint64_t src, size_t len, CUstrea
         return r; /* recorded by the stream's capture, or refused */
     idm_handle stream = vgpu_stream_handle(hs);
     pthread_mutex_lock(&v->lock);
+    d = managed_dir_locked(d, dst, src);
     switch (d) {
     case HTOD:
         /* CUDA's HtoD from pageable memory synchronises before it starts (earlier DtoH bytes
@@ -483,10 +507,10 @@ static CUresult copy(enum dir d, uint64_t dst, uint64_t src, size_t len, CUstrea
         if (sync)
             r = vgpu_drain_op_locked(v, IDM_OP_MEMCPY_DTOH);
         if (r == CUDA_SUCCESS)
-            r = htod_locked(v, dst, (const void *)(uintptr_t)src, len, stream);
+            r = vgpu_htod_locked(v, dst, (const void *)(uintptr_t)src, len, stream);
         break;
     case DTOH:
-        r = dtoh_locked(v, (void *)(uintptr_t)dst, src, len, stream);
+        r = vgpu_dtoh_locked(v, (void *)(uintptr_t)dst, src, len, stream);
         break;
     case DTOD:
         r = dtod_locked(v, dst, src, len, stream, sync);
@@ -649,6 +673,10 @@ static CUresult memset_op(uint64_t dst, size_t pitch, uint32_t value, uint32_t e
                                 .pitch = height > 1 ? pitch : 0, .height = height,
                                 .value = value, .elem_size = elem};
     pthread_mutex_lock(&v->lock);
+    if (vgpu_managed_memset_locked(v, dst, pitch, value, elem, width, height, &r)) {
+        pthread_mutex_unlock(&v->lock); /* host-owned managed memory: set on the host */
+        return r;
+    }
     /* asynchronous: unanswered; synchronous: answered, its failure is the call's result */
     if (!sync)
         r = vgpu_send_MEMSET_locked(v, &rq, NULL, 0);
@@ -726,7 +754,13 @@ static CUresult pointer_attr(void *data, CUpointer_attribute attr, CUdeviceptr p
     struct vgpu_alloc ac = a ? *a : (struct vgpu_alloc){0};
     const struct vgpu_host *h = a ? NULL : vgpu_host_find_locked(v, (const void *)(uintptr_t)ptr);
     struct vgpu_host hc = h ? *h : (struct vgpu_host){0};
+    uint64_t mstart, msize; /* managed: host and device pointer alike */
+    int managed = vgpu_managed_range_locked(ptr, &mstart, &msize);
     pthread_mutex_unlock(&v->lock);
+    if (managed) {
+        ac.base = mstart;
+        ac.size = msize;
+    }
     struct vgpu_ctx *cur = vgpu_ctx_current();
     if (a == NULL && h == NULL && !lenient)
         return CUDA_ERROR_INVALID_VALUE;
@@ -743,11 +777,13 @@ static CUresult pointer_attr(void *data, CUpointer_attribute attr, CUdeviceptr p
         *(CUdeviceptr *)data = a ? ptr : 0;
         break;
     case CU_POINTER_ATTRIBUTE_HOST_POINTER:
-        if (!h && !lenient)
+        if (!h && !managed && !lenient)
             return CUDA_ERROR_INVALID_VALUE;
-        *(void **)data = h ? (void *)(uintptr_t)ptr : NULL;
+        *(void **)data = (h || managed) ? (void *)(uintptr_t)ptr : NULL;
         break;
     case CU_POINTER_ATTRIBUTE_IS_MANAGED:
+        *(int *)data = managed;
+        break;
     case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE:
     case CU_POINTER_ATTRIBUTE_IS_GPU_DIRECT_RDMA_CAPABLE:
         *(int *)data = 0;

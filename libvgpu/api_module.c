@@ -936,7 +936,9 @@ static CUresult launch(void *p, const uint32_t grid[3], const uint32_t block[3],
     memcpy(rq.block, block, sizeof rq.block);
     memcpy(rq.cluster, cluster, sizeof rq.cluster);
     pthread_mutex_lock(&v->lock);
-    r = post_launch_locked(v, f, &rq, kernelParams, extra);
+    r = vgpu_managed_launch_locked(v, s); /* managed memory it may see goes to the GPU */
+    if (r == CUDA_SUCCESS)
+        r = post_launch_locked(v, f, &rq, kernelParams, extra);
     pthread_mutex_unlock(&v->lock);
     return r;
 }

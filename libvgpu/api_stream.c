@@ -301,8 +301,9 @@ static CUresult stream_sync(CUstream s)
     struct idm_req_STREAM_SYNCHRONIZE rq = {.stream = vgpu_stream_handle(s)};
     struct idm_rep_STREAM_SYNCHRONIZE rp;
     r = vgpu_call_STREAM_SYNCHRONIZE_locked(v, &rq, NULL, 0, &rp, NULL, 0, NULL);
+    CUresult m = vgpu_managed_synced_locked(v, VGPU_SYNC_STREAM, rq.stream);
     pthread_mutex_unlock(&v->lock);
-    return a != CUDA_SUCCESS ? a : r;
+    return a != CUDA_SUCCESS ? a : r != CUDA_SUCCESS ? r : m;
 }
 
 CUresult cuStreamSynchronize(CUstream hStream)
@@ -326,6 +327,8 @@ static CUresult stream_query(CUstream s)
     struct idm_req_STREAM_QUERY rq = {.stream = vgpu_stream_handle(s)};
     struct idm_rep_STREAM_QUERY rp;
     r = vgpu_call_STREAM_QUERY_locked(v, &rq, NULL, 0, &rp, NULL, 0, NULL);
+    if (a == CUDA_SUCCESS && r == CUDA_SUCCESS) /* done: as a synchronisation */
+        r = vgpu_managed_synced_locked(v, VGPU_SYNC_STREAM, rq.stream);
     pthread_mutex_unlock(&v->lock);
     return a != CUDA_SUCCESS ? a : r;
 }
@@ -387,6 +390,9 @@ CUresult cuEventDestroy_v2(CUevent hEvent)
         return r;
     struct idm_req_EVENT_DESTROY rq = {.event = (idm_handle)(uintptr_t)hEvent};
     struct idm_rep_EVENT_DESTROY rp;
+    pthread_mutex_lock(&v->lock);
+    vgpu_managed_event_forget_locked(rq.event);
+    pthread_mutex_unlock(&v->lock);
     return VGPU_CALL(v, EVENT_DESTROY, &rq, &rp);
 }
 
@@ -409,6 +415,8 @@ static CUresult event_record(CUevent e, CUstream s, unsigned flags)
                                       .stream = vgpu_stream_handle(s), .flags = flags};
     pthread_mutex_lock(&v->lock);
     r = vgpu_send_EVENT_RECORD_locked(v, &rq, NULL, 0);
+    if (r == CUDA_SUCCESS) /* its synchronisation ends the GPU work queued before it */
+        vgpu_managed_event_record_locked(rq.event, s);
     pthread_mutex_unlock(&v->lock);
     return r;
 }
@@ -434,8 +442,9 @@ CUresult cuEventSynchronize(CUevent hEvent)
     struct idm_req_EVENT_SYNCHRONIZE rq = {.event = (idm_handle)(uintptr_t)hEvent};
     struct idm_rep_EVENT_SYNCHRONIZE rp;
     r = vgpu_call_EVENT_SYNCHRONIZE_locked(v, &rq, NULL, 0, &rp, NULL, 0, NULL);
+    CUresult m = vgpu_managed_synced_locked(v, VGPU_SYNC_EVENT, rq.event);
     pthread_mutex_unlock(&v->lock);
-    return a != CUDA_SUCCESS ? a : r;
+    return a != CUDA_SUCCESS ? a : r != CUDA_SUCCESS ? r : m;
 }
 
 CUresult cuEventQuery(CUevent hEvent)
@@ -453,6 +462,8 @@ CUresult cuEventQuery(CUevent hEvent)
     struct idm_req_EVENT_QUERY rq = {.event = (idm_handle)(uintptr_t)hEvent};
     struct idm_rep_EVENT_QUERY rp;
     r = vgpu_call_EVENT_QUERY_locked(v, &rq, NULL, 0, &rp, NULL, 0, NULL);
+    if (r == CUDA_SUCCESS) /* done: as a synchronisation */
+        r = vgpu_managed_synced_locked(v, VGPU_SYNC_EVENT, rq.event);
     pthread_mutex_unlock(&v->lock);
     return r;
 }

@@ -254,6 +254,45 @@ const struct vgpu_host *vgpu_host_find_locked(struct vgpu *v, const void *p);
  * device + 1), 0 for cuMemAlloc. */
 CUresult vgpu_mem_alloc(CUdeviceptr *dptr, size_t bytesize, int pool);
 
+/* Host to device / device to host copies of len bytes on stream (api_mem.c); a DtoH's bytes
+ * land when its replies are processed. Caller holds v->lock. */
+CUresult vgpu_htod_locked(struct vgpu *v, uint64_t dst, const void *src, size_t len,
+                          idm_handle stream);
+CUresult vgpu_dtoh_locked(struct vgpu *v, void *dst, uint64_t src, size_t len,
+                          idm_handle stream);
+
+/* ---- managed memory (api_managed.c): host pages at the device address, the host's while no
+ * GPU work that may see them is outstanding, the GPU's (PROT_NONE on the host) from the launch
+ * that may see them to the synchronisation that ends it. The hooks below are the only places
+ * the rest of libvgpu calls; each is called with v->lock held. ---- */
+enum { VGPU_SYNC_CTX, VGPU_SYNC_STREAM, VGPU_SYNC_EVENT };
+/* Sets device d's attributes: managed memory yes, concurrent access and mapped host memory no. */
+void vgpu_managed_init(struct vgpu *v, int d);
+/* Before a kernel (or graph) launch on s: sends the dirty pages of the allocations it may see
+ * and gives them to the GPU. */
+CUresult vgpu_managed_launch_locked(struct vgpu *v, CUstream s);
+/* After a synchronisation (what: VGPU_SYNC_*; h: the stream or event handle, 0 for the
+ * context) or a query that found the work done: the allocations whose GPU work has ended come
+ * back to the host. */
+CUresult vgpu_managed_synced_locked(struct vgpu *v, int what, uint64_t h);
+void vgpu_managed_event_record_locked(idm_handle event, CUstream s);
+void vgpu_managed_event_forget_locked(idm_handle event);
+/* 1 when p lies in a managed allocation; *on_device: whether the GPU owns it now. */
+int vgpu_managed_on_device_locked(uint64_t p, int *on_device);
+/* 1 when p lies in a managed allocation: its pointer and size. */
+int vgpu_managed_range_locked(uint64_t p, uint64_t *start, uint64_t *size);
+/* cuMemFree of a managed pointer: unmaps it, forgets it, returns 1 and the device allocation
+ * to free in *base; 0 when p is not the start of a managed allocation. */
+int vgpu_managed_free_locked(uint64_t p, uint64_t *base);
+/* A context destroyed or reset: its managed allocations are unmapped and forgotten. */
+void vgpu_managed_forget_ctx_locked(idm_handle ctx);
+/* Mapped host memory (DEVICEMAP) is refused: logs what (once) and returns NOT_SUPPORTED. */
+CUresult vgpu_mapped_host_refuse(const char *what, const void *p);
+/* A memset of host-owned managed memory is done on the host (returns 1, *r its result); 0: not
+ * managed or the GPU's now, the memset goes to the device. */
+int vgpu_managed_memset_locked(struct vgpu *v, uint64_t dst, size_t pitch, uint32_t value,
+                               uint32_t elem, size_t width, size_t height, CUresult *r);
+
 /* ---- memory pools (api_pool.c) ---- */
 /* Sets up device d's default pool and the pool attributes its cached properties advertise. */
 void vgpu_pool_init(struct vgpu *v, int d);

@@ -455,6 +455,7 @@ static CUresult init_locked(struct vgpu *v)
         dev->name[sizeof dev->name - 1] = '\0';
         memcpy(dev->attrs, pr.attrs, sizeof dev->attrs);
         vgpu_pool_init(v, d);
+        vgpu_managed_init(v, d);
         struct vgpu_ctx *p = &v->primary[d];
         if (p->self == 0 && (p->self = vgpu_handle_new(VGPU_H_CTX, p)) == 0) {
             fprintf(stderr, "libvgpu: no handle for device %d's primary context: no device\n",
