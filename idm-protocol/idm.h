@@ -1,6 +1,7 @@
 /* idm.h - the IDM wire format: message header, size limits, flags and the op numbering.
- * Every message (request or reply) is one ring slot: a struct idm_hdr followed by `len` payload
- * bytes. The payload of op X is `struct idm_req_X` (requests) or `struct idm_rep_X` (replies),
+ * Every message (request or reply) is a struct idm_hdr followed by `len` payload bytes, laid
+ * over one or more consecutive ring slots (idm_msg_slots: a small message is one slot; a larger
+ * one, up to idm_max_payload, continues in the next slots and is published at once). The payload of op X is `struct idm_req_X` (requests) or `struct idm_rep_X` (replies),
  * optionally followed by a variable-length tail. Both structs come from idm_ops.def. */
 #ifndef IDM_H
 #define IDM_H
@@ -20,6 +21,9 @@
 #define IDM_RING_SLOTS_DEFAULT 256u
 #define IDM_WINDOW_SIZE_DEFAULT (8u << 20)
 #define IDM_WINDOW_SIZE_MAX (1024ull << 20)
+#define IDM_MSG_BYTES_MAX (72u << 10) /* the most bytes (header included) a message spans when
+                                     * the slots are smaller: 64 KiB of inline bulk data and its
+                                     * fixed struct; never more than a quarter of the ring */
 #define IDM_NAME_MAX 256u /* device names and FUNC_GET_NAME replies (incl. NUL) */
 #define IDM_SYMBOL_MAX 4096u /* kernel and global names in request tails (incl. NUL): C++
                              * template names (Thrust, CUB) are often longer than 256 bytes */

@@ -125,6 +125,7 @@ struct idm_conn {
     /* private geometry, copied once at attach */
     struct idm_conn_config geo;
     struct idm_layout layout;
+    uint32_t msg_slots_max; /* slots one message may span (idm_max_payload) */
     uint8_t *base; /* mapping of the whole region */
     size_t map_size;
     uint8_t *window;

@@ -59,10 +59,11 @@ const struct idm_transport *idm_transport_by_name(const char *name);
 /* ---- connection calls, the same for every transport; all return 0 or -errno ---- */
 
 /* Sends one message: hdr (its magic, version and len are filled in here) then `len` payload
- * bytes gathered from up to two pieces (b may be NULL). Waits (adaptive) while the ring is full.
- * Thread-safe: several threads may send on one connection.
+ * bytes gathered from up to two pieces (b may be NULL), over as many consecutive slots as it
+ * needs (idm_msg_slots), all published at once. Waits (adaptive) while the ring has fewer free
+ * slots. Thread-safe: several threads may send on one connection.
  * -EPIPE: the peer is gone; -EPROTO: the peer corrupted the ring (the connection is dead);
- * -EMSGSIZE: the message does not fit a slot. */
+ * -EMSGSIZE: the payload is larger than idm_max_payload. */
 int idm_send(struct idm_conn *c, struct idm_hdr *hdr, const void *a, size_t alen, const void *b,
              size_t blen);
 
@@ -91,6 +92,14 @@ void *idm_window(struct idm_conn *c, uint64_t *size);
 
 /* Checks that [off, off+len) lies inside the window (overflow-safe). */
 int idm_window_check(const struct idm_conn *c, uint64_t off, uint64_t len);
+
+/* The most payload bytes one message may carry on this connection (either direction): the
+ * messages span at most a quarter of the ring (at least one slot) and, beyond one slot, at most
+ * IDM_MSG_BYTES_MAX bytes with their header. The same value on both sides (from the geometry). */
+uint32_t idm_max_payload(const struct idm_conn *c);
+
+/* How many ring slots a message of payload_len bytes occupies on this connection. */
+uint32_t idm_msg_slots(const struct idm_conn *c, uint64_t payload_len);
 
 /* The geometry in force and the peer's identity. */
 const struct idm_conn_config *idm_conn_geometry(const struct idm_conn *c);
