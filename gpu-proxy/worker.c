@@ -235,14 +235,13 @@ static void *client_main(void *arg)
     struct idm_msg m;
     uint64_t wsize = 0;
     void *window = idm_window(cl->conn, &wsize);
-    const struct idm_conn_config *geo = idm_conn_geometry(cl->conn);
     const char *why = "client disconnected";
     int watch = !w->be->kernels_cancellable; /* check_orphans looks at this client */
     unsigned batch = 0;
     int rc;
 
     idm_msg_init(&m);
-    rc = session_open(w->zone, cl->conn, window, wsize, geo->slot_size, cl->peer, &s);
+    rc = session_open(w->zone, cl->conn, window, wsize, idm_max_payload(cl->conn), cl->peer, &s);
     if (rc != 0) {
         log_error("zone=%s %s: cannot open a session: %s", w->ws->zone_name, cl->peer,
                   strerror(-rc));

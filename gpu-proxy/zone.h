@@ -262,14 +262,16 @@ struct session {
     struct idm_conn *conn;
     uint8_t *window;
     uint64_t window_size;
-    uint32_t max_reply; /* payload bytes that fit one reply slot */
+    uint32_t max_reply; /* payload bytes one reply may carry (idm_max_payload) */
     uint8_t *rbuf;      /* reply payload buffer, max_reply bytes */
     char peer[64];      /* "pid=123" / "domid=5" for logs */
 };
 
-/* Creates a session of zone z (takes a zone reference and counts a client). window may be NULL. */
+/* Creates a session of zone z (takes a zone reference and counts a client). window may be NULL.
+ * max_payload: the most payload bytes one message of the connection carries (idm_max_payload),
+ * which bounds the replies, DtoH data inline in them included. */
 int session_open(struct zone *z, struct idm_conn *conn, void *window, uint64_t window_size,
-                 uint32_t slot_size, const char *peer, struct session **out);
+                 uint32_t max_payload, const char *peer, struct session **out);
 /* Releases every object of the session in dependency order, then the session. */
 void session_close(struct session *s);
 /* Releases the objects that belong to context ctx (0: all objects). */

@@ -368,7 +368,7 @@ static size_t copy_step(const struct vgpu *v, size_t len)
 }
 
 /* Up to VGPU_HTOD_INLINE_MAX bytes, unanswered requests that carry the bytes in the ring (one
- * slot's worth each): the copy returns once they are there (the source may be reused, as
+ * message's worth each, idm_max_payload: one request at the default geometry): the copy returns once they are there (the source may be reused, as
  * CUDA's pageable HtoD allows). */
 static CUresult htod_inline_locked(struct vgpu *v, uint64_t dst, const uint8_t *src, size_t len,
                                    idm_handle stream)
@@ -415,7 +415,9 @@ static CUresult htod_locked(struct vgpu *v, uint64_t dst, const void *src, size_
     return r;
 }
 
-/* Device to host: the reply handler copies each chunk out when its reply arrives. */
+/* Device to host: up to VGPU_DTOH_INLINE_MAX bytes come back in the reply itself (one round
+ * trip, no window chunk); larger copies in window chunks. The reply handler copies the bytes
+ * out when the reply arrives. */
 static CUresult dtoh_locked(struct vgpu *v, void *dst, uint64_t src, size_t len,
                             idm_handle stream)
 {
@@ -423,7 +425,7 @@ static CUresult dtoh_locked(struct vgpu *v, void *dst, uint64_t src, size_t len,
     CUresult r = CUDA_SUCCESS;
     if (len == 0)
         return CUDA_SUCCESS;
-    if (len <= vgpu_inline_max(v, IDM_OP_MEMCPY_DTOH)) {
+    if (len <= VGPU_DTOH_INLINE_MAX && len <= vgpu_inline_max(v, IDM_OP_MEMCPY_DTOH)) {
         struct idm_req_MEMCPY_DTOH rq = {.src = src, .stream = stream, .len = len};
         return vgpu_post_MEMCPY_DTOH_locked(v, &rq, NULL, 0, -1, dst, len);
     }

@@ -24,6 +24,8 @@
 #define VGPU_MAX_CHUNKS 16     /* window chunks */
 #define VGPU_HTOD_INLINE_MAX 65536 /* HtoD copies up to this size travel in the ring itself,
                                     * unanswered (api_mem.c); larger ones through the window */
+#define VGPU_DTOH_INLINE_MAX 65536 /* DtoH copies up to this size come back in their reply
+                                    * (one message over several slots), no window chunk */
 #define VGPU_CLS_MAX 64        /* context-local storage entries per context */
 #define VGPU_SYMBOL_MAX 4096   /* longest kernel or global name sent (incl. NUL); the request
                                 * tail must also fit one ring slot */
@@ -122,6 +124,7 @@ struct vgpu_pending {
     int chunk;           /* window chunk it owns, -1 none */
     void *dst;           /* MEMCPY_DTOH: where the bytes go */
     uint64_t len;
+    uint32_t slots;      /* reply ring slots its reply takes (counted in reply_slots) */
 };
 
 /* The connection context: everything libvgpu knows, one instance per process. */
@@ -147,6 +150,8 @@ struct vgpu {
     struct vgpu_pending pending[VGPU_MAX_INFLIGHT];
     unsigned npending;
     unsigned max_inflight;       /* <= VGPU_MAX_INFLIGHT and half the ring: replies always fit */
+    uint32_t reply_slots;        /* reply ring slots the pending requests' replies take */
+    uint32_t max_reply_slots;    /* their limit: half the ring (or one largest reply) */
 
     /* from HELLO */
     uint64_t quota;

@@ -120,6 +120,7 @@ static int finish_posted(struct vgpu *v, const struct idm_msg *m)
             }
         }
         vgpu_chunk_put_locked(v, p->chunk);
+        v->reply_slots -= p->slots;
         memset(p, 0, sizeof *p);
         v->npending--;
         return 1;
@@ -154,14 +155,26 @@ static int recv_one(struct vgpu *v, uint64_t want, int timeout_ms, CUresult *err
     return 0;
 }
 
-/* Makes sure another request may be outstanding. */
-static CUresult make_room(struct vgpu *v)
+/* Makes sure another request may be outstanding whose reply takes up to `slots` ring slots:
+ * the replies we have not drained never take more than half the reply ring (max_reply_slots,
+ * docs/CONTRACTS.md), so the worker can always send them without waiting for us. */
+static CUresult make_room(struct vgpu *v, uint32_t slots)
 {
     CUresult err = CUDA_SUCCESS;
-    while (v->npending >= v->max_inflight)
+    while (v->npending >= v->max_inflight ||
+           (v->npending > 0 && v->reply_slots + slots > v->max_reply_slots))
         if (recv_one(v, 0, -1, &err) < 0)
             return err;
     return CUDA_SUCCESS;
+}
+
+/* The reply ring slots the answer to op takes, with rep_tail bytes after its fixed struct. */
+static uint32_t reply_slots(const struct vgpu *v, uint16_t op, uint64_t rep_tail)
+{
+    const struct idm_op_info *info = idm_op_lookup(op);
+    uint64_t len = (info ? info->rep_size : 0) + rep_tail;
+
+    return idm_msg_slots(v->conn, len < v->max_tail_rep ? len : v->max_tail_rep);
 }
 
 CUresult vgpu_rpc_locked(struct vgpu *v, uint16_t op, const void *req, size_t req_size,
@@ -171,7 +184,7 @@ CUresult vgpu_rpc_locked(struct vgpu *v, uint16_t op, const void *req, size_t re
     CUresult err;
     if (v->dead || v->conn == NULL)
         return CUDA_ERROR_DEVICE_UNAVAILABLE;
-    if ((err = make_room(v)) != CUDA_SUCCESS)
+    if ((err = make_room(v, reply_slots(v, op, rep_tail_cap))) != CUDA_SUCCESS)
         return err;
     struct idm_hdr h = {.op = op, .flags = 0, .seq = ++v->seq};
     if (vgpu_log_on(VGPU_LOG_TRACE))
@@ -230,7 +243,11 @@ CUresult vgpu_post_locked(struct vgpu *v, uint16_t op, const void *req, size_t r
         vgpu_chunk_put_locked(v, chunk);
         return CUDA_ERROR_DEVICE_UNAVAILABLE;
     }
-    if ((err = make_room(v)) != CUDA_SUCCESS) {
+    const struct idm_op_info *info = idm_op_lookup(op);
+    /* DtoH data without a window chunk comes back inline, after the reply's fixed struct. */
+    int inline_out = info && info->props->bulk == IDM_BULK_OUT && chunk < 0 && dst != NULL;
+    uint32_t slots = reply_slots(v, op, inline_out ? len : 0);
+    if ((err = make_room(v, slots)) != CUDA_SUCCESS) {
         vgpu_chunk_put_locked(v, chunk);
         return err;
     }
@@ -238,17 +255,19 @@ CUresult vgpu_post_locked(struct vgpu *v, uint16_t op, const void *req, size_t r
     for (unsigned i = 0; i < VGPU_MAX_INFLIGHT && !p; i++)
         if (v->pending[i].seq == 0)
             p = &v->pending[i];
-    const struct idm_op_info *info = idm_op_lookup(op);
     struct idm_hdr h = {.op = op, .seq = ++v->seq,
                         .flags = (info && info->kind == IDM_KIND_ASYNC) ? IDM_F_ASYNC : 0};
-    *p = (struct vgpu_pending){.seq = h.seq, .op = op, .chunk = chunk, .dst = dst, .len = len};
+    *p = (struct vgpu_pending){.seq = h.seq, .op = op, .chunk = chunk, .dst = dst, .len = len,
+                               .slots = slots};
     v->npending++;
+    v->reply_slots += slots;
     if (vgpu_log_on(VGPU_LOG_TRACE))
         trace_msg("->", h, req, req_size); /* fixed part: the tail is elsewhere */
     int rc = idm_send(v->conn, &h, req, req_size, tail, tail_len);
     if (rc < 0) {
         memset(p, 0, sizeof *p);
         v->npending--;
+        v->reply_slots -= slots;
         vgpu_chunk_put_locked(v, chunk);
         if (rc == -EMSGSIZE)
             return CUDA_ERROR_INVALID_VALUE;
@@ -391,12 +410,16 @@ static CUresult init_locked(struct vgpu *v)
         return CUDA_ERROR_NO_DEVICE;
     }
     const struct idm_conn_config *g = idm_conn_geometry(v->conn);
-    v->max_tail_req = g->slot_size - sizeof(struct idm_hdr);
-    v->max_tail_rep = g->slot_size - sizeof(struct idm_hdr);
+    v->max_tail_req = idm_max_payload(v->conn);
+    v->max_tail_rep = idm_max_payload(v->conn);
     v->max_inflight = g->ring_slots / 2 < VGPU_MAX_INFLIGHT ? g->ring_slots / 2
                                                             : VGPU_MAX_INFLIGHT;
     if (v->max_inflight == 0)
         v->max_inflight = 1;
+    v->max_reply_slots = g->ring_slots / 2 > idm_msg_slots(v->conn, v->max_tail_rep)
+                             ? g->ring_slots / 2
+                             : idm_msg_slots(v->conn, v->max_tail_rep);
+    v->reply_slots = 0;
     v->window = idm_window(v->conn, &v->window_size);
     v->nchunks = 0;
     if (v->window != NULL && v->window_size >= 4096) {

@@ -56,7 +56,7 @@ struct fixture {
 static int32_t call_flags(struct session *s, uint16_t op, uint32_t flags, const void *req,
                           size_t len, const void *tail, size_t tail_len)
 {
-    uint8_t buf[4096];
+    static uint8_t buf[IDM_MSG_BYTES_MAX]; /* one message of several slots */
     struct idm_hdr h;
     uint32_t rep_len;
     int32_t status = -1;
@@ -603,6 +603,79 @@ static void test_dispatch_stream_reply_matches_inline(void **state)
         assert_int_equal(c.payload[sizeof(rep) + i], 0x5A);
 }
 
+/* Keeps a whole reply (up to a 64 KiB DtoH inline and its fixed struct). */
+struct captured_big {
+    int32_t status;
+    uint32_t len;
+    uint8_t payload[IDM_MSG_BYTES_MAX];
+};
+
+static int capture_big(void *ctx, const struct idm_hdr *req, int32_t status, const void *payload,
+                       uint32_t len)
+{
+    struct captured_big *c = ctx;
+
+    (void)req;
+    c->status = status;
+    c->len = len;
+    memcpy(c->payload, payload, len < sizeof(c->payload) ? len : sizeof(c->payload));
+    return 0;
+}
+
+/* With a connection whose messages span several slots (the default geometry's 73,696 payload
+ * bytes), 64 KiB travel inline both ways: an HtoD in the request, a DtoH in the reply, on the
+ * default stream and from a stream's worker (whose reply buffer is as large); a DtoH inline of
+ * one byte more than the reply holds is refused, the session stays usable. */
+static void test_dispatch_dtoh_inline_multislot(void **state)
+{
+    struct fixture *f = *state;
+    const uint32_t max = IDM_MSG_BYTES_MAX - sizeof(struct idm_hdr), n = 65536;
+    struct session *s;
+    static uint8_t data[65536];
+    static struct captured_big c;
+    struct idm_rep_MEMCPY_DTOH rep;
+
+    assert_int_equal(session_open(f->za, NULL, f->win, WIN, max, "big", &s), 0);
+    idm_handle ctx = ctx_of(s);
+    idm_dptr d = alloc_in(s, ctx, n);
+    for (uint32_t i = 0; i < n; i++)
+        data[i] = (uint8_t)(i * 13 + 1);
+    struct idm_req_MEMCPY_HTOD wr = {.dst = d, .len = n};
+    struct idm_req_MEMCPY_DTOH rd = {.src = d, .len = n};
+    assert_int_equal(call(s, IDM_OP_MEMCPY_HTOD, &wr, sizeof(wr), data, n), 0);
+    assert_int_equal(call(s, IDM_OP_MEMCPY_DTOH, &rd, sizeof(rd), NULL, 0), 0);
+    assert_int_equal(REP(s, MEMCPY_DTOH)->len, n);
+    assert_memory_equal(s->rbuf + sizeof(rep), data, n);
+
+    struct idm_req_STREAM_CREATE sc = {.ctx = ctx};
+    assert_int_equal(call(s, IDM_OP_STREAM_CREATE, &sc, sizeof(sc), NULL, 0), 0);
+    struct idm_req_STREAM_SYNCHRONIZE ss = {.stream = REP(s, STREAM_CREATE)->stream};
+    rd.stream = ss.stream;
+    s->reply_ctx = &c;
+    s->send_reply = capture_big;
+    assert_int_equal(call(s, IDM_OP_MEMCPY_DTOH, &rd, sizeof(rd), NULL, 0), -1000);
+    assert_int_equal(call(s, IDM_OP_STREAM_SYNCHRONIZE, &ss, sizeof(ss), NULL, 0), 0);
+    s->send_reply = NULL;
+    assert_int_equal(c.status, 0);
+    assert_int_equal(c.len, sizeof(rep) + n);
+    assert_memory_equal(c.payload + sizeof(rep), data, n);
+
+    /* hostile: more than the reply can carry inline, and more than the allocation */
+    rd.stream = 0;
+    rd.len = max - sizeof(rep) + 1;
+    assert_int_equal(call(s, IDM_OP_MEMCPY_DTOH, &rd, sizeof(rd), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    rd.len = UINT64_MAX;
+    assert_int_equal(call(s, IDM_OP_MEMCPY_DTOH, &rd, sizeof(rd), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    rd.len = 16;
+    assert_int_equal(call(s, IDM_OP_MEMCPY_DTOH, &rd, sizeof(rd), NULL, 0), 0);
+    assert_memory_equal(s->rbuf + sizeof(rep), data, 16);
+    struct session *none = NULL;
+    assert_int_equal(session_open(f->za, NULL, f->win, WIN, max + 1, "too-big", &none), -EINVAL);
+    session_close(s);
+}
+
 /* Counts the replies stream workers send. */
 static int count_reply(void *ctx, const struct idm_hdr *req, int32_t status, const void *payload,
                        uint32_t len)
@@ -1064,6 +1137,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_stream_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_occupancy_cluster_overflow, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_dtoh_inline_multislot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_stream_reply_matches_inline, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_noreply_latched, setup, teardown),
