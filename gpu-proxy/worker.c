@@ -215,10 +215,16 @@ static int serve_one(struct client *cl, struct session *s, struct idm_msg *m)
     int32_t status;
     int rc;
 
-    if (fatal && (m->hdr.flags & IDM_F_NOREPLY))
-        return 0; /* its next synchronising call gets the fault, as every answered call does */
+    if (fatal && (m->hdr.flags & IDM_F_NOREPLY)) {
+        /* its next synchronising call gets the fault, as every answered call does; a window
+         * range it names is the client's again at once */
+        session_win_hold(s, m->idx);
+        session_win_release(s, m->idx);
+        return 0;
+    }
     if (fatal)
         return reply_send(cl, &m->hdr, fatal, NULL, 0);
+    s->rx_idx = m->idx;
     rc = dispatch_request(s, &m->hdr, m->payload, &rep_len, &status);
     if (rc == 1)
         return 0; /* a stream worker replies, or the request goes unanswered */

@@ -20,6 +20,7 @@ enum htype { HT_NONE = 0, HT_CTX = 0x11, HT_STREAM = 0x22, HT_EVENT = 0x33, HT_L
 
 #define HTAB_MAX_OBJECTS (1u << 20)
 #define SESSION_MAX_STREAMS 256 /* each stream has a worker thread */
+#define SESSION_WIN_HOLDS 256   /* window ranges of unanswered requests in use at once */
 #define ZONE_MAX_CLIENTS 64
 /* Graphs (dispatch_graph.c): graphs and executable graphs a session holds at once, nodes in one
  * graph, dependencies of one node, and the host memory all of a zone's graphs may take (nodes,
@@ -258,6 +259,15 @@ struct session {
      * requests is handed over at once, not one wake-up per op. Dispatch thread only. */
     struct stream_obj *kick[SESSION_MAX_STREAMS];
     uint32_t nkick;
+    /* Window ranges named by unanswered requests and still in use (stream.c: session_win_hold):
+     * the requests' numbers in arrival order, released in any order by the streams; the
+     * release mark published to the client is the number before the oldest one still held. */
+    pthread_mutex_t win_lock;
+    uint64_t win_idx[SESSION_WIN_HOLDS];
+    uint8_t win_done[SESSION_WIN_HOLDS];
+    uint32_t win_head, win_n;
+    uint64_t win_mark;      /* the last mark published */
+    uint64_t rx_idx;        /* the number of the request being dispatched (idm_msg.idx) */
     /* the connection's bulk window (private copy of its geometry) */
     struct idm_conn *conn;
     uint8_t *window;

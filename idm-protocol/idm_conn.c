@@ -237,6 +237,7 @@ int idm_conn_attach(void *base, size_t size, int role, const struct idm_conn_ops
     c->geo = geo;
     c->layout = lay;
     c->msg_slots_max = msg_slots_max(&geo);
+    c->mark = &ctrl->mark;
     c->base = base;
     c->map_size = size;
     c->window = (uint8_t *)base + lay.win_off;
@@ -577,6 +578,7 @@ int idm_send_timed(struct idm_conn *c, struct idm_hdr *hdr, const void *a, size_
     if (blen)
         tx_put(&c->tx, sizeof(*hdr) + alen, b, blen);
     idm_ring_prod_publish_n(&c->tx, need);
+    c->tx_count++;
     int kick = idm_ring_should_kick(&c->tx.sh->cons_sleeping);
     pthread_mutex_unlock(&c->send_mu);
     if (kick) {
@@ -765,6 +767,7 @@ int idm_recv(struct idm_conn *c, struct idm_msg *m, int timeout_ms)
     }
     rx_get(&c->rx, sizeof(h), m->payload, h.len);
     m->hdr = h;
+    m->idx = ++c->rx_count;
     idm_ring_cons_release_n(&c->rx, need);
     int kick = rx_kick_producer(c);
     pthread_mutex_unlock(&c->recv_mu);
@@ -779,6 +782,108 @@ int idm_recv(struct idm_conn *c, struct idm_msg *m, int timeout_ms)
 unlock:
     pthread_mutex_unlock(&c->recv_mu);
     return rc;
+}
+
+/* ---- the window release mark ---- */
+
+uint64_t idm_tx_count(const struct idm_conn *c)
+{
+    return c->tx_count;
+}
+
+int idm_release_publish(struct idm_conn *c, uint64_t mark)
+{
+    int rc = conn_dead(c);
+
+    if (rc)
+        return rc;
+    if (mark <= c->mark_pub)
+        return 0;
+    c->mark_pub = mark;
+    /* Release: pairs with the acquire load in idm_release_mark; the server's last access of
+     * the released ranges happens before the client may see them free. */
+    atomic_store_explicit(&c->mark->released, mark, memory_order_release);
+    if (!idm_ring_should_kick(&c->mark->waiting))
+        return 0;
+    rc = c->ops->notify(c);
+    if (rc < 0)
+        return idm_conn_fail(c, rc == -EPROTO ? -EPROTO : -EPIPE,
+                             "ringing the peer's doorbell failed: %s", strerror(-rc));
+    return 0;
+}
+
+int64_t idm_release_mark(struct idm_conn *c)
+{
+    int rc = conn_dead(c);
+
+    if (rc)
+        return rc;
+    /* Acquire: pairs with the release store in idm_release_publish. */
+    uint64_t m = atomic_load_explicit(&c->mark->released, memory_order_acquire);
+    if (m < c->mark_seen || m > c->tx_count)
+        return idm_conn_fail(c, -EPROTO,
+                             "window release mark %llu impossible (last %llu, %llu requests "
+                             "sent)", (unsigned long long)m, (unsigned long long)c->mark_seen,
+                             (unsigned long long)c->tx_count);
+    c->mark_seen = m;
+    return (int64_t)m;
+}
+
+/* The release mark has reached want (1), not yet (0), or the connection failed (< 0). */
+static int64_t mark_reached(struct idm_conn *c, uint64_t want)
+{
+    int64_t m = idm_release_mark(c);
+
+    return m < 0 ? m : (uint64_t)m >= want;
+}
+
+/* The spin phase of idm_release_wait (as spin_phase for the rings). */
+static int64_t mark_spin(struct idm_conn *c, uint64_t want, int timeout_ms, int64_t deadline)
+{
+    uint32_t spin = atomic_load_explicit(&c->spin_us, memory_order_relaxed);
+    int64_t v = mark_reached(c, want);
+
+    if (v != 0 || spin == 0 || timeout_ms == 0)
+        return v;
+    int64_t spin_end = now_ns() + (int64_t)spin * 1000;
+    if (spin_end > deadline)
+        spin_end = deadline;
+    for (unsigned i = 1; v == 0; i++) {
+        cpu_relax();
+        if ((i & 63) == 0 && spin_slice_over(spin_end))
+            return 0;
+        v = mark_reached(c, want);
+    }
+    return v;
+}
+
+int idm_release_wait(struct idm_conn *c, uint64_t want, int timeout_ms)
+{
+    int64_t deadline = deadline_of(timeout_ms);
+    int64_t v = mark_spin(c, want, timeout_ms, deadline);
+
+    while (v == 0) {
+        uint64_t gen = wake_gen_snapshot(c);
+        idm_ring_arm(&c->mark->waiting);
+        if ((v = mark_reached(c, want)) != 0) /* re-check after arming (lost wake-up race) */
+            break;
+        if (remaining_ms(deadline) == 0)
+            return -EAGAIN; /* the flag stays armed: harmless, the server clears it */
+        int rang;
+        int rc = conn_wait(c, remaining_ms(deadline), gen, &rang);
+        if (rang)
+            pass_doorbell_on(c); /* it may have been meant for a receiver too */
+        if ((v = mark_reached(c, want)) != 0)
+            break;
+        if (rc == -EPIPE || rc == -EPROTO)
+            return idm_conn_fail(c, rc, "%s while waiting for the window release mark",
+                                 rc == -EPIPE ? "peer went away" : "transport protocol error");
+        if (rc < 0 && rc != -EAGAIN)
+            return idm_conn_fail(c, -EPIPE, "waiting for the doorbell failed: %s",
+                                 strerror(-rc));
+    }
+    idm_ring_disarm(&c->mark->waiting);
+    return v < 0 ? (int)v : 0;
 }
 
 /* ---- window, accessors ---- */

@@ -2,8 +2,10 @@
  * copies can tell device from host, and counted in the memory pool they came from, api_pool.c),
  * pinned host memory (local page-aligned memory), copies and memsets. Bulk copies go through the
  * window in chunks with several in flight; small ones travel inline in the message. HtoD copies
- * up to VGPU_HTOD_INLINE_MAX and asynchronous memsets and DtoD copies go unanswered
- * (vgpu_send_locked); a synchronous HtoD returns once its bytes are in the ring or the window
+ * (inline up to VGPU_HTOD_INLINE_MAX, else in window chunks that come back by the worker's
+ * release mark) and asynchronous memsets and DtoD copies go unanswered (vgpu_send_locked,
+ * vgpu_send_chunk_locked); DtoH copies up to VGPU_DTOH_INLINE_MAX come back in the reply; a
+ * synchronous HtoD returns once its bytes are in the ring or the window
  * (CUDA's pageable-memory semantics), its range checked against our allocations first. Other
  * synchronous forms drain every reply and report earlier async errors that replies carried. */
 #include "vgpu_calls.h"
@@ -384,8 +386,8 @@ static CUresult htod_inline_locked(struct vgpu *v, uint64_t dst, const uint8_t *
     return r;
 }
 
-/* Host to device: inline when small, else window chunks (the next chunk is filled while the
- * proxy works on the previous ones). */
+/* Host to device: inline when small, else window chunks, unanswered (the next chunk is filled
+ * while the proxy works on the previous ones; each comes back when the release mark passes). */
 static CUresult htod_locked(struct vgpu *v, uint64_t dst, const void *src, size_t len,
                             idm_handle stream)
 {
@@ -409,7 +411,7 @@ static CUresult htod_locked(struct vgpu *v, uint64_t dst, const void *src, size_
         struct idm_req_MEMCPY_HTOD rq = {.dst = dst + off, .stream = stream,
                                          .win_off = (uint64_t)c * v->chunk_size, .win_len = n,
                                          .len = n};
-        r = vgpu_post_MEMCPY_HTOD_locked(v, &rq, NULL, 0, c, NULL, 0);
+        r = vgpu_send_chunk_locked(v, IDM_OP_MEMCPY_HTOD, &rq, sizeof rq, c);
         off += n;
     }
     return r;

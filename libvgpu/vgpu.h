@@ -146,7 +146,9 @@ struct vgpu {
     uint64_t window_size;
     uint64_t chunk_size;
     unsigned nchunks;
-    uint32_t chunk_busy;         /* bit i: chunk i owned by a pending request */
+    uint32_t chunk_busy;         /* bit i: chunk i owned by a pending request, or by an
+                                  * unanswered one until the release mark passes chunk_mark[i] */
+    uint64_t chunk_mark[VGPU_MAX_CHUNKS]; /* unanswered request's number (idm_tx_count); 0: none */
     struct vgpu_pending pending[VGPU_MAX_INFLIGHT];
     unsigned npending;
     unsigned max_inflight;       /* <= VGPU_MAX_INFLIGHT and half the ring: replies always fit */
@@ -196,11 +198,18 @@ CUresult vgpu_post_locked(struct vgpu *v, uint16_t op, const void *req, size_t r
  * CTX_SYNCHRONIZE) returns it. Returns once the request is in the ring. Caller holds v->lock. */
 CUresult vgpu_send_locked(struct vgpu *v, uint16_t op, const void *req, size_t req_size,
                           const void *tail, size_t tail_len);
+/* Sends an ASYNC request whose bulk data is in window chunk `chunk`, unanswered: the chunk is
+ * ours again once the worker's release mark (idm_release_mark) passes the request's number; a
+ * failure is latched as for vgpu_send_locked. The chunk is given back on failure. Caller holds
+ * v->lock. */
+CUresult vgpu_send_chunk_locked(struct vgpu *v, uint16_t op, const void *req, size_t req_size,
+                                int chunk);
 /* The most bytes of op's bulk data that travel inline in one message (its properties in
  * idm_ops.def: the request tail for IN ops, the reply tail for OUT ops); larger data goes through
  * a window chunk. */
 uint64_t vgpu_inline_max(const struct vgpu *v, uint32_t op);
-/* Waits for a free window chunk (processing replies); returns its index or -1 with *err set. */
+/* Waits for a free window chunk (processing replies, or waiting for the release mark); returns
+ * its index or -1 with *err set. */
 int vgpu_chunk_get_locked(struct vgpu *v, CUresult *err);
 void *vgpu_chunk_ptr(struct vgpu *v, int chunk);
 void vgpu_chunk_put_locked(struct vgpu *v, int chunk);

@@ -1,8 +1,9 @@
 /* vgpu_conn.c - libvgpu's connection to gpu_proxy: the process-wide struct vgpu, cuInit's
  * connect + HELLO + device cache, synchronous requests, posted requests (answered later) with
  * their window chunks, unanswered requests (IDM_F_NOREPLY: the worker latches their failures for
- * the next synchronising call), and reply processing (DtoH data copied out, async failures
- * remembered). */
+ * the next synchronising call; their window chunks come back by the worker's release mark),
+ * reply processing (DtoH data copied out, async failures remembered) and the accounting that
+ * keeps the undrained replies within half the reply ring. */
 #include "vgpu_calls.h"
 #include "idm_log.h"
 #include "transport_xen.h"
@@ -72,8 +73,10 @@ void *vgpu_chunk_ptr(struct vgpu *v, int chunk)
 
 void vgpu_chunk_put_locked(struct vgpu *v, int chunk)
 {
-    if (chunk >= 0)
+    if (chunk >= 0) {
         v->chunk_busy &= ~(1u << chunk);
+        v->chunk_mark[chunk] = 0;
+    }
 }
 
 /* VGPU_LOG=trace: one line per message sent and per reply received. */
@@ -296,6 +299,20 @@ CUresult vgpu_send_locked(struct vgpu *v, uint16_t op, const void *req, size_t r
     return CUDA_SUCCESS;
 }
 
+CUresult vgpu_send_chunk_locked(struct vgpu *v, uint16_t op, const void *req, size_t req_size,
+                                int chunk)
+{
+    CUresult r = vgpu_send_locked(v, op, req, req_size, NULL, 0);
+
+    if (r != CUDA_SUCCESS) {
+        vgpu_chunk_put_locked(v, chunk);
+        return r;
+    }
+    /* Every send is under v->lock: the count is this request's number. */
+    v->chunk_mark[chunk] = idm_tx_count(v->conn);
+    return CUDA_SUCCESS;
+}
+
 uint64_t vgpu_inline_max(const struct vgpu *v, uint32_t op)
 {
     const struct idm_op_info *info = idm_op_lookup(op);
@@ -304,11 +321,58 @@ uint64_t vgpu_inline_max(const struct vgpu *v, uint32_t op)
     return idm_op_inline_max(info, (uint32_t)room);
 }
 
+/* Gives back the chunks of unanswered requests that the release mark has passed; returns the
+ * number of the oldest request still holding one (0: none), or -1 with *err set. */
+static int64_t reclaim_marked(struct vgpu *v, CUresult *err)
+{
+    int64_t mark = idm_release_mark(v->conn);
+    uint64_t oldest = 0;
+
+    if (mark < 0) {
+        *err = conn_dead(v, "window release mark", (int)mark);
+        return -1;
+    }
+    for (unsigned c = 0; c < v->nchunks; c++) {
+        if (v->chunk_mark[c] == 0)
+            continue;
+        if (v->chunk_mark[c] <= (uint64_t)mark)
+            vgpu_chunk_put_locked(v, (int)c);
+        else if (oldest == 0 || v->chunk_mark[c] < oldest)
+            oldest = v->chunk_mark[c];
+    }
+    return (int64_t)oldest;
+}
+
+/* Waits until the release mark reaches want; with replies pending, only briefly (the chunk
+ * they hold may come back first). 0 or -1 with *err set. */
+static int wait_marked(struct vgpu *v, uint64_t want, CUresult *err)
+{
+    int rc = idm_release_wait(v->conn, want, v->npending > 0 ? 1 : -1);
+
+    if (rc == -EAGAIN && v->npending > 0)
+        return recv_one(v, 0, 0, err) < 0 ? -1 : 0;
+    if (rc < 0 && rc != -EAGAIN) {
+        *err = conn_dead(v, "window release mark", rc);
+        return -1;
+    }
+    return 0;
+}
+
 int vgpu_chunk_get_locked(struct vgpu *v, CUresult *err)
 {
     uint32_t all = v->nchunks >= 32 ? 0xffffffffu : ((1u << v->nchunks) - 1);
     while ((v->chunk_busy & all) == all) {
-        if (v->npending == 0) { /* cannot happen: a busy chunk belongs to a pending request */
+        int64_t oldest = reclaim_marked(v, err);
+        if (oldest < 0)
+            return -1;
+        if ((v->chunk_busy & all) != all)
+            break;
+        if (oldest > 0) {
+            if (wait_marked(v, (uint64_t)oldest, err) < 0)
+                return -1;
+            continue;
+        }
+        if (v->npending == 0) { /* cannot happen: a busy chunk belongs to a request */
             *err = CUDA_ERROR_UNKNOWN;
             return -1;
         }

@@ -316,6 +316,69 @@ static void test_conn_multislot_full(void **state)
     idm_msg_free(&m);
 }
 
+static void *publish_later(void *arg)
+{
+    struct idm_conn *srv = arg;
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    assert_int_equal(idm_release_publish(srv, 3), 0);
+    return NULL;
+}
+
+/* The window release mark: messages are numbered 1, 2, 3 on both sides; the server's mark is
+ * what the client reads, never more than it sent; a client waiting for a mark not yet there
+ * times out, or sleeps (no spinning) until the server publishes it and rings its doorbell. */
+static void test_conn_release_mark(void **state)
+{
+    struct fixture *f = *state;
+    struct idm_msg m;
+    pthread_t t;
+
+    idm_msg_init(&m);
+    assert_int_equal(idm_release_mark(f->cli), 0);
+    for (uint64_t i = 1; i <= 3; i++) {
+        send_u64(f->cli, IDM_OP_MEMCPY_HTOD, 10 + i, i);
+        assert_int_equal(idm_tx_count(f->cli), i);
+        assert_int_equal(idm_recv(f->srv, &m, 10000), 0);
+        assert_int_equal(m.idx, i);
+    }
+    assert_int_equal(idm_release_publish(f->srv, 2), 0);
+    assert_int_equal(idm_release_publish(f->srv, 1), 0); /* never backwards */
+    assert_int_equal(idm_release_mark(f->cli), 2);
+    assert_int_equal(idm_release_wait(f->cli, 2, 0), 0);
+    assert_int_equal(idm_release_wait(f->cli, 3, 0), -EAGAIN);
+    assert_int_equal(idm_release_wait(f->cli, 3, 30), -EAGAIN);
+    idm_conn_set_spin(f->cli, 0);
+    assert_int_equal(pthread_create(&t, NULL, publish_later, f->srv), 0);
+    assert_int_equal(idm_release_wait(f->cli, 3, 10000), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(idm_release_mark(f->cli), 3);
+    /* the connection still carries messages both ways */
+    send_u64(f->srv, IDM_OP_HELLO, 7, 7);
+    assert_int_equal(recv_u64(f->cli, 7), 7);
+    idm_msg_free(&m);
+}
+
+/* A client that rewrites the shared mark fools only itself: the server never reads it (its
+ * next mark is its own), and the client, seeing a mark beyond the requests it sent, takes it
+ * for a peer fault and stops. */
+static void test_conn_hostile_release_mark(void **state)
+{
+    struct fixture *f = *state;
+    struct idm_ctrl *ctrl = (struct idm_ctrl *)f->cli->base;
+
+    send_u64(f->cli, IDM_OP_MEMCPY_HTOD, 1, 1);
+    assert_int_equal(recv_u64(f->srv, 1), 1);
+    atomic_store(&ctrl->mark.released, UINT64_MAX);
+    assert_int_equal(idm_release_publish(f->srv, 1), 0);
+    assert_int_equal(atomic_load(&ctrl->mark.released), 1);
+    assert_int_equal(idm_release_mark(f->cli), 1);
+    atomic_store(&ctrl->mark.released, 5); /* beyond the one request sent */
+    assert_int_equal(idm_release_mark(f->cli), -EPROTO);
+    assert_non_null(strstr(idm_conn_error(f->cli), "release mark"));
+    assert_int_equal(idm_release_wait(f->cli, 1, 0), -EPROTO);
+}
+
 /* 200 requests in flight, answered in a scrambled order; the client matches replies by seq. */
 static void test_conn_inflight_out_of_order(void **state)
 {
@@ -1014,6 +1077,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_conn_hostile_multislot_unpublished, setup_multi,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_conn_hostile_multislot_len, setup_multi, teardown),
+        cmocka_unit_test_setup_teardown(test_conn_release_mark, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_conn_hostile_release_mark, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_conn_inflight_out_of_order, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_conn_concurrent_senders, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_conn_send_recv_threads, setup_small, teardown),

@@ -688,6 +688,83 @@ static int count_reply(void *ctx, const struct idm_hdr *req, int32_t status, con
     return 0;
 }
 
+/* The window release mark: unanswered HtoD copies through window ranges get no reply; the mark
+ * (the number before the oldest request still holding its range) moves only once the ops have
+ * run, out of order across streams; a refused request's range is released at once and its
+ * failure latched; more requests than SESSION_WIN_HOLDS wait for the worker's own streams. */
+static void test_dispatch_release_mark(void **state)
+{
+    struct fixture *f = *state;
+    const uint32_t nr = IDM_F_ASYNC | IDM_F_NOREPLY;
+    idm_handle ctx = ctx_of(f->a), sa, sb;
+    idm_dptr d = alloc_in(f->a, ctx, 8192);
+    struct idm_req_STREAM_CREATE sc = {.ctx = ctx};
+    struct idm_req_STREAM_SYNCHRONIZE ss;
+    struct idm_req_MEMCPY_HTOD wr = {.dst = d, .win_off = 4096, .win_len = 4096, .len = 4096};
+    uint64_t idx;
+    int replies = 0;
+
+    assert_int_equal(call(f->a, IDM_OP_STREAM_CREATE, &sc, sizeof(sc), NULL, 0), 0);
+    sa = REP(f->a, STREAM_CREATE)->stream;
+    assert_int_equal(call(f->a, IDM_OP_STREAM_CREATE, &sc, sizeof(sc), NULL, 0), 0);
+    sb = REP(f->a, STREAM_CREATE)->stream;
+    memset(f->win + 4096, 0x42, 4096);
+    f->a->reply_ctx = &replies;
+    f->a->send_reply = count_reply;
+    /* the mark's rule, on its own: released out of order, it moves past the oldest held */
+    session_win_hold(f->a, 101);
+    session_win_hold(f->a, 102);
+    session_win_release(f->a, 102);
+    assert_int_equal(f->a->win_mark, 100);
+    session_win_release(f->a, 101);
+    assert_int_equal(f->a->win_mark, 102);
+    idx = 102;
+    /* through the dispatch: one copy on each stream, no reply; both released once run */
+    f->a->rx_idx = ++idx;
+    wr.stream = sa;
+    assert_int_equal(call_flags(f->a, IDM_OP_MEMCPY_HTOD, nr, &wr, sizeof(wr), NULL, 0), -1000);
+    f->a->rx_idx = ++idx;
+    wr.stream = sb;
+    assert_int_equal(call_flags(f->a, IDM_OP_MEMCPY_HTOD, nr, &wr, sizeof(wr), NULL, 0), -1000);
+    ss.stream = sb;
+    f->a->rx_idx = ++idx;
+    assert_int_equal(call(f->a, IDM_OP_STREAM_SYNCHRONIZE, &ss, sizeof(ss), NULL, 0), 0);
+    assert_true(f->a->win_mark == 102 || f->a->win_mark == 104); /* 103 may not have run */
+    ss.stream = sa;
+    f->a->rx_idx = ++idx;
+    assert_int_equal(call(f->a, IDM_OP_STREAM_SYNCHRONIZE, &ss, sizeof(ss), NULL, 0), 0);
+    assert_int_equal(f->a->win_mark, 104);
+    /* hostile: a range outside the window, refused, released at once, latched on sa */
+    wr.win_off = WIN - 100;
+    wr.stream = sa;
+    f->a->rx_idx = ++idx;
+    assert_int_equal(call_flags(f->a, IDM_OP_MEMCPY_HTOD, nr, &wr, sizeof(wr), NULL, 0), -1000);
+    assert_int_equal(f->a->win_mark, idx);
+    f->a->rx_idx = ++idx;
+    assert_int_equal(call(f->a, IDM_OP_STREAM_SYNCHRONIZE, &ss, sizeof(ss), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    /* more than SESSION_WIN_HOLDS queued: the dispatch waits for its own stream */
+    wr.win_off = 4096;
+    for (unsigned i = 0; i < SESSION_WIN_HOLDS + 50; i++) {
+        f->a->rx_idx = ++idx;
+        assert_int_equal(call_flags(f->a, IDM_OP_MEMCPY_HTOD, nr, &wr, sizeof(wr), NULL, 0),
+                         -1000);
+    }
+    assert_true(f->a->win_mark >= idx - SESSION_WIN_HOLDS);
+    f->a->rx_idx = ++idx;
+    assert_int_equal(call(f->a, IDM_OP_STREAM_SYNCHRONIZE, &ss, sizeof(ss), NULL, 0), 0);
+    assert_int_equal(f->a->win_mark, idx - 1);
+    f->a->send_reply = NULL;
+    assert_int_equal(replies, 0);
+    {
+        uint8_t buf[4];
+        long i = atab_find(&f->a->at, d, 4);
+        assert_true(i >= 0);
+        assert_int_equal(backend_stub.memcpy_dtoh(f->a->bz, NULL, buf, f->a->at.v[i].baddr, 4), 0);
+        assert_int_equal(buf[0], 0x42);
+    }
+}
+
 /* Unanswered requests (IDM_F_NOREPLY): no reply, inline or from a stream worker, even when they
  * fail; a failure is latched on its own stream (the default stream's on the session) and
  * returned once by the next synchronisation there; the flag is ignored where the op needs an
@@ -1138,6 +1215,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_occupancy_cluster_overflow, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_dtoh_inline_multislot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_release_mark, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_stream_reply_matches_inline, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_noreply_latched, setup, teardown),
