@@ -28,7 +28,7 @@
                                     * (one message over several slots), no window chunk */
 #define VGPU_CLS_MAX 64        /* context-local storage entries per context */
 #define VGPU_SYMBOL_MAX 4096   /* longest kernel or global name sent (incl. NUL); the request
-                                * tail must also fit one ring slot */
+                                * tail must also fit one message */
 
 /* ---- logging: libvgpu's names for the one logger (idm_log.h), tag "libvgpu", plain lines;
  * the level is VGPU_LOG=error|warn|info|debug|trace when set, else IDM_LOG, default warn ---- */

@@ -194,7 +194,7 @@ CUresult vgpu_rpc_locked(struct vgpu *v, uint16_t op, const void *req, size_t re
         trace_msg("->", h, req, req_size); /* fixed part: the tail is elsewhere */
     int rc = idm_send(v->conn, &h, req, req_size, tail, tail_len);
     if (rc == -EMSGSIZE) {
-        VLOG(VGPU_LOG_ERROR, "%s: request of %zu bytes does not fit a slot", idm_op_name(op),
+        VLOG(VGPU_LOG_ERROR, "%s: request of %zu bytes does not fit a message", idm_op_name(op),
              req_size + tail_len);
         return CUDA_ERROR_INVALID_VALUE;
     }

@@ -32,7 +32,7 @@ static const char ptx_src[] =
     "ld.param.u64 %rd1, [p];\ncvta.to.global.u64 %rd2, %rd1;\n"
     "mov.u32 %r1, 7;\nst.global.u32 [%rd2], %r1;\nret;\n}\n";
 
-/* Sums the 4000 words of a 16,000-byte struct parameter (more than one ring slot). */
+/* Sums the 4000 words of a 16,000-byte struct parameter (more than one ring slot of 4 KiB). */
 static const char ptx_bigsum[] =
     ".version 8.1\n.target sm_90\n.address_size 64\n"
     ".visible .entry bigsum(.param .align 4 .b8 s[16000], .param .u64 out)\n{\n"
