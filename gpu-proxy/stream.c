@@ -3,7 +3,9 @@
  * worker thread of each stream, which issues its queue in order, sets the session's sticky error
  * on an execution fault and sends each reply itself (or latches the failure of an unanswered
  * request on the stream); the bounded queues, their wake-ups (once per run of requests) and the
- * latches, and the recycling of small queued ops between the two threads. Workers read the allocation table only under its read lock (launch address checks).
+ * latches, the window ranges unanswered requests hold until their ops have run (the release
+ * mark published to the client), and the recycling of small queued ops between the two
+ * threads. Workers read the allocation table only under its read lock (launch address checks).
  * Also the cancellation of a session's running
  * kernels when its client goes or a context is destroyed, with the thread that notices a
  * client's exit while a kernel runs. */
