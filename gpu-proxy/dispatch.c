@@ -186,9 +186,16 @@ int dispatch_request(struct session *s, const struct idm_hdr *h, const uint8_t *
     noreply_filter(&hh, info, req.b);
 
     rc = rq_setup(&r, s, &hh, payload, info, req.b);
+    if ((hh.flags & IDM_F_NOREPLY) && r.bulk.dir == IDM_BULK_IN && r.bulk.win_len != 0 &&
+        s->rx_idx != 0) { /* 0: a caller that numbers no requests (in-process tests) */
+        session_win_hold(s, s->rx_idx); /* no reply returns its window range: the mark does */
+        r.win_idx = s->rx_idx;
+    }
     if (rc == CUDA_SUCCESS)
         rc = handlers[h->op](&r, req.b, s->rbuf);
     *status = rc;
+    if (r.win_idx != 0) /* refused, run inline, or its data copied out (a launch's params) */
+        session_win_release(s, r.win_idx);
     if (m)
         count_request(m, h, t0, r.deferred, rc, r.refused);
     if (r.deferred)

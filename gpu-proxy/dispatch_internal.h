@@ -29,6 +29,8 @@ struct rq {
     struct idm_bulk bulk;  /* the op's bulk data (its properties in idm_ops.def), unchecked */
     const char *name;      /* ops with a name tail: the name, checked before the handler */
     uint8_t refused;       /* 1 + enum wm_refusal of the request's first refusal; 0: none */
+    uint64_t win_idx;      /* an unanswered request's held window range (session_win_hold):
+                            * released after the handler unless a queued op took it */
 };
 
 #define ZN(r) ((r)->s->zone->name)
@@ -121,9 +123,13 @@ static inline CUresult rq_stream(struct rq *r, idm_handle h, struct stream_obj *
 static inline CUresult rq_run(struct rq *r, struct stream_obj *st, struct stream_op *op)
 {
     struct sop_reply rep = {.fixed = r->s->rbuf, .tail = r->rtail, .tail_len = 0};
-    CUresult rc = stream_run(r->s, st, op, r->h, &rep);
+    CUresult rc;
 
+    op->win_idx = stream_op_reads_window(op) ? r->win_idx : 0;
+    rc = stream_run(r->s, st, op, r->h, &rep);
     r->deferred = op->seq != 0;
+    if (r->deferred && op->win_idx != 0)
+        r->win_idx = 0; /* the stream's worker releases it once the op has run */
     r->rtail_len = rep.tail_len;
     return rc;
 }

@@ -1,6 +1,6 @@
 /* dispatch_launch.c - the kernel launch: its prepare step checks grid, block, flags and
  * parameter bytes against the kernel's layout, takes the parameters (the request tail, or a
- * private copy of the window range for buffers that do not fit one slot) and fills the launch
+ * private copy of the window range for buffers that do not fit a message) and fills the launch
  * (with its context's printf FIFO size, the context it belongs to, for cancellation, and the
  * cooperative flag); stream.c issues it (default stream inline, other streams queued with their
  * own copy of the parameters). */

@@ -3,7 +3,9 @@
  * worker thread of each stream, which issues its queue in order, sets the session's sticky error
  * on an execution fault and sends each reply itself (or latches the failure of an unanswered
  * request on the stream); the bounded queues, their wake-ups (once per run of requests) and the
- * latches, and the recycling of small queued ops between the two threads. Workers read the allocation table only under its read lock (launch address checks).
+ * latches, the window ranges unanswered requests hold until their ops have run (the release
+ * mark published to the client), and the recycling of small queued ops between the two
+ * threads. Workers read the allocation table only under its read lock (launch address checks).
  * Also the cancellation of a session's running
  * kernels when its client goes or a context is destroyed, with the thread that notices a
  * client's exit while a kernel runs. */
@@ -129,6 +131,14 @@ int session_runs_init(struct session *s)
         pthread_mutex_destroy(&s->run_lock);
         return -rc;
     }
+    rc = pthread_mutex_init(&s->win_lock, NULL);
+    if (rc != 0) {
+        pthread_cond_destroy(&s->run_cond);
+        pthread_mutex_destroy(&s->run_lock);
+        return -rc;
+    }
+    s->win_head = s->win_n = 0;
+    s->win_mark = 0;
     s->running = NULL;
     s->cancelled = 0;
     s->watch = 0;
@@ -165,6 +175,60 @@ void session_runs_fini(struct session *s)
     }
     pthread_cond_destroy(&s->run_cond);
     pthread_mutex_destroy(&s->run_lock);
+    pthread_mutex_destroy(&s->win_lock);
+}
+
+/* ---- the window release mark ---- */
+
+void session_win_hold(struct session *s, uint64_t idx)
+{
+    pthread_mutex_lock(&s->win_lock);
+    while (s->win_n == SESSION_WIN_HOLDS) {
+        /* Every held range belongs to an op queued on a stream: once they have run, all are
+         * released. The worker waits for its own streams, never for the client. */
+        pthread_mutex_unlock(&s->win_lock);
+        session_kick(s);
+        session_drain(s);
+        pthread_mutex_lock(&s->win_lock);
+    }
+    uint32_t i = (s->win_head + s->win_n++) % SESSION_WIN_HOLDS;
+    s->win_idx[i] = idx;
+    s->win_done[i] = 0;
+    pthread_mutex_unlock(&s->win_lock);
+}
+
+/* Under win_lock: marks idx released; returns the mark the held ranges allow now. */
+static uint64_t win_release_locked(struct session *s, uint64_t idx)
+{
+    uint64_t last = 0;
+
+    for (uint32_t k = 0; k < s->win_n; k++) {
+        uint32_t i = (s->win_head + k) % SESSION_WIN_HOLDS;
+        if (s->win_idx[i] == idx && !s->win_done[i]) {
+            s->win_done[i] = 1;
+            break;
+        }
+    }
+    while (s->win_n > 0 && s->win_done[s->win_head]) {
+        last = s->win_idx[s->win_head];
+        s->win_head = (s->win_head + 1) % SESSION_WIN_HOLDS;
+        s->win_n--;
+    }
+    return s->win_n > 0 ? s->win_idx[s->win_head] - 1 : last;
+}
+
+void session_win_release(struct session *s, uint64_t idx)
+{
+    pthread_mutex_lock(&s->win_lock);
+    uint64_t mark = win_release_locked(s, idx);
+    if (mark > s->win_mark) {
+        s->win_mark = mark;
+        /* Under win_lock: publications are serialised, as idm_release_publish asks. A failure
+         * means the client is gone; its dispatch thread sees that and tears down. */
+        if (s->conn != NULL)
+            (void)idm_release_publish(s->conn, mark);
+    }
+    pthread_mutex_unlock(&s->win_lock);
 }
 
 static int launch_translate(void *ctx, uint64_t addr, uint64_t len, uint64_t *baddr,
@@ -506,6 +570,8 @@ static void run_ops(struct stream_obj *st, struct stream_op *op, struct stream_o
         int end = op == last;
 
         wm_result(st->s->zone->m, rc); /* the dispatch counted the call, not its answer */
+        if (op->win_idx != 0) /* run (or drained): its window range is the client's again */
+            session_win_release(st->s, op->win_idx);
         if (!(op->req.flags & IDM_F_NOREPLY))
             answer_queued(st, op, rc, len);
         else if (rc != CUDA_SUCCESS)

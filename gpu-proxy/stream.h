@@ -41,6 +41,8 @@ struct stream_op {
     struct idm_hdr req;    /* the request it answers (queued ops) */
     int kind;              /* enum sop_kind */
     int inline_only;       /* refers into the request message: never queued */
+    uint64_t win_idx;      /* an unanswered request's window range it reads (its request's
+                            * number, released by session_win_release once run); 0: none */
     uint64_t dst, src, len; /* backend addresses and byte count */
     const void *hsrc;      /* HtoD source: the window or the request tail (inline_only) */
     void *hdst;            /* DtoH destination in the window; NULL: the reply tail */
@@ -60,6 +62,13 @@ static inline void stream_op_init(struct stream_op *op)
     op->seq = 0;
     op->kind = SOP_NONE;
     op->inline_only = 0;
+    op->win_idx = 0;
+}
+
+/* 1 when a prepared op reads the connection's window when it runs (an HtoD copy's source). */
+static inline int stream_op_reads_window(const struct stream_op *op)
+{
+    return op->kind == SOP_HTOD && !op->inline_only;
 }
 
 /* Where an issued op writes its reply payload: the fixed struct (zeroed by the caller) and the
@@ -87,6 +96,14 @@ CUresult stream_queue(struct stream_obj *st, const struct stream_op *op,
  * context synchronise with all of them). Any thread. */
 void stream_latch(struct session *s, struct stream_obj *st, CUresult rc);
 CUresult stream_take_latched(struct session *s, struct stream_obj *st);
+/* The window release mark (idm_release_publish). An unanswered request that names a window
+ * range is held by its number idx (idm_msg.idx) from its dispatch until its op has run, or at
+ * once when it is refused or runs inline; session_win_release publishes, as the mark, the
+ * number before the oldest request still held (or the last one released when none is). The
+ * dispatch thread holds (waiting for its own streams when SESSION_WIN_HOLDS are held); any
+ * thread releases. */
+void session_win_hold(struct session *s, uint64_t idx);
+void session_win_release(struct session *s, uint64_t idx);
 /* Wakes the worker of every stream given ops since it was last woken. The dispatch thread
  * queues a run of requests without waking anyone and calls this when its ring is empty or
  * every STREAM_KICK_BATCH requests; every wait for a stream and every query of one wakes that

@@ -215,10 +215,16 @@ static int serve_one(struct client *cl, struct session *s, struct idm_msg *m)
     int32_t status;
     int rc;
 
-    if (fatal && (m->hdr.flags & IDM_F_NOREPLY))
-        return 0; /* its next synchronising call gets the fault, as every answered call does */
+    if (fatal && (m->hdr.flags & IDM_F_NOREPLY)) {
+        /* its next synchronising call gets the fault, as every answered call does; a window
+         * range it names is the client's again at once */
+        session_win_hold(s, m->idx);
+        session_win_release(s, m->idx);
+        return 0;
+    }
     if (fatal)
         return reply_send(cl, &m->hdr, fatal, NULL, 0);
+    s->rx_idx = m->idx;
     rc = dispatch_request(s, &m->hdr, m->payload, &rep_len, &status);
     if (rc == 1)
         return 0; /* a stream worker replies, or the request goes unanswered */
@@ -235,14 +241,13 @@ static void *client_main(void *arg)
     struct idm_msg m;
     uint64_t wsize = 0;
     void *window = idm_window(cl->conn, &wsize);
-    const struct idm_conn_config *geo = idm_conn_geometry(cl->conn);
     const char *why = "client disconnected";
     int watch = !w->be->kernels_cancellable; /* check_orphans looks at this client */
     unsigned batch = 0;
     int rc;
 
     idm_msg_init(&m);
-    rc = session_open(w->zone, cl->conn, window, wsize, geo->slot_size, cl->peer, &s);
+    rc = session_open(w->zone, cl->conn, window, wsize, idm_max_payload(cl->conn), cl->peer, &s);
     if (rc != 0) {
         log_error("zone=%s %s: cannot open a session: %s", w->ws->zone_name, cl->peer,
                   strerror(-rc));

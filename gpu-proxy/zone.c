@@ -437,17 +437,20 @@ void zone_count_alloc(struct zone *z, int delta)
 /* ---- sessions ---- */
 
 int session_open(struct zone *z, struct idm_conn *conn, void *window, uint64_t window_size,
-                 uint32_t slot_size, const char *peer, struct session **out)
+                 uint32_t max_payload, const char *peer, struct session **out)
 {
     struct session *s;
     int rc;
 
-    if (slot_size < IDM_SLOT_SIZE_MIN || slot_size > IDM_SLOT_SIZE_MAX)
+    if (max_payload < IDM_SLOT_SIZE_MIN - sizeof(struct idm_hdr) ||
+        max_payload > (IDM_MSG_BYTES_MAX > IDM_SLOT_SIZE_MAX ? IDM_MSG_BYTES_MAX
+                                                             : IDM_SLOT_SIZE_MAX) -
+                          sizeof(struct idm_hdr))
         return -EINVAL;
     s = calloc(1, sizeof(*s));
     if (s == NULL)
         return -ENOMEM;
-    s->max_reply = slot_size - (uint32_t)sizeof(struct idm_hdr);
+    s->max_reply = max_payload;
     s->rbuf = calloc(1, s->max_reply);
     if (s->rbuf == NULL) {
         rc = -ENOMEM;

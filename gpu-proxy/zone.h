@@ -20,6 +20,7 @@ enum htype { HT_NONE = 0, HT_CTX = 0x11, HT_STREAM = 0x22, HT_EVENT = 0x33, HT_L
 
 #define HTAB_MAX_OBJECTS (1u << 20)
 #define SESSION_MAX_STREAMS 256 /* each stream has a worker thread */
+#define SESSION_WIN_HOLDS 256   /* window ranges of unanswered requests in use at once */
 #define ZONE_MAX_CLIENTS 64
 /* Graphs (dispatch_graph.c): graphs and executable graphs a session holds at once, nodes in one
  * graph, dependencies of one node, and the host memory all of a zone's graphs may take (nodes,
@@ -258,18 +259,29 @@ struct session {
      * requests is handed over at once, not one wake-up per op. Dispatch thread only. */
     struct stream_obj *kick[SESSION_MAX_STREAMS];
     uint32_t nkick;
+    /* Window ranges named by unanswered requests and still in use (stream.c: session_win_hold):
+     * the requests' numbers in arrival order, released in any order by the streams; the
+     * release mark published to the client is the number before the oldest one still held. */
+    pthread_mutex_t win_lock;
+    uint64_t win_idx[SESSION_WIN_HOLDS];
+    uint8_t win_done[SESSION_WIN_HOLDS];
+    uint32_t win_head, win_n;
+    uint64_t win_mark;      /* the last mark published */
+    uint64_t rx_idx;        /* the number of the request being dispatched (idm_msg.idx) */
     /* the connection's bulk window (private copy of its geometry) */
     struct idm_conn *conn;
     uint8_t *window;
     uint64_t window_size;
-    uint32_t max_reply; /* payload bytes that fit one reply slot */
+    uint32_t max_reply; /* payload bytes one reply may carry (idm_max_payload) */
     uint8_t *rbuf;      /* reply payload buffer, max_reply bytes */
     char peer[64];      /* "pid=123" / "domid=5" for logs */
 };
 
-/* Creates a session of zone z (takes a zone reference and counts a client). window may be NULL. */
+/* Creates a session of zone z (takes a zone reference and counts a client). window may be NULL.
+ * max_payload: the most payload bytes one message of the connection carries (idm_max_payload),
+ * which bounds the replies, DtoH data inline in them included. */
 int session_open(struct zone *z, struct idm_conn *conn, void *window, uint64_t window_size,
-                 uint32_t slot_size, const char *peer, struct session **out);
+                 uint32_t max_payload, const char *peer, struct session **out);
 /* Releases every object of the session in dependency order, then the session. */
 void session_close(struct session *s);
 /* Releases the objects that belong to context ctx (0: all objects). */

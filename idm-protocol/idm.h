@@ -1,6 +1,7 @@
 /* idm.h - the IDM wire format: message header, size limits, flags and the op numbering.
- * Every message (request or reply) is one ring slot: a struct idm_hdr followed by `len` payload
- * bytes. The payload of op X is `struct idm_req_X` (requests) or `struct idm_rep_X` (replies),
+ * Every message (request or reply) is a struct idm_hdr followed by `len` payload bytes, laid
+ * over one or more consecutive ring slots (idm_msg_slots: a small message is one slot; a larger
+ * one, up to idm_max_payload, continues in the next slots and is published at once). The payload of op X is `struct idm_req_X` (requests) or `struct idm_rep_X` (replies),
  * optionally followed by a variable-length tail. Both structs come from idm_ops.def. */
 #ifndef IDM_H
 #define IDM_H
@@ -20,6 +21,9 @@
 #define IDM_RING_SLOTS_DEFAULT 256u
 #define IDM_WINDOW_SIZE_DEFAULT (8u << 20)
 #define IDM_WINDOW_SIZE_MAX (1024ull << 20)
+#define IDM_MSG_BYTES_MAX (72u << 10) /* the most bytes (header included) a message spans when
+                                     * the slots are smaller: 64 KiB of inline bulk data and its
+                                     * fixed struct; never more than a quarter of the ring */
 #define IDM_NAME_MAX 256u /* device names and FUNC_GET_NAME replies (incl. NUL) */
 #define IDM_SYMBOL_MAX 4096u /* kernel and global names in request tails (incl. NUL): C++
                              * template names (Thrust, CUB) are often longer than 256 bytes */
@@ -33,10 +37,11 @@
 #define IDM_F_ASYNC 0x2u /* the sender does not wait for the reply; an error in it is reported
                           * by the next synchronising call */
 #define IDM_F_NOREPLY 0x4u /* requests: answer only if needed. Honoured for an IDM_KIND_ASYNC op
-                            * that names no window range and returns no data (idm_op_noreply);
-                            * the server then sends no reply and latches a failure on the
-                            * request's stream, returned by the next synchronising call there
-                            * (docs/CONTRACTS.md). Ignored (a normal reply) on any other request. */
+                            * that returns no data (idm_op_noreply); the server then sends no
+                            * reply, latches a failure on the request's stream, returned by the
+                            * next synchronising call there, and releases a window range the
+                            * request names through the release mark (docs/CONTRACTS.md).
+                            * Ignored (a normal reply) on any other request. */
 
 /* Wire header: 32 bytes, little-endian, naturally aligned. */
 struct idm_hdr {
@@ -148,7 +153,8 @@ void idm_op_bulk(const struct idm_op_info *info, const void *req, struct idm_bul
 /* The stream handle req names: 1 and *stream, or 0 when the op has no stream field. */
 int idm_op_stream(const struct idm_op_info *info, const void *req, idm_handle *stream);
 /* 1 when a request of this op with these bulk fields may go unanswered (IDM_F_NOREPLY): an
- * ASYNC op whose bulk data, if any, travels inline towards the server. */
+ * ASYNC op whose bulk data, if any, travels towards the server, inline or through a window
+ * range (whose release the server then publishes in the release mark, idm_release_publish). */
 int idm_op_noreply(const struct idm_op_info *info, const struct idm_bulk *b);
 /* The most bytes of bulk data op can carry inline, given the room for a message's payload in one
  * ring slot (max_payload): 0 for ops without bulk data or with window-only bulk data. */

@@ -151,6 +151,19 @@ __attribute__((constructor)) static void spin_init(void)
     (void)spin_default();
 }
 
+/* Slots one message may span in this geometry: a quarter of the ring at most (a sender waiting
+ * for that many is woken once a quarter is free: rx_kick_producer), at least one, and beyond
+ * one slot no more than IDM_MSG_BYTES_MAX bytes. */
+static uint32_t msg_slots_max(const struct idm_conn_config *g)
+{
+    uint32_t n = g->ring_slots / 4;
+    uint32_t by_bytes = IDM_MSG_BYTES_MAX / g->slot_size;
+
+    if (n > by_bytes)
+        n = by_bytes;
+    return n > 0 ? n : 1;
+}
+
 int idm_conn_attach(void *base, size_t size, int role, const struct idm_conn_ops *ops, void *tp,
                     struct idm_conn **out)
 {
@@ -223,6 +236,8 @@ int idm_conn_attach(void *base, size_t size, int role, const struct idm_conn_ops
     c->peer = (struct idm_peer){.pid = -1, .uid = -1, .domid = -1};
     c->geo = geo;
     c->layout = lay;
+    c->msg_slots_max = msg_slots_max(&geo);
+    c->mark = &ctrl->mark;
     c->base = base;
     c->map_size = size;
     c->window = (uint8_t *)base + lay.win_off;
@@ -436,10 +451,18 @@ static int spin_slice_over(int64_t spin_end)
     return 0;
 }
 
-/* The spin phase of a wait: polls probe(r) until it is non-zero or the connection's spin
- * budget (cut at the deadline) runs out. Returns the last probe value (0: nothing yet). */
+/* 1 when a probe value ends a wait for `need` slots: enough of them, or a fault (< 0). */
+static int probe_done(int64_t v, uint32_t need)
+{
+    return v < 0 || v >= (int64_t)need;
+}
+
+/* The spin phase of a wait: polls probe(r) until it shows `need` slots (or a fault) or the
+ * connection's spin budget (cut at the deadline) runs out. Returns the last probe value (below
+ * need: not yet). */
 static int64_t spin_phase(struct idm_conn *c, int timeout_ms, int64_t deadline,
-                          int64_t (*probe)(struct idm_ring *), struct idm_ring *r)
+                          int64_t (*probe)(struct idm_ring *, uint32_t), struct idm_ring *r,
+                          uint32_t need)
 {
     uint32_t spin = atomic_load_explicit(&c->spin_us, memory_order_relaxed);
     if (spin == 0 || timeout_ms == 0)
@@ -448,8 +471,8 @@ static int64_t spin_phase(struct idm_conn *c, int timeout_ms, int64_t deadline,
     if (spin_end > deadline)
         spin_end = deadline;
     for (unsigned i = 1;; i++) {
-        int64_t v = probe(r);
-        if (v != 0)
+        int64_t v = probe(r, need);
+        if (probe_done(v, need))
             return v;
         cpu_relax();
         if ((i & 63) == 0 && spin_slice_over(spin_end))
@@ -457,18 +480,18 @@ static int64_t spin_phase(struct idm_conn *c, int timeout_ms, int64_t deadline,
     }
 }
 
-/* Waits (spin, then sleep) until tx has a free slot. Called with send_mu held. */
-static int wait_tx_space(struct idm_conn *c, int timeout_ms)
+/* Waits (spin, then sleep) until tx has `need` free slots. Called with send_mu held. */
+static int wait_tx_space(struct idm_conn *c, int timeout_ms, uint32_t need)
 {
     int64_t deadline = deadline_of(timeout_ms);
-    int64_t space = spin_phase(c, timeout_ms, deadline, idm_ring_prod_space, &c->tx);
-    if (space != 0)
+    int64_t space = spin_phase(c, timeout_ms, deadline, idm_ring_prod_space_n, &c->tx, need);
+    if (probe_done(space, need))
         goto checked;
     for (;;) {
         uint64_t gen = wake_gen_snapshot(c);
         idm_ring_arm(&c->tx.sh->prod_sleeping);
-        space = idm_ring_prod_space(&c->tx); /* re-check after arming (lost wake-up race) */
-        if (space != 0)
+        space = idm_ring_prod_space_n(&c->tx, need); /* re-check after arming (lost wake-up) */
+        if (probe_done(space, need))
             break;
         if (remaining_ms(deadline) == 0)
             return -EAGAIN; /* not even a look at the doorbell: it may be the receiver's */
@@ -487,8 +510,8 @@ static int wait_tx_space(struct idm_conn *c, int timeout_ms)
             return idm_conn_fail(c, -EPIPE, "waiting for the doorbell failed: %s",
                                  strerror(-rc));
         if (rc == -EAGAIN && remaining_ms(deadline) == 0) {
-            space = idm_ring_prod_space(&c->tx);
-            if (space != 0)
+            space = idm_ring_prod_space_n(&c->tx, need);
+            if (probe_done(space, need))
                 break;
             return -EAGAIN; /* the flag stays armed: harmless, the peer clears it */
         }
@@ -503,23 +526,40 @@ checked:
     return 0;
 }
 
+/* Copies n bytes into the message that starts at the producer's next slot, at byte pos of it
+ * (the message's bytes run on from one slot into the next; the ring's private mask wraps). */
+static void tx_put(struct idm_ring *r, size_t pos, const void *src, size_t n)
+{
+    const uint8_t *p = src;
+
+    while (n > 0) {
+        size_t in_slot = pos % r->slot_size;
+        size_t k = r->slot_size - in_slot < n ? r->slot_size - in_slot : n;
+        memcpy(idm_ring_slot(r, r->idx + (uint32_t)(pos / r->slot_size)) + in_slot, p, k);
+        pos += k;
+        p += k;
+        n -= k;
+    }
+}
+
 int idm_send_timed(struct idm_conn *c, struct idm_hdr *hdr, const void *a, size_t alen,
                    const void *b, size_t blen, int timeout_ms)
 {
     if (!c || !hdr || (alen && !a) || (blen && !b))
         return -EINVAL;
-    size_t room = c->tx.slot_size - sizeof(struct idm_hdr);
+    size_t room = idm_max_payload(c);
     if (alen > room || blen > room - alen)
         return -EMSGSIZE;
     hdr->magic = IDM_MAGIC;
     hdr->version = IDM_PROTOCOL_VERSION;
     hdr->len = (uint32_t)(alen + blen);
+    uint32_t need = idm_msg_slots(c, hdr->len);
 
     pthread_mutex_lock(&c->send_mu);
     int rc = conn_dead(c);
     if (rc)
         goto unlock;
-    int64_t space = idm_ring_prod_space(&c->tx);
+    int64_t space = idm_ring_prod_space_n(&c->tx, need);
     if (space < 0) {
         rc = idm_conn_fail(c, -EPROTO,
                            "%s ring: consumer index impossible (producer at %u, %u slots)",
@@ -527,18 +567,18 @@ int idm_send_timed(struct idm_conn *c, struct idm_hdr *hdr, const void *a, size_
                            c->tx.nslots);
         goto unlock;
     }
-    if (space == 0) {
-        rc = wait_tx_space(c, timeout_ms);
+    if (space < need) {
+        rc = wait_tx_space(c, timeout_ms, need);
         if (rc < 0)
             goto unlock;
     }
-    uint8_t *slot = idm_ring_prod_slot(&c->tx);
-    memcpy(slot, hdr, sizeof(*hdr));
+    tx_put(&c->tx, 0, hdr, sizeof(*hdr));
     if (alen)
-        memcpy(slot + sizeof(*hdr), a, alen);
+        tx_put(&c->tx, sizeof(*hdr), a, alen);
     if (blen)
-        memcpy(slot + sizeof(*hdr) + alen, b, blen);
-    idm_ring_prod_publish(&c->tx);
+        tx_put(&c->tx, sizeof(*hdr) + alen, b, blen);
+    idm_ring_prod_publish_n(&c->tx, need);
+    c->tx_count++;
     int kick = idm_ring_should_kick(&c->tx.sh->cons_sleeping);
     pthread_mutex_unlock(&c->send_mu);
     if (kick) {
@@ -580,12 +620,37 @@ static int rx_fault(struct idm_conn *c, const char *what, unsigned long long v)
                          c->role == IDM_ROLE_CLIENT ? "reply" : "request", c->rx.idx, what, v);
 }
 
+/* spin_phase's probe of the receive ring (one published message is all a receiver waits for:
+ * its sender publishes every slot of it at once). */
+static int64_t rx_avail(struct idm_ring *r, uint32_t need)
+{
+    (void)need;
+    return idm_ring_cons_avail(r);
+}
+
+/* Copies n bytes out of the message that starts at the consumer's next slot, from byte pos of
+ * it on (tx_put's counterpart), into private memory. */
+static void rx_get(const struct idm_ring *r, size_t pos, void *dst, size_t n)
+{
+    uint8_t *p = dst;
+
+    while (n > 0) {
+        size_t in_slot = pos % r->slot_size;
+        size_t k = r->slot_size - in_slot < n ? r->slot_size - in_slot : n;
+        copy_from_shared(p, idm_ring_slot(r, r->idx + (uint32_t)(pos / r->slot_size)) + in_slot,
+                         k);
+        pos += k;
+        p += k;
+        n -= k;
+    }
+}
+
 /* Waits (spin, then sleep) until rx has a message. Called with recv_mu held. Returns the number
  * available (> 0), -EAGAIN, or a connection error. */
 static int64_t wait_rx(struct idm_conn *c, int timeout_ms)
 {
     int64_t deadline = deadline_of(timeout_ms);
-    int64_t avail = spin_phase(c, timeout_ms, deadline, idm_ring_cons_avail, &c->rx);
+    int64_t avail = spin_phase(c, timeout_ms, deadline, rx_avail, &c->rx, 1);
     if (avail != 0)
         return avail;
     for (;;) {
@@ -680,9 +745,14 @@ int idm_recv(struct idm_conn *c, struct idm_msg *m, int timeout_ms)
         rc = rx_fault(c, "unsupported protocol version", h.version);
         goto unlock;
     }
-    size_t room = c->rx.slot_size - sizeof(struct idm_hdr);
+    size_t room = idm_max_payload(c);
     if (h.len > room) {
-        rc = rx_fault(c, "payload length larger than the slot", h.len);
+        rc = rx_fault(c, "payload length larger than a message may be", h.len);
+        goto unlock;
+    }
+    uint32_t need = idm_msg_slots(c, h.len);
+    if (avail < need) { /* its sender publishes every slot of a message at once */
+        rc = rx_fault(c, "message published without all its slots", need);
         goto unlock;
     }
     if (!m->payload || m->cap < room) {
@@ -695,9 +765,10 @@ int idm_recv(struct idm_conn *c, struct idm_msg *m, int timeout_ms)
         m->payload = p;
         m->cap = room;
     }
-    copy_from_shared(m->payload, slot + sizeof(h), h.len);
+    rx_get(&c->rx, sizeof(h), m->payload, h.len);
     m->hdr = h;
-    idm_ring_cons_release(&c->rx);
+    m->idx = ++c->rx_count;
+    idm_ring_cons_release_n(&c->rx, need);
     int kick = rx_kick_producer(c);
     pthread_mutex_unlock(&c->recv_mu);
     if (kick) {
@@ -711,6 +782,108 @@ int idm_recv(struct idm_conn *c, struct idm_msg *m, int timeout_ms)
 unlock:
     pthread_mutex_unlock(&c->recv_mu);
     return rc;
+}
+
+/* ---- the window release mark ---- */
+
+uint64_t idm_tx_count(const struct idm_conn *c)
+{
+    return c->tx_count;
+}
+
+int idm_release_publish(struct idm_conn *c, uint64_t mark)
+{
+    int rc = conn_dead(c);
+
+    if (rc)
+        return rc;
+    if (mark <= c->mark_pub)
+        return 0;
+    c->mark_pub = mark;
+    /* Release: pairs with the acquire load in idm_release_mark; the server's last access of
+     * the released ranges happens before the client may see them free. */
+    atomic_store_explicit(&c->mark->released, mark, memory_order_release);
+    if (!idm_ring_should_kick(&c->mark->waiting))
+        return 0;
+    rc = c->ops->notify(c);
+    if (rc < 0)
+        return idm_conn_fail(c, rc == -EPROTO ? -EPROTO : -EPIPE,
+                             "ringing the peer's doorbell failed: %s", strerror(-rc));
+    return 0;
+}
+
+int64_t idm_release_mark(struct idm_conn *c)
+{
+    int rc = conn_dead(c);
+
+    if (rc)
+        return rc;
+    /* Acquire: pairs with the release store in idm_release_publish. */
+    uint64_t m = atomic_load_explicit(&c->mark->released, memory_order_acquire);
+    if (m < c->mark_seen || m > c->tx_count)
+        return idm_conn_fail(c, -EPROTO,
+                             "window release mark %llu impossible (last %llu, %llu requests "
+                             "sent)", (unsigned long long)m, (unsigned long long)c->mark_seen,
+                             (unsigned long long)c->tx_count);
+    c->mark_seen = m;
+    return (int64_t)m;
+}
+
+/* The release mark has reached want (1), not yet (0), or the connection failed (< 0). */
+static int64_t mark_reached(struct idm_conn *c, uint64_t want)
+{
+    int64_t m = idm_release_mark(c);
+
+    return m < 0 ? m : (uint64_t)m >= want;
+}
+
+/* The spin phase of idm_release_wait (as spin_phase for the rings). */
+static int64_t mark_spin(struct idm_conn *c, uint64_t want, int timeout_ms, int64_t deadline)
+{
+    uint32_t spin = atomic_load_explicit(&c->spin_us, memory_order_relaxed);
+    int64_t v = mark_reached(c, want);
+
+    if (v != 0 || spin == 0 || timeout_ms == 0)
+        return v;
+    int64_t spin_end = now_ns() + (int64_t)spin * 1000;
+    if (spin_end > deadline)
+        spin_end = deadline;
+    for (unsigned i = 1; v == 0; i++) {
+        cpu_relax();
+        if ((i & 63) == 0 && spin_slice_over(spin_end))
+            return 0;
+        v = mark_reached(c, want);
+    }
+    return v;
+}
+
+int idm_release_wait(struct idm_conn *c, uint64_t want, int timeout_ms)
+{
+    int64_t deadline = deadline_of(timeout_ms);
+    int64_t v = mark_spin(c, want, timeout_ms, deadline);
+
+    while (v == 0) {
+        uint64_t gen = wake_gen_snapshot(c);
+        idm_ring_arm(&c->mark->waiting);
+        if ((v = mark_reached(c, want)) != 0) /* re-check after arming (lost wake-up race) */
+            break;
+        if (remaining_ms(deadline) == 0)
+            return -EAGAIN; /* the flag stays armed: harmless, the server clears it */
+        int rang;
+        int rc = conn_wait(c, remaining_ms(deadline), gen, &rang);
+        if (rang)
+            pass_doorbell_on(c); /* it may have been meant for a receiver too */
+        if ((v = mark_reached(c, want)) != 0)
+            break;
+        if (rc == -EPIPE || rc == -EPROTO)
+            return idm_conn_fail(c, rc, "%s while waiting for the window release mark",
+                                 rc == -EPIPE ? "peer went away" : "transport protocol error");
+        if (rc < 0 && rc != -EAGAIN)
+            return idm_conn_fail(c, -EPIPE, "waiting for the doorbell failed: %s",
+                                 strerror(-rc));
+    }
+    idm_ring_disarm(&c->mark->waiting);
+    return v < 0 ? (int)v : 0;
 }
 
 /* ---- window, accessors ---- */
@@ -735,6 +908,17 @@ int idm_window_check(const struct idm_conn *c, uint64_t off, uint64_t len)
     if (off > size || len > size - off)
         return -ERANGE;
     return 0;
+}
+
+uint32_t idm_max_payload(const struct idm_conn *c)
+{
+    return c->msg_slots_max * c->geo.slot_size - (uint32_t)sizeof(struct idm_hdr);
+}
+
+uint32_t idm_msg_slots(const struct idm_conn *c, uint64_t payload_len)
+{
+    uint64_t bytes = sizeof(struct idm_hdr) + payload_len;
+    return (uint32_t)((bytes + c->geo.slot_size - 1) / c->geo.slot_size);
 }
 
 const struct idm_conn_config *idm_conn_geometry(const struct idm_conn *c)

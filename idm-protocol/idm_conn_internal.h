@@ -30,6 +30,16 @@
 #define IDM_CTRL_MAGIC 0x4C52544Du /* "MTRL" */
 #define IDM_CTRL_VERSION 1u
 
+/* The window release mark (idm_release_publish / idm_release_wait): the server writes
+ * `released`, the number of requests it no longer needs window ranges of; the client sets
+ * `waiting` before it sleeps for it and the server clears it when it rings the doorbell. */
+struct idm_mark_shared {
+    _Alignas(IDM_CACHELINE) _Atomic uint64_t released;
+    _Atomic uint32_t waiting;
+};
+_Static_assert(sizeof(struct idm_mark_shared) == IDM_CACHELINE, "one cache line");
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "the 64-bit mark must be lock-free");
+
 struct idm_ctrl {
     uint32_t magic;       /* IDM_CTRL_MAGIC */
     uint32_t version;     /* IDM_CTRL_VERSION */
@@ -39,12 +49,15 @@ struct idm_ctrl {
     uint32_t reserved0;
     uint64_t window_size;
     uint64_t req_off, rep_off, win_off, total_size; /* informational */
-    uint8_t pad_[256 - 64];
+    uint8_t pad_[128 - 64];
+    struct idm_mark_shared mark; /* at 128: the window release mark */
+    uint8_t pad2_[256 - 192];
     struct idm_ring_shared req; /* at 256: request ring indices */
     struct idm_ring_shared rep; /* at 384: reply ring indices */
 };
 _Static_assert(sizeof(struct idm_ctrl) <= IDM_PAGE_SIZE, "control page fits one page");
 _Static_assert(offsetof(struct idm_ctrl, req) == 256, "ring indices at 256");
+_Static_assert(offsetof(struct idm_ctrl, mark) == 128, "release mark at 128");
 
 struct idm_layout {
     uint64_t req_off;
@@ -125,6 +138,14 @@ struct idm_conn {
     /* private geometry, copied once at attach */
     struct idm_conn_config geo;
     struct idm_layout layout;
+    uint32_t msg_slots_max; /* slots one message may span (idm_max_payload) */
+    struct idm_mark_shared *mark; /* in the control page */
+
+    /* message counts (private): the n-th message of a direction is its number n */
+    uint64_t tx_count;      /* sent (under send_mu) */
+    uint64_t rx_count;      /* received (under recv_mu) */
+    uint64_t mark_seen;     /* client: the last release mark read and checked */
+    uint64_t mark_pub;      /* server: the last release mark published */
     uint8_t *base; /* mapping of the whole region */
     size_t map_size;
     uint8_t *window;

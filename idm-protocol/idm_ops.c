@@ -87,7 +87,7 @@ int idm_op_noreply(const struct idm_op_info *info, const struct idm_bulk *b)
 {
     if (info == NULL || info->kind != IDM_KIND_ASYNC)
         return 0;
-    return b->dir == IDM_BULK_NONE || (b->dir == IDM_BULK_IN && b->can_inline && b->win_len == 0);
+    return b->dir == IDM_BULK_NONE || b->dir == IDM_BULK_IN;
 }
 
 int idm_op_stream(const struct idm_op_info *info, const void *req, idm_handle *stream)

@@ -71,13 +71,13 @@ static inline uint8_t *idm_ring_slot(const struct idm_ring *r, uint32_t i)
 
 /* ---- producer ---- */
 
-/* Number of free slots (0 when full), or -EPROTO when the consumer's published index is
- * impossible. */
-static inline int64_t idm_ring_prod_space(struct idm_ring *r)
+/* Number of free slots, or -EPROTO when the consumer's published index is impossible. The
+ * consumer's index is read again only when the cached one shows fewer than `need` free. */
+static inline int64_t idm_ring_prod_space_n(struct idm_ring *r, uint32_t need)
 {
     uint32_t used = r->idx - r->peer_idx;
-    if (used < r->nslots)
-        return (int64_t)(r->nslots - used); /* the cached cons already shows space */
+    if (used <= r->nslots && r->nslots - used >= need && need > 0)
+        return (int64_t)(r->nslots - used); /* the cached cons already shows the space */
     /* Acquire: pairs with the release store of cons in idm_ring_cons_release, so the
      * consumer's reads of a slot are finished before we overwrite it. */
     uint32_t cons = atomic_load_explicit(&r->sh->cons, memory_order_acquire);
@@ -88,19 +88,31 @@ static inline int64_t idm_ring_prod_space(struct idm_ring *r)
     return (int64_t)(r->nslots - used);
 }
 
+/* Number of free slots (0 when full), or -EPROTO (idm_ring_prod_space_n for one slot). */
+static inline int64_t idm_ring_prod_space(struct idm_ring *r)
+{
+    return idm_ring_prod_space_n(r, 1);
+}
+
 /* The slot the producer fills next (call only after prod_space returned > 0). */
 static inline uint8_t *idm_ring_prod_slot(const struct idm_ring *r)
 {
     return idm_ring_slot(r, r->idx);
 }
 
-/* Publishes the filled slot. */
-static inline void idm_ring_prod_publish(struct idm_ring *r)
+/* Publishes the n filled slots from idm_ring_prod_slot on (one message), at once. */
+static inline void idm_ring_prod_publish_n(struct idm_ring *r, uint32_t n)
 {
-    r->idx++;
+    r->idx += n;
     /* Release: pairs with the acquire load of prod in idm_ring_cons_avail; the slot's contents
      * are visible before the new index is. */
     atomic_store_explicit(&r->sh->prod, r->idx, memory_order_release);
+}
+
+/* Publishes the one filled slot. */
+static inline void idm_ring_prod_publish(struct idm_ring *r)
+{
+    idm_ring_prod_publish_n(r, 1);
 }
 
 /* ---- consumer ---- */
@@ -127,13 +139,19 @@ static inline const uint8_t *idm_ring_cons_slot(const struct idm_ring *r)
     return idm_ring_slot(r, r->idx);
 }
 
-/* Gives the slot back once its contents have been copied out. */
-static inline void idm_ring_cons_release(struct idm_ring *r)
+/* Gives n slots (one message) back once their contents have been copied out. */
+static inline void idm_ring_cons_release_n(struct idm_ring *r, uint32_t n)
 {
-    r->idx++;
+    r->idx += n;
     /* Release: pairs with the acquire load of cons in idm_ring_prod_space; our reads of the slot
      * happen before the producer may reuse it. */
     atomic_store_explicit(&r->sh->cons, r->idx, memory_order_release);
+}
+
+/* Gives the one slot back once its contents have been copied out. */
+static inline void idm_ring_cons_release(struct idm_ring *r)
+{
+    idm_ring_cons_release_n(r, 1);
 }
 
 /* ---- notification hold-off ----

@@ -32,6 +32,8 @@ struct idm_peer {
 /* A received message, copied out of shared memory and validated (magic, version, len). */
 struct idm_msg {
     struct idm_hdr hdr;
+    uint64_t idx;     /* its number on the connection, in its direction: 1 for the first (the
+                       * number idm_tx_count gave its sender, which the release mark counts) */
     uint8_t *payload; /* hdr.len bytes, private memory owned by the idm_msg */
     size_t cap;
 };
@@ -59,10 +61,11 @@ const struct idm_transport *idm_transport_by_name(const char *name);
 /* ---- connection calls, the same for every transport; all return 0 or -errno ---- */
 
 /* Sends one message: hdr (its magic, version and len are filled in here) then `len` payload
- * bytes gathered from up to two pieces (b may be NULL). Waits (adaptive) while the ring is full.
- * Thread-safe: several threads may send on one connection.
+ * bytes gathered from up to two pieces (b may be NULL), over as many consecutive slots as it
+ * needs (idm_msg_slots), all published at once. Waits (adaptive) while the ring has fewer free
+ * slots. Thread-safe: several threads may send on one connection.
  * -EPIPE: the peer is gone; -EPROTO: the peer corrupted the ring (the connection is dead);
- * -EMSGSIZE: the message does not fit a slot. */
+ * -EMSGSIZE: the payload is larger than idm_max_payload. */
 int idm_send(struct idm_conn *c, struct idm_hdr *hdr, const void *a, size_t alen, const void *b,
              size_t blen);
 
@@ -91,6 +94,40 @@ void *idm_window(struct idm_conn *c, uint64_t *size);
 
 /* Checks that [off, off+len) lies inside the window (overflow-safe). */
 int idm_window_check(const struct idm_conn *c, uint64_t off, uint64_t len);
+
+/* ---- the window release mark ----
+ * A request that names a window range may go unanswered (IDM_F_NOREPLY, idm_op_noreply): the
+ * server then says when it no longer needs the range by publishing a release mark, the number
+ * of requests (idm_msg.idx, idm_tx_count) up to which every such range is released, instead of
+ * a reply per request. Only the server writes it, and it never reads it back. */
+
+/* Client: the number of messages sent so far (the idx of the last one). */
+uint64_t idm_tx_count(const struct idm_conn *c);
+
+/* Server: publishes that every window range named by requests 1..mark is released; rings the
+ * client's doorbell when it waits for the mark (idm_release_wait). Marks only grow (a smaller
+ * one is ignored); the server keeps its own copy and never reads the shared one, so a client
+ * that rewrites it fools only itself. One thread at a time (the caller serialises).
+ * 0 or -EPIPE/-EPROTO. */
+int idm_release_publish(struct idm_conn *c, uint64_t mark);
+
+/* Client: the release mark as last published (no wait). -EPROTO (and the connection dead) when
+ * the server published a mark that went backwards or beyond the requests sent. Called by the
+ * thread that sends (or with sends serialised by the caller), since it checks idm_tx_count. */
+int64_t idm_release_mark(struct idm_conn *c);
+
+/* Client: waits (spin, then sleep on the doorbell) until the release mark reaches want.
+ * timeout_ms as idm_recv. 0, -EAGAIN on timeout, -EPIPE/-EPROTO. One thread at a time per
+ * connection may wait for the mark (others may send and receive meanwhile). */
+int idm_release_wait(struct idm_conn *c, uint64_t want, int timeout_ms);
+
+/* The most payload bytes one message may carry on this connection (either direction): the
+ * messages span at most a quarter of the ring (at least one slot) and, beyond one slot, at most
+ * IDM_MSG_BYTES_MAX bytes with their header. The same value on both sides (from the geometry). */
+uint32_t idm_max_payload(const struct idm_conn *c);
+
+/* How many ring slots a message of payload_len bytes occupies on this connection. */
+uint32_t idm_msg_slots(const struct idm_conn *c, uint64_t payload_len);
 
 /* The geometry in force and the peer's identity. */
 const struct idm_conn_config *idm_conn_geometry(const struct idm_conn *c);

@@ -2,8 +2,10 @@
  * copies can tell device from host, and counted in the memory pool they came from, api_pool.c),
  * pinned host memory (local page-aligned memory), copies and memsets. Bulk copies go through the
  * window in chunks with several in flight; small ones travel inline in the message. HtoD copies
- * up to VGPU_HTOD_INLINE_MAX and asynchronous memsets and DtoD copies go unanswered
- * (vgpu_send_locked); a synchronous HtoD returns once its bytes are in the ring or the window
+ * (inline up to VGPU_HTOD_INLINE_MAX, else in window chunks that come back by the worker's
+ * release mark) and asynchronous memsets and DtoD copies go unanswered (vgpu_send_locked,
+ * vgpu_send_chunk_locked); DtoH copies up to VGPU_DTOH_INLINE_MAX come back in the reply; a
+ * synchronous HtoD returns once its bytes are in the ring or the window
  * (CUDA's pageable-memory semantics), its range checked against our allocations first. Other
  * synchronous forms drain every reply and report earlier async errors that replies carried. */
 #include "vgpu_calls.h"
@@ -379,7 +381,7 @@ static size_t copy_step(const struct vgpu *v, size_t len)
 }
 
 /* Up to VGPU_HTOD_INLINE_MAX bytes, unanswered requests that carry the bytes in the ring (one
- * slot's worth each): the copy returns once they are there (the source may be reused, as
+ * message's worth each, idm_max_payload: one request at the default geometry): the copy returns once they are there (the source may be reused, as
  * CUDA's pageable HtoD allows). */
 static CUresult htod_inline_locked(struct vgpu *v, uint64_t dst, const uint8_t *src, size_t len,
                                    idm_handle stream)
@@ -395,8 +397,8 @@ static CUresult htod_inline_locked(struct vgpu *v, uint64_t dst, const uint8_t *
     return r;
 }
 
-/* Host to device: inline when small, else window chunks (the next chunk is filled while the
- * proxy works on the previous ones). */
+/* Host to device: inline when small, else window chunks, unanswered (the next chunk is filled
+ * while the proxy works on the previous ones; each comes back when the release mark passes). */
 CUresult vgpu_htod_locked(struct vgpu *v, uint64_t dst, const void *src, size_t len,
                           idm_handle stream)
 {
@@ -420,13 +422,15 @@ CUresult vgpu_htod_locked(struct vgpu *v, uint64_t dst, const void *src, size_t 
         struct idm_req_MEMCPY_HTOD rq = {.dst = dst + off, .stream = stream,
                                          .win_off = (uint64_t)c * v->chunk_size, .win_len = n,
                                          .len = n};
-        r = vgpu_post_MEMCPY_HTOD_locked(v, &rq, NULL, 0, c, NULL, 0);
+        r = vgpu_send_chunk_locked(v, IDM_OP_MEMCPY_HTOD, &rq, sizeof rq, c);
         off += n;
     }
     return r;
 }
 
-/* Device to host: the reply handler copies each chunk out when its reply arrives. */
+/* Device to host: up to VGPU_DTOH_INLINE_MAX bytes come back in the reply itself (one round
+ * trip, no window chunk); larger copies in window chunks. The reply handler copies the bytes
+ * out when the reply arrives. */
 CUresult vgpu_dtoh_locked(struct vgpu *v, void *dst, uint64_t src, size_t len,
                           idm_handle stream)
 {
@@ -434,7 +438,7 @@ CUresult vgpu_dtoh_locked(struct vgpu *v, void *dst, uint64_t src, size_t len,
     CUresult r = CUDA_SUCCESS;
     if (len == 0)
         return CUDA_SUCCESS;
-    if (len <= vgpu_inline_max(v, IDM_OP_MEMCPY_DTOH)) {
+    if (len <= VGPU_DTOH_INLINE_MAX && len <= vgpu_inline_max(v, IDM_OP_MEMCPY_DTOH)) {
         struct idm_req_MEMCPY_DTOH rq = {.src = src, .stream = stream, .len = len};
         return vgpu_post_MEMCPY_DTOH_locked(v, &rq, NULL, 0, -1, dst, len);
     }

@@ -794,7 +794,7 @@ static int pack_args(const struct vgpu_func *f, void **kernelParams, void **extr
     return f->param_bytes == 0 ? 0 : -EINVAL;
 }
 
-/* Sends the launch rq with f's packed arguments: in the message tail when they fit one slot,
+/* Sends the launch rq with f's packed arguments: in the message tail when they fit a message,
  * else packed straight into a window chunk, which the proxy copies out and which comes back
  * with the reply. Caller holds v->lock. */
 static CUresult post_launch_locked(struct vgpu *v, const struct vgpu_func *f,

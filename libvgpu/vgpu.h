@@ -24,9 +24,11 @@
 #define VGPU_MAX_CHUNKS 16     /* window chunks */
 #define VGPU_HTOD_INLINE_MAX 65536 /* HtoD copies up to this size travel in the ring itself,
                                     * unanswered (api_mem.c); larger ones through the window */
+#define VGPU_DTOH_INLINE_MAX 65536 /* DtoH copies up to this size come back in their reply
+                                    * (one message over several slots), no window chunk */
 #define VGPU_CLS_MAX 64        /* context-local storage entries per context */
 #define VGPU_SYMBOL_MAX 4096   /* longest kernel or global name sent (incl. NUL); the request
-                                * tail must also fit one ring slot */
+                                * tail must also fit one message */
 
 /* ---- logging: libvgpu's names for the one logger (idm_log.h), tag "libvgpu", plain lines;
  * the level is VGPU_LOG=error|warn|info|debug|trace when set, else IDM_LOG, default warn ---- */
@@ -132,6 +134,7 @@ struct vgpu_pending {
     int chunk;           /* window chunk it owns, -1 none */
     void *dst;           /* MEMCPY_DTOH: where the bytes go */
     uint64_t len;
+    uint32_t slots;      /* reply ring slots its reply takes (counted in reply_slots) */
 };
 
 /* The connection context: everything libvgpu knows, one instance per process. */
@@ -153,10 +156,14 @@ struct vgpu {
     uint64_t window_size;
     uint64_t chunk_size;
     unsigned nchunks;
-    uint32_t chunk_busy;         /* bit i: chunk i owned by a pending request */
+    uint32_t chunk_busy;         /* bit i: chunk i owned by a pending request, or by an
+                                  * unanswered one until the release mark passes chunk_mark[i] */
+    uint64_t chunk_mark[VGPU_MAX_CHUNKS]; /* unanswered request's number (idm_tx_count); 0: none */
     struct vgpu_pending pending[VGPU_MAX_INFLIGHT];
     unsigned npending;
     unsigned max_inflight;       /* <= VGPU_MAX_INFLIGHT and half the ring: replies always fit */
+    uint32_t reply_slots;        /* reply ring slots the pending requests' replies take */
+    uint32_t max_reply_slots;    /* their limit: half the ring (or one largest reply) */
 
     /* from HELLO */
     uint64_t quota;
@@ -201,11 +208,18 @@ CUresult vgpu_post_locked(struct vgpu *v, uint16_t op, const void *req, size_t r
  * CTX_SYNCHRONIZE) returns it. Returns once the request is in the ring. Caller holds v->lock. */
 CUresult vgpu_send_locked(struct vgpu *v, uint16_t op, const void *req, size_t req_size,
                           const void *tail, size_t tail_len);
+/* Sends an ASYNC request whose bulk data is in window chunk `chunk`, unanswered: the chunk is
+ * ours again once the worker's release mark (idm_release_mark) passes the request's number; a
+ * failure is latched as for vgpu_send_locked. The chunk is given back on failure. Caller holds
+ * v->lock. */
+CUresult vgpu_send_chunk_locked(struct vgpu *v, uint16_t op, const void *req, size_t req_size,
+                                int chunk);
 /* The most bytes of op's bulk data that travel inline in one message (its properties in
  * idm_ops.def: the request tail for IN ops, the reply tail for OUT ops); larger data goes through
  * a window chunk. */
 uint64_t vgpu_inline_max(const struct vgpu *v, uint32_t op);
-/* Waits for a free window chunk (processing replies); returns its index or -1 with *err set. */
+/* Waits for a free window chunk (processing replies, or waiting for the release mark); returns
+ * its index or -1 with *err set. */
 int vgpu_chunk_get_locked(struct vgpu *v, CUresult *err);
 void *vgpu_chunk_ptr(struct vgpu *v, int chunk);
 void vgpu_chunk_put_locked(struct vgpu *v, int chunk);

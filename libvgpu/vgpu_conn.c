@@ -1,8 +1,9 @@
 /* vgpu_conn.c - libvgpu's connection to gpu_proxy: the process-wide struct vgpu, cuInit's
  * connect + HELLO + device cache, synchronous requests, posted requests (answered later) with
  * their window chunks, unanswered requests (IDM_F_NOREPLY: the worker latches their failures for
- * the next synchronising call), and reply processing (DtoH data copied out, async failures
- * remembered). */
+ * the next synchronising call; their window chunks come back by the worker's release mark),
+ * reply processing (DtoH data copied out, async failures remembered) and the accounting that
+ * keeps the undrained replies within half the reply ring. */
 #include "vgpu_calls.h"
 #include "idm_log.h"
 #include "transport_xen.h"
@@ -72,8 +73,10 @@ void *vgpu_chunk_ptr(struct vgpu *v, int chunk)
 
 void vgpu_chunk_put_locked(struct vgpu *v, int chunk)
 {
-    if (chunk >= 0)
+    if (chunk >= 0) {
         v->chunk_busy &= ~(1u << chunk);
+        v->chunk_mark[chunk] = 0;
+    }
 }
 
 /* VGPU_LOG=trace: one line per message sent and per reply received. */
@@ -120,6 +123,7 @@ static int finish_posted(struct vgpu *v, const struct idm_msg *m)
             }
         }
         vgpu_chunk_put_locked(v, p->chunk);
+        v->reply_slots -= p->slots;
         memset(p, 0, sizeof *p);
         v->npending--;
         return 1;
@@ -154,14 +158,26 @@ static int recv_one(struct vgpu *v, uint64_t want, int timeout_ms, CUresult *err
     return 0;
 }
 
-/* Makes sure another request may be outstanding. */
-static CUresult make_room(struct vgpu *v)
+/* Makes sure another request may be outstanding whose reply takes up to `slots` ring slots:
+ * the replies we have not drained never take more than half the reply ring (max_reply_slots,
+ * docs/CONTRACTS.md), so the worker can always send them without waiting for us. */
+static CUresult make_room(struct vgpu *v, uint32_t slots)
 {
     CUresult err = CUDA_SUCCESS;
-    while (v->npending >= v->max_inflight)
+    while (v->npending >= v->max_inflight ||
+           (v->npending > 0 && v->reply_slots + slots > v->max_reply_slots))
         if (recv_one(v, 0, -1, &err) < 0)
             return err;
     return CUDA_SUCCESS;
+}
+
+/* The reply ring slots the answer to op takes, with rep_tail bytes after its fixed struct. */
+static uint32_t reply_slots(const struct vgpu *v, uint16_t op, uint64_t rep_tail)
+{
+    const struct idm_op_info *info = idm_op_lookup(op);
+    uint64_t len = (info ? info->rep_size : 0) + rep_tail;
+
+    return idm_msg_slots(v->conn, len < v->max_tail_rep ? len : v->max_tail_rep);
 }
 
 CUresult vgpu_rpc_locked(struct vgpu *v, uint16_t op, const void *req, size_t req_size,
@@ -171,14 +187,14 @@ CUresult vgpu_rpc_locked(struct vgpu *v, uint16_t op, const void *req, size_t re
     CUresult err;
     if (v->dead || v->conn == NULL)
         return CUDA_ERROR_DEVICE_UNAVAILABLE;
-    if ((err = make_room(v)) != CUDA_SUCCESS)
+    if ((err = make_room(v, reply_slots(v, op, rep_tail_cap))) != CUDA_SUCCESS)
         return err;
     struct idm_hdr h = {.op = op, .flags = 0, .seq = ++v->seq};
     if (vgpu_log_on(VGPU_LOG_TRACE))
         trace_msg("->", h, req, req_size); /* fixed part: the tail is elsewhere */
     int rc = idm_send(v->conn, &h, req, req_size, tail, tail_len);
     if (rc == -EMSGSIZE) {
-        VLOG(VGPU_LOG_ERROR, "%s: request of %zu bytes does not fit a slot", idm_op_name(op),
+        VLOG(VGPU_LOG_ERROR, "%s: request of %zu bytes does not fit a message", idm_op_name(op),
              req_size + tail_len);
         return CUDA_ERROR_INVALID_VALUE;
     }
@@ -230,7 +246,11 @@ CUresult vgpu_post_locked(struct vgpu *v, uint16_t op, const void *req, size_t r
         vgpu_chunk_put_locked(v, chunk);
         return CUDA_ERROR_DEVICE_UNAVAILABLE;
     }
-    if ((err = make_room(v)) != CUDA_SUCCESS) {
+    const struct idm_op_info *info = idm_op_lookup(op);
+    /* DtoH data without a window chunk comes back inline, after the reply's fixed struct. */
+    int inline_out = info && info->props->bulk == IDM_BULK_OUT && chunk < 0 && dst != NULL;
+    uint32_t slots = reply_slots(v, op, inline_out ? len : 0);
+    if ((err = make_room(v, slots)) != CUDA_SUCCESS) {
         vgpu_chunk_put_locked(v, chunk);
         return err;
     }
@@ -238,17 +258,19 @@ CUresult vgpu_post_locked(struct vgpu *v, uint16_t op, const void *req, size_t r
     for (unsigned i = 0; i < VGPU_MAX_INFLIGHT && !p; i++)
         if (v->pending[i].seq == 0)
             p = &v->pending[i];
-    const struct idm_op_info *info = idm_op_lookup(op);
     struct idm_hdr h = {.op = op, .seq = ++v->seq,
                         .flags = (info && info->kind == IDM_KIND_ASYNC) ? IDM_F_ASYNC : 0};
-    *p = (struct vgpu_pending){.seq = h.seq, .op = op, .chunk = chunk, .dst = dst, .len = len};
+    *p = (struct vgpu_pending){.seq = h.seq, .op = op, .chunk = chunk, .dst = dst, .len = len,
+                               .slots = slots};
     v->npending++;
+    v->reply_slots += slots;
     if (vgpu_log_on(VGPU_LOG_TRACE))
         trace_msg("->", h, req, req_size); /* fixed part: the tail is elsewhere */
     int rc = idm_send(v->conn, &h, req, req_size, tail, tail_len);
     if (rc < 0) {
         memset(p, 0, sizeof *p);
         v->npending--;
+        v->reply_slots -= slots;
         vgpu_chunk_put_locked(v, chunk);
         if (rc == -EMSGSIZE)
             return CUDA_ERROR_INVALID_VALUE;
@@ -277,6 +299,20 @@ CUresult vgpu_send_locked(struct vgpu *v, uint16_t op, const void *req, size_t r
     return CUDA_SUCCESS;
 }
 
+CUresult vgpu_send_chunk_locked(struct vgpu *v, uint16_t op, const void *req, size_t req_size,
+                                int chunk)
+{
+    CUresult r = vgpu_send_locked(v, op, req, req_size, NULL, 0);
+
+    if (r != CUDA_SUCCESS) {
+        vgpu_chunk_put_locked(v, chunk);
+        return r;
+    }
+    /* Every send is under v->lock: the count is this request's number. */
+    v->chunk_mark[chunk] = idm_tx_count(v->conn);
+    return CUDA_SUCCESS;
+}
+
 uint64_t vgpu_inline_max(const struct vgpu *v, uint32_t op)
 {
     const struct idm_op_info *info = idm_op_lookup(op);
@@ -285,11 +321,58 @@ uint64_t vgpu_inline_max(const struct vgpu *v, uint32_t op)
     return idm_op_inline_max(info, (uint32_t)room);
 }
 
+/* Gives back the chunks of unanswered requests that the release mark has passed; returns the
+ * number of the oldest request still holding one (0: none), or -1 with *err set. */
+static int64_t reclaim_marked(struct vgpu *v, CUresult *err)
+{
+    int64_t mark = idm_release_mark(v->conn);
+    uint64_t oldest = 0;
+
+    if (mark < 0) {
+        *err = conn_dead(v, "window release mark", (int)mark);
+        return -1;
+    }
+    for (unsigned c = 0; c < v->nchunks; c++) {
+        if (v->chunk_mark[c] == 0)
+            continue;
+        if (v->chunk_mark[c] <= (uint64_t)mark)
+            vgpu_chunk_put_locked(v, (int)c);
+        else if (oldest == 0 || v->chunk_mark[c] < oldest)
+            oldest = v->chunk_mark[c];
+    }
+    return (int64_t)oldest;
+}
+
+/* Waits until the release mark reaches want; with replies pending, only briefly (the chunk
+ * they hold may come back first). 0 or -1 with *err set. */
+static int wait_marked(struct vgpu *v, uint64_t want, CUresult *err)
+{
+    int rc = idm_release_wait(v->conn, want, v->npending > 0 ? 1 : -1);
+
+    if (rc == -EAGAIN && v->npending > 0)
+        return recv_one(v, 0, 0, err) < 0 ? -1 : 0;
+    if (rc < 0 && rc != -EAGAIN) {
+        *err = conn_dead(v, "window release mark", rc);
+        return -1;
+    }
+    return 0;
+}
+
 int vgpu_chunk_get_locked(struct vgpu *v, CUresult *err)
 {
     uint32_t all = v->nchunks >= 32 ? 0xffffffffu : ((1u << v->nchunks) - 1);
     while ((v->chunk_busy & all) == all) {
-        if (v->npending == 0) { /* cannot happen: a busy chunk belongs to a pending request */
+        int64_t oldest = reclaim_marked(v, err);
+        if (oldest < 0)
+            return -1;
+        if ((v->chunk_busy & all) != all)
+            break;
+        if (oldest > 0) {
+            if (wait_marked(v, (uint64_t)oldest, err) < 0)
+                return -1;
+            continue;
+        }
+        if (v->npending == 0) { /* cannot happen: a busy chunk belongs to a request */
             *err = CUDA_ERROR_UNKNOWN;
             return -1;
         }
@@ -391,12 +474,16 @@ static CUresult init_locked(struct vgpu *v)
         return CUDA_ERROR_NO_DEVICE;
     }
     const struct idm_conn_config *g = idm_conn_geometry(v->conn);
-    v->max_tail_req = g->slot_size - sizeof(struct idm_hdr);
-    v->max_tail_rep = g->slot_size - sizeof(struct idm_hdr);
+    v->max_tail_req = idm_max_payload(v->conn);
+    v->max_tail_rep = idm_max_payload(v->conn);
     v->max_inflight = g->ring_slots / 2 < VGPU_MAX_INFLIGHT ? g->ring_slots / 2
                                                             : VGPU_MAX_INFLIGHT;
     if (v->max_inflight == 0)
         v->max_inflight = 1;
+    v->max_reply_slots = g->ring_slots / 2 > idm_msg_slots(v->conn, v->max_tail_rep)
+                             ? g->ring_slots / 2
+                             : idm_msg_slots(v->conn, v->max_tail_rep);
+    v->reply_slots = 0;
     v->window = idm_window(v->conn, &v->window_size);
     v->nchunks = 0;
     if (v->window != NULL && v->window_size >= 4096) {

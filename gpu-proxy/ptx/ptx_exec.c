@@ -3259,6 +3259,35 @@ static int unbound_global(const struct ptx_program *prog, uint32_t kfunc)
     return found;
 }
 
+/* Before a kernel's first launch: every module variable it (or a function it calls) uses has a
+ * device address and an initialiser the engine honours. Variables are bound once and stay so,
+ * so a kernel that passed is not walked again (its globals_ok). PTX_OK or the error. */
+static int kernel_globals_check(const struct ptx_kernel *k, char *err, size_t errlen)
+{
+    const struct ptx_program *prog = k->prog;
+    int unbound = unbound_global(prog, (uint32_t)k->func);
+    if (unbound == -ENOMEM) {
+        if (err && errlen)
+            snprintf(err, errlen, "kernel %s: out of host memory", k->name);
+        return PTX_ERR_OUT_OF_MEMORY;
+    }
+    if (unbound >= 0 && prog->globals[unbound].bad_init) {
+        if (err && errlen)
+            snprintf(err, errlen, "kernel %s: module variable %s is initialised with a function "
+                     "address (not supported)", k->name, prog->globals[unbound].name);
+        return PTX_ERR_NOT_SUPPORTED;
+    }
+    if (unbound >= 0) {
+        if (err && errlen)
+            snprintf(err, errlen, "kernel %s: module variable %s has no device address",
+                     k->name, prog->globals[unbound].name);
+        return PTX_ERR_INVALID_VALUE;
+    }
+    /* the kernel lives in its program's (mutable) kernel table; only this flag changes */
+    atomic_store_explicit(&((struct ptx_kernel *)k)->globals_ok, 1, memory_order_release);
+    return PTX_OK;
+}
+
 int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err, size_t errlen)
 {
     if (err && errlen)
@@ -3292,23 +3321,10 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
                      k->name, l->params ? l->params_size : 0, kfn->param_bytes);
         return PTX_ERR_INVALID_VALUE;
     }
-    int unbound = unbound_global(prog, (uint32_t)k->func);
-    if (unbound == -ENOMEM) {
-        if (err && errlen)
-            snprintf(err, errlen, "kernel %s: out of host memory", k->name);
-        return PTX_ERR_OUT_OF_MEMORY;
-    }
-    if (unbound >= 0 && prog->globals[unbound].bad_init) {
-        if (err && errlen)
-            snprintf(err, errlen, "kernel %s: module variable %s is initialised with a function "
-                     "address (not supported)", k->name, prog->globals[unbound].name);
-        return PTX_ERR_NOT_SUPPORTED;
-    }
-    if (unbound >= 0) {
-        if (err && errlen)
-            snprintf(err, errlen, "kernel %s: module variable %s has no device address",
-                     k->name, prog->globals[unbound].name);
-        return PTX_ERR_INVALID_VALUE;
+    if (!atomic_load_explicit(&k->globals_ok, memory_order_acquire)) {
+        int grc = kernel_globals_check(k, err, errlen);
+        if (grc)
+            return grc;
     }
     if (prog->has_relocs && !atomic_load(&k->prog->relocated)) {
         int rrc = apply_relocations(k->prog, l->mem, err, errlen);
@@ -3380,6 +3396,8 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
         return PTX_ERR_OUT_OF_MEMORY;
     }
     unsigned nw = l->host_threads;
+    if (nw == 0 && nblocks * nthreads < 8192)
+        nw = 1; /* a small grid runs on one host thread anyway (below): no system call */
     if (nw == 0) {
         /* The CPUs this process may run on: no file is read, as the sandboxed worker that
          * runs the engine may not open any. */
@@ -3424,7 +3442,8 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
     L.jit_block = L.jit && L.jit_info.mode != JIT_THREAD;
     if (L.jit)
         atomic_fetch_add(&g_translated, 1);
-    struct worker *ws = calloc(nw, sizeof(*ws));
+    struct worker one; /* a one-thread launch (most small ones) needs no heap */
+    struct worker *ws = nw == 1 ? memset(&one, 0, sizeof(one)) : calloc(nw, sizeof(*ws));
     if (!ws) {
         rc = PTX_ERR_OUT_OF_MEMORY;
         if (err && errlen)
@@ -3456,7 +3475,8 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
         if (err && errlen)
             snprintf(err, errlen, "%s", L.err);
     }
-    free(ws);
+    if (ws != &one)
+        free(ws);
 destroy:
     pthread_cond_destroy(&L.done);
     pthread_mutex_destroy(&L.lock);

@@ -232,6 +232,8 @@ struct ptx_kernel {
     uint32_t nparams;
     struct ptx_param *params;
     uint32_t param_bytes;
+    _Atomic int globals_ok; /* 1 once ptx_launch found every module variable it reaches bound
+                             * and honourable (a variable stays bound: checked once) */
 };
 
 struct ptx_program {

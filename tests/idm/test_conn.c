@@ -46,6 +46,12 @@ static int setup_small(void **state)
     return setup_with(state, 4, 128, 8192);
 }
 
+/* 16 slots of 128 bytes: a message may span a quarter of the ring, 4 slots (480 payload bytes). */
+static int setup_multi(void **state)
+{
+    return setup_with(state, 16, 128, 8192);
+}
+
 static int teardown(void **state)
 {
     struct fixture *f = *state;
@@ -199,7 +205,8 @@ static void test_conn_wraparound(void **state)
         assert_int_equal(recv_u64(f->srv, j), j * 3);
 }
 
-/* Messages up to exactly a slot go through, gathered from two pieces; one byte more does not. */
+/* In a ring of 4 slots messages are one slot each: up to exactly a slot go through, gathered
+ * from two pieces; one byte more does not. */
 static void test_conn_msgsize(void **state)
 {
     struct fixture *f = *state;
@@ -224,6 +231,152 @@ static void test_conn_msgsize(void **state)
     assert_int_equal(idm_recv(f->srv, &m, 10000), 0);
     assert_int_equal(m.hdr.len, 0);
     idm_msg_free(&m);
+}
+
+static void fill_pattern(uint8_t *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(seed * 31u + i * 7u);
+}
+
+/* Messages longer than a slot span consecutive slots (up to a quarter of the ring), across the
+ * ring's wrap many times over, gathered from two pieces, and arrive intact; one byte more than
+ * idm_max_payload is refused, and the limit is the same on both sides. */
+static void test_conn_multislot(void **state)
+{
+    struct fixture *f = *state;
+    const uint32_t room = idm_max_payload(f->cli);
+    static const size_t sizes[] = {480, 97, 0, 96, 200, 479, 1, 384, 385};
+    uint8_t a[600], b[600];
+    struct idm_msg m;
+
+    assert_int_equal(room, 4 * 128 - sizeof(struct idm_hdr));
+    assert_int_equal(idm_max_payload(f->srv), room);
+    assert_int_equal(idm_msg_slots(f->cli, 96), 1);
+    assert_int_equal(idm_msg_slots(f->cli, 97), 2);
+    assert_int_equal(idm_msg_slots(f->cli, room), 4);
+    struct idm_hdr h = {.op = IDM_OP_MEMCPY_HTOD, .seq = 1};
+    assert_int_equal(idm_send(f->cli, &h, a, room + 1, NULL, 0), -EMSGSIZE);
+    assert_int_equal(idm_send(f->cli, &h, a, 100, b, room - 99), -EMSGSIZE);
+    idm_msg_init(&m);
+    for (unsigned i = 0; i < 200; i++) {
+        size_t n = sizes[i % (sizeof sizes / sizeof sizes[0])], split = n / 3;
+        fill_pattern(a, n, i);
+        h = (struct idm_hdr){.op = IDM_OP_MEMCPY_HTOD, .seq = i};
+        assert_int_equal(idm_send(f->cli, &h, a, split, a + split, n - split), 0);
+        assert_int_equal(idm_recv(f->srv, &m, 10000), 0);
+        assert_int_equal(m.hdr.seq, i);
+        assert_int_equal(m.hdr.len, n);
+        assert_memory_equal(m.payload, a, n);
+        /* and back, as a reply would come */
+        h = (struct idm_hdr){.op = IDM_OP_MEMCPY_DTOH, .seq = i, .flags = IDM_F_REPLY};
+        assert_int_equal(idm_send(f->srv, &h, m.payload, n, NULL, 0), 0);
+        assert_int_equal(idm_recv(f->cli, &m, 10000), 0);
+        assert_int_equal(m.hdr.len, n);
+        assert_memory_equal(m.payload, a, n);
+    }
+    idm_msg_free(&m);
+}
+
+/* A message needs all its slots free: with 13 of 16 used a 4-slot message waits (and a timed
+ * send gives up with nothing sent), a 3-slot one goes (the ring is full); the 4-slot one goes
+ * once four slots are consumed, not three, and everything arrives in order. */
+static void test_conn_multislot_full(void **state)
+{
+    struct fixture *f = *state;
+    const uint32_t room = idm_max_payload(f->cli);
+    uint8_t a[600];
+    struct idm_msg m;
+
+    fill_pattern(a, sizeof a, 5);
+    for (uint64_t i = 0; i < 13; i++)
+        send_u64(f->cli, IDM_OP_HELLO, i, i);
+    struct idm_hdr h = {.op = IDM_OP_MEMCPY_HTOD, .seq = 100};
+    assert_int_equal(idm_send_timed(f->cli, &h, a, room, NULL, 0, 0), -EAGAIN);
+    assert_int_equal(idm_send_timed(f->cli, &h, a, room, NULL, 0, 20), -EAGAIN);
+    h.seq = 101;
+    assert_int_equal(idm_send_timed(f->cli, &h, a, 3 * 128 - sizeof h, NULL, 0, 0), 0);
+    for (uint64_t i = 0; i < 3; i++)
+        assert_int_equal(recv_u64(f->srv, i), i);
+    h.seq = 102;
+    assert_int_equal(idm_send_timed(f->cli, &h, a, room, NULL, 0, 0), -EAGAIN); /* 3 free */
+    assert_int_equal(recv_u64(f->srv, 3), 3);
+    assert_int_equal(idm_send_timed(f->cli, &h, a, room, NULL, 0, 0), 0);
+    for (uint64_t i = 4; i < 13; i++)
+        assert_int_equal(recv_u64(f->srv, i), i);
+    idm_msg_init(&m);
+    assert_int_equal(idm_recv(f->srv, &m, 10000), 0);
+    assert_int_equal(m.hdr.seq, 101);
+    assert_memory_equal(m.payload, a, 3 * 128 - sizeof h);
+    assert_int_equal(idm_recv(f->srv, &m, 10000), 0);
+    assert_int_equal(m.hdr.seq, 102);
+    assert_int_equal(m.hdr.len, room);
+    assert_memory_equal(m.payload, a, room);
+    assert_int_equal(idm_recv(f->srv, &m, 0), -EAGAIN);
+    idm_msg_free(&m);
+}
+
+static void *publish_later(void *arg)
+{
+    struct idm_conn *srv = arg;
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    assert_int_equal(idm_release_publish(srv, 3), 0);
+    return NULL;
+}
+
+/* The window release mark: messages are numbered 1, 2, 3 on both sides; the server's mark is
+ * what the client reads, never more than it sent; a client waiting for a mark not yet there
+ * times out, or sleeps (no spinning) until the server publishes it and rings its doorbell. */
+static void test_conn_release_mark(void **state)
+{
+    struct fixture *f = *state;
+    struct idm_msg m;
+    pthread_t t;
+
+    idm_msg_init(&m);
+    assert_int_equal(idm_release_mark(f->cli), 0);
+    for (uint64_t i = 1; i <= 3; i++) {
+        send_u64(f->cli, IDM_OP_MEMCPY_HTOD, 10 + i, i);
+        assert_int_equal(idm_tx_count(f->cli), i);
+        assert_int_equal(idm_recv(f->srv, &m, 10000), 0);
+        assert_int_equal(m.idx, i);
+    }
+    assert_int_equal(idm_release_publish(f->srv, 2), 0);
+    assert_int_equal(idm_release_publish(f->srv, 1), 0); /* never backwards */
+    assert_int_equal(idm_release_mark(f->cli), 2);
+    assert_int_equal(idm_release_wait(f->cli, 2, 0), 0);
+    assert_int_equal(idm_release_wait(f->cli, 3, 0), -EAGAIN);
+    assert_int_equal(idm_release_wait(f->cli, 3, 30), -EAGAIN);
+    idm_conn_set_spin(f->cli, 0);
+    assert_int_equal(pthread_create(&t, NULL, publish_later, f->srv), 0);
+    assert_int_equal(idm_release_wait(f->cli, 3, 10000), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(idm_release_mark(f->cli), 3);
+    /* the connection still carries messages both ways */
+    send_u64(f->srv, IDM_OP_HELLO, 7, 7);
+    assert_int_equal(recv_u64(f->cli, 7), 7);
+    idm_msg_free(&m);
+}
+
+/* A client that rewrites the shared mark fools only itself: the server never reads it (its
+ * next mark is its own), and the client, seeing a mark beyond the requests it sent, takes it
+ * for a peer fault and stops. */
+static void test_conn_hostile_release_mark(void **state)
+{
+    struct fixture *f = *state;
+    struct idm_ctrl *ctrl = (struct idm_ctrl *)f->cli->base;
+
+    send_u64(f->cli, IDM_OP_MEMCPY_HTOD, 1, 1);
+    assert_int_equal(recv_u64(f->srv, 1), 1);
+    atomic_store(&ctrl->mark.released, UINT64_MAX);
+    assert_int_equal(idm_release_publish(f->srv, 1), 0);
+    assert_int_equal(atomic_load(&ctrl->mark.released), 1);
+    assert_int_equal(idm_release_mark(f->cli), 1);
+    atomic_store(&ctrl->mark.released, 5); /* beyond the one request sent */
+    assert_int_equal(idm_release_mark(f->cli), -EPROTO);
+    assert_non_null(strstr(idm_conn_error(f->cli), "release mark"));
+    assert_int_equal(idm_release_wait(f->cli, 1, 0), -EPROTO);
 }
 
 /* 200 requests in flight, answered in a scrambled order; the client matches replies by seq. */
@@ -637,6 +790,33 @@ static void test_conn_hostile_len(void **state)
     check_other_connection_works(f);
 }
 
+/* A header that claims more slots than its producer published (a one-slot message rewritten to
+ * a two-slot length): the receiver does not read past the published index, it cuts the peer. */
+static void test_conn_hostile_multislot_unpublished(void **state)
+{
+    struct fixture *f = *state;
+    send_u64(f->cli, IDM_OP_HELLO, 1, 1);
+    uint8_t *slot = f->cli->base + f->cli->layout.req_off;
+    uint32_t bad = 200; /* within idm_max_payload, two slots */
+    memcpy(slot + offsetof(struct idm_hdr, len), &bad, sizeof(bad));
+    expect_dead(f->srv, "without all its slots");
+    expect_cut_off(f->cli);
+    check_other_connection_works(f);
+}
+
+/* One byte over the multi-slot limit is a peer fault, like one over a slot in one-slot rings. */
+static void test_conn_hostile_multislot_len(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t a[480] = {0};
+    struct idm_hdr h = {.op = IDM_OP_MEMCPY_HTOD, .seq = 1};
+    assert_int_equal(idm_send(f->cli, &h, a, sizeof a, NULL, 0), 0);
+    uint8_t *slot = f->cli->base + f->cli->layout.req_off;
+    uint32_t bad = 481;
+    memcpy(slot + offsetof(struct idm_hdr, len), &bad, sizeof(bad));
+    expect_dead(f->srv, "length");
+}
+
 static void test_conn_hostile_len_huge(void **state)
 {
     struct fixture *f = *state;
@@ -892,6 +1072,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_conn_full, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_conn_wraparound, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_conn_msgsize, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_conn_multislot, setup_multi, teardown),
+        cmocka_unit_test_setup_teardown(test_conn_multislot_full, setup_multi, teardown),
+        cmocka_unit_test_setup_teardown(test_conn_hostile_multislot_unpublished, setup_multi,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_conn_hostile_multislot_len, setup_multi, teardown),
+        cmocka_unit_test_setup_teardown(test_conn_release_mark, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_conn_hostile_release_mark, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_conn_inflight_out_of_order, setup_default, teardown),
         cmocka_unit_test_setup_teardown(test_conn_concurrent_senders, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_conn_send_recv_threads, setup_small, teardown),

@@ -32,7 +32,7 @@ static const char ptx_src[] =
     "ld.param.u64 %rd1, [p];\ncvta.to.global.u64 %rd2, %rd1;\n"
     "mov.u32 %r1, 7;\nst.global.u32 [%rd2], %r1;\nret;\n}\n";
 
-/* Sums the 4000 words of a 16,000-byte struct parameter (more than one ring slot). */
+/* Sums the 4000 words of a 16,000-byte struct parameter (more than one ring slot of 4 KiB). */
 static const char ptx_bigsum[] =
     ".version 8.1\n.target sm_90\n.address_size 64\n"
     ".visible .entry bigsum(.param .align 4 .b8 s[16000], .param .u64 out)\n{\n"
@@ -56,7 +56,7 @@ struct fixture {
 static int32_t call_flags(struct session *s, uint16_t op, uint32_t flags, const void *req,
                           size_t len, const void *tail, size_t tail_len)
 {
-    uint8_t buf[4096];
+    static uint8_t buf[IDM_MSG_BYTES_MAX]; /* one message of several slots */
     struct idm_hdr h;
     uint32_t rep_len;
     int32_t status = -1;
@@ -626,6 +626,79 @@ static void test_dispatch_stream_reply_matches_inline(void **state)
         assert_int_equal(c.payload[sizeof(rep) + i], 0x5A);
 }
 
+/* Keeps a whole reply (up to a 64 KiB DtoH inline and its fixed struct). */
+struct captured_big {
+    int32_t status;
+    uint32_t len;
+    uint8_t payload[IDM_MSG_BYTES_MAX];
+};
+
+static int capture_big(void *ctx, const struct idm_hdr *req, int32_t status, const void *payload,
+                       uint32_t len)
+{
+    struct captured_big *c = ctx;
+
+    (void)req;
+    c->status = status;
+    c->len = len;
+    memcpy(c->payload, payload, len < sizeof(c->payload) ? len : sizeof(c->payload));
+    return 0;
+}
+
+/* With a connection whose messages span several slots (the default geometry's 73,696 payload
+ * bytes), 64 KiB travel inline both ways: an HtoD in the request, a DtoH in the reply, on the
+ * default stream and from a stream's worker (whose reply buffer is as large); a DtoH inline of
+ * one byte more than the reply holds is refused, the session stays usable. */
+static void test_dispatch_dtoh_inline_multislot(void **state)
+{
+    struct fixture *f = *state;
+    const uint32_t max = IDM_MSG_BYTES_MAX - sizeof(struct idm_hdr), n = 65536;
+    struct session *s;
+    static uint8_t data[65536];
+    static struct captured_big c;
+    struct idm_rep_MEMCPY_DTOH rep;
+
+    assert_int_equal(session_open(f->za, NULL, f->win, WIN, max, "big", &s), 0);
+    idm_handle ctx = ctx_of(s);
+    idm_dptr d = alloc_in(s, ctx, n);
+    for (uint32_t i = 0; i < n; i++)
+        data[i] = (uint8_t)(i * 13 + 1);
+    struct idm_req_MEMCPY_HTOD wr = {.dst = d, .len = n};
+    struct idm_req_MEMCPY_DTOH rd = {.src = d, .len = n};
+    assert_int_equal(call(s, IDM_OP_MEMCPY_HTOD, &wr, sizeof(wr), data, n), 0);
+    assert_int_equal(call(s, IDM_OP_MEMCPY_DTOH, &rd, sizeof(rd), NULL, 0), 0);
+    assert_int_equal(REP(s, MEMCPY_DTOH)->len, n);
+    assert_memory_equal(s->rbuf + sizeof(rep), data, n);
+
+    struct idm_req_STREAM_CREATE sc = {.ctx = ctx};
+    assert_int_equal(call(s, IDM_OP_STREAM_CREATE, &sc, sizeof(sc), NULL, 0), 0);
+    struct idm_req_STREAM_SYNCHRONIZE ss = {.stream = REP(s, STREAM_CREATE)->stream};
+    rd.stream = ss.stream;
+    s->reply_ctx = &c;
+    s->send_reply = capture_big;
+    assert_int_equal(call(s, IDM_OP_MEMCPY_DTOH, &rd, sizeof(rd), NULL, 0), -1000);
+    assert_int_equal(call(s, IDM_OP_STREAM_SYNCHRONIZE, &ss, sizeof(ss), NULL, 0), 0);
+    s->send_reply = NULL;
+    assert_int_equal(c.status, 0);
+    assert_int_equal(c.len, sizeof(rep) + n);
+    assert_memory_equal(c.payload + sizeof(rep), data, n);
+
+    /* hostile: more than the reply can carry inline, and more than the allocation */
+    rd.stream = 0;
+    rd.len = max - sizeof(rep) + 1;
+    assert_int_equal(call(s, IDM_OP_MEMCPY_DTOH, &rd, sizeof(rd), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    rd.len = UINT64_MAX;
+    assert_int_equal(call(s, IDM_OP_MEMCPY_DTOH, &rd, sizeof(rd), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    rd.len = 16;
+    assert_int_equal(call(s, IDM_OP_MEMCPY_DTOH, &rd, sizeof(rd), NULL, 0), 0);
+    assert_memory_equal(s->rbuf + sizeof(rep), data, 16);
+    struct session *none = NULL;
+    assert_int_equal(session_open(f->za, NULL, f->win, WIN, max + 1, "too-big", &none), -EINVAL);
+    session_close(s);
+}
+
 /* Counts the replies stream workers send. */
 static int count_reply(void *ctx, const struct idm_hdr *req, int32_t status, const void *payload,
                        uint32_t len)
@@ -636,6 +709,83 @@ static int count_reply(void *ctx, const struct idm_hdr *req, int32_t status, con
     (void)len;
     (*(int *)ctx)++;
     return 0;
+}
+
+/* The window release mark: unanswered HtoD copies through window ranges get no reply; the mark
+ * (the number before the oldest request still holding its range) moves only once the ops have
+ * run, out of order across streams; a refused request's range is released at once and its
+ * failure latched; more requests than SESSION_WIN_HOLDS wait for the worker's own streams. */
+static void test_dispatch_release_mark(void **state)
+{
+    struct fixture *f = *state;
+    const uint32_t nr = IDM_F_ASYNC | IDM_F_NOREPLY;
+    idm_handle ctx = ctx_of(f->a), sa, sb;
+    idm_dptr d = alloc_in(f->a, ctx, 8192);
+    struct idm_req_STREAM_CREATE sc = {.ctx = ctx};
+    struct idm_req_STREAM_SYNCHRONIZE ss;
+    struct idm_req_MEMCPY_HTOD wr = {.dst = d, .win_off = 4096, .win_len = 4096, .len = 4096};
+    uint64_t idx;
+    int replies = 0;
+
+    assert_int_equal(call(f->a, IDM_OP_STREAM_CREATE, &sc, sizeof(sc), NULL, 0), 0);
+    sa = REP(f->a, STREAM_CREATE)->stream;
+    assert_int_equal(call(f->a, IDM_OP_STREAM_CREATE, &sc, sizeof(sc), NULL, 0), 0);
+    sb = REP(f->a, STREAM_CREATE)->stream;
+    memset(f->win + 4096, 0x42, 4096);
+    f->a->reply_ctx = &replies;
+    f->a->send_reply = count_reply;
+    /* the mark's rule, on its own: released out of order, it moves past the oldest held */
+    session_win_hold(f->a, 101);
+    session_win_hold(f->a, 102);
+    session_win_release(f->a, 102);
+    assert_int_equal(f->a->win_mark, 100);
+    session_win_release(f->a, 101);
+    assert_int_equal(f->a->win_mark, 102);
+    idx = 102;
+    /* through the dispatch: one copy on each stream, no reply; both released once run */
+    f->a->rx_idx = ++idx;
+    wr.stream = sa;
+    assert_int_equal(call_flags(f->a, IDM_OP_MEMCPY_HTOD, nr, &wr, sizeof(wr), NULL, 0), -1000);
+    f->a->rx_idx = ++idx;
+    wr.stream = sb;
+    assert_int_equal(call_flags(f->a, IDM_OP_MEMCPY_HTOD, nr, &wr, sizeof(wr), NULL, 0), -1000);
+    ss.stream = sb;
+    f->a->rx_idx = ++idx;
+    assert_int_equal(call(f->a, IDM_OP_STREAM_SYNCHRONIZE, &ss, sizeof(ss), NULL, 0), 0);
+    assert_true(f->a->win_mark == 102 || f->a->win_mark == 104); /* 103 may not have run */
+    ss.stream = sa;
+    f->a->rx_idx = ++idx;
+    assert_int_equal(call(f->a, IDM_OP_STREAM_SYNCHRONIZE, &ss, sizeof(ss), NULL, 0), 0);
+    assert_int_equal(f->a->win_mark, 104);
+    /* hostile: a range outside the window, refused, released at once, latched on sa */
+    wr.win_off = WIN - 100;
+    wr.stream = sa;
+    f->a->rx_idx = ++idx;
+    assert_int_equal(call_flags(f->a, IDM_OP_MEMCPY_HTOD, nr, &wr, sizeof(wr), NULL, 0), -1000);
+    assert_int_equal(f->a->win_mark, idx);
+    f->a->rx_idx = ++idx;
+    assert_int_equal(call(f->a, IDM_OP_STREAM_SYNCHRONIZE, &ss, sizeof(ss), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    /* more than SESSION_WIN_HOLDS queued: the dispatch waits for its own stream */
+    wr.win_off = 4096;
+    for (unsigned i = 0; i < SESSION_WIN_HOLDS + 50; i++) {
+        f->a->rx_idx = ++idx;
+        assert_int_equal(call_flags(f->a, IDM_OP_MEMCPY_HTOD, nr, &wr, sizeof(wr), NULL, 0),
+                         -1000);
+    }
+    assert_true(f->a->win_mark >= idx - SESSION_WIN_HOLDS);
+    f->a->rx_idx = ++idx;
+    assert_int_equal(call(f->a, IDM_OP_STREAM_SYNCHRONIZE, &ss, sizeof(ss), NULL, 0), 0);
+    assert_int_equal(f->a->win_mark, idx - 1);
+    f->a->send_reply = NULL;
+    assert_int_equal(replies, 0);
+    {
+        uint8_t buf[4];
+        long i = atab_find(&f->a->at, d, 4);
+        assert_true(i >= 0);
+        assert_int_equal(backend_stub.memcpy_dtoh(f->a->bz, NULL, buf, f->a->at.v[i].baddr, 4), 0);
+        assert_int_equal(buf[0], 0x42);
+    }
 }
 
 /* Unanswered requests (IDM_F_NOREPLY): no reply, inline or from a stream worker, even when they
@@ -1088,6 +1238,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_stream_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_occupancy_cluster_overflow, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_dtoh_inline_multislot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_release_mark, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_stream_reply_matches_inline, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_noreply_latched, setup, teardown),

@@ -1,6 +1,7 @@
-// t_memory.cu - memory round trips with checksums from 1 byte to 256 MiB (inline messages,
-// single window chunks, many pipelined chunks), copies at offsets inside allocations, memsets,
-// device-to-device and unified (cudaMemcpyDefault) copies.
+// t_memory.cu - memory round trips with checksums from 1 byte to 256 MiB (inline messages of
+// one and of several ring slots, single window chunks, many pipelined chunks), copies at offsets
+// inside allocations, memsets, device-to-device and unified (cudaMemcpyDefault) copies, and
+// many asynchronous DtoH copies whose data comes back inline in their replies.
 #include "check.h"
 
 static void round_trip(size_t n, uint64_t seed)
@@ -76,12 +77,47 @@ static void offsets_and_memset()
     free(back);
 }
 
+// 200 asynchronous DtoH copies of 1 byte to 64 KiB (each served inline in its reply: up to 17
+// ring slots, more of them pending than half the reply ring holds) into one pageable buffer,
+// interleaved with HtoD copies of the same sizes, then one synchronisation: every byte lands.
+static void many_async_dtoh()
+{
+    const size_t per = 65536, n = 200 * per;
+    uint8_t *h = (uint8_t *)malloc(n), *back = (uint8_t *)malloc(n);
+    uint8_t *d = nullptr;
+    cudaStream_t s;
+    CHECK(cudaStreamCreate(&s));
+    CHECK(cudaMalloc(&d, n));
+    fill(h, n, 99);
+    memset(back, 0, n);
+    for (size_t i = 0; i < 200; i++) {
+        size_t len = i % 5 == 0 ? per : (i * 7919) % per + 1;
+        CHECK(cudaMemcpyAsync(d + i * per, h + i * per, len, cudaMemcpyHostToDevice, s));
+        CHECK(cudaMemcpyAsync(back + i * per, d + i * per, len, cudaMemcpyDeviceToHost, s));
+    }
+    CHECK(cudaStreamSynchronize(s));
+    int bad = 0;
+    for (size_t i = 0; i < 200 && !bad; i++) {
+        size_t len = i % 5 == 0 ? per : (i * 7919) % per + 1;
+        bad = memcmp(back + i * per, h + i * per, len) != 0;
+        for (size_t j = len; j < per && !bad; j++)
+            bad = back[i * per + j] != 0;
+    }
+    EXPECT(!bad, "200 async DtoH copies of up to 64 KiB");
+    CHECK(cudaFree(d));
+    CHECK(cudaStreamDestroy(s));
+    free(h);
+    free(back);
+}
+
 int main()
 {
-    const size_t sizes[] = {1, 2, 3, 100, 3000, 4000, 4095, 4096, 4097, 65536, 1048576 + 3,
+    const size_t sizes[] = {1, 2, 3, 100, 3000, 4000, 4095, 4096, 4097, 36000, 65535, 65536,
+                            65537, 73728, 1048576 + 3,
                             8u << 20, (8u << 20) + 1, (64u << 20) + 4093, 256u << 20};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         round_trip(sizes[i], i + 1);
     offsets_and_memset();
+    many_async_dtoh();
     return finish("t_memory");
 }
