@@ -8,6 +8,7 @@
  * libvgpu-ptxjit.so (only the stub backend's workers load it, with ptx_jit_load.c), so no other
  * process maps LLVM; its one export is ptx_jit_ops. */
 #include "ptx_jit.h"
+#include "ptx_jit_coll.h"
 
 #include <llvm-c/Core.h>
 #include <llvm-c/Error.h>
@@ -37,6 +38,7 @@ struct jit_kernel {
     int32_t *spill;    /* JIT_PHASES: the registers a thread's spill record holds */
     int32_t *slot_of;  /* and the inverse map */
     uint32_t nspill;
+    struct jit_colls *colls; /* JIT_PHASES: its warp collectives */
 };
 
 struct ptx_jit {
@@ -73,6 +75,7 @@ struct cg {
     uint32_t nspill;
     LLVMValueRef sp, waiting; /* phase mode: allocas: the thread's spill record, a barrier */
     LLVMValueRef coll, round; /* phase mode: a lane of the warp waits at a collective; round */
+    struct jit_colls *colls;  /* phase mode: the collectives jit_warp_coll resolves */
     unsigned gaccess;         /* global accesses emitted so far */
 };
 
@@ -1226,10 +1229,11 @@ static void emit_warp_end(struct cg *c, LLVMValueRef wbase, LLVMValueRef nthread
     LLVMBuildCondBr(c->b, LLVMBuildLoad2(c->b, c->i1, c->coll, ""), resolve, next);
     LLVMPositionBuilderAtEnd(c->b, resolve);
     LLVMValueRef wb = LLVMBuildLoad2(c->b, c->i64, wbase, "");
-    LLVMTypeRef pt[2] = {c->p8, c->i32};
-    LLVMValueRef args[2] = {c->frame, LLVMBuildTrunc(c->b, LLVMBuildLShr(c->b, wb, k64(c, 5), ""),
-                                                     c->i32, "")};
-    LLVMValueRef r = helper(c, (void *)c->h->coll, c->i64, pt, 2, args);
+    LLVMTypeRef pt[3] = {c->p8, c->i32, c->p8};
+    LLVMValueRef args[3] = {c->frame, LLVMBuildTrunc(c->b, LLVMBuildLShr(c->b, wb, k64(c, 5), ""),
+                                                     c->i32, ""),
+                            LLVMConstIntToPtr(k64(c, (uint64_t)(uintptr_t)c->colls), c->p8)};
+    LLVMValueRef r = helper(c, (void *)jit_warp_coll, c->i64, pt, 3, args);
     stop_if(c, r, 0, again);
     LLVMPositionBuilderAtEnd(c->b, again);
     LLVMBuildBr(c->b, warp_start);
@@ -1425,6 +1429,11 @@ static int build(struct cg *c, const char *name)
         free(w);
         return -1;
     }
+    if (c->block_mode == JIT_PHASES &&
+        !(c->colls = jit_colls_build(f, c->spill, c->nspill, c->h->coll))) {
+        free(w);
+        return -1;
+    }
     LLVMTypeRef pt[2] = {c->p8, c->i32};
     c->fn = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->i64, pt, 2, 0));
     c->frame = LLVMGetParam(c->fn, 0);
@@ -1544,6 +1553,7 @@ static ptx_jit_fn compile(struct ptx_jit *jit, const struct pfunc *f, uint32_t f
     free(c.live);
     k->spill = c.spill;
     k->nspill = c.nspill;
+    k->colls = c.colls;
     if (c.spill && !rc) {
         k->slot_of = malloc((f->nregs ? f->nregs : 1) * sizeof(int32_t));
         if (!k->slot_of)
@@ -1657,6 +1667,7 @@ static void jit_free(struct ptx_program *p)
     for (uint32_t i = 0; i < p->nfuncs; i++) {
         free(j->k[i].spill);
         free(j->k[i].slot_of);
+        jit_colls_free(j->k[i].colls);
     }
     free(j->k);
     free(j);
