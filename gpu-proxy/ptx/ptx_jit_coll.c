@@ -161,7 +161,7 @@ static void resolve(const struct coll_op *o, uint64_t *const rec[32], uint32_t g
 
 uint64_t jit_warp_coll(struct jit_frame *f, uint32_t warp, const struct jit_colls *t)
 {
-    uint64_t *rec[32];
+    uint64_t *rec[32] = {0};
     uint32_t base = warp * 32, pending = 0, deferred = 0;
     for (uint32_t l = 0; l < 32 && base + l < f->nthreads; l++) {
         rec[l] = f->spill + (size_t)(base + l) * t->stride;

@@ -96,6 +96,35 @@ extern "C" __global__ void warp_ops(const int *in, int *out)
     out[base + 7] = s;
 }
 
+// Warp collectives in divergent code and partial warps (the translator's phase mode resolves
+// them on the lanes' records): odd and even lanes shuffle and vote in two groups, the lower
+// half of each warp with a 16-lane mask and width, then full-mask shuffles in warps that a
+// 48-thread block leaves partial. Six results per thread.
+extern "C" __global__ void warp_diverge(const int *in, int *out, int n)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    int lane = threadIdx.x & 31;
+    int v = i < n ? in[i] : -1;
+    int *o = out + i * 6;
+    if (lane & 1) {
+        o[0] = __shfl_xor_sync(0xaaaaaaaau, v, 2);
+        o[1] = __ballot_sync(0xaaaaaaaau, v > 500);
+    } else {
+        o[0] = __shfl_down_sync(0x55555555u, v, 2);
+        o[1] = __any_sync(0x55555555u, v > 900);
+    }
+    if (lane < 16) {
+        o[2] = __shfl_sync(0x0000ffffu, v, 15 - lane, 16);
+        o[3] = __all_sync(0x0000ffffu, v >= 0);
+    } else {
+        o[2] = 0;
+        o[3] = 0;
+    }
+    __syncthreads(); // the engine groups lanes by instruction, not by mask: reconverge first
+    o[4] = __shfl_up_sync(0xffffffffu, v, 1);
+    o[5] = __shfl_down_sync(0xffffffffu, v, 1);
+}
+
 extern "C" __global__ void dmath(const double *x, double *y, int n)
 {
     int i = blockIdx.x * blockDim.x + threadIdx.x;

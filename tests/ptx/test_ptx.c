@@ -512,6 +512,78 @@ static void test_ptx_warp_shfl_vote(void **state)
     ptx_program_free(p);
 }
 
+/* warp_diverge's results for thread t of a 48-thread block, with the engine's group rule:
+ * the lanes that wait at the same instruction; a shuffle from a lane outside it (another
+ * branch, or past the block's end) reads the lane's own value. */
+static void warp_diverge_want(const int *v, int blk, int t, int want[6])
+{
+    int wt = t / 32 * 32, lane = t % 32, present = 48 - wt < 32 ? 48 - wt : 32;
+    const int *w = v + blk * 48 + wt;
+    unsigned ballot = 0;
+    int any = 0, all = 1;
+    for (int l = 0; l < present; l++) {
+        if ((l & 1) && w[l] > 500)
+            ballot |= 1u << l;
+        if (!(l & 1) && w[l] > 900)
+            any = 1;
+        if (l < 16 && w[l] < 0)
+            all = 0;
+    }
+    int x = lane ^ 2, dn = lane + 2;
+    want[0] = (lane & 1) ? (x < present ? w[x] : w[lane])
+                         : (dn < present ? w[dn] : w[lane]);
+    want[1] = (lane & 1) ? (int)ballot : any;
+    want[2] = lane < 16 ? (15 - lane < present ? w[15 - lane] : w[lane]) : 0;
+    want[3] = lane < 16 ? all : 0;
+    want[4] = lane > 0 ? w[lane - 1] : w[lane];
+    want[5] = lane + 1 < present ? w[lane + 1] : w[lane];
+}
+
+/* Divergent shuffles and votes, masks of 16 lanes, partial warps (translated: phase mode,
+ * resolved on the lanes' records); then an input read past its allocation still faults. */
+static void test_ptx_warp_divergent_partial(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels.ptx");
+    const struct ptx_kernel *k = kern(p, "warp_diverge");
+    struct tmem m;
+    tm_init(&m);
+    int blocks = 3, nthreads = blocks * 48, n = 130;
+    uint64_t in = tm_alloc(&m, (size_t)n * 4), out = tm_alloc(&m, (size_t)nthreads * 6 * 4);
+    int *hi = tm_host(&m, in), *ho = tm_host(&m, out);
+    int v[3 * 48];
+    for (int i = 0; i < nthreads; i++)
+        v[i] = i < n ? (int)(rnd() % 1000) : -1;
+    memcpy(hi, v, (size_t)n * 4);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, in);
+    PB(&pb, out);
+    PB(&pb, n);
+    uint64_t before = ptx_launches_translated();
+    RUN_OK(k, blocks, 1, 48, 1, 0, &pb, &m, 2);
+    const char *env = getenv("PTX_JIT");
+    if (!(env && strcmp(env, "0") == 0))
+        assert_true(ptx_launches_translated() > before);
+    for (int g = 0; g < nthreads; g++) {
+        int want[6];
+        warp_diverge_want(v, g / 48, g % 48, want);
+        for (int j = 0; j < 6; j++)
+            if (ho[g * 6 + j] != want[j])
+                fail_msg("thread %d result %d = %d, want %d", g, j, ho[g * 6 + j], want[j]);
+    }
+    struct pbuf bad;
+    pb_init(&bad, k);
+    PB(&bad, in);
+    PB(&bad, out);
+    PB(&bad, nthreads); /* reads in[130..143], past its 520 bytes */
+    char err[320];
+    assert_int_equal(run(k, blocks, 1, 48, 1, 0, &bad, &m, 1, err, sizeof(err)),
+                     PTX_ERR_ILLEGAL_ADDRESS);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
 static void test_ptx_double_math(void **state)
 {
     (void)state;
@@ -3416,6 +3488,7 @@ int main(void)
         cmocka_unit_test(test_ptx_histogram_atomics),
         cmocka_unit_test(test_ptx_warp_shuffle_reduce),
         cmocka_unit_test(test_ptx_warp_shfl_vote),
+        cmocka_unit_test(test_ptx_warp_divergent_partial),
         cmocka_unit_test(test_ptx_double_math),
         cmocka_unit_test(test_ptx_float_math),
         cmocka_unit_test(test_ptx_grid_stride),
