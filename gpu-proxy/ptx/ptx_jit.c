@@ -884,18 +884,31 @@ static LLVMValueRef spill_slot(struct cg *c, uint64_t k)
     return LLVMBuildInBoundsGEP2(c->b, c->i64, sp, &idx, 1, "");
 }
 
+/* Whether register r is live before instruction pc (none past the end). */
+static int live_at(struct cg *c, uint32_t pc, int32_t r)
+{
+    return pc <= c->pf->ncode && ((c->live[(size_t)pc * c->lwords + r / 64] >> (r % 64)) & 1);
+}
+
+/* The thread stops in `state`, its record saying pc: the record keeps the registers live
+ * there (a collective: also those live after it, its results aside); the others are dead,
+ * so neither the code nor the interpreter (jit_coll, jit_handoff_phases) reads them. */
 static void spill_out(struct cg *c, uint64_t state, uint32_t pc)
 {
     for (uint32_t k = 0; k < c->nspill; k++)
-        LLVMBuildStore(c->b, rd(c, c->spill[k]), spill_slot(c, JIT_REC_HEAD + k));
+        if (live_at(c, pc, c->spill[k]) ||
+            (state == JIT_SPILL_COLL && live_at(c, pc + 1, c->spill[k])))
+            LLVMBuildStore(c->b, rd(c, c->spill[k]), spill_slot(c, JIT_REC_HEAD + k));
     LLVMBuildStore(c->b, k64(c, pc), spill_slot(c, 1));
     LLVMBuildStore(c->b, k64(c, state), spill_slot(c, 0));
 }
 
-static void spill_in(struct cg *c)
+/* Resuming at pc: the registers live there come back from the record. */
+static void spill_in(struct cg *c, uint32_t pc)
 {
     for (uint32_t k = 0; k < c->nspill; k++)
-        LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->i64, spill_slot(c, JIT_REC_HEAD + k), ""),
+        if (live_at(c, pc, c->spill[k]))
+            LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->i64, spill_slot(c, JIT_REC_HEAD + k), ""),
                        c->ra[c->spill[k]]);
 }
 
@@ -1194,28 +1207,46 @@ static void emit_phase_dispatch(struct cg *c, const uint8_t *w, LLVMValueRef *ti
     LLVMBuildBr(c->b, c->bb[0]);
     LLVMPositionBuilderAtEnd(c->b, resume);
     emit_thread_regs(c, w, tid, 0);
-    spill_in(c);
     LLVMBasicBlockRef lost = new_bb(c, "lost");
     unsigned n = 0;
     for (uint32_t i = 0; i < f->ncode; i++)
         n += f->code[i].op == OP_bar || collective(&f->code[i]);
     LLVMValueRef pw = LLVMBuildSwitch(c->b, LLVMBuildLoad2(c->b, c->i64, spill_slot(c, 1), ""),
                                       lost, n);
-    for (uint32_t i = 0; i < f->ncode; i++)
-        if (f->code[i].op == OP_bar || collective(&f->code[i]))
-            LLVMAddCase(pw, k64(c, i + 1), c->bb[i + 1]);
+    for (uint32_t i = 0; i < f->ncode; i++) {
+        if (!(f->code[i].op == OP_bar || collective(&f->code[i])))
+            continue;
+        LLVMBasicBlockRef at = new_bb(c, "resume_at");
+        LLVMAddCase(pw, k64(c, i + 1), at);
+        LLVMPositionBuilderAtEnd(c->b, at);
+        spill_in(c, i + 1);
+        LLVMBuildBr(c->b, c->bb[i + 1]);
+    }
     LLVMPositionBuilderAtEnd(c->b, lost); /* cannot happen: only the code writes records */
     exit_to(c, JIT_STOP, 0, 0);
 }
 
-/* tid of linear thread index l (at the start of a warp) */
+/* tid of linear thread index l (at the start of a warp); a one-dimensional block (the usual
+ * case, where a warp starts many times per block in phase mode) needs no division. */
 static void split_tid(struct cg *c, LLVMValueRef l, LLVMValueRef *ntid, LLVMValueRef *tid)
 {
+    LLVMBasicBlockRef flat = new_bb(c, "tid_1d"), dims = new_bb(c, "tid_3d");
+    LLVMBasicBlockRef done = new_bb(c, "tid_done");
+    LLVMValueRef yz = LLVMBuildMul(c->b, ntid[1], ntid[2], "");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, yz, k64(c, 1), ""), flat, dims);
+    LLVMPositionBuilderAtEnd(c->b, flat);
+    LLVMBuildStore(c->b, l, tid[0]);
+    LLVMBuildStore(c->b, k64(c, 0), tid[1]);
+    LLVMBuildStore(c->b, k64(c, 0), tid[2]);
+    LLVMBuildBr(c->b, done);
+    LLVMPositionBuilderAtEnd(c->b, dims);
     LLVMValueRef xy = LLVMBuildMul(c->b, ntid[0], ntid[1], "");
     LLVMBuildStore(c->b, LLVMBuildURem(c->b, l, ntid[0], ""), tid[0]);
     LLVMBuildStore(c->b, LLVMBuildURem(c->b, LLVMBuildUDiv(c->b, l, ntid[0], ""), ntid[1], ""),
                    tid[1]);
     LLVMBuildStore(c->b, LLVMBuildUDiv(c->b, l, xy, ""), tid[2]);
+    LLVMBuildBr(c->b, done);
+    LLVMPositionBuilderAtEnd(c->b, done);
 }
 
 /* Phase mode, after the lanes of a warp: resolve its collectives and run it again, or go on
