@@ -9,6 +9,7 @@
  * process maps LLVM; its one export is ptx_jit_ops. */
 #include "ptx_jit.h"
 #include "ptx_jit_coll.h"
+#include "ptx_jit_merge.h"
 
 #include <llvm-c/Core.h>
 #include <llvm-c/Error.h>
@@ -77,6 +78,8 @@ struct cg {
     LLVMValueRef coll, round; /* phase mode: a lane of the warp waits at a collective; round */
     struct jit_colls *colls;  /* phase mode: the collectives jit_warp_coll resolves */
     unsigned gaccess;         /* global accesses emitted so far */
+    struct jit_merge merge;   /* shared accesses whose checks are merged */
+    LLVMValueRef *gbase;      /* per merged group: alloca of the base its leader checked */
 };
 
 static LLVMValueRef k64(struct cg *c, uint64_t v) { return LLVMConstInt(c->i64, v, 0); }
@@ -369,6 +372,27 @@ static unsigned fast_paths(struct cg *c, int sp, LLVMValueRef a, uint64_t len,
     return n;
 }
 
+/* A member of a merged group (ptx_jit_merge.c): its leader checks the group's whole span
+ * (aligned, inside the block's shared memory) for the base it sees and keeps that base, or
+ * UINT64_MAX if the check fails (a 32-bit base never equals it); a member whose base equals
+ * the one kept is inside the checked span, so it needs no check of its own. */
+static LLVMValueRef merged_ok(struct cg *c, uint32_t pc, const struct pins *in)
+{
+    const struct jit_mgroup *g = &c->merge.g[c->merge.grp[pc]];
+    LLVMValueRef kept = c->gbase[c->merge.grp[pc]];
+    LLVMValueRef base = zx(c, rd(c, in->areg), 32);
+    if (g->leader == pc) {
+        LLVMValueRef lo = LLVMBuildAdd(c->b, base, k64(c, g->lo), "");
+        LLVMValueRef hi = LLVMBuildAdd(c->b, base, k64(c, g->hi), "");
+        LLVMValueRef ok = in_range(c, hi, g->len, k64(c, 0), c->shared_size);
+        if (g->len > 1)
+            ok = LLVMBuildAnd(c->b, ok, LLVMBuildICmp(c->b, LLVMIntEQ, LLVMBuildAnd(
+                     c->b, lo, k64(c, g->len - 1), ""), k64(c, 0), ""), "");
+        LLVMBuildStore(c->b, LLVMBuildSelect(c->b, ok, base, k64(c, UINT64_MAX), ""), kept);
+    }
+    return LLVMBuildICmp(c->b, LLVMIntEQ, base, LLVMBuildLoad2(c->b, c->i64, kept, ""), "");
+}
+
 /* Host pointer for the access of instruction pc (len bytes at a); off the fast paths, a
  * misaligned access is stepped by the interpreter (which reports it), any other is resolved
  * by the interpreter's memory check (which fills the cache, or fails the launch: the code
@@ -383,14 +407,24 @@ static LLVMValueRef mem_ptr(struct cg *c, uint32_t pc, const struct pins *in, LL
          (in->space == SP_SHARED && off <= c->pf->shared_bytes &&
           len <= c->pf->shared_bytes - off))) /* inside an area of a size known here */
         return host_at(c, in->space == SP_PARAM ? c->param : c->shared, a);
-    LLVMValueRef ptrs[JIT_GSLOTS + 1];
-    LLVMBasicBlockRef from[JIT_GSLOTS + 1];
+    LLVMValueRef ptrs[JIT_GSLOTS + 2];
+    LLVMBasicBlockRef from[JIT_GSLOTS + 2];
     LLVMBasicBlockRef access = new_bb(c, "access");
+    unsigned n = 0;
+    if (c->merge.grp[pc] >= 0) {
+        LLVMBasicBlockRef hit = new_bb(c, "merged"), rest = new_bb(c, "unmerged");
+        LLVMBuildCondBr(c->b, merged_ok(c, pc, in), hit, rest);
+        LLVMPositionBuilderAtEnd(c->b, hit);
+        ptrs[n] = host_at(c, c->shared, a);
+        from[n++] = hit;
+        LLVMBuildBr(c->b, access);
+        LLVMPositionBuilderAtEnd(c->b, rest);
+    }
     LLVMValueRef aligned = LLVMConstInt(c->i1, 1, 0);
     if (len > 1)
         aligned = LLVMBuildICmp(c->b, LLVMIntEQ, LLVMBuildAnd(c->b, a, k64(c, len - 1), ""),
                                 k64(c, 0), "");
-    unsigned n = fast_paths(c, in->space, a, len, aligned, access, ptrs, from);
+    n += fast_paths(c, in->space, a, len, aligned, access, ptrs + n, from + n);
     LLVMBasicBlockRef bad = new_bb(c, "misaligned"), resolve = new_bb(c, "resolve");
     LLVMBuildCondBr(c->b, aligned, resolve, bad);
     LLVMPositionBuilderAtEnd(c->b, bad);
@@ -427,7 +461,7 @@ static void emit_ldst(struct cg *c, uint32_t pc, const struct pins *in, LLVMBasi
     unsigned eb = pt_bits(in->type) / 8;
     if (eb == 0)
         eb = 1;
-    uint64_t len = (uint64_t)eb * in->vec;
+    uint64_t len = jit_access_len(in);
     LLVMValueRef p = mem_ptr(c, pc, in, addr_of(c, in), len, next);
     LLVMTypeRef et = ity(c, eb * 8);
     for (unsigned i = 0; i < in->vec; i++) {
@@ -1101,6 +1135,10 @@ static void emit_prologue(struct cg *c, const uint8_t *w)
             c->gc[i][j] = LLVMBuildAlloca(c->b, c->i64, "gc");
     for (uint32_t r = 0; r < f->nregs; r++)
         c->ra[r] = w[r] ? LLVMBuildAlloca(c->b, c->i64, "r") : NULL;
+    for (uint32_t g = 0; g < c->merge.n; g++) {
+        c->gbase[g] = LLVMBuildAlloca(c->b, c->i64, "merged_base");
+        LLVMBuildStore(c->b, k64(c, UINT64_MAX), c->gbase[g]);
+    }
     LLVMBuildStore(c->b, k64(c, 0), c->cnt);
     LLVMBuildStore(c->b, k64(c, 0), c->lin);
     c->regs = frame_ld(c, FOFF(regs), c->p64);
@@ -1455,7 +1493,8 @@ static int build(struct cg *c, const char *name)
     c->ra = calloc(f->nregs ? f->nregs : 1, sizeof(*c->ra));
     c->bb = calloc(f->ncode + 1, sizeof(*c->bb));
     c->entry = calloc(f->ncode + 1, 1);
-    if (!w || !c->ra || !c->bb || !c->entry || liveness(c) ||
+    if (!w || !c->ra || !c->bb || !c->entry || liveness(c) || jit_merge_plan(f, &c->merge) ||
+        !(c->gbase = calloc(c->merge.n ? c->merge.n : 1, sizeof(*c->gbase))) ||
         (c->block_mode == JIT_PHASES && spill_set(c, w))) {
         free(w);
         return -1;
@@ -1582,6 +1621,8 @@ static ptx_jit_fn compile(struct ptx_jit *jit, const struct pfunc *f, uint32_t f
     free(c.bb);
     free(c.entry);
     free(c.live);
+    free(c.gbase);
+    jit_merge_free(&c.merge);
     k->spill = c.spill;
     k->nspill = c.nspill;
     k->colls = c.colls;

@@ -125,6 +125,22 @@ extern "C" __global__ void warp_diverge(const int *in, int *out, int n)
     o[5] = __shfl_down_sync(0xffffffffu, v, 1);
 }
 
+// Four shared accesses off one base register per thread (the translator checks their span
+// once): stride 5 keeps nvcc from making them one vector access.
+extern "C" __global__ void merged_span(int *out)
+{
+    extern __shared__ int s[];
+    int t = threadIdx.x;
+    s[t * 5] = t;
+    s[t * 5 + 1] = t + 1;
+    s[t * 5 + 2] = t + 2;
+    s[t * 5 + 3] = t + 3;
+    __syncthreads();
+    int u = blockDim.x - 1 - t;
+    out[blockIdx.x * blockDim.x + t] = s[u * 5] + s[u * 5 + 1] * 10 + s[u * 5 + 2] * 100 +
+                                       s[u * 5 + 3] * 1000;
+}
+
 extern "C" __global__ void dmath(const double *x, double *y, int n)
 {
     int i = blockIdx.x * blockDim.x + threadIdx.x;

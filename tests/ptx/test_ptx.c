@@ -584,6 +584,36 @@ static void test_ptx_warp_divergent_partial(void **state)
     ptx_program_free(p);
 }
 
+/* Shared accesses whose checks the translator merges: right when the dynamic area holds them
+ * all; one element short, the last thread's last access faults (the merged check fails and
+ * each access is checked alone). */
+static void test_ptx_merged_shared_checks(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels.ptx");
+    const struct ptx_kernel *k = kern(p, "merged_span");
+    struct tmem m;
+    tm_init(&m);
+    int bs = 64, blocks = 3;
+    uint64_t out = tm_alloc(&m, (size_t)bs * blocks * 4);
+    int *ho = tm_host(&m, out);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, out);
+    uint32_t need = (uint32_t)((bs - 1) * 5 + 4) * 4;
+    RUN_OK(k, blocks, 1, bs, 1, need, &pb, &m, 2);
+    for (int i = 0; i < bs * blocks; i++) {
+        int u = bs - 1 - i % bs;
+        if (ho[i] != u + (u + 1) * 10 + (u + 2) * 100 + (u + 3) * 1000)
+            fail_msg("out[%d] = %d", i, ho[i]);
+    }
+    char err[320];
+    assert_int_equal(run(k, blocks, 1, bs, 1, need - 4, &pb, &m, 1, err, sizeof(err)),
+                     PTX_ERR_ILLEGAL_ADDRESS);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
 static void test_ptx_double_math(void **state)
 {
     (void)state;
@@ -3489,6 +3519,7 @@ int main(void)
         cmocka_unit_test(test_ptx_warp_shuffle_reduce),
         cmocka_unit_test(test_ptx_warp_shfl_vote),
         cmocka_unit_test(test_ptx_warp_divergent_partial),
+        cmocka_unit_test(test_ptx_merged_shared_checks),
         cmocka_unit_test(test_ptx_double_math),
         cmocka_unit_test(test_ptx_float_math),
         cmocka_unit_test(test_ptx_grid_stride),
