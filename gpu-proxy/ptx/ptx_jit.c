@@ -516,6 +516,46 @@ static LLVMAtomicRMWBinOp atom_op(const struct pins *in)
 
 /* atom/red: the interpreter's compare-and-swap loop as one host atomic (sequentially
  * consistent, as its CAS); the old value, zero-extended, to d[0]. */
+/* The new value of a plain read-modify-write (atom_op's operation on old and v). */
+static LLVMValueRef rmw_value(struct cg *c, const struct pins *in, LLVMValueRef old,
+                              LLVMValueRef v)
+{
+    int s = pt_signed(in->type);
+    switch (in->mod) {
+    case ATOM_ADD:
+        return pt_float(in->type) ? LLVMBuildFAdd(c->b, old, v, "") : LLVMBuildAdd(c->b, old, v, "");
+    case ATOM_AND: return LLVMBuildAnd(c->b, old, v, "");
+    case ATOM_OR: return LLVMBuildOr(c->b, old, v, "");
+    case ATOM_XOR: return LLVMBuildXor(c->b, old, v, "");
+    case ATOM_MIN:
+        return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, s ? LLVMIntSLT : LLVMIntULT, v, old, ""),
+                               v, old, "");
+    case ATOM_MAX:
+        return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, s ? LLVMIntSGT : LLVMIntUGT, v, old, ""),
+                               v, old, "");
+    default: return v; /* exch */
+    }
+}
+
+/* An atomic on shared memory: a block's shared memory is only ever touched by the one host
+ * thread that runs the block (blocks are never split between host threads), and that thread
+ * runs the block's threads one at a time, so a plain load and store is atomic here. */
+static LLVMValueRef plain_atom(struct cg *c, const struct pins *in, LLVMValueRef q,
+                               LLVMValueRef v, LLVMTypeRef vt, unsigned bits)
+{
+    LLVMValueRef old = LLVMBuildLoad2(c->b, vt, q, "");
+    LLVMSetAlignment(old, bits / 8);
+    LLVMValueRef nv;
+    if (in->mod == ATOM_CAS) {
+        LLVMValueRef n = trunc_to(c, rd(c, in->s[1]), bits);
+        nv = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, old, v, ""), n, old, "");
+    } else {
+        nv = rmw_value(c, in, old, v);
+    }
+    LLVMSetAlignment(LLVMBuildStore(c->b, nv, q), bits / 8);
+    return old;
+}
+
 static void emit_atom(struct cg *c, uint32_t pc, const struct pins *in, LLVMBasicBlockRef next)
 {
     unsigned bits = pt_bits(in->type);
@@ -526,7 +566,9 @@ static void emit_atom(struct cg *c, uint32_t pc, const struct pins *in, LLVMBasi
     LLVMValueRef v = trunc_to(c, rd(c, in->s[0]), bits), old;
     if (vt != it)
         v = LLVMBuildBitCast(c->b, v, vt, "");
-    if (in->mod == ATOM_CAS) {
+    if (in->space == SP_SHARED) {
+        old = plain_atom(c, in, q, v, vt, bits);
+    } else if (in->mod == ATOM_CAS) {
         LLVMValueRef n = trunc_to(c, rd(c, in->s[1]), bits);
         LLVMValueRef x = LLVMBuildAtomicCmpXchg(c->b, q, v, n,
                                                 LLVMAtomicOrderingSequentiallyConsistent,

@@ -14,6 +14,12 @@ struct coll_op {
     int32_t src[3];  /* record slot (JIT_REC_HEAD + k), or -1: the constant in kval */
     uint64_t kval[3];
     int32_t dst[2];  /* record slot, or -1: not kept (dead after the instruction) */
+    /* shfl whose lane and clamp operands are, or are expected to be (registers only ever
+     * set from constants), kb and kc: for a whole warp at it with those values, each lane's
+     * source lane (its own where the shuffle is out of range) and predicate result */
+    uint8_t konst, pv[32];
+    uint32_t kb, kc;
+    int8_t from[32];
 };
 
 struct jit_colls {
@@ -27,6 +33,35 @@ static int fast_op(const struct pins *in)
 {
     return (in->op == OP_shfl && in->mod >= SHFL_UP && in->mod <= SHFL_IDX) ||
            (in->op == OP_vote && in->mod >= VOTE_ALL && in->mod <= VOTE_BALLOT);
+}
+
+/* The interpreter's shuffle formula for lane l: its source lane, or -1 out of range (the
+ * lane keeps its own value); *pval the predicate result. */
+static int32_t shfl_src(unsigned mod, uint32_t l, uint32_t b, uint32_t c, int *pval)
+{
+    b &= 31;
+    uint32_t seg = (c >> 8) & 31, clampv = c & 31;
+    uint32_t maxl = (l & seg) | (clampv & ~seg), minl = l & seg;
+    int32_t j;
+    switch (mod) {
+    case SHFL_UP: j = (int32_t)l - (int32_t)b; *pval = j >= (int32_t)maxl; break;
+    case SHFL_DOWN: j = (int32_t)(l + b); *pval = j <= (int32_t)maxl; break;
+    case SHFL_BFLY: j = (int32_t)(l ^ b); *pval = j <= (int32_t)maxl; break;
+    default: j = (int32_t)(minl | (b & ~seg)); *pval = j <= (int32_t)maxl; break;
+    }
+    return *pval && j >= 0 && j <= 31 ? j : -1;
+}
+
+/* The value register r is expected to hold: its constant, or the constant the first mov
+ * writing it copies (translated code checks that each lane holds it before relying on it). */
+static uint64_t expected(const struct pfunc *f, int32_t r)
+{
+    for (uint32_t i = 0; i < f->ncode; i++) {
+        const struct pins *in = &f->code[i];
+        if (in->d[0] == r || in->d[1] == r || in->d[2] == r || in->d[3] == r)
+            return in->op == OP_mov && in->s[0] >= 0 ? f->reg_init[in->s[0]] : 0;
+    }
+    return f->reg_init[r];
 }
 
 static void describe(struct coll_op *o, const struct pins *in, const struct pfunc *f,
@@ -43,6 +78,17 @@ static void describe(struct coll_op *o, const struct pins *in, const struct pfun
     for (unsigned j = 0; j < 2; j++) {
         int32_t r = in->d[j];
         o->dst[j] = r >= 0 && slot_of[r] >= 0 ? JIT_REC_HEAD + slot_of[r] : -1;
+    }
+    o->konst = in->op == OP_shfl && in->s[1] >= 0 && in->s[2] >= 0;
+    if (o->konst) {
+        o->kb = (uint32_t)expected(f, in->s[1]);
+        o->kc = (uint32_t)expected(f, in->s[2]);
+    }
+    for (uint32_t l = 0; o->konst && l < 32; l++) {
+        int pval;
+        int32_t j = shfl_src(o->mod, l, o->kb, o->kc, &pval);
+        o->from[l] = (int8_t)(j >= 0 ? j : (int32_t)l);
+        o->pv[l] = (uint8_t)pval;
     }
 }
 
@@ -101,18 +147,10 @@ static void shfl(const struct coll_op *o, uint64_t *const rec[32], uint32_t grou
     for (uint32_t l = 0; l < 32; l++) {
         if (!((group >> l) & 1))
             continue;
-        uint32_t b = (uint32_t)src_of(o, rec, l, 1) & 31, c = (uint32_t)src_of(o, rec, l, 2);
-        uint32_t seg = (c >> 8) & 31, clampv = c & 31;
-        uint32_t maxl = (l & seg) | (clampv & ~seg), minl = l & seg;
-        int32_t j;
         int pval;
-        switch (o->mod) {
-        case SHFL_UP: j = (int32_t)l - (int32_t)b; pval = j >= (int32_t)maxl; break;
-        case SHFL_DOWN: j = (int32_t)(l + b); pval = j <= (int32_t)maxl; break;
-        case SHFL_BFLY: j = (int32_t)(l ^ b); pval = j <= (int32_t)maxl; break;
-        default: j = (int32_t)(minl | (b & ~seg)); pval = j <= (int32_t)maxl; break;
-        }
-        if (!pval || j < 0 || j > 31 || !((group >> j) & 1))
+        int32_t j = shfl_src(o->mod, l, (uint32_t)src_of(o, rec, l, 1),
+                             (uint32_t)src_of(o, rec, l, 2), &pval);
+        if (j < 0 || !((group >> j) & 1))
             j = (int32_t)l;
         d[l] = (uint32_t)src_of(o, rec, (uint32_t)j, 0);
         p[l] = (uint64_t)pval;
@@ -159,15 +197,44 @@ static void resolve(const struct coll_op *o, uint64_t *const rec[32], uint32_t g
     }
 }
 
+/* A whole warp at a shuffle whose every lane holds the expected lane and clamp operands:
+ * the source lanes are known. 0, or -1 when a lane holds others. */
+static int shfl_warp(const struct coll_op *o, uint64_t *const rec[32], uint64_t pc)
+{
+    uint64_t d[32];
+    for (uint32_t l = 0; l < 32; l++)
+        if ((uint32_t)src_of(o, rec, l, 1) != o->kb || (uint32_t)src_of(o, rec, l, 2) != o->kc)
+            return -1;
+    for (uint32_t l = 0; l < 32; l++)
+        d[l] = (uint32_t)src_of(o, rec, (uint32_t)o->from[l], 0);
+    for (uint32_t l = 0; l < 32; l++) {
+        if (o->dst[0] >= 0)
+            rec[l][o->dst[0]] = d[l];
+        if (o->dst[1] >= 0)
+            rec[l][o->dst[1]] = o->pv[l];
+        rec[l][0] = JIT_SPILL_RUN;
+        rec[l][1] = pc + 1;
+    }
+    return 0;
+}
+
 uint64_t jit_warp_coll(struct jit_frame *f, uint32_t warp, const struct jit_colls *t)
 {
     uint64_t *rec[32] = {0};
-    uint32_t base = warp * 32, pending = 0, deferred = 0;
+    uint32_t base = warp * 32, pending = 0, deferred = 0, same = 1;
+    uint64_t pc0 = UINT64_MAX;
     for (uint32_t l = 0; l < 32 && base + l < f->nthreads; l++) {
         rec[l] = f->spill + (size_t)(base + l) * t->stride;
-        if (rec[l][0] == JIT_SPILL_COLL)
-            pending |= 1u << l;
+        if (rec[l][0] != JIT_SPILL_COLL)
+            continue;
+        pending |= 1u << l;
+        if (pc0 == UINT64_MAX)
+            pc0 = rec[l][1];
+        same &= rec[l][1] == pc0;
     }
+    if (pending == 0xffffffffu && same && pc0 < t->ncode && t->at[pc0] >= 0 &&
+        t->ops[t->at[pc0]].konst && shfl_warp(&t->ops[t->at[pc0]], rec, pc0) == 0)
+        return 0;
     while (pending) {
         uint32_t l0 = (uint32_t)__builtin_ctz(pending), group = 0;
         uint64_t pc = rec[l0][1];

@@ -141,6 +141,47 @@ extern "C" __global__ void merged_span(int *out)
                                        s[u * 5 + 3] * 1000;
 }
 
+// Every kind of atomic on shared memory (the translator makes them plain read-modify-writes:
+// a block's shared memory belongs to one host thread); 12 ints and a float per block.
+extern "C" __global__ void shared_atomics(const int *in, int *out, float *fout)
+{
+    __shared__ int si[8];
+    __shared__ unsigned su[4];
+    __shared__ float sf;
+    int t = threadIdx.x;
+    if (t < 8)
+        si[t] = t == 1 ? 1000000 : t == 2 ? -1000000 : t == 6 ? -1 : 0;
+    if (t < 4)
+        su[t] = t == 1 ? 0xffffffffu : 0u;
+    if (t == 0)
+        sf = 0.0f;
+    __syncthreads();
+    int v = in[blockIdx.x * blockDim.x + t];
+    atomicAdd(&si[0], v);
+    atomicMin(&si[1], v);
+    atomicMax(&si[2], v);
+    atomicOr(&si[3], 1 << (t & 31));
+    atomicXor(&si[4], v);
+    atomicExch(&si[5], t);
+    atomicAnd(&si[6], ~(1 << (t & 15)));
+    int old = si[7], assumed;
+    do {
+        assumed = old;
+        old = atomicCAS(&si[7], assumed, assumed + 1);
+    } while (old != assumed);
+    atomicAdd(&su[0], 1u);
+    atomicMin(&su[1], (unsigned)v);
+    atomicMax(&su[2], (unsigned)v);
+    atomicAdd(&sf, 0.5f);
+    __syncthreads();
+    if (t < 8)
+        out[blockIdx.x * 12 + t] = si[t];
+    if (t < 4)
+        out[blockIdx.x * 12 + 8 + t] = (int)su[t];
+    if (t == 0)
+        fout[blockIdx.x] = sf;
+}
+
 extern "C" __global__ void dmath(const double *x, double *y, int n)
 {
     int i = blockIdx.x * blockDim.x + threadIdx.x;

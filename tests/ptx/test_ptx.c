@@ -614,6 +614,53 @@ static void test_ptx_merged_shared_checks(void **state)
     ptx_program_free(p);
 }
 
+/* Atomics on shared memory, every operation the translator does natively (as plain
+ * read-modify-writes there), against the same reductions in C. */
+static void test_ptx_shared_atomics(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels.ptx");
+    const struct ptx_kernel *k = kern(p, "shared_atomics");
+    struct tmem m;
+    tm_init(&m);
+    int bs = 96, blocks = 3;
+    uint64_t in = tm_alloc(&m, (size_t)bs * blocks * 4), out = tm_alloc(&m, (size_t)blocks * 48);
+    uint64_t fout = tm_alloc(&m, (size_t)blocks * 4);
+    int *hi = tm_host(&m, in), *ho = tm_host(&m, out);
+    float *hf = tm_host(&m, fout);
+    for (int i = 0; i < bs * blocks; i++)
+        hi[i] = (int)(rnd() % 20001) - 10000;
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, in);
+    PB(&pb, out);
+    PB(&pb, fout);
+    RUN_OK(k, blocks, 1, bs, 1, 0, &pb, &m, 2);
+    for (int b = 0; b < blocks; b++) {
+        const int *v = hi + b * bs, *o = ho + b * 12;
+        int sum = 0, mn = 1000000, mx = -1000000, x = 0;
+        unsigned umn = 0xffffffffu, umx = 0;
+        for (int t = 0; t < bs; t++) {
+            sum += v[t];
+            mn = v[t] < mn ? v[t] : mn;
+            mx = v[t] > mx ? v[t] : mx;
+            x ^= v[t];
+            umn = (unsigned)v[t] < umn ? (unsigned)v[t] : umn;
+            umx = (unsigned)v[t] > umx ? (unsigned)v[t] : umx;
+        }
+        int want[12] = {sum, mn, mx, -1, x, 0, (int)0xffff0000u, bs, bs, (int)umn, (int)umx, 0};
+        for (int j = 0; j < 12; j++)
+            if (j != 5 && o[j] != want[j])
+                fail_msg("block %d value %d = %d, want %d", b, j, o[j], want[j]);
+        if (o[5] < 0 || o[5] >= bs)
+            fail_msg("block %d: exchanged value %d is no thread's index", b, o[5]);
+        if (hf[b] != 0.5f * (float)bs)
+            fail_msg("block %d: float sum %g", b, hf[b]);
+    }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
 static void test_ptx_double_math(void **state)
 {
     (void)state;
@@ -3520,6 +3567,7 @@ int main(void)
         cmocka_unit_test(test_ptx_warp_shfl_vote),
         cmocka_unit_test(test_ptx_warp_divergent_partial),
         cmocka_unit_test(test_ptx_merged_shared_checks),
+        cmocka_unit_test(test_ptx_shared_atomics),
         cmocka_unit_test(test_ptx_double_math),
         cmocka_unit_test(test_ptx_float_math),
         cmocka_unit_test(test_ptx_grid_stride),
