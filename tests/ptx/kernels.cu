@@ -98,14 +98,15 @@ extern "C" __global__ void warp_ops(const int *in, int *out)
 
 // Warp collectives in divergent code and partial warps (the translator's phase mode resolves
 // them on the lanes' records): odd and even lanes shuffle and vote in two groups, the lower
-// half of each warp with a 16-lane mask and width, then full-mask shuffles in warps that a
-// 48-thread block leaves partial. Six results per thread.
-extern "C" __global__ void warp_diverge(const int *in, int *out, int n)
+// half of each warp with a 16-lane mask and width, then (after a barrier) full-mask shuffles
+// in warps that a 48-thread block leaves partial, one by a lane delta known only at run time.
+// Seven results per thread.
+extern "C" __global__ void warp_diverge(const int *in, int *out, int n, int delta)
 {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     int lane = threadIdx.x & 31;
     int v = i < n ? in[i] : -1;
-    int *o = out + i * 6;
+    int *o = out + i * 7;
     if (lane & 1) {
         o[0] = __shfl_xor_sync(0xaaaaaaaau, v, 2);
         o[1] = __ballot_sync(0xaaaaaaaau, v > 500);
@@ -123,6 +124,7 @@ extern "C" __global__ void warp_diverge(const int *in, int *out, int n)
     __syncthreads(); // the engine groups lanes by instruction, not by mask: reconverge first
     o[4] = __shfl_up_sync(0xffffffffu, v, 1);
     o[5] = __shfl_down_sync(0xffffffffu, v, 1);
+    o[6] = __shfl_down_sync(0xffffffffu, v, delta);
 }
 
 // Four shared accesses off one base register per thread (the translator checks their span

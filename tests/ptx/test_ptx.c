@@ -512,10 +512,10 @@ static void test_ptx_warp_shfl_vote(void **state)
     ptx_program_free(p);
 }
 
-/* warp_diverge's results for thread t of a 48-thread block, with the engine's group rule:
- * the lanes that wait at the same instruction; a shuffle from a lane outside it (another
- * branch, or past the block's end) reads the lane's own value. */
-static void warp_diverge_want(const int *v, int blk, int t, int want[6])
+/* warp_diverge's results for thread t of a 48-thread block (lane delta `delta`), with the
+ * engine's group rule: the lanes that wait at the same instruction; a shuffle from a lane
+ * outside it (another branch, or past the block's end) reads the lane's own value. */
+static void warp_diverge_want(const int *v, int blk, int t, int delta, int want[7])
 {
     int wt = t / 32 * 32, lane = t % 32, present = 48 - wt < 32 ? 48 - wt : 32;
     const int *w = v + blk * 48 + wt;
@@ -537,6 +537,7 @@ static void warp_diverge_want(const int *v, int blk, int t, int want[6])
     want[3] = lane < 16 ? all : 0;
     want[4] = lane > 0 ? w[lane - 1] : w[lane];
     want[5] = lane + 1 < present ? w[lane + 1] : w[lane];
+    want[6] = lane + delta < present ? w[lane + delta] : w[lane];
 }
 
 /* Divergent shuffles and votes, masks of 16 lanes, partial warps (translated: phase mode,
@@ -549,7 +550,7 @@ static void test_ptx_warp_divergent_partial(void **state)
     struct tmem m;
     tm_init(&m);
     int blocks = 3, nthreads = blocks * 48, n = 130;
-    uint64_t in = tm_alloc(&m, (size_t)n * 4), out = tm_alloc(&m, (size_t)nthreads * 6 * 4);
+    uint64_t in = tm_alloc(&m, (size_t)n * 4), out = tm_alloc(&m, (size_t)nthreads * 7 * 4);
     int *hi = tm_host(&m, in), *ho = tm_host(&m, out);
     int v[3 * 48];
     for (int i = 0; i < nthreads; i++)
@@ -560,23 +561,25 @@ static void test_ptx_warp_divergent_partial(void **state)
     PB(&pb, in);
     PB(&pb, out);
     PB(&pb, n);
+    PB(&pb, 3);
     uint64_t before = ptx_launches_translated();
     RUN_OK(k, blocks, 1, 48, 1, 0, &pb, &m, 2);
     const char *env = getenv("PTX_JIT");
     if (!(env && strcmp(env, "0") == 0))
         assert_true(ptx_launches_translated() > before);
     for (int g = 0; g < nthreads; g++) {
-        int want[6];
-        warp_diverge_want(v, g / 48, g % 48, want);
-        for (int j = 0; j < 6; j++)
-            if (ho[g * 6 + j] != want[j])
-                fail_msg("thread %d result %d = %d, want %d", g, j, ho[g * 6 + j], want[j]);
+        int want[7];
+        warp_diverge_want(v, g / 48, g % 48, 3, want);
+        for (int j = 0; j < 7; j++)
+            if (ho[g * 7 + j] != want[j])
+                fail_msg("thread %d result %d = %d, want %d", g, j, ho[g * 7 + j], want[j]);
     }
     struct pbuf bad;
     pb_init(&bad, k);
     PB(&bad, in);
     PB(&bad, out);
     PB(&bad, nthreads); /* reads in[130..143], past its 520 bytes */
+    PB(&bad, 3);
     char err[320];
     assert_int_equal(run(k, blocks, 1, 48, 1, 0, &bad, &m, 1, err, sizeof(err)),
                      PTX_ERR_ILLEGAL_ADDRESS);
