@@ -1549,6 +1549,11 @@ static int build(struct cg *c, const char *name)
     LLVMTypeRef pt[2] = {c->p8, c->i32};
     c->fn = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->i64, pt, 2, 0));
     c->frame = LLVMGetParam(c->fn, 0);
+    /* the frame is the worker's: no memory the kernel reaches (global, shared, local, param
+     * areas, register files, spill records) overlaps its fields, so they stay in registers
+     * across the kernel's stores (helpers get the frame, and are assumed to change it) */
+    unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
+    LLVMAddAttributeAtIndex(c->fn, 1, LLVMCreateEnumAttribute(c->cx, noalias, 0));
     LLVMBasicBlockRef entry = new_bb(c, "entry");
     for (uint32_t i = 0; i <= f->ncode; i++)
         c->bb[i] = new_bb(c, "i");
