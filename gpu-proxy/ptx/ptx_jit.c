@@ -514,8 +514,6 @@ static LLVMAtomicRMWBinOp atom_op(const struct pins *in)
     }
 }
 
-/* atom/red: the interpreter's compare-and-swap loop as one host atomic (sequentially
- * consistent, as its CAS); the old value, zero-extended, to d[0]. */
 /* The new value of a plain read-modify-write (atom_op's operation on old and v). */
 static LLVMValueRef rmw_value(struct cg *c, const struct pins *in, LLVMValueRef old,
                               LLVMValueRef v)
@@ -523,7 +521,8 @@ static LLVMValueRef rmw_value(struct cg *c, const struct pins *in, LLVMValueRef 
     int s = pt_signed(in->type);
     switch (in->mod) {
     case ATOM_ADD:
-        return pt_float(in->type) ? LLVMBuildFAdd(c->b, old, v, "") : LLVMBuildAdd(c->b, old, v, "");
+        return pt_float(in->type) ? LLVMBuildFAdd(c->b, old, v, "")
+                                  : LLVMBuildAdd(c->b, old, v, "");
     case ATOM_AND: return LLVMBuildAnd(c->b, old, v, "");
     case ATOM_OR: return LLVMBuildOr(c->b, old, v, "");
     case ATOM_XOR: return LLVMBuildXor(c->b, old, v, "");
@@ -556,6 +555,9 @@ static LLVMValueRef plain_atom(struct cg *c, const struct pins *in, LLVMValueRef
     return old;
 }
 
+/* atom/red: the interpreter's compare-and-swap loop as one host atomic (sequentially
+ * consistent, as its CAS), or on shared memory a plain read-modify-write; the old value,
+ * zero-extended, to d[0]. */
 static void emit_atom(struct cg *c, uint32_t pc, const struct pins *in, LLVMBasicBlockRef next)
 {
     unsigned bits = pt_bits(in->type);
@@ -984,8 +986,9 @@ static void spill_in(struct cg *c, uint32_t pc)
 {
     for (uint32_t k = 0; k < c->nspill; k++)
         if (live_at(c, pc, c->spill[k]))
-            LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->i64, spill_slot(c, JIT_REC_HEAD + k), ""),
-                       c->ra[c->spill[k]]);
+            LLVMBuildStore(c->b,
+                           LLVMBuildLoad2(c->b, c->i64, spill_slot(c, JIT_REC_HEAD + k), ""),
+                           c->ra[c->spill[k]]);
 }
 
 static void emit_exit(struct cg *c, uint32_t pc)
