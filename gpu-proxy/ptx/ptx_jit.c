@@ -8,6 +8,8 @@
  * libvgpu-ptxjit.so (only the stub backend's workers load it, with ptx_jit_load.c), so no other
  * process maps LLVM; its one export is ptx_jit_ops. */
 #include "ptx_jit.h"
+#include "ptx_jit_coll.h"
+#include "ptx_jit_merge.h"
 
 #include <llvm-c/Core.h>
 #include <llvm-c/Error.h>
@@ -37,6 +39,7 @@ struct jit_kernel {
     int32_t *spill;    /* JIT_PHASES: the registers a thread's spill record holds */
     int32_t *slot_of;  /* and the inverse map */
     uint32_t nspill;
+    struct jit_colls *colls; /* JIT_PHASES: its warp collectives */
 };
 
 struct ptx_jit {
@@ -73,7 +76,10 @@ struct cg {
     uint32_t nspill;
     LLVMValueRef sp, waiting; /* phase mode: allocas: the thread's spill record, a barrier */
     LLVMValueRef coll, round; /* phase mode: a lane of the warp waits at a collective; round */
+    struct jit_colls *colls;  /* phase mode: the collectives jit_warp_coll resolves */
     unsigned gaccess;         /* global accesses emitted so far */
+    struct jit_merge merge;   /* shared accesses whose checks are merged */
+    LLVMValueRef *gbase;      /* per merged group: alloca of the base its leader checked */
 };
 
 static LLVMValueRef k64(struct cg *c, uint64_t v) { return LLVMConstInt(c->i64, v, 0); }
@@ -366,6 +372,27 @@ static unsigned fast_paths(struct cg *c, int sp, LLVMValueRef a, uint64_t len,
     return n;
 }
 
+/* A member of a merged group (ptx_jit_merge.c): its leader checks the group's whole span
+ * (aligned, inside the block's shared memory) for the base it sees and keeps that base, or
+ * UINT64_MAX if the check fails (a 32-bit base never equals it); a member whose base equals
+ * the one kept is inside the checked span, so it needs no check of its own. */
+static LLVMValueRef merged_ok(struct cg *c, uint32_t pc, const struct pins *in)
+{
+    const struct jit_mgroup *g = &c->merge.g[c->merge.grp[pc]];
+    LLVMValueRef kept = c->gbase[c->merge.grp[pc]];
+    LLVMValueRef base = zx(c, rd(c, in->areg), 32);
+    if (g->leader == pc) {
+        LLVMValueRef lo = LLVMBuildAdd(c->b, base, k64(c, g->lo), "");
+        LLVMValueRef hi = LLVMBuildAdd(c->b, base, k64(c, g->hi), "");
+        LLVMValueRef ok = in_range(c, hi, g->len, k64(c, 0), c->shared_size);
+        if (g->len > 1)
+            ok = LLVMBuildAnd(c->b, ok, LLVMBuildICmp(c->b, LLVMIntEQ, LLVMBuildAnd(
+                     c->b, lo, k64(c, g->len - 1), ""), k64(c, 0), ""), "");
+        LLVMBuildStore(c->b, LLVMBuildSelect(c->b, ok, base, k64(c, UINT64_MAX), ""), kept);
+    }
+    return LLVMBuildICmp(c->b, LLVMIntEQ, base, LLVMBuildLoad2(c->b, c->i64, kept, ""), "");
+}
+
 /* Host pointer for the access of instruction pc (len bytes at a); off the fast paths, a
  * misaligned access is stepped by the interpreter (which reports it), any other is resolved
  * by the interpreter's memory check (which fills the cache, or fails the launch: the code
@@ -380,14 +407,24 @@ static LLVMValueRef mem_ptr(struct cg *c, uint32_t pc, const struct pins *in, LL
          (in->space == SP_SHARED && off <= c->pf->shared_bytes &&
           len <= c->pf->shared_bytes - off))) /* inside an area of a size known here */
         return host_at(c, in->space == SP_PARAM ? c->param : c->shared, a);
-    LLVMValueRef ptrs[JIT_GSLOTS + 1];
-    LLVMBasicBlockRef from[JIT_GSLOTS + 1];
+    LLVMValueRef ptrs[JIT_GSLOTS + 2];
+    LLVMBasicBlockRef from[JIT_GSLOTS + 2];
     LLVMBasicBlockRef access = new_bb(c, "access");
+    unsigned n = 0;
+    if (c->merge.grp[pc] >= 0) {
+        LLVMBasicBlockRef hit = new_bb(c, "merged"), rest = new_bb(c, "unmerged");
+        LLVMBuildCondBr(c->b, merged_ok(c, pc, in), hit, rest);
+        LLVMPositionBuilderAtEnd(c->b, hit);
+        ptrs[n] = host_at(c, c->shared, a);
+        from[n++] = hit;
+        LLVMBuildBr(c->b, access);
+        LLVMPositionBuilderAtEnd(c->b, rest);
+    }
     LLVMValueRef aligned = LLVMConstInt(c->i1, 1, 0);
     if (len > 1)
         aligned = LLVMBuildICmp(c->b, LLVMIntEQ, LLVMBuildAnd(c->b, a, k64(c, len - 1), ""),
                                 k64(c, 0), "");
-    unsigned n = fast_paths(c, in->space, a, len, aligned, access, ptrs, from);
+    n += fast_paths(c, in->space, a, len, aligned, access, ptrs + n, from + n);
     LLVMBasicBlockRef bad = new_bb(c, "misaligned"), resolve = new_bb(c, "resolve");
     LLVMBuildCondBr(c->b, aligned, resolve, bad);
     LLVMPositionBuilderAtEnd(c->b, bad);
@@ -424,7 +461,7 @@ static void emit_ldst(struct cg *c, uint32_t pc, const struct pins *in, LLVMBasi
     unsigned eb = pt_bits(in->type) / 8;
     if (eb == 0)
         eb = 1;
-    uint64_t len = (uint64_t)eb * in->vec;
+    uint64_t len = jit_access_len(in);
     LLVMValueRef p = mem_ptr(c, pc, in, addr_of(c, in), len, next);
     LLVMTypeRef et = ity(c, eb * 8);
     for (unsigned i = 0; i < in->vec; i++) {
@@ -477,8 +514,50 @@ static LLVMAtomicRMWBinOp atom_op(const struct pins *in)
     }
 }
 
+/* The new value of a plain read-modify-write (atom_op's operation on old and v). */
+static LLVMValueRef rmw_value(struct cg *c, const struct pins *in, LLVMValueRef old,
+                              LLVMValueRef v)
+{
+    int s = pt_signed(in->type);
+    switch (in->mod) {
+    case ATOM_ADD:
+        return pt_float(in->type) ? LLVMBuildFAdd(c->b, old, v, "")
+                                  : LLVMBuildAdd(c->b, old, v, "");
+    case ATOM_AND: return LLVMBuildAnd(c->b, old, v, "");
+    case ATOM_OR: return LLVMBuildOr(c->b, old, v, "");
+    case ATOM_XOR: return LLVMBuildXor(c->b, old, v, "");
+    case ATOM_MIN:
+        return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, s ? LLVMIntSLT : LLVMIntULT, v, old, ""),
+                               v, old, "");
+    case ATOM_MAX:
+        return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, s ? LLVMIntSGT : LLVMIntUGT, v, old, ""),
+                               v, old, "");
+    default: return v; /* exch */
+    }
+}
+
+/* An atomic on shared memory: a block's shared memory is only ever touched by the one host
+ * thread that runs the block (blocks are never split between host threads), and that thread
+ * runs the block's threads one at a time, so a plain load and store is atomic here. */
+static LLVMValueRef plain_atom(struct cg *c, const struct pins *in, LLVMValueRef q,
+                               LLVMValueRef v, LLVMTypeRef vt, unsigned bits)
+{
+    LLVMValueRef old = LLVMBuildLoad2(c->b, vt, q, "");
+    LLVMSetAlignment(old, bits / 8);
+    LLVMValueRef nv;
+    if (in->mod == ATOM_CAS) {
+        LLVMValueRef n = trunc_to(c, rd(c, in->s[1]), bits);
+        nv = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, old, v, ""), n, old, "");
+    } else {
+        nv = rmw_value(c, in, old, v);
+    }
+    LLVMSetAlignment(LLVMBuildStore(c->b, nv, q), bits / 8);
+    return old;
+}
+
 /* atom/red: the interpreter's compare-and-swap loop as one host atomic (sequentially
- * consistent, as its CAS); the old value, zero-extended, to d[0]. */
+ * consistent, as its CAS), or on shared memory a plain read-modify-write; the old value,
+ * zero-extended, to d[0]. */
 static void emit_atom(struct cg *c, uint32_t pc, const struct pins *in, LLVMBasicBlockRef next)
 {
     unsigned bits = pt_bits(in->type);
@@ -489,7 +568,9 @@ static void emit_atom(struct cg *c, uint32_t pc, const struct pins *in, LLVMBasi
     LLVMValueRef v = trunc_to(c, rd(c, in->s[0]), bits), old;
     if (vt != it)
         v = LLVMBuildBitCast(c->b, v, vt, "");
-    if (in->mod == ATOM_CAS) {
+    if (in->space == SP_SHARED) {
+        old = plain_atom(c, in, q, v, vt, bits);
+    } else if (in->mod == ATOM_CAS) {
         LLVMValueRef n = trunc_to(c, rd(c, in->s[1]), bits);
         LLVMValueRef x = LLVMBuildAtomicCmpXchg(c->b, q, v, n,
                                                 LLVMAtomicOrderingSequentiallyConsistent,
@@ -881,19 +962,33 @@ static LLVMValueRef spill_slot(struct cg *c, uint64_t k)
     return LLVMBuildInBoundsGEP2(c->b, c->i64, sp, &idx, 1, "");
 }
 
+/* Whether register r is live before instruction pc (none past the end). */
+static int live_at(struct cg *c, uint32_t pc, int32_t r)
+{
+    return pc <= c->pf->ncode && ((c->live[(size_t)pc * c->lwords + r / 64] >> (r % 64)) & 1);
+}
+
+/* The thread stops in `state`, its record saying pc: the record keeps the registers live
+ * there (a collective: also those live after it, its results aside); the others are dead,
+ * so neither the code nor the interpreter (jit_coll, jit_handoff_phases) reads them. */
 static void spill_out(struct cg *c, uint64_t state, uint32_t pc)
 {
     for (uint32_t k = 0; k < c->nspill; k++)
-        LLVMBuildStore(c->b, rd(c, c->spill[k]), spill_slot(c, JIT_REC_HEAD + k));
+        if (live_at(c, pc, c->spill[k]) ||
+            (state == JIT_SPILL_COLL && live_at(c, pc + 1, c->spill[k])))
+            LLVMBuildStore(c->b, rd(c, c->spill[k]), spill_slot(c, JIT_REC_HEAD + k));
     LLVMBuildStore(c->b, k64(c, pc), spill_slot(c, 1));
     LLVMBuildStore(c->b, k64(c, state), spill_slot(c, 0));
 }
 
-static void spill_in(struct cg *c)
+/* Resuming at pc: the registers live there come back from the record. */
+static void spill_in(struct cg *c, uint32_t pc)
 {
     for (uint32_t k = 0; k < c->nspill; k++)
-        LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->i64, spill_slot(c, JIT_REC_HEAD + k), ""),
-                       c->ra[c->spill[k]]);
+        if (live_at(c, pc, c->spill[k]))
+            LLVMBuildStore(c->b,
+                           LLVMBuildLoad2(c->b, c->i64, spill_slot(c, JIT_REC_HEAD + k), ""),
+                           c->ra[c->spill[k]]);
 }
 
 static void emit_exit(struct cg *c, uint32_t pc)
@@ -1085,6 +1180,10 @@ static void emit_prologue(struct cg *c, const uint8_t *w)
             c->gc[i][j] = LLVMBuildAlloca(c->b, c->i64, "gc");
     for (uint32_t r = 0; r < f->nregs; r++)
         c->ra[r] = w[r] ? LLVMBuildAlloca(c->b, c->i64, "r") : NULL;
+    for (uint32_t g = 0; g < c->merge.n; g++) {
+        c->gbase[g] = LLVMBuildAlloca(c->b, c->i64, "merged_base");
+        LLVMBuildStore(c->b, k64(c, UINT64_MAX), c->gbase[g]);
+    }
     LLVMBuildStore(c->b, k64(c, 0), c->cnt);
     LLVMBuildStore(c->b, k64(c, 0), c->lin);
     c->regs = frame_ld(c, FOFF(regs), c->p64);
@@ -1191,28 +1290,46 @@ static void emit_phase_dispatch(struct cg *c, const uint8_t *w, LLVMValueRef *ti
     LLVMBuildBr(c->b, c->bb[0]);
     LLVMPositionBuilderAtEnd(c->b, resume);
     emit_thread_regs(c, w, tid, 0);
-    spill_in(c);
     LLVMBasicBlockRef lost = new_bb(c, "lost");
     unsigned n = 0;
     for (uint32_t i = 0; i < f->ncode; i++)
         n += f->code[i].op == OP_bar || collective(&f->code[i]);
     LLVMValueRef pw = LLVMBuildSwitch(c->b, LLVMBuildLoad2(c->b, c->i64, spill_slot(c, 1), ""),
                                       lost, n);
-    for (uint32_t i = 0; i < f->ncode; i++)
-        if (f->code[i].op == OP_bar || collective(&f->code[i]))
-            LLVMAddCase(pw, k64(c, i + 1), c->bb[i + 1]);
+    for (uint32_t i = 0; i < f->ncode; i++) {
+        if (!(f->code[i].op == OP_bar || collective(&f->code[i])))
+            continue;
+        LLVMBasicBlockRef at = new_bb(c, "resume_at");
+        LLVMAddCase(pw, k64(c, i + 1), at);
+        LLVMPositionBuilderAtEnd(c->b, at);
+        spill_in(c, i + 1);
+        LLVMBuildBr(c->b, c->bb[i + 1]);
+    }
     LLVMPositionBuilderAtEnd(c->b, lost); /* cannot happen: only the code writes records */
     exit_to(c, JIT_STOP, 0, 0);
 }
 
-/* tid of linear thread index l (at the start of a warp) */
+/* tid of linear thread index l (at the start of a warp); a one-dimensional block (the usual
+ * case, where a warp starts many times per block in phase mode) needs no division. */
 static void split_tid(struct cg *c, LLVMValueRef l, LLVMValueRef *ntid, LLVMValueRef *tid)
 {
+    LLVMBasicBlockRef flat = new_bb(c, "tid_1d"), dims = new_bb(c, "tid_3d");
+    LLVMBasicBlockRef done = new_bb(c, "tid_done");
+    LLVMValueRef yz = LLVMBuildMul(c->b, ntid[1], ntid[2], "");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, yz, k64(c, 1), ""), flat, dims);
+    LLVMPositionBuilderAtEnd(c->b, flat);
+    LLVMBuildStore(c->b, l, tid[0]);
+    LLVMBuildStore(c->b, k64(c, 0), tid[1]);
+    LLVMBuildStore(c->b, k64(c, 0), tid[2]);
+    LLVMBuildBr(c->b, done);
+    LLVMPositionBuilderAtEnd(c->b, dims);
     LLVMValueRef xy = LLVMBuildMul(c->b, ntid[0], ntid[1], "");
     LLVMBuildStore(c->b, LLVMBuildURem(c->b, l, ntid[0], ""), tid[0]);
     LLVMBuildStore(c->b, LLVMBuildURem(c->b, LLVMBuildUDiv(c->b, l, ntid[0], ""), ntid[1], ""),
                    tid[1]);
     LLVMBuildStore(c->b, LLVMBuildUDiv(c->b, l, xy, ""), tid[2]);
+    LLVMBuildBr(c->b, done);
+    LLVMPositionBuilderAtEnd(c->b, done);
 }
 
 /* Phase mode, after the lanes of a warp: resolve its collectives and run it again, or go on
@@ -1226,10 +1343,11 @@ static void emit_warp_end(struct cg *c, LLVMValueRef wbase, LLVMValueRef nthread
     LLVMBuildCondBr(c->b, LLVMBuildLoad2(c->b, c->i1, c->coll, ""), resolve, next);
     LLVMPositionBuilderAtEnd(c->b, resolve);
     LLVMValueRef wb = LLVMBuildLoad2(c->b, c->i64, wbase, "");
-    LLVMTypeRef pt[2] = {c->p8, c->i32};
-    LLVMValueRef args[2] = {c->frame, LLVMBuildTrunc(c->b, LLVMBuildLShr(c->b, wb, k64(c, 5), ""),
-                                                     c->i32, "")};
-    LLVMValueRef r = helper(c, (void *)c->h->coll, c->i64, pt, 2, args);
+    LLVMTypeRef pt[3] = {c->p8, c->i32, c->p8};
+    LLVMValueRef args[3] = {c->frame, LLVMBuildTrunc(c->b, LLVMBuildLShr(c->b, wb, k64(c, 5), ""),
+                                                     c->i32, ""),
+                            LLVMConstIntToPtr(k64(c, (uint64_t)(uintptr_t)c->colls), c->p8)};
+    LLVMValueRef r = helper(c, (void *)jit_warp_coll, c->i64, pt, 3, args);
     stop_if(c, r, 0, again);
     LLVMPositionBuilderAtEnd(c->b, again);
     LLVMBuildBr(c->b, warp_start);
@@ -1420,14 +1538,25 @@ static int build(struct cg *c, const char *name)
     c->ra = calloc(f->nregs ? f->nregs : 1, sizeof(*c->ra));
     c->bb = calloc(f->ncode + 1, sizeof(*c->bb));
     c->entry = calloc(f->ncode + 1, 1);
-    if (!w || !c->ra || !c->bb || !c->entry || liveness(c) ||
+    if (!w || !c->ra || !c->bb || !c->entry || liveness(c) || jit_merge_plan(f, &c->merge) ||
+        !(c->gbase = calloc(c->merge.n ? c->merge.n : 1, sizeof(*c->gbase))) ||
         (c->block_mode == JIT_PHASES && spill_set(c, w))) {
+        free(w);
+        return -1;
+    }
+    if (c->block_mode == JIT_PHASES &&
+        !(c->colls = jit_colls_build(f, c->spill, c->nspill, c->h->coll))) {
         free(w);
         return -1;
     }
     LLVMTypeRef pt[2] = {c->p8, c->i32};
     c->fn = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->i64, pt, 2, 0));
     c->frame = LLVMGetParam(c->fn, 0);
+    /* the frame is the worker's: no memory the kernel reaches (global, shared, local, param
+     * areas, register files, spill records) overlaps its fields, so they stay in registers
+     * across the kernel's stores (helpers get the frame, and are assumed to change it) */
+    unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
+    LLVMAddAttributeAtIndex(c->fn, 1, LLVMCreateEnumAttribute(c->cx, noalias, 0));
     LLVMBasicBlockRef entry = new_bb(c, "entry");
     for (uint32_t i = 0; i <= f->ncode; i++)
         c->bb[i] = new_bb(c, "i");
@@ -1542,8 +1671,11 @@ static ptx_jit_fn compile(struct ptx_jit *jit, const struct pfunc *f, uint32_t f
     free(c.bb);
     free(c.entry);
     free(c.live);
+    free(c.gbase);
+    jit_merge_free(&c.merge);
     k->spill = c.spill;
     k->nspill = c.nspill;
+    k->colls = c.colls;
     if (c.spill && !rc) {
         k->slot_of = malloc((f->nregs ? f->nregs : 1) * sizeof(int32_t));
         if (!k->slot_of)
@@ -1657,6 +1789,7 @@ static void jit_free(struct ptx_program *p)
     for (uint32_t i = 0; i < p->nfuncs; i++) {
         free(j->k[i].spill);
         free(j->k[i].slot_of);
+        jit_colls_free(j->k[i].colls);
     }
     free(j->k);
     free(j);

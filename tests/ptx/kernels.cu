@@ -96,6 +96,94 @@ extern "C" __global__ void warp_ops(const int *in, int *out)
     out[base + 7] = s;
 }
 
+// Warp collectives in divergent code and partial warps (the translator's phase mode resolves
+// them on the lanes' records): odd and even lanes shuffle and vote in two groups, the lower
+// half of each warp with a 16-lane mask and width, then (after a barrier) full-mask shuffles
+// in warps that a 48-thread block leaves partial, one by a lane delta known only at run time.
+// Seven results per thread.
+extern "C" __global__ void warp_diverge(const int *in, int *out, int n, int delta)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    int lane = threadIdx.x & 31;
+    int v = i < n ? in[i] : -1;
+    int *o = out + i * 7;
+    if (lane & 1) {
+        o[0] = __shfl_xor_sync(0xaaaaaaaau, v, 2);
+        o[1] = __ballot_sync(0xaaaaaaaau, v > 500);
+    } else {
+        o[0] = __shfl_down_sync(0x55555555u, v, 2);
+        o[1] = __any_sync(0x55555555u, v > 900);
+    }
+    if (lane < 16) {
+        o[2] = __shfl_sync(0x0000ffffu, v, 15 - lane, 16);
+        o[3] = __all_sync(0x0000ffffu, v >= 0);
+    } else {
+        o[2] = 0;
+        o[3] = 0;
+    }
+    __syncthreads(); // the engine groups lanes by instruction, not by mask: reconverge first
+    o[4] = __shfl_up_sync(0xffffffffu, v, 1);
+    o[5] = __shfl_down_sync(0xffffffffu, v, 1);
+    o[6] = __shfl_down_sync(0xffffffffu, v, delta);
+}
+
+// Four shared accesses off one base register per thread (the translator checks their span
+// once): stride 5 keeps nvcc from making them one vector access.
+extern "C" __global__ void merged_span(int *out)
+{
+    extern __shared__ int s[];
+    int t = threadIdx.x;
+    s[t * 5] = t;
+    s[t * 5 + 1] = t + 1;
+    s[t * 5 + 2] = t + 2;
+    s[t * 5 + 3] = t + 3;
+    __syncthreads();
+    int u = blockDim.x - 1 - t;
+    out[blockIdx.x * blockDim.x + t] = s[u * 5] + s[u * 5 + 1] * 10 + s[u * 5 + 2] * 100 +
+                                       s[u * 5 + 3] * 1000;
+}
+
+// Every kind of atomic on shared memory (the translator makes them plain read-modify-writes:
+// a block's shared memory belongs to one host thread); 12 ints and a float per block.
+extern "C" __global__ void shared_atomics(const int *in, int *out, float *fout)
+{
+    __shared__ int si[8];
+    __shared__ unsigned su[4];
+    __shared__ float sf;
+    int t = threadIdx.x;
+    if (t < 8)
+        si[t] = t == 1 ? 1000000 : t == 2 ? -1000000 : t == 6 ? -1 : 0;
+    if (t < 4)
+        su[t] = t == 1 ? 0xffffffffu : 0u;
+    if (t == 0)
+        sf = 0.0f;
+    __syncthreads();
+    int v = in[blockIdx.x * blockDim.x + t];
+    atomicAdd(&si[0], v);
+    atomicMin(&si[1], v);
+    atomicMax(&si[2], v);
+    atomicOr(&si[3], 1 << (t & 31));
+    atomicXor(&si[4], v);
+    atomicExch(&si[5], t);
+    atomicAnd(&si[6], ~(1 << (t & 15)));
+    int old = si[7], assumed;
+    do {
+        assumed = old;
+        old = atomicCAS(&si[7], assumed, assumed + 1);
+    } while (old != assumed);
+    atomicAdd(&su[0], 1u);
+    atomicMin(&su[1], (unsigned)v);
+    atomicMax(&su[2], (unsigned)v);
+    atomicAdd(&sf, 0.5f);
+    __syncthreads();
+    if (t < 8)
+        out[blockIdx.x * 12 + t] = si[t];
+    if (t < 4)
+        out[blockIdx.x * 12 + 8 + t] = (int)su[t];
+    if (t == 0)
+        fout[blockIdx.x] = sf;
+}
+
 extern "C" __global__ void dmath(const double *x, double *y, int n)
 {
     int i = blockIdx.x * blockDim.x + threadIdx.x;

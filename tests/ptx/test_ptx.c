@@ -512,6 +512,158 @@ static void test_ptx_warp_shfl_vote(void **state)
     ptx_program_free(p);
 }
 
+/* warp_diverge's results for thread t of a 48-thread block (lane delta `delta`), with the
+ * engine's group rule: the lanes that wait at the same instruction; a shuffle from a lane
+ * outside it (another branch, or past the block's end) reads the lane's own value. */
+static void warp_diverge_want(const int *v, int blk, int t, int delta, int want[7])
+{
+    int wt = t / 32 * 32, lane = t % 32, present = 48 - wt < 32 ? 48 - wt : 32;
+    const int *w = v + blk * 48 + wt;
+    unsigned ballot = 0;
+    int any = 0, all = 1;
+    for (int l = 0; l < present; l++) {
+        if ((l & 1) && w[l] > 500)
+            ballot |= 1u << l;
+        if (!(l & 1) && w[l] > 900)
+            any = 1;
+        if (l < 16 && w[l] < 0)
+            all = 0;
+    }
+    int x = lane ^ 2, dn = lane + 2;
+    want[0] = (lane & 1) ? (x < present ? w[x] : w[lane])
+                         : (dn < present ? w[dn] : w[lane]);
+    want[1] = (lane & 1) ? (int)ballot : any;
+    want[2] = lane < 16 ? (15 - lane < present ? w[15 - lane] : w[lane]) : 0;
+    want[3] = lane < 16 ? all : 0;
+    want[4] = lane > 0 ? w[lane - 1] : w[lane];
+    want[5] = lane + 1 < present ? w[lane + 1] : w[lane];
+    want[6] = lane + delta < present ? w[lane + delta] : w[lane];
+}
+
+/* Divergent shuffles and votes, masks of 16 lanes, partial warps (translated: phase mode,
+ * resolved on the lanes' records); then an input read past its allocation still faults. */
+static void test_ptx_warp_divergent_partial(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels.ptx");
+    const struct ptx_kernel *k = kern(p, "warp_diverge");
+    struct tmem m;
+    tm_init(&m);
+    int blocks = 3, nthreads = blocks * 48, n = 130;
+    uint64_t in = tm_alloc(&m, (size_t)n * 4), out = tm_alloc(&m, (size_t)nthreads * 7 * 4);
+    int *hi = tm_host(&m, in), *ho = tm_host(&m, out);
+    int v[3 * 48];
+    for (int i = 0; i < nthreads; i++)
+        v[i] = i < n ? (int)(rnd() % 1000) : -1;
+    memcpy(hi, v, (size_t)n * 4);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, in);
+    PB(&pb, out);
+    PB(&pb, n);
+    PB(&pb, 3);
+    uint64_t before = ptx_launches_translated();
+    RUN_OK(k, blocks, 1, 48, 1, 0, &pb, &m, 2);
+    const char *env = getenv("PTX_JIT");
+    if (!(env && strcmp(env, "0") == 0))
+        assert_true(ptx_launches_translated() > before);
+    for (int g = 0; g < nthreads; g++) {
+        int want[7];
+        warp_diverge_want(v, g / 48, g % 48, 3, want);
+        for (int j = 0; j < 7; j++)
+            if (ho[g * 7 + j] != want[j])
+                fail_msg("thread %d result %d = %d, want %d", g, j, ho[g * 7 + j], want[j]);
+    }
+    struct pbuf bad;
+    pb_init(&bad, k);
+    PB(&bad, in);
+    PB(&bad, out);
+    PB(&bad, nthreads); /* reads in[130..143], past its 520 bytes */
+    PB(&bad, 3);
+    char err[320];
+    assert_int_equal(run(k, blocks, 1, 48, 1, 0, &bad, &m, 1, err, sizeof(err)),
+                     PTX_ERR_ILLEGAL_ADDRESS);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+/* Shared accesses whose checks the translator merges: right when the dynamic area holds them
+ * all; one element short, the last thread's last access faults (the merged check fails and
+ * each access is checked alone). */
+static void test_ptx_merged_shared_checks(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels.ptx");
+    const struct ptx_kernel *k = kern(p, "merged_span");
+    struct tmem m;
+    tm_init(&m);
+    int bs = 64, blocks = 3;
+    uint64_t out = tm_alloc(&m, (size_t)bs * blocks * 4);
+    int *ho = tm_host(&m, out);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, out);
+    uint32_t need = (uint32_t)((bs - 1) * 5 + 4) * 4;
+    RUN_OK(k, blocks, 1, bs, 1, need, &pb, &m, 2);
+    for (int i = 0; i < bs * blocks; i++) {
+        int u = bs - 1 - i % bs;
+        if (ho[i] != u + (u + 1) * 10 + (u + 2) * 100 + (u + 3) * 1000)
+            fail_msg("out[%d] = %d", i, ho[i]);
+    }
+    char err[320];
+    assert_int_equal(run(k, blocks, 1, bs, 1, need - 4, &pb, &m, 1, err, sizeof(err)),
+                     PTX_ERR_ILLEGAL_ADDRESS);
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+/* Atomics on shared memory, every operation the translator does natively (as plain
+ * read-modify-writes there), against the same reductions in C. */
+static void test_ptx_shared_atomics(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("kernels.ptx");
+    const struct ptx_kernel *k = kern(p, "shared_atomics");
+    struct tmem m;
+    tm_init(&m);
+    int bs = 96, blocks = 3;
+    uint64_t in = tm_alloc(&m, (size_t)bs * blocks * 4), out = tm_alloc(&m, (size_t)blocks * 48);
+    uint64_t fout = tm_alloc(&m, (size_t)blocks * 4);
+    int *hi = tm_host(&m, in), *ho = tm_host(&m, out);
+    float *hf = tm_host(&m, fout);
+    for (int i = 0; i < bs * blocks; i++)
+        hi[i] = (int)(rnd() % 20001) - 10000;
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, in);
+    PB(&pb, out);
+    PB(&pb, fout);
+    RUN_OK(k, blocks, 1, bs, 1, 0, &pb, &m, 2);
+    for (int b = 0; b < blocks; b++) {
+        const int *v = hi + b * bs, *o = ho + b * 12;
+        int sum = 0, mn = 1000000, mx = -1000000, x = 0;
+        unsigned umn = 0xffffffffu, umx = 0;
+        for (int t = 0; t < bs; t++) {
+            sum += v[t];
+            mn = v[t] < mn ? v[t] : mn;
+            mx = v[t] > mx ? v[t] : mx;
+            x ^= v[t];
+            umn = (unsigned)v[t] < umn ? (unsigned)v[t] : umn;
+            umx = (unsigned)v[t] > umx ? (unsigned)v[t] : umx;
+        }
+        int want[12] = {sum, mn, mx, -1, x, 0, (int)0xffff0000u, bs, bs, (int)umn, (int)umx, 0};
+        for (int j = 0; j < 12; j++)
+            if (j != 5 && o[j] != want[j])
+                fail_msg("block %d value %d = %d, want %d", b, j, o[j], want[j]);
+        if (o[5] < 0 || o[5] >= bs)
+            fail_msg("block %d: exchanged value %d is no thread's index", b, o[5]);
+        if (hf[b] != 0.5f * (float)bs)
+            fail_msg("block %d: float sum %g", b, hf[b]);
+    }
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
 static void test_ptx_double_math(void **state)
 {
     (void)state;
@@ -3416,6 +3568,9 @@ int main(void)
         cmocka_unit_test(test_ptx_histogram_atomics),
         cmocka_unit_test(test_ptx_warp_shuffle_reduce),
         cmocka_unit_test(test_ptx_warp_shfl_vote),
+        cmocka_unit_test(test_ptx_warp_divergent_partial),
+        cmocka_unit_test(test_ptx_merged_shared_checks),
+        cmocka_unit_test(test_ptx_shared_atomics),
         cmocka_unit_test(test_ptx_double_math),
         cmocka_unit_test(test_ptx_float_math),
         cmocka_unit_test(test_ptx_grid_stride),
