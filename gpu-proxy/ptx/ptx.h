@@ -202,9 +202,19 @@ uint64_t ptx_instructions_executed(void);
 /* Launches that ran translated code (see ptx_jit.c; PTX_JIT=0 in the environment turns the
  * translator off), all launches together. */
 uint64_t ptx_launches_translated(void);
-/* Later launches use the translator (on != 0; the default unless PTX_JIT=0 is in the
- * environment) or run every kernel in the interpreter (0). */
-void ptx_set_translator(int on);
+/* When later launches use the translator: PTX_TRANSLATE_OFF runs every kernel in the
+ * interpreter; PTX_TRANSLATE_ALWAYS translates each kernel at its first launch; PTX_TRANSLATE_AUTO
+ * (the default) translates a kernel once it is worth LLVM's compile time (0.05-2 s a kernel): when
+ * one launch is expected to run at least the threshold's instructions (threads x the kernel's
+ * instruction count), or its interpreted launches together have run that many; until then it
+ * is interpreted. The environment's PTX_JIT sets the mode at start-up: "0" off, "1" always,
+ * unset or "auto" auto. */
+enum { PTX_TRANSLATE_OFF = 0, PTX_TRANSLATE_ALWAYS = 1, PTX_TRANSLATE_AUTO = 2 };
+void ptx_set_translator(int mode);
+/* The auto mode's threshold in instructions (default PTX_TRANSLATE_HOT_DEFAULT: about 0.1 s of
+ * interpretation on the development machine). */
+#define PTX_TRANSLATE_HOT_DEFAULT (16ull << 20)
+void ptx_set_translate_threshold(uint64_t instructions);
 
 /* The translator is a shared object, PTX_JIT_SO_NAME (it links LLVM), that only programs that
  * run kernels load, so no other process maps LLVM. Without it every kernel is interpreted.

@@ -2416,6 +2416,28 @@ static int resolve_group(struct worker *w, uint32_t warp, uint32_t group)
 
 /* ---- translated code (ptx_jit.c) ------------------------------------------------------ */
 
+/* Whether a launch of kfn with `threads` threads in all runs translated: always, except in the
+ * auto mode (ptx_set_translator), where a kernel is translated once this launch is expected to
+ * run the threshold's instructions (threads x its instruction count: a kernel with loops runs
+ * more) or its earlier interpreted launches have run that many. Libraries launch many kernels
+ * a few times each, which LLVM's compile time (0.05-2 s a kernel) would dominate. */
+static _Atomic uint64_t *interp_work(const struct pfunc *kfn)
+{
+    /* launches share the program read-only, apart from counters such as this one */
+    return &((struct pfunc *)kfn)->interp_work;
+}
+
+static int worth_translating(const struct pfunc *kfn, uint64_t threads)
+{
+    int mode = ptx_jit_enabled();
+    if (mode != PTX_TRANSLATE_AUTO)
+        return mode != PTX_TRANSLATE_OFF;
+    uint64_t hot = ptx_jit_threshold();
+    if (atomic_load_explicit(interp_work(kfn), memory_order_relaxed) >= hot)
+        return 1;
+    return kfn->ncode && threads >= hot / kfn->ncode;
+}
+
 /* The frame translated code runs with: the block's fields, set when the block starts. */
 static void jit_frame_block(struct worker *w)
 {
@@ -3437,8 +3459,10 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
             snprintf(err, errlen, "kernel %s: pthread_cond_init failed", k->name);
         return PTX_ERR_OUT_OF_MEMORY;
     }
-    L.jit = ptx_jit_get((struct ptx_program *)prog, (uint32_t)k->func, &jit_helpers,
-                        &L.jit_info);
+    L.jit = worth_translating(kfn, nblocks * L.nthreads)
+                ? ptx_jit_get((struct ptx_program *)prog, (uint32_t)k->func, &jit_helpers,
+                              &L.jit_info)
+                : NULL;
     L.jit_block = L.jit && L.jit_info.mode != JIT_THREAD;
     if (L.jit)
         atomic_fetch_add(&g_translated, 1);
@@ -3470,6 +3494,8 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
     for (unsigned i = 0; i <= helpers; i++)
         total += ws[i].icount;
     atomic_fetch_add(&g_icount, total);
+    if (!L.jit)
+        atomic_fetch_add_explicit(interp_work(kfn), total, memory_order_relaxed);
     if (atomic_load(&L.failed)) {
         rc = L.code;
         if (err && errlen)

@@ -181,6 +181,7 @@ struct pfunc {
     int has_body;
     struct pins *code;
     uint32_t ncode;
+    _Atomic uint64_t interp_work; /* instructions its interpreted launches ran (auto mode) */
     uint32_t nregs;
     uint64_t *reg_init;  /* template: constants, zeros */
     uint8_t *reg_bits;   /* declared width in bits of each register (8..64), for addresses */

@@ -113,8 +113,11 @@ ptx_jit_fn ptx_jit_get(struct ptx_program *p, uint32_t func, const struct ptx_ji
 /* Frees p's translations (ptx_program_free). */
 void ptx_jit_free(struct ptx_program *p);
 
-/* PTX_JIT in the environment: "0" runs every kernel in the interpreter (and loads no
- * translator); unset or "1" translates, once a translator is loaded. Read once. */
+/* The translation mode (ptx.h: PTX_TRANSLATE_*), from PTX_JIT in the environment until
+ * ptx_set_translator: "0" off (and no translator is loaded), "1" always, unset or "auto" auto.
+ * Non-zero: translation is on, once a translator is loaded. */
 int ptx_jit_enabled(void);
+/* The auto mode's threshold (ptx_set_translate_threshold). */
+uint64_t ptx_jit_threshold(void);
 
 #endif /* PTX_JIT_H */

@@ -1,7 +1,8 @@
 /* ptx_jit_load.c - finds and loads the translator (libvgpu-ptxjit.so, built from ptx_jit.c with
  * LLVM), checks that it was built against this engine's structures, and routes the
  * interpreter's ptx_jit_get/ptx_jit_free to it; with none loaded every kernel is interpreted.
- * Also owns the on/off switch (PTX_JIT, ptx_set_translator). */
+ * Also owns the translation mode (PTX_JIT, ptx_set_translator: off, always, auto) and the auto
+ * mode's threshold. */
 #include "ptx_jit.h"
 #include "ptx.h"
 
@@ -20,23 +21,38 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static const struct ptx_jit_ops *g_ops; /* set once, under g_lock; read with acquire */
 /* "on (FROM)" or "off: WHY", under g_lock */
 static char g_state[PATH_MAX + 64] = "off: no translator loaded";
-static int g_mode = -1; /* -1: not decided yet */
+static int g_mode = -1; /* PTX_TRANSLATE_*; -1: not decided yet */
+static uint64_t g_threshold = PTX_TRANSLATE_HOT_DEFAULT;
 
 int ptx_jit_enabled(void)
 {
     if (__atomic_load_n(&g_mode, __ATOMIC_RELAXED) < 0) {
         const char *e = getenv("PTX_JIT");
-        int on = !(e && strcmp(e, "0") == 0);
+        int mode = !e || strcmp(e, "auto") == 0 ? PTX_TRANSLATE_AUTO
+                   : strcmp(e, "0") == 0        ? PTX_TRANSLATE_OFF
+                                                : PTX_TRANSLATE_ALWAYS;
         int unset = -1;
-        __atomic_compare_exchange_n(&g_mode, &unset, on, 0, __ATOMIC_RELAXED,
+        __atomic_compare_exchange_n(&g_mode, &unset, mode, 0, __ATOMIC_RELAXED,
                                     __ATOMIC_RELAXED);
     }
     return __atomic_load_n(&g_mode, __ATOMIC_RELAXED);
 }
 
-void ptx_set_translator(int on)
+void ptx_set_translator(int mode)
 {
-    __atomic_store_n(&g_mode, on != 0, __ATOMIC_RELAXED);
+    if (mode != PTX_TRANSLATE_OFF && mode != PTX_TRANSLATE_AUTO)
+        mode = PTX_TRANSLATE_ALWAYS;
+    __atomic_store_n(&g_mode, mode, __ATOMIC_RELAXED);
+}
+
+void ptx_set_translate_threshold(uint64_t instructions)
+{
+    __atomic_store_n(&g_threshold, instructions, __ATOMIC_RELAXED);
+}
+
+uint64_t ptx_jit_threshold(void)
+{
+    return __atomic_load_n(&g_threshold, __ATOMIC_RELAXED);
 }
 
 const char *ptx_translator_state(void)

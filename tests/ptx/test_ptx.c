@@ -3523,6 +3523,59 @@ static void test_ptx_translator_mode(void **state)
     ptx_set_translator(on);
 }
 
+/* vec_add of n elements on the loaded p, checked; whether the launch ran translated. */
+static int vec_add_on(const struct ptx_kernel *k, int n)
+{
+    struct tmem m;
+    tm_init(&m);
+    uint64_t a = tm_alloc(&m, n * 4), b = tm_alloc(&m, n * 4), c = tm_alloc(&m, n * 4);
+    float *ha = tm_host(&m, a), *hb = tm_host(&m, b), *hc = tm_host(&m, c);
+    for (int i = 0; i < n; i++)
+        ha[i] = (float)i, hb[i] = (float)(3 * i);
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, a);
+    PB(&pb, b);
+    PB(&pb, c);
+    PB(&pb, n);
+    uint64_t before = ptx_launches_translated();
+    RUN_OK(k, (n + 255) / 256, 1, 256, 1, 0, &pb, &m, 1);
+    for (int i = 0; i < n; i++)
+        if (hc[i] != 4.0f * i)
+            fail_msg("c[%d] = %g, want %g", i, hc[i], 4.0f * i);
+    tm_free(&m);
+    return ptx_launches_translated() != before;
+}
+
+/* The auto mode (the default outside this suite): a kernel runs interpreted until one launch
+ * is expected to, or its launches together have, run the threshold's instructions; then it is
+ * translated. */
+static void test_ptx_translate_auto(void **state)
+{
+    (void)state;
+    if (ptx_jit_enabled() == PTX_TRANSLATE_OFF || strncmp(ptx_translator_state(), "on", 2) != 0)
+        skip(); /* PTX_JIT=0 or no translator: nothing is ever translated */
+    ptx_set_translator(PTX_TRANSLATE_AUTO);
+    ptx_set_translate_threshold(1u << 20);
+    struct ptx_program *p = load("kernels.fatbin");
+    const struct ptx_kernel *k = kern(p, "vec_add");
+    int launches = 1;
+    assert_false(vec_add_on(k, 1000)); /* about 16 k instructions: interpreted */
+    while (!vec_add_on(k, 1000) && launches < 1000)
+        launches++;
+    print_message("vec_add of 1000 translated at launch %d\n", launches + 1);
+    /* 1 M instructions at no more than a few dozen per thread */
+    assert_true(launches >= 20 && launches < 1000);
+    ptx_program_free(p);
+    /* a fresh program: one launch of 256 k threads is expected to pass 1 M at once */
+    p = load("kernels.fatbin");
+    k = kern(p, "vec_add");
+    assert_true(vec_add_on(k, 256 * 1024));
+    ptx_program_free(p);
+    ptx_set_translate_threshold(PTX_TRANSLATE_HOT_DEFAULT);
+    ptx_set_translator(PTX_TRANSLATE_ALWAYS);
+}
+
 /* The translator is a shared object (ptx_jit_load.c): loads that fail say why and leave the
  * translator main() loaded in place; one built for other structures is refused. */
 static void test_ptx_translator_load_refusals(void **state)
@@ -3558,9 +3611,13 @@ int main(void)
     char why[PATH_MAX + 256];
     if (ptx_translator_load(PTX_JIT_SO_PATH, why, sizeof(why)) != 0)
         print_message("the translator is off: %s\n", why);
+    /* translated runs translate every kernel at its first launch, not only hot ones */
+    if (ptx_jit_enabled() != PTX_TRANSLATE_OFF)
+        ptx_set_translator(PTX_TRANSLATE_ALWAYS);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ptx_image_global_bytes),
         cmocka_unit_test(test_ptx_vector_add_fatbin),
+        cmocka_unit_test(test_ptx_translate_auto),
         cmocka_unit_test(test_ptx_lz4_fatbin),
         cmocka_unit_test(test_ptx_saxpy_ptx_text),
         cmocka_unit_test(test_ptx_matmul_shared),
