@@ -239,6 +239,10 @@ const struct vgpu_host *vgpu_host_find_locked(struct vgpu *v, const void *p);
  * device + 1), 0 for cuMemAlloc. */
 CUresult vgpu_mem_alloc(CUdeviceptr *dptr, size_t bytesize, int pool);
 
+/* ---- arrays (api_array.c) ---- */
+/* A 2D copy with an array side (what: the entry point, for capture refusals). */
+CUresult vgpu_copy2d_array(const CUDA_MEMCPY2D *m, CUstream hs, const char *what);
+
 /* ---- memory pools (api_pool.c) ---- */
 /* Sets up device d's default pool and the pool attributes its cached properties advertise. */
 void vgpu_pool_init(struct vgpu *v, int d);
