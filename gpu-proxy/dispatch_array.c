@@ -17,6 +17,10 @@
 #define TEX2D_W_MAX 131072u
 #define TEX2D_H_MAX 65536u
 #define TEX3D_MAX 16384u
+#define TEX3D_ALT_WH_MAX 8192u   /* the alternate 3D extents: width and height ... */
+#define TEX3D_ALT_D_MAX 32768u   /* ... with a deeper depth */
+#define GATHER_MAX 32768u
+#define TEX_ALIGN 512u
 #define LAYERED_MAX 32768u
 #define LAYERS_MAX 2048u
 #define SURF1D_MAX 32768u
@@ -61,18 +65,25 @@ static uint32_t texel_bytes(struct rq *r, uint32_t format, uint32_t channels)
 /* The extents a device of the simulated GPU's limits accepts for an array's shape. */
 static CUresult check_shape(struct rq *r, const struct idm_req_ARRAY_CREATE *q)
 {
+    const uint32_t known = CUDA_ARRAY3D_LAYERED | CUDA_ARRAY3D_SURFACE_LDST |
+                           CUDA_ARRAY3D_TEXTURE_GATHER;
     int layered = (q->flags & CUDA_ARRAY3D_LAYERED) != 0;
     int surf = (q->flags & CUDA_ARRAY3D_SURFACE_LDST) != 0;
     uint64_t w = q->width, h = q->height, d = q->depth;
     int ok;
 
-    if (q->flags & ~(uint32_t)(CUDA_ARRAY3D_LAYERED | CUDA_ARRAY3D_SURFACE_LDST))
-        return rq_refuse(r, CUDA_ERROR_NOT_SUPPORTED, "array flags 0x%x (only LAYERED and "
-                         "SURFACE_LDST are supported)", q->flags);
-    if (layered)
+    if (q->flags & ~known)
+        return rq_refuse(r, CUDA_ERROR_NOT_SUPPORTED, "array flags 0x%x (only LAYERED, "
+                         "SURFACE_LDST and TEXTURE_GATHER are supported: no cube maps, "
+                         "sparse or deferred arrays)", q->flags);
+    if (q->flags & CUDA_ARRAY3D_TEXTURE_GATHER)
+        ok = !layered && d == 0 && w >= 1 && h >= 1 && w <= GATHER_MAX && h <= GATHER_MAX;
+    else if (layered)
         ok = w >= 1 && w <= LAYERED_MAX && h <= LAYERED_MAX && d >= 1 && d <= LAYERS_MAX;
     else if (d != 0)
-        ok = w >= 1 && h >= 1 && w <= TEX3D_MAX && h <= TEX3D_MAX && d <= TEX3D_MAX;
+        ok = w >= 1 && h >= 1 && ((w <= TEX3D_MAX && h <= TEX3D_MAX && d <= TEX3D_MAX) ||
+                                  (w <= TEX3D_ALT_WH_MAX && h <= TEX3D_ALT_WH_MAX &&
+                                   d <= TEX3D_ALT_D_MAX));
     else if (h != 0)
         ok = w >= 1 && w <= TEX2D_W_MAX && h <= TEX2D_H_MAX;
     else
@@ -399,12 +410,12 @@ static CUresult tex_resource(struct rq *r, const struct idm_req_TEX_CREATE *q,
     d->dptr = q->dptr;
     if (q->res_type == CU_RESOURCE_TYPE_LINEAR) {
         d->size_bytes = q->size_bytes;
-        if (q->dptr % d->elem || q->size_bytes < d->elem ||
+        if (q->dptr % TEX_ALIGN || q->size_bytes < d->elem ||
             q->size_bytes / d->elem > TEX_LINEAR_MAX)
             return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "a linear texture of %llu bytes at "
-                             "0x%llx (%u-byte texels, at most %u)",
+                             "0x%llx (%u-byte texels, at most %u, aligned to %u bytes)",
                              (unsigned long long)q->size_bytes, (unsigned long long)q->dptr,
-                             d->elem, TEX_LINEAR_MAX);
+                             d->elem, TEX_LINEAR_MAX, TEX_ALIGN);
         return rq_dev_range(r, q->dptr, q->size_bytes, &base);
     }
     d->width = q->width;
