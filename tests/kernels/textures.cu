@@ -3,8 +3,9 @@
 // clamp, border, wrap and mirror addressing (normalised coordinates for the last two), a u8
 // array read as normalised floats, a 1D linear texture (tex1Dfetch), a pitch2D texture, and a
 // surface written by one kernel, read by another and copied back with cudaMemcpy2DFromArray;
-// every fetch checked against a CPU reference of the CUDA Programming Guide's texture fetching
-// rules (linear weights in 9-bit fixed point with 8 fractional bits).
+// a 3D array written with cudaMemcpy3D and fetched with trilinear filtering, a layered array,
+// a gather (tex2Dgather); every fetch checked against a CPU reference of the CUDA Programming
+// Guide's texture fetching rules (linear weights in 9-bit fixed point with 8 fractional bits).
 #include "check.h"
 
 #define W 13
@@ -37,6 +38,20 @@ __global__ void surf_read(cudaSurfaceObject_t s, int *out, int w, int h)
     int x = threadIdx.x, y = blockIdx.x;
     if (x < w && y < h)
         out[y * w + x] = surf2Dread<int>(s, x * (int)sizeof(int), y) + 1;
+}
+
+__global__ void fetch3d(cudaTextureObject_t t, const float4 *c, float *out, int n, int layered)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n)
+        out[i] = layered ? tex2DLayered<float>(t, c[i].x, c[i].y, (int)c[i].z)
+                         : tex3D<float>(t, c[i].x, c[i].y, c[i].z);
+}
+
+__global__ void gather(cudaTextureObject_t t, float *out, float x, float y)
+{
+    float4 g = tex2Dgather<float4>(t, x, y, 0);
+    out[0] = g.x, out[1] = g.y, out[2] = g.z, out[3] = g.w;
 }
 
 // ---- the CPU reference ----
@@ -259,6 +274,96 @@ static void test_linear(struct report *r, float2 *dc, float *dout)
     CK(cudaFree(dv));
 }
 
+#define D3 5
+
+// A W x H x D3 float array written with cudaMemcpy3D, fetched with trilinear filtering, as a
+// layered array with point sampling, and gathered (tex2Dgather) from a 2D gather array.
+static void test_3d_layered_gather(struct report *r, float *dout)
+{
+    static float h3[D3][H][W];
+    for (int z = 0; z < D3; z++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++)
+                h3[z][y][x] = (float)(z * 1000 + y * 10 + x) * 0.25f;
+    cudaChannelFormatDesc cd = cudaCreateChannelDesc<float>();
+    float4 hc[NC], *dc4;
+    float got[NC];
+    CK(cudaMalloc(&dc4, sizeof(hc)));
+    for (int layered = 0; layered < 2; layered++) {
+        cudaArray_t a;
+        CK(cudaMalloc3DArray(&a, &cd, make_cudaExtent(W, H, D3),
+                             layered ? cudaArrayLayered : 0));
+        cudaMemcpy3DParms p;
+        memset(&p, 0, sizeof(p));
+        p.srcPtr = make_cudaPitchedPtr(h3, W * sizeof(float), W, H);
+        p.dstArray = a;
+        p.extent = make_cudaExtent(W, H, D3);
+        p.kind = cudaMemcpyHostToDevice;
+        CK(cudaMemcpy3D(&p));
+        cudaResourceDesc rd;
+        memset(&rd, 0, sizeof(rd));
+        rd.resType = cudaResourceTypeArray;
+        rd.res.array.array = a;
+        cudaTextureObject_t t = make_tex(&rd, cudaAddressModeClamp,
+                                         layered ? cudaFilterModePoint : cudaFilterModeLinear, 0,
+                                         cudaReadModeElementType);
+        unsigned s = 99 + layered;
+        for (int i = 0; i < NC; i++) {
+            hc[i].x = (float)(lcg(&s) % (64 * (W + 2))) / 64.0f - 1.0f;
+            hc[i].y = (float)(lcg(&s) % (64 * (H + 2))) / 64.0f - 1.0f;
+            hc[i].z = layered ? (float)(lcg(&s) % D3) : (float)(lcg(&s) % (64 * D3)) / 64.0f;
+        }
+        CK(cudaMemcpy(dc4, hc, sizeof(hc), cudaMemcpyHostToDevice));
+        fetch3d<<<1, NC>>>(t, dc4, dout, NC, layered);
+        CK(cudaGetLastError());
+        CK(cudaMemcpy(got, dout, sizeof(got), cudaMemcpyDeviceToHost));
+        for (int i = 0; i < NC; i++) {
+            float want;
+            if (layered) {
+                want = ref2d(&h3[(int)hc[i].z][0][0], W, H, hc[i].x, hc[i].y,
+                             cudaAddressModeClamp, cudaFilterModePoint, 0);
+            } else { // trilinear: two bilinear slices weighed along z
+                float zb = hc[i].z - 0.5f, c = fixed8(zb - floorf(zb));
+                int k0 = (int)floorf(zb), k1 = k0 + 1;
+                k0 = k0 < 0 ? 0 : k0 >= D3 ? D3 - 1 : k0;
+                k1 = k1 < 0 ? 0 : k1 >= D3 ? D3 - 1 : k1;
+                want = (1 - c) * ref2d(&h3[k0][0][0], W, H, hc[i].x, hc[i].y,
+                                       cudaAddressModeClamp, cudaFilterModeLinear, 0) +
+                       c * ref2d(&h3[k1][0][0], W, H, hc[i].x, hc[i].y, cudaAddressModeClamp,
+                                 cudaFilterModeLinear, 0);
+            }
+            r->checked++;
+            if (!close_enough(got[i], want, 1e-5))
+                report_bad(r, r->checked - 1, got[i], want);
+        }
+        CK(cudaDestroyTextureObject(t));
+        CK(cudaFreeArray(a));
+    }
+    CK(cudaFree(dc4));
+    // gather: the 2x2 footprint of (x, y) as (i, j+1), (i+1, j+1), (i+1, j), (i, j)
+    cudaArray_t g;
+    CK(cudaMallocArray(&g, &cd, W, H, cudaArrayTextureGather));
+    CK(cudaMemcpy2DToArray(g, 0, 0, h3[2], W * sizeof(float), W * sizeof(float), H,
+                           cudaMemcpyHostToDevice));
+    cudaResourceDesc rd;
+    memset(&rd, 0, sizeof(rd));
+    rd.resType = cudaResourceTypeArray;
+    rd.res.array.array = g;
+    cudaTextureObject_t t = make_tex(&rd, cudaAddressModeClamp, cudaFilterModePoint, 0,
+                                     cudaReadModeElementType);
+    gather<<<1, 1>>>(t, dout, 4.75f, 3.25f);
+    CK(cudaGetLastError());
+    CK(cudaMemcpy(got, dout, 4 * sizeof(float), cudaMemcpyDeviceToHost));
+    const float want[4] = {h3[2][3][4], h3[2][3][5], h3[2][2][5], h3[2][2][4]};
+    for (int i = 0; i < 4; i++) {
+        r->checked++;
+        if (got[i] != want[i])
+            report_bad(r, r->checked - 1, got[i], want[i]);
+    }
+    CK(cudaDestroyTextureObject(t));
+    CK(cudaFreeArray(g));
+}
+
 // A surface written by one kernel and read back by another and by a copy.
 static void test_surface(struct report *r)
 {
@@ -303,6 +408,7 @@ int main(void)
     test_array2d(&r, dc, dout);
     test_u8(&r, dc, dout);
     test_linear(&r, dc, dout);
+    test_3d_layered_gather(&r, dout);
     test_surface(&r);
     CK(cudaFree(dc));
     CK(cudaFree(dout));
