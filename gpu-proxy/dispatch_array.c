@@ -82,7 +82,7 @@ static CUresult check_shape(struct rq *r, const struct idm_req_ARRAY_CREATE *q)
         ok = w >= 1 && w <= LAYERED_MAX && h <= LAYERED_MAX && d >= 1 && d <= LAYERS_MAX;
     else if (d != 0)
         ok = w >= 1 && h >= 1 && ((w <= TEX3D_MAX && h <= TEX3D_MAX && d <= TEX3D_MAX) ||
-                                  (w <= TEX3D_ALT_WH_MAX && h <= TEX3D_ALT_WH_MAX &&
+                                  (!surf && w <= TEX3D_ALT_WH_MAX && h <= TEX3D_ALT_WH_MAX &&
                                    d <= TEX3D_ALT_D_MAX));
     else if (h != 0)
         ok = w >= 1 && w <= TEX2D_W_MAX && h <= TEX2D_H_MAX;
