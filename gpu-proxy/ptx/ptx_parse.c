@@ -1679,70 +1679,86 @@ static int sust_operands(struct parser *ps, struct pins *in, const int32_t *c, i
     return 0;
 }
 
-/* tex, tld4, suld, sust, txq, suq: their own operand syntax ("[obj, {coords}]"). The packing
- * moves sust needs are emitted before it, so the instruction itself comes last. */
+/* Reads a texture or surface instruction's operands through its ';': 0, -1 for a form the
+ * engine does not execute (the rest skipped), or a parse error. */
+static int tex_operands(struct parser *ps, int op, struct operand *dst, int32_t *handle,
+                        struct operand *coords)
+{
+    int rc = 0;
+    if (op == OP_sust) {
+        rc = tex_addr(ps, handle, coords);
+        if (rc == 0 && (expect(ps, ',') || parse_operand(ps, dst)))
+            return -EINVAL;
+    } else {
+        if (parse_operand(ps, dst))
+            return -EINVAL;
+        if (punct(ps, '|')) { /* a predicate destination (sparse textures) */
+            rc = -1;
+            next(ps);
+            next(ps);
+        }
+        if (expect(ps, ','))
+            return -EINVAL;
+        int a = tex_addr(ps, handle, coords);
+        rc = a ? a : rc;
+    }
+    if (rc < -1)
+        return rc;
+    if (rc == 0 && !punct(ps, ';'))
+        rc = -1; /* tex.level's lod, tex.grad's gradients, an offset, a depth compare */
+    while (ps->t.kind != TK_EOF && !punct(ps, ';'))
+        next(ps);
+    return expect(ps, ';') ? -EINVAL : rc;
+}
+
+/* sust: its packing moves first, then the instruction (see ptx_internal.h). */
+static int emit_sust(struct parser *ps, const struct pins *probe, int32_t handle, int32_t *c,
+                     int nc, const int32_t *d, int nd)
+{
+    struct pins tmp = *probe;
+    struct pins *in;
+    if (probe->mod == TG_3D || probe->mod == TG_A2D)
+        nc = 3; /* the fourth element is unused */
+    if (sust_operands(ps, &tmp, c, nc, d, nd) || !(in = emit(ps, probe->line)))
+        return -EINVAL;
+    *in = tmp; /* the guard is the caller's, in probe */
+    in->op = OP_sust;
+    in->areg = -1;
+    in->s[0] = handle;
+    for (int i = 0; i < 4; i++)
+        in->d[i] = -1;
+    return 0;
+}
+
+/* tex, tld4, suld, sust, txq, suq: their own operand syntax ("[obj, {coords}]"). A form the
+ * engine does not execute becomes an unsupported instruction. */
 static int parse_texop(struct parser *ps, uint32_t line, int32_t guard, int gneg, int op,
                        const struct mods *m, const char *opstart, uint32_t oplen)
 {
     struct pins probe;
     struct operand dst, coords;
     int32_t handle = -1, c[8], d[8];
-    int nc = 0, nd = 0, rc;
+    int nc = 0, nd = 0, query = op == OP_txq || op == OP_suq;
     memset(&probe, 0, sizeof(probe));
+    probe.line = line;
     int form = tex_mods(&probe, op, m);
-    if (op == OP_sust) {
-        rc = tex_addr(ps, &handle, &coords);
-        if (rc == 0 && expect(ps, ','))
-            return -EINVAL;
-        if (rc == 0 && parse_operand(ps, &dst))
-            return -EINVAL;
-    } else {
-        if (parse_operand(ps, &dst))
-            return -EINVAL;
-        if (punct(ps, '|')) { /* a predicate destination (tex, tld4 on sparse textures) */
-            form = -1;
-            next(ps);
-            next(ps);
-        }
-        if (expect(ps, ','))
-            return -EINVAL;
-        rc = tex_addr(ps, &handle, &coords);
-    }
+    int rc = tex_operands(ps, op, &dst, &handle, &coords);
     if (rc < -1)
         return rc;
-    if (rc == 0 && form == 0 && !punct(ps, ';'))
-        form = -1; /* tex.level's lod, tex.grad's gradients, an offset, a depth compare */
-    while (ps->t.kind != TK_EOF && !punct(ps, ';'))
-        next(ps);
-    if (expect(ps, ';'))
-        return -EINVAL;
-    if (rc == 0 && form == 0 && op != OP_txq && op != OP_suq &&
+    if (rc == 0 && form == 0 && !query &&
         (coords.kind != OPD_VEC || coords.nv != tex_ncoords(probe.mod) ||
          tex_regs(ps, &coords, c, &nc, 4)))
         form = -1;
-    if (rc == 0 && form == 0 && tex_regs(ps, &dst, d, &nd, 4) == 0 &&
-        nd != (op == OP_txq || op == OP_suq ? 1 : probe.vec))
+    if (rc == 0 && form == 0 &&
+        (tex_regs(ps, &dst, d, &nd, 4) || nd != (query ? 1 : probe.vec)))
         form = -1;
-    if (op == OP_sust && rc == 0 && form == 0) {
-        if (probe.mod == TG_3D || probe.mod == TG_A2D)
-            nc = 3; /* the fourth element is unused */
-        struct pins tmp = probe;
-        tmp.line = line;
-        struct pins *in = NULL;
-        if (sust_operands(ps, &tmp, c, nc, d, nd) || !(in = emit(ps, line)))
-            return -EINVAL;
-        *in = tmp;
-        in->op = OP_sust;
-        in->guard = guard;
-        in->gneg = (uint8_t)gneg;
-        in->areg = -1;
-        in->s[0] = handle;
-        for (int i = 0; i < 4; i++)
-            in->d[i] = -1;
-        return 0;
+    struct pins *in = NULL;
+    if (rc == 0 && form == 0 && op == OP_sust) {
+        probe.guard = guard;
+        probe.gneg = (uint8_t)gneg;
+        return emit_sust(ps, &probe, handle, c, nc, d, nd);
     }
-    struct pins *in = emit(ps, line);
-    if (!in)
+    if (!(in = emit(ps, line)))
         return -ENOMEM;
     in->guard = guard;
     in->gneg = (uint8_t)gneg;
