@@ -18,6 +18,7 @@ struct backend_stream;  /* NULL everywhere means the zone's default stream */
 struct backend_event;
 struct backend_library;
 struct backend_kernel;
+struct backend_array;   /* a CUDA array (cuda: a CUarray; stub: host memory) */
 
 struct backend_device_props {
     char name[IDM_NAME_MAX];
@@ -65,6 +66,43 @@ struct backend_launch {
     /* 1: a cooperative launch (every block co-resident, grid-wide sync allowed); a grid larger
      * than the device holds at once fails with CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE. */
     int cooperative;
+};
+
+/* A CUDA array's shape (ARRAY_CREATE, checked): height 0 for 1D, depth 0 for 1D and 2D. */
+struct backend_array_desc {
+    uint64_t width, height, depth;
+    uint32_t format;   /* CUarray_format */
+    uint32_t channels; /* 1, 2 or 4 */
+    uint32_t flags;    /* CUDA_ARRAY3D_LAYERED, CUDA_ARRAY3D_SURFACE_LDST */
+    uint32_t elem;     /* bytes a texel (format size x channels) */
+};
+
+/* One side of a 3D copy, checked by the zone layer: device memory (baddr, pitch bytes a row,
+ * pitch_h rows a slice), an array or host memory (packed: pitch width_bytes, pitch_h height). */
+struct backend_copy_side {
+    uint32_t kind; /* enum idm_copy_side */
+    uint64_t baddr;
+    struct backend_array *array;
+    void *host;
+    uint64_t x, y, z; /* x in bytes */
+    uint64_t pitch, pitch_h;
+};
+struct backend_copy3d {
+    struct backend_copy_side dst, src;
+    uint64_t width_bytes, height, depth;
+};
+
+/* A texture or surface object (TEX_CREATE, checked). The resource is an array, or linear
+ * memory at zone address dptr (the stub resolves it through the launch's memview at each
+ * fetch; the cuda backend's zone addresses are its own). */
+struct backend_tex_desc {
+    uint32_t res_type; /* CU_RESOURCE_TYPE_ARRAY, _LINEAR, _PITCH2D */
+    struct backend_array *array;
+    uint64_t dptr, size_bytes, width, height, pitch;
+    uint32_t format, channels, elem;
+    uint32_t address_mode[3], filter_mode, flags;
+    float border_color[4];
+    int surface;
 };
 
 struct backend_ops {
@@ -169,6 +207,19 @@ struct backend_ops {
     /* Runs (stub) or enqueues (cuda) a launch. err names the kernel/instruction on failure. */
     CUresult (*launch)(struct backend_zone *z, struct backend_kernel *k, struct backend_stream *s,
                        const struct backend_launch *l, char *err, size_t errlen);
+
+    /* Arrays, copies to and from them, texture and surface objects. The zone layer has checked
+     * every argument, waits for the zone's work before a copy or a destroy, and destroys a
+     * session's objects before the arrays they use; err gets a one-line reason on failure.
+     * tex_create's *value is what kernels are given. */
+    CUresult (*array_create)(struct backend_zone *z, const struct backend_array_desc *d,
+                             struct backend_array **out, char *err, size_t errlen);
+    void (*array_destroy)(struct backend_zone *z, struct backend_array *a);
+    CUresult (*memcpy3d)(struct backend_zone *z, const struct backend_copy3d *c, char *err,
+                         size_t errlen);
+    CUresult (*tex_create)(struct backend_zone *z, const struct backend_tex_desc *d,
+                           uint64_t *value, char *err, size_t errlen);
+    void (*tex_destroy)(struct backend_zone *z, uint64_t value, int surface);
 };
 
 /* The one mapping from the proxy's internal errors (0 or -errno, as zone.c and stream.c return

@@ -77,7 +77,14 @@
     X(LaunchKernel, "cuLaunchKernel", cuLaunchKernel)                                           \
     X(LaunchKernelEx, "cuLaunchKernelEx", cuLaunchKernelEx)                                     \
     X(LaunchCooperativeKernel, "cuLaunchCooperativeKernel", cuLaunchCooperativeKernel)          \
-    X(GetErrorString, "cuGetErrorString", cuGetErrorString)
+    X(GetErrorString, "cuGetErrorString", cuGetErrorString)                                    \
+    X(Array3DCreate, "cuArray3DCreate", cuArray3DCreate)                                        \
+    X(ArrayDestroy, "cuArrayDestroy", cuArrayDestroy)                                           \
+    X(Memcpy3D, "cuMemcpy3D", cuMemcpy3D)                                                       \
+    X(TexObjectCreate, "cuTexObjectCreate", cuTexObjectCreate)                                  \
+    X(TexObjectDestroy, "cuTexObjectDestroy", cuTexObjectDestroy)                               \
+    X(SurfObjectCreate, "cuSurfObjectCreate", cuSurfObjectCreate)                               \
+    X(SurfObjectDestroy, "cuSurfObjectDestroy", cuSurfObjectDestroy)
 
 static struct {
     void *lib;
@@ -108,6 +115,10 @@ struct backend_library {
 struct backend_kernel {
     CUkernel k;
     struct backend_kernel *next;
+};
+struct backend_array {
+    CUarray a;
+    struct backend_array_desc d;
 };
 
 static const char *cu_errstr(CUresult rc)
@@ -350,6 +361,189 @@ static CUresult cuda_mem_free(struct backend_zone *z, uint64_t baddr, uint64_t s
         return rc;
     }
     return CU_CHECK(z->name, cu.MemFree(baddr));
+}
+
+/* ---- arrays, 3D copies, texture and surface objects ---- */
+
+#define ARRAY_ZERO_CHUNK (8ull << 20)
+
+/* One side of a driver 3D copy. */
+static void cu_side(const struct backend_copy_side *c, CUmemorytype *type, const void **host,
+                    CUdeviceptr *dev, CUarray *array, size_t *x, size_t *y, size_t *z,
+                    size_t *pitch, size_t *height)
+{
+    *type = c->kind == IDM_SIDE_HOST ? CU_MEMORYTYPE_HOST
+            : c->kind == IDM_SIDE_ARRAY ? CU_MEMORYTYPE_ARRAY : CU_MEMORYTYPE_DEVICE;
+    *host = c->host;
+    *dev = c->kind == IDM_SIDE_DEVICE ? c->baddr : 0;
+    *array = c->kind == IDM_SIDE_ARRAY ? c->array->a : NULL;
+    *x = c->x;
+    *y = c->y;
+    *z = c->z;
+    *pitch = c->kind == IDM_SIDE_ARRAY ? 0 : c->pitch;
+    *height = c->kind == IDM_SIDE_ARRAY ? 0 : c->pitch_h;
+}
+
+static CUresult copy3d(struct backend_zone *z, const struct backend_copy3d *c)
+{
+    CUDA_MEMCPY3D m;
+    const void *unused;
+
+    memset(&m, 0, sizeof(m));
+    cu_side(&c->src, &m.srcMemoryType, &m.srcHost, &m.srcDevice, &m.srcArray, &m.srcXInBytes,
+            &m.srcY, &m.srcZ, &m.srcPitch, &m.srcHeight);
+    cu_side(&c->dst, &m.dstMemoryType, &unused, &m.dstDevice, &m.dstArray, &m.dstXInBytes,
+            &m.dstY, &m.dstZ, &m.dstPitch, &m.dstHeight);
+    m.dstHost = c->dst.host;
+    m.WidthInBytes = c->width_bytes;
+    m.Height = c->height;
+    m.Depth = c->depth;
+    return CU_CHECK(z->name, cu.Memcpy3D(&m));
+}
+
+/* Zeroes an array (the driver's memory may hold another zone's data): blocks of rows copied
+ * from a zeroed scratch allocation. */
+static CUresult zero_array(struct backend_zone *z, struct backend_array *a)
+{
+    uint64_t row = a->d.width * a->d.elem, rows = a->d.height ? a->d.height : 1;
+    uint64_t slices = a->d.depth ? a->d.depth : 1, block = ARRAY_ZERO_CHUNK / row;
+    struct backend_copy3d c;
+    uint64_t scratch;
+    CUresult rc;
+
+    block = block < 1 ? 1 : block > rows ? rows : block;
+    if ((rc = cuda_mem_alloc(z, row * block, &scratch)) != CUDA_SUCCESS)
+        return rc;
+    memset(&c, 0, sizeof(c));
+    c.src = (struct backend_copy_side){.kind = IDM_SIDE_DEVICE, .baddr = scratch, .pitch = row,
+                                       .pitch_h = block};
+    c.dst = (struct backend_copy_side){.kind = IDM_SIDE_ARRAY, .array = a};
+    c.width_bytes = row;
+    c.depth = 1;
+    for (uint64_t k = 0; k < slices && rc == CUDA_SUCCESS; k++)
+        for (uint64_t j = 0; j < rows && rc == CUDA_SUCCESS; j += block) {
+            c.dst.y = j;
+            c.dst.z = k;
+            c.height = rows - j < block ? rows - j : block;
+            rc = copy3d(z, &c);
+        }
+    if (CU_CHECK(z->name, cu.MemFree(scratch)) != CUDA_SUCCESS)
+        log_error("zone=%s cuda backend: freeing the scratch of an array's zeroing failed",
+                  z->name);
+    return rc;
+}
+
+static CUresult cuda_array_create(struct backend_zone *z, const struct backend_array_desc *d,
+                                  struct backend_array **out, char *err, size_t errlen)
+{
+    CUDA_ARRAY3D_DESCRIPTOR ad = {.Width = d->width, .Height = d->height, .Depth = d->depth,
+                                  .Format = (CUarray_format)d->format,
+                                  .NumChannels = d->channels, .Flags = d->flags};
+    struct backend_array *a = calloc(1, sizeof(*a));
+    int rc = use_zone(z);
+
+    if (a == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    a->d = *d;
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(z->name, cu.Array3DCreate(&a->a, &ad));
+    if (rc == CUDA_SUCCESS && (rc = zero_array(z, a)) != CUDA_SUCCESS &&
+        CU_CHECK(z->name, cu.ArrayDestroy(a->a)) != CUDA_SUCCESS)
+        log_error("zone=%s cuda backend: destroying an array that could not be zeroed failed",
+                  z->name);
+    if (rc != CUDA_SUCCESS) {
+        snprintf(err, errlen, "cuArray3DCreate or its zeroing failed: %s", cu_errstr(rc));
+        free(a);
+        return rc;
+    }
+    *out = a;
+    return CUDA_SUCCESS;
+}
+
+static void cuda_array_destroy(struct backend_zone *z, struct backend_array *a)
+{
+    if (use_zone(z) != CUDA_SUCCESS || zero_array(z, a) != CUDA_SUCCESS) {
+        log_error("zone=%s cuda backend: scrubbing an array failed; it is not freed", z->name);
+        free(a);
+        return;
+    }
+    if (CU_CHECK(z->name, cu.ArrayDestroy(a->a)) != CUDA_SUCCESS)
+        log_error("zone=%s cuda backend: cuArrayDestroy failed", z->name);
+    free(a);
+}
+
+static CUresult cuda_memcpy3d(struct backend_zone *z, const struct backend_copy3d *c, char *err,
+                              size_t errlen)
+{
+    int rc = use_zone(z);
+
+    if (rc == CUDA_SUCCESS)
+        rc = copy3d(z, c);
+    if (rc != CUDA_SUCCESS)
+        snprintf(err, errlen, "cuMemcpy3D failed: %s", cu_errstr(rc));
+    return rc;
+}
+
+static void cu_resource(const struct backend_tex_desc *d, CUDA_RESOURCE_DESC *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->resType = (CUresourcetype)d->res_type;
+    if (d->res_type == CU_RESOURCE_TYPE_ARRAY) {
+        r->res.array.hArray = d->array->a;
+    } else if (d->res_type == CU_RESOURCE_TYPE_LINEAR) {
+        r->res.linear.devPtr = d->dptr;
+        r->res.linear.format = (CUarray_format)d->format;
+        r->res.linear.numChannels = d->channels;
+        r->res.linear.sizeInBytes = d->size_bytes;
+    } else {
+        r->res.pitch2D.devPtr = d->dptr;
+        r->res.pitch2D.format = (CUarray_format)d->format;
+        r->res.pitch2D.numChannels = d->channels;
+        r->res.pitch2D.width = d->width;
+        r->res.pitch2D.height = d->height;
+        r->res.pitch2D.pitchInBytes = d->pitch;
+    }
+}
+
+static CUresult cuda_tex_create(struct backend_zone *z, const struct backend_tex_desc *d,
+                                uint64_t *value, char *err, size_t errlen)
+{
+    CUDA_RESOURCE_DESC r;
+    CUDA_TEXTURE_DESC t;
+    int rc = use_zone(z);
+
+    cu_resource(d, &r);
+    if (rc == CUDA_SUCCESS && d->surface) {
+        CUsurfObject so = 0;
+        rc = CU_CHECK(z->name, cu.SurfObjectCreate(&so, &r));
+        *value = so;
+    } else if (rc == CUDA_SUCCESS) {
+        CUtexObject to = 0;
+        memset(&t, 0, sizeof(t));
+        for (int i = 0; i < 3; i++)
+            t.addressMode[i] = (CUaddress_mode)d->address_mode[i];
+        t.filterMode = (CUfilter_mode)d->filter_mode;
+        t.flags = d->flags;
+        memcpy(t.borderColor, d->border_color, sizeof(t.borderColor));
+        rc = CU_CHECK(z->name, cu.TexObjectCreate(&to, &r, &t, NULL));
+        *value = to;
+    }
+    if (rc != CUDA_SUCCESS)
+        snprintf(err, errlen, "cu%sObjectCreate failed: %s", d->surface ? "Surf" : "Tex",
+                 cu_errstr(rc));
+    return rc;
+}
+
+static void cuda_tex_destroy(struct backend_zone *z, uint64_t value, int surface)
+{
+    int rc = use_zone(z);
+
+    if (rc == CUDA_SUCCESS)
+        rc = surface ? CU_CHECK(z->name, cu.SurfObjectDestroy(value))
+                     : CU_CHECK(z->name, cu.TexObjectDestroy(value));
+    if (rc != CUDA_SUCCESS)
+        log_error("zone=%s cuda backend: destroying %s object 0x%llx failed: %s", z->name,
+                  surface ? "surface" : "texture", (unsigned long long)value, cu_errstr(rc));
 }
 
 static CUstream cs(struct backend_stream *s)
@@ -885,4 +1079,9 @@ const struct backend_ops backend_cuda = {
     .func_set_attribute = cuda_func_set_attribute,
     .occupancy = cuda_occupancy,
     .launch = cuda_launch,
+    .array_create = cuda_array_create,
+    .array_destroy = cuda_array_destroy,
+    .memcpy3d = cuda_memcpy3d,
+    .tex_create = cuda_tex_create,
+    .tex_destroy = cuda_tex_destroy,
 };

@@ -3,7 +3,9 @@
  * order when it is submitted, events carry real CLOCK_MONOTONIC timestamps, and kernels run on
  * the PTX engine (gpu-proxy/ptx) with every global access checked against the launching zone's
  * allocations; a launch stops when its cancel flag is set (client gone, context destroyed).
- * Its workers load the engine's translator (libvgpu-ptxjit.so, beside the executable). */
+ * Its workers load the engine's translator (libvgpu-ptxjit.so, beside the executable).
+ * CUDA arrays are host memory with rows packed; texture and surface objects are entries of a
+ * per-session table whose values kernels resolve at every fetch (ptx/ptx_tex.c). */
 #include <cuda.h>
 #include <errno.h>
 #include <limits.h>
@@ -30,8 +32,22 @@
 #define STUB_BLOCKS_PER_SM (PTX_COOP_MAX_BLOCKS / STUB_SMS)
 _Static_assert(STUB_BLOCKS_PER_SM >= 1, "a multiprocessor holds at least one block");
 
+/* A texture or surface object of a session (its slot in the session's table). */
+struct stub_tex {
+    struct backend_tex_desc d; /* d.array NULL once its array is gone */
+    uint32_t gen;              /* 24 bits; 0: the slot is free */
+};
 struct backend_zone {
     char name[64];
+    pthread_rwlock_t tex_lock; /* the table below: launches read it, the dispatch writes it */
+    struct stub_tex *tex;
+    uint32_t ntex, cap_tex;
+    uint32_t tex_gen;
+};
+struct backend_array {
+    uint64_t baddr; /* host memory, texels packed: rows of width * elem bytes */
+    uint64_t size;
+    struct backend_array_desc d;
 };
 struct backend_stream {
     uint32_t flags;
@@ -127,6 +143,8 @@ static int stub_driver_version(void)
 }
 
 /* Attribute values of the simulated device (an H100 SXM5-like part, compute capability 9.0). */
+/* The texture and surface limits are those dispatch_array.c enforces (cube maps and mipmapped
+ * arrays are not supported: 0). */
 static const struct { int attr; int value; } stub_attrs[] = {
     {CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK, 1024},
     {CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X, 1024},
@@ -179,9 +197,9 @@ static const struct { int attr; int value; } stub_attrs[] = {
     {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE3D_DEPTH_ALTERNATE, 32768},
     {CU_DEVICE_ATTRIBUTE_PCI_DOMAIN_ID, 0},
     {CU_DEVICE_ATTRIBUTE_TEXTURE_PITCH_ALIGNMENT, 32},
-    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURECUBEMAP_WIDTH, 32768},
-    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURECUBEMAP_LAYERED_WIDTH, 32768},
-    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURECUBEMAP_LAYERED_LAYERS, 32766},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURECUBEMAP_WIDTH, 0},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURECUBEMAP_LAYERED_WIDTH, 0},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURECUBEMAP_LAYERED_LAYERS, 0},
     {CU_DEVICE_ATTRIBUTE_MAXIMUM_SURFACE1D_WIDTH, 32768},
     {CU_DEVICE_ATTRIBUTE_MAXIMUM_SURFACE2D_WIDTH, 131072},
     {CU_DEVICE_ATTRIBUTE_MAXIMUM_SURFACE2D_HEIGHT, 65536},
@@ -193,18 +211,18 @@ static const struct { int attr; int value; } stub_attrs[] = {
     {CU_DEVICE_ATTRIBUTE_MAXIMUM_SURFACE2D_LAYERED_WIDTH, 32768},
     {CU_DEVICE_ATTRIBUTE_MAXIMUM_SURFACE2D_LAYERED_HEIGHT, 32768},
     {CU_DEVICE_ATTRIBUTE_MAXIMUM_SURFACE2D_LAYERED_LAYERS, 2048},
-    {CU_DEVICE_ATTRIBUTE_MAXIMUM_SURFACECUBEMAP_WIDTH, 32768},
-    {CU_DEVICE_ATTRIBUTE_MAXIMUM_SURFACECUBEMAP_LAYERED_WIDTH, 32768},
-    {CU_DEVICE_ATTRIBUTE_MAXIMUM_SURFACECUBEMAP_LAYERED_LAYERS, 32766},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_SURFACECUBEMAP_WIDTH, 0},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_SURFACECUBEMAP_LAYERED_WIDTH, 0},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_SURFACECUBEMAP_LAYERED_LAYERS, 0},
     {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE1D_LINEAR_WIDTH, 268435456},
     {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE2D_LINEAR_WIDTH, 131072},
     {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE2D_LINEAR_HEIGHT, 65000},
     {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE2D_LINEAR_PITCH, 2097120},
-    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE2D_MIPMAPPED_WIDTH, 32768},
-    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE2D_MIPMAPPED_HEIGHT, 32768},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE2D_MIPMAPPED_WIDTH, 0},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE2D_MIPMAPPED_HEIGHT, 0},
     {CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, PTX_DEVICE_SM / 10},
     {CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, PTX_DEVICE_SM % 10},
-    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE1D_MIPMAPPED_WIDTH, 32768},
+    {CU_DEVICE_ATTRIBUTE_MAXIMUM_TEXTURE1D_MIPMAPPED_WIDTH, 0},
     {CU_DEVICE_ATTRIBUTE_STREAM_PRIORITIES_SUPPORTED, 1},
     {CU_DEVICE_ATTRIBUTE_GLOBAL_L1_CACHE_SUPPORTED, 1},
     {CU_DEVICE_ATTRIBUTE_LOCAL_L1_CACHE_SUPPORTED, 1},
@@ -275,9 +293,16 @@ static CUresult stub_mem_info(uint64_t *free_bytes, uint64_t *total_bytes)
 static CUresult stub_zone_open(const char *zone_name, struct backend_zone **out)
 {
     struct backend_zone *z = calloc(1, sizeof(*z));
+    int e;
 
     if (z == NULL)
         return CUDA_ERROR_OUT_OF_MEMORY;
+    if ((e = pthread_rwlock_init(&z->tex_lock, NULL)) != 0) {
+        log_error("zone=%s stub backend: pthread_rwlock_init failed: %s", zone_name,
+                  strerror(e));
+        free(z);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
     snprintf(z->name, sizeof(z->name), "%s", zone_name);
     *out = z;
     return CUDA_SUCCESS;
@@ -285,6 +310,8 @@ static CUresult stub_zone_open(const char *zone_name, struct backend_zone **out)
 
 static void stub_zone_close(struct backend_zone *z)
 {
+    pthread_rwlock_destroy(&z->tex_lock);
+    free(z->tex);
     free(z);
 }
 
@@ -425,6 +452,180 @@ static CUresult stub_memset(struct backend_zone *z, struct backend_stream *s, ui
         }
     }
     return CUDA_SUCCESS;
+}
+
+/* ---- arrays, 3D copies, texture and surface objects ---- */
+
+static CUresult stub_array_create(struct backend_zone *z, const struct backend_array_desc *d,
+                                  struct backend_array **out, char *err, size_t errlen)
+{
+    struct backend_array *a = calloc(1, sizeof(*a));
+    CUresult rc;
+
+    if (a == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    a->d = *d;
+    a->size = d->width * d->elem * (d->height ? d->height : 1) * (d->depth ? d->depth : 1);
+    if ((rc = stub_mem_alloc(z, a->size, &a->baddr)) != CUDA_SUCCESS) {
+        snprintf(err, errlen, "no memory for an array of %llu bytes",
+                 (unsigned long long)a->size);
+        free(a);
+        return rc;
+    }
+    *out = a;
+    return CUDA_SUCCESS;
+}
+
+static void stub_array_destroy(struct backend_zone *z, struct backend_array *a)
+{
+    /* The zone layer destroys the objects on it first; should one remain, it faults. */
+    pthread_rwlock_wrlock(&z->tex_lock);
+    for (uint32_t i = 0; i < z->ntex; i++)
+        if (z->tex[i].gen && z->tex[i].d.array == a)
+            z->tex[i].d.array = NULL;
+    pthread_rwlock_unlock(&z->tex_lock);
+    if (stub_mem_free(z, a->baddr, a->size) != CUDA_SUCCESS)
+        log_error("zone=%s stub backend: freeing an array of %llu bytes failed", z->name,
+                  (unsigned long long)a->size);
+    free(a);
+}
+
+/* The host address of row (y, z) of a copy side, x included. */
+static uint8_t *side_row(const struct backend_copy_side *c, uint64_t y, uint64_t z)
+{
+    uint64_t pitch = c->pitch, slice = c->pitch * c->pitch_h;
+    uint8_t *base = c->kind == IDM_SIDE_HOST ? c->host : (uint8_t *)(uintptr_t)c->baddr;
+
+    if (c->kind == IDM_SIDE_ARRAY) {
+        const struct backend_array_desc *d = &c->array->d;
+        pitch = d->width * d->elem;
+        slice = pitch * (d->height ? d->height : 1);
+        base = (uint8_t *)(uintptr_t)c->array->baddr;
+    }
+    return base + (c->z + z) * slice + (c->y + y) * pitch + c->x;
+}
+
+static CUresult stub_memcpy3d(struct backend_zone *z, const struct backend_copy3d *c, char *err,
+                              size_t errlen)
+{
+    (void)z;
+    (void)err;
+    (void)errlen;
+    for (uint64_t k = 0; k < c->depth; k++)
+        for (uint64_t j = 0; j < c->height; j++)
+            memmove(side_row(&c->dst, j, k), side_row(&c->src, j, k), c->width_bytes);
+    return CUDA_SUCCESS;
+}
+
+/* Texture and surface object values: bits 63..56 a tag, 55..32 the slot's generation, 31..0
+ * its index in the session's table; anything else resolves to nothing. */
+#define STUB_TEX_TAG 0x7eull
+
+static CUresult stub_tex_create(struct backend_zone *z, const struct backend_tex_desc *d,
+                                uint64_t *value, char *err, size_t errlen)
+{
+    uint32_t i;
+
+    pthread_rwlock_wrlock(&z->tex_lock);
+    for (i = 0; i < z->ntex && z->tex[i].gen; i++)
+        ;
+    if (i == z->cap_tex) {
+        uint32_t cap = z->cap_tex ? z->cap_tex * 2 : 16;
+        struct stub_tex *t = realloc(z->tex, cap * sizeof(*t));
+        if (t == NULL) {
+            pthread_rwlock_unlock(&z->tex_lock);
+            snprintf(err, errlen, "no memory for %u texture objects", cap);
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        z->tex = t;
+        z->cap_tex = cap;
+    }
+    if (i == z->ntex)
+        z->ntex++;
+    z->tex_gen = (z->tex_gen + 1) & 0xffffffu;
+    if (z->tex_gen == 0)
+        z->tex_gen = 1;
+    z->tex[i].d = *d;
+    z->tex[i].gen = z->tex_gen;
+    *value = STUB_TEX_TAG << 56 | (uint64_t)z->tex_gen << 32 | i;
+    pthread_rwlock_unlock(&z->tex_lock);
+    return CUDA_SUCCESS;
+}
+
+static void stub_tex_destroy(struct backend_zone *z, uint64_t value, int surface)
+{
+    uint32_t i = (uint32_t)value;
+
+    (void)surface;
+    pthread_rwlock_wrlock(&z->tex_lock);
+    if (i < z->ntex && z->tex[i].gen == (uint32_t)(value >> 32 & 0xffffffu))
+        z->tex[i].gen = 0;
+    pthread_rwlock_unlock(&z->tex_lock);
+}
+
+/* What a launch's texture resolver needs: the session's table and its memory. */
+struct stub_texview {
+    struct backend_zone *z;
+    const struct backend_memview *mem;
+};
+
+/* A linear or pitch2D resource: its bytes resolved in the zone's memory now. */
+static int texref_linear(const struct stub_texview *v, const struct backend_tex_desc *d,
+                         struct ptx_texref *out)
+{
+    uint64_t baddr, base, size;
+    int pitched = d->res_type == CU_RESOURCE_TYPE_PITCH2D;
+
+    out->width = pitched ? d->width : d->size_bytes / d->elem;
+    out->height = pitched ? d->height : 1;
+    out->depth = 1;
+    out->pitch = pitched ? d->pitch : out->width * d->elem;
+    out->slice = out->pitch * out->height;
+    out->bytes = pitched ? (d->height - 1) * d->pitch + d->width * d->elem : d->size_bytes;
+    if (v->mem == NULL || v->mem->translate(v->mem->ctx, d->dptr, out->bytes, &baddr, &base,
+                                            &size) != 0)
+        return -1;
+    out->data = (uint8_t *)(uintptr_t)baddr;
+    return 0;
+}
+
+static int stub_tex_resolve(void *ctx, uint64_t value, int surface, struct ptx_texref *out)
+{
+    const struct stub_texview *v = ctx;
+    struct backend_zone *z = v->z;
+    uint32_t i = (uint32_t)value;
+    struct backend_tex_desc d;
+    int ok;
+
+    pthread_rwlock_rdlock(&z->tex_lock);
+    ok = value >> 56 == STUB_TEX_TAG && i < z->ntex && z->tex[i].gen != 0 &&
+         z->tex[i].gen == (uint32_t)(value >> 32 & 0xffffffu) &&
+         z->tex[i].d.surface == surface;
+    if (ok)
+        d = z->tex[i].d;
+    pthread_rwlock_unlock(&z->tex_lock);
+    if (!ok || (d.res_type == CU_RESOURCE_TYPE_ARRAY && d.array == NULL))
+        return -1;
+    memset(out, 0, sizeof(*out));
+    out->format = d.format;
+    out->channels = d.channels;
+    out->elem = d.elem;
+    memcpy(out->address_mode, d.address_mode, sizeof(out->address_mode));
+    out->filter_mode = d.filter_mode;
+    out->flags = d.flags;
+    memcpy(out->border, d.border_color, sizeof(out->border));
+    if (d.res_type != CU_RESOURCE_TYPE_ARRAY)
+        return texref_linear(v, &d, out);
+    /* The array cannot go while a launch runs: its destroy waits for the session's work. */
+    out->data = (uint8_t *)(uintptr_t)d.array->baddr;
+    out->bytes = d.array->size;
+    out->width = d.array->d.width;
+    out->height = d.array->d.height ? d.array->d.height : 1;
+    out->depth = d.array->d.depth ? d.array->d.depth : 1;
+    out->pitch = out->width * d.elem;
+    out->slice = out->pitch * out->height;
+    out->layered = (d.array->d.flags & CUDA_ARRAY3D_LAYERED) != 0;
+    return 0;
 }
 
 static CUresult stub_stream_create(struct backend_zone *z, uint32_t flags, int32_t priority,
@@ -804,9 +1005,10 @@ static CUresult stub_launch(struct backend_zone *z, struct backend_kernel *k,
                             size_t errlen)
 {
     struct ptx_memory mem = {.ctx = (void *)l->mem, .resolve = stub_resolve};
+    struct stub_texview tv = {.z = z, .mem = l->mem};
+    struct ptx_textures tex = {.ctx = &tv, .resolve = stub_tex_resolve};
     struct ptx_launch pl;
 
-    (void)z;
     (void)s;
     if (!ptx_kernel_executable(k->k)) {
         snprintf(err, errlen, "kernel %s has no PTX the simulated GPU can run",
@@ -825,6 +1027,7 @@ static CUresult stub_launch(struct backend_zone *z, struct backend_kernel *k,
     pl.params = l->params;
     pl.params_size = l->params_size;
     pl.mem = &mem;
+    pl.tex = &tex;
     pl.printf_fifo_size = l->printf_fifo_size;
     pl.cancel = l->cancel;
     pl.cooperative = l->cooperative;
@@ -873,4 +1076,9 @@ const struct backend_ops backend_stub = {
     .func_set_attribute = stub_func_set_attribute,
     .occupancy = stub_occupancy,
     .launch = stub_launch,
+    .array_create = stub_array_create,
+    .array_destroy = stub_array_destroy,
+    .memcpy3d = stub_memcpy3d,
+    .tex_create = stub_tex_create,
+    .tex_destroy = stub_tex_destroy,
 };

@@ -582,6 +582,45 @@ void session_free_library(struct session *s, idm_handle h, struct library_obj *l
     free(lib);
 }
 
+void session_free_tex(struct session *s, idm_handle h, struct tex_obj *t)
+{
+    s->be->tex_destroy(s->bz, t->value, t->d.surface);
+    htab_remove(&s->ht, h, HT_TEX);
+    __atomic_sub_fetch(&s->zone->ntexobjs, 1, __ATOMIC_RELAXED);
+    free(t);
+}
+
+void session_free_array(struct session *s, idm_handle h, struct array_obj *a)
+{
+    struct tex_obj *t;
+    idm_handle th;
+
+    for (uint32_t i = 0; i < s->ht.used; i++)
+        if ((t = htab_slot(&s->ht, i, HT_TEX, &th)) != NULL && t->array == h)
+            session_free_tex(s, th, t);
+    s->be->array_destroy(s->bz, a->ba);
+    zone_uncharge(s->zone, a->charged);
+    htab_remove(&s->ht, h, HT_ARRAY);
+    __atomic_sub_fetch(&s->zone->narrays, 1, __ATOMIC_RELAXED);
+    free(a);
+}
+
+/* Texture and surface objects, then arrays, of context ctx (0: all). */
+static void session_release_arrays(struct session *s, idm_handle ctx)
+{
+    idm_handle h;
+    void *o;
+
+    for (uint32_t i = 0; i < s->ht.used; i++)
+        if ((o = htab_slot(&s->ht, i, HT_TEX, &h)) != NULL &&
+            (ctx == 0 || ((struct tex_obj *)o)->ctx == ctx))
+            session_free_tex(s, h, o);
+    for (uint32_t i = 0; i < s->ht.used; i++)
+        if ((o = htab_slot(&s->ht, i, HT_ARRAY, &h)) != NULL &&
+            (ctx == 0 || ((struct array_obj *)o)->ctx == ctx))
+            session_free_array(s, h, o);
+}
+
 void session_release(struct session *s, idm_handle ctx)
 {
     idm_handle h;
@@ -645,7 +684,8 @@ void session_release(struct session *s, idm_handle ctx)
                 session_free_image(s, h, o);
         }
     }
-    /* 7. memory */
+    /* 7. texture and surface objects, arrays, then memory (objects may name it) */
+    session_release_arrays(s, ctx);
     for (long i = (long)s->at.n - 1; i >= 0; i--)
         if (ctx == 0 || s->at.v[i].owner == ctx)
             session_free_alloc(s, i);

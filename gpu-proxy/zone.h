@@ -16,7 +16,8 @@
 
 /* ---- handles: bits 63..56 type, 55..32 generation, 31..0 slot index ---- */
 enum htype { HT_NONE = 0, HT_CTX = 0x11, HT_STREAM = 0x22, HT_EVENT = 0x33, HT_LIBRARY = 0x44,
-             HT_KERNEL = 0x55, HT_IMAGE = 0x66, HT_GRAPH = 0x77, HT_GEXEC = 0x88 };
+             HT_KERNEL = 0x55, HT_IMAGE = 0x66, HT_GRAPH = 0x77, HT_GEXEC = 0x88,
+             HT_ARRAY = 0x99, HT_TEX = 0xaa };
 
 #define HTAB_MAX_OBJECTS (1u << 20)
 #define SESSION_MAX_STREAMS 256 /* each stream has a worker thread */
@@ -29,6 +30,9 @@ enum htype { HT_NONE = 0, HT_CTX = 0x11, HT_STREAM = 0x22, HT_EVENT = 0x33, HT_L
 #define GRAPH_MAX_NODES 16384
 #define GRAPH_NODE_MAX_DEPS 1024
 #define ZONE_GRAPH_BYTES (64ull << 20)
+/* Arrays, and texture and surface objects together, a zone holds at once (dispatch_array.c). */
+#define ZONE_MAX_ARRAYS 4096
+#define ZONE_MAX_TEXOBJS 4096
 
 struct handle_slot {
     void *obj;     /* NULL when free */
@@ -106,6 +110,8 @@ struct zone {
     struct worker_stats *pub; /* figures published to the supervisor (worker_ipc.h), or NULL */
     struct worker_counters *m; /* counters.h: &pub->m while counting, else NULL */
     uint64_t graph_bytes; /* host memory of the zone's graphs (atomic), <= ZONE_GRAPH_BYTES */
+    uint32_t narrays;     /* live arrays, all sessions (atomic), <= ZONE_MAX_ARRAYS */
+    uint32_t ntexobjs;    /* live texture and surface objects (atomic), <= ZONE_MAX_TEXOBJS */
 };
 
 struct zone_registry {
@@ -223,6 +229,21 @@ struct graph_obj {
     uint64_t bytes;        /* charged to the zone's graph_bytes */
 };
 
+/* A CUDA array (HT_ARRAY): its backend array, shape and the quota it holds. */
+struct array_obj {
+    idm_handle ctx;
+    struct backend_array *ba;
+    struct backend_array_desc d;
+    uint64_t charged;
+};
+/* A texture or surface object (HT_TEX; tenants name it by value, the backend's). */
+struct tex_obj {
+    idm_handle ctx;
+    uint64_t value;
+    idm_handle array;          /* res_type ARRAY: the array's handle */
+    struct backend_tex_desc d; /* as created (d.array: the array's backend object) */
+};
+
 struct session {
     struct zone *zone;
     const struct backend_ops *be;
@@ -296,6 +317,11 @@ void session_free_image(struct session *s, idm_handle h, struct image_obj *im);
 /* Frees a graph or executable graph (type HT_GRAPH or HT_GEXEC), its handle and its charge;
  * an executable graph only once the session's streams are drained. */
 void session_free_graph(struct session *s, idm_handle h, uint8_t type, struct graph_obj *g);
+/* Destroys a texture or surface object (backend, handle, the zone's count). */
+void session_free_tex(struct session *s, idm_handle h, struct tex_obj *t);
+/* Destroys an array: the texture and surface objects on it first, then the backend array,
+ * its quota and handle. */
+void session_free_array(struct session *s, idm_handle h, struct array_obj *a);
 /* Unloads a library: its kernels, its globals, then the backend library and the handle. */
 void session_free_library(struct session *s, idm_handle h, struct library_obj *lib);
 

@@ -75,6 +75,8 @@ enum idm_graph_node { IDM_GNODE_EMPTY = 0, IDM_GNODE_KERNEL = 1, IDM_GNODE_MEMSE
                       IDM_GNODE_KINDS };
 #define IDM_GRAPH_DEPS_MAX 16u  /* dependencies one GRAPH_ADD_NODE names */
 #define IDM_GRAPH_EDGES_MAX 32u /* edges one GRAPH_ADD_DEPS adds */
+/* The sides of a MEMCPY_3D* copy (idm_ops.def). */
+enum idm_copy_side { IDM_SIDE_DEVICE = 1, IDM_SIDE_ARRAY = 2, IDM_SIDE_HOST = 3 };
 
 /* ---- the op table expansions ---- */
 

@@ -582,8 +582,8 @@ CUresult cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s)
     return copy(classify(dst, src), dst, src, n, s, 0);
 }
 
-/* 2D copies between host and device memory (arrays are not supported): row by row, or as one
- * copy when both sides are contiguous. */
+/* 2D copies between host and device memory: row by row, or as one copy when both sides are
+ * contiguous; those with an array side are api_array.c's. */
 static CUresult copy2d(const CUDA_MEMCPY2D *p, CUstream s, int sync)
 {
     CUresult c = sync ? vgpu_capture_unsafe("a synchronous 2D copy") :
@@ -592,6 +592,8 @@ static CUresult copy2d(const CUDA_MEMCPY2D *p, CUstream s, int sync)
         return c;
     if (p == NULL)
         return CUDA_ERROR_INVALID_VALUE;
+    if (p->srcMemoryType == CU_MEMORYTYPE_ARRAY || p->dstMemoryType == CU_MEMORYTYPE_ARRAY)
+        return vgpu_copy2d_array(p, s, sync ? "cuMemcpy2D" : "cuMemcpy2DAsync");
     uint64_t src, dst;
     int sdev, ddev;
     switch (p->srcMemoryType) {
@@ -605,8 +607,7 @@ static CUresult copy2d(const CUDA_MEMCPY2D *p, CUstream s, int sync)
         src = p->srcDevice, sdev = classify(0, src) == DTOH;
         break;
     default:
-        VLOG(VGPU_LOG_WARN, "cuMemcpy2D: array copies are not supported");
-        return CUDA_ERROR_NOT_SUPPORTED;
+        return CUDA_ERROR_INVALID_VALUE;
     }
     switch (p->dstMemoryType) {
     case CU_MEMORYTYPE_HOST:
@@ -619,8 +620,7 @@ static CUresult copy2d(const CUDA_MEMCPY2D *p, CUstream s, int sync)
         dst = p->dstDevice, ddev = classify(dst, 0) == HTOD;
         break;
     default:
-        VLOG(VGPU_LOG_WARN, "cuMemcpy2D: array copies are not supported");
-        return CUDA_ERROR_NOT_SUPPORTED;
+        return CUDA_ERROR_INVALID_VALUE;
     }
     if ((p->srcPitch && p->srcPitch < p->WidthInBytes) ||
         (p->dstPitch && p->dstPitch < p->WidthInBytes))

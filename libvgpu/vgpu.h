@@ -307,6 +307,10 @@ CUresult vgpu_mapped_host_refuse(const char *what, const void *p);
 int vgpu_managed_memset_locked(struct vgpu *v, uint64_t dst, size_t pitch, uint32_t value,
                                uint32_t elem, size_t width, size_t height, CUresult *r);
 
+/* ---- arrays (api_array.c) ---- */
+/* A 2D copy with an array side (what: the entry point, for capture refusals). */
+CUresult vgpu_copy2d_array(const CUDA_MEMCPY2D *m, CUstream hs, const char *what);
+
 /* ---- memory pools (api_pool.c) ---- */
 /* Sets up device d's default pool and the pool attributes its cached properties advertise. */
 void vgpu_pool_init(struct vgpu *v, int d);

@@ -115,6 +115,31 @@ struct ptx_memory {
                      uint64_t *alloc_size);
 };
 
+/* A texture or surface object as a fetch sees it (ptx_tex.c): texel (x, y, z) of an array
+ * or pitch2D memory is at data + z * slice + y * pitch + x * elem, and every texel a fetch
+ * reads or a surface store writes lies in [data, data + bytes) (checked at each access).
+ * Layered arrays keep their layers as slices. format is a CUarray_format, address_mode a
+ * CUaddress_mode, filter_mode a CUfilter_mode, flags CU_TRSF_* (READ_AS_INTEGER,
+ * NORMALIZED_COORDINATES). */
+struct ptx_texref {
+    uint8_t *data;
+    uint64_t bytes;
+    uint64_t width, height, depth; /* texels; 1 for a dimension the resource lacks */
+    uint64_t pitch, slice;
+    uint32_t format, channels, elem;
+    uint32_t address_mode[3], filter_mode, flags;
+    float border[4];
+    uint32_t layered; /* a layered array: depth counts its layers */
+};
+
+/* Resolves the 64-bit texture (surface 0) or surface object value a kernel names: fills *out
+ * and returns 0, or -1 for a value that is no live object of the launching session, which
+ * ends the launch with PTX_ERR_ILLEGAL_ADDRESS. Called from several host threads at once. */
+struct ptx_textures {
+    void *ctx;
+    int (*resolve)(void *ctx, uint64_t value, int surface, struct ptx_texref *out);
+};
+
 /* Defaults of the ptx_launch fields below that take 0 for "default". */
 #define PTX_PRINTF_FIFO_DEFAULT (1u << 20)   /* CUDA's default CU_LIMIT_PRINTF_FIFO_SIZE */
 #define PTX_MAX_HOST_BYTES_DEFAULT (256ull << 20)
@@ -144,6 +169,9 @@ struct ptx_launch {
     const void *params; /* packed as ptx_kernel_params() says */
     size_t params_size;
     const struct ptx_memory *mem;
+    /* Texture and surface objects (tex, tld4, txq, suld, sust, suq); NULL: every fetch
+     * faults. */
+    const struct ptx_textures *tex;
     unsigned host_threads; /* blocks run on up to this many host threads; 0: default */
     /* A cooperative launch (cuLaunchCooperativeKernel): every block runs at once, each on a
      * host thread of its own, and %envreg1/%envreg2 give the grid's barrier workspace, so

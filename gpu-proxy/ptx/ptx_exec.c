@@ -1941,6 +1941,21 @@ static int run_thread(struct worker *w, struct thr *t)
             t->state = TS_COLL; /* the others are warp-wide */
             t->pc = pc;
             goto out;
+        case OP_tex:
+        case OP_tld4:
+        case OP_suld:
+        case OP_sust:
+        case OP_txq:
+        case OP_suq: {
+            char why[160];
+            t->pc = pc;
+            rc = ptx_tex_exec(w->L->l->tex, in, regs, why, sizeof(why));
+            if (rc) {
+                rc = launch_fail(w, t, rc, "%s", why);
+                goto out;
+            }
+            break;
+        }
         case OP_shfl:
         case OP_vote:
         case OP_redux:

@@ -32,7 +32,8 @@ enum psp { SP_NONE = 0, SP_GENERIC, SP_GLOBAL, SP_SHARED, SP_LOCAL, SP_PARAM, SP
     X(popc) X(clz) X(brev) X(bfe) X(bfi) X(bfind) X(prmt) X(shf) X(fma) X(sqrt) X(rsqrt) \
     X(rcp) X(ex2) X(lg2) X(sin) X(cos) X(tanh) X(testp) X(copysign) X(trap) X(clock) \
     X(addc) X(subc) X(madc) X(sad) X(isspacep) X(prefetch) X(nanosleep) X(dp4a) X(dp2a) \
-    X(lop3) X(brkpt) X(cpasync) X(bmsk) X(redux) X(mma) X(cvttf32)
+    X(lop3) X(brkpt) X(cpasync) X(bmsk) X(redux) X(mma) X(cvttf32) \
+    X(tex) X(tld4) X(suld) X(sust) X(txq) X(suq)
 
 enum pop {
 #define X(n) OP_##n,
@@ -170,6 +171,23 @@ void ptx_ldmatrix_warp(const struct pmma *m, const uint16_t rows[32][8], uint64_
 void ptx_movmatrix_warp(const struct pmma *m, uint64_t *const regs[32]);
 /* cvt.{rna,rn,rz}.tf32.f32 on f32 bits. */
 uint32_t ptx_cvt_tf32(uint32_t x, int mode);
+
+/* Texture and surface instructions (ptx_tex.c). mod: the geometry (TG_*); type: the
+ * destination type (tex, tld4: f32/s32/u32; suld, sust: b8..b64); type2: the coordinate type
+ * (tex, tld4: s32/f32); vec: components (tex, tld4: 4; suld, sust: 1, 2, 4); mod2: tld4's
+ * component (0..3), suld/sust's out-of-range mode (SU_*), txq/suq's query (TQ_*).
+ * Operands: s[0] the object; tex, tld4, suld: s[1..4] the coordinates in PTX order (a1d, a2d:
+ * the layer first), d[0..vec) the results; sust: s[1] the first two coordinates packed (low,
+ * high 32 bits), s[2] the third, s[3] and s[4] the data packed into 64-bit words (element i
+ * at bit i * bits, across both), so that every register it reads is a source; txq, suq: d[0]. */
+enum { TG_1D = 1, TG_2D, TG_3D, TG_A1D, TG_A2D };
+enum { SU_TRAP = 0, SU_CLAMP, SU_ZERO };
+enum { TQ_WIDTH = 1, TQ_HEIGHT, TQ_DEPTH, TQ_ARRAY_SIZE, TQ_NORMALIZED, TQ_FILTER, TQ_ADDR0,
+       TQ_ADDR1, TQ_ADDR2, TQ_MIPMAP_LEVELS, TQ_SAMPLES };
+/* Runs one texture or surface instruction of a thread on its registers, resolving the object
+ * through tex (NULL: none). 0, or a PTX_ERR_* code with the reason in why. */
+int ptx_tex_exec(const struct ptx_textures *tex, const struct pins *in, uint64_t *regs,
+                 char *why, size_t whylen);
 
 /* ptx_exec.c: IEEE half precision to float and back (round to nearest even). */
 float ptx_f16_to_f32(uint16_t h);

@@ -1521,6 +1521,265 @@ static int parse_cvt_tf32(struct parser *ps, struct pins *in, const struct mods 
     return 0;
 }
 
+/* ---- texture and surface instructions (executed by ptx_tex.c) ---- */
+
+static int tex_geom_of(const char *w)
+{
+    static const char *const names[] = {NULL, "1d", "2d", "3d", "a1d", "a2d"};
+    for (int i = 1; i < 6; i++)
+        if (!strcmp(names[i], w))
+            return i;
+    return 0;
+}
+
+static int tex_query_of(const char *w)
+{
+    static const char *const names[] = {
+        NULL, "width", "height", "depth", "array_size", "normalized_coords", "filter_mode",
+        "addr_mode_0", "addr_mode_1", "addr_mode_2", "num_mipmap_levels", "num_samples",
+    };
+    for (int i = 1; i < (int)(sizeof(names) / sizeof(names[0])); i++)
+        if (!strcmp(names[i], w))
+            return i;
+    return 0;
+}
+
+/* Reads the modifiers of a texture or surface instruction into in; -1 for a form the engine
+ * does not execute (tex.level/grad, sust.p, cube maps, multisampling, unknown words). */
+static int tex_mods(struct pins *in, int op, const struct mods *m)
+{
+    for (int i = 0; i < m->nwords; i++) {
+        const char *w = m->words[i];
+        int g = tex_geom_of(w), q = tex_query_of(w);
+        if (g && !in->mod)
+            in->mod = (uint8_t)g;
+        else if (q && (op == OP_txq || op == OP_suq) && !in->mod2)
+            in->mod2 = (uint8_t)q;
+        else if (op == OP_tld4 && strlen(w) == 1 && strchr("rgba", w[0]))
+            in->mod2 = (uint8_t)(strchr("rgba", w[0]) - "rgba");
+        else if ((op == OP_suld || op == OP_sust) && !strcmp(w, "b"))
+            continue;
+        else if ((op == OP_suld || op == OP_sust) && !strcmp(w, "clamp"))
+            in->mod2 = SU_CLAMP;
+        else if ((op == OP_suld || op == OP_sust) && !strcmp(w, "zero"))
+            in->mod2 = SU_ZERO;
+        else if (!((op == OP_suld || op == OP_sust) && !strcmp(w, "trap")) && !benign(w))
+            return -1;
+    }
+    in->vec = (uint8_t)(m->vec ? m->vec : 1);
+    in->type = (uint8_t)(m->ntypes > 0 ? m->types[0] : PT_NONE);
+    in->type2 = (uint8_t)(m->ntypes > 1 ? m->types[1] : PT_NONE);
+    if (op == OP_txq || op == OP_suq)
+        return in->mod2 && in->type == PT_B32 ? 0 : -1;
+    if (!in->mod || (op == OP_tld4 && in->mod != TG_2D) || in->vec > 4 || in->vec == 3)
+        return -1;
+    if (op == OP_tex || op == OP_tld4)
+        return in->vec == 4 && (in->type == PT_F32 || in->type == PT_S32 ||
+                                in->type == PT_U32) &&
+               (in->type2 == PT_F32 || in->type2 == PT_S32) ? 0 : -1;
+    return (in->type == PT_B8 || in->type == PT_B16 || in->type == PT_B32 ||
+            in->type == PT_B64) && pt_bits(in->type) * in->vec <= 128 ? 0 : -1;
+}
+
+/* "[%handle]" or "[%handle, {coordinates}]": the object register (a .texref/.surfref name,
+ * the unified mode, is not executed: -1) and the coordinate vector, if any. */
+static int tex_addr(struct parser *ps, int32_t *handle, struct operand *coords)
+{
+    uint32_t bits;
+    memset(coords, 0, sizeof(*coords));
+    if (expect(ps, '[') || ps->t.kind != TK_WORD)
+        return -EINVAL;
+    struct sym *y = sym_find(ps, ps->t.s, ps->t.len);
+    if (ps->t.s[0] != '%' && !(y && y->kind == SYM_REG))
+        return -1;
+    if (lookup_reg(ps, ps->t.s, ps->t.len, handle, &bits))
+        return -EINVAL;
+    next(ps);
+    if (punct(ps, ',')) {
+        next(ps);
+        if (parse_operand(ps, coords))
+            return -EINVAL;
+        if (coords->kind == OPD_REG) {
+            coords->vregs[0] = coords->reg;
+            coords->nv = 1;
+        } else if (coords->kind != OPD_VEC) {
+            return -1;
+        }
+    }
+    return expect(ps, ']') ? -EINVAL : 0;
+}
+
+/* Coordinates a geometry takes (the PTX ISA's vector sizes). */
+static int tex_ncoords(int g)
+{
+    return g == TG_1D ? 1 : g == TG_2D || g == TG_A1D ? 2 : 4;
+}
+
+/* A register or vector operand's registers (immediates become constants). */
+static int tex_regs(struct parser *ps, const struct operand *o, int32_t *regs, int *n, int max)
+{
+    if (o->kind == OPD_VEC) {
+        if (o->nv > max)
+            return -1;
+        for (int i = 0; i < o->nv; i++)
+            regs[i] = o->vregs[i];
+        *n = o->nv;
+        return 0;
+    }
+    if (o->kind != OPD_REG && o->kind != OPD_IMM)
+        return -1;
+    *n = 1;
+    return (regs[0] = opd_reg(ps, o, PT_B64)) < 0 ? -1 : 0;
+}
+
+/* Emits "mov.bN t, {regs[0..n)}" (elements of `bits` bits) and returns t, or the register
+ * itself when n is 1. */
+static int32_t tex_pack(struct parser *ps, uint32_t line, const int32_t *regs, int n,
+                        unsigned bits)
+{
+    static const uint8_t type_of_bits[] = {[16] = PT_B16, [32] = PT_B32, [64] = PT_B64};
+    if (n == 1)
+        return regs[0];
+    int32_t t = reg_alloc(ps, 1, 64, 0);
+    struct pins *mv = t < 0 ? NULL : emit(ps, line);
+    if (!mv)
+        return -1;
+    mv->op = OP_mov;
+    mv->mod2 = 2; /* pack */
+    mv->type = type_of_bits[bits * (unsigned)n];
+    mv->vec = (uint8_t)n;
+    mv->d[0] = t;
+    mv->nd = 1;
+    for (int i = 0; i < n; i++) {
+        mv->s[i] = regs[i] >= 0 ? regs[i] : const_reg(ps, 0);
+        if (mv->s[i] < 0)
+            return -1;
+    }
+    mv->ns = (uint8_t)n;
+    return t;
+}
+
+/* sust's operands: the coordinates and data packed into sources (see ptx_internal.h). */
+static int sust_operands(struct parser *ps, struct pins *in, const int32_t *c, int nc,
+                         const int32_t *data, int nd)
+{
+    unsigned eb = pt_bits(in->type);
+    int per = (int)(64 / eb) < nd ? (int)(64 / eb) : nd;
+    int32_t lo = tex_pack(ps, in->line, c, nc < 2 ? nc : 2, 32);
+    int32_t hi = nc > 2 ? c[2] : -1;
+    int32_t d0 = tex_pack(ps, in->line, data, per, eb);
+    int32_t d1 = nd > per ? tex_pack(ps, in->line, data + per, nd - per, eb) : -1;
+    if (lo < 0 || d0 < 0 || (nc > 2 && hi < 0) || (nd > per && d1 < 0))
+        return -EINVAL;
+    in->s[1] = lo;
+    in->s[2] = hi;
+    in->s[3] = d0;
+    in->s[4] = d1;
+    in->ns = 5;
+    return 0;
+}
+
+/* Reads a texture or surface instruction's operands through its ';': 0, -1 for a form the
+ * engine does not execute (the rest skipped), or a parse error. */
+static int tex_operands(struct parser *ps, int op, struct operand *dst, int32_t *handle,
+                        struct operand *coords)
+{
+    int rc = 0;
+    if (op == OP_sust) {
+        rc = tex_addr(ps, handle, coords);
+        if (rc == 0 && (expect(ps, ',') || parse_operand(ps, dst)))
+            return -EINVAL;
+    } else {
+        if (parse_operand(ps, dst))
+            return -EINVAL;
+        if (punct(ps, '|')) { /* a predicate destination (sparse textures) */
+            rc = -1;
+            next(ps);
+            next(ps);
+        }
+        if (expect(ps, ','))
+            return -EINVAL;
+        int a = tex_addr(ps, handle, coords);
+        rc = a ? a : rc;
+    }
+    if (rc < -1)
+        return rc;
+    if (rc == 0 && !punct(ps, ';'))
+        rc = -1; /* tex.level's lod, tex.grad's gradients, an offset, a depth compare */
+    while (ps->t.kind != TK_EOF && !punct(ps, ';'))
+        next(ps);
+    return expect(ps, ';') ? -EINVAL : rc;
+}
+
+/* sust: its packing moves first, then the instruction (see ptx_internal.h). */
+static int emit_sust(struct parser *ps, const struct pins *probe, int32_t handle, int32_t *c,
+                     int nc, const int32_t *d, int nd)
+{
+    struct pins tmp = *probe;
+    struct pins *in;
+    if (probe->mod == TG_3D || probe->mod == TG_A2D)
+        nc = 3; /* the fourth element is unused */
+    if (sust_operands(ps, &tmp, c, nc, d, nd) || !(in = emit(ps, probe->line)))
+        return -EINVAL;
+    *in = tmp; /* the guard is the caller's, in probe */
+    in->op = OP_sust;
+    in->areg = -1;
+    in->s[0] = handle;
+    for (int i = 0; i < 4; i++)
+        in->d[i] = -1;
+    return 0;
+}
+
+/* tex, tld4, suld, sust, txq, suq: their own operand syntax ("[obj, {coords}]"). A form the
+ * engine does not execute becomes an unsupported instruction. */
+static int parse_texop(struct parser *ps, uint32_t line, int32_t guard, int gneg, int op,
+                       const struct mods *m, const char *opstart, uint32_t oplen)
+{
+    struct pins probe;
+    struct operand dst, coords;
+    int32_t handle = -1, c[8], d[8];
+    int nc = 0, nd = 0, query = op == OP_txq || op == OP_suq;
+    memset(&probe, 0, sizeof(probe));
+    probe.line = line;
+    int form = tex_mods(&probe, op, m);
+    int rc = tex_operands(ps, op, &dst, &handle, &coords);
+    if (rc < -1)
+        return rc;
+    if (rc == 0 && form == 0 && !query &&
+        (coords.kind != OPD_VEC || coords.nv != tex_ncoords(probe.mod) ||
+         tex_regs(ps, &coords, c, &nc, 4)))
+        form = -1;
+    if (rc == 0 && form == 0 &&
+        (tex_regs(ps, &dst, d, &nd, 4) || nd != (query ? 1 : probe.vec)))
+        form = -1;
+    struct pins *in = NULL;
+    if (rc == 0 && form == 0 && op == OP_sust) {
+        probe.guard = guard;
+        probe.gneg = (uint8_t)gneg;
+        return emit_sust(ps, &probe, handle, c, nc, d, nd);
+    }
+    if (!(in = emit(ps, line)))
+        return -ENOMEM;
+    in->guard = guard;
+    in->gneg = (uint8_t)gneg;
+    if (rc != 0 || form != 0)
+        return emit_unsupported(ps, in, opstart, oplen);
+    in->op = (uint16_t)op;
+    in->mod = probe.mod;
+    in->mod2 = probe.mod2;
+    in->type = probe.type;
+    in->type2 = probe.type2;
+    in->vec = probe.vec;
+    in->s[0] = handle;
+    in->ns = 1;
+    for (int i = 0; i < nc; i++)
+        in->s[in->ns++] = c[i];
+    for (int i = 0; i < nd; i++)
+        in->d[i] = d[i];
+    in->nd = (uint8_t)nd;
+    return 0;
+}
+
 static int parse_instruction(struct parser *ps)
 {
     uint32_t line = ps->t.line;
@@ -1574,7 +1833,7 @@ static int parse_instruction(struct parser *ps)
     if (op < 0 || op == OP_unsupported || op == OP_movlocal || op == OP_barred ||
         op == OP_cvttf32 ||
         op == OP_warpsync || op == OP_clock) {
-        /* an instruction the engine does not know (tex, wmma, ...): its operands are not
+        /* an instruction the engine does not know: its operands are not
          * parsed; it fails the launch if it is ever reached */
         int depth = 0;
         while (ps->t.kind != TK_EOF && !(depth == 0 && punct(ps, ';'))) {
@@ -1595,6 +1854,10 @@ static int parse_instruction(struct parser *ps)
         un->gneg = (uint8_t)gneg;
         return emit_unsupported(ps, un, opstart, oplen);
     }
+
+    if (op == OP_tex || op == OP_tld4 || op == OP_suld || op == OP_sust || op == OP_txq ||
+        op == OP_suq)
+        return parse_texop(ps, line, guard, gneg, op, &m, opstart, oplen);
 
     struct operand ops[MAXOPS];
     int nops = 0;

@@ -3,7 +3,8 @@
  * launch that touches another zone's memory (ILLEGAL_ADDRESS, sticky, the other zone
  * untouched), module globals charged to the zone, context teardown, replies of queued ops,
  * kernel parameters through the window (and their bounds), the errno-to-CUresult mapping,
- * rate-limited refusal logs, graphs (dependency order, checks at launch, bounds). */
+ * rate-limited refusal logs, graphs (dependency order, checks at launch, bounds), arrays and
+ * texture objects (copies, another zone's and forged handles and values, bounds). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1030,6 +1031,180 @@ static uint32_t read_u32(struct session *s, idm_dptr d)
     return v;
 }
 
+/* Fetches texel (2, 1) of the 2D texture object t into out[0]. */
+static const char ptx_fetch[] =
+    ".version 8.0\n.target sm_90\n.address_size 64\n"
+    ".visible .entry fetch(.param .u64 out, .param .u64 t)\n{\n"
+    ".reg .b64 %rd<3>;\n.reg .f32 %f<5>;\n"
+    "ld.param.u64 %rd1, [out];\nld.param.u64 %rd2, [t];\ncvta.to.global.u64 %rd1, %rd1;\n"
+    "mov.f32 %f1, 0f40200000;\nmov.f32 %f2, 0f3FC00000;\n"
+    "tex.2d.v4.f32.f32 {%f1, %f2, %f3, %f4}, [%rd2, {%f1, %f2}];\n"
+    "st.global.f32 [%rd1], %f1;\nret;\n}\n";
+
+static idm_handle array_new(struct session *s, idm_handle ctx, uint64_t w, uint64_t h)
+{
+    struct idm_req_ARRAY_CREATE q = {.ctx = ctx, .width = w, .height = h,
+                                     .format = CU_AD_FORMAT_FLOAT, .channels = 1};
+
+    assert_int_equal(call(s, IDM_OP_ARRAY_CREATE, &q, sizeof(q), NULL, 0), 0);
+    return REP(s, ARRAY_CREATE)->array;
+}
+
+/* A box of an array as a 3D copy request (host side: the other). */
+static struct idm_req_MEMCPY_3D array_box(idm_handle a, int to_array, uint64_t x, uint64_t y,
+                                         uint64_t wb, uint64_t h)
+{
+    struct idm_req_MEMCPY_3D q;
+
+    memset(&q, 0, sizeof(q));
+    q.width_bytes = wb;
+    q.height = h;
+    q.depth = 1;
+    q.len = wb * h;
+    if (to_array) {
+        q.dst_kind = IDM_SIDE_ARRAY, q.dst = a, q.dst_x = x, q.dst_y = y;
+        q.src_kind = IDM_SIDE_HOST;
+    } else {
+        q.src_kind = IDM_SIDE_ARRAY, q.src = a, q.src_x = x, q.src_y = y;
+        q.dst_kind = IDM_SIDE_HOST;
+    }
+    return q;
+}
+
+static int32_t fetch_launch(struct session *s, idm_handle k, idm_dptr out, uint64_t tex)
+{
+    struct idm_req_LAUNCH q;
+    uint64_t params[2] = {out, tex};
+
+    memset(&q, 0, sizeof(q));
+    q.func = k;
+    q.grid[0] = q.grid[1] = q.grid[2] = 1;
+    q.block[0] = q.block[1] = q.block[2] = 1;
+    q.param_bytes = sizeof(params);
+    return call(s, IDM_OP_LAUNCH, &q, sizeof(q), params, sizeof(params));
+}
+
+/* Arrays and texture objects: data in and out through array copies, the quota charged and
+ * given back; another zone's array handles and texture values, forged ones and boxes outside
+ * the array are refused, and a kernel given another zone's texture value faults. */
+static void test_dispatch_array_texture_isolation(void **state)
+{
+    struct fixture *f = *state;
+    idm_handle actx = ctx_of(f->a), bctx = ctx_of(f->b), arr, lib, kb, ka;
+    float in[4][8], back[4][8];
+    struct idm_req_LIBRARY_GET_KERNEL gk;
+    struct idm_req_MEMCPY_3D q;
+
+    for (int y = 0; y < 4; y++)
+        for (int x = 0; x < 8; x++)
+            in[y][x] = (float)(y * 8 + x) + 0.5f;
+    arr = array_new(f->a, actx, 8, 4);
+    assert_int_equal(f->za->used, sizeof(in));
+    q = array_box(arr, 1, 0, 0, sizeof(in[0]), 4);
+    assert_int_equal(call(f->a, IDM_OP_MEMCPY_3D_IN, &q, sizeof(q), in, sizeof(in)), 0);
+    q = array_box(arr, 0, 0, 0, sizeof(in[0]), 4);
+    assert_int_equal(call(f->a, IDM_OP_MEMCPY_3D_OUT, &q, sizeof(q), NULL, 0), 0);
+    memcpy(back, f->a->rbuf + sizeof(struct idm_rep_MEMCPY_3D_OUT), sizeof(back));
+    assert_memory_equal(in, back, sizeof(in));
+    /* zone B: A's handle is not B's; a forged generation is nobody's */
+    assert_int_equal(call(f->b, IDM_OP_MEMCPY_3D_OUT, &q, sizeof(q), NULL, 0),
+                     CUDA_ERROR_INVALID_HANDLE);
+    q.src ^= 1ull << 32;
+    assert_int_equal(call(f->a, IDM_OP_MEMCPY_3D_OUT, &q, sizeof(q), NULL, 0),
+                     CUDA_ERROR_INVALID_HANDLE);
+    /* a box past the row's end, a misaligned one, a host size that does not match */
+    q = array_box(arr, 0, 4, 0, sizeof(in[0]), 1);
+    assert_int_equal(call(f->a, IDM_OP_MEMCPY_3D_OUT, &q, sizeof(q), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    q = array_box(arr, 0, 2, 0, 8, 1);
+    assert_int_equal(call(f->a, IDM_OP_MEMCPY_3D_OUT, &q, sizeof(q), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    q = array_box(arr, 1, 0, 3, 8, 1);
+    assert_int_equal(call(f->a, IDM_OP_MEMCPY_3D_IN, &q, sizeof(q), in, 4),
+                     CUDA_ERROR_INVALID_VALUE);
+    /* a texture object of A; B can neither name its array nor use, query or destroy it */
+    struct idm_req_TEX_CREATE tc;
+    memset(&tc, 0, sizeof(tc));
+    tc.ctx = actx;
+    tc.res_type = CU_RESOURCE_TYPE_ARRAY;
+    tc.array = arr;
+    tc.address_mode[0] = tc.address_mode[1] = CU_TR_ADDRESS_MODE_CLAMP;
+    assert_int_equal(call(f->a, IDM_OP_TEX_CREATE, &tc, sizeof(tc), NULL, 0), 0);
+    uint64_t tex = REP(f->a, TEX_CREATE)->value;
+    tc.ctx = bctx;
+    assert_int_equal(call(f->b, IDM_OP_TEX_CREATE, &tc, sizeof(tc), NULL, 0),
+                     CUDA_ERROR_INVALID_HANDLE);
+    struct idm_req_TEX_GET_DESC td = {.value = tex};
+    assert_int_equal(call(f->b, IDM_OP_TEX_GET_DESC, &td, sizeof(td), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(call(f->a, IDM_OP_TEX_GET_DESC, &td, sizeof(td), NULL, 0), 0);
+    assert_true(REP(f->a, TEX_GET_DESC)->array == arr);
+    struct idm_req_TEX_DESTROY tdd = {.value = tex};
+    assert_int_equal(call(f->b, IDM_OP_TEX_DESTROY, &tdd, sizeof(tdd), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    /* the kernel in A reads texel (2, 1); in B the same value faults, as a forged one in A */
+    idm_dptr aout = alloc_in(f->a, actx, 4), bout = alloc_in(f->b, bctx, 4);
+    lib = load_ptx_text(f, f->a, actx, ptx_fetch, sizeof(ptx_fetch));
+    gk.library = lib;
+    assert_int_equal(call(f->a, IDM_OP_LIBRARY_GET_KERNEL, &gk, sizeof(gk), "fetch", 6), 0);
+    ka = REP(f->a, LIBRARY_GET_KERNEL)->kernel;
+    lib = load_ptx_text(f, f->b, bctx, ptx_fetch, sizeof(ptx_fetch));
+    gk.library = lib;
+    assert_int_equal(call(f->b, IDM_OP_LIBRARY_GET_KERNEL, &gk, sizeof(gk), "fetch", 6), 0);
+    kb = REP(f->b, LIBRARY_GET_KERNEL)->kernel;
+    assert_int_equal(fetch_launch(f->a, ka, aout, tex), 0);
+    float got;
+    uint32_t bits = read_u32(f->a, aout);
+    memcpy(&got, &bits, 4);
+    assert_true(got == in[1][2]);
+    assert_int_equal(fetch_launch(f->b, kb, bout, tex), CUDA_ERROR_ILLEGAL_ADDRESS);
+    struct idm_req_CTX_SYNCHRONIZE cs = {.ctx = 0};
+    assert_int_equal(call(f->b, IDM_OP_CTX_SYNCHRONIZE, &cs, sizeof(cs), NULL, 0),
+                     CUDA_ERROR_ILLEGAL_ADDRESS); /* B's sticky fault; A is unaffected */
+    assert_int_equal(call(f->a, IDM_OP_CTX_SYNCHRONIZE, &cs, sizeof(cs), NULL, 0), 0);
+    /* destroying the array takes its texture object and gives the quota back */
+    struct idm_req_ARRAY_DESTROY ad = {.array = arr};
+    assert_int_equal(call(f->a, IDM_OP_ARRAY_DESTROY, &ad, sizeof(ad), NULL, 0), 0);
+    assert_int_equal(f->za->used, 4); /* aout only: the array is uncharged */
+    assert_int_equal(call(f->a, IDM_OP_TEX_GET_DESC, &td, sizeof(td), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(fetch_launch(f->a, ka, aout, tex), CUDA_ERROR_ILLEGAL_ADDRESS);
+    assert_int_equal(call(f->a, IDM_OP_ARRAY_DESTROY, &ad, sizeof(ad), NULL, 0),
+                     CUDA_ERROR_INVALID_HANDLE);
+}
+
+/* Shapes, formats and flags the device does not take, and the zone's bound on arrays. */
+static void test_dispatch_array_limits(void **state)
+{
+    struct fixture *f = *state;
+    idm_handle ctx = ctx_of(f->a);
+    struct idm_req_ARRAY_CREATE q = {.ctx = ctx, .width = 131073, .format = CU_AD_FORMAT_FLOAT,
+                                     .channels = 1};
+
+    assert_int_equal(call(f->a, IDM_OP_ARRAY_CREATE, &q, sizeof(q), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    q.width = 16;
+    q.channels = 3;
+    assert_int_equal(call(f->a, IDM_OP_ARRAY_CREATE, &q, sizeof(q), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    q.channels = 1;
+    q.flags = CUDA_ARRAY3D_CUBEMAP;
+    assert_int_equal(call(f->a, IDM_OP_ARRAY_CREATE, &q, sizeof(q), NULL, 0),
+                     CUDA_ERROR_NOT_SUPPORTED);
+    q.flags = 0;
+    q.width = 1u << 17; /* 512 KiB of the zone's 1 MiB quota */
+    q.height = 1;
+    assert_int_equal(call(f->a, IDM_OP_ARRAY_CREATE, &q, sizeof(q), NULL, 0), 0);
+    assert_int_equal(call(f->a, IDM_OP_ARRAY_CREATE, &q, sizeof(q), NULL, 0), 0);
+    assert_int_equal(call(f->a, IDM_OP_ARRAY_CREATE, &q, sizeof(q), NULL, 0),
+                     CUDA_ERROR_OUT_OF_MEMORY);
+    f->za->narrays = ZONE_MAX_ARRAYS; /* as if the zone held as many as it may */
+    q.width = 1;
+    assert_int_equal(call(f->a, IDM_OP_ARRAY_CREATE, &q, sizeof(q), NULL, 0),
+                     CUDA_ERROR_OUT_OF_MEMORY);
+    f->za->narrays = 2;
+}
+
 /* A kernel node added before a memset node, with the edge memset -> kernel: the kernel's 7
  * must win over the memset's 5 at every launch (insertion order would leave 5). After the
  * memory is freed the same launch is refused, the range checked again; the executable graph
@@ -1250,6 +1425,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_graph_dependency_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_graph_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_graph_exec_update, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_array_texture_isolation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_array_limits, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     backend_stub.shutdown();

@@ -165,6 +165,9 @@ static void pb_put(struct pbuf *pb, const void *v, size_t size)
 }
 #define PB(pb, v) do { __typeof__(v) _v = (v); pb_put((pb), &_v, sizeof(_v)); } while (0)
 
+/* The texture and surface objects launches see (the texture tests set it; NULL: none). */
+static const struct ptx_textures *run_tex;
+
 static int run(const struct ptx_kernel *k, uint32_t gx, uint32_t gy, uint32_t bx, uint32_t by,
                uint32_t dyn, const struct pbuf *pb, struct tmem *m, unsigned threads,
                char *err, size_t errlen)
@@ -176,6 +179,7 @@ static int run(const struct ptx_kernel *k, uint32_t gx, uint32_t gy, uint32_t bx
         .params = pb->b,
         .params_size = ptx_kernel_param_bytes(k),
         .mem = &m->mem,
+        .tex = run_tex,
         .host_threads = threads,
     };
     return ptx_launch(k, &l, err, errlen);
@@ -1672,7 +1676,260 @@ static void test_ptx_switch(void **state)
     ptx_program_free(p);
 }
 
-static void test_ptx_texture_not_supported(void **state)
+/* ---- textures and surfaces (tex.ptx) ---- */
+
+/* Objects by value: TOBJ_BASE + index into tobj (surfaces flagged); anything else is forged. */
+#define TOBJ_BASE 0x7000u
+#define TOBJ_MAX 8
+static struct ptx_texref tobj[TOBJ_MAX];
+static int tobj_surface[TOBJ_MAX];
+
+static int tobj_resolve(void *ctx, uint64_t value, int surface, struct ptx_texref *out)
+{
+    (void)ctx;
+    if (value < TOBJ_BASE || value >= TOBJ_BASE + TOBJ_MAX ||
+        tobj_surface[value - TOBJ_BASE] != surface || tobj[value - TOBJ_BASE].data == NULL)
+        return -1;
+    *out = tobj[value - TOBJ_BASE];
+    return 0;
+}
+static const struct ptx_textures tobj_tex = {.resolve = tobj_resolve};
+
+/* Object i over host data: w x h x d texels of elem bytes (rows packed). */
+static uint64_t tobj_set(int i, void *data, uint64_t w, uint64_t h, uint64_t d, uint32_t format,
+                         uint32_t channels, uint32_t elem, int surface)
+{
+    struct ptx_texref *t = &tobj[i];
+    memset(t, 0, sizeof(*t));
+    t->data = data;
+    t->width = w;
+    t->height = h;
+    t->depth = d;
+    t->pitch = w * elem;
+    t->slice = t->pitch * h;
+    t->bytes = t->slice * d;
+    t->format = format;
+    t->channels = channels;
+    t->elem = elem;
+    t->address_mode[0] = t->address_mode[1] = t->address_mode[2] = 1; /* clamp */
+    tobj_surface[i] = surface;
+    return TOBJ_BASE + (uint64_t)i;
+}
+
+/* Runs tex2d at (x, y) on object value v; the four components in got. */
+static void fetch2d(const struct ptx_kernel *k, struct tmem *m, uint64_t out, uint64_t v,
+                    float x, float y, float got[4])
+{
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, out);
+    PB(&pb, v);
+    PB(&pb, x);
+    PB(&pb, y);
+    RUN_OK(k, 1, 1, 1, 1, 0, &pb, m, 1);
+    memcpy(got, tm_host(m, out), 4 * sizeof(float));
+}
+
+/* The 8-bit fixed-point weight of the Programming Guide's linear filtering. */
+static float w8(float frac)
+{
+    return floorf(frac * 256.0f + 0.5f) / 256.0f;
+}
+
+static void test_ptx_tex_fetch_modes(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("tex.ptx");
+    const struct ptx_kernel *k = kern(p, "tex2d");
+    struct tmem m;
+    tm_init(&m);
+    uint64_t out = tm_alloc(&m, 16);
+    float t[3][4], t2[3][4][2], got[4];
+    unsigned char t8[3][4];
+    for (int y = 0; y < 3; y++)
+        for (int x = 0; x < 4; x++) {
+            t[y][x] = (float)(10 * y + x);
+            t2[y][x][0] = t[y][x];
+            t2[y][x][1] = -t[y][x];
+            t8[y][x] = (unsigned char)(40 * y + 60 * x);
+        }
+    uint64_t v = tobj_set(0, t, 4, 3, 1, 0x20, 1, 4, 0);
+    run_tex = &tobj_tex;
+    /* point, clamp, unnormalised: texel (1, 2); beyond the edge: the edge */
+    fetch2d(k, &m, out, v, 1.5f, 2.5f, got);
+    assert_true(got[0] == t[2][1] && got[1] == 0.0f && got[2] == 0.0f && got[3] == 1.0f);
+    fetch2d(k, &m, out, v, 9.0f, -3.0f, got);
+    assert_true(got[0] == t[0][3]);
+    /* linear: weights 0.75 and 0.25 from texel (0, 0) */
+    tobj[0].filter_mode = 1;
+    fetch2d(k, &m, out, v, 1.25f, 0.75f, got);
+    float want = 0.25f * 0.75f * t[0][0] + 0.75f * 0.75f * t[0][1] + 0.25f * 0.25f * t[1][0] +
+                 0.75f * 0.25f * t[1][1];
+    assert_true(fabsf(got[0] - want) < 1e-5f);
+    /* a fraction that 8 bits do not hold: x 1.3 (0.8 past texel 0) weighs 205/256 */
+    fetch2d(k, &m, out, v, 1.3f, 0.5f, got);
+    float a = w8(1.3f - 0.5f - 0.0f);
+    assert_true(a == 205.0f / 256.0f);
+    assert_true(fabsf(got[0] - ((1 - a) * t[0][0] + a * t[0][1])) < 1e-6f);
+    assert_true(fabsf(got[0] - (0.2f * t[0][0] + 0.8f * t[0][1])) > 1e-4f);
+    /* border: the texel left of 0 is the border colour */
+    tobj[0].address_mode[0] = tobj[0].address_mode[1] = 3;
+    tobj[0].border[0] = 9.0f;
+    fetch2d(k, &m, out, v, 0.25f, 0.5f, got);
+    assert_true(fabsf(got[0] - (0.25f * 9.0f + 0.75f * t[0][0])) < 1e-5f);
+    /* wrap and mirror with normalised coordinates, point sampling */
+    tobj[0].filter_mode = 0;
+    tobj[0].flags = 2;
+    tobj[0].address_mode[0] = tobj[0].address_mode[1] = 0;
+    fetch2d(k, &m, out, v, 1.125f, 0.5f, got); /* x 4.5: texel 4 wraps to 0 */
+    assert_true(got[0] == t[1][0]);
+    tobj[0].address_mode[0] = tobj[0].address_mode[1] = 2;
+    fetch2d(k, &m, out, v, 1.375f, -0.1f, got); /* x 5.5: 5 mirrors to 2; y -0.3: to 0 */
+    assert_true(got[0] == t[0][2]);
+    /* without normalised coordinates wrap reads as clamp */
+    tobj[0].flags = 0;
+    fetch2d(k, &m, out, v, 4.5f, 1.5f, got);
+    assert_true(got[0] == t[1][3]);
+    /* two channels: the missing blue reads 0, the missing alpha 1 */
+    v = tobj_set(1, t2, 4, 3, 1, 0x20, 2, 8, 0);
+    fetch2d(k, &m, out, v, 2.5f, 1.5f, got);
+    assert_true(got[0] == t[1][2] && got[1] == -t[1][2] && got[2] == 0.0f && got[3] == 1.0f);
+    /* u8 read as normalised floats */
+    v = tobj_set(2, t8, 4, 3, 1, 0x01, 1, 1, 0);
+    fetch2d(k, &m, out, v, 3.5f, 2.5f, got);
+    assert_true(fabsf(got[0] - t8[2][3] / 255.0f) < 1e-7f);
+    run_tex = NULL;
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_tex_layered_3d_gather(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("tex.ptx");
+    const struct ptx_kernel *k = kern(p, "tex_forms");
+    struct tmem m;
+    tm_init(&m);
+    uint64_t out = tm_alloc(&m, 32);
+    float t[2][3][4];
+    for (int z = 0; z < 2; z++)
+        for (int y = 0; y < 3; y++)
+            for (int x = 0; x < 4; x++)
+                t[z][y][x] = (float)(100 * z + 10 * y + x);
+    uint64_t vl = tobj_set(0, t, 4, 3, 2, 0x20, 1, 4, 0);
+    tobj[0].layered = 1;
+    uint64_t v3 = tobj_set(1, t, 4, 3, 2, 0x20, 1, 4, 0);
+    run_tex = &tobj_tex;
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, out);
+    PB(&pb, vl);
+    PB(&pb, v3);
+    PB(&pb, (uint32_t)1);
+    PB(&pb, 2.5f);
+    PB(&pb, 1.5f);
+    RUN_OK(k, 1, 1, 1, 1, 0, &pb, &m, 1);
+    float *o = tm_host(&m, out);
+    assert_true(o[0] == t[1][1][2]); /* layer 1 */
+    assert_true(o[1] == t[1][1][2]); /* z 1.0: slice 1 */
+    /* tld4 at (2.5, 1.5) of slice 0: the footprint of texels 2..3 x 1..2, red, in the PTX
+     * ISA's order (i, j+1), (i+1, j+1), (i+1, j), (i, j) */
+    assert_true(o[4] == t[0][2][2] && o[5] == t[0][2][3] && o[6] == t[0][1][3] &&
+                o[7] == t[0][1][2]);
+    run_tex = NULL;
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_tex_integer_reads_and_queries(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("tex.ptx");
+    const struct ptx_kernel *k = kern(p, "tex_int");
+    struct tmem m;
+    tm_init(&m);
+    uint64_t out = tm_alloc(&m, 32);
+    int8_t t[5][4];
+    for (int i = 0; i < 5; i++)
+        for (int c = 0; c < 4; c++)
+            t[i][c] = (int8_t)(i * 30 - c * 50);
+    uint64_t v = tobj_set(0, t, 5, 1, 1, 0x08, 4, 4, 0);
+    tobj[0].flags = 1; /* read as integer */
+    tobj[0].address_mode[0] = 3;
+    uint64_t sv = tobj_set(1, t, 5, 1, 1, 0x08, 4, 4, 1);
+    run_tex = &tobj_tex;
+    for (int i = -1; i <= 4; i += 5) {
+        struct pbuf pb;
+        pb_init(&pb, k);
+        PB(&pb, out);
+        PB(&pb, v);
+        PB(&pb, sv);
+        PB(&pb, (int32_t)i);
+        RUN_OK(k, 1, 1, 1, 1, 0, &pb, &m, 1);
+        int32_t *o = tm_host(&m, out);
+        for (int c = 0; c < 4; c++)
+            assert_int_equal(o[c], i < 0 ? 0 : t[i][c]); /* out of range: zero */
+        assert_int_equal(o[4], 5);
+        assert_int_equal(o[5], 1);
+        assert_int_equal(o[6], 5);
+        assert_int_equal(o[7], 3);
+    }
+    run_tex = NULL;
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+static void test_ptx_surface_access(void **state)
+{
+    (void)state;
+    struct ptx_program *p = load("tex.ptx");
+    const struct ptx_kernel *k = kern(p, "surf");
+    struct tmem m;
+    tm_init(&m);
+    uint64_t out = tm_alloc(&m, 16);
+    uint32_t s[3][8];
+    uint16_t s16[2][3][5];
+    memset(s, 0, sizeof(s));
+    memset(s16, 0, sizeof(s16));
+    uint64_t sv = tobj_set(0, s, 8, 3, 1, 0x03, 1, 4, 1);
+    uint64_t sv16 = tobj_set(1, s16, 5, 3, 2, 0x02, 1, 2, 1);
+    tobj[1].layered = 1;
+    run_tex = &tobj_tex;
+    struct pbuf pb;
+    pb_init(&pb, k);
+    PB(&pb, out);
+    PB(&pb, sv);
+    PB(&pb, sv16);
+    PB(&pb, (uint32_t)(5 * 4));
+    PB(&pb, (uint32_t)2);
+    RUN_OK(k, 1, 1, 1, 1, 0, &pb, &m, 1);
+    uint32_t *o = tm_host(&m, out);
+    assert_int_equal(s[2][5], 0x11223344u);
+    assert_int_equal(s[2][6], 0x55667788u);
+    assert_int_equal(o[0], 0x11223344u);
+    assert_int_equal(o[1], 0x55667788u);
+    assert_int_equal(o[2], 0);          /* .zero: out of range reads 0 */
+    assert_int_equal(s16[1][2][4], 0xBEEF); /* .clamp: the last texel of the row, layer 1 */
+    /* .trap out of range, a forged value, a texture used as a surface: the launch faults */
+    char err[320];
+    const struct ptx_kernel *kt = kern(p, "surf_trap");
+    const uint64_t bad[3] = {sv, TOBJ_BASE + 7, TOBJ_BASE + 2};
+    tobj_set(2, s, 8, 3, 1, 0x03, 1, 4, 0);
+    for (int i = 0; i < 3; i++) {
+        pb_init(&pb, kt);
+        PB(&pb, bad[i]);
+        assert_int_equal(run(kt, 1, 1, 1, 1, 0, &pb, &m, 1, err, sizeof(err)),
+                         PTX_ERR_ILLEGAL_ADDRESS);
+        assert_non_null(strstr(err, i ? "no live surface object" : "out of range"));
+    }
+    run_tex = NULL;
+    tm_free(&m);
+    ptx_program_free(p);
+}
+
+/* A texture value that is no object of the launch (here: no objects at all) faults the
+ * launch at the fetch; nothing is read or written. */
+static void test_ptx_texture_forged_object(void **state)
 {
     (void)state;
     struct ptx_program *p = load("kernels2.ptx");
@@ -1687,10 +1944,9 @@ static void test_ptx_texture_not_supported(void **state)
     PB(&pb, (unsigned long long)1);
     char err[320];
     int rc = run(k, 1, 1, 32, 1, 0, &pb, &m, 1, err, sizeof(err));
-    assert_int_equal(rc, PTX_ERR_NOT_SUPPORTED);
-    assert_non_null(strstr(err, "tex.1d"));
+    assert_int_equal(rc, PTX_ERR_ILLEGAL_ADDRESS);
+    assert_non_null(strstr(err, "no live texture object"));
     assert_non_null(strstr(err, "tex_fetch"));
-    /* nothing was written: the launch stopped at the instruction */
     const uint8_t *h = tm_host(&m, o);
     for (int i = 0; i < 32 * 4; i++)
         assert_int_equal(h[i], 0xA5);
@@ -3649,7 +3905,11 @@ int main(void)
         cmocka_unit_test(test_ptx_int64_ops),
         cmocka_unit_test(test_ptx_printf_and_assert),
         cmocka_unit_test(test_ptx_switch),
-        cmocka_unit_test(test_ptx_texture_not_supported),
+        cmocka_unit_test(test_ptx_texture_forged_object),
+        cmocka_unit_test(test_ptx_tex_fetch_modes),
+        cmocka_unit_test(test_ptx_tex_layered_3d_gather),
+        cmocka_unit_test(test_ptx_tex_integer_reads_and_queries),
+        cmocka_unit_test(test_ptx_surface_access),
         cmocka_unit_test(test_ptx_cp_async_bf16_sm80),
         cmocka_unit_test(test_ptx_cp_async_zfill_bounds),
         cmocka_unit_test(test_ptx_cooperative_grid_sync),
