@@ -18,6 +18,7 @@ struct backend_stream;  /* NULL everywhere means the zone's default stream */
 struct backend_event;
 struct backend_library;
 struct backend_kernel;
+struct backend_vmem;    /* a physical allocation (cuMemCreate) */
 
 struct backend_device_props {
     char name[IDM_NAME_MAX];
@@ -162,6 +163,23 @@ struct backend_ops {
                           uint32_t block_size, uint64_t dynamic_smem, uint32_t num_blocks,
                           const uint32_t cluster_dim[3], const uint32_t grid_dim[3], uint32_t flags,
                           uint64_t *value);
+    /* Virtual memory management (sizes, offsets and addresses multiples of
+     * IDM_VMM_GRANULARITY, checked by the zone layer). va_reserve takes a range of backend
+     * addresses (aligned to align) with no memory behind it; vmem_create a physical allocation
+     * (zeroed), which vmem_release scrubs and frees once it is mapped nowhere; vmem_map makes
+     * [baddr, baddr+size) of a reserve resolve to the physical allocation from offset on,
+     * without access, which vmem_set_access grants (rw 1) or takes back (rw 0); vmem_unmap
+     * undoes a whole mapping. */
+    CUresult (*va_reserve)(struct backend_zone *z, uint64_t size, uint64_t align,
+                           uint64_t *baddr);
+    CUresult (*va_free)(struct backend_zone *z, uint64_t baddr, uint64_t size);
+    CUresult (*vmem_create)(struct backend_zone *z, uint64_t size, struct backend_vmem **out);
+    CUresult (*vmem_release)(struct backend_zone *z, struct backend_vmem *m);
+    CUresult (*vmem_map)(struct backend_zone *z, uint64_t baddr, uint64_t size,
+                         struct backend_vmem *m, uint64_t offset);
+    CUresult (*vmem_unmap)(struct backend_zone *z, uint64_t baddr, uint64_t size);
+    CUresult (*vmem_set_access)(struct backend_zone *z, uint64_t baddr, uint64_t size, int rw);
+
     /* Runs (stub) or enqueues (cuda) a launch. err names the kernel/instruction on failure. */
     CUresult (*launch)(struct backend_zone *z, struct backend_kernel *k, struct backend_stream *s,
                        const struct backend_launch *l, char *err, size_t errlen);

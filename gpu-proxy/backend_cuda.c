@@ -75,6 +75,13 @@
     X(LaunchKernel, "cuLaunchKernel", cuLaunchKernel)                                           \
     X(LaunchKernelEx, "cuLaunchKernelEx", cuLaunchKernelEx)                                     \
     X(LaunchCooperativeKernel, "cuLaunchCooperativeKernel", cuLaunchCooperativeKernel)          \
+    X(MemAddressReserve, "cuMemAddressReserve", cuMemAddressReserve)                         \
+    X(MemAddressFree, "cuMemAddressFree", cuMemAddressFree)                                     \
+    X(MemCreate, "cuMemCreate", cuMemCreate)                                                    \
+    X(MemRelease, "cuMemRelease", cuMemRelease)                                                 \
+    X(MemMap, "cuMemMap", cuMemMap)                                                             \
+    X(MemUnmap, "cuMemUnmap", cuMemUnmap)                                                       \
+    X(MemSetAccess, "cuMemSetAccess", cuMemSetAccess)                                           \
     X(GetErrorString, "cuGetErrorString", cuGetErrorString)
 
 static struct {
@@ -348,6 +355,124 @@ static CUresult cuda_mem_free(struct backend_zone *z, uint64_t baddr, uint64_t s
         return rc;
     }
     return CU_CHECK(z->name, cu.MemFree(baddr));
+}
+
+/* ---- virtual memory management: the driver's own calls in the worker's context, so reserved
+ * addresses are the driver's; physical allocations are pinned device memory of the worker's
+ * device, zeroed through a temporary mapping when created and scrubbed the same way when
+ * released. ---- */
+struct backend_vmem {
+    CUmemGenericAllocationHandle h;
+    uint64_t size;
+};
+
+static CUresult cuda_va_reserve(struct backend_zone *z, uint64_t size, uint64_t align,
+                                uint64_t *baddr)
+{
+    CUdeviceptr p = 0;
+    int rc = use_zone(z);
+
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(z->name, cu.MemAddressReserve(&p, size, align, 0, 0));
+    if (rc == CUDA_SUCCESS)
+        *baddr = p;
+    return rc;
+}
+
+static CUresult cuda_va_free(struct backend_zone *z, uint64_t baddr, uint64_t size)
+{
+    int rc = use_zone(z);
+
+    return rc ? rc : CU_CHECK(z->name, cu.MemAddressFree(baddr, size));
+}
+
+static CUresult cuda_vmem_set_access(struct backend_zone *z, uint64_t baddr, uint64_t size,
+                                     int rw)
+{
+    CUmemAccessDesc d = {.location = {.type = CU_MEM_LOCATION_TYPE_DEVICE, .id = cu.dev},
+                         .flags = rw ? CU_MEM_ACCESS_FLAGS_PROT_READWRITE
+                                     : CU_MEM_ACCESS_FLAGS_PROT_NONE};
+    int rc = use_zone(z);
+
+    return rc ? rc : CU_CHECK(z->name, cu.MemSetAccess(baddr, size, &d, 1));
+}
+
+/* Zeroes a physical allocation through a mapping of its own. */
+static CUresult vmem_zero(struct backend_zone *z, struct backend_vmem *m)
+{
+    uint64_t va;
+    int rc = cuda_va_reserve(z, m->size, 0, &va), rc2;
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    rc = CU_CHECK(z->name, cu.MemMap(va, m->size, 0, m->h, 0));
+    if (rc == CUDA_SUCCESS) {
+        if ((rc = cuda_vmem_set_access(z, va, m->size, 1)) == CUDA_SUCCESS)
+            rc = zero_range(z, va, m->size);
+        if ((rc2 = CU_CHECK(z->name, cu.MemUnmap(va, m->size))) != CUDA_SUCCESS && !rc)
+            rc = rc2;
+    }
+    if ((rc2 = cuda_va_free(z, va, m->size)) != CUDA_SUCCESS && !rc)
+        rc = rc2;
+    return rc;
+}
+
+static CUresult cuda_vmem_create(struct backend_zone *z, uint64_t size, struct backend_vmem **out)
+{
+    CUmemAllocationProp prop = {.type = CU_MEM_ALLOCATION_TYPE_PINNED,
+                                .location = {.type = CU_MEM_LOCATION_TYPE_DEVICE, .id = cu.dev}};
+    struct backend_vmem *m = calloc(1, sizeof(*m));
+    int rc = m ? use_zone(z) : CUDA_ERROR_OUT_OF_MEMORY;
+
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(z->name, cu.MemCreate(&m->h, size, &prop, 0));
+    if (rc != CUDA_SUCCESS) {
+        free(m);
+        return rc;
+    }
+    m->size = size;
+    if ((rc = vmem_zero(z, m)) != CUDA_SUCCESS) {
+        log_error("zone=%s cuda backend: zeroing a new physical allocation of %llu bytes failed:"
+                  " %s (%d)", z->name, (unsigned long long)size, cu_errstr(rc), rc);
+        if (CU_CHECK(z->name, cu.MemRelease(m->h)) != CUDA_SUCCESS)
+            log_error("zone=%s cuda backend: releasing the unzeroed allocation failed too",
+                      z->name);
+        free(m);
+        return rc;
+    }
+    *out = m;
+    return CUDA_SUCCESS;
+}
+
+static CUresult cuda_vmem_release(struct backend_zone *z, struct backend_vmem *m)
+{
+    int rc = use_zone(z);
+
+    if (rc == CUDA_SUCCESS && (rc = vmem_zero(z, m)) != CUDA_SUCCESS) {
+        log_error("zone=%s cuda backend: scrubbing a physical allocation failed (%s); memory "
+                  "not released", z->name, cu_errstr(rc));
+        free(m);
+        return rc;
+    }
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(z->name, cu.MemRelease(m->h));
+    free(m);
+    return rc;
+}
+
+static CUresult cuda_vmem_map(struct backend_zone *z, uint64_t baddr, uint64_t size,
+                              struct backend_vmem *m, uint64_t offset)
+{
+    int rc = use_zone(z);
+
+    return rc ? rc : CU_CHECK(z->name, cu.MemMap(baddr, size, offset, m->h, 0));
+}
+
+static CUresult cuda_vmem_unmap(struct backend_zone *z, uint64_t baddr, uint64_t size)
+{
+    int rc = use_zone(z);
+
+    return rc ? rc : CU_CHECK(z->name, cu.MemUnmap(baddr, size));
 }
 
 static CUstream cs(struct backend_stream *s)
@@ -829,6 +954,13 @@ const struct backend_ops backend_cuda = {
     .zone_sync = cuda_zone_sync,
     .mem_alloc = cuda_mem_alloc,
     .mem_free = cuda_mem_free,
+    .va_reserve = cuda_va_reserve,
+    .va_free = cuda_va_free,
+    .vmem_create = cuda_vmem_create,
+    .vmem_release = cuda_vmem_release,
+    .vmem_map = cuda_vmem_map,
+    .vmem_unmap = cuda_vmem_unmap,
+    .vmem_set_access = cuda_vmem_set_access,
     .memcpy_htod = cuda_memcpy_htod,
     .memcpy_dtoh = cuda_memcpy_dtoh,
     .memcpy_dtod = cuda_memcpy_dtod,

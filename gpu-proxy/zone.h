@@ -16,7 +16,8 @@
 
 /* ---- handles: bits 63..56 type, 55..32 generation, 31..0 slot index ---- */
 enum htype { HT_NONE = 0, HT_CTX = 0x11, HT_STREAM = 0x22, HT_EVENT = 0x33, HT_LIBRARY = 0x44,
-             HT_KERNEL = 0x55, HT_IMAGE = 0x66, HT_GRAPH = 0x77, HT_GEXEC = 0x88 };
+             HT_KERNEL = 0x55, HT_IMAGE = 0x66, HT_GRAPH = 0x77, HT_GEXEC = 0x88,
+             HT_VMEM = 0x99 };
 
 #define HTAB_MAX_OBJECTS (1u << 20)
 #define SESSION_MAX_STREAMS 256 /* each stream has a worker thread */
@@ -28,6 +29,11 @@ enum htype { HT_NONE = 0, HT_CTX = 0x11, HT_STREAM = 0x22, HT_EVENT = 0x33, HT_L
 #define GRAPH_MAX_NODES 16384
 #define GRAPH_NODE_MAX_DEPS 1024
 #define ZONE_GRAPH_BYTES (64ull << 20)
+/* Virtual memory management (dispatch_vmm.c): address ranges a session holds reserved at once,
+ * and the bytes all of a zone's reserves may span (address space only: reserves take no memory
+ * and are not charged; the physical allocations mapped into them are). */
+#define SESSION_MAX_RESERVES 1024
+#define ZONE_VMM_RESERVE_BYTES (256ull << 30)
 
 struct handle_slot {
     void *obj;     /* NULL when free */
@@ -57,7 +63,11 @@ int htab_remove(struct handle_table *t, idm_handle h, uint8_t type);
 void *htab_slot(const struct handle_table *t, uint32_t i, uint8_t type, idm_handle *h);
 
 /* ---- allocations ---- */
-enum alloc_kind { ALLOC_MEM = 1, ALLOC_GLOBAL_OWNED = 2, ALLOC_GLOBAL_MAPPED = 3 };
+/* ALLOC_VMM_MAP: one mapping of a physical allocation (vmem) into a reserve; charged 0 (the
+ * physical allocation carries the charge); no_access until the tenant grants access. */
+enum alloc_kind { ALLOC_MEM = 1, ALLOC_GLOBAL_OWNED = 2, ALLOC_GLOBAL_MAPPED = 3,
+                  ALLOC_VMM_MAP = 4 };
+struct vmem_obj;
 
 struct alloc {
     uint64_t va;    /* zone-virtual base */
@@ -66,7 +76,9 @@ struct alloc {
     uint64_t baddr; /* backend address */
     idm_handle owner; /* context (memory) or library (globals) */
     uint64_t buffer_id;
+    struct vmem_obj *vmem; /* ALLOC_VMM_MAP: the physical allocation mapped (baddr is inside it) */
     uint8_t kind;
+    uint8_t no_access; /* 1: mapped without access (ALLOC_VMM_MAP before cuMemSetAccess) */
 };
 
 struct alloc_table {
@@ -81,6 +93,11 @@ int atab_insert(struct alloc_table *t, const struct alloc *a);
 long atab_find(const struct alloc_table *t, uint64_t va, uint64_t len);
 /* Index of the allocation whose base is exactly va, or -1. */
 long atab_find_base(const struct alloc_table *t, uint64_t va);
+/* Index of the first of the ALLOC_VMM_MAP mappings that together cover [va, va+len) back to
+ * back, in zone and in backend addresses alike (so one backend range), or -1. */
+long atab_find_span(const struct alloc_table *t, uint64_t va, uint64_t len);
+/* Whether any allocation overlaps [va, va+len). */
+int atab_overlaps(const struct alloc_table *t, uint64_t va, uint64_t len);
 void atab_remove(struct alloc_table *t, long i);
 
 /* ---- zones ---- */
@@ -105,6 +122,7 @@ struct zone {
     struct worker_stats *pub; /* figures published to the supervisor (worker_ipc.h), or NULL */
     struct worker_counters *m; /* counters.h: &pub->m while counting, else NULL */
     uint64_t graph_bytes; /* host memory of the zone's graphs (atomic), <= ZONE_GRAPH_BYTES */
+    uint64_t vmm_reserved; /* bytes of the zone's reserves (under lock), <= ZONE_VMM_RESERVE_BYTES */
 };
 
 struct zone_registry {
@@ -138,6 +156,11 @@ int parse_size(const char *s, uint64_t *out);
  * are the device's own). */
 int zone_charge(struct zone *z, uint64_t bytes, uint64_t *va);
 void zone_uncharge(struct zone *z, uint64_t bytes);
+/* Counts a reserve of bytes against ZONE_VMM_RESERVE_BYTES (-ENOSPC past it) and, when va is not
+ * NULL, gives it a zone address range aligned to align (a power of two); not charged to the
+ * quota. zone_unreserve gives the count back (the address range is not reused). */
+int zone_reserve(struct zone *z, uint64_t bytes, uint64_t align, uint64_t *va);
+void zone_unreserve(struct zone *z, uint64_t bytes);
 /* A device allocation of the zone made (+1) or freed (-1). */
 void zone_count_alloc(struct zone *z, int delta);
 
@@ -180,6 +203,21 @@ struct event_obj {
     uint64_t rec_seq;
 };
 struct image_obj { uint8_t *data; uint64_t size; };
+/* A physical allocation (cuMemCreate): charged to the quota; lives while its handle has
+ * references (handle != 0) or it is mapped (maps > 0), as CUDA keeps released memory that is
+ * still mapped. */
+struct vmem_obj {
+    struct backend_vmem *bv;
+    uint64_t size;
+    idm_handle handle; /* HT_VMEM; 0 once every reference is released */
+    uint32_t refs;     /* cuMemCreate and cuMemRetainAllocationHandle references */
+    uint32_t maps;     /* live mappings (ALLOC_VMM_MAP entries) */
+    int32_t device;
+};
+/* A reserved range of zone addresses (backend addresses from baddr on). */
+struct vmm_reserve {
+    uint64_t va, size, baddr;
+};
 struct kernel_obj;
 struct library_obj {
     idm_handle ctx;
@@ -254,6 +292,8 @@ struct session {
     uint64_t next_buffer_id;
     uint32_t nstreams;
     uint32_t ngraphs;       /* graphs and executable graphs */
+    struct vmm_reserve res[SESSION_MAX_RESERVES]; /* reserved ranges, unordered */
+    uint32_t nres;
     /* Streams given ops since their workers were last woken (stream.c: session_kick): a run of
      * requests is handed over at once, not one wake-up per op. Dispatch thread only. */
     struct stream_obj *kick[SESSION_MAX_STREAMS];
@@ -284,6 +324,12 @@ void session_free_image(struct session *s, idm_handle h, struct image_obj *im);
 /* Frees a graph or executable graph (type HT_GRAPH or HT_GEXEC), its handle and its charge;
  * an executable graph only once the session's streams are drained. */
 void session_free_graph(struct session *s, idm_handle h, uint8_t type, struct graph_obj *g);
+/* Frees a physical allocation that has neither references nor mappings left (backend memory,
+ * charge). */
+void session_free_vmem(struct session *s, struct vmem_obj *m);
+/* Gives a reserve back (index into s->res): its backend range and its count; no mapping may be
+ * left in it. */
+void session_free_reserve(struct session *s, uint32_t i);
 /* Unloads a library: its kernels, its globals, then the backend library and the handle. */
 void session_free_library(struct session *s, idm_handle h, struct library_obj *lib);
 

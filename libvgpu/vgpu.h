@@ -230,6 +230,8 @@ size_t vgpu_integrity_message(uint8_t *buf, size_t cap, uint32_t version, uint64
 /* ---- memory bookkeeping (api_mem.c) ---- */
 int vgpu_alloc_add_locked(struct vgpu *v, uint64_t base, uint64_t size, int global,
                           idm_handle ctx);
+/* Forgets the allocation whose base is base (none: nothing). */
+void vgpu_alloc_remove_locked(struct vgpu *v, uint64_t base);
 /* Forgets every allocation of a context (destroyed or reset). */
 void vgpu_alloc_forget_ctx_locked(struct vgpu *v, idm_handle ctx);
 /* The allocation containing [p, p+1), or NULL. */
@@ -238,6 +240,11 @@ const struct vgpu_host *vgpu_host_find_locked(struct vgpu *v, const void *p);
 /* MEM_ALLOC in the current context, recorded locally; pool: the default pool it counts in (its
  * device + 1), 0 for cuMemAlloc. */
 CUresult vgpu_mem_alloc(CUdeviceptr *dptr, size_t bytesize, int pool);
+
+/* ---- virtual memory management (api_vmm.c) ---- */
+/* Clears the attributes of what it does not support (shareable handles, RDMA) on device d; the
+ * proxy reports VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED as its backend implements it. */
+void vgpu_vmm_init(struct vgpu *v, int d);
 
 /* ---- memory pools (api_pool.c) ---- */
 /* Sets up device d's default pool and the pool attributes its cached properties advertise. */

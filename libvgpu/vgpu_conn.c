@@ -455,6 +455,7 @@ static CUresult init_locked(struct vgpu *v)
         dev->name[sizeof dev->name - 1] = '\0';
         memcpy(dev->attrs, pr.attrs, sizeof dev->attrs);
         vgpu_pool_init(v, d);
+        vgpu_vmm_init(v, d);
         struct vgpu_ctx *p = &v->primary[d];
         p->magic = VGPU_CTX_MAGIC;
         p->primary = 1;
