@@ -87,7 +87,7 @@ struct vgpu_alloc {
     uint64_t size;
     int global;              /* module global: not freeable */
     idm_handle ctx;          /* the context it belongs to */
-    int pool;                /* stream-ordered: its device's default pool + 1; 0 none */
+    struct vgpu_pool *pool;  /* stream-ordered: the pool it counts in; NULL none */
 };
 
 /* A device's default memory pool (the only pool): its attributes and usage figures. Memory is
@@ -95,6 +95,10 @@ struct vgpu_alloc {
 struct vgpu_pool {
     uint32_t magic;
     int dev;
+    int created;                 /* 1: cuMemPoolCreate's (heap, on vgpu.created_pools) */
+    int destroyed;               /* created: destroyed, freed with its last allocation */
+    uint64_t max_size;           /* created: CUmemPoolProps.maxSize (0: none) */
+    struct vgpu_pool *next;      /* created: the next created pool */
     uint64_t release_threshold;  /* kept and returned; changes nothing */
     int reuse[3];                /* CU_MEMPOOL_ATTR_REUSE_*: kept and returned */
     uint64_t used, used_high;
@@ -156,6 +160,9 @@ struct vgpu {
     struct vgpu_device dev[VGPU_MAX_DEVICES];
     struct vgpu_ctx primary[VGPU_MAX_DEVICES];
     struct vgpu_pool pools[VGPU_MAX_DEVICES]; /* default pools, usage under lock */
+    struct vgpu_pool *created_pools; /* cuMemPoolCreate's live pools (under lock) */
+    struct vgpu_pool *current_pool[VGPU_MAX_DEVICES]; /* cuDeviceSetMemPool's; NULL: default */
+    unsigned ncreated_pools;
 
     struct vgpu_alloc *allocs;   /* sorted by base */
     size_t nallocs, cap_allocs;
@@ -237,9 +244,9 @@ void vgpu_alloc_forget_ctx_locked(struct vgpu *v, idm_handle ctx);
 /* The allocation containing [p, p+1), or NULL. */
 const struct vgpu_alloc *vgpu_alloc_find_locked(struct vgpu *v, uint64_t p);
 const struct vgpu_host *vgpu_host_find_locked(struct vgpu *v, const void *p);
-/* MEM_ALLOC in the current context, recorded locally; pool: the default pool it counts in (its
- * device + 1), 0 for cuMemAlloc. */
-CUresult vgpu_mem_alloc(CUdeviceptr *dptr, size_t bytesize, int pool);
+/* MEM_ALLOC in the current context, recorded locally; pool: the pool it counts in (and whose
+ * maximum size it must fit), NULL for cuMemAlloc. */
+CUresult vgpu_mem_alloc(CUdeviceptr *dptr, size_t bytesize, struct vgpu_pool *pool);
 
 /* ---- virtual memory management (api_vmm.c) ---- */
 /* Clears the attributes of what it does not support (shareable handles, RDMA) on device d; the
@@ -249,6 +256,11 @@ void vgpu_vmm_init(struct vgpu *v, int d);
 /* ---- memory pools (api_pool.c) ---- */
 /* Sets up device d's default pool and the pool attributes its cached properties advertise. */
 void vgpu_pool_init(struct vgpu *v, int d);
+/* The live pool behind a handle (a default pool or a created one not destroyed), else NULL;
+ * compares handles, never reads through one. */
+struct vgpu_pool *vgpu_pool_check_locked(struct vgpu *v, CUmemoryPool h);
+/* An allocation of pool p was freed: a destroyed created pool goes with its last one. */
+void vgpu_pool_uncount_locked(struct vgpu *v, struct vgpu_pool *p, uint64_t size);
 
 /* ---- streams ---- */
 static inline idm_handle vgpu_stream_handle(CUstream s)
