@@ -33,7 +33,8 @@ static inline int fuzz_hands_out(uint16_t op)
     case IDM_OP_PRIMARY_CTX_RETAIN: case IDM_OP_CTX_CREATE: case IDM_OP_MEM_ALLOC:
     case IDM_OP_STREAM_CREATE: case IDM_OP_EVENT_CREATE: case IDM_OP_IMAGE_BEGIN:
     case IDM_OP_LIBRARY_LOAD: case IDM_OP_LIBRARY_GET_KERNEL: case IDM_OP_LIBRARY_GET_GLOBAL:
-    case IDM_OP_GRAPH_CREATE: case IDM_OP_GRAPH_INSTANTIATE:
+    case IDM_OP_GRAPH_CREATE: case IDM_OP_GRAPH_INSTANTIATE: case IDM_OP_VMM_RESERVE:
+    case IDM_OP_VMM_CREATE: case IDM_OP_VMM_RETAIN:
         return 1;
     default:
         return 0;
