@@ -19,6 +19,7 @@ struct backend_event;
 struct backend_library;
 struct backend_kernel;
 struct backend_vmem;    /* a physical allocation (cuMemCreate) */
+struct backend_heap;    /* the device-side malloc/free heap of a context (stub) */
 
 struct backend_device_props {
     char name[IDM_NAME_MAX];
@@ -66,6 +67,9 @@ struct backend_launch {
     /* 1: a cooperative launch (every block co-resident, grid-wide sync allowed); a grid larger
      * than the device holds at once fails with CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE. */
     int cooperative;
+    /* The context's device-side malloc/free heap (backend_ops.heap_create); NULL: none, device
+     * malloc returns NULL (the cuda backend: the driver keeps the heap). */
+    struct backend_heap *heap;
 };
 
 struct backend_ops {
@@ -180,6 +184,18 @@ struct backend_ops {
     CUresult (*vmem_unmap)(struct backend_zone *z, uint64_t baddr, uint64_t size);
     CUresult (*vmem_set_access)(struct backend_zone *z, uint64_t baddr, uint64_t size, int rw);
 
+    /* Device-side malloc/free (NULL: the driver provides the heap itself, as cuda's does).
+     * kernel_uses_heap: 1 when k's module calls malloc or free. heap_create: a heap over
+     * [zone_addr, zone_addr + size) of zone memory the caller allocated and charged (the
+     * addresses kernels see); heap_destroy frees its bookkeeping (not the memory). */
+    int (*kernel_uses_heap)(struct backend_kernel *k);
+    CUresult (*heap_create)(struct backend_zone *z, uint64_t zone_addr, uint64_t size,
+                            struct backend_heap **out);
+    void (*heap_destroy)(struct backend_zone *z, struct backend_heap *h);
+    /* A limit of the zone's context set in the driver (cuCtxSetLimit); NULL: limits are the
+     * zone layer's alone (stub). The cuda backend forwards CU_LIMIT_MALLOC_HEAP_SIZE, the heap
+     * its driver keeps for the worker's one context, which the zone layer charges. */
+    CUresult (*set_limit)(struct backend_zone *z, int32_t limit, uint64_t value);
     /* Runs (stub) or enqueues (cuda) a launch. err names the kernel/instruction on failure. */
     CUresult (*launch)(struct backend_zone *z, struct backend_kernel *k, struct backend_stream *s,
                        const struct backend_launch *l, char *err, size_t errlen);

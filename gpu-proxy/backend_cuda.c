@@ -37,6 +37,7 @@
     X(DevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease", cuDevicePrimaryCtxRelease)          \
     X(CtxSetCurrent, "cuCtxSetCurrent", cuCtxSetCurrent)                                        \
     X(CtxSynchronize, "cuCtxSynchronize", cuCtxSynchronize)                                     \
+    X(CtxSetLimit, "cuCtxSetLimit", cuCtxSetLimit)                                              \
     X(MemGetInfo, "cuMemGetInfo", cuMemGetInfo)                                                 \
     X(MemAlloc, "cuMemAlloc", cuMemAlloc)                                                       \
     X(MemFree, "cuMemFree", cuMemFree)                                                          \
@@ -473,6 +474,13 @@ static CUresult cuda_vmem_unmap(struct backend_zone *z, uint64_t baddr, uint64_t
     int rc = use_zone(z);
 
     return rc ? rc : CU_CHECK(z->name, cu.MemUnmap(baddr, size));
+}
+
+static CUresult cuda_set_limit(struct backend_zone *z, int32_t limit, uint64_t value)
+{
+    int rc = use_zone(z);
+
+    return rc ? rc : CU_CHECK(z->name, cu.CtxSetLimit((CUlimit)limit, value));
 }
 
 static CUstream cs(struct backend_stream *s)
@@ -961,6 +969,7 @@ const struct backend_ops backend_cuda = {
     .vmem_map = cuda_vmem_map,
     .vmem_unmap = cuda_vmem_unmap,
     .vmem_set_access = cuda_vmem_set_access,
+    .set_limit = cuda_set_limit,
     .memcpy_htod = cuda_memcpy_htod,
     .memcpy_dtoh = cuda_memcpy_dtoh,
     .memcpy_dtod = cuda_memcpy_dtod,

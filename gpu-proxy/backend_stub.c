@@ -50,6 +50,9 @@ struct backend_kernel {
     int32_t carveout;
     int32_t cluster_attrs[6]; /* CU_FUNC_ATTRIBUTE_CLUSTER_SIZE_MUST_BE_SET .. +5 */
 };
+struct backend_heap {
+    struct ptx_heap *h;
+};
 struct stub_global {
     char *name;
     uint64_t zone_addr;
@@ -936,8 +939,41 @@ static CUresult stub_launch(struct backend_zone *z, struct backend_kernel *k,
     pl.printf_fifo_size = l->printf_fifo_size;
     pl.cancel = l->cancel;
     pl.cooperative = l->cooperative;
+    pl.heap = l->heap ? l->heap->h : NULL;
     pl.host_threads = stub.cpus;
     return ptx_launch(k->k, &pl, err, errlen);
+}
+
+static int stub_kernel_uses_heap(struct backend_kernel *k)
+{
+    return ptx_program_uses_heap(k->lib->prog);
+}
+
+static CUresult stub_heap_create(struct backend_zone *z, uint64_t zone_addr, uint64_t size,
+                                 struct backend_heap **out)
+{
+    struct backend_heap *bh = calloc(1, sizeof(*bh));
+    int err;
+
+    (void)z;
+    *out = NULL;
+    if (bh == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    if ((err = ptx_heap_create(zone_addr, size, &bh->h)) != 0) {
+        free(bh);
+        return cu_from_errno(err);
+    }
+    *out = bh;
+    return CUDA_SUCCESS;
+}
+
+static void stub_heap_destroy(struct backend_zone *z, struct backend_heap *h)
+{
+    (void)z;
+    if (h == NULL)
+        return;
+    ptx_heap_destroy(h->h);
+    free(h);
 }
 
 const struct backend_ops backend_stub = {
@@ -979,6 +1015,9 @@ const struct backend_ops backend_stub = {
     .func_get_attribute = stub_func_get_attribute,
     .func_set_attribute = stub_func_set_attribute,
     .occupancy = stub_occupancy,
+    .kernel_uses_heap = stub_kernel_uses_heap,
+    .heap_create = stub_heap_create,
+    .heap_destroy = stub_heap_destroy,
     .launch = stub_launch,
     .va_reserve = stub_va_reserve,
     .va_free = stub_va_free,

@@ -441,6 +441,33 @@ int zone_charge(struct zone *z, uint64_t bytes, uint64_t *va)
     return rc;
 }
 
+int zone_recharge(struct zone *z, uint64_t *held, uint64_t bytes)
+{
+    uint64_t old;
+    int rc = 0;
+
+    pthread_mutex_lock(&z->lock);
+    old = *held;
+    if (bytes > old && z->quota &&
+        (bytes - old > z->quota || z->used > z->quota - (bytes - old))) {
+        rc = -ENOMEM;
+    } else {
+        z->used = z->used - old + bytes;
+        *held = bytes;
+        if (z->used > z->peak)
+            z->peak = z->used;
+    }
+    pthread_mutex_unlock(&z->lock);
+    if (rc == 0) {
+        if (bytes >= old)
+            __atomic_add_fetch(&z->reg->allocated_bytes, bytes - old, __ATOMIC_RELAXED);
+        else
+            __atomic_sub_fetch(&z->reg->allocated_bytes, old - bytes, __ATOMIC_RELAXED);
+        zone_publish(z);
+    }
+    return rc;
+}
+
 int zone_reserve(struct zone *z, uint64_t bytes, uint64_t align, uint64_t *va)
 {
     int rc = 0;
@@ -770,6 +797,8 @@ void session_release(struct session *s, idm_handle ctx)
                 s->primary_refs = 0;
             }
             htab_remove(&s->ht, h, HT_CTX);
+            if (s->be->heap_destroy)
+                s->be->heap_destroy(s->bz, ((struct ctx_obj *)o)->heap);
             free(o);
         }
     }

@@ -64,9 +64,11 @@ void *htab_slot(const struct handle_table *t, uint32_t i, uint8_t type, idm_hand
 
 /* ---- allocations ---- */
 /* ALLOC_VMM_MAP: one mapping of a physical allocation (vmem) into a reserve; charged 0 (the
- * physical allocation carries the charge); no_access until the tenant grants access. */
+ * physical allocation carries the charge); no_access until the tenant grants access.
+ * ALLOC_HEAP: a context's device-side malloc/free heap (owner: the context; not the tenant's to
+ * free). */
 enum alloc_kind { ALLOC_MEM = 1, ALLOC_GLOBAL_OWNED = 2, ALLOC_GLOBAL_MAPPED = 3,
-                  ALLOC_VMM_MAP = 4 };
+                  ALLOC_VMM_MAP = 4, ALLOC_HEAP = 5 };
 struct vmem_obj;
 
 struct alloc {
@@ -123,6 +125,8 @@ struct zone {
     struct worker_counters *m; /* counters.h: &pub->m while counting, else NULL */
     uint64_t graph_bytes; /* host memory of the zone's graphs (atomic), <= ZONE_GRAPH_BYTES */
     uint64_t vmm_reserved; /* bytes of the zone's reserves (under lock), <= ZONE_VMM_RESERVE_BYTES */
+    uint64_t heap_charged; /* real backend: the driver's device heap size last set, charged
+                            * (under lock; held while the worker's context lives) */
 };
 
 struct zone_registry {
@@ -156,6 +160,9 @@ int parse_size(const char *s, uint64_t *out);
  * are the device's own). */
 int zone_charge(struct zone *z, uint64_t bytes, uint64_t *va);
 void zone_uncharge(struct zone *z, uint64_t bytes);
+/* Changes a charge of the zone held at *held (a field of the zone, under its lock) to bytes:
+ * 0, or -ENOMEM when the growth exceeds the quota (nothing changed). */
+int zone_recharge(struct zone *z, uint64_t *held, uint64_t bytes);
 /* Counts a reserve of bytes against ZONE_VMM_RESERVE_BYTES (-ENOSPC past it) and, when va is not
  * NULL, gives it a zone address range aligned to align (a power of two); not charged to the
  * quota. zone_unreserve gives the count back (the address range is not reused). */
@@ -169,6 +176,11 @@ struct ctx_obj {
     int primary;
     uint32_t flags;
     uint64_t limits[CU_LIMIT_MAX];
+    /* The device-side malloc/free heap, made at the first launch of a kernel whose module
+     * uses it (dispatch_ctx_heap): limits[CU_LIMIT_MALLOC_HEAP_SIZE] bytes of zone memory (an
+     * ALLOC_HEAP allocation); NULL before, and always with a backend that keeps its own. */
+    struct backend_heap *heap;
+    int heap_made; /* the heap exists (its size can no longer be set) */
 };
 struct stream_op;
 /* A stream: its backend stream and the worker thread that runs its queue in order (stream.c). */

@@ -2,8 +2,9 @@
  * round trips, pointer isolation, scrubbed reuse, a PTX kernel (JIT-compiled by the driver)
  * whose pointer parameter the proxy translates from zone to real addresses, and virtual memory
  * management through the driver's own calls (fresh chunks read zero, a copy across two mappings,
- * no access before VMM_SET_ACCESS, another zone refused). Without an NVIDIA driver or GPU it
- * exits 77 (skipped). */
+ * no access before VMM_SET_ACCESS, another zone refused), and the device heap's size forwarded
+ * to the driver and charged (past the quota refused). Without an NVIDIA driver or GPU it exits
+ * 77 (skipped). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -192,12 +193,50 @@ static void test_cuda_vmm(void **state)
     free(back);
 }
 
+static uint64_t free_of(struct pc *p, idm_handle ctx)
+{
+    struct idm_req_MEM_GET_INFO q = {.ctx = ctx};
+    struct idm_rep_MEM_GET_INFO r;
+
+    assert_int_equal(pc_call(p, IDM_OP_MEM_GET_INFO, &q, sizeof(q), NULL, 0, &r, sizeof(r), NULL),
+                     0);
+    return r.free;
+}
+
+/* Last: the charge stays with zone A while its worker's context lives. */
+static void test_cuda_heap_charged(void **state)
+{
+    struct pc a;
+    idm_handle ctx;
+    uint64_t before;
+    struct idm_req_CTX_SET_LIMIT q = {.limit = CU_LIMIT_MALLOC_HEAP_SIZE};
+    struct idm_req_CTX_GET_LIMIT g = {.limit = CU_LIMIT_MALLOC_HEAP_SIZE};
+    struct idm_rep_CTX_GET_LIMIT gr;
+
+    (void)state;
+    fx_connect(&fx, &a, "A");
+    assert_int_equal(pc_ctx(&a, &ctx), 0);
+    q.ctx = g.ctx = ctx;
+    before = free_of(&a, ctx);
+    q.value = 512ull << 20; /* past the zone's 256 MiB */
+    assert_int_equal(pc_call(&a, IDM_OP_CTX_SET_LIMIT, &q, sizeof(q), NULL, 0, NULL, 0, NULL),
+                     CUDA_ERROR_OUT_OF_MEMORY);
+    q.value = 64ull << 20;
+    assert_int_equal(pc_call(&a, IDM_OP_CTX_SET_LIMIT, &q, sizeof(q), NULL, 0, NULL, 0, NULL), 0);
+    assert_int_equal(before - free_of(&a, ctx), 64ull << 20);
+    assert_int_equal(pc_call(&a, IDM_OP_CTX_GET_LIMIT, &g, sizeof(g), NULL, 0, &gr, sizeof(gr),
+                             NULL), 0);
+    assert_int_equal(gr.value, 64ull << 20);
+    pc_close(&a);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cuda_roundtrip_isolation_scrub),
         cmocka_unit_test(test_cuda_kernel_pointer),
         cmocka_unit_test(test_cuda_vmm),
+        cmocka_unit_test(test_cuda_heap_charged),
     };
 
     if (argc < 2) {
