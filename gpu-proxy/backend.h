@@ -103,7 +103,10 @@ struct backend_ops {
     CUresult (*mem_info)(uint64_t *free_bytes, uint64_t *total_bytes);
 
     CUresult (*zone_open)(const char *zone_name, struct backend_zone **out);
-    void (*zone_close)(struct backend_zone *z);
+    /* 1 when this was the backend's last open zone view and it dropped the state its clients
+     * shared (cuda: the worker's context is renewed, and the driver's device heap, local
+     * memory and printf FIFO go with it), else 0. */
+    int (*zone_close)(struct backend_zone *z);
     /* Waits until all work of the zone is done; returns the first execution error seen. */
     CUresult (*zone_sync)(struct backend_zone *z);
 

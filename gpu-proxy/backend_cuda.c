@@ -1,7 +1,7 @@
 /* backend_cuda.c - the real GPU: NVIDIA's libcuda.so.1 loaded with dlopen at start-up (never
  * linked) and every entry point resolved through cuGetProcAddress. A worker serves one zone and
  * holds exactly one CUcontext (the device's primary context), which all of the zone's clients
- * share. Device addresses are the context's own, handed to the zone unchanged: another zone's
+ * share; it is renewed when the last of them leaves. Device addresses are the context's own, handed to the zone unchanged: another zone's
  * memory lives in another worker process, in another GPU address space, which the driver
  * enforces; kernel parameters go to the driver as the tenant wrote them. Memory is zeroed before
  * it is handed out and scrubbed when it is freed, on a stream of the worker's own. Every CUDA
@@ -90,12 +90,14 @@ static struct {
     CUdevice dev;
     CUcontext ctx;         /* the primary context: the worker's one context */
     CUstream zero_stream;  /* non-blocking: zeroes memory before it is handed out or freed */
+    pthread_mutex_t views_lock; /* views, and the context's renewal */
+    unsigned views;        /* open zone views (clients) */
     int driver_version;
     struct backend_device_props props;
 #define X(field, name, proto) __typeof__(proto) *field;
     CU_FUNCS(X)
 #undef X
-} cu;
+} cu = {.views_lock = PTHREAD_MUTEX_INITIALIZER};
 
 struct backend_zone {
     char name[64];
@@ -295,14 +297,57 @@ static CUresult cuda_zone_open(const char *zone_name, struct backend_zone **out)
     if (z == NULL)
         return CUDA_ERROR_OUT_OF_MEMORY;
     snprintf(z->name, sizeof(z->name), "%s", zone_name);
+    pthread_mutex_lock(&cu.views_lock);
+    if (cu.ctx == NULL) {
+        pthread_mutex_unlock(&cu.views_lock);
+        free(z);
+        log_error("zone=%s cuda backend: the worker has no context (its renewal failed)",
+                  zone_name);
+        return CUDA_ERROR_NOT_INITIALIZED;
+    }
     z->ctx = cu.ctx;
+    cu.views++;
+    pthread_mutex_unlock(&cu.views_lock);
     *out = z;
     return CUDA_SUCCESS;
 }
 
-static void cuda_zone_close(struct backend_zone *z)
+/* The zone has no client left: the primary context is released (the driver destroys it with
+ * its heap, local memory and printf FIFO) and retained afresh, so that the zone's next client
+ * finds a context in the state a new process would (a device heap size can be set again).
+ * Under views_lock: no client can open a view meanwhile. */
+static void renew_context_locked(const char *zone_name)
 {
+    int rc;
+
+    if ((rc = CU_CHECK(zone_name, cu.CtxSetCurrent(cu.ctx))) == CUDA_SUCCESS)
+        rc = CU_CHECK(zone_name, cu.StreamDestroy(cu.zero_stream));
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(zone_name, cu.DevicePrimaryCtxRelease(cu.dev));
+    cu.ctx = NULL;
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(zone_name, cu.DevicePrimaryCtxRetain(&cu.ctx, cu.dev));
+    if (rc == CUDA_SUCCESS && (rc = CU_CHECK(zone_name, cu.CtxSetCurrent(cu.ctx))) == 0)
+        rc = CU_CHECK(zone_name, cu.StreamCreateWithPriority(&cu.zero_stream,
+                                                             CU_STREAM_NON_BLOCKING, 0));
+    if (rc != CUDA_SUCCESS) {
+        cu.ctx = NULL; /* later clients are refused; the worker's context is unusable */
+        log_error("zone=%s cuda backend: renewing the worker's context failed: %s (%d)",
+                  zone_name, cu_errstr(rc), rc);
+    }
+}
+
+static int cuda_zone_close(struct backend_zone *z)
+{
+    int last;
+
+    pthread_mutex_lock(&cu.views_lock);
+    last = --cu.views == 0 && cu.ctx != NULL;
+    if (last)
+        renew_context_locked(z->name);
+    pthread_mutex_unlock(&cu.views_lock);
     free(z);
+    return last;
 }
 
 static CUresult cuda_zone_sync(struct backend_zone *z)

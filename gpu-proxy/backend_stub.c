@@ -287,9 +287,10 @@ static CUresult stub_zone_open(const char *zone_name, struct backend_zone **out)
     return CUDA_SUCCESS;
 }
 
-static void stub_zone_close(struct backend_zone *z)
+static int stub_zone_close(struct backend_zone *z)
 {
-    free(z);
+    free(z); /* each session's state is its own: nothing is shared */
+    return 0;
 }
 
 static CUresult stub_zone_sync(struct backend_zone *z)

@@ -520,6 +520,16 @@ void zone_count_alloc(struct zone *z, int delta)
 
 /* ---- sessions ---- */
 
+/* Closes the session's backend view; when the backend dropped what its clients shared (the
+ * real GPU's context, with the driver's device heap), the heap's charge goes back. */
+static void close_view(struct session *s)
+{
+    struct zone *z = s->zone;
+
+    if (s->be->zone_close(s->bz) == 1 && zone_recharge(z, &z->heap_charged, 0) != 0)
+        log_error("zone=%s %s: giving back the device heap's charge failed", z->name, s->peer);
+}
+
 int session_open(struct zone *z, struct idm_conn *conn, void *window, uint64_t window_size,
                  uint32_t slot_size, const char *peer, struct session **out)
 {
@@ -582,7 +592,7 @@ int session_open(struct zone *z, struct idm_conn *conn, void *window, uint64_t w
     return 0;
 
 close_backend:
-    s->be->zone_close(s->bz);
+    close_view(s);
 fini_runs:
     session_runs_fini(s);
 destroy_lock:
@@ -828,7 +838,7 @@ void session_close(struct session *s)
     log_info("zone=%s %s: released %u objects and %u allocations (%llu bytes, scrubbed)",
              z->name, s->peer, objects, allocs, (unsigned long long)bytes);
     session_runs_fini(s);
-    s->be->zone_close(s->bz);
+    close_view(s);
     htab_destroy(&s->ht);
     atab_destroy(&s->at);
     pthread_rwlock_destroy(&s->at_lock);
