@@ -19,6 +19,8 @@ struct backend_event;
 struct backend_library;
 struct backend_kernel;
 struct backend_array;   /* a CUDA array (cuda: a CUarray; stub: host memory) */
+struct backend_vmem;    /* a physical allocation (cuMemCreate) */
+struct backend_heap;    /* the device-side malloc/free heap of a context (stub) */
 
 struct backend_device_props {
     char name[IDM_NAME_MAX];
@@ -66,6 +68,9 @@ struct backend_launch {
     /* 1: a cooperative launch (every block co-resident, grid-wide sync allowed); a grid larger
      * than the device holds at once fails with CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE. */
     int cooperative;
+    /* The context's device-side malloc/free heap (backend_ops.heap_create); NULL: none, device
+     * malloc returns NULL (the cuda backend: the driver keeps the heap). */
+    struct backend_heap *heap;
 };
 
 /* A CUDA array's shape (ARRAY_CREATE, checked): height 0 for 1D, depth 0 for 1D and 2D. */
@@ -136,7 +141,10 @@ struct backend_ops {
     CUresult (*mem_info)(uint64_t *free_bytes, uint64_t *total_bytes);
 
     CUresult (*zone_open)(const char *zone_name, struct backend_zone **out);
-    void (*zone_close)(struct backend_zone *z);
+    /* 1 when this was the backend's last open zone view and it dropped the state its clients
+     * shared (cuda: the worker's context is renewed, and the driver's device heap, local
+     * memory and printf FIFO go with it), else 0. */
+    int (*zone_close)(struct backend_zone *z);
     /* Waits until all work of the zone is done; returns the first execution error seen. */
     CUresult (*zone_sync)(struct backend_zone *z);
 
@@ -204,6 +212,35 @@ struct backend_ops {
                           uint32_t block_size, uint64_t dynamic_smem, uint32_t num_blocks,
                           const uint32_t cluster_dim[3], const uint32_t grid_dim[3], uint32_t flags,
                           uint64_t *value);
+    /* Virtual memory management (sizes, offsets and addresses multiples of
+     * IDM_VMM_GRANULARITY, checked by the zone layer). va_reserve takes a range of backend
+     * addresses (aligned to align) with no memory behind it; vmem_create a physical allocation
+     * (zeroed), which vmem_release scrubs and frees once it is mapped nowhere; vmem_map makes
+     * [baddr, baddr+size) of a reserve resolve to the physical allocation from offset on,
+     * without access, which vmem_set_access grants (rw 1) or takes back (rw 0); vmem_unmap
+     * undoes a whole mapping. */
+    CUresult (*va_reserve)(struct backend_zone *z, uint64_t size, uint64_t align,
+                           uint64_t *baddr);
+    CUresult (*va_free)(struct backend_zone *z, uint64_t baddr, uint64_t size);
+    CUresult (*vmem_create)(struct backend_zone *z, uint64_t size, struct backend_vmem **out);
+    CUresult (*vmem_release)(struct backend_zone *z, struct backend_vmem *m);
+    CUresult (*vmem_map)(struct backend_zone *z, uint64_t baddr, uint64_t size,
+                         struct backend_vmem *m, uint64_t offset);
+    CUresult (*vmem_unmap)(struct backend_zone *z, uint64_t baddr, uint64_t size);
+    CUresult (*vmem_set_access)(struct backend_zone *z, uint64_t baddr, uint64_t size, int rw);
+
+    /* Device-side malloc/free (NULL: the driver provides the heap itself, as cuda's does).
+     * kernel_uses_heap: 1 when k's module calls malloc or free. heap_create: a heap over
+     * [zone_addr, zone_addr + size) of zone memory the caller allocated and charged (the
+     * addresses kernels see); heap_destroy frees its bookkeeping (not the memory). */
+    int (*kernel_uses_heap)(struct backend_kernel *k);
+    CUresult (*heap_create)(struct backend_zone *z, uint64_t zone_addr, uint64_t size,
+                            struct backend_heap **out);
+    void (*heap_destroy)(struct backend_zone *z, struct backend_heap *h);
+    /* A limit of the zone's context set in the driver (cuCtxSetLimit); NULL: limits are the
+     * zone layer's alone (stub). The cuda backend forwards CU_LIMIT_MALLOC_HEAP_SIZE, the heap
+     * its driver keeps for the worker's one context, which the zone layer charges. */
+    CUresult (*set_limit)(struct backend_zone *z, int32_t limit, uint64_t value);
     /* Runs (stub) or enqueues (cuda) a launch. err names the kernel/instruction on failure. */
     CUresult (*launch)(struct backend_zone *z, struct backend_kernel *k, struct backend_stream *s,
                        const struct backend_launch *l, char *err, size_t errlen);

@@ -1,7 +1,7 @@
 /* backend_cuda.c - the real GPU: NVIDIA's libcuda.so.1 loaded with dlopen at start-up (never
  * linked) and every entry point resolved through cuGetProcAddress. A worker serves one zone and
  * holds exactly one CUcontext (the device's primary context), which all of the zone's clients
- * share. Device addresses are the context's own, handed to the zone unchanged: another zone's
+ * share; it is renewed when the last of them leaves. Device addresses are the context's own, handed to the zone unchanged: another zone's
  * memory lives in another worker process, in another GPU address space, which the driver
  * enforces; kernel parameters go to the driver as the tenant wrote them. Memory is zeroed before
  * it is handed out and scrubbed when it is freed, on a stream of the worker's own. Every CUDA
@@ -37,6 +37,7 @@
     X(DevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease", cuDevicePrimaryCtxRelease)          \
     X(CtxSetCurrent, "cuCtxSetCurrent", cuCtxSetCurrent)                                        \
     X(CtxSynchronize, "cuCtxSynchronize", cuCtxSynchronize)                                     \
+    X(CtxSetLimit, "cuCtxSetLimit", cuCtxSetLimit)                                              \
     X(MemGetInfo, "cuMemGetInfo", cuMemGetInfo)                                                 \
     X(MemAlloc, "cuMemAlloc", cuMemAlloc)                                                       \
     X(MemFree, "cuMemFree", cuMemFree)                                                          \
@@ -77,26 +78,35 @@
     X(LaunchKernel, "cuLaunchKernel", cuLaunchKernel)                                           \
     X(LaunchKernelEx, "cuLaunchKernelEx", cuLaunchKernelEx)                                     \
     X(LaunchCooperativeKernel, "cuLaunchCooperativeKernel", cuLaunchCooperativeKernel)          \
-    X(GetErrorString, "cuGetErrorString", cuGetErrorString)                                    \
+    X(GetErrorString, "cuGetErrorString", cuGetErrorString)                                     \
     X(Array3DCreate, "cuArray3DCreate", cuArray3DCreate)                                        \
     X(ArrayDestroy, "cuArrayDestroy", cuArrayDestroy)                                           \
     X(Memcpy3D, "cuMemcpy3D", cuMemcpy3D)                                                       \
     X(TexObjectCreate, "cuTexObjectCreate", cuTexObjectCreate)                                  \
     X(TexObjectDestroy, "cuTexObjectDestroy", cuTexObjectDestroy)                               \
     X(SurfObjectCreate, "cuSurfObjectCreate", cuSurfObjectCreate)                               \
-    X(SurfObjectDestroy, "cuSurfObjectDestroy", cuSurfObjectDestroy)
+    X(SurfObjectDestroy, "cuSurfObjectDestroy", cuSurfObjectDestroy)                            \
+    X(MemAddressReserve, "cuMemAddressReserve", cuMemAddressReserve)                            \
+    X(MemAddressFree, "cuMemAddressFree", cuMemAddressFree)                                     \
+    X(MemCreate, "cuMemCreate", cuMemCreate)                                                    \
+    X(MemRelease, "cuMemRelease", cuMemRelease)                                                 \
+    X(MemMap, "cuMemMap", cuMemMap)                                                             \
+    X(MemUnmap, "cuMemUnmap", cuMemUnmap)                                                       \
+    X(MemSetAccess, "cuMemSetAccess", cuMemSetAccess)
 
 static struct {
     void *lib;
     CUdevice dev;
     CUcontext ctx;         /* the primary context: the worker's one context */
     CUstream zero_stream;  /* non-blocking: zeroes memory before it is handed out or freed */
+    pthread_mutex_t views_lock; /* views, and the context's renewal */
+    unsigned views;        /* open zone views (clients) */
     int driver_version;
     struct backend_device_props props;
 #define X(field, name, proto) __typeof__(proto) *field;
     CU_FUNCS(X)
 #undef X
-} cu;
+} cu = {.views_lock = PTHREAD_MUTEX_INITIALIZER};
 
 struct backend_zone {
     char name[64];
@@ -300,14 +310,57 @@ static CUresult cuda_zone_open(const char *zone_name, struct backend_zone **out)
     if (z == NULL)
         return CUDA_ERROR_OUT_OF_MEMORY;
     snprintf(z->name, sizeof(z->name), "%s", zone_name);
+    pthread_mutex_lock(&cu.views_lock);
+    if (cu.ctx == NULL) {
+        pthread_mutex_unlock(&cu.views_lock);
+        free(z);
+        log_error("zone=%s cuda backend: the worker has no context (its renewal failed)",
+                  zone_name);
+        return CUDA_ERROR_NOT_INITIALIZED;
+    }
     z->ctx = cu.ctx;
+    cu.views++;
+    pthread_mutex_unlock(&cu.views_lock);
     *out = z;
     return CUDA_SUCCESS;
 }
 
-static void cuda_zone_close(struct backend_zone *z)
+/* The zone has no client left: the primary context is released (the driver destroys it with
+ * its heap, local memory and printf FIFO) and retained afresh, so that the zone's next client
+ * finds a context in the state a new process would (a device heap size can be set again).
+ * Under views_lock: no client can open a view meanwhile. */
+static void renew_context_locked(const char *zone_name)
 {
+    int rc;
+
+    if ((rc = CU_CHECK(zone_name, cu.CtxSetCurrent(cu.ctx))) == CUDA_SUCCESS)
+        rc = CU_CHECK(zone_name, cu.StreamDestroy(cu.zero_stream));
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(zone_name, cu.DevicePrimaryCtxRelease(cu.dev));
+    cu.ctx = NULL;
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(zone_name, cu.DevicePrimaryCtxRetain(&cu.ctx, cu.dev));
+    if (rc == CUDA_SUCCESS && (rc = CU_CHECK(zone_name, cu.CtxSetCurrent(cu.ctx))) == 0)
+        rc = CU_CHECK(zone_name, cu.StreamCreateWithPriority(&cu.zero_stream,
+                                                             CU_STREAM_NON_BLOCKING, 0));
+    if (rc != CUDA_SUCCESS) {
+        cu.ctx = NULL; /* later clients are refused; the worker's context is unusable */
+        log_error("zone=%s cuda backend: renewing the worker's context failed: %s (%d)",
+                  zone_name, cu_errstr(rc), rc);
+    }
+}
+
+static int cuda_zone_close(struct backend_zone *z)
+{
+    int last;
+
+    pthread_mutex_lock(&cu.views_lock);
+    last = --cu.views == 0 && cu.ctx != NULL;
+    if (last)
+        renew_context_locked(z->name);
+    pthread_mutex_unlock(&cu.views_lock);
     free(z);
+    return last;
 }
 
 static CUresult cuda_zone_sync(struct backend_zone *z)
@@ -544,6 +597,131 @@ static void cuda_tex_destroy(struct backend_zone *z, uint64_t value, int surface
     if (rc != CUDA_SUCCESS)
         log_error("zone=%s cuda backend: destroying %s object 0x%llx failed: %s", z->name,
                   surface ? "surface" : "texture", (unsigned long long)value, cu_errstr(rc));
+}
+
+/* ---- virtual memory management: the driver's own calls in the worker's context, so reserved
+ * addresses are the driver's; physical allocations are pinned device memory of the worker's
+ * device, zeroed through a temporary mapping when created and scrubbed the same way when
+ * released. ---- */
+struct backend_vmem {
+    CUmemGenericAllocationHandle h;
+    uint64_t size;
+};
+
+static CUresult cuda_va_reserve(struct backend_zone *z, uint64_t size, uint64_t align,
+                                uint64_t *baddr)
+{
+    CUdeviceptr p = 0;
+    int rc = use_zone(z);
+
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(z->name, cu.MemAddressReserve(&p, size, align, 0, 0));
+    if (rc == CUDA_SUCCESS)
+        *baddr = p;
+    return rc;
+}
+
+static CUresult cuda_va_free(struct backend_zone *z, uint64_t baddr, uint64_t size)
+{
+    int rc = use_zone(z);
+
+    return rc ? rc : CU_CHECK(z->name, cu.MemAddressFree(baddr, size));
+}
+
+static CUresult cuda_vmem_set_access(struct backend_zone *z, uint64_t baddr, uint64_t size,
+                                     int rw)
+{
+    CUmemAccessDesc d = {.location = {.type = CU_MEM_LOCATION_TYPE_DEVICE, .id = cu.dev},
+                         .flags = rw ? CU_MEM_ACCESS_FLAGS_PROT_READWRITE
+                                     : CU_MEM_ACCESS_FLAGS_PROT_NONE};
+    int rc = use_zone(z);
+
+    return rc ? rc : CU_CHECK(z->name, cu.MemSetAccess(baddr, size, &d, 1));
+}
+
+/* Zeroes a physical allocation through a mapping of its own. */
+static CUresult vmem_zero(struct backend_zone *z, struct backend_vmem *m)
+{
+    uint64_t va;
+    int rc = cuda_va_reserve(z, m->size, 0, &va), rc2;
+
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    rc = CU_CHECK(z->name, cu.MemMap(va, m->size, 0, m->h, 0));
+    if (rc == CUDA_SUCCESS) {
+        if ((rc = cuda_vmem_set_access(z, va, m->size, 1)) == CUDA_SUCCESS)
+            rc = zero_range(z, va, m->size);
+        if ((rc2 = CU_CHECK(z->name, cu.MemUnmap(va, m->size))) != CUDA_SUCCESS && !rc)
+            rc = rc2;
+    }
+    if ((rc2 = cuda_va_free(z, va, m->size)) != CUDA_SUCCESS && !rc)
+        rc = rc2;
+    return rc;
+}
+
+static CUresult cuda_vmem_create(struct backend_zone *z, uint64_t size, struct backend_vmem **out)
+{
+    CUmemAllocationProp prop = {.type = CU_MEM_ALLOCATION_TYPE_PINNED,
+                                .location = {.type = CU_MEM_LOCATION_TYPE_DEVICE, .id = cu.dev}};
+    struct backend_vmem *m = calloc(1, sizeof(*m));
+    int rc = m ? use_zone(z) : CUDA_ERROR_OUT_OF_MEMORY;
+
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(z->name, cu.MemCreate(&m->h, size, &prop, 0));
+    if (rc != CUDA_SUCCESS) {
+        free(m);
+        return rc;
+    }
+    m->size = size;
+    if ((rc = vmem_zero(z, m)) != CUDA_SUCCESS) {
+        log_error("zone=%s cuda backend: zeroing a new physical allocation of %llu bytes failed:"
+                  " %s (%d)", z->name, (unsigned long long)size, cu_errstr(rc), rc);
+        if (CU_CHECK(z->name, cu.MemRelease(m->h)) != CUDA_SUCCESS)
+            log_error("zone=%s cuda backend: releasing the unzeroed allocation failed too",
+                      z->name);
+        free(m);
+        return rc;
+    }
+    *out = m;
+    return CUDA_SUCCESS;
+}
+
+static CUresult cuda_vmem_release(struct backend_zone *z, struct backend_vmem *m)
+{
+    int rc = use_zone(z);
+
+    if (rc == CUDA_SUCCESS && (rc = vmem_zero(z, m)) != CUDA_SUCCESS) {
+        log_error("zone=%s cuda backend: scrubbing a physical allocation failed (%s); memory "
+                  "not released", z->name, cu_errstr(rc));
+        free(m);
+        return rc;
+    }
+    if (rc == CUDA_SUCCESS)
+        rc = CU_CHECK(z->name, cu.MemRelease(m->h));
+    free(m);
+    return rc;
+}
+
+static CUresult cuda_vmem_map(struct backend_zone *z, uint64_t baddr, uint64_t size,
+                              struct backend_vmem *m, uint64_t offset)
+{
+    int rc = use_zone(z);
+
+    return rc ? rc : CU_CHECK(z->name, cu.MemMap(baddr, size, offset, m->h, 0));
+}
+
+static CUresult cuda_vmem_unmap(struct backend_zone *z, uint64_t baddr, uint64_t size)
+{
+    int rc = use_zone(z);
+
+    return rc ? rc : CU_CHECK(z->name, cu.MemUnmap(baddr, size));
+}
+
+static CUresult cuda_set_limit(struct backend_zone *z, int32_t limit, uint64_t value)
+{
+    int rc = use_zone(z);
+
+    return rc ? rc : CU_CHECK(z->name, cu.CtxSetLimit((CUlimit)limit, value));
 }
 
 static CUstream cs(struct backend_stream *s)
@@ -1054,6 +1232,14 @@ const struct backend_ops backend_cuda = {
     .zone_sync = cuda_zone_sync,
     .mem_alloc = cuda_mem_alloc,
     .mem_free = cuda_mem_free,
+    .va_reserve = cuda_va_reserve,
+    .va_free = cuda_va_free,
+    .vmem_create = cuda_vmem_create,
+    .vmem_release = cuda_vmem_release,
+    .vmem_map = cuda_vmem_map,
+    .vmem_unmap = cuda_vmem_unmap,
+    .vmem_set_access = cuda_vmem_set_access,
+    .set_limit = cuda_set_limit,
     .memcpy_htod = cuda_memcpy_htod,
     .memcpy_dtoh = cuda_memcpy_dtoh,
     .memcpy_dtod = cuda_memcpy_dtod,

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "log.h"
@@ -64,6 +65,9 @@ struct backend_kernel {
     int32_t max_dynamic_smem;
     int32_t carveout;
     int32_t cluster_attrs[6]; /* CU_FUNC_ATTRIBUTE_CLUSTER_SIZE_MUST_BE_SET .. +5 */
+};
+struct backend_heap {
+    struct ptx_heap *h;
 };
 struct stub_global {
     char *name;
@@ -243,7 +247,7 @@ static const struct { int attr; int value; } stub_attrs[] = {
     {CU_DEVICE_ATTRIBUTE_HOST_REGISTER_SUPPORTED, 1},
     {CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS_USES_HOST_PAGE_TABLES, 0},
     {CU_DEVICE_ATTRIBUTE_DIRECT_MANAGED_MEM_ACCESS_FROM_HOST, 0},
-    {CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, 0},
+    {CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, 1},
     {CU_DEVICE_ATTRIBUTE_MAX_BLOCKS_PER_MULTIPROCESSOR, 32},
     {CU_DEVICE_ATTRIBUTE_GENERIC_COMPRESSION_SUPPORTED, 0},
     {CU_DEVICE_ATTRIBUTE_MAX_PERSISTING_L2_CACHE_SIZE, 32505856},
@@ -308,11 +312,12 @@ static CUresult stub_zone_open(const char *zone_name, struct backend_zone **out)
     return CUDA_SUCCESS;
 }
 
-static void stub_zone_close(struct backend_zone *z)
+static int stub_zone_close(struct backend_zone *z)
 {
     pthread_rwlock_destroy(&z->tex_lock);
     free(z->tex);
     free(z);
+    return 0;
 }
 
 static CUresult stub_zone_sync(struct backend_zone *z)
@@ -626,6 +631,127 @@ static int stub_tex_resolve(void *ctx, uint64_t value, int surface, struct ptx_t
     out->slice = out->pitch * out->height;
     out->layered = (d.array->d.flags & CUDA_ARRAY3D_LAYERED) != 0;
     return 0;
+}
+
+/* ---- virtual memory management: a reserve is an inaccessible anonymous mapping; a physical
+ * allocation a memfd (zero pages; its pages go back to the kernel with its last mapping and
+ * descriptor); a map puts the memfd's pages in place of part of a reserve, so that back-to-back
+ * mappings are one range of host addresses. Access is the zone layer's (its table's no_access,
+ * checked on every copy and kernel access). ---- */
+struct backend_vmem {
+    int fd;
+    uint64_t size;
+};
+
+static CUresult stub_va_reserve(struct backend_zone *z, uint64_t size, uint64_t align,
+                                uint64_t *baddr)
+{
+    void *p;
+
+    (void)align; /* zone addresses carry the alignment; host addresses need none */
+    p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        log_warn("zone=%s stub backend: reserving %llu bytes of addresses failed: %s", z->name,
+                 (unsigned long long)size, strerror(errno));
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    *baddr = (uint64_t)(uintptr_t)p;
+    return CUDA_SUCCESS;
+}
+
+static CUresult stub_va_free(struct backend_zone *z, uint64_t baddr, uint64_t size)
+{
+    if (munmap((void *)(uintptr_t)baddr, size) != 0) {
+        log_error("zone=%s stub backend: freeing a reserve failed: %s", z->name, strerror(errno));
+        return CUDA_ERROR_UNKNOWN;
+    }
+    return CUDA_SUCCESS;
+}
+
+static CUresult stub_vmem_create(struct backend_zone *z, uint64_t size, struct backend_vmem **out)
+{
+    struct backend_vmem *m = malloc(sizeof(*m));
+
+    if (m == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    pthread_mutex_lock(&stub.lock);
+    if (size > STUB_TOTAL_MEM - stub.allocated) {
+        pthread_mutex_unlock(&stub.lock);
+        free(m);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    stub.allocated += size;
+    pthread_mutex_unlock(&stub.lock);
+    m->size = size;
+    m->fd = memfd_create("vgpu-vmem", MFD_CLOEXEC);
+    if (m->fd < 0 || ftruncate(m->fd, (off_t)size) != 0) {
+        log_warn("zone=%s stub backend: a physical allocation of %llu bytes failed: %s",
+                 z->name, (unsigned long long)size, strerror(errno));
+        if (m->fd >= 0)
+            close(m->fd);
+        free(m);
+        pthread_mutex_lock(&stub.lock);
+        stub.allocated -= size;
+        pthread_mutex_unlock(&stub.lock);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    *out = m;
+    return CUDA_SUCCESS;
+}
+
+/* Closing the memfd with no mapping left gives its pages back to the kernel (the scrub). */
+static CUresult stub_vmem_release(struct backend_zone *z, struct backend_vmem *m)
+{
+    CUresult rc = CUDA_SUCCESS;
+
+    if (close(m->fd) != 0) {
+        log_error("zone=%s stub backend: closing a physical allocation failed: %s", z->name,
+                  strerror(errno));
+        rc = CUDA_ERROR_UNKNOWN;
+    }
+    pthread_mutex_lock(&stub.lock);
+    stub.allocated -= m->size;
+    pthread_mutex_unlock(&stub.lock);
+    free(m);
+    return rc;
+}
+
+static CUresult stub_vmem_map(struct backend_zone *z, uint64_t baddr, uint64_t size,
+                              struct backend_vmem *m, uint64_t offset)
+{
+    void *p = mmap((void *)(uintptr_t)baddr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+                   m->fd, (off_t)offset);
+
+    if (p == MAP_FAILED) {
+        log_warn("zone=%s stub backend: mapping %llu bytes failed: %s", z->name,
+                 (unsigned long long)size, strerror(errno));
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    return CUDA_SUCCESS;
+}
+
+/* The range becomes part of the inaccessible reserve again. */
+static CUresult stub_vmem_unmap(struct backend_zone *z, uint64_t baddr, uint64_t size)
+{
+    void *p = mmap((void *)(uintptr_t)baddr, size, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+
+    if (p == MAP_FAILED) {
+        log_error("zone=%s stub backend: unmapping %llu bytes failed: %s", z->name,
+                  (unsigned long long)size, strerror(errno));
+        return CUDA_ERROR_UNKNOWN;
+    }
+    return CUDA_SUCCESS;
+}
+
+static CUresult stub_vmem_set_access(struct backend_zone *z, uint64_t baddr, uint64_t size,
+                                     int rw)
+{
+    (void)z;
+    (void)baddr;
+    (void)size;
+    (void)rw;
+    return CUDA_SUCCESS;
 }
 
 static CUresult stub_stream_create(struct backend_zone *z, uint32_t flags, int32_t priority,
@@ -1031,8 +1157,41 @@ static CUresult stub_launch(struct backend_zone *z, struct backend_kernel *k,
     pl.printf_fifo_size = l->printf_fifo_size;
     pl.cancel = l->cancel;
     pl.cooperative = l->cooperative;
+    pl.heap = l->heap ? l->heap->h : NULL;
     pl.host_threads = stub.cpus;
     return ptx_launch(k->k, &pl, err, errlen);
+}
+
+static int stub_kernel_uses_heap(struct backend_kernel *k)
+{
+    return ptx_program_uses_heap(k->lib->prog);
+}
+
+static CUresult stub_heap_create(struct backend_zone *z, uint64_t zone_addr, uint64_t size,
+                                 struct backend_heap **out)
+{
+    struct backend_heap *bh = calloc(1, sizeof(*bh));
+    int err;
+
+    (void)z;
+    *out = NULL;
+    if (bh == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    if ((err = ptx_heap_create(zone_addr, size, &bh->h)) != 0) {
+        free(bh);
+        return cu_from_errno(err);
+    }
+    *out = bh;
+    return CUDA_SUCCESS;
+}
+
+static void stub_heap_destroy(struct backend_zone *z, struct backend_heap *h)
+{
+    (void)z;
+    if (h == NULL)
+        return;
+    ptx_heap_destroy(h->h);
+    free(h);
 }
 
 const struct backend_ops backend_stub = {
@@ -1075,10 +1234,20 @@ const struct backend_ops backend_stub = {
     .func_get_attribute = stub_func_get_attribute,
     .func_set_attribute = stub_func_set_attribute,
     .occupancy = stub_occupancy,
+    .kernel_uses_heap = stub_kernel_uses_heap,
+    .heap_create = stub_heap_create,
+    .heap_destroy = stub_heap_destroy,
     .launch = stub_launch,
     .array_create = stub_array_create,
     .array_destroy = stub_array_destroy,
     .memcpy3d = stub_memcpy3d,
     .tex_create = stub_tex_create,
     .tex_destroy = stub_tex_destroy,
+    .va_reserve = stub_va_reserve,
+    .va_free = stub_va_free,
+    .vmem_create = stub_vmem_create,
+    .vmem_release = stub_vmem_release,
+    .vmem_map = stub_vmem_map,
+    .vmem_unmap = stub_vmem_unmap,
+    .vmem_set_access = stub_vmem_set_access,
 };

@@ -28,6 +28,8 @@ static inline enum wm_family wm_family_of(uint32_t op)
         return WM_FAM_MODULE;
     if (op < 100)
         return WM_FAM_LAUNCH;
+    if (op >= 140 && op < 160) /* virtual memory management */
+        return WM_FAM_MEMORY;
     return WM_FAM_OTHER;
 }
 

@@ -21,6 +21,7 @@ static const char *htype_name(uint8_t type)
     case HT_IMAGE: return "image";
     case HT_GRAPH: return "graph";
     case HT_GEXEC: return "executable graph";
+    case HT_VMEM: return "physical allocation";
     default: return "unknown";
     }
 }
@@ -64,14 +65,33 @@ CUresult rq_ctx(struct rq *r, idm_handle h, idm_handle *out)
     return CUDA_SUCCESS;
 }
 
+/* Whether allocation i, or one after it that starts inside [va, va+len), was mapped without
+ * access. */
+static int range_no_access(const struct alloc_table *t, long i, uint64_t va, uint64_t len)
+{
+    if (t->v[i].no_access)
+        return 1;
+    for (uint32_t k = (uint32_t)i + 1; k < t->n && t->v[k].va - va < len; k++)
+        if (t->v[k].no_access)
+            return 1;
+    return 0;
+}
+
 CUresult rq_dev_range(struct rq *r, uint64_t va, uint64_t len, uint64_t *baddr)
 {
     long i = atab_find(&r->s->at, va, len);
 
     if (i < 0)
+        i = atab_find_span(&r->s->at, va, len); /* back-to-back mappings of a reserve */
+    if (i < 0)
         return rq_refuse_as(r, WM_REF_DEVICE_RANGE, CUDA_ERROR_INVALID_VALUE,
                             "device range 0x%llx+%llu is not inside one allocation of the zone",
                             (unsigned long long)va, (unsigned long long)len);
+    if (range_no_access(&r->s->at, i, va, len))
+        return rq_refuse_as(r, WM_REF_DEVICE_RANGE, CUDA_ERROR_INVALID_VALUE,
+                            "device range 0x%llx+%llu is mapped without access "
+                            "(cuMemSetAccess not called)", (unsigned long long)va,
+                            (unsigned long long)len);
     *baddr = r->s->at.v[i].baddr + (va - r->s->at.v[i].va);
     return CUDA_SUCCESS;
 }

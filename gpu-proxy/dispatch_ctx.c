@@ -160,9 +160,38 @@ CUresult h_CTX_GET_LIMIT(struct rq *r, const struct idm_req_CTX_GET_LIMIT *q,
     return CUDA_SUCCESS;
 }
 
+/* The real backend's device heap: the driver keeps one for the worker's context (all of the
+ * zone's clients), sized here; the zone is charged the size before the driver gets it, and the
+ * old charge is restored when the driver refuses (a kernel using malloc has run, as CUDA
+ * documents). The driver's default heap (8 MiB) is its own until a size is set. */
+static CUresult set_driver_heap(struct rq *r, uint64_t bytes)
+{
+    struct zone *z = r->s->zone;
+    uint64_t old;
+    CUresult rc;
+
+    pthread_mutex_lock(&z->lock);
+    old = z->heap_charged;
+    pthread_mutex_unlock(&z->lock);
+    if (zone_recharge(z, &z->heap_charged, bytes) != 0)
+        return rq_refuse_as(r, WM_REF_QUOTA, CUDA_ERROR_OUT_OF_MEMORY,
+                            "a device heap of %llu bytes exceeds the zone's quota of %llu",
+                            (unsigned long long)bytes, (unsigned long long)z->quota);
+    rc = r->s->be->set_limit(r->s->bz, CU_LIMIT_MALLOC_HEAP_SIZE, bytes);
+    if (rc != CUDA_SUCCESS) {
+        if (zone_recharge(z, &z->heap_charged, old) != 0)
+            log_error("zone=%s %s: restoring the device heap's charge of %llu bytes failed",
+                      ZN(r), PEER(r), (unsigned long long)old);
+        return rq_refuse(r, rc, "the driver refused a device heap of %llu bytes (CUresult %d)",
+                         (unsigned long long)bytes, rc);
+    }
+    return CUDA_SUCCESS;
+}
+
 CUresult h_CTX_SET_LIMIT(struct rq *r, const struct idm_req_CTX_SET_LIMIT *q,
                          struct idm_rep_CTX_SET_LIMIT *p)
 {
+    struct ctx_obj *c;
     idm_handle ctx;
     CUresult rc;
 
@@ -178,6 +207,14 @@ CUresult h_CTX_SET_LIMIT(struct rq *r, const struct idm_req_CTX_SET_LIMIT *q,
         return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
                          "a printf FIFO of %llu bytes (1 .. %llu)",
                          (unsigned long long)q->value, PRINTF_FIFO_MAX);
-    ((struct ctx_obj *)htab_lookup(&r->s->ht, ctx, HT_CTX))->limits[q->limit] = q->value;
+    c = htab_lookup(&r->s->ht, ctx, HT_CTX);
+    /* cuCtxSetLimit: the heap size must be set before a kernel that uses malloc/free runs. */
+    if (q->limit == CU_LIMIT_MALLOC_HEAP_SIZE && c->heap_made)
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "the device heap's size after a kernel "
+                         "that uses malloc/free was launched");
+    if (q->limit == CU_LIMIT_MALLOC_HEAP_SIZE && r->s->be->set_limit != NULL &&
+        (rc = set_driver_heap(r, q->value)) != CUDA_SUCCESS)
+        return rc;
+    c->limits[q->limit] = q->value;
     return CUDA_SUCCESS;
 }

@@ -179,6 +179,9 @@ static CUresult node_op(struct rq *r, const struct graph_node *nd, uint8_t *host
         struct kernel_obj *k = rq_kernel(r, nd->func);
         if (k == NULL)
             return CUDA_ERROR_INVALID_HANDLE;
+        CUresult rc = dispatch_launch_heap(r, k);
+        if (rc != CUDA_SUCCESS)
+            return rc;
         dispatch_launch_fill(r, k, nd->grid, nd->block, nd->cluster, nd->shared_bytes,
                              nd->params, op);
         return CUDA_SUCCESS;

@@ -200,6 +200,10 @@ CUresult dispatch_prep_memset(struct rq *r, const struct idm_req_MEMSET *q,
 
 /* Grid and block dimensions a device of compute capability 9.0 accepts. */
 CUresult dispatch_check_geometry(struct rq *r, const uint32_t grid[3], const uint32_t block[3]);
+/* Makes the device-side malloc/free heap of k's context if k's module uses one and it does not
+ * exist yet (limits[CU_LIMIT_MALLOC_HEAP_SIZE] bytes of zone memory, charged to the quota);
+ * CUDA_ERROR_OUT_OF_MEMORY when the zone has no room for it. */
+CUresult dispatch_launch_heap(struct rq *r, struct kernel_obj *k);
 /* Fills op as a launch of kernel k with k->param_bytes bytes of params (which must outlive
  * the op's issue or queueing). */
 void dispatch_launch_fill(struct rq *r, struct kernel_obj *k, const uint32_t grid[3],

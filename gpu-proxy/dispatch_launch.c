@@ -1,9 +1,10 @@
 /* dispatch_launch.c - the kernel launch: its prepare step checks grid, block, flags and
  * parameter bytes against the kernel's layout, takes the parameters (the request tail, or a
  * private copy of the window range for buffers that do not fit a message) and fills the launch
- * (with its context's printf FIFO size, the context it belongs to, for cancellation, and the
- * cooperative flag); stream.c issues it (default stream inline, other streams queued with their
- * own copy of the parameters). */
+ * (with its context's printf FIFO size and device-side malloc heap, made here at the first
+ * launch that needs it, the context it belongs to, for cancellation, and the cooperative flag);
+ * stream.c issues it (default stream inline, other streams queued with their own copy of the
+ * parameters). */
 #include "dispatch_internal.h"
 
 #include <cuda.h>
@@ -29,14 +30,44 @@ CUresult dispatch_check_geometry(struct rq *r, const uint32_t grid[3], const uin
     return CUDA_SUCCESS;
 }
 
-/* The context a kernel belongs to (its library's) and that context's printf FIFO size. */
-static idm_handle kernel_ctx(struct rq *r, const struct kernel_obj *k, uint64_t *printf_fifo)
+/* The context a kernel belongs to (its library's); *c: its record (NULL if none). */
+static idm_handle kernel_ctx(struct rq *r, const struct kernel_obj *k, struct ctx_obj **c)
 {
     struct library_obj *lib = htab_lookup(&r->s->ht, k->library, HT_LIBRARY);
-    struct ctx_obj *c = lib ? htab_lookup(&r->s->ht, lib->ctx, HT_CTX) : NULL;
 
-    *printf_fifo = c ? c->limits[CU_LIMIT_PRINTF_FIFO_SIZE] : 0; /* 0: the backend's default */
+    *c = lib ? htab_lookup(&r->s->ht, lib->ctx, HT_CTX) : NULL;
     return lib ? lib->ctx : 0;
+}
+
+CUresult dispatch_launch_heap(struct rq *r, struct kernel_obj *k)
+{
+    struct session *s = r->s;
+    struct ctx_obj *c;
+    idm_handle ctx = kernel_ctx(r, k, &c);
+    uint64_t size, va = 0;
+    CUresult rc;
+    long i;
+
+    if (c == NULL || c->heap_made || s->be->heap_create == NULL ||
+        !s->be->kernel_uses_heap(k->bk))
+        return CUDA_SUCCESS;
+    size = c->limits[CU_LIMIT_MALLOC_HEAP_SIZE];
+    if (size == 0) { /* no heap: malloc returns NULL */
+        c->heap_made = 1;
+        return CUDA_SUCCESS;
+    }
+    /* On failure the launch fails and a later one tries again. */
+    if ((rc = dispatch_alloc(r, size, ALLOC_HEAP, ctx, &va, NULL)) != CUDA_SUCCESS)
+        return rq_refuse(r, rc, "kernel %s: no room for the context's %llu-byte device heap",
+                         k->name, (unsigned long long)size);
+    if ((rc = s->be->heap_create(s->bz, va, size, &c->heap)) != CUDA_SUCCESS) {
+        if ((i = atab_find_base(&s->at, va)) >= 0)
+            session_free_alloc(s, i);
+        return rq_refuse(r, rc, "kernel %s: the backend could not set up a %llu-byte device "
+                         "heap (CUresult %d)", k->name, (unsigned long long)size, rc);
+    }
+    c->heap_made = 1;
+    return CUDA_SUCCESS;
 }
 
 /* The packed parameters: at most IDM_PARAM_BYTES_MAX bytes, as many as the kernel takes, from
@@ -78,6 +109,8 @@ void dispatch_launch_fill(struct rq *r, struct kernel_obj *k, const uint32_t gri
                           const uint32_t block[3], const uint32_t cluster[3], uint32_t shared,
                           const void *params, struct stream_op *op)
 {
+    struct ctx_obj *c;
+
     op->kind = SOP_LAUNCH;
     op->k = k;
     memset(&op->l, 0, sizeof(op->l)); /* fields not named here read as "no" (cooperative...) */
@@ -90,7 +123,9 @@ void dispatch_launch_fill(struct rq *r, struct kernel_obj *k, const uint32_t gri
     op->l.layout = k->params;
     op->l.param_count = k->param_count;
     op->l.cancel = NULL; /* stream.c gives each running launch its flag (mem: the worker's) */
-    op->ctx = kernel_ctx(r, k, &op->l.printf_fifo_size);
+    op->ctx = kernel_ctx(r, k, &c);
+    op->l.printf_fifo_size = c ? c->limits[CU_LIMIT_PRINTF_FIFO_SIZE] : 0; /* 0: default */
+    op->l.heap = c ? c->heap : NULL;
 }
 
 static CUresult prep_launch(struct rq *r, const struct idm_req_LAUNCH *q, struct stream_op *op,
@@ -111,6 +146,8 @@ static CUresult prep_launch(struct rq *r, const struct idm_req_LAUNCH *q, struct
     if (q->flags & ~IDM_LAUNCH_COOPERATIVE)
         return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "kernel %s: unknown launch flags 0x%x",
                          k->name, q->flags);
+    if ((rc = dispatch_launch_heap(r, k)) != CUDA_SUCCESS)
+        return rc;
     if ((rc = take_params(r, q, k, &params, own)) != CUDA_SUCCESS)
         return rc;
     dispatch_launch_fill(r, k, q->grid, q->block, q->cluster, q->shared_bytes, params, op);

@@ -264,7 +264,7 @@ CUresult h_POINTER_GET_ATTRIBUTE(struct rq *r, const struct idm_req_POINTER_GET_
     a = &r->s->at.v[i];
     switch (q->attr) {
     case CU_POINTER_ATTRIBUTE_CONTEXT:
-        if (a->kind == ALLOC_MEM) {
+        if (a->kind == ALLOC_MEM || a->kind == ALLOC_HEAP) {
             p->value = a->owner;
         } else {
             struct library_obj *lib = htab_lookup(&r->s->ht, a->owner, HT_LIBRARY);

@@ -240,7 +240,7 @@ static int launch_translate(void *ctx, uint64_t addr, uint64_t len, uint64_t *ba
 
     pthread_rwlock_rdlock(&s->at_lock);
     i = atab_find(&s->at, addr, len);
-    if (i >= 0) {
+    if (i >= 0 && !s->at.v[i].no_access) { /* a mapping without access faults */
         *baddr = s->at.v[i].baddr + (addr - s->at.v[i].va);
         *alloc_base = s->at.v[i].va;
         *alloc_size = s->at.v[i].size;

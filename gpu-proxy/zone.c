@@ -197,6 +197,33 @@ long atab_find_base(const struct alloc_table *t, uint64_t va)
     return i;
 }
 
+long atab_find_span(const struct alloc_table *t, uint64_t va, uint64_t len)
+{
+    long first = atab_find(t, va, 1);
+    uint64_t end = va + len;
+
+    if (first < 0 || len == 0 || end < va)
+        return -1;
+    for (uint32_t i = (uint32_t)first; i < t->n && t->v[i].kind == ALLOC_VMM_MAP; i++) {
+        const struct alloc *a = &t->v[i];
+        if (i > (uint32_t)first && (a->va != a[-1].va + a[-1].size ||
+                                    a->baddr != a[-1].baddr + a[-1].size))
+            return -1;
+        if (end - a->va <= a->size)
+            return first;
+    }
+    return -1;
+}
+
+int atab_overlaps(const struct alloc_table *t, uint64_t va, uint64_t len)
+{
+    uint32_t pos = atab_upper(t, va);
+
+    if (pos > 0 && t->v[pos - 1].va + t->v[pos - 1].size > va)
+        return 1;
+    return pos < t->n && t->v[pos].va - va < len;
+}
+
 void atab_remove(struct alloc_table *t, long i)
 {
     if (i < 0 || (uint64_t)i >= t->n)
@@ -414,6 +441,63 @@ int zone_charge(struct zone *z, uint64_t bytes, uint64_t *va)
     return rc;
 }
 
+int zone_recharge(struct zone *z, uint64_t *held, uint64_t bytes)
+{
+    uint64_t old;
+    int rc = 0;
+
+    pthread_mutex_lock(&z->lock);
+    old = *held;
+    if (bytes > old && z->quota &&
+        (bytes - old > z->quota || z->used > z->quota - (bytes - old))) {
+        rc = -ENOMEM;
+    } else {
+        z->used = z->used - old + bytes;
+        *held = bytes;
+        if (z->used > z->peak)
+            z->peak = z->used;
+    }
+    pthread_mutex_unlock(&z->lock);
+    if (rc == 0) {
+        if (bytes >= old)
+            __atomic_add_fetch(&z->reg->allocated_bytes, bytes - old, __ATOMIC_RELAXED);
+        else
+            __atomic_sub_fetch(&z->reg->allocated_bytes, old - bytes, __ATOMIC_RELAXED);
+        zone_publish(z);
+    }
+    return rc;
+}
+
+int zone_reserve(struct zone *z, uint64_t bytes, uint64_t align, uint64_t *va)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&z->lock);
+    if (bytes > ZONE_VMM_RESERVE_BYTES - z->vmm_reserved) {
+        rc = -ENOSPC;
+    } else if (va != NULL) {
+        uint64_t base = (z->va_next + align - 1) & ~(align - 1);
+        if (base < z->va_next || base > z->va_end || bytes > z->va_end - base) {
+            rc = -ENOSPC;
+        } else {
+            *va = base;
+            z->va_next = base + bytes + ZONE_VA_ALIGN < z->va_end ? base + bytes + ZONE_VA_ALIGN
+                                                                  : z->va_end;
+        }
+    }
+    if (rc == 0)
+        z->vmm_reserved += bytes;
+    pthread_mutex_unlock(&z->lock);
+    return rc;
+}
+
+void zone_unreserve(struct zone *z, uint64_t bytes)
+{
+    pthread_mutex_lock(&z->lock);
+    z->vmm_reserved = bytes > z->vmm_reserved ? 0 : z->vmm_reserved - bytes;
+    pthread_mutex_unlock(&z->lock);
+}
+
 void zone_uncharge(struct zone *z, uint64_t bytes)
 {
     pthread_mutex_lock(&z->lock);
@@ -435,6 +519,16 @@ void zone_count_alloc(struct zone *z, int delta)
 }
 
 /* ---- sessions ---- */
+
+/* Closes the session's backend view; when the backend dropped what its clients shared (the
+ * real GPU's context, with the driver's device heap), the heap's charge goes back. */
+static void close_view(struct session *s)
+{
+    struct zone *z = s->zone;
+
+    if (s->be->zone_close(s->bz) == 1 && zone_recharge(z, &z->heap_charged, 0) != 0)
+        log_error("zone=%s %s: giving back the device heap's charge failed", z->name, s->peer);
+}
 
 int session_open(struct zone *z, struct idm_conn *conn, void *window, uint64_t window_size,
                  uint32_t max_payload, const char *peer, struct session **out)
@@ -501,7 +595,7 @@ int session_open(struct zone *z, struct idm_conn *conn, void *window, uint64_t w
     return 0;
 
 close_backend:
-    s->be->zone_close(s->bz);
+    close_view(s);
 fini_runs:
     session_runs_fini(s);
 destroy_lock:
@@ -511,6 +605,50 @@ free_rbuf:
 free_session:
     free(s);
     return rc;
+}
+
+/* Unmaps one mapping of a physical allocation (already out of the table); the allocation goes
+ * with its last mapping once it has no references left. */
+static void free_mapping(struct session *s, const struct alloc *a)
+{
+    struct vmem_obj *m = a->vmem;
+    CUresult rc = s->be->vmem_unmap(s->bz, a->baddr, a->size);
+
+    if (rc != CUDA_SUCCESS)
+        log_error("zone=%s %s: backend failed to unmap %llu bytes at 0x%llx (CUresult %d)",
+                  s->zone->name, s->peer, (unsigned long long)a->size,
+                  (unsigned long long)a->va, rc);
+    if (--m->maps == 0 && m->refs == 0)
+        session_free_vmem(s, m);
+}
+
+void session_free_vmem(struct session *s, struct vmem_obj *m)
+{
+    CUresult rc = s->be->vmem_release(s->bz, m->bv);
+
+    if (rc != CUDA_SUCCESS)
+        log_error("zone=%s %s: backend failed to scrub/release a physical allocation of %llu "
+                  "bytes (CUresult %d)", s->zone->name, s->peer, (unsigned long long)m->size, rc);
+    else
+        __atomic_add_fetch(&s->zone->reg->scrubbed_bytes, m->size, __ATOMIC_RELAXED);
+    if (m->handle != 0)
+        htab_remove(&s->ht, m->handle, HT_VMEM);
+    zone_count_alloc(s->zone, -1);
+    zone_uncharge(s->zone, m->size);
+    free(m);
+}
+
+void session_free_reserve(struct session *s, uint32_t i)
+{
+    struct vmm_reserve r = s->res[i];
+    CUresult rc = s->be->va_free(s->bz, r.baddr, r.size);
+
+    if (rc != CUDA_SUCCESS)
+        log_error("zone=%s %s: backend failed to free a reserve of %llu bytes at 0x%llx "
+                  "(CUresult %d)", s->zone->name, s->peer, (unsigned long long)r.size,
+                  (unsigned long long)r.va, rc);
+    s->res[i] = s->res[--s->nres];
+    zone_unreserve(s->zone, r.size);
 }
 
 void session_free_alloc(struct session *s, long i)
@@ -523,6 +661,10 @@ void session_free_alloc(struct session *s, long i)
     pthread_rwlock_unlock(&s->at_lock);
     if (a.kind == ALLOC_MEM)
         zone_count_alloc(s->zone, -1);
+    if (a.kind == ALLOC_VMM_MAP) {
+        free_mapping(s, &a);
+        return;
+    }
     if (a.kind == ALLOC_GLOBAL_MAPPED) {
         /* The backend's library owns the memory; only the zone's mapping goes. */
         zone_uncharge(s->zone, a.charged);
@@ -689,6 +831,15 @@ void session_release(struct session *s, idm_handle ctx)
     for (long i = (long)s->at.n - 1; i >= 0; i--)
         if (ctx == 0 || s->at.v[i].owner == ctx)
             session_free_alloc(s, i);
+    /* 7b. physical allocations (their mappings went with the memory), then reserves: neither
+     * belongs to a context */
+    if (ctx == 0) {
+        for (uint32_t i = 0; i < s->ht.used; i++)
+            if ((o = htab_slot(&s->ht, i, HT_VMEM, &h)) != NULL)
+                session_free_vmem(s, o);
+        while (s->nres > 0)
+            session_free_reserve(s, s->nres - 1);
+    }
     /* 8. contexts */
     for (uint32_t i = 0; i < s->ht.used; i++) {
         if ((o = htab_slot(&s->ht, i, HT_CTX, &h)) != NULL) {
@@ -699,6 +850,8 @@ void session_release(struct session *s, idm_handle ctx)
                 s->primary_refs = 0;
             }
             htab_remove(&s->ht, h, HT_CTX);
+            if (s->be->heap_destroy)
+                s->be->heap_destroy(s->bz, ((struct ctx_obj *)o)->heap);
             free(o);
         }
     }
@@ -728,7 +881,7 @@ void session_close(struct session *s)
     log_info("zone=%s %s: released %u objects and %u allocations (%llu bytes, scrubbed)",
              z->name, s->peer, objects, allocs, (unsigned long long)bytes);
     session_runs_fini(s);
-    s->be->zone_close(s->bz);
+    close_view(s);
     htab_destroy(&s->ht);
     atab_destroy(&s->at);
     pthread_rwlock_destroy(&s->at_lock);

@@ -17,7 +17,7 @@
 /* ---- handles: bits 63..56 type, 55..32 generation, 31..0 slot index ---- */
 enum htype { HT_NONE = 0, HT_CTX = 0x11, HT_STREAM = 0x22, HT_EVENT = 0x33, HT_LIBRARY = 0x44,
              HT_KERNEL = 0x55, HT_IMAGE = 0x66, HT_GRAPH = 0x77, HT_GEXEC = 0x88,
-             HT_ARRAY = 0x99, HT_TEX = 0xaa };
+             HT_ARRAY = 0x99, HT_TEX = 0xaa, HT_VMEM = 0xbb };
 
 #define HTAB_MAX_OBJECTS (1u << 20)
 #define SESSION_MAX_STREAMS 256 /* each stream has a worker thread */
@@ -33,6 +33,11 @@ enum htype { HT_NONE = 0, HT_CTX = 0x11, HT_STREAM = 0x22, HT_EVENT = 0x33, HT_L
 /* Arrays, and texture and surface objects together, a zone holds at once (dispatch_array.c). */
 #define ZONE_MAX_ARRAYS 4096
 #define ZONE_MAX_TEXOBJS 4096
+/* Virtual memory management (dispatch_vmm.c): address ranges a session holds reserved at once,
+ * and the bytes all of a zone's reserves may span (address space only: reserves take no memory
+ * and are not charged; the physical allocations mapped into them are). */
+#define SESSION_MAX_RESERVES 1024
+#define ZONE_VMM_RESERVE_BYTES (256ull << 30)
 
 struct handle_slot {
     void *obj;     /* NULL when free */
@@ -62,7 +67,13 @@ int htab_remove(struct handle_table *t, idm_handle h, uint8_t type);
 void *htab_slot(const struct handle_table *t, uint32_t i, uint8_t type, idm_handle *h);
 
 /* ---- allocations ---- */
-enum alloc_kind { ALLOC_MEM = 1, ALLOC_GLOBAL_OWNED = 2, ALLOC_GLOBAL_MAPPED = 3 };
+/* ALLOC_VMM_MAP: one mapping of a physical allocation (vmem) into a reserve; charged 0 (the
+ * physical allocation carries the charge); no_access until the tenant grants access.
+ * ALLOC_HEAP: a context's device-side malloc/free heap (owner: the context; not the tenant's to
+ * free). */
+enum alloc_kind { ALLOC_MEM = 1, ALLOC_GLOBAL_OWNED = 2, ALLOC_GLOBAL_MAPPED = 3,
+                  ALLOC_VMM_MAP = 4, ALLOC_HEAP = 5 };
+struct vmem_obj;
 
 struct alloc {
     uint64_t va;    /* zone-virtual base */
@@ -71,7 +82,9 @@ struct alloc {
     uint64_t baddr; /* backend address */
     idm_handle owner; /* context (memory) or library (globals) */
     uint64_t buffer_id;
+    struct vmem_obj *vmem; /* ALLOC_VMM_MAP: the physical allocation mapped (baddr is inside it) */
     uint8_t kind;
+    uint8_t no_access; /* 1: mapped without access (ALLOC_VMM_MAP before cuMemSetAccess) */
 };
 
 struct alloc_table {
@@ -86,6 +99,11 @@ int atab_insert(struct alloc_table *t, const struct alloc *a);
 long atab_find(const struct alloc_table *t, uint64_t va, uint64_t len);
 /* Index of the allocation whose base is exactly va, or -1. */
 long atab_find_base(const struct alloc_table *t, uint64_t va);
+/* Index of the first of the ALLOC_VMM_MAP mappings that together cover [va, va+len) back to
+ * back, in zone and in backend addresses alike (so one backend range), or -1. */
+long atab_find_span(const struct alloc_table *t, uint64_t va, uint64_t len);
+/* Whether any allocation overlaps [va, va+len). */
+int atab_overlaps(const struct alloc_table *t, uint64_t va, uint64_t len);
 void atab_remove(struct alloc_table *t, long i);
 
 /* ---- zones ---- */
@@ -112,6 +130,9 @@ struct zone {
     uint64_t graph_bytes; /* host memory of the zone's graphs (atomic), <= ZONE_GRAPH_BYTES */
     uint32_t narrays;     /* live arrays, all sessions (atomic), <= ZONE_MAX_ARRAYS */
     uint32_t ntexobjs;    /* live texture and surface objects (atomic), <= ZONE_MAX_TEXOBJS */
+    uint64_t vmm_reserved; /* bytes of the zone's reserves (under lock), <= ZONE_VMM_RESERVE_BYTES */
+    uint64_t heap_charged; /* real backend: the driver's device heap size last set, charged
+                            * (under lock; held while the worker's context lives) */
 };
 
 struct zone_registry {
@@ -145,6 +166,14 @@ int parse_size(const char *s, uint64_t *out);
  * are the device's own). */
 int zone_charge(struct zone *z, uint64_t bytes, uint64_t *va);
 void zone_uncharge(struct zone *z, uint64_t bytes);
+/* Changes a charge of the zone held at *held (a field of the zone, under its lock) to bytes:
+ * 0, or -ENOMEM when the growth exceeds the quota (nothing changed). */
+int zone_recharge(struct zone *z, uint64_t *held, uint64_t bytes);
+/* Counts a reserve of bytes against ZONE_VMM_RESERVE_BYTES (-ENOSPC past it) and, when va is not
+ * NULL, gives it a zone address range aligned to align (a power of two); not charged to the
+ * quota. zone_unreserve gives the count back (the address range is not reused). */
+int zone_reserve(struct zone *z, uint64_t bytes, uint64_t align, uint64_t *va);
+void zone_unreserve(struct zone *z, uint64_t bytes);
 /* A device allocation of the zone made (+1) or freed (-1). */
 void zone_count_alloc(struct zone *z, int delta);
 
@@ -153,6 +182,11 @@ struct ctx_obj {
     int primary;
     uint32_t flags;
     uint64_t limits[CU_LIMIT_MAX];
+    /* The device-side malloc/free heap, made at the first launch of a kernel whose module
+     * uses it (dispatch_ctx_heap): limits[CU_LIMIT_MALLOC_HEAP_SIZE] bytes of zone memory (an
+     * ALLOC_HEAP allocation); NULL before, and always with a backend that keeps its own. */
+    struct backend_heap *heap;
+    int heap_made; /* the heap exists (its size can no longer be set) */
 };
 struct stream_op;
 /* A stream: its backend stream and the worker thread that runs its queue in order (stream.c). */
@@ -187,6 +221,21 @@ struct event_obj {
     uint64_t rec_seq;
 };
 struct image_obj { uint8_t *data; uint64_t size; };
+/* A physical allocation (cuMemCreate): charged to the quota; lives while its handle has
+ * references (handle != 0) or it is mapped (maps > 0), as CUDA keeps released memory that is
+ * still mapped. */
+struct vmem_obj {
+    struct backend_vmem *bv;
+    uint64_t size;
+    idm_handle handle; /* HT_VMEM; 0 once every reference is released */
+    uint32_t refs;     /* cuMemCreate and cuMemRetainAllocationHandle references */
+    uint32_t maps;     /* live mappings (ALLOC_VMM_MAP entries) */
+    int32_t device;
+};
+/* A reserved range of zone addresses (backend addresses from baddr on). */
+struct vmm_reserve {
+    uint64_t va, size, baddr;
+};
 struct kernel_obj;
 struct library_obj {
     idm_handle ctx;
@@ -276,6 +325,8 @@ struct session {
     uint64_t next_buffer_id;
     uint32_t nstreams;
     uint32_t ngraphs;       /* graphs and executable graphs */
+    struct vmm_reserve res[SESSION_MAX_RESERVES]; /* reserved ranges, unordered */
+    uint32_t nres;
     /* Streams given ops since their workers were last woken (stream.c: session_kick): a run of
      * requests is handed over at once, not one wake-up per op. Dispatch thread only. */
     struct stream_obj *kick[SESSION_MAX_STREAMS];
@@ -322,6 +373,12 @@ void session_free_tex(struct session *s, idm_handle h, struct tex_obj *t);
 /* Destroys an array: the texture and surface objects on it first, then the backend array,
  * its quota and handle. */
 void session_free_array(struct session *s, idm_handle h, struct array_obj *a);
+/* Frees a physical allocation that has neither references nor mappings left (backend memory,
+ * charge). */
+void session_free_vmem(struct session *s, struct vmem_obj *m);
+/* Gives a reserve back (index into s->res): its backend range and its count; no mapping may be
+ * left in it. */
+void session_free_reserve(struct session *s, uint32_t i);
 /* Unloads a library: its kernels, its globals, then the backend library and the handle. */
 void session_free_library(struct session *s, idm_handle h, struct library_obj *lib);
 

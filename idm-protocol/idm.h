@@ -29,6 +29,9 @@
                              * template names (Thrust, CUB) are often longer than 256 bytes */
 #define IDM_ATTR_COUNT 160u /* >= CU_DEVICE_ATTRIBUTE_MAX of CUDA 13.0 (148) */
 #define IDM_PARAMS_MAX 256u /* kernel parameters per function */
+#define IDM_VMM_GRANULARITY (2ull << 20) /* virtual memory management (VMM_* ops): sizes,
+                                         * offsets and addresses are multiples of it, as NVIDIA
+                                         * GPUs' allocation granularity */
 #define IDM_PARAM_BYTES_MAX 32764u /* a launch's packed parameter buffer: CUDA 12.1+ on Volta
                                     * and later (ptxas: PTX ISA 8.1+; 4352 bytes before) */
 

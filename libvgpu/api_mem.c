@@ -64,12 +64,11 @@ const struct vgpu_alloc *vgpu_alloc_find_locked(struct vgpu *v, uint64_t p)
     return i < 0 ? NULL : &v->allocs[i];
 }
 
-/* Counts a new allocation (at base) in default pool `pool` - 1. */
-static void pool_count_locked(struct vgpu *v, uint64_t base, int pool)
+/* Counts a new allocation (at base) in pool p. */
+static void pool_count_locked(struct vgpu *v, uint64_t base, struct vgpu_pool *p)
 {
     long i = alloc_index_locked(v, base);
-    struct vgpu_pool *p = &v->pools[pool - 1];
-    v->allocs[i].pool = pool;
+    v->allocs[i].pool = p;
     p->used += v->allocs[i].size;
     if (p->used > p->used_high)
         p->used_high = p->used;
@@ -77,11 +76,11 @@ static void pool_count_locked(struct vgpu *v, uint64_t base, int pool)
 
 static void pool_uncount_locked(struct vgpu *v, const struct vgpu_alloc *a)
 {
-    if (a->pool > 0)
-        v->pools[a->pool - 1].used -= a->size;
+    if (a->pool != NULL)
+        vgpu_pool_uncount_locked(v, a->pool, a->size);
 }
 
-static void alloc_remove_locked(struct vgpu *v, uint64_t base)
+void vgpu_alloc_remove_locked(struct vgpu *v, uint64_t base)
 {
     long i = alloc_index_locked(v, base);
     if (i < 0 || v->allocs[i].base != base)
@@ -145,18 +144,28 @@ static CUresult mem_enter(struct vgpu *v, idm_handle *ctx)
 
 /* ---- device memory ---- */
 
-CUresult vgpu_mem_alloc(CUdeviceptr *dptr, size_t bytesize, int pool)
+CUresult vgpu_mem_alloc(CUdeviceptr *dptr, size_t bytesize, struct vgpu_pool *pool)
 {
     struct vgpu *v = vgpu_get();
     idm_handle ctx;
     CUresult r = mem_enter(v, &ctx);
-    if (r != CUDA_SUCCESS || (pool == 0 && (r = vgpu_capture_unsafe("cuMemAlloc")) != 0))
+    if (r != CUDA_SUCCESS || (pool == NULL && (r = vgpu_capture_unsafe("cuMemAlloc")) != 0))
         return r;
     if (dptr == NULL || bytesize == 0)
         return CUDA_ERROR_INVALID_VALUE;
     struct idm_req_MEM_ALLOC rq = {.ctx = ctx, .size = bytesize};
     struct idm_rep_MEM_ALLOC rp;
     pthread_mutex_lock(&v->lock);
+    if (pool != NULL && vgpu_pool_check_locked(v, (CUmemoryPool)pool) == NULL) {
+        pthread_mutex_unlock(&v->lock); /* destroyed meanwhile */
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (pool != NULL && pool->max_size && bytesize > pool->max_size - pool->used) {
+        pthread_mutex_unlock(&v->lock);
+        VLOG(VGPU_LOG_INFO, "cuMemAllocFromPoolAsync(%zu): past the pool's maximum size of %llu",
+             bytesize, (unsigned long long)pool->max_size);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
     r = vgpu_call_MEM_ALLOC_locked(v, &rq, NULL, 0, &rp, NULL, 0, NULL);
     if (r == CUDA_SUCCESS && vgpu_alloc_add_locked(v, rp.dptr, bytesize, 0, ctx) < 0) {
         struct idm_req_MEM_FREE fq = {.dptr = rp.dptr};
@@ -164,7 +173,7 @@ CUresult vgpu_mem_alloc(CUdeviceptr *dptr, size_t bytesize, int pool)
         (void)vgpu_call_MEM_FREE_locked(v, &fq, NULL, 0, &fp, NULL, 0, NULL);
         r = CUDA_ERROR_OUT_OF_MEMORY;
     }
-    if (r == CUDA_SUCCESS && pool > 0)
+    if (r == CUDA_SUCCESS && pool != NULL)
         pool_count_locked(v, rp.dptr, pool);
     pthread_mutex_unlock(&v->lock);
     if (r == CUDA_SUCCESS)
@@ -177,7 +186,7 @@ CUresult vgpu_mem_alloc(CUdeviceptr *dptr, size_t bytesize, int pool)
 
 CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
 {
-    return vgpu_mem_alloc(dptr, bytesize, 0);
+    return vgpu_mem_alloc(dptr, bytesize, NULL);
 }
 
 CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t WidthInBytes,
@@ -208,7 +217,7 @@ CUresult cuMemFree_v2(CUdeviceptr dptr)
         dptr = rq.dptr;
     r = vgpu_call_MEM_FREE_locked(v, &rq, NULL, 0, &rp, NULL, 0, NULL);
     if (r == CUDA_SUCCESS)
-        alloc_remove_locked(v, dptr);
+        vgpu_alloc_remove_locked(v, dptr);
     pthread_mutex_unlock(&v->lock);
     return r;
 }
@@ -815,7 +824,7 @@ static CUresult pointer_attr(void *data, CUpointer_attribute attr, CUdeviceptr p
         *(unsigned *)data = CU_POINTER_ATTRIBUTE_ACCESS_FLAG_READWRITE;
         break;
     case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE:
-        *(CUmemoryPool *)data = ac.pool > 0 ? (CUmemoryPool)&v->pools[ac.pool - 1] : NULL;
+        *(CUmemoryPool *)data = (CUmemoryPool)ac.pool;
         break;
     default:
         if (lenient)

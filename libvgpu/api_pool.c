@@ -1,9 +1,10 @@
-/* api_pool.c - stream-ordered allocation and memory pools: each device has its default pool
- * and no other (cuMemPoolCreate is not supported). cuMemAllocAsync allocates at once through
- * MEM_ALLOC (earlier than the stream needs it, which CUDA allows); cuMemFreeAsync waits for the
- * stream's earlier work, then frees, so the memory goes back to the zone at once: a pool keeps
- * nothing, its release threshold is kept and returned but changes nothing. Pools are local
- * records; no proxy op of their own. */
+/* api_pool.c - stream-ordered allocation and memory pools: each device's default pool and pools
+ * made by cuMemPoolCreate (device pinned memory, no shareable handles; a maximum size honoured).
+ * cuMemAllocAsync allocates at once through MEM_ALLOC (earlier than the stream needs it, which
+ * CUDA allows); cuMemFreeAsync waits for the stream's earlier work, then frees, so the memory
+ * goes back to the zone at once: a pool keeps nothing (trimming has nothing to do), its release
+ * threshold is kept and returned but changes nothing. Pools are local records, handles checked
+ * against them (never read through); no proxy op of their own. */
 #include "vgpu_calls.h"
 
 /* Device d's default pool, or NULL (with *err) for a bad device. */
@@ -20,14 +21,28 @@ static struct vgpu_pool *pool_of_device(CUdevice d, CUresult *err)
     return &v->pools[d];
 }
 
-/* The pool behind a handle: one of our default pools, else NULL. */
-static struct vgpu_pool *pool_check(CUmemoryPool h)
+struct vgpu_pool *vgpu_pool_check_locked(struct vgpu *v, CUmemoryPool h)
 {
-    struct vgpu *v = vgpu_get();
     for (int d = 0; d < v->device_count; d++)
         if ((CUmemoryPool)&v->pools[d] == h && v->pools[d].magic == VGPU_POOL_MAGIC)
             return &v->pools[d];
+    for (struct vgpu_pool *p = v->created_pools; p != NULL; p = p->next)
+        if ((CUmemoryPool)p == h && !p->destroyed)
+            return p;
     return NULL;
+}
+
+/* The pool behind a handle, or NULL; *dev: its device (read under the lock: a created pool may
+ * be destroyed by another thread once it is released). */
+static struct vgpu_pool *pool_check(CUmemoryPool h, int *dev)
+{
+    struct vgpu *v = vgpu_get();
+    pthread_mutex_lock(&v->lock);
+    struct vgpu_pool *p = vgpu_pool_check_locked(v, h);
+    if (p != NULL)
+        *dev = p->dev;
+    pthread_mutex_unlock(&v->lock);
+    return p;
 }
 
 void vgpu_pool_init(struct vgpu *v, int d)
@@ -42,24 +57,29 @@ void vgpu_pool_init(struct vgpu *v, int d)
 
 /* ---- allocation and free ---- */
 
-/* Allocates from pool p for work on the current context's device. */
-static CUresult alloc_from(CUdeviceptr *dptr, size_t bytesize, const struct vgpu_pool *p)
+/* Allocates from pool p (of device dev) for work on the current context's device. */
+static CUresult alloc_from(CUdeviceptr *dptr, size_t bytesize, struct vgpu_pool *p, int dev)
 {
     struct vgpu_ctx *cur = vgpu_ctx_current();
-    if (cur != NULL && cur->dev != p->dev) {
+    if (cur != NULL && cur->dev != dev) {
         VLOG(VGPU_LOG_WARN, "cuMemAllocFromPoolAsync refused: device %d's pool used from a "
-                            "context on device %d is not supported", p->dev, cur->dev);
+                            "context on device %d is not supported", dev, cur->dev);
         return CUDA_ERROR_NOT_SUPPORTED;
     }
-    return vgpu_mem_alloc(dptr, bytesize, p->dev + 1);
+    return vgpu_mem_alloc(dptr, bytesize, p);
 }
 
 static CUresult alloc_async(CUdeviceptr *dptr, size_t bytesize)
 {
     struct vgpu_ctx *cur = vgpu_ctx_current();
     if (cur == NULL)
-        return vgpu_mem_alloc(dptr, bytesize, 0); /* fails with the missing context */
-    return vgpu_mem_alloc(dptr, bytesize, cur->dev + 1);
+        return vgpu_mem_alloc(dptr, bytesize, NULL); /* fails with the missing context */
+    struct vgpu *v = vgpu_get();
+    pthread_mutex_lock(&v->lock);
+    struct vgpu_pool *p = v->current_pool[cur->dev] ? v->current_pool[cur->dev]
+                                                    : &v->pools[cur->dev];
+    pthread_mutex_unlock(&v->lock);
+    return vgpu_mem_alloc(dptr, bytesize, p); /* checks p again: destroyed meanwhile */
 }
 
 CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
@@ -76,12 +96,13 @@ CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPoo
         return r;
     if ((r = vgpu_ready(vgpu_get())) != CUDA_SUCCESS)
         return r;
-    const struct vgpu_pool *p = pool_check(pool);
+    int dev;
+    struct vgpu_pool *p = pool_check(pool, &dev);
     if (p == NULL) {
         VLOG(VGPU_LOG_WARN, "cuMemAllocFromPoolAsync refused: %p is not a memory pool", pool);
         return CUDA_ERROR_INVALID_VALUE;
     }
-    return alloc_from(dptr, bytesize, p);
+    return alloc_from(dptr, bytesize, p, dev);
 }
 
 CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
@@ -106,19 +127,35 @@ CUresult cuDeviceGetDefaultMemPool(CUmemoryPool *pool_out, CUdevice dev)
 
 CUresult cuDeviceGetMemPool(CUmemoryPool *pool, CUdevice dev)
 {
-    return cuDeviceGetDefaultMemPool(pool, dev);
+    CUresult r = cuDeviceGetDefaultMemPool(pool, dev);
+    struct vgpu *v = vgpu_get();
+    if (r != CUDA_SUCCESS)
+        return r;
+    pthread_mutex_lock(&v->lock);
+    if (v->current_pool[dev] != NULL)
+        *pool = (CUmemoryPool)v->current_pool[dev];
+    pthread_mutex_unlock(&v->lock);
+    return CUDA_SUCCESS;
 }
 
-/* Only the default pool can be a device's current pool. */
+/* The device's default pool or one created for it becomes its current pool
+ * (cuMemAllocAsync's). */
 CUresult cuDeviceSetMemPool(CUdevice dev, CUmemoryPool pool)
 {
     CUresult r;
-    struct vgpu_pool *p = pool_of_device(dev, &r);
-    if (p == NULL)
+    struct vgpu *v = vgpu_get();
+    struct vgpu_pool *def = pool_of_device(dev, &r);
+    if (def == NULL)
         return r;
-    if ((CUmemoryPool)p != pool) {
-        VLOG(VGPU_LOG_WARN, "cuDeviceSetMemPool(device %d, %p) refused: only the device's "
-                            "default pool is supported", (int)dev, pool);
+    pthread_mutex_lock(&v->lock);
+    struct vgpu_pool *p = vgpu_pool_check_locked(v, pool);
+    int ok = p != NULL && p->dev == dev;
+    if (ok)
+        v->current_pool[dev] = p == def ? NULL : p;
+    pthread_mutex_unlock(&v->lock);
+    if (!ok) {
+        VLOG(VGPU_LOG_WARN, "cuDeviceSetMemPool(device %d, %p) refused: not a memory pool of "
+                            "the device", (int)dev, pool);
         return CUDA_ERROR_INVALID_VALUE;
     }
     return CUDA_SUCCESS;
@@ -169,15 +206,15 @@ static CUresult with_pool(CUmemoryPool h, const char *what, CUmemPool_attribute 
     CUresult r = vgpu_ready(v);
     if (r != CUDA_SUCCESS)
         return r;
-    struct vgpu_pool *p = pool_check(h);
+    pthread_mutex_lock(&v->lock);
+    struct vgpu_pool *p = vgpu_pool_check_locked(v, h);
+    r = p != NULL && value != NULL ? fn(p, attr, value) : CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_unlock(&v->lock);
     if (p == NULL || value == NULL) {
         VLOG(VGPU_LOG_WARN, "%s(%p, attribute %d) refused: %s", what, h, (int)attr,
              p ? "no value" : "not a memory pool");
         return CUDA_ERROR_INVALID_VALUE;
     }
-    pthread_mutex_lock(&v->lock);
-    r = fn(p, attr, value);
-    pthread_mutex_unlock(&v->lock);
     if (r != CUDA_SUCCESS)
         VLOG(VGPU_LOG_WARN, "%s(%p, attribute %d) refused: unknown attribute or bad value", what,
              h, (int)attr);
@@ -247,22 +284,137 @@ CUresult cuMemPoolTrimTo(CUmemoryPool pool, size_t minBytesToKeep)
     CUresult r = vgpu_ready(vgpu_get());
     if (r != CUDA_SUCCESS)
         return r;
-    if (pool_check(pool) == NULL) {
+    int dev;
+    if (pool_check(pool, &dev) == NULL) {
         VLOG(VGPU_LOG_WARN, "cuMemPoolTrimTo(%p) refused: not a memory pool", pool);
         return CUDA_ERROR_INVALID_VALUE;
     }
     return CUDA_SUCCESS;
 }
 
-/* Only default pools exist: a created pool would need its own properties (location, handle
- * types, maximum size) honoured. */
+/* ---- created pools: local records like the default pools (memory allocated at
+ * cuMemAllocFromPoolAsync, given back at free), with their own attributes, usage figures and
+ * maximum size. ---- */
+
+#define VGPU_MAX_CREATED_POOLS 1024u
+
+/* Device pinned memory of one of our devices, no shareable handles, no special usage. */
+static CUresult check_pool_props(const struct vgpu *v, const CUmemPoolProps *pp)
+{
+    if (pp == NULL || pp->allocType != CU_MEM_ALLOCATION_TYPE_PINNED ||
+        pp->location.type != CU_MEM_LOCATION_TYPE_DEVICE || pp->location.id < 0 ||
+        pp->location.id >= v->device_count || pp->win32SecurityAttributes != NULL) {
+        VLOG(VGPU_LOG_WARN, "cuMemPoolCreate refused: only device pinned memory pools of our "
+                            "devices are supported");
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (pp->handleTypes != CU_MEM_HANDLE_TYPE_NONE || pp->usage != 0) {
+        VLOG(VGPU_LOG_WARN, "cuMemPoolCreate refused: shareable handle types (0x%x) and usage "
+                            "hints (0x%x) are not supported: the memory lives behind the proxy",
+             (unsigned)pp->handleTypes, (unsigned)pp->usage);
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    return CUDA_SUCCESS;
+}
+
 CUresult cuMemPoolCreate(CUmemoryPool *pool, const CUmemPoolProps *poolProps)
 {
-    (void)pool;
-    (void)poolProps;
-    VLOG(VGPU_LOG_WARN, "cuMemPoolCreate refused: only each device's default memory pool is "
-                        "supported");
-    return CUDA_ERROR_NOT_SUPPORTED;
+    struct vgpu *v = vgpu_get();
+    CUresult r = vgpu_ready(v);
+    if (r != CUDA_SUCCESS)
+        return r;
+    if (pool == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    if ((r = check_pool_props(v, poolProps)) != CUDA_SUCCESS)
+        return r;
+    struct vgpu_pool *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    *p = (struct vgpu_pool){.magic = VGPU_POOL_MAGIC, .dev = poolProps->location.id,
+                            .reuse = {1, 1, 1}, .created = 1, .max_size = poolProps->maxSize};
+    pthread_mutex_lock(&v->lock);
+    if (v->ncreated_pools == VGPU_MAX_CREATED_POOLS) {
+        pthread_mutex_unlock(&v->lock);
+        free(p);
+        VLOG(VGPU_LOG_WARN, "cuMemPoolCreate refused: %u pools exist", VGPU_MAX_CREATED_POOLS);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    p->next = v->created_pools;
+    v->created_pools = p;
+    v->ncreated_pools++;
+    pthread_mutex_unlock(&v->lock);
+    *pool = (CUmemoryPool)p;
+    return CUDA_SUCCESS;
+}
+
+/* Unlinks and frees a created pool. */
+static void pool_free_locked(struct vgpu *v, struct vgpu_pool *p)
+{
+    for (struct vgpu_pool **pp = &v->created_pools; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            v->ncreated_pools--;
+            p->magic = 0;
+            free(p);
+            return;
+        }
+    }
+}
+
+void vgpu_pool_uncount_locked(struct vgpu *v, struct vgpu_pool *p, uint64_t size)
+{
+    p->used -= size;
+    if (p->created && p->destroyed && p->used == 0)
+        pool_free_locked(v, p);
+}
+
+/* As CUDA documents: a pool with allocations outstanding goes once the last is freed. */
+CUresult cuMemPoolDestroy(CUmemoryPool pool)
+{
+    struct vgpu *v = vgpu_get();
+    CUresult r = vgpu_ready(v);
+    if (r != CUDA_SUCCESS)
+        return r;
+    pthread_mutex_lock(&v->lock);
+    struct vgpu_pool *p = vgpu_pool_check_locked(v, pool);
+    int created = p != NULL && p->created;
+    if (created) {
+        p->destroyed = 1;
+        if (v->current_pool[p->dev] == p) /* as CUDA does: the default pool becomes current */
+            v->current_pool[p->dev] = NULL;
+        if (p->used == 0)
+            pool_free_locked(v, p); /* p is not read after this */
+    }
+    pthread_mutex_unlock(&v->lock);
+    if (!created) {
+        VLOG(VGPU_LOG_WARN, "cuMemPoolDestroy(%p) refused: %s", pool,
+             p ? "a default pool" : "not a created memory pool");
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    return CUDA_SUCCESS;
+}
+
+/* A pool's memory is accessible from its own device, read-write; that is the only access a
+ * pool can be given (no peer access). */
+CUresult cuMemPoolSetAccess(CUmemoryPool pool, const CUmemAccessDesc *map, size_t count)
+{
+    int dev;
+    CUresult r = vgpu_ready(vgpu_get());
+    if (r != CUDA_SUCCESS)
+        return r;
+    if (pool_check(pool, &dev) == NULL || (map == NULL && count > 0)) {
+        VLOG(VGPU_LOG_WARN, "cuMemPoolSetAccess(%p) refused: not a memory pool", pool);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (map[i].location.type != CU_MEM_LOCATION_TYPE_DEVICE || map[i].location.id != dev ||
+            map[i].flags != CU_MEM_ACCESS_FLAGS_PROT_READWRITE) {
+            VLOG(VGPU_LOG_WARN, "cuMemPoolSetAccess(%p) refused: access other than read-write "
+                                "from the pool's own device %d is not supported", pool, dev);
+            return CUDA_ERROR_NOT_SUPPORTED;
+        }
+    }
+    return CUDA_SUCCESS;
 }
 
 /* A default pool's memory is accessible from its own device only (no peer access). */
@@ -272,13 +424,14 @@ CUresult cuMemPoolGetAccess(CUmemAccess_flags *flags, CUmemoryPool memPool,
     CUresult r = vgpu_ready(vgpu_get());
     if (r != CUDA_SUCCESS)
         return r;
-    const struct vgpu_pool *p = pool_check(memPool);
+    int dev;
+    const struct vgpu_pool *p = pool_check(memPool, &dev);
     if (p == NULL || flags == NULL || location == NULL) {
         VLOG(VGPU_LOG_WARN, "cuMemPoolGetAccess(%p) refused: %s", memPool,
              p ? "no flags or location" : "not a memory pool");
         return CUDA_ERROR_INVALID_VALUE;
     }
-    int own = location->type == CU_MEM_LOCATION_TYPE_DEVICE && location->id == p->dev;
+    int own = location->type == CU_MEM_LOCATION_TYPE_DEVICE && location->id == dev;
     *flags = own ? CU_MEM_ACCESS_FLAGS_PROT_READWRITE : CU_MEM_ACCESS_FLAGS_PROT_NONE;
     return CUDA_SUCCESS;
 }

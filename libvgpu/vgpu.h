@@ -99,7 +99,7 @@ struct vgpu_alloc {
     uint64_t size;
     int global;              /* module global: not freeable */
     idm_handle ctx;          /* the context it belongs to */
-    int pool;                /* stream-ordered: its device's default pool + 1; 0 none */
+    struct vgpu_pool *pool;  /* stream-ordered: the pool it counts in; NULL none */
 };
 
 /* A device's default memory pool (the only pool): its attributes and usage figures. Memory is
@@ -107,6 +107,10 @@ struct vgpu_alloc {
 struct vgpu_pool {
     uint32_t magic;
     int dev;
+    int created;                 /* 1: cuMemPoolCreate's (heap, on vgpu.created_pools) */
+    int destroyed;               /* created: destroyed, freed with its last allocation */
+    uint64_t max_size;           /* created: CUmemPoolProps.maxSize (0: none) */
+    struct vgpu_pool *next;      /* created: the next created pool */
     uint64_t release_threshold;  /* kept and returned; changes nothing */
     int reuse[3];                /* CU_MEMPOOL_ATTR_REUSE_*: kept and returned */
     uint64_t used, used_high;
@@ -173,6 +177,9 @@ struct vgpu {
     struct vgpu_device dev[VGPU_MAX_DEVICES];
     struct vgpu_ctx primary[VGPU_MAX_DEVICES];
     struct vgpu_pool pools[VGPU_MAX_DEVICES]; /* default pools, usage under lock */
+    struct vgpu_pool *created_pools; /* cuMemPoolCreate's live pools (under lock) */
+    struct vgpu_pool *current_pool[VGPU_MAX_DEVICES]; /* cuDeviceSetMemPool's; NULL: default */
+    unsigned ncreated_pools;
 
     struct vgpu_alloc *allocs;   /* sorted by base */
     size_t nallocs, cap_allocs;
@@ -259,14 +266,21 @@ size_t vgpu_integrity_message(uint8_t *buf, size_t cap, uint32_t version, uint64
 /* ---- memory bookkeeping (api_mem.c) ---- */
 int vgpu_alloc_add_locked(struct vgpu *v, uint64_t base, uint64_t size, int global,
                           idm_handle ctx);
+/* Forgets the allocation whose base is base (none: nothing). */
+void vgpu_alloc_remove_locked(struct vgpu *v, uint64_t base);
 /* Forgets every allocation of a context (destroyed or reset). */
 void vgpu_alloc_forget_ctx_locked(struct vgpu *v, idm_handle ctx);
 /* The allocation containing [p, p+1), or NULL. */
 const struct vgpu_alloc *vgpu_alloc_find_locked(struct vgpu *v, uint64_t p);
 const struct vgpu_host *vgpu_host_find_locked(struct vgpu *v, const void *p);
-/* MEM_ALLOC in the current context, recorded locally; pool: the default pool it counts in (its
- * device + 1), 0 for cuMemAlloc. */
-CUresult vgpu_mem_alloc(CUdeviceptr *dptr, size_t bytesize, int pool);
+/* MEM_ALLOC in the current context, recorded locally; pool: the pool it counts in (and whose
+ * maximum size it must fit), NULL for cuMemAlloc. */
+CUresult vgpu_mem_alloc(CUdeviceptr *dptr, size_t bytesize, struct vgpu_pool *pool);
+
+/* ---- virtual memory management (api_vmm.c) ---- */
+/* Clears the attributes of what it does not support (shareable handles, RDMA) on device d; the
+ * proxy reports VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED as its backend implements it. */
+void vgpu_vmm_init(struct vgpu *v, int d);
 
 /* Host to device / device to host copies of len bytes on stream (api_mem.c); a DtoH's bytes
  * land when its replies are processed. Caller holds v->lock. */
@@ -314,6 +328,11 @@ CUresult vgpu_copy2d_array(const CUDA_MEMCPY2D *m, CUstream hs, const char *what
 /* ---- memory pools (api_pool.c) ---- */
 /* Sets up device d's default pool and the pool attributes its cached properties advertise. */
 void vgpu_pool_init(struct vgpu *v, int d);
+/* The live pool behind a handle (a default pool or a created one not destroyed), else NULL;
+ * compares handles, never reads through one. */
+struct vgpu_pool *vgpu_pool_check_locked(struct vgpu *v, CUmemoryPool h);
+/* An allocation of pool p was freed: a destroyed created pool goes with its last one. */
+void vgpu_pool_uncount_locked(struct vgpu *v, struct vgpu_pool *p, uint64_t size);
 
 /* ---- streams ---- */
 static inline idm_handle vgpu_stream_handle(CUstream s)

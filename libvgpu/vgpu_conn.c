@@ -543,6 +543,7 @@ static CUresult init_locked(struct vgpu *v)
         memcpy(dev->attrs, pr.attrs, sizeof dev->attrs);
         vgpu_pool_init(v, d);
         vgpu_managed_init(v, d);
+        vgpu_vmm_init(v, d);
         struct vgpu_ctx *p = &v->primary[d];
         if (p->self == 0 && (p->self = vgpu_handle_new(VGPU_H_CTX, p)) == 0) {
             fprintf(stderr, "libvgpu: no handle for device %d's primary context: no device\n",

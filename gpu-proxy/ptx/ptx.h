@@ -75,6 +75,10 @@ const struct ptx_kernel *ptx_program_kernel_at(const struct ptx_program *p, unsi
 /* By (mangled) name; NULL if absent. */
 const struct ptx_kernel *ptx_program_kernel(const struct ptx_program *p, const char *name);
 
+/* 1 when the module calls device-side malloc or free (nvcc's `.extern .func malloc/free`): its
+ * launches need a ptx_launch.heap. */
+int ptx_program_uses_heap(const struct ptx_program *p);
+
 const char *ptx_kernel_name(const struct ptx_kernel *k);
 unsigned ptx_kernel_param_count(const struct ptx_kernel *k);
 const struct ptx_param *ptx_kernel_params(const struct ptx_kernel *k);

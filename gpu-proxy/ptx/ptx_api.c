@@ -22,6 +22,15 @@ unsigned ptx_program_kernel_count(const struct ptx_program *p)
     return p ? p->nkernels : 0;
 }
 
+int ptx_program_uses_heap(const struct ptx_program *p)
+{
+    for (uint32_t i = 0; p && i < p->nfuncs; i++)
+        if (!p->funcs[i].has_body &&
+            (!strcmp(p->funcs[i].name, "malloc") || !strcmp(p->funcs[i].name, "free")))
+            return 1;
+    return 0;
+}
+
 const struct ptx_kernel *ptx_program_kernel_at(const struct ptx_program *p, unsigned i)
 {
     return p && i < p->nkernels ? &p->kernels[i] : NULL;

@@ -58,7 +58,7 @@ for f in "$src"/t_*.cu; do
     [[ $p == t_cublas ]] && libs="-lcublas"
     [[ $p == t_cufft ]] && libs="-lcufft"
     [[ $p == t_mathlibs ]] && libs="-lcusparse -lcurand -lcusolver -lcublas"
-    [[ $p == t_driver ]] && libs="-L$cuda_home/lib64/stubs -lcuda"
+    [[ $p == t_driver || $p == t_vmm ]] && libs="-L$cuda_home/lib64/stubs -lcuda"
     arch=""
     # SASS for sm_75 and PTX for compute_90 (the simulated device's): CUB's policy choice
     [[ $p == t_cub_sort ]] && arch="-gencode arch=compute_75,code=sm_75 -gencode arch=compute_90,code=compute_90"

@@ -35,6 +35,7 @@ static inline int fuzz_hands_out(uint16_t op)
     case IDM_OP_LIBRARY_LOAD: case IDM_OP_LIBRARY_GET_KERNEL: case IDM_OP_LIBRARY_GET_GLOBAL:
     case IDM_OP_GRAPH_CREATE: case IDM_OP_GRAPH_INSTANTIATE: case IDM_OP_ARRAY_CREATE:
     case IDM_OP_TEX_CREATE:
+    case IDM_OP_VMM_RESERVE: case IDM_OP_VMM_CREATE: case IDM_OP_VMM_RETAIN:
         return 1;
     default:
         return 0;

@@ -1,7 +1,10 @@
 /* test_cuda.c - integration test of gpu_proxy's CUDA backend on a real NVIDIA GPU: two zones,
- * round trips, pointer isolation, scrubbed reuse, and a PTX kernel (JIT-compiled by the driver)
- * whose pointer parameter the proxy translates from zone to real addresses. Without an NVIDIA
- * driver or GPU it exits 77 (skipped). */
+ * round trips, pointer isolation, scrubbed reuse, a PTX kernel (JIT-compiled by the driver)
+ * whose pointer parameter the proxy translates from zone to real addresses, and virtual memory
+ * management through the driver's own calls (fresh chunks read zero, a copy across two mappings,
+ * no access before VMM_SET_ACCESS, another zone refused), and the device heap's size forwarded
+ * to the driver and charged (past the quota refused). Without an NVIDIA driver or GPU it exits
+ * 77 (skipped). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -136,11 +139,104 @@ static void test_cuda_kernel_pointer(void **state)
     pc_close(&a);
 }
 
+#define G IDM_VMM_GRANULARITY
+
+static int32_t vmm(struct pc *p, uint16_t op, const void *q, size_t len, void *r, size_t rlen)
+{
+    return pc_call(p, op, q, len, NULL, 0, r, rlen, NULL);
+}
+
+static void test_cuda_vmm(void **state)
+{
+    uint8_t *buf = malloc(2 * G), *back = malloc(2 * G);
+    struct pc a, b;
+    struct idm_req_VMM_RESERVE rs = {.size = 4 * G};
+    struct idm_rep_VMM_RESERVE rsr;
+    struct idm_req_VMM_CREATE cr = {.size = G, .device = 0};
+    struct idm_rep_VMM_CREATE c0, c1;
+    struct idm_req_VMM_SET_ACCESS sa;
+    struct idm_req_VMM_UNMAP um;
+
+    (void)state;
+    assert_non_null(buf);
+    assert_non_null(back);
+    fx_connect(&fx, &a, "A");
+    fx_connect(&fx, &b, "B");
+    assert_int_equal(vmm(&a, IDM_OP_VMM_RESERVE, &rs, sizeof(rs), &rsr, sizeof(rsr)), 0);
+    assert_int_equal(vmm(&a, IDM_OP_VMM_CREATE, &cr, sizeof(cr), &c0, sizeof(c0)), 0);
+    assert_int_equal(vmm(&a, IDM_OP_VMM_CREATE, &cr, sizeof(cr), &c1, sizeof(c1)), 0);
+    for (int i = 0; i < 2; i++) {
+        struct idm_req_VMM_MAP m = {.ptr = rsr.ptr + (uint64_t)i * G, .size = G,
+                                    .handle = i ? c1.handle : c0.handle};
+        assert_int_equal(vmm(&a, IDM_OP_VMM_MAP, &m, sizeof(m), NULL, 0), 0);
+    }
+    assert_int_equal(pc_dtoh(&a, back, rsr.ptr, 16), CUDA_ERROR_INVALID_VALUE); /* no access */
+    sa = (struct idm_req_VMM_SET_ACCESS){.ptr = rsr.ptr, .size = 2 * G,
+                                         .flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE};
+    assert_int_equal(vmm(&a, IDM_OP_VMM_SET_ACCESS, &sa, sizeof(sa), NULL, 0), 0);
+    assert_int_equal(pc_dtoh(&a, back, rsr.ptr, 2 * G), 0);
+    for (uint64_t i = 0; i < 2 * G; i++)
+        if (back[i] != 0)
+            fail_msg("byte %llu of a fresh physical allocation is not zero", (unsigned long long)i);
+    for (uint64_t i = 0; i < 2 * G; i++)
+        buf[i] = (uint8_t)(i * 7 + 3);
+    assert_int_equal(pc_htod(&a, rsr.ptr, buf, 2 * G), 0);
+    assert_int_equal(pc_dtoh(&a, back, rsr.ptr + G - 4096, 8192), 0); /* across the boundary */
+    assert_memory_equal(buf + G - 4096, back, 8192);
+    assert_int_equal(pc_dtoh(&b, back, rsr.ptr, 16), CUDA_ERROR_INVALID_VALUE);
+    um = (struct idm_req_VMM_UNMAP){.ptr = rsr.ptr, .size = 2 * G};
+    assert_int_equal(vmm(&a, IDM_OP_VMM_UNMAP, &um, sizeof(um), NULL, 0), 0);
+    assert_int_equal(pc_dtoh(&a, back, rsr.ptr, 16), CUDA_ERROR_INVALID_VALUE);
+    pc_close(&a);
+    pc_close(&b);
+    free(buf);
+    free(back);
+}
+
+static uint64_t free_of(struct pc *p, idm_handle ctx)
+{
+    struct idm_req_MEM_GET_INFO q = {.ctx = ctx};
+    struct idm_rep_MEM_GET_INFO r;
+
+    assert_int_equal(pc_call(p, IDM_OP_MEM_GET_INFO, &q, sizeof(q), NULL, 0, &r, sizeof(r), NULL),
+                     0);
+    return r.free;
+}
+
+/* Last: the charge stays with zone A while its worker's context lives. */
+static void test_cuda_heap_charged(void **state)
+{
+    struct pc a;
+    idm_handle ctx;
+    uint64_t before;
+    struct idm_req_CTX_SET_LIMIT q = {.limit = CU_LIMIT_MALLOC_HEAP_SIZE};
+    struct idm_req_CTX_GET_LIMIT g = {.limit = CU_LIMIT_MALLOC_HEAP_SIZE};
+    struct idm_rep_CTX_GET_LIMIT gr;
+
+    (void)state;
+    fx_connect(&fx, &a, "A");
+    assert_int_equal(pc_ctx(&a, &ctx), 0);
+    q.ctx = g.ctx = ctx;
+    before = free_of(&a, ctx);
+    q.value = 512ull << 20; /* past the zone's 256 MiB */
+    assert_int_equal(pc_call(&a, IDM_OP_CTX_SET_LIMIT, &q, sizeof(q), NULL, 0, NULL, 0, NULL),
+                     CUDA_ERROR_OUT_OF_MEMORY);
+    q.value = 64ull << 20;
+    assert_int_equal(pc_call(&a, IDM_OP_CTX_SET_LIMIT, &q, sizeof(q), NULL, 0, NULL, 0, NULL), 0);
+    assert_int_equal(before - free_of(&a, ctx), 64ull << 20);
+    assert_int_equal(pc_call(&a, IDM_OP_CTX_GET_LIMIT, &g, sizeof(g), NULL, 0, &gr, sizeof(gr),
+                             NULL), 0);
+    assert_int_equal(gr.value, 64ull << 20);
+    pc_close(&a);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cuda_roundtrip_isolation_scrub),
         cmocka_unit_test(test_cuda_kernel_pointer),
+        cmocka_unit_test(test_cuda_vmm),
+        cmocka_unit_test(test_cuda_heap_charged),
     };
 
     if (argc < 2) {

@@ -4,7 +4,9 @@
  * untouched), module globals charged to the zone, context teardown, replies of queued ops,
  * kernel parameters through the window (and their bounds), the errno-to-CUresult mapping,
  * rate-limited refusal logs, graphs (dependency order, checks at launch, bounds), arrays and
- * texture objects (copies, another zone's and forged handles and values, bounds). */
+ * texture objects (copies, another zone's and forged handles and values, bounds), virtual
+ * memory management (mappings reached by copies and kernels, access, faults, quota, hostile
+ * maps and reserves). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -82,7 +84,8 @@ static int32_t call(struct session *s, uint16_t op, const void *req, size_t len,
 
 #define REP(s, op) ((struct idm_rep_##op *)(s)->rbuf)
 
-static int setup(void **state)
+/* Zones A and B with quota bytes each. */
+static int setup_quota(void **state, uint64_t quota)
 {
     struct fixture *f = calloc(1, sizeof(*f));
 
@@ -91,13 +94,23 @@ static int setup(void **state)
     log_set_level(LOG_ERR);
     zreg_init(&f->reg, &backend_stub);
     f->win = calloc(1, WIN);
-    if (f->win == NULL || zreg_add(&f->reg, "A", 1u << 20, &f->za) != 0 ||
-        zreg_add(&f->reg, "B", 1u << 20, &f->zb) != 0 ||
+    if (f->win == NULL || zreg_add(&f->reg, "A", quota, &f->za) != 0 ||
+        zreg_add(&f->reg, "B", quota, &f->zb) != 0 ||
         session_open(f->za, NULL, f->win, WIN, 4096, "a", &f->a) != 0 ||
         session_open(f->zb, NULL, f->win, WIN, 4096, "b", &f->b) != 0)
         return -1;
     *state = f;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_quota(state, 1u << 20);
+}
+
+static int setup_vmm(void **state)
+{
+    return setup_quota(state, 8 * IDM_VMM_GRANULARITY);
 }
 
 static int teardown(void **state)
@@ -1397,6 +1410,137 @@ static void test_dispatch_graph_exec_update(void **state)
                      CUDA_ERROR_INVALID_VALUE);
 }
 
+/* ---- virtual memory management ---- */
+
+#define G IDM_VMM_GRANULARITY
+
+static idm_dptr vmm_reserve(struct session *s, uint64_t size)
+{
+    struct idm_req_VMM_RESERVE q = {.size = size};
+
+    assert_int_equal(call(s, IDM_OP_VMM_RESERVE, &q, sizeof(q), NULL, 0), 0);
+    return REP(s, VMM_RESERVE)->ptr;
+}
+
+static idm_handle vmm_create(struct session *s, uint64_t size)
+{
+    struct idm_req_VMM_CREATE q = {.size = size, .device = 0};
+
+    assert_int_equal(call(s, IDM_OP_VMM_CREATE, &q, sizeof(q), NULL, 0), 0);
+    return REP(s, VMM_CREATE)->handle;
+}
+
+static int32_t vmm_map(struct session *s, idm_dptr va, uint64_t size, uint64_t off, idm_handle h)
+{
+    struct idm_req_VMM_MAP q = {.ptr = va, .size = size, .offset = off, .handle = h};
+
+    return call(s, IDM_OP_VMM_MAP, &q, sizeof(q), NULL, 0);
+}
+
+static int32_t vmm_op2(struct session *s, uint16_t op, idm_dptr va, uint64_t size, uint32_t fl)
+{
+    struct idm_req_VMM_SET_ACCESS q = {.ptr = va, .size = size, .flags = fl};
+
+    /* VMM_UNMAP and VMM_FREE share SET_ACCESS's first two fields */
+    return call(s, op, &q, op == IDM_OP_VMM_SET_ACCESS ? sizeof(q) : 16, NULL, 0);
+}
+
+/* Two chunks mapped back to back: no access before cuMemSetAccess; then a memset and a copy
+ * across the boundary, a kernel in the second chunk; the second unmapped, a kernel there faults;
+ * the quota follows cuMemCreate and the last unmap of a released chunk. */
+static void test_dispatch_vmm_map_copy_launch(void **state)
+{
+    struct fixture *f = *state;
+    idm_handle ctx = ctx_of(f->a), lib, k, c0, c1;
+    idm_dptr va = vmm_reserve(f->a, 3 * G);
+    struct idm_req_MEMSET ms = {.dst = va + G - 32, .count = 64, .height = 1, .value = 0x5a,
+                                .elem_size = 1};
+    struct idm_req_MEMCPY_DTOH rd = {.src = va + G - 32, .win_len = 0, .len = 64};
+    struct idm_req_VMM_RELEASE rl;
+    struct idm_req_LIBRARY_GET_KERNEL gk;
+    uint64_t used;
+
+    c0 = vmm_create(f->a, G);
+    c1 = vmm_create(f->a, G);
+    assert_int_equal(f->za->used, 2 * G);
+    assert_int_equal(vmm_map(f->a, va, G, 0, c0), 0);
+    assert_int_equal(vmm_map(f->a, va + G, G, 0, c1), 0);
+    assert_int_equal(call(f->a, IDM_OP_MEMSET, &ms, sizeof(ms), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE); /* no access yet */
+    assert_int_equal(vmm_op2(f->a, IDM_OP_VMM_SET_ACCESS, va, 2 * G,
+                             CU_MEM_ACCESS_FLAGS_PROT_READWRITE), 0);
+    assert_int_equal(call(f->a, IDM_OP_MEMSET, &ms, sizeof(ms), NULL, 0), 0);
+    assert_int_equal(call(f->a, IDM_OP_MEMCPY_DTOH, &rd, sizeof(rd), NULL, 0), 0);
+    for (int i = 0; i < 64; i++)
+        assert_int_equal(f->a->rbuf[sizeof(struct idm_rep_MEMCPY_DTOH) + i], 0x5a);
+    /* a copy running past the mapped part of the reserve */
+    rd.src = va + 2 * G - 32;
+    assert_int_equal(call(f->a, IDM_OP_MEMCPY_DTOH, &rd, sizeof(rd), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+
+    lib = load_ptx(f, f->a, ctx);
+    gk.library = lib;
+    assert_int_equal(call(f->a, IDM_OP_LIBRARY_GET_KERNEL, &gk, sizeof(gk), "store7", 7), 0);
+    k = REP(f->a, LIBRARY_GET_KERNEL)->kernel;
+    assert_int_equal(launch(f->a, k, va + G + 8), 0);
+    assert_int_equal(read_u32(f->a, va + G + 8), 7);
+    used = f->za->used; /* the chunks and the module's global */
+
+    /* released while mapped: still charged and readable until the unmap */
+    rl.handle = c1;
+    assert_int_equal(call(f->a, IDM_OP_VMM_RELEASE, &rl, sizeof(rl), NULL, 0), 0);
+    assert_int_equal(f->za->used, used);
+    assert_int_equal(read_u32(f->a, va + G + 8), 7);
+    assert_int_equal(call(f->a, IDM_OP_VMM_RELEASE, &rl, sizeof(rl), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(vmm_op2(f->a, IDM_OP_VMM_UNMAP, va + G, G, 0), 0);
+    assert_int_equal(f->za->used, used - G);
+    assert_int_equal(launch(f->a, k, va + G + 8), CUDA_ERROR_ILLEGAL_ADDRESS);
+}
+
+/* What a tenant may not do: another zone's handle or reserve, overlapping or misaligned maps,
+ * maps past the allocation, partial unmaps, freeing a reserve with mappings, reserves beyond the
+ * zone's bound (bytes and count), read-only access; and a zone's objects go with its session. */
+static void test_dispatch_vmm_hostile(void **state)
+{
+    struct fixture *f = *state;
+    idm_dptr va = vmm_reserve(f->a, 4 * G), vb = vmm_reserve(f->b, 2 * G);
+    idm_handle ha = vmm_create(f->a, 2 * G), hb = vmm_create(f->b, G);
+    struct idm_req_VMM_RESERVE big = {.size = 1ull << 40};
+    struct idm_req_VMM_CREATE over = {.size = 8 * G, .device = 0};
+    uint32_t n = 1;
+
+    assert_int_equal(vmm_map(f->a, va, G, 0, hb), CUDA_ERROR_INVALID_HANDLE);
+    assert_int_equal(vmm_map(f->a, vb, G, 0, ha), CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(vmm_map(f->a, va + 1, G, 0, ha), CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(vmm_map(f->a, va, G, 4096, ha), CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(vmm_map(f->a, va, 2 * G, G, ha), CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(vmm_map(f->a, va, G, UINT64_MAX - G + 1, ha), CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(vmm_map(f->a, va + 3 * G, 2 * G, 0, ha), CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(vmm_map(f->a, va, 2 * G, 0, ha), 0);
+    assert_int_equal(vmm_map(f->a, va + G, G, 0, ha), CUDA_ERROR_INVALID_VALUE); /* overlap */
+    assert_int_equal(vmm_op2(f->a, IDM_OP_VMM_UNMAP, va, G, 0), CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(vmm_op2(f->a, IDM_OP_VMM_FREE, va, 4 * G, 0), CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(vmm_op2(f->a, IDM_OP_VMM_SET_ACCESS, va, 2 * G,
+                             CU_MEM_ACCESS_FLAGS_PROT_READ), CUDA_ERROR_NOT_SUPPORTED);
+    assert_int_equal(vmm_op2(f->a, IDM_OP_VMM_SET_ACCESS, va, 4 * G,
+                             CU_MEM_ACCESS_FLAGS_PROT_READWRITE), CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(call(f->a, IDM_OP_VMM_CREATE, &over, sizeof(over), NULL, 0),
+                     CUDA_ERROR_OUT_OF_MEMORY); /* quota */
+    assert_int_equal(call(f->a, IDM_OP_VMM_RESERVE, &big, sizeof(big), NULL, 0),
+                     CUDA_ERROR_OUT_OF_MEMORY);
+    big.size = G;
+    while (call(f->a, IDM_OP_VMM_RESERVE, &big, sizeof(big), NULL, 0) == 0)
+        n++;
+    assert_int_equal(n, SESSION_MAX_RESERVES);
+    /* B's session is untouched; A's session close gives everything back */
+    assert_int_equal(f->zb->used, G);
+    session_close(f->a);
+    assert_int_equal(f->za->used, 0);
+    assert_int_equal(f->za->vmm_reserved, 0);
+    assert_int_equal(session_open(f->za, NULL, f->win, WIN, 4096, "a", &f->a), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1427,6 +1571,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_graph_exec_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_array_texture_isolation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_array_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_vmm_map_copy_launch, setup_vmm, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_vmm_hostile, setup_vmm, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     backend_stub.shutdown();

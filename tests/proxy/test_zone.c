@@ -147,6 +147,44 @@ static void test_zone_alloc_table(void **state)
     atab_destroy(&t);
 }
 
+/* Mappings of a reserve: a range spans back-to-back mappings only when their backend addresses
+ * are back to back too, and only mappings (not plain allocations); overlaps of any kind. */
+static void test_zone_alloc_span(void **state)
+{
+    struct alloc_table t;
+    struct alloc a;
+
+    (void)state;
+    atab_init(&t);
+    for (int i = 0; i < 3; i++) {
+        a = mk(1000 + 100 * (uint64_t)i, 100);
+        a.kind = ALLOC_VMM_MAP;
+        a.baddr = (i == 2 ? 90000 : 50000) + 100 * (uint64_t)i;
+        assert_int_equal(atab_insert(&t, &a), 0);
+    }
+    a = mk(5000, 100);
+    a.baddr = 5000;
+    assert_int_equal(atab_insert(&t, &a), 0);
+    a = mk(5100, 100); /* a plain allocation right after, backend addresses back to back */
+    a.baddr = 5100;
+    assert_int_equal(atab_insert(&t, &a), 0);
+    assert_int_equal(atab_find_span(&t, 1050, 100), 0);
+    assert_int_equal(atab_find_span(&t, 1000, 200), 0);
+    assert_int_equal(atab_find_span(&t, 1150, 10), 1);
+    assert_int_equal(atab_find_span(&t, 1150, 100), -1); /* backend gap before the third */
+    assert_int_equal(atab_find_span(&t, 1250, 100), -1); /* past the end */
+    assert_int_equal(atab_find_span(&t, 5050, 100), -1); /* plain allocations */
+    assert_int_equal(atab_find_span(&t, 1050, UINT64_MAX), -1);
+    assert_int_equal(atab_find_span(&t, 1050, 0), -1);
+    assert_true(atab_overlaps(&t, 900, 101));
+    assert_false(atab_overlaps(&t, 900, 100));
+    assert_true(atab_overlaps(&t, 1299, 5));
+    assert_false(atab_overlaps(&t, 1300, 3700));
+    assert_true(atab_overlaps(&t, 1300, 3701));
+    assert_false(atab_overlaps(&t, 5200, UINT64_MAX - 5200));
+    atab_destroy(&t);
+}
+
 static void test_zone_sizes_and_names(void **state)
 {
     uint64_t v;
@@ -248,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_zone_handle_tables_differ),
         cmocka_unit_test(test_zone_handle_many),
         cmocka_unit_test(test_zone_alloc_table),
+        cmocka_unit_test(test_zone_alloc_span),
         cmocka_unit_test(test_zone_sizes_and_names),
         cmocka_unit_test(test_zone_quota),
         cmocka_unit_test(test_zone_session_release),

@@ -2556,8 +2556,9 @@ static void heap_launch(const struct ptx_kernel *k, struct tmem *m, struct ptx_h
         assert_non_null(strstr(err, "free(0x"));
 }
 
-/* Device-side malloc/free: blocks from the caller's heap, persisting across launches; NULL
- * when it is full or absent; a double free fails the launch. */
+/* Device-side malloc/free: ptx_program_uses_heap tells the modules that call them; blocks from
+ * the caller's heap, persisting across launches; NULL when it is full or absent; a double free
+ * fails the launch. */
 static void test_ptx_device_malloc_free(void **state)
 {
     (void)state;
@@ -2570,6 +2571,10 @@ static void test_ptx_device_malloc_free(void **state)
     uint64_t *hp = tm_host(&m, ptrs);
     int64_t *hs = tm_host(&m, sums);
     struct ptx_heap *h;
+    struct ptx_program *plain = load("ops.ptx");
+    assert_int_equal(ptx_program_uses_heap(p), 1);
+    assert_int_equal(ptx_program_uses_heap(plain), 0);
+    ptx_program_free(plain);
     assert_int_equal(ptx_heap_create(hbase, 4096, &h), 0);
     heap_launch(fill, &m, h, ptrs, 0, 0, PTX_OK);
     /* each block is rounded up to 16 bytes: 16 * 4 * (1 + .. + 8) */

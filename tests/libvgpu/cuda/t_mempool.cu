@@ -3,7 +3,9 @@
 // ordered after the kernel, results read back; the default pool's attributes (release
 // threshold kept and read back, usage figures follow allocations and frees, high-water reset,
 // bad attributes refused); cudaMallocFromPoolAsync with the default pool, the pointer's pool
-// attribute; cudaMemPoolCreate refused (only default pools exist).
+// attribute; a created pool: the same kernel and attributes through it, as the device's current
+// pool (cudaMallocAsync's), its maximum size honoured, trimmed, access from its device, destroyed
+// with an allocation outstanding (freed after), shareable handle types refused.
 #include "check.h"
 
 __global__ void affine(int n, int a, const int *x, int *y)
@@ -98,6 +100,52 @@ static void pool_attributes(cudaStream_t s)
     CHECK(cudaMemPoolTrimTo(g_pool, 0));
 }
 
+// A pool of our own: everything the default pool does, plus its maximum size and destruction.
+static void created_pool(cudaStream_t s, int dev, int *host, int *out)
+{
+    cudaMemPoolProps props = {};
+    props.allocType = cudaMemAllocationTypePinned;
+    props.location.type = cudaMemLocationTypeDevice;
+    props.location.id = dev;
+    props.maxSize = 3 * N * sizeof(int);
+    cudaMemPool_t own = nullptr, def = g_pool, cur = nullptr;
+    CHECK(cudaMemPoolCreate(&own, &props));
+    EXPECT(own != nullptr && own != def, "created pool %p", (void *)own);
+    g_pool = own;
+    pool_attributes(s);
+    ordered_kernel(s, host, out, alloc_from_pool);
+    CHECK(cudaDeviceSetMemPool(dev, own));
+    CHECK(cudaDeviceGetMemPool(&cur, dev));
+    EXPECT(cur == own, "current pool %p, want the created %p", (void *)cur, (void *)own);
+    int *p = alloc_async(s), *q = alloc_async(s), *r = nullptr;
+    EXPECT(pointer_pool(p) == own, "cudaMallocAsync did not use the current pool");
+    EXPECT_ERR(cudaMallocFromPoolAsync((void **)&r, 2 * N * sizeof(int), own, s),
+               cudaErrorMemoryAllocation); // past maxSize
+    (void)cudaGetLastError();
+    CHECK(cudaFreeAsync(q, s));
+    cudaMemAccessDesc acc = {};
+    acc.location.type = cudaMemLocationTypeDevice;
+    acc.location.id = dev;
+    acc.flags = cudaMemAccessFlagsProtReadWrite;
+    CHECK(cudaMemPoolSetAccess(own, &acc, 1));
+    CHECK(cudaMemPoolTrimTo(own, 0));
+    // destroyed with p outstanding: the default pool is current again; p is freed after
+    CHECK(cudaMemPoolDestroy(own));
+    CHECK(cudaDeviceGetMemPool(&cur, dev));
+    EXPECT(cur == def, "current pool %p after destroy, want the default %p", (void *)cur,
+           (void *)def);
+    EXPECT_ERR(cudaMallocFromPoolAsync((void **)&r, 64, own, s), cudaErrorInvalidValue);
+    (void)cudaGetLastError();
+    CHECK(cudaFreeAsync(p, s));
+    CHECK(cudaStreamSynchronize(s));
+    EXPECT_ERR(cudaMemPoolDestroy(def), cudaErrorInvalidValue);
+    (void)cudaGetLastError();
+    props.handleTypes = cudaMemHandleTypePosixFileDescriptor;
+    EXPECT_ERR(cudaMemPoolCreate(&own, &props), cudaErrorNotSupported);
+    (void)cudaGetLastError();
+    g_pool = def;
+}
+
 int main()
 {
     int dev = 0, pools = 0;
@@ -121,12 +169,7 @@ int main()
     pool_attributes(s);
     ordered_kernel(s, host, out, alloc_from_pool);
 
-    cudaMemPoolProps props = {};
-    props.allocType = cudaMemAllocationTypePinned;
-    props.location.type = cudaMemLocationTypeDevice;
-    props.location.id = dev;
-    cudaMemPool_t own = nullptr;
-    EXPECT_ERR(cudaMemPoolCreate(&own, &props), cudaErrorNotSupported);
+    created_pool(s, dev, host, out);
     CHECK(cudaStreamDestroy(s));
     CHECK(cudaFreeHost(host));
     CHECK(cudaFreeHost(out));
