@@ -382,28 +382,38 @@ void zone_unref(struct zone *z)
     }
 }
 
+/* Takes span bytes of zone address space (under the lock); -ENOSPC. */
+static int zone_take_va_locked(struct zone *z, uint64_t span, uint64_t *va)
+{
+    if (span > z->va_end - z->va_next)
+        return -ENOSPC;
+    *va = z->va_next;
+    /* Leave a one-alignment gap so one allocation's end is never another's start. */
+    z->va_next += span + ZONE_VA_ALIGN;
+    if (z->va_next > z->va_end)
+        z->va_next = z->va_end;
+    return 0;
+}
+
+static uint64_t zone_span(uint64_t bytes)
+{
+    return (bytes + ZONE_VA_ALIGN - 1) & ~(ZONE_VA_ALIGN - 1);
+}
+
 int zone_charge(struct zone *z, uint64_t bytes, uint64_t *va)
 {
-    uint64_t span = (bytes + ZONE_VA_ALIGN - 1) & ~(ZONE_VA_ALIGN - 1);
+    uint64_t span = zone_span(bytes);
     int rc = 0;
 
     if (span < bytes)
         return -ENOMEM;
     pthread_mutex_lock(&z->lock);
-    if (z->quota && (bytes > z->quota || z->used > z->quota - bytes)) {
+    if (z->quota && (bytes > z->quota || z->used > z->quota - bytes))
         rc = -ENOMEM; /* counted as a refusal (WM_REF_QUOTA) where the request is refused */
-    } else if (va == NULL) {
+    else if (va != NULL)
+        rc = zone_take_va_locked(z, span, va);
+    if (rc == 0)
         z->used += bytes;
-    } else if (span > z->va_end - z->va_next) {
-        rc = -ENOSPC;
-    } else {
-        z->used += bytes;
-        *va = z->va_next;
-        /* Leave a one-alignment gap so one allocation's end is never another's start. */
-        z->va_next += span + ZONE_VA_ALIGN;
-        if (z->va_next > z->va_end)
-            z->va_next = z->va_end;
-    }
     if (z->used > z->peak)
         z->peak = z->used;
     pthread_mutex_unlock(&z->lock);
@@ -411,6 +421,19 @@ int zone_charge(struct zone *z, uint64_t bytes, uint64_t *va)
         __atomic_add_fetch(&z->reg->allocated_bytes, bytes, __ATOMIC_RELAXED);
         zone_publish(z);
     }
+    return rc;
+}
+
+int zone_reserve_va(struct zone *z, uint64_t bytes, uint64_t *va)
+{
+    uint64_t span = zone_span(bytes);
+    int rc;
+
+    if (span < bytes)
+        return -ENOSPC;
+    pthread_mutex_lock(&z->lock);
+    rc = zone_take_va_locked(z, span, va);
+    pthread_mutex_unlock(&z->lock);
     return rc;
 }
 
@@ -510,30 +533,65 @@ free_session:
     return rc;
 }
 
+/* Scrubs and frees backend memory, then gives its quota back. */
+static void session_free_backend(struct session *s, uint64_t va, uint64_t baddr, uint64_t size,
+                                 uint64_t charged)
+{
+    int rc = s->be->mem_free(s->bz, baddr, size);
+
+    if (rc != 0) {
+        log_error("zone=%s %s: backend failed to scrub/free %llu bytes at 0x%llx (CUresult %d)",
+                  s->zone->name, s->peer, (unsigned long long)size, (unsigned long long)va, rc);
+    } else {
+        __atomic_add_fetch(&s->zone->reg->scrubbed_bytes, size, __ATOMIC_RELAXED);
+    }
+    zone_uncharge(s->zone, charged);
+}
+
+void session_put_ipc(struct session *s, const struct alloc *a)
+{
+    struct zone *z = s->zone;
+    struct ipc_mem *m = a->ipc;
+    uint32_t left;
+
+    pthread_mutex_lock(&z->lock);
+    if (a->kind == ALLOC_IPC) {
+        z->ipc_imports--;
+    } else {
+        for (uint32_t i = 0; i < ZONE_MAX_IPC_EXPORTS; i++) {
+            if (z->ipc[i] && z->ipc[i]->mem == m) {
+                free(z->ipc[i]);
+                z->ipc[i] = NULL;
+            }
+        }
+    }
+    left = --m->refs;
+    pthread_mutex_unlock(&z->lock);
+    if (left == 0) {
+        session_free_backend(s, a->va, m->baddr, m->size, m->charged);
+        free(m);
+    }
+}
+
 void session_free_alloc(struct session *s, long i)
 {
     struct alloc a = s->at.v[i];
-    int rc;
 
     pthread_rwlock_wrlock(&s->at_lock);
     atab_remove(&s->at, i);
     pthread_rwlock_unlock(&s->at_lock);
     if (a.kind == ALLOC_MEM)
         zone_count_alloc(s->zone, -1);
+    if (a.ipc != NULL) {
+        session_put_ipc(s, &a);
+        return;
+    }
     if (a.kind == ALLOC_GLOBAL_MAPPED) {
         /* The backend's library owns the memory; only the zone's mapping goes. */
         zone_uncharge(s->zone, a.charged);
         return;
     }
-    rc = s->be->mem_free(s->bz, a.baddr, a.size);
-    if (rc != 0) {
-        log_error("zone=%s %s: backend failed to scrub/free %llu bytes at 0x%llx (CUresult %d)",
-                  s->zone->name, s->peer, (unsigned long long)a.size,
-                  (unsigned long long)a.va, rc);
-    } else {
-        __atomic_add_fetch(&s->zone->reg->scrubbed_bytes, a.size, __ATOMIC_RELAXED);
-    }
-    zone_uncharge(s->zone, a.charged);
+    session_free_backend(s, a.va, a.baddr, a.size, a.charged);
 }
 
 void session_free_image(struct session *s, idm_handle h, struct image_obj *im)

@@ -28,6 +28,20 @@ enum htype { HT_NONE = 0, HT_CTX = 0x11, HT_STREAM = 0x22, HT_EVENT = 0x33, HT_L
 #define GRAPH_MAX_NODES 16384
 #define GRAPH_NODE_MAX_DEPS 1024
 #define ZONE_GRAPH_BYTES (64ull << 20)
+/* IPC (dispatch_ipc.c): allocations exported at once, and opened imports, per zone. */
+#define ZONE_MAX_IPC_EXPORTS 1024
+#define ZONE_MAX_IPC_IMPORTS 4096
+#define IPC_TOKEN_BYTES 16
+
+/* An exported allocation: what a 64-byte CUipcMemHandle names (slot and random token). Owned by
+ * the zone's table; retired when its allocation is freed. */
+struct session;
+struct ipc_export {
+    uint8_t token[IPC_TOKEN_BYTES]; /* getrandom(2): a guessed or forged handle is refused */
+    const struct session *owner;    /* the exporter, which may not open its own handle */
+    struct ipc_mem *mem;
+    uint64_t size;
+};
 
 struct handle_slot {
     void *obj;     /* NULL when free */
@@ -57,7 +71,16 @@ int htab_remove(struct handle_table *t, idm_handle h, uint8_t type);
 void *htab_slot(const struct handle_table *t, uint32_t i, uint8_t type, idm_handle *h);
 
 /* ---- allocations ---- */
-enum alloc_kind { ALLOC_MEM = 1, ALLOC_GLOBAL_OWNED = 2, ALLOC_GLOBAL_MAPPED = 3 };
+/* ALLOC_IPC: memory another session of the zone exported, opened here (dispatch_ipc.c). */
+enum alloc_kind { ALLOC_MEM = 1, ALLOC_GLOBAL_OWNED = 2, ALLOC_GLOBAL_MAPPED = 3, ALLOC_IPC = 4 };
+
+/* Backend memory shared through IPC: the exporting allocation and every session that opened it
+ * hold one reference each (under the zone's lock); the last one scrubs and frees it and gives
+ * its quota back, so the memory outlives its exporter's cuMemFree while an import is open. */
+struct ipc_mem {
+    uint64_t baddr, size, charged;
+    uint32_t refs;
+};
 
 struct alloc {
     uint64_t va;    /* zone-virtual base */
@@ -66,6 +89,8 @@ struct alloc {
     uint64_t baddr; /* backend address */
     idm_handle owner; /* context (memory) or library (globals) */
     uint64_t buffer_id;
+    struct ipc_mem *ipc; /* set once exported (ALLOC_MEM) or opened (ALLOC_IPC), else NULL */
+    uint32_t opens;      /* ALLOC_IPC: cuIpcOpenMemHandle calls not yet closed */
     uint8_t kind;
 };
 
@@ -105,6 +130,8 @@ struct zone {
     struct worker_stats *pub; /* figures published to the supervisor (worker_ipc.h), or NULL */
     struct worker_counters *m; /* counters.h: &pub->m while counting, else NULL */
     uint64_t graph_bytes; /* host memory of the zone's graphs (atomic), <= ZONE_GRAPH_BYTES */
+    struct ipc_export *ipc[ZONE_MAX_IPC_EXPORTS]; /* live exports, by slot (under lock) */
+    uint32_t ipc_imports; /* ALLOC_IPC entries of all sessions (under lock) */
 };
 
 struct zone_registry {
@@ -138,6 +165,8 @@ int parse_size(const char *s, uint64_t *out);
  * are the device's own). */
 int zone_charge(struct zone *z, uint64_t bytes, uint64_t *va);
 void zone_uncharge(struct zone *z, uint64_t bytes);
+/* Takes zone address space for bytes without charging the quota (-ENOSPC). */
+int zone_reserve_va(struct zone *z, uint64_t bytes, uint64_t *va);
 /* A device allocation of the zone made (+1) or freed (-1). */
 void zone_count_alloc(struct zone *z, int delta);
 
@@ -275,8 +304,13 @@ void session_close(struct session *s);
 /* Releases the objects that belong to context ctx (0: all objects). */
 void session_release(struct session *s, idm_handle ctx);
 
-/* Frees one allocation (scrub + uncharge); the index is into s->at. */
+/* Frees one allocation (scrub + uncharge); the index is into s->at. Exported or opened IPC
+ * memory: retires the export (exporter) and drops one reference; the last frees the memory. */
 void session_free_alloc(struct session *s, long i);
+/* Drops allocation a's reference to its IPC memory (a->ipc; an exporter's allocation also
+ * retires its export, so its handle opens no more); the last reference scrubs and frees the
+ * memory and gives its quota back. a is no longer (or not yet) in the session's table. */
+void session_put_ipc(struct session *s, const struct alloc *a);
 /* Clears every event's reference to a stream that is about to be destroyed (drained). */
 void session_forget_stream(struct session *s, struct stream_obj *st);
 /* Frees a staging image and uncharges it from the zone's quota. */
