@@ -79,7 +79,7 @@ static void pool_uncount_locked(struct vgpu *v, const struct vgpu_alloc *a)
         v->pools[a->pool - 1].used -= a->size;
 }
 
-static void alloc_remove_locked(struct vgpu *v, uint64_t base)
+void vgpu_alloc_remove_locked(struct vgpu *v, uint64_t base)
 {
     long i = alloc_index_locked(v, base);
     if (i < 0 || v->allocs[i].base != base)
@@ -203,7 +203,7 @@ CUresult cuMemFree_v2(CUdeviceptr dptr)
     pthread_mutex_lock(&v->lock);
     r = vgpu_call_MEM_FREE_locked(v, &rq, NULL, 0, &rp, NULL, 0, NULL);
     if (r == CUDA_SUCCESS)
-        alloc_remove_locked(v, dptr);
+        vgpu_alloc_remove_locked(v, dptr);
     pthread_mutex_unlock(&v->lock);
     return r;
 }

@@ -230,6 +230,8 @@ size_t vgpu_integrity_message(uint8_t *buf, size_t cap, uint32_t version, uint64
 /* ---- memory bookkeeping (api_mem.c) ---- */
 int vgpu_alloc_add_locked(struct vgpu *v, uint64_t base, uint64_t size, int global,
                           idm_handle ctx);
+/* Forgets the allocation based at base (none: nothing). */
+void vgpu_alloc_remove_locked(struct vgpu *v, uint64_t base);
 /* Forgets every allocation of a context (destroyed or reset). */
 void vgpu_alloc_forget_ctx_locked(struct vgpu *v, idm_handle ctx);
 /* The allocation containing [p, p+1), or NULL. */
