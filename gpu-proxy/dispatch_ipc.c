@@ -1,8 +1,9 @@
-/* dispatch_ipc.c - CUDA IPC memory handles between the sessions (processes) of one zone: export
- * (a 64-byte handle naming a slot of the zone's export table and a random token), open (the
- * exporter's backend memory added to the opener's allocation table, not charged again, at an
- * address of the opener's own) and close. The memory is reference counted (zone.h: struct
- * ipc_mem): it stays alive while any import is open, whatever its exporter frees. Handles of
+/* dispatch_ipc.c - CUDA IPC handles between the sessions (processes) of one zone. Export: a
+ * 64-byte handle naming a slot of the zone's export table and a random token. Memory: open adds
+ * the exporter's backend memory to the opener's allocation table (not charged again, at an
+ * address of the opener's own), close drops it; the memory is reference counted (zone.h: struct
+ * ipc_mem) and stays alive while any import is open, whatever its exporter frees. Events: open
+ * gives the opener an event that shares the exporter's (zone.h: struct ipc_event). Handles of
  * another zone mean nothing here: each zone has its own table (and, in the daemon, its own
  * worker process). */
 #include "dispatch_internal.h"
@@ -14,8 +15,9 @@
 
 #include "log.h"
 
-/* The handle's layout (CUipcMemHandle's 64 bytes; the rest zero). */
-#define IPC_MAGIC "vgpuIPCm"
+/* The handle's layout (CUipcMemHandle's and CUipcEventHandle's 64 bytes; the rest zero). */
+#define IPC_MAGIC_MEM "vgpuIPCm"
+#define IPC_MAGIC_EVENT "vgpuIPCe"
 struct ipc_wire {
     char magic[8];
     uint32_t zone_id;
@@ -41,25 +43,26 @@ static void ipc_encode(const struct zone *z, uint32_t slot, const struct ipc_exp
     struct ipc_wire w;
 
     memset(&w, 0, sizeof(w));
-    memcpy(w.magic, IPC_MAGIC, sizeof(w.magic));
+    memcpy(w.magic, e->ev ? IPC_MAGIC_EVENT : IPC_MAGIC_MEM, sizeof(w.magic));
     w.zone_id = z->id;
     w.slot = slot;
     memcpy(w.token, e->token, sizeof(w.token));
     memcpy(out, &w, sizeof(w));
 }
 
-/* The zone's export of m (under the zone's lock), or -1. */
-static long ipc_find_export_locked(const struct zone *z, const struct ipc_mem *m)
+/* The zone's export of m or x (under the zone's lock), or -1. */
+static long ipc_find_export_locked(const struct zone *z, const struct ipc_mem *m,
+                                   const struct ipc_event *x)
 {
     for (uint32_t i = 0; i < ZONE_MAX_IPC_EXPORTS; i++)
-        if (z->ipc[i] && z->ipc[i]->mem == m)
+        if (z->ipc[i] && ((m && z->ipc[i]->mem == m) || (x && z->ipc[i]->ev == x)))
             return i;
     return -1;
 }
 
-/* Adds an export of allocation a (whose ipc is set) to the zone's table: its slot, or -ENOSPC
- * (table full), -ENOMEM, -EIO (no random bytes). */
-static long ipc_add_export(struct rq *r, const struct alloc *a)
+/* Adds an export of m or x to the zone's table: its slot, or -ENOSPC (table full), -ENOMEM,
+ * -EIO (no random bytes). */
+static long ipc_add_export(struct rq *r, struct ipc_mem *m, struct ipc_event *x, uint64_t size)
 {
     struct zone *z = r->s->zone;
     struct ipc_export *e = calloc(1, sizeof(*e));
@@ -74,8 +77,9 @@ static long ipc_add_export(struct rq *r, const struct alloc *a)
         return -EIO;
     }
     e->owner = r->s;
-    e->mem = a->ipc;
-    e->size = a->size;
+    e->mem = m;
+    e->ev = x;
+    e->size = size;
     pthread_mutex_lock(&z->lock);
     for (uint32_t i = 0; i < ZONE_MAX_IPC_EXPORTS && slot < 0; i++)
         if (z->ipc[i] == NULL)
@@ -84,6 +88,33 @@ static long ipc_add_export(struct rq *r, const struct alloc *a)
     if (slot < 0)
         free(e);
     return slot;
+}
+
+/* The handle of the zone's export of m or x, made on the first export (exporting again gives
+ * the same handle: CUDA's "may be called multiple times"). */
+static CUresult ipc_export(struct rq *r, struct ipc_mem *m, struct ipc_event *x, uint64_t size,
+                           uint8_t handle[64])
+{
+    struct zone *z = r->s->zone;
+    long slot;
+
+    pthread_mutex_lock(&z->lock);
+    slot = ipc_find_export_locked(z, m, x);
+    if (slot >= 0)
+        ipc_encode(z, (uint32_t)slot, z->ipc[slot], handle);
+    pthread_mutex_unlock(&z->lock);
+    if (slot >= 0)
+        return CUDA_SUCCESS;
+    slot = ipc_add_export(r, m, x, size);
+    if (slot == -ENOSPC)
+        return rq_refuse_as(r, WM_REF_LIMIT, CUDA_ERROR_OUT_OF_MEMORY,
+                            "the zone already has %u exports", ZONE_MAX_IPC_EXPORTS);
+    if (slot < 0)
+        return slot == -EIO ? CUDA_ERROR_OPERATING_SYSTEM : CUDA_ERROR_OUT_OF_MEMORY;
+    pthread_mutex_lock(&z->lock);
+    ipc_encode(z, (uint32_t)slot, z->ipc[slot], handle);
+    pthread_mutex_unlock(&z->lock);
+    return CUDA_SUCCESS;
 }
 
 /* Makes allocation a shareable: its memory becomes reference counted (the allocation's
@@ -109,8 +140,7 @@ static CUresult ipc_share(struct rq *r, struct alloc *a)
 CUresult h_IPC_MEM_EXPORT(struct rq *r, const struct idm_req_IPC_MEM_EXPORT *q,
                           struct idm_rep_IPC_MEM_EXPORT *p)
 {
-    struct zone *z = r->s->zone;
-    long i = atab_find_base(&r->s->at, q->dptr), slot;
+    long i = atab_find_base(&r->s->at, q->dptr);
     struct alloc *a;
     CUresult rc;
 
@@ -121,30 +151,13 @@ CUresult h_IPC_MEM_EXPORT(struct rq *r, const struct idm_req_IPC_MEM_EXPORT *q,
     a = &r->s->at.v[i];
     if ((rc = ipc_share(r, a)) != CUDA_SUCCESS)
         return rc;
-    /* Exporting again gives the same handle (CUDA: "may be called multiple times"). */
-    pthread_mutex_lock(&z->lock);
-    slot = ipc_find_export_locked(z, a->ipc);
-    if (slot >= 0)
-        ipc_encode(z, (uint32_t)slot, z->ipc[slot], p->handle);
-    pthread_mutex_unlock(&z->lock);
-    if (slot >= 0)
-        return CUDA_SUCCESS;
-    slot = ipc_add_export(r, a);
-    if (slot == -ENOSPC)
-        return rq_refuse_as(r, WM_REF_LIMIT, CUDA_ERROR_OUT_OF_MEMORY,
-                            "the zone already exports %u allocations", ZONE_MAX_IPC_EXPORTS);
-    if (slot < 0)
-        return slot == -EIO ? CUDA_ERROR_OPERATING_SYSTEM : CUDA_ERROR_OUT_OF_MEMORY;
-    pthread_mutex_lock(&z->lock);
-    ipc_encode(z, (uint32_t)slot, z->ipc[slot], p->handle);
-    pthread_mutex_unlock(&z->lock);
-    return CUDA_SUCCESS;
+    return ipc_export(r, a->ipc, NULL, a->size, p->handle);
 }
 
-/* The export a handle names in this zone, checked (under the zone's lock): its memory, or NULL
- * with *rc set and the refusal logged. */
-static struct ipc_mem *ipc_lookup_locked(struct rq *r, const uint8_t handle[64], uint64_t *size,
-                                         CUresult *rc)
+/* The export of the given kind (magic) a handle names in this zone, checked (under the zone's
+ * lock), or NULL with *rc set and the refusal logged. */
+static const struct ipc_export *ipc_lookup_locked(struct rq *r, const uint8_t handle[64],
+                                                  const char *magic, CUresult *rc)
 {
     struct zone *z = r->s->zone;
     struct ipc_export *e;
@@ -152,8 +165,9 @@ static struct ipc_mem *ipc_lookup_locked(struct rq *r, const uint8_t handle[64],
 
     memcpy(&w, handle, sizeof(w));
     *rc = CUDA_ERROR_INVALID_HANDLE;
-    if (memcmp(w.magic, IPC_MAGIC, sizeof(w.magic)) != 0) {
-        (void)rq_refuse(r, *rc, "not an IPC memory handle of this proxy");
+    if (memcmp(w.magic, magic, sizeof(w.magic)) != 0) {
+        (void)rq_refuse(r, *rc, "not an IPC %s handle of this proxy",
+                        magic[7] == 'e' ? "event" : "memory");
         return NULL;
     }
     if (w.zone_id != z->id) {
@@ -171,8 +185,19 @@ static struct ipc_mem *ipc_lookup_locked(struct rq *r, const uint8_t handle[64],
         (void)rq_refuse(r, *rc, "an IPC handle opened in the process that exported it");
         return NULL;
     }
-    *size = e->size;
-    return e->mem;
+    return e;
+}
+
+/* Counts one more import of the zone (under its lock), or refuses past the bound. */
+static CUresult ipc_count_import_locked(struct rq *r)
+{
+    struct zone *z = r->s->zone;
+
+    if (z->ipc_imports >= ZONE_MAX_IPC_IMPORTS)
+        return rq_refuse_as(r, WM_REF_LIMIT, CUDA_ERROR_OUT_OF_MEMORY,
+                            "the zone already has %u IPC imports open", ZONE_MAX_IPC_IMPORTS);
+    z->ipc_imports++;
+    return CUDA_SUCCESS;
 }
 
 /* This session's import of m, or -1. */
@@ -228,6 +253,7 @@ CUresult h_IPC_MEM_OPEN(struct rq *r, const struct idm_req_IPC_MEM_OPEN *q,
 {
     struct zone *z = r->s->zone;
     struct alloc a = {.kind = ALLOC_IPC, .opens = 1};
+    const struct ipc_export *e;
     CUresult rc;
     long i = -1;
 
@@ -236,20 +262,16 @@ CUresult h_IPC_MEM_OPEN(struct rq *r, const struct idm_req_IPC_MEM_OPEN *q,
     if (q->flags & ~(uint32_t)CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS)
         return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "IPC open flags 0x%x", q->flags);
     pthread_mutex_lock(&z->lock);
-    a.ipc = ipc_lookup_locked(r, q->handle, &a.size, &rc);
-    /* Opened again by this session: the same address, one more open to close (CUDA). */
-    if (a.ipc != NULL && (i = ipc_find_import(r->s, a.ipc)) < 0) {
-        if (z->ipc_imports >= ZONE_MAX_IPC_IMPORTS) {
-            a.ipc = NULL;
-            rc = rq_refuse_as(r, WM_REF_LIMIT, CUDA_ERROR_OUT_OF_MEMORY,
-                              "the zone already has %u IPC imports open", ZONE_MAX_IPC_IMPORTS);
-        } else {
+    if ((e = ipc_lookup_locked(r, q->handle, IPC_MAGIC_MEM, &rc)) != NULL) {
+        a.ipc = e->mem;
+        a.size = e->size;
+        /* Opened again by this session: the same address, one more open to close (CUDA). */
+        if ((i = ipc_find_import(r->s, a.ipc)) < 0 &&
+            (rc = ipc_count_import_locked(r)) == CUDA_SUCCESS)
             a.ipc->refs++;
-            z->ipc_imports++;
-        }
     }
     pthread_mutex_unlock(&z->lock);
-    if (a.ipc == NULL)
+    if (e == NULL || (i < 0 && rc != CUDA_SUCCESS))
         return rc;
     if (i >= 0) {
         ipc_reopen(r->s, i, p);
@@ -277,4 +299,56 @@ CUresult h_IPC_MEM_CLOSE(struct rq *r, const struct idm_req_IPC_MEM_CLOSE *q,
     r->s->be->zone_sync(r->s->bz);
     session_free_alloc(r->s, i);
     return CUDA_SUCCESS;
+}
+
+/* ---- events ---- */
+
+CUresult h_IPC_EVENT_EXPORT(struct rq *r, const struct idm_req_IPC_EVENT_EXPORT *q,
+                            struct idm_rep_IPC_EVENT_EXPORT *p)
+{
+    struct event_obj *e = rq_event(r, q->event);
+
+    if (e == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    if (e->ipc == NULL || e->imported)
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "%s",
+                         e->ipc ? "an opened IPC event is not exported again"
+                                : "an event created without CU_EVENT_INTERPROCESS");
+    return ipc_export(r, NULL, e->ipc, 0, p->handle);
+}
+
+CUresult h_IPC_EVENT_OPEN(struct rq *r, const struct idm_req_IPC_EVENT_OPEN *q,
+                          struct idm_rep_IPC_EVENT_OPEN *p)
+{
+    struct zone *z = r->s->zone;
+    const struct ipc_export *x;
+    struct event_obj *e;
+    CUresult rc;
+    int err;
+
+    if ((e = calloc(1, sizeof(*e))) == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    if ((rc = rq_ctx(r, q->ctx, &e->ctx)) != CUDA_SUCCESS)
+        goto free_obj;
+    pthread_mutex_lock(&z->lock);
+    if ((x = ipc_lookup_locked(r, q->handle, IPC_MAGIC_EVENT, &rc)) != NULL &&
+        (rc = ipc_count_import_locked(r)) == CUDA_SUCCESS) {
+        x->ev->refs++;
+        e->ipc = x->ev;
+        e->be = x->ev->be;
+    }
+    pthread_mutex_unlock(&z->lock);
+    if (e->ipc == NULL)
+        goto free_obj;
+    e->imported = 1;
+    e->flags = CU_EVENT_INTERPROCESS | CU_EVENT_DISABLE_TIMING;
+    if ((err = htab_insert(&r->s->ht, HT_EVENT, e, &p->event)) != 0) {
+        session_free_event(r->s, 0, e); /* drops the reference; handle 0 is no live handle */
+        return cu_from_errno(err);
+    }
+    return CUDA_SUCCESS;
+
+free_obj:
+    free(e);
+    return rc;
 }

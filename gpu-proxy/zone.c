@@ -548,6 +548,94 @@ static void session_free_backend(struct session *s, uint64_t va, uint64_t baddr,
     zone_uncharge(s->zone, charged);
 }
 
+/* ---- interprocess events ---- */
+
+struct ipc_event *ipc_event_new(struct backend_event *be)
+{
+    struct ipc_event *x = calloc(1, sizeof(*x));
+
+    if (x == NULL)
+        return NULL;
+    x->be = be;
+    x->refs = 1;
+    pthread_mutex_init(&x->lock, NULL);
+    pthread_cond_init(&x->cond, NULL);
+    return x;
+}
+
+uint64_t ipc_event_ticket(struct ipc_event *x)
+{
+    pthread_mutex_lock(&x->lock);
+    uint64_t t = ++x->issued;
+    pthread_mutex_unlock(&x->lock);
+    return t;
+}
+
+void ipc_event_mark(struct ipc_event *x, uint64_t ticket)
+{
+    pthread_mutex_lock(&x->lock);
+    if (ticket > x->done) {
+        x->done = ticket;
+        pthread_cond_broadcast(&x->cond);
+    }
+    pthread_mutex_unlock(&x->lock);
+}
+
+int ipc_event_ready(struct ipc_event *x)
+{
+    pthread_mutex_lock(&x->lock);
+    int ready = x->done >= x->issued;
+    pthread_mutex_unlock(&x->lock);
+    return ready;
+}
+
+void ipc_event_wait(struct ipc_event *x)
+{
+    pthread_mutex_lock(&x->lock);
+    uint64_t want = x->issued;
+    while (x->done < want)
+        pthread_cond_wait(&x->cond, &x->lock);
+    pthread_mutex_unlock(&x->lock);
+}
+
+/* Retires the zone's exports of m or x (under the zone's lock). */
+static void zone_retire_exports_locked(struct zone *z, const struct ipc_mem *m,
+                                       const struct ipc_event *x)
+{
+    for (uint32_t i = 0; i < ZONE_MAX_IPC_EXPORTS; i++) {
+        if (z->ipc[i] && ((m && z->ipc[i]->mem == m) || (x && z->ipc[i]->ev == x))) {
+            free(z->ipc[i]);
+            z->ipc[i] = NULL;
+        }
+    }
+}
+
+void session_free_event(struct session *s, idm_handle h, struct event_obj *e)
+{
+    struct zone *z = s->zone;
+    struct ipc_event *x = e->ipc;
+    uint32_t left = 0;
+
+    htab_remove(&s->ht, h, HT_EVENT);
+    if (x != NULL) {
+        pthread_mutex_lock(&z->lock);
+        if (e->imported)
+            z->ipc_imports--;
+        else
+            zone_retire_exports_locked(z, NULL, x);
+        left = --x->refs;
+        pthread_mutex_unlock(&z->lock);
+    }
+    if (x == NULL || left == 0)
+        s->be->event_destroy(s->bz, e->be);
+    if (x != NULL && left == 0) {
+        pthread_mutex_destroy(&x->lock);
+        pthread_cond_destroy(&x->cond);
+        free(x);
+    }
+    free(e);
+}
+
 void session_put_ipc(struct session *s, const struct alloc *a)
 {
     struct zone *z = s->zone;
@@ -555,16 +643,10 @@ void session_put_ipc(struct session *s, const struct alloc *a)
     uint32_t left;
 
     pthread_mutex_lock(&z->lock);
-    if (a->kind == ALLOC_IPC) {
+    if (a->kind == ALLOC_IPC)
         z->ipc_imports--;
-    } else {
-        for (uint32_t i = 0; i < ZONE_MAX_IPC_EXPORTS; i++) {
-            if (z->ipc[i] && z->ipc[i]->mem == m) {
-                free(z->ipc[i]);
-                z->ipc[i] = NULL;
-            }
-        }
-    }
+    else
+        zone_retire_exports_locked(z, m, NULL);
     left = --m->refs;
     pthread_mutex_unlock(&z->lock);
     if (left == 0) {
@@ -658,9 +740,7 @@ void session_release(struct session *s, idm_handle ctx)
             struct event_obj *e = o;
             if (ctx && e->ctx != ctx)
                 continue;
-            s->be->event_destroy(s->bz, e->be);
-            htab_remove(&s->ht, h, HT_EVENT);
-            free(e);
+            session_free_event(s, h, e);
         }
     }
     for (uint32_t i = 0; i < s->ht.used; i++) {

@@ -36,11 +36,27 @@ enum htype { HT_NONE = 0, HT_CTX = 0x11, HT_STREAM = 0x22, HT_EVENT = 0x33, HT_L
 /* An exported allocation: what a 64-byte CUipcMemHandle names (slot and random token). Owned by
  * the zone's table; retired when its allocation is freed. */
 struct session;
+struct ipc_event;
 struct ipc_export {
     uint8_t token[IPC_TOKEN_BYTES]; /* getrandom(2): a guessed or forged handle is refused */
     const struct session *owner;    /* the exporter, which may not open its own handle */
-    struct ipc_mem *mem;
+    struct ipc_mem *mem;            /* an allocation's export, or */
+    struct ipc_event *ev;           /* an event's */
     uint64_t size;
+};
+
+/* An interprocess event (CU_EVENT_INTERPROCESS): the backend event and the record tickets that
+ * every session's handle to it shares. A record takes the next ticket when it is queued and
+ * marks it done when it has run (or was drained without running); a wait waits for the last
+ * ticket handed out, whichever session recorded it. refs: the exporter's event and each
+ * opened one (under the zone's lock); the last one destroys the backend event. */
+struct ipc_event {
+    struct backend_event *be;
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* done grew */
+    uint64_t issued;     /* the last ticket handed out (under lock) */
+    uint64_t done;       /* the highest ticket that has run (under lock) */
+    uint32_t refs;
 };
 
 struct handle_slot {
@@ -203,6 +219,8 @@ struct stream_obj {
 struct event_obj {
     idm_handle ctx;
     struct backend_event *be;
+    struct ipc_event *ipc; /* interprocess events (exported or opened), else NULL */
+    int imported;          /* opened with cuIpcOpenEventHandle */
     uint32_t flags;
     int recorded;
     struct stream_obj *rec_stream; /* NULL: the record ran inline (complete) */
@@ -311,6 +329,16 @@ void session_free_alloc(struct session *s, long i);
  * retires its export, so its handle opens no more); the last reference scrubs and frees the
  * memory and gives its quota back. a is no longer (or not yet) in the session's table. */
 void session_put_ipc(struct session *s, const struct alloc *a);
+/* Destroys an event of the session: its handle, and its backend event, or its reference to an
+ * interprocess event (an exporter's event also retires its export). Its records have run. */
+void session_free_event(struct session *s, idm_handle h, struct event_obj *e);
+/* Interprocess events: a new one for backend event be (NULL: out of memory); the next record
+ * ticket; a ticket that has run (or never will); waiting for the last ticket handed out. */
+struct ipc_event *ipc_event_new(struct backend_event *be);
+uint64_t ipc_event_ticket(struct ipc_event *x);
+void ipc_event_mark(struct ipc_event *x, uint64_t ticket);
+int ipc_event_ready(struct ipc_event *x);
+void ipc_event_wait(struct ipc_event *x);
 /* Clears every event's reference to a stream that is about to be destroyed (drained). */
 void session_forget_stream(struct session *s, struct stream_obj *st);
 /* Frees a staging image and uncharges it from the zone's quota. */

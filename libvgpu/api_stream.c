@@ -411,6 +411,13 @@ CUresult cuEventCreate(CUevent *phEvent, unsigned int Flags)
     struct idm_req_EVENT_CREATE rq = {.ctx = ctx, .flags = Flags};
     struct idm_rep_EVENT_CREATE rp;
     r = VGPU_CALL(v, EVENT_CREATE, &rq, &rp);
+    if (r == CUDA_SUCCESS && (Flags & CU_EVENT_INTERPROCESS) &&
+        vgpu_ipc_event_note((CUevent)(uintptr_t)rp.event, 1) < 0) {
+        struct idm_req_EVENT_DESTROY dq = {.event = rp.event};
+        struct idm_rep_EVENT_DESTROY dp;
+        (void)VGPU_CALL(v, EVENT_DESTROY, &dq, &dp);
+        r = CUDA_ERROR_OUT_OF_MEMORY;
+    }
     if (r == CUDA_SUCCESS)
         *phEvent = (CUevent)(uintptr_t)rp.event;
     return r;
@@ -424,7 +431,10 @@ CUresult cuEventDestroy_v2(CUevent hEvent)
         return r;
     struct idm_req_EVENT_DESTROY rq = {.event = (idm_handle)(uintptr_t)hEvent};
     struct idm_rep_EVENT_DESTROY rp;
-    return VGPU_CALL(v, EVENT_DESTROY, &rq, &rp);
+    r = VGPU_CALL(v, EVENT_DESTROY, &rq, &rp);
+    if (r == CUDA_SUCCESS)
+        (void)vgpu_ipc_event_note(hEvent, 0);
+    return r;
 }
 
 CUresult cuEventDestroy(CUevent hEvent)
@@ -446,6 +456,8 @@ static CUresult event_record(CUevent e, CUstream s, unsigned flags)
                                       .stream = vgpu_stream_handle(s), .flags = flags};
     pthread_mutex_lock(&v->lock);
     r = vgpu_send_EVENT_RECORD_locked(v, &rq, NULL, 0);
+    if (r == CUDA_SUCCESS)
+        vgpu_ipc_event_recorded_locked(v, e);
     pthread_mutex_unlock(&v->lock);
     return r;
 }

@@ -241,6 +241,14 @@ const struct vgpu_host *vgpu_host_find_locked(struct vgpu *v, const void *p);
  * device + 1), 0 for cuMemAlloc. */
 CUresult vgpu_mem_alloc(CUdeviceptr *dptr, size_t bytesize, int pool);
 
+/* ---- IPC events (api_ipc.c) ---- */
+/* Notes e as an interprocess event of this process (created with CU_EVENT_INTERPROCESS or
+ * opened; live 1) or forgets it (destroyed; live 0). 0 or -ENOMEM. */
+int vgpu_ipc_event_note(CUevent e, int live);
+/* After a record of e was sent unanswered: for an interprocess event, returns once the worker
+ * has taken it (a round trip behind it), so that another process's wait that follows sees it. */
+void vgpu_ipc_event_recorded_locked(struct vgpu *v, CUevent e);
+
 /* ---- memory pools (api_pool.c) ---- */
 /* Sets up device d's default pool and the pool attributes its cached properties advertise. */
 void vgpu_pool_init(struct vgpu *v, int d);

@@ -4,7 +4,7 @@
  * untouched), module globals charged to the zone, context teardown, replies of queued ops,
  * kernel parameters through the window (and their bounds), the errno-to-CUresult mapping,
  * rate-limited refusal logs, graphs (dependency order, checks at launch, bounds), IPC memory
- * handles between sessions of a zone (sharing, lifetime, refusals, bounds). */
+ * and event handles between sessions of a zone (sharing, lifetime, refusals, bounds). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1288,6 +1288,120 @@ static void test_dispatch_ipc_bounds(void **state)
     assert_int_equal(f->za->ipc_imports, 0);
 }
 
+static idm_handle event_new(struct session *s, idm_handle ctx, uint32_t flags)
+{
+    struct idm_req_EVENT_CREATE q = {.ctx = ctx, .flags = flags};
+
+    assert_int_equal(call(s, IDM_OP_EVENT_CREATE, &q, sizeof(q), NULL, 0), 0);
+    return REP(s, EVENT_CREATE)->event;
+}
+
+static int32_t event_op(struct session *s, uint16_t op, idm_handle ev)
+{
+    struct idm_req_EVENT_QUERY q = {.event = ev}; /* QUERY, SYNCHRONIZE, DESTROY: one field */
+
+    _Static_assert(sizeof(struct idm_req_EVENT_SYNCHRONIZE) == sizeof(q), "one field");
+    _Static_assert(sizeof(struct idm_req_EVENT_DESTROY) == sizeof(q), "one field");
+    return call(s, op, &q, sizeof(q), NULL, 0);
+}
+
+static int32_t event_record(struct session *s, idm_handle ev, idm_handle stream)
+{
+    struct idm_req_EVENT_RECORD q = {.event = ev, .stream = stream};
+
+    return call(s, IDM_OP_EVENT_RECORD, &q, sizeof(q), NULL, 0);
+}
+
+static int32_t ipc_event_open(struct session *s, idm_handle ctx, const uint8_t handle[64],
+                              idm_handle *ev)
+{
+    struct idm_req_IPC_EVENT_OPEN q = {.ctx = ctx};
+    int32_t rc;
+
+    memcpy(q.handle, handle, 64);
+    rc = call(s, IDM_OP_IPC_EVENT_OPEN, &q, sizeof(q), NULL, 0);
+    if (rc == 0 && ev != NULL)
+        *ev = REP(s, IPC_EVENT_OPEN)->event;
+    return rc;
+}
+
+/* An interprocess event shared by two sessions of zone A: a record by either is what the other
+ * waits for (a record handed out and not yet run keeps the other's query NOT_READY); the
+ * exporter's destroy leaves the opened event working; refusals as for memory. */
+static void test_dispatch_ipc_event(void **state)
+{
+    struct fixture *f = *state;
+    const uint32_t ipc_flags = CU_EVENT_INTERPROCESS | CU_EVENT_DISABLE_TIMING;
+    struct idm_req_EVENT_CREATE bad = {.ctx = 0, .flags = CU_EVENT_INTERPROCESS};
+    struct idm_req_STREAM_CREATE sc = {.ctx = 0};
+    struct idm_req_STREAM_WAIT_EVENT sw = {.stream = 0};
+    struct idm_req_IPC_EVENT_EXPORT ex;
+    struct session *a2;
+    idm_handle ctx = ctx_of(f->a), ctx2, ev, ev2, plain, st;
+    struct event_obj *eo;
+    uint8_t h[64], forged[64];
+    uint64_t t;
+
+    assert_int_equal(session_open(f->za, NULL, f->win, WIN, 4096, "a2", &a2), 0);
+    ctx2 = ctx_of(a2);
+    assert_int_equal(call(f->a, IDM_OP_EVENT_CREATE, &bad, sizeof(bad), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE); /* CUDA: interprocess needs DISABLE_TIMING */
+    plain = event_new(f->a, ctx, CU_EVENT_DISABLE_TIMING);
+    ex.event = plain;
+    assert_int_equal(call(f->a, IDM_OP_IPC_EVENT_EXPORT, &ex, sizeof(ex), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    ev = event_new(f->a, ctx, ipc_flags);
+    ex.event = ev;
+    assert_int_equal(call(f->a, IDM_OP_IPC_EVENT_EXPORT, &ex, sizeof(ex), NULL, 0), 0);
+    memcpy(h, REP(f->a, IPC_EVENT_EXPORT)->handle, 64);
+    assert_int_equal(ipc_event_open(f->b, ctx_of(f->b), h, NULL), CUDA_ERROR_INVALID_HANDLE);
+    assert_int_equal(ipc_event_open(f->a, ctx, h, NULL), CUDA_ERROR_INVALID_CONTEXT);
+    memcpy(forged, h, 64);
+    forged[31] ^= 0x80;
+    assert_int_equal(ipc_event_open(a2, ctx2, forged, NULL), CUDA_ERROR_INVALID_HANDLE);
+    assert_int_equal(ipc_open(a2, ctx2, h, 0, NULL), CUDA_ERROR_INVALID_HANDLE); /* not memory */
+    assert_int_equal(ipc_event_open(a2, ctx2, h, &ev2), 0);
+    ex.event = ev2; /* an opened event is not exported again */
+    assert_int_equal(call(a2, IDM_OP_IPC_EVENT_EXPORT, &ex, sizeof(ex), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+
+    /* A record of a's that has not run yet: a2's query is NOT_READY until it has. */
+    eo = htab_lookup(&f->a->ht, ev, HT_EVENT);
+    assert_non_null(eo);
+    t = ipc_event_ticket(eo->ipc);
+    assert_int_equal(event_op(a2, IDM_OP_EVENT_QUERY, ev2), CUDA_ERROR_NOT_READY);
+    ipc_event_mark(eo->ipc, t);
+    assert_int_equal(event_op(a2, IDM_OP_EVENT_QUERY, ev2), 0);
+    /* Records on a stream and inline, by either side; waits on the other side. */
+    assert_int_equal(call(f->a, IDM_OP_STREAM_CREATE, &sc, sizeof(sc), NULL, 0), 0);
+    st = REP(f->a, STREAM_CREATE)->stream;
+    assert_int_equal(event_record(f->a, ev, st), -1000); /* queued: its worker answers */
+    assert_int_equal(event_op(a2, IDM_OP_EVENT_SYNCHRONIZE, ev2), 0);
+    assert_int_equal(event_op(a2, IDM_OP_EVENT_QUERY, ev2), 0);
+    sw.event = ev2;
+    assert_int_equal(call(a2, IDM_OP_STREAM_WAIT_EVENT, &sw, sizeof(sw), NULL, 0), 0);
+    assert_int_equal(event_record(a2, ev2, 0), 0);
+    assert_int_equal(event_op(f->a, IDM_OP_EVENT_SYNCHRONIZE, ev), 0);
+    /* The exporter destroys its event: the opened one still works; the handle opens no more. */
+    assert_int_equal(event_op(f->a, IDM_OP_EVENT_DESTROY, ev), 0);
+    assert_int_equal(ipc_event_open(a2, ctx2, h, NULL), CUDA_ERROR_INVALID_HANDLE);
+    assert_int_equal(event_record(a2, ev2, 0), 0);
+    assert_int_equal(event_op(a2, IDM_OP_EVENT_SYNCHRONIZE, ev2), 0);
+    assert_int_equal(f->za->ipc_imports, 1);
+    assert_int_equal(event_op(a2, IDM_OP_EVENT_DESTROY, ev2), 0);
+    assert_int_equal(f->za->ipc_imports, 0);
+    /* An opened event is released with its session. */
+    ev = event_new(f->a, ctx, ipc_flags);
+    ex.event = ev;
+    assert_int_equal(call(f->a, IDM_OP_IPC_EVENT_EXPORT, &ex, sizeof(ex), NULL, 0), 0);
+    assert_int_equal(ipc_event_open(a2, ctx2, REP(f->a, IPC_EVENT_EXPORT)->handle, &ev2), 0);
+    assert_int_equal(f->za->ipc_imports, 1);
+    session_close(a2);
+    assert_int_equal(f->za->ipc_imports, 0);
+    assert_int_equal(event_record(f->a, ev, 0), 0);
+    assert_int_equal(event_op(f->a, IDM_OP_EVENT_SYNCHRONIZE, ev), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1318,6 +1432,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_ipc_exporter_exits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_ipc_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_ipc_bounds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_ipc_event, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     backend_stub.shutdown();

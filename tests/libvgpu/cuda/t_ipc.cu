@@ -1,10 +1,11 @@
-// t_ipc.cu - CUDA IPC memory handles between two processes of one zone. The parent allocates
-// and fills memory, exports it and execs itself as the child (a fresh process: CUDA cannot be
-// used across fork); the child opens the handle, checks the data with a kernel and writes it
-// back; the parent sees the change, then frees its allocation while the child's import is still
-// open: the child still reads the data (the proxy keeps the memory until the last close; CUDA
-// calls that case undefined), closes, and a second close is refused. A forged handle and the
-// exporter opening its own handle are refused. Pipes order the two processes.
+// t_ipc.cu - CUDA IPC memory and event handles between two processes of one zone. The parent
+// allocates and fills memory, exports it and an interprocess event, and execs itself as the
+// child (a fresh process: CUDA cannot be used across fork); the child opens both, checks the
+// data with a kernel and writes it back, records the event after the kernel and tells the
+// parent so at once; the parent waits for the event and sees the change, then frees its
+// allocation while the child's import is still open: the child still reads the data (the proxy
+// keeps the memory until the last close; CUDA calls that case undefined), closes, and a second
+// close is refused. A forged handle and the exporter opening its own handle are refused.
 #include <sys/wait.h>
 #include <unistd.h>
 #include "check.h"
@@ -32,11 +33,26 @@ static char get(int fd)
     return c;
 }
 
-static int child(const char *hex, int rfd, int wfd)
+static void to_hex(const void *p, char out[129])
+{
+    for (int i = 0; i < 64; i++)
+        snprintf(out + 2 * i, 3, "%02x", ((const unsigned char *)p)[i]);
+}
+
+static void from_hex(const char *hex, void *p)
+{
+    for (int i = 0; i < 64; i++)
+        EXPECT(sscanf(hex + 2 * i, "%2hhx", (unsigned char *)p + i) == 1, "handle byte %d", i);
+}
+
+static int child(const char *hex, const char *ehex, int rfd, int wfd)
 {
     cudaIpcMemHandle_t h;
-    for (int i = 0; i < 64; i++)
-        EXPECT(sscanf(hex + 2 * i, "%2hhx", (unsigned char *)&h.reserved[i]) == 1, "handle");
+    cudaIpcEventHandle_t eh;
+    cudaEvent_t ev;
+    from_hex(hex, &h);
+    from_hex(ehex, &eh);
+    CHECK(cudaIpcOpenEventHandle(&ev, eh));
     cudaIpcMemHandle_t forged = h;
     forged.reserved[20] ^= 1;
     int *p = nullptr, *bad = nullptr, nbad = -1;
@@ -46,11 +62,15 @@ static int child(const char *hex, int rfd, int wfd)
     CHECK(cudaIpcOpenMemHandle((void **)&p, h, cudaIpcMemLazyEnablePeerAccess));
     CHECK(cudaMalloc(&bad, sizeof(int)));
     CHECK(cudaMemset(bad, 0, sizeof(int)));
-    check_and_bump<<<64, 256>>>(p, N, bad);
+    cudaStream_t s;
+    CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    check_and_bump<<<64, 256, 0, s>>>(p, N, bad);
     CHECK(cudaGetLastError());
-    CHECK(cudaMemcpy(&nbad, bad, sizeof(int), cudaMemcpyDeviceToHost));
+    CHECK(cudaEventRecord(ev, s));
+    put(wfd, 'r'); // recorded, maybe not run yet: the parent waits for the event
+    CHECK(cudaMemcpyAsync(&nbad, bad, sizeof(int), cudaMemcpyDeviceToHost, s));
+    CHECK(cudaStreamSynchronize(s));
     EXPECT(nbad == 0, "%d elements differ from what the parent wrote", nbad);
-    put(wfd, 'w'); // written: the parent checks, then frees its allocation
     EXPECT(get(rfd) == 'f', "the parent freed");
     int *back = (int *)malloc(N * sizeof(int));
     CHECK(cudaMemcpy(back, p, N * sizeof(int), cudaMemcpyDeviceToHost));
@@ -62,13 +82,15 @@ static int child(const char *hex, int rfd, int wfd)
     CHECK(cudaIpcCloseMemHandle(p));
     EXPECT(cudaIpcCloseMemHandle(p) != cudaSuccess, "a second close is refused");
     CHECK(cudaFree(bad));
+    CHECK(cudaEventDestroy(ev));
+    CHECK(cudaStreamDestroy(s));
     return finish("t_ipc child");
 }
 
 int main(int argc, char **argv)
 {
-    if (argc == 5 && strcmp(argv[1], "child") == 0)
-        return child(argv[2], atoi(argv[3]), atoi(argv[4]));
+    if (argc == 6 && strcmp(argv[1], "child") == 0)
+        return child(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
     int *d = nullptr;
     int *host = (int *)malloc(N * sizeof(int));
     for (int i = 0; i < N; i++)
@@ -83,10 +105,18 @@ int main(int argc, char **argv)
     EXPECT(cudaIpcOpenMemHandle(&own, h, cudaIpcMemLazyEnablePeerAccess) != cudaSuccess,
            "the exporting process cannot open its own handle");
     (void)cudaGetLastError();
+    cudaEvent_t ev, timed;
+    cudaIpcEventHandle_t eh;
+    CHECK(cudaEventCreate(&timed));
+    EXPECT(cudaIpcGetEventHandle(&eh, timed) != cudaSuccess,
+           "an event without cudaEventInterprocess is not exported");
+    (void)cudaGetLastError();
+    CHECK(cudaEventCreateWithFlags(&ev, cudaEventInterprocess | cudaEventDisableTiming));
+    CHECK(cudaIpcGetEventHandle(&eh, ev));
 
-    char hex[129], rs[16], ws[16];
-    for (int i = 0; i < 64; i++)
-        snprintf(hex + 2 * i, 3, "%02x", (unsigned char)h.reserved[i]);
+    char hex[129], ehex[129], rs[16], ws[16];
+    to_hex(&h, hex);
+    to_hex(&eh, ehex);
     int to_child[2], from_child[2];
     EXPECT(pipe(to_child) == 0 && pipe(from_child) == 0, "pipe");
     snprintf(rs, sizeof rs, "%d", to_child[0]);
@@ -97,12 +127,13 @@ int main(int argc, char **argv)
     if (pid == 0) {
         close(to_child[1]);
         close(from_child[0]);
-        execl("/proc/self/exe", argv[0], "child", hex, rs, ws, (char *)nullptr);
+        execl("/proc/self/exe", argv[0], "child", hex, ehex, rs, ws, (char *)nullptr);
         _exit(127);
     }
     close(to_child[0]);
     close(from_child[1]);
-    EXPECT(get(from_child[0]) == 'w', "the child wrote");
+    EXPECT(get(from_child[0]) == 'r', "the child recorded the event");
+    CHECK(cudaEventSynchronize(ev)); // the child's kernel has run
     CHECK(cudaMemcpy(host, d, N * sizeof(int), cudaMemcpyDeviceToHost));
     int wrong = 0;
     for (int i = 0; i < N; i++)
@@ -114,6 +145,8 @@ int main(int argc, char **argv)
     EXPECT(waitpid(pid, &st, 0) == pid, "waitpid");
     EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d",
            WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    CHECK(cudaEventDestroy(ev));
+    CHECK(cudaEventDestroy(timed));
     free(host);
     return finish("t_ipc");
 }
