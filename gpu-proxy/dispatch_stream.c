@@ -111,12 +111,14 @@ CUresult h_STREAM_QUERY(struct rq *r, const struct idm_req_STREAM_QUERY *q,
 }
 
 /* Waits (in the dispatch thread) until the event's last record has run (an interprocess
- * event: the last record of any session). */
-static void event_wait(struct event_obj *e)
+ * event: the last record of any session; this session's streams are woken first, as
+ * stream_wait does for its stream, since one of them may hold that record). */
+static void event_wait(struct session *s, struct event_obj *e)
 {
-    if (e->ipc)
+    if (e->ipc) {
+        session_kick(s);
         ipc_event_wait(e->ipc);
-    else if (e->recorded && e->rec_stream)
+    } else if (e->recorded && e->rec_stream)
         stream_wait(e->rec_stream, e->rec_seq);
 }
 
@@ -142,7 +144,7 @@ CUresult h_STREAM_WAIT_EVENT(struct rq *r, const struct idm_req_STREAM_WAIT_EVEN
         return CUDA_SUCCESS; /* waiting for a never-recorded event completes at once */
     /* Work queued on st after this point must follow the record: the simplest order that
      * guarantees it is to let the record happen before anything else is queued. */
-    event_wait(e);
+    event_wait(r->s, e);
     return r->s->be->stream_wait_event(r->s->bz, st ? st->bs : NULL, e->be);
 }
 
@@ -205,7 +207,7 @@ CUresult h_EVENT_DESTROY(struct rq *r, const struct idm_req_EVENT_DESTROY *q,
     (void)p;
     if (e == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
-    event_wait(e); /* a queued record still refers to it */
+    event_wait(r->s, e); /* a queued record still refers to it */
     session_free_event(r->s, q->event, e);
     return CUDA_SUCCESS;
 }
@@ -221,7 +223,7 @@ static CUresult prep_event_record(struct rq *r, const struct idm_req_EVENT_RECOR
     if ((rc = rq_stream(r, q->stream, st)) != CUDA_SUCCESS)
         return rc;
     /* A previous record still queued elsewhere happens first. */
-    event_wait(e);
+    event_wait(r->s, e);
     op->kind = SOP_EVENT_RECORD;
     op->ev = e;
     if (e->ipc)
@@ -266,7 +268,7 @@ CUresult h_EVENT_SYNCHRONIZE(struct rq *r, const struct idm_req_EVENT_SYNCHRONIZ
         return CUDA_ERROR_INVALID_HANDLE;
     if (!event_recorded(e))
         return rq_sync_status(r, CUDA_SUCCESS);
-    event_wait(e);
+    event_wait(r->s, e);
     return rq_sync_status(r, r->s->be->event_sync(r->s->bz, e->be));
 }
 

@@ -1377,6 +1377,8 @@ static void test_dispatch_ipc_event(void **state)
     st = REP(f->a, STREAM_CREATE)->stream;
     assert_int_equal(event_record(f->a, ev, st), -1000); /* queued: its worker answers */
     assert_int_equal(event_op(a2, IDM_OP_EVENT_SYNCHRONIZE, ev2), 0);
+    assert_int_equal(event_record(f->a, ev, st), -1000); /* the recorder's own wait, at once */
+    assert_int_equal(event_op(f->a, IDM_OP_EVENT_SYNCHRONIZE, ev), 0);
     assert_int_equal(event_op(a2, IDM_OP_EVENT_QUERY, ev2), 0);
     sw.event = ev2;
     assert_int_equal(call(a2, IDM_OP_STREAM_WAIT_EVENT, &sw, sizeof(sw), NULL, 0), 0);
