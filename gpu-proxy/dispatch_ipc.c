@@ -92,8 +92,8 @@ static long ipc_add_export(struct rq *r, struct ipc_mem *m, struct ipc_event *x,
 
 /* The handle of the zone's export of m or x, made on the first export (exporting again gives
  * the same handle: CUDA's "may be called multiple times"). */
-static CUresult ipc_export(struct rq *r, struct ipc_mem *m, struct ipc_event *x, uint64_t size,
-                           uint8_t handle[64])
+static CUresult ipc_handle_for(struct rq *r, struct ipc_mem *m, struct ipc_event *x,
+                               uint64_t size, uint8_t handle[64])
 {
     struct zone *z = r->s->zone;
     long slot;
@@ -151,7 +151,7 @@ CUresult h_IPC_MEM_EXPORT(struct rq *r, const struct idm_req_IPC_MEM_EXPORT *q,
     a = &r->s->at.v[i];
     if ((rc = ipc_share(r, a)) != CUDA_SUCCESS)
         return rc;
-    return ipc_export(r, a->ipc, NULL, a->size, p->handle);
+    return ipc_handle_for(r, a->ipc, NULL, a->size, p->handle);
 }
 
 /* The export of the given kind (magic) a handle names in this zone, checked (under the zone's
@@ -209,14 +209,22 @@ static long ipc_find_import(const struct session *s, const struct ipc_mem *m)
     return -1;
 }
 
-/* Adds one open to import i of the session. */
-static void ipc_reopen(struct session *s, long i, struct idm_rep_IPC_MEM_OPEN *p)
+/* Adds one open to import i of the session (at most IPC_MAX_OPENS). */
+#define IPC_MAX_OPENS (1u << 20)
+static CUresult ipc_reopen(struct rq *r, long i, struct idm_rep_IPC_MEM_OPEN *p)
 {
+    struct session *s = r->s;
+
+    if (s->at.v[i].opens >= IPC_MAX_OPENS)
+        return rq_refuse_as(r, WM_REF_LIMIT, CUDA_ERROR_OUT_OF_MEMORY,
+                            "0x%llx is already open %u times", (unsigned long long)s->at.v[i].va,
+                            IPC_MAX_OPENS);
     pthread_rwlock_wrlock(&s->at_lock);
     s->at.v[i].opens++;
     pthread_rwlock_unlock(&s->at_lock);
     p->dptr = s->at.v[i].va;
     p->size = s->at.v[i].size;
+    return CUDA_SUCCESS;
 }
 
 /* Adds the import to the session's table (the reference to its memory taken): at an address of
@@ -273,10 +281,8 @@ CUresult h_IPC_MEM_OPEN(struct rq *r, const struct idm_req_IPC_MEM_OPEN *q,
     pthread_mutex_unlock(&z->lock);
     if (e == NULL || (i < 0 && rc != CUDA_SUCCESS))
         return rc;
-    if (i >= 0) {
-        ipc_reopen(r->s, i, p);
-        return CUDA_SUCCESS;
-    }
+    if (i >= 0)
+        return ipc_reopen(r, i, p);
     return ipc_map(r, &a, p);
 }
 
@@ -314,7 +320,7 @@ CUresult h_IPC_EVENT_EXPORT(struct rq *r, const struct idm_req_IPC_EVENT_EXPORT 
         return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "%s",
                          e->ipc ? "an opened IPC event is not exported again"
                                 : "an event created without CU_EVENT_INTERPROCESS");
-    return ipc_export(r, NULL, e->ipc, 0, p->handle);
+    return ipc_handle_for(r, NULL, e->ipc, 0, p->handle);
 }
 
 CUresult h_IPC_EVENT_OPEN(struct rq *r, const struct idm_req_IPC_EVENT_OPEN *q,
