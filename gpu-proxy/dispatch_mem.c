@@ -264,7 +264,7 @@ CUresult h_POINTER_GET_ATTRIBUTE(struct rq *r, const struct idm_req_POINTER_GET_
     a = &r->s->at.v[i];
     switch (q->attr) {
     case CU_POINTER_ATTRIBUTE_CONTEXT:
-        if (a->kind == ALLOC_MEM || a->kind == ALLOC_HEAP) {
+        if (a->kind == ALLOC_MEM || a->kind == ALLOC_HEAP || a->kind == ALLOC_IPC) {
             p->value = a->owner;
         } else {
             struct library_obj *lib = htab_lookup(&r->s->ht, a->owner, HT_LIBRARY);
@@ -280,7 +280,7 @@ CUresult h_POINTER_GET_ATTRIBUTE(struct rq *r, const struct idm_req_POINTER_GET_
     case CU_POINTER_ATTRIBUTE_MEMORY_BLOCK_ID: p->value = a->buffer_id; break;
     case CU_POINTER_ATTRIBUTE_IS_MANAGED: p->value = 0; break;
     case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: p->value = 0; break;
-    case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE: p->value = 0; break;
+    case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE: p->value = a->kind == ALLOC_MEM; break;
     case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
     case CU_POINTER_ATTRIBUTE_MAPPING_BASE_ADDR: p->value = a->va; break;
     case CU_POINTER_ATTRIBUTE_RANGE_SIZE:

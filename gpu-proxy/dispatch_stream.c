@@ -110,11 +110,22 @@ CUresult h_STREAM_QUERY(struct rq *r, const struct idm_req_STREAM_QUERY *q,
     return rc == CUDA_ERROR_NOT_READY ? rq_sync_status(r, rc) : rq_sync_latched(r, st, rc);
 }
 
-/* Waits (in the dispatch thread) until the event's last record has run. */
-static void event_wait(struct event_obj *e)
+/* Waits (in the dispatch thread) until the event's last record has run (an interprocess
+ * event: the last record of any session; this session's streams are woken first, as
+ * stream_wait does for its stream, since one of them may hold that record). */
+static void event_wait(struct session *s, struct event_obj *e)
 {
-    if (e->recorded && e->rec_stream)
+    if (e->ipc) {
+        session_kick(s);
+        ipc_event_wait(e->ipc);
+    } else if (e->recorded && e->rec_stream)
         stream_wait(e->rec_stream, e->rec_seq);
+}
+
+/* Recorded at least once, by any session. */
+static int event_recorded(struct event_obj *e)
+{
+    return e->ipc ? 1 : e->recorded;
 }
 
 CUresult h_STREAM_WAIT_EVENT(struct rq *r, const struct idm_req_STREAM_WAIT_EVENT *q,
@@ -129,12 +140,25 @@ CUresult h_STREAM_WAIT_EVENT(struct rq *r, const struct idm_req_STREAM_WAIT_EVEN
         return rc;
     if ((e = rq_event(r, q->event)) == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
-    if (!e->recorded)
+    if (!event_recorded(e))
         return CUDA_SUCCESS; /* waiting for a never-recorded event completes at once */
     /* Work queued on st after this point must follow the record: the simplest order that
      * guarantees it is to let the record happen before anything else is queued. */
-    event_wait(e);
+    event_wait(r->s, e);
     return r->s->be->stream_wait_event(r->s->bz, st ? st->bs : NULL, e->be);
+}
+
+/* Checks event creation flags: CU_EVENT_INTERPROCESS needs CU_EVENT_DISABLE_TIMING (CUDA). */
+static CUresult event_flags_check(struct rq *r, uint32_t flags)
+{
+    const uint32_t known = CU_EVENT_BLOCKING_SYNC | CU_EVENT_DISABLE_TIMING | CU_EVENT_INTERPROCESS;
+
+    if (flags & ~known)
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE, "event flags 0x%x", flags);
+    if ((flags & CU_EVENT_INTERPROCESS) && !(flags & CU_EVENT_DISABLE_TIMING))
+        return rq_refuse(r, CUDA_ERROR_INVALID_VALUE,
+                         "an interprocess event without CU_EVENT_DISABLE_TIMING");
+    return CUDA_SUCCESS;
 }
 
 CUresult h_EVENT_CREATE(struct rq *r, const struct idm_req_EVENT_CREATE *q,
@@ -145,20 +169,22 @@ CUresult h_EVENT_CREATE(struct rq *r, const struct idm_req_EVENT_CREATE *q,
     CUresult rc;
     int err;
 
-    if ((rc = rq_ctx(r, q->ctx, &ctx)) != CUDA_SUCCESS)
+    if ((rc = rq_ctx(r, q->ctx, &ctx)) != CUDA_SUCCESS ||
+        (rc = event_flags_check(r, q->flags)) != CUDA_SUCCESS)
         return rc;
-    if (q->flags & ~(uint32_t)(CU_EVENT_BLOCKING_SYNC | CU_EVENT_DISABLE_TIMING))
-        return rq_refuse(r, q->flags & CU_EVENT_INTERPROCESS ? CUDA_ERROR_NOT_SUPPORTED
-                                                             : CUDA_ERROR_INVALID_VALUE,
-                         "event flags 0x%x (interprocess events are not supported)", q->flags);
     e = calloc(1, sizeof(*e));
     if (e == NULL)
         return CUDA_ERROR_OUT_OF_MEMORY;
     e->ctx = ctx;
     e->flags = q->flags;
-    rc = r->s->be->event_create(r->s->bz, q->flags, &e->be);
+    /* One context per zone: an interprocess event needs no driver IPC, only sharing here. */
+    rc = r->s->be->event_create(r->s->bz, q->flags & ~(uint32_t)CU_EVENT_INTERPROCESS, &e->be);
     if (rc != CUDA_SUCCESS)
         goto free_obj;
+    if ((q->flags & CU_EVENT_INTERPROCESS) && (e->ipc = ipc_event_new(e->be)) == NULL) {
+        rc = CUDA_ERROR_OUT_OF_MEMORY;
+        goto destroy_event;
+    }
     if ((err = htab_insert(&r->s->ht, HT_EVENT, e, &p->event)) != 0) {
         rc = cu_from_errno(err);
         goto destroy_event;
@@ -166,6 +192,7 @@ CUresult h_EVENT_CREATE(struct rq *r, const struct idm_req_EVENT_CREATE *q,
     return CUDA_SUCCESS;
 
 destroy_event:
+    free(e->ipc);
     r->s->be->event_destroy(r->s->bz, e->be);
 free_obj:
     free(e);
@@ -180,10 +207,8 @@ CUresult h_EVENT_DESTROY(struct rq *r, const struct idm_req_EVENT_DESTROY *q,
     (void)p;
     if (e == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
-    event_wait(e); /* a queued record still refers to it */
-    r->s->be->event_destroy(r->s->bz, e->be);
-    htab_remove(&r->s->ht, q->event, HT_EVENT);
-    free(e);
+    event_wait(r->s, e); /* a queued record still refers to it */
+    session_free_event(r->s, q->event, e);
     return CUDA_SUCCESS;
 }
 
@@ -198,9 +223,11 @@ static CUresult prep_event_record(struct rq *r, const struct idm_req_EVENT_RECOR
     if ((rc = rq_stream(r, q->stream, st)) != CUDA_SUCCESS)
         return rc;
     /* A previous record still queued elsewhere happens first. */
-    event_wait(e);
+    event_wait(r->s, e);
     op->kind = SOP_EVENT_RECORD;
     op->ev = e;
+    if (e->ipc)
+        op->ev_ticket = ipc_event_ticket(e->ipc);
     return CUDA_SUCCESS;
 }
 
@@ -218,6 +245,8 @@ CUresult h_EVENT_RECORD(struct rq *r, const struct idm_req_EVENT_RECORD *q,
     if ((rc = prep_event_record(r, q, &op, &st)) != CUDA_SUCCESS)
         return rc;
     rc = rq_run(r, st, &op);
+    if (op.ev->ipc && op.seq == 0 && rc != CUDA_SUCCESS)
+        ipc_event_mark(op.ev->ipc, op.ev_ticket); /* not issued: nobody waits for it */
     if (op.seq != 0) {
         op.ev->recorded = 1;
         op.ev->rec_stream = st;
@@ -237,9 +266,9 @@ CUresult h_EVENT_SYNCHRONIZE(struct rq *r, const struct idm_req_EVENT_SYNCHRONIZ
     (void)p;
     if (e == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
-    if (!e->recorded)
+    if (!event_recorded(e))
         return rq_sync_status(r, CUDA_SUCCESS);
-    event_wait(e);
+    event_wait(r->s, e);
     return rq_sync_status(r, r->s->be->event_sync(r->s->bz, e->be));
 }
 
@@ -251,7 +280,7 @@ CUresult h_EVENT_QUERY(struct rq *r, const struct idm_req_EVENT_QUERY *q,
     (void)p;
     if (e == NULL)
         return CUDA_ERROR_INVALID_HANDLE;
-    if (!e->recorded)
+    if (!event_recorded(e))
         return rq_sync_status(r, CUDA_SUCCESS);
     if (!event_done(e))
         return rq_sync_status(r, CUDA_ERROR_NOT_READY);

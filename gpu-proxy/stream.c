@@ -348,8 +348,12 @@ static CUresult issue_launch(struct session *s, struct backend_stream *bs, struc
 static CUresult issue_event_record(struct session *s, struct backend_stream *bs,
                                    struct stream_op *op, struct sop_reply *rep)
 {
+    CUresult rc = s->be->event_record(s->bz, op->ev->be, bs);
+
     (void)rep;
-    return s->be->event_record(s->bz, op->ev->be, bs);
+    if (op->ev->ipc != NULL)
+        ipc_event_mark(op->ev->ipc, op->ev_ticket);
+    return rc;
 }
 
 /* The nodes of a graph launch in order; the first failure ends it, and so does the session's
@@ -425,10 +429,13 @@ static CUresult run_queued(struct stream_obj *st, struct stream_op *op, uint32_t
 
     memset(st->rbuf, 0, rep_size);
     if (__atomic_load_n(&st->cancel, __ATOMIC_ACQUIRE) ||
-        __atomic_load_n(&s->cancelled, __ATOMIC_ACQUIRE))
+        __atomic_load_n(&s->cancelled, __ATOMIC_ACQUIRE)) {
         rc = CUDA_ERROR_CONTEXT_IS_DESTROYED; /* drained without running */
-    else if (rc == CUDA_SUCCESS || op->kind == SOP_EVENT_RECORD)
+        if (op->kind == SOP_EVENT_RECORD && op->ev->ipc) /* its waiters elsewhere go on */
+            ipc_event_mark(op->ev->ipc, op->ev_ticket);
+    } else if (rc == CUDA_SUCCESS || op->kind == SOP_EVENT_RECORD) {
         rc = stream_issue(s, st->bs, op, &rep);
+    }
     if (rc != CUDA_SUCCESS) {
         /* A failed request answers with zeros, never with half-filled values. */
         memset(st->rbuf, 0, rep_size);
@@ -788,6 +795,8 @@ void session_drain(struct session *s)
 
 int event_done(const struct event_obj *e)
 {
+    if (e->ipc != NULL)
+        return ipc_event_ready(e->ipc);
     if (!e->recorded || e->rec_stream == NULL)
         return 1;
     pthread_mutex_lock(&e->rec_stream->lock);

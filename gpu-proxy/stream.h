@@ -53,6 +53,7 @@ struct stream_op {
     struct backend_launch l; /* l.params: the request tail or the dispatch's copy of the
                               * window range; a queued copy owns its own */
     struct event_obj *ev;
+    uint64_t ev_ticket;      /* a record of an interprocess event: its ticket (zone.h) */
     struct stream_op *sub;   /* SOP_GRAPH: the dispatch's array; a queued copy owns its own */
     uint32_t nsub;
 };

@@ -409,28 +409,38 @@ void zone_unref(struct zone *z)
     }
 }
 
+/* Takes span bytes of zone address space (under the lock); -ENOSPC. */
+static int zone_take_va_locked(struct zone *z, uint64_t span, uint64_t *va)
+{
+    if (span > z->va_end - z->va_next)
+        return -ENOSPC;
+    *va = z->va_next;
+    /* Leave a one-alignment gap so one allocation's end is never another's start. */
+    z->va_next += span + ZONE_VA_ALIGN;
+    if (z->va_next > z->va_end)
+        z->va_next = z->va_end;
+    return 0;
+}
+
+static uint64_t zone_span(uint64_t bytes)
+{
+    return (bytes + ZONE_VA_ALIGN - 1) & ~(ZONE_VA_ALIGN - 1);
+}
+
 int zone_charge(struct zone *z, uint64_t bytes, uint64_t *va)
 {
-    uint64_t span = (bytes + ZONE_VA_ALIGN - 1) & ~(ZONE_VA_ALIGN - 1);
+    uint64_t span = zone_span(bytes);
     int rc = 0;
 
     if (span < bytes)
         return -ENOMEM;
     pthread_mutex_lock(&z->lock);
-    if (z->quota && (bytes > z->quota || z->used > z->quota - bytes)) {
+    if (z->quota && (bytes > z->quota || z->used > z->quota - bytes))
         rc = -ENOMEM; /* counted as a refusal (WM_REF_QUOTA) where the request is refused */
-    } else if (va == NULL) {
+    else if (va != NULL)
+        rc = zone_take_va_locked(z, span, va);
+    if (rc == 0)
         z->used += bytes;
-    } else if (span > z->va_end - z->va_next) {
-        rc = -ENOSPC;
-    } else {
-        z->used += bytes;
-        *va = z->va_next;
-        /* Leave a one-alignment gap so one allocation's end is never another's start. */
-        z->va_next += span + ZONE_VA_ALIGN;
-        if (z->va_next > z->va_end)
-            z->va_next = z->va_end;
-    }
     if (z->used > z->peak)
         z->peak = z->used;
     pthread_mutex_unlock(&z->lock);
@@ -487,6 +497,19 @@ int zone_reserve(struct zone *z, uint64_t bytes, uint64_t align, uint64_t *va)
     }
     if (rc == 0)
         z->vmm_reserved += bytes;
+    pthread_mutex_unlock(&z->lock);
+    return rc;
+}
+
+int zone_reserve_va(struct zone *z, uint64_t bytes, uint64_t *va)
+{
+    uint64_t span = zone_span(bytes);
+    int rc;
+
+    if (span < bytes)
+        return -ENOSPC;
+    pthread_mutex_lock(&z->lock);
+    rc = zone_take_va_locked(z, span, va);
     pthread_mutex_unlock(&z->lock);
     return rc;
 }
@@ -651,10 +674,131 @@ void session_free_reserve(struct session *s, uint32_t i)
     zone_unreserve(s->zone, r.size);
 }
 
+/* Scrubs and frees backend memory, then gives its quota back. */
+static void session_free_backend(struct session *s, uint64_t va, uint64_t baddr, uint64_t size,
+                                 uint64_t charged)
+{
+    int rc = s->be->mem_free(s->bz, baddr, size);
+
+    if (rc != 0) {
+        log_error("zone=%s %s: backend failed to scrub/free %llu bytes at 0x%llx (CUresult %d)",
+                  s->zone->name, s->peer, (unsigned long long)size, (unsigned long long)va, rc);
+    } else {
+        __atomic_add_fetch(&s->zone->reg->scrubbed_bytes, size, __ATOMIC_RELAXED);
+    }
+    zone_uncharge(s->zone, charged);
+}
+
+/* ---- interprocess events ---- */
+
+struct ipc_event *ipc_event_new(struct backend_event *be)
+{
+    struct ipc_event *x = calloc(1, sizeof(*x));
+
+    if (x == NULL)
+        return NULL;
+    x->be = be;
+    x->refs = 1;
+    pthread_mutex_init(&x->lock, NULL);
+    pthread_cond_init(&x->cond, NULL);
+    return x;
+}
+
+uint64_t ipc_event_ticket(struct ipc_event *x)
+{
+    pthread_mutex_lock(&x->lock);
+    uint64_t t = ++x->issued;
+    pthread_mutex_unlock(&x->lock);
+    return t;
+}
+
+void ipc_event_mark(struct ipc_event *x, uint64_t ticket)
+{
+    pthread_mutex_lock(&x->lock);
+    if (ticket > x->done) {
+        x->done = ticket;
+        pthread_cond_broadcast(&x->cond);
+    }
+    pthread_mutex_unlock(&x->lock);
+}
+
+int ipc_event_ready(struct ipc_event *x)
+{
+    pthread_mutex_lock(&x->lock);
+    int ready = x->done >= x->issued;
+    pthread_mutex_unlock(&x->lock);
+    return ready;
+}
+
+void ipc_event_wait(struct ipc_event *x)
+{
+    pthread_mutex_lock(&x->lock);
+    uint64_t want = x->issued;
+    while (x->done < want)
+        pthread_cond_wait(&x->cond, &x->lock);
+    pthread_mutex_unlock(&x->lock);
+}
+
+/* Retires the zone's exports of m or x (under the zone's lock). */
+static void zone_retire_exports_locked(struct zone *z, const struct ipc_mem *m,
+                                       const struct ipc_event *x)
+{
+    for (uint32_t i = 0; i < ZONE_MAX_IPC_EXPORTS; i++) {
+        if (z->ipc[i] && ((m && z->ipc[i]->mem == m) || (x && z->ipc[i]->ev == x))) {
+            free(z->ipc[i]);
+            z->ipc[i] = NULL;
+        }
+    }
+}
+
+void session_free_event(struct session *s, idm_handle h, struct event_obj *e)
+{
+    struct zone *z = s->zone;
+    struct ipc_event *x = e->ipc;
+    uint32_t left = 0;
+
+    htab_remove(&s->ht, h, HT_EVENT);
+    if (x != NULL) {
+        pthread_mutex_lock(&z->lock);
+        if (e->imported)
+            z->ipc_imports--;
+        else
+            zone_retire_exports_locked(z, NULL, x);
+        left = --x->refs;
+        pthread_mutex_unlock(&z->lock);
+    }
+    if (x == NULL || left == 0)
+        s->be->event_destroy(s->bz, e->be);
+    if (x != NULL && left == 0) {
+        pthread_mutex_destroy(&x->lock);
+        pthread_cond_destroy(&x->cond);
+        free(x);
+    }
+    free(e);
+}
+
+void session_put_ipc(struct session *s, const struct alloc *a)
+{
+    struct zone *z = s->zone;
+    struct ipc_mem *m = a->ipc;
+    uint32_t left;
+
+    pthread_mutex_lock(&z->lock);
+    if (a->kind == ALLOC_IPC)
+        z->ipc_imports--;
+    else
+        zone_retire_exports_locked(z, m, NULL);
+    left = --m->refs;
+    pthread_mutex_unlock(&z->lock);
+    if (left == 0) {
+        session_free_backend(s, a->va, m->baddr, m->size, m->charged);
+        free(m);
+    }
+}
+
 void session_free_alloc(struct session *s, long i)
 {
     struct alloc a = s->at.v[i];
-    int rc;
 
     pthread_rwlock_wrlock(&s->at_lock);
     atab_remove(&s->at, i);
@@ -665,20 +809,16 @@ void session_free_alloc(struct session *s, long i)
         free_mapping(s, &a);
         return;
     }
+    if (a.ipc != NULL) {
+        session_put_ipc(s, &a);
+        return;
+    }
     if (a.kind == ALLOC_GLOBAL_MAPPED) {
         /* The backend's library owns the memory; only the zone's mapping goes. */
         zone_uncharge(s->zone, a.charged);
         return;
     }
-    rc = s->be->mem_free(s->bz, a.baddr, a.size);
-    if (rc != 0) {
-        log_error("zone=%s %s: backend failed to scrub/free %llu bytes at 0x%llx (CUresult %d)",
-                  s->zone->name, s->peer, (unsigned long long)a.size,
-                  (unsigned long long)a.va, rc);
-    } else {
-        __atomic_add_fetch(&s->zone->reg->scrubbed_bytes, a.size, __ATOMIC_RELAXED);
-    }
-    zone_uncharge(s->zone, a.charged);
+    session_free_backend(s, a.va, a.baddr, a.size, a.charged);
 }
 
 void session_free_image(struct session *s, idm_handle h, struct image_obj *im)
@@ -784,9 +924,7 @@ void session_release(struct session *s, idm_handle ctx)
             struct event_obj *e = o;
             if (ctx && e->ctx != ctx)
                 continue;
-            s->be->event_destroy(s->bz, e->be);
-            htab_remove(&s->ht, h, HT_EVENT);
-            free(e);
+            session_free_event(s, h, e);
         }
     }
     for (uint32_t i = 0; i < s->ht.used; i++) {

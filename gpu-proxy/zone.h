@@ -38,6 +38,36 @@ enum htype { HT_NONE = 0, HT_CTX = 0x11, HT_STREAM = 0x22, HT_EVENT = 0x33, HT_L
  * and are not charged; the physical allocations mapped into them are). */
 #define SESSION_MAX_RESERVES 1024
 #define ZONE_VMM_RESERVE_BYTES (256ull << 30)
+/* IPC (dispatch_ipc.c): allocations exported at once, and opened imports, per zone. */
+#define ZONE_MAX_IPC_EXPORTS 1024
+#define ZONE_MAX_IPC_IMPORTS 4096
+#define IPC_TOKEN_BYTES 16
+
+/* An exported allocation: what a 64-byte CUipcMemHandle names (slot and random token). Owned by
+ * the zone's table; retired when its allocation is freed. */
+struct session;
+struct ipc_event;
+struct ipc_export {
+    uint8_t token[IPC_TOKEN_BYTES]; /* getrandom(2): a guessed or forged handle is refused */
+    const struct session *owner;    /* the exporter, which may not open its own handle */
+    struct ipc_mem *mem;            /* an allocation's export, or */
+    struct ipc_event *ev;           /* an event's */
+    uint64_t size;
+};
+
+/* An interprocess event (CU_EVENT_INTERPROCESS): the backend event and the record tickets that
+ * every session's handle to it shares. A record takes the next ticket when it is queued and
+ * marks it done when it has run (or was drained without running); a wait waits for the last
+ * ticket handed out, whichever session recorded it. refs: the exporter's event and each
+ * opened one (under the zone's lock); the last one destroys the backend event. */
+struct ipc_event {
+    struct backend_event *be;
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* done grew */
+    uint64_t issued;     /* the last ticket handed out (under lock) */
+    uint64_t done;       /* the highest ticket that has run (under lock) */
+    uint32_t refs;
+};
 
 struct handle_slot {
     void *obj;     /* NULL when free */
@@ -71,9 +101,18 @@ void *htab_slot(const struct handle_table *t, uint32_t i, uint8_t type, idm_hand
  * physical allocation carries the charge); no_access until the tenant grants access.
  * ALLOC_HEAP: a context's device-side malloc/free heap (owner: the context; not the tenant's to
  * free). */
+/* ALLOC_IPC: memory another session of the zone exported, opened here (dispatch_ipc.c). */
 enum alloc_kind { ALLOC_MEM = 1, ALLOC_GLOBAL_OWNED = 2, ALLOC_GLOBAL_MAPPED = 3,
-                  ALLOC_VMM_MAP = 4, ALLOC_HEAP = 5 };
+                  ALLOC_VMM_MAP = 4, ALLOC_HEAP = 5, ALLOC_IPC = 6 };
 struct vmem_obj;
+
+/* Backend memory shared through IPC: the exporting allocation and every session that opened it
+ * hold one reference each (under the zone's lock); the last one scrubs and frees it and gives
+ * its quota back, so the memory outlives its exporter's cuMemFree while an import is open. */
+struct ipc_mem {
+    uint64_t baddr, size, charged;
+    uint32_t refs;
+};
 
 struct alloc {
     uint64_t va;    /* zone-virtual base */
@@ -83,6 +122,8 @@ struct alloc {
     idm_handle owner; /* context (memory) or library (globals) */
     uint64_t buffer_id;
     struct vmem_obj *vmem; /* ALLOC_VMM_MAP: the physical allocation mapped (baddr is inside it) */
+    struct ipc_mem *ipc; /* set once exported (ALLOC_MEM) or opened (ALLOC_IPC), else NULL */
+    uint32_t opens;      /* ALLOC_IPC: cuIpcOpenMemHandle calls not yet closed */
     uint8_t kind;
     uint8_t no_access; /* 1: mapped without access (ALLOC_VMM_MAP before cuMemSetAccess) */
 };
@@ -133,6 +174,8 @@ struct zone {
     uint64_t vmm_reserved; /* bytes of the zone's reserves (under lock), <= ZONE_VMM_RESERVE_BYTES */
     uint64_t heap_charged; /* real backend: the driver's device heap size last set, charged
                             * (under lock; held while the worker's context lives) */
+    struct ipc_export *ipc[ZONE_MAX_IPC_EXPORTS]; /* live exports, by slot (under lock) */
+    uint32_t ipc_imports; /* ALLOC_IPC entries of all sessions (under lock) */
 };
 
 struct zone_registry {
@@ -174,6 +217,8 @@ int zone_recharge(struct zone *z, uint64_t *held, uint64_t bytes);
  * quota. zone_unreserve gives the count back (the address range is not reused). */
 int zone_reserve(struct zone *z, uint64_t bytes, uint64_t align, uint64_t *va);
 void zone_unreserve(struct zone *z, uint64_t bytes);
+/* Takes zone address space for bytes without charging the quota (-ENOSPC). */
+int zone_reserve_va(struct zone *z, uint64_t bytes, uint64_t *va);
 /* A device allocation of the zone made (+1) or freed (-1). */
 void zone_count_alloc(struct zone *z, int delta);
 
@@ -215,6 +260,8 @@ struct stream_obj {
 struct event_obj {
     idm_handle ctx;
     struct backend_event *be;
+    struct ipc_event *ipc; /* interprocess events (exported or opened), else NULL */
+    int imported;          /* opened with cuIpcOpenEventHandle */
     uint32_t flags;
     int recorded;
     struct stream_obj *rec_stream; /* NULL: the record ran inline (complete) */
@@ -359,8 +406,23 @@ void session_close(struct session *s);
 /* Releases the objects that belong to context ctx (0: all objects). */
 void session_release(struct session *s, idm_handle ctx);
 
-/* Frees one allocation (scrub + uncharge); the index is into s->at. */
+/* Frees one allocation (scrub + uncharge); the index is into s->at. Exported or opened IPC
+ * memory: retires the export (exporter) and drops one reference; the last frees the memory. */
 void session_free_alloc(struct session *s, long i);
+/* Drops allocation a's reference to its IPC memory (a->ipc; an exporter's allocation also
+ * retires its export, so its handle opens no more); the last reference scrubs and frees the
+ * memory and gives its quota back. a is no longer (or not yet) in the session's table. */
+void session_put_ipc(struct session *s, const struct alloc *a);
+/* Destroys an event of the session: its handle, and its backend event, or its reference to an
+ * interprocess event (an exporter's event also retires its export). Its records have run. */
+void session_free_event(struct session *s, idm_handle h, struct event_obj *e);
+/* Interprocess events: a new one for backend event be (NULL: out of memory); the next record
+ * ticket; a ticket that has run (or never will); waiting for the last ticket handed out. */
+struct ipc_event *ipc_event_new(struct backend_event *be);
+uint64_t ipc_event_ticket(struct ipc_event *x);
+void ipc_event_mark(struct ipc_event *x, uint64_t ticket);
+int ipc_event_ready(struct ipc_event *x);
+void ipc_event_wait(struct ipc_event *x);
 /* Clears every event's reference to a stream that is about to be destroyed (drained). */
 void session_forget_stream(struct session *s, struct stream_obj *st);
 /* Frees a staging image and uncharges it from the zone's quota. */

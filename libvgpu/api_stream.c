@@ -377,6 +377,13 @@ CUresult cuEventCreate(CUevent *phEvent, unsigned int Flags)
     struct idm_req_EVENT_CREATE rq = {.ctx = ctx, .flags = Flags};
     struct idm_rep_EVENT_CREATE rp;
     r = VGPU_CALL(v, EVENT_CREATE, &rq, &rp);
+    if (r == CUDA_SUCCESS && (Flags & CU_EVENT_INTERPROCESS) &&
+        vgpu_ipc_event_note((CUevent)(uintptr_t)rp.event, 1) < 0) {
+        struct idm_req_EVENT_DESTROY dq = {.event = rp.event};
+        struct idm_rep_EVENT_DESTROY dp;
+        (void)VGPU_CALL(v, EVENT_DESTROY, &dq, &dp);
+        r = CUDA_ERROR_OUT_OF_MEMORY;
+    }
     if (r == CUDA_SUCCESS)
         *phEvent = (CUevent)(uintptr_t)rp.event;
     return r;
@@ -393,7 +400,10 @@ CUresult cuEventDestroy_v2(CUevent hEvent)
     pthread_mutex_lock(&v->lock);
     vgpu_managed_event_forget_locked(rq.event);
     pthread_mutex_unlock(&v->lock);
-    return VGPU_CALL(v, EVENT_DESTROY, &rq, &rp);
+    r = VGPU_CALL(v, EVENT_DESTROY, &rq, &rp);
+    if (r == CUDA_SUCCESS)
+        (void)vgpu_ipc_event_note(hEvent, 0);
+    return r;
 }
 
 CUresult cuEventDestroy(CUevent hEvent)
@@ -415,8 +425,10 @@ static CUresult event_record(CUevent e, CUstream s, unsigned flags)
                                       .stream = vgpu_stream_handle(s), .flags = flags};
     pthread_mutex_lock(&v->lock);
     r = vgpu_send_EVENT_RECORD_locked(v, &rq, NULL, 0);
-    if (r == CUDA_SUCCESS) /* its synchronisation ends the GPU work queued before it */
+    if (r == CUDA_SUCCESS) { /* its synchronisation ends the GPU work queued before it */
         vgpu_managed_event_record_locked(rq.event, s);
+        vgpu_ipc_event_recorded_locked(v, e);
+    }
     pthread_mutex_unlock(&v->lock);
     return r;
 }

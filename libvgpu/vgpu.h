@@ -325,6 +325,14 @@ int vgpu_managed_memset_locked(struct vgpu *v, uint64_t dst, size_t pitch, uint3
 /* A 2D copy with an array side (what: the entry point, for capture refusals). */
 CUresult vgpu_copy2d_array(const CUDA_MEMCPY2D *m, CUstream hs, const char *what);
 
+/* ---- IPC events (api_ipc.c) ---- */
+/* Notes e as an interprocess event of this process (created with CU_EVENT_INTERPROCESS or
+ * opened; live 1) or forgets it (destroyed; live 0). 0 or -ENOMEM. */
+int vgpu_ipc_event_note(CUevent e, int live);
+/* After a record of e was sent unanswered: for an interprocess event, returns once the worker
+ * has taken it (a round trip behind it), so that another process's wait that follows sees it. */
+void vgpu_ipc_event_recorded_locked(struct vgpu *v, CUevent e);
+
 /* ---- memory pools (api_pool.c) ---- */
 /* Sets up device d's default pool and the pool attributes its cached properties advertise. */
 void vgpu_pool_init(struct vgpu *v, int d);

@@ -6,7 +6,8 @@
  * rate-limited refusal logs, graphs (dependency order, checks at launch, bounds), arrays and
  * texture objects (copies, another zone's and forged handles and values, bounds), virtual
  * memory management (mappings reached by copies and kernels, access, faults, quota, hostile
- * maps and reserves). */
+ * maps and reserves), IPC memory and event handles between sessions of a zone (sharing,
+ * lifetime, refusals, bounds). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1539,6 +1540,335 @@ static void test_dispatch_vmm_hostile(void **state)
     assert_int_equal(f->za->used, 0);
     assert_int_equal(f->za->vmm_reserved, 0);
     assert_int_equal(session_open(f->za, NULL, f->win, WIN, 4096, "a", &f->a), 0);
+/* ---- IPC memory handles (dispatch_ipc.c) ---- */
+
+static void ipc_export(struct session *s, idm_dptr d, uint8_t handle[64])
+{
+    struct idm_req_IPC_MEM_EXPORT q = {.dptr = d};
+
+    assert_int_equal(call(s, IDM_OP_IPC_MEM_EXPORT, &q, sizeof(q), NULL, 0), 0);
+    memcpy(handle, REP(s, IPC_MEM_EXPORT)->handle, 64);
+}
+
+/* IPC_MEM_OPEN's status; *d the address on success. */
+static int32_t ipc_open(struct session *s, idm_handle ctx, const uint8_t handle[64], uint32_t flags,
+                        idm_dptr *d)
+{
+    struct idm_req_IPC_MEM_OPEN q = {.ctx = ctx, .flags = flags};
+    int32_t rc;
+
+    memcpy(q.handle, handle, 64);
+    rc = call(s, IDM_OP_IPC_MEM_OPEN, &q, sizeof(q), NULL, 0);
+    if (rc == 0 && d != NULL)
+        *d = REP(s, IPC_MEM_OPEN)->dptr;
+    return rc;
+}
+
+static int32_t ipc_close(struct session *s, idm_dptr d)
+{
+    struct idm_req_IPC_MEM_CLOSE q = {.dptr = d};
+
+    return call(s, IDM_OP_IPC_MEM_CLOSE, &q, sizeof(q), NULL, 0);
+}
+
+static int32_t mem_free(struct session *s, idm_dptr d)
+{
+    struct idm_req_MEM_FREE q = {.dptr = d};
+
+    return call(s, IDM_OP_MEM_FREE, &q, sizeof(q), NULL, 0);
+}
+
+static void put_u32(struct session *s, idm_dptr d, uint32_t v)
+{
+    struct idm_req_MEMCPY_HTOD q = {.dst = d, .win_len = 0, .len = 4};
+
+    assert_int_equal(call(s, IDM_OP_MEMCPY_HTOD, &q, sizeof(q), &v, 4), 0);
+}
+
+static uint32_t get_u32(struct session *s, idm_dptr d)
+{
+    struct idm_req_MEMCPY_DTOH q = {.src = d, .win_len = 0, .len = 4};
+    uint32_t v;
+
+    assert_int_equal(call(s, IDM_OP_MEMCPY_DTOH, &q, sizeof(q), NULL, 0), 0);
+    memcpy(&v, s->rbuf + sizeof(struct idm_rep_MEMCPY_DTOH), 4);
+    return v;
+}
+
+/* Two sessions of zone A share memory: copies and a kernel of the importer reach the exporter's
+ * allocation; the memory outlives the exporter's free (charged once, until the last close). */
+static void test_dispatch_ipc_mem_shared(void **state)
+{
+    struct fixture *f = *state;
+    struct session *a2;
+    idm_handle ctx = ctx_of(f->a), ctx2, lib, k;
+    idm_dptr d = alloc_in(f->a, ctx, 4096), d2, again;
+    struct idm_req_LIBRARY_GET_KERNEL gk;
+    uint8_t h[64], h_again[64];
+    uint64_t used;
+
+    assert_int_equal(session_open(f->za, NULL, f->win, WIN, 4096, "a2", &a2), 0);
+    ctx2 = ctx_of(a2);
+    put_u32(f->a, d + 16, 0x1234);
+    ipc_export(f->a, d, h);
+    ipc_export(f->a, d, h_again);
+    assert_memory_equal(h, h_again, 64); /* exporting again: the same handle */
+    used = f->za->used;
+    assert_int_equal(ipc_open(a2, ctx2, h, CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS, &d2), 0);
+    assert_int_equal(f->za->used, used); /* not charged again */
+    assert_int_equal(get_u32(a2, d2 + 16), 0x1234);
+    put_u32(a2, d2 + 20, 0xbeef);
+    assert_int_equal(get_u32(f->a, d + 20), 0xbeef);
+    lib = load_ptx(f, a2, ctx2);
+    gk.library = lib;
+    assert_int_equal(call(a2, IDM_OP_LIBRARY_GET_KERNEL, &gk, sizeof(gk), "store7", 7), 0);
+    k = REP(a2, LIBRARY_GET_KERNEL)->kernel;
+    assert_int_equal(launch(a2, k, d2 + 24), 0);
+    assert_int_equal(get_u32(f->a, d + 24), 7);
+    /* Opened twice: the same address, two closes. */
+    assert_int_equal(ipc_open(a2, ctx2, h, 0, &again), 0);
+    assert_int_equal(again, d2);
+    assert_int_equal(ipc_close(a2, d2), 0);
+    assert_int_equal(REP(a2, IPC_MEM_CLOSE)->opens, 1);
+    /* The exporter frees: the import still reads the data; the handle opens no more. */
+    used = f->za->used;
+    assert_int_equal(mem_free(f->a, d), 0);
+    assert_int_equal(f->za->used, used);
+    assert_int_equal(get_u32(a2, d2 + 16), 0x1234);
+    assert_int_equal(launch(a2, k, d2 + 28), 0);
+    assert_int_equal(get_u32(a2, d2 + 28), 7);
+    assert_int_equal(ipc_open(f->b, ctx_of(f->b), h, 0, NULL), CUDA_ERROR_INVALID_HANDLE);
+    /* The last close frees it and gives the quota back; a second close is refused. */
+    assert_int_equal(ipc_close(a2, d2), 0);
+    assert_int_equal(REP(a2, IPC_MEM_CLOSE)->opens, 0);
+    assert_int_equal(f->za->used, used - 4096);
+    assert_int_equal(ipc_close(a2, d2), CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(launch(a2, k, d2 + 28), CUDA_ERROR_ILLEGAL_ADDRESS);
+    session_close(a2);
+}
+
+/* The exporter's process ends while an import is open: the memory stays until the importer
+ * closes (here: its session ends, which closes its imports). */
+static void test_dispatch_ipc_exporter_exits(void **state)
+{
+    struct fixture *f = *state;
+    struct session *e;
+    idm_handle ctx = ctx_of(f->a);
+    idm_dptr d, d2;
+    uint64_t used = f->za->used;
+    uint8_t h[64];
+
+    assert_int_equal(session_open(f->za, NULL, f->win, WIN, 4096, "exporter", &e), 0);
+    d = alloc_in(e, ctx_of(e), 8192);
+    put_u32(e, d + 4096, 42);
+    ipc_export(e, d, h);
+    assert_int_equal(ipc_open(f->a, ctx, h, 0, &d2), 0);
+    session_close(e);
+    assert_int_equal(f->za->used, used + 8192);
+    assert_int_equal(get_u32(f->a, d2 + 4096), 42);
+    assert_int_equal(ipc_open(f->a, ctx, h, 0, NULL), CUDA_ERROR_INVALID_HANDLE);
+    assert_int_equal(f->za->ipc_imports, 1);
+    {
+        struct idm_req_PRIMARY_CTX_RESET q = {.device = 0};
+        assert_int_equal(call(f->a, IDM_OP_PRIMARY_CTX_RESET, &q, sizeof(q), NULL, 0), 0);
+    }
+    assert_int_equal(f->za->ipc_imports, 0);
+    assert_int_equal(f->za->used, used);
+}
+
+/* Refused: another zone's session, a forged or random handle, the exporter itself, unknown
+ * flags, exports of what is not the base of a cuMemAlloc allocation, cuMemFree of an import. */
+static void test_dispatch_ipc_refusals(void **state)
+{
+    struct fixture *f = *state;
+    struct session *a2;
+    idm_handle ctx = ctx_of(f->a), ctx2;
+    idm_dptr d = alloc_in(f->a, ctx, 256), d2;
+    uint8_t h[64], forged[64];
+    struct idm_req_IPC_MEM_EXPORT ex = {.dptr = d + 8};
+
+    assert_int_equal(session_open(f->za, NULL, f->win, WIN, 4096, "a2", &a2), 0);
+    ctx2 = ctx_of(a2);
+    ipc_export(f->a, d, h);
+    assert_int_equal(ipc_open(f->b, ctx_of(f->b), h, 0, NULL), CUDA_ERROR_INVALID_HANDLE);
+    for (int i = 16; i < 32; i++) { /* every token byte matters */
+        memcpy(forged, h, 64);
+        forged[i] ^= 0x01;
+        assert_int_equal(ipc_open(a2, ctx2, forged, 0, NULL), CUDA_ERROR_INVALID_HANDLE);
+    }
+    memcpy(forged, h, 64);
+    forged[12] ^= 0x01; /* another slot, the same token */
+    assert_int_equal(ipc_open(a2, ctx2, forged, 0, NULL), CUDA_ERROR_INVALID_HANDLE);
+    memset(forged, 0xff, sizeof(forged));
+    assert_int_equal(ipc_open(a2, ctx2, forged, 0, NULL), CUDA_ERROR_INVALID_HANDLE);
+    assert_int_equal(ipc_open(f->a, ctx, h, 0, NULL), CUDA_ERROR_INVALID_CONTEXT);
+    assert_int_equal(ipc_open(a2, ctx2, h, 2, NULL), CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(call(f->a, IDM_OP_IPC_MEM_EXPORT, &ex, sizeof(ex), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    ex.dptr = 0x1000;
+    assert_int_equal(call(f->a, IDM_OP_IPC_MEM_EXPORT, &ex, sizeof(ex), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(ipc_open(a2, ctx2, h, 0, &d2), 0);
+    ex.dptr = d2; /* an import is not exported again */
+    assert_int_equal(call(a2, IDM_OP_IPC_MEM_EXPORT, &ex, sizeof(ex), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(mem_free(a2, d2), CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(ipc_close(a2, d), CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(ipc_close(f->a, d), CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(ipc_close(a2, d2), 0);
+    assert_int_equal(ipc_close(a2, d2), CUDA_ERROR_INVALID_VALUE);
+    session_close(a2);
+}
+
+/* At most ZONE_MAX_IPC_EXPORTS exports and ZONE_MAX_IPC_IMPORTS open imports per zone. */
+static void test_dispatch_ipc_bounds(void **state)
+{
+    struct fixture *f = *state;
+    enum { NS = ZONE_MAX_IPC_IMPORTS / ZONE_MAX_IPC_EXPORTS + 1 };
+    static uint8_t h[ZONE_MAX_IPC_EXPORTS][64];
+    struct session *s[NS];
+    idm_handle ctx = ctx_of(f->a);
+    struct idm_req_IPC_MEM_EXPORT ex;
+    idm_dptr d;
+
+    for (uint32_t i = 0; i < ZONE_MAX_IPC_EXPORTS; i++)
+        ipc_export(f->a, alloc_in(f->a, ctx, 1), h[i]);
+    ex.dptr = alloc_in(f->a, ctx, 1);
+    assert_int_equal(call(f->a, IDM_OP_IPC_MEM_EXPORT, &ex, sizeof(ex), NULL, 0),
+                     CUDA_ERROR_OUT_OF_MEMORY);
+    for (int j = 0; j < NS; j++) {
+        assert_int_equal(session_open(f->za, NULL, f->win, WIN, 4096, "imp", &s[j]), 0);
+        idm_handle c = ctx_of(s[j]);
+        for (uint32_t i = 0; i < ZONE_MAX_IPC_EXPORTS; i++) {
+            int32_t rc = ipc_open(s[j], c, h[i], 0, &d);
+            if (j < NS - 1)
+                assert_int_equal(rc, 0);
+            else
+                assert_int_equal(rc, CUDA_ERROR_OUT_OF_MEMORY);
+        }
+    }
+    assert_int_equal(f->za->ipc_imports, ZONE_MAX_IPC_IMPORTS);
+    session_close(s[0]);
+    assert_int_equal(ipc_open(s[NS - 1], ctx_of(s[NS - 1]), h[0], 0, &d), 0);
+    for (int j = 1; j < NS; j++)
+        session_close(s[j]);
+    assert_int_equal(f->za->ipc_imports, 0);
+}
+
+static idm_handle event_new(struct session *s, idm_handle ctx, uint32_t flags)
+{
+    struct idm_req_EVENT_CREATE q = {.ctx = ctx, .flags = flags};
+
+    assert_int_equal(call(s, IDM_OP_EVENT_CREATE, &q, sizeof(q), NULL, 0), 0);
+    return REP(s, EVENT_CREATE)->event;
+}
+
+static int32_t event_op(struct session *s, uint16_t op, idm_handle ev)
+{
+    struct idm_req_EVENT_QUERY q = {.event = ev}; /* QUERY, SYNCHRONIZE, DESTROY: one field */
+
+    _Static_assert(sizeof(struct idm_req_EVENT_SYNCHRONIZE) == sizeof(q), "one field");
+    _Static_assert(sizeof(struct idm_req_EVENT_DESTROY) == sizeof(q), "one field");
+    return call(s, op, &q, sizeof(q), NULL, 0);
+}
+
+static int32_t event_record(struct session *s, idm_handle ev, idm_handle stream)
+{
+    struct idm_req_EVENT_RECORD q = {.event = ev, .stream = stream};
+
+    return call(s, IDM_OP_EVENT_RECORD, &q, sizeof(q), NULL, 0);
+}
+
+static int32_t ipc_event_open(struct session *s, idm_handle ctx, const uint8_t handle[64],
+                              idm_handle *ev)
+{
+    struct idm_req_IPC_EVENT_OPEN q = {.ctx = ctx};
+    int32_t rc;
+
+    memcpy(q.handle, handle, 64);
+    rc = call(s, IDM_OP_IPC_EVENT_OPEN, &q, sizeof(q), NULL, 0);
+    if (rc == 0 && ev != NULL)
+        *ev = REP(s, IPC_EVENT_OPEN)->event;
+    return rc;
+}
+
+/* An interprocess event shared by two sessions of zone A: a record by either is what the other
+ * waits for (a record handed out and not yet run keeps the other's query NOT_READY); the
+ * exporter's destroy leaves the opened event working; refusals as for memory. */
+static void test_dispatch_ipc_event(void **state)
+{
+    struct fixture *f = *state;
+    const uint32_t ipc_flags = CU_EVENT_INTERPROCESS | CU_EVENT_DISABLE_TIMING;
+    struct idm_req_EVENT_CREATE bad = {.ctx = 0, .flags = CU_EVENT_INTERPROCESS};
+    struct idm_req_STREAM_CREATE sc = {.ctx = 0};
+    struct idm_req_STREAM_WAIT_EVENT sw = {.stream = 0};
+    struct idm_req_IPC_EVENT_EXPORT ex;
+    struct session *a2;
+    idm_handle ctx = ctx_of(f->a), ctx2, ev, ev2, plain, st;
+    struct event_obj *eo;
+    uint8_t h[64], forged[64];
+    uint64_t t;
+
+    assert_int_equal(session_open(f->za, NULL, f->win, WIN, 4096, "a2", &a2), 0);
+    ctx2 = ctx_of(a2);
+    assert_int_equal(call(f->a, IDM_OP_EVENT_CREATE, &bad, sizeof(bad), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE); /* CUDA: interprocess needs DISABLE_TIMING */
+    plain = event_new(f->a, ctx, CU_EVENT_DISABLE_TIMING);
+    ex.event = plain;
+    assert_int_equal(call(f->a, IDM_OP_IPC_EVENT_EXPORT, &ex, sizeof(ex), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+    ev = event_new(f->a, ctx, ipc_flags);
+    ex.event = ev;
+    assert_int_equal(call(f->a, IDM_OP_IPC_EVENT_EXPORT, &ex, sizeof(ex), NULL, 0), 0);
+    memcpy(h, REP(f->a, IPC_EVENT_EXPORT)->handle, 64);
+    assert_int_equal(ipc_event_open(f->b, ctx_of(f->b), h, NULL), CUDA_ERROR_INVALID_HANDLE);
+    assert_int_equal(ipc_event_open(f->a, ctx, h, NULL), CUDA_ERROR_INVALID_CONTEXT);
+    memcpy(forged, h, 64);
+    forged[31] ^= 0x80;
+    assert_int_equal(ipc_event_open(a2, ctx2, forged, NULL), CUDA_ERROR_INVALID_HANDLE);
+    assert_int_equal(ipc_open(a2, ctx2, h, 0, NULL), CUDA_ERROR_INVALID_HANDLE); /* not memory */
+    assert_int_equal(ipc_event_open(a2, ctx2, h, &ev2), 0);
+    ex.event = ev2; /* an opened event is not exported again */
+    assert_int_equal(call(a2, IDM_OP_IPC_EVENT_EXPORT, &ex, sizeof(ex), NULL, 0),
+                     CUDA_ERROR_INVALID_VALUE);
+
+    /* A record of a's that has not run yet: a2's query is NOT_READY until it has. */
+    eo = htab_lookup(&f->a->ht, ev, HT_EVENT);
+    assert_non_null(eo);
+    t = ipc_event_ticket(eo->ipc);
+    assert_int_equal(event_op(a2, IDM_OP_EVENT_QUERY, ev2), CUDA_ERROR_NOT_READY);
+    ipc_event_mark(eo->ipc, t);
+    assert_int_equal(event_op(a2, IDM_OP_EVENT_QUERY, ev2), 0);
+    /* Records on a stream and inline, by either side; waits on the other side. */
+    assert_int_equal(call(f->a, IDM_OP_STREAM_CREATE, &sc, sizeof(sc), NULL, 0), 0);
+    st = REP(f->a, STREAM_CREATE)->stream;
+    assert_int_equal(event_record(f->a, ev, st), -1000); /* queued: its worker answers */
+    assert_int_equal(event_op(a2, IDM_OP_EVENT_SYNCHRONIZE, ev2), 0);
+    assert_int_equal(event_record(f->a, ev, st), -1000); /* the recorder's own wait, at once */
+    assert_int_equal(event_op(f->a, IDM_OP_EVENT_SYNCHRONIZE, ev), 0);
+    assert_int_equal(event_op(a2, IDM_OP_EVENT_QUERY, ev2), 0);
+    sw.event = ev2;
+    assert_int_equal(call(a2, IDM_OP_STREAM_WAIT_EVENT, &sw, sizeof(sw), NULL, 0), 0);
+    assert_int_equal(event_record(a2, ev2, 0), 0);
+    assert_int_equal(event_op(f->a, IDM_OP_EVENT_SYNCHRONIZE, ev), 0);
+    /* The exporter destroys its event: the opened one still works; the handle opens no more. */
+    assert_int_equal(event_op(f->a, IDM_OP_EVENT_DESTROY, ev), 0);
+    assert_int_equal(ipc_event_open(a2, ctx2, h, NULL), CUDA_ERROR_INVALID_HANDLE);
+    assert_int_equal(event_record(a2, ev2, 0), 0);
+    assert_int_equal(event_op(a2, IDM_OP_EVENT_SYNCHRONIZE, ev2), 0);
+    assert_int_equal(f->za->ipc_imports, 1);
+    assert_int_equal(event_op(a2, IDM_OP_EVENT_DESTROY, ev2), 0);
+    assert_int_equal(f->za->ipc_imports, 0);
+    /* An opened event is released with its session. */
+    ev = event_new(f->a, ctx, ipc_flags);
+    ex.event = ev;
+    assert_int_equal(call(f->a, IDM_OP_IPC_EVENT_EXPORT, &ex, sizeof(ex), NULL, 0), 0);
+    assert_int_equal(ipc_event_open(a2, ctx2, REP(f->a, IPC_EVENT_EXPORT)->handle, &ev2), 0);
+    assert_int_equal(f->za->ipc_imports, 1);
+    session_close(a2);
+    assert_int_equal(f->za->ipc_imports, 0);
+    assert_int_equal(event_record(f->a, ev, 0), 0);
+    assert_int_equal(event_op(f->a, IDM_OP_EVENT_SYNCHRONIZE, ev), 0);
 }
 
 int main(void)
@@ -1573,6 +1903,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dispatch_array_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_vmm_map_copy_launch, setup_vmm, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_vmm_hostile, setup_vmm, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_ipc_mem_shared, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_ipc_exporter_exits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_ipc_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_ipc_bounds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_ipc_event, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     backend_stub.shutdown();
