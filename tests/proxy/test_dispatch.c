@@ -1540,6 +1540,8 @@ static void test_dispatch_vmm_hostile(void **state)
     assert_int_equal(f->za->used, 0);
     assert_int_equal(f->za->vmm_reserved, 0);
     assert_int_equal(session_open(f->za, NULL, f->win, WIN, 4096, "a", &f->a), 0);
+}
+
 /* ---- IPC memory handles (dispatch_ipc.c) ---- */
 
 static void ipc_export(struct session *s, idm_dptr d, uint8_t handle[64])
