@@ -29,13 +29,13 @@ sorted() { LC_ALL=C sort "$@"; }
 
 cp implemented.txt "$tmp/ok"
 grep -vx cuMemcpyHtoD_v2 implemented.txt >"$tmp/missing"
-{ cat implemented.txt; echo cuArrayDestroy; } | sorted >"$tmp/extra"
+{ cat implemented.txt; echo cuLinkCreate_v2; } | sorted >"$tmp/extra"
 { cat implemented.txt; echo cuMemcpy_ptds; } | sorted >"$tmp/per_thread"
 { cat implemented.txt; echo cuArrayCreate; } >"$tmp/unsorted"
 
 expect committed 0 "" "$tmp/ok" "$@"
 expect unlisted 1 "cuMemcpyHtoD_v2 is defined in .*api_mem.o but not listed" "$tmp/missing" "$@"
-expect undefined 1 "cuArrayDestroy is listed in implemented.txt but no source" "$tmp/extra" "$@"
+expect undefined 1 "cuLinkCreate_v2 is listed in implemented.txt but no source" "$tmp/extra" "$@"
 expect per_thread 1 "cuMemcpy_ptds is a per-thread form, generated from cuMemcpy" \
     "$tmp/per_thread" "$@"
 expect unsorted 1 "not sorted or not unique" "$tmp/unsorted" "$@"
