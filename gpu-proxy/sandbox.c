@@ -170,6 +170,12 @@ static int build_filter(scmp_filter_ctx f, int devices)
     if (rc == 0)
         rc = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
                               SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
+    /* Reading this process's own memory, which fails instead of faulting (a driver library may
+     * check a buffer that way: our libcuda.so.1 does for code images, and the chain runs the
+     * cuda profile over it); never another process's. */
+    if (rc == 0 && devices)
+        rc = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(process_vm_readv), 1,
+                              SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
     /* prctl: thread names and the parent-death signal only. */
     if (rc == 0)
         rc = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,

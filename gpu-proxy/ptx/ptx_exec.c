@@ -2934,7 +2934,9 @@ struct pool_thread {
 
 static pthread_mutex_t g_pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pool_thread *g_pool_idle;
-static unsigned g_pool_count;
+static unsigned g_pool_count, g_pool_nidle;
+/* signalled when a helper goes back to the idle list (a cooperative launch may be waiting) */
+static pthread_cond_t g_pool_freed = PTHREAD_COND_INITIALIZER;
 
 static void *pool_main(void *arg)
 {
@@ -2951,6 +2953,8 @@ static void *pool_main(void *arg)
         pt->job = NULL;
         pt->next = g_pool_idle;
         g_pool_idle = pt;
+        g_pool_nidle++;
+        pthread_cond_broadcast(&g_pool_freed);
         pthread_mutex_unlock(&g_pool_lock);
         /* the last access to the launch: it may return as soon as the lock is released */
         pthread_mutex_lock(&L->lock);
@@ -2962,15 +2966,21 @@ static void *pool_main(void *arg)
     return NULL;
 }
 
-/* Hands each of ws[0..n) to a pool thread; returns how many were handed out. */
-static unsigned pool_dispatch(struct worker *ws, unsigned n, struct launch_ctx *L)
+/* Hands each of ws[0..n) to a pool thread; returns how many were handed out. all (cooperative
+ * launches, whose blocks must all run at once): first waits until the pool can give n at once
+ * (other launches' helpers come back when their grids end; n <= POOL_MAX), instead of failing
+ * because another launch holds them. */
+static unsigned pool_dispatch(struct worker *ws, unsigned n, struct launch_ctx *L, int all)
 {
     unsigned given = 0;
     pthread_mutex_lock(&g_pool_lock);
+    while (all && n <= POOL_MAX && g_pool_nidle + (POOL_MAX - g_pool_count) < n)
+        pthread_cond_wait(&g_pool_freed, &g_pool_lock);
     for (; given < n; given++) {
         struct pool_thread *pt = g_pool_idle;
         if (pt) {
             g_pool_idle = pt->next;
+            g_pool_nidle--;
         } else {
             if (g_pool_count >= POOL_MAX)
                 break;
@@ -3495,7 +3505,7 @@ int ptx_launch(const struct ptx_kernel *k, const struct ptx_launch *l, char *err
     }
     /* the calling thread is worker 0; helpers from the pool run the others (fewer if the
      * pool cannot grow: the grid still completes) */
-    unsigned helpers = nw > 1 ? pool_dispatch(ws + 1, nw - 1, &L) : 0;
+    unsigned helpers = nw > 1 ? pool_dispatch(ws + 1, nw - 1, &L, l->cooperative) : 0;
     if (l->cooperative && helpers < nw - 1) /* its blocks would wait for each other forever */
         launch_fail(&ws[0], NULL, PTX_ERR_COOPERATIVE_TOO_LARGE, "cooperative launch of %u "
                     "blocks, host threads for only %u (the process's pool is busy)", nw,
