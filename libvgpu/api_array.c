@@ -506,28 +506,27 @@ static void resource_desc(const struct idm_rep_TEX_GET_DESC *p, CUDA_RESOURCE_DE
     }
 }
 
-CUresult cuTexObjectGetResourceDesc(CUDA_RESOURCE_DESC *out, CUtexObject t)
+/* The resource of a texture (surface 0) or surface object. */
+static CUresult object_resource_desc(CUDA_RESOURCE_DESC *out, uint64_t value, int surface)
 {
     struct idm_rep_TEX_GET_DESC p;
     CUresult r;
 
     if (out == NULL)
         return CUDA_ERROR_INVALID_VALUE;
-    if ((r = object_desc(t, 0, &p)) == CUDA_SUCCESS)
+    if ((r = object_desc(value, surface, &p)) == CUDA_SUCCESS)
         resource_desc(&p, out);
     return r;
 }
 
+CUresult cuTexObjectGetResourceDesc(CUDA_RESOURCE_DESC *out, CUtexObject t)
+{
+    return object_resource_desc(out, t, 0);
+}
+
 CUresult cuSurfObjectGetResourceDesc(CUDA_RESOURCE_DESC *out, CUsurfObject s)
 {
-    struct idm_rep_TEX_GET_DESC p;
-    CUresult r;
-
-    if (out == NULL)
-        return CUDA_ERROR_INVALID_VALUE;
-    if ((r = object_desc(s, 1, &p)) == CUDA_SUCCESS)
-        resource_desc(&p, out);
-    return r;
+    return object_resource_desc(out, s, 1);
 }
 
 CUresult cuTexObjectGetTextureDesc(CUDA_TEXTURE_DESC *out, CUtexObject t)
